@@ -1,0 +1,671 @@
+package writeback
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// describeClassified renders a classification compactly so table tests can state the
+// whole expected result in one string: quoted identifiers are shown {norm},
+// placeholders #ordinal or :name#ordinal, literals as Go values (strings and
+// decimal text %q).
+func describeClassified(c *classified) string {
+	idn := func(i ident) string {
+		if i.quoted {
+			return "{" + i.norm + "}"
+		}
+		return i.norm
+	}
+	val := func(v valueSrc) string {
+		if !v.isLit {
+			if v.name != "" {
+				return fmt.Sprintf(":%s#%d", v.name, v.ordinal)
+			}
+			return fmt.Sprintf("#%d", v.ordinal)
+		}
+		switch x := v.lit.(type) {
+		case nil:
+			return "NULL"
+		case bool:
+			return strings.ToUpper(fmt.Sprint(x))
+		case int64:
+			return fmt.Sprint(x)
+		case string:
+			return fmt.Sprintf("%q", x)
+		}
+		return fmt.Sprintf("?%T", v.lit)
+	}
+	var b strings.Builder
+	tbl := idn(c.table)
+	if c.schema != nil {
+		tbl = idn(*c.schema) + "." + tbl
+	}
+	switch c.kind {
+	case stmtUpdate:
+		b.WriteString("update " + tbl + " set")
+		for i, s := range c.sets {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			op := "="
+			switch s.delta {
+			case 1:
+				op = "+="
+			case -1:
+				op = "-="
+			}
+			b.WriteString(" " + idn(s.col) + op + val(s.val))
+		}
+		b.WriteString(" where")
+		for i, w := range c.where {
+			if i > 0 {
+				b.WriteString(" and")
+			}
+			b.WriteString(" " + idn(w.col) + "=" + val(w.val))
+		}
+	case stmtInsert:
+		b.WriteString("insert " + tbl + " (")
+		for i, col := range c.cols {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(idn(col))
+		}
+		b.WriteString(") values")
+		for i, r := range c.rows {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(" (")
+			for j, v := range r {
+				if j > 0 {
+					b.WriteString(",")
+				}
+				b.WriteString(val(v))
+			}
+			b.WriteString(")")
+		}
+	default:
+		b.WriteString("other")
+	}
+	return b.String()
+}
+
+// Short names of the placeholder styles, for the table below.
+const (
+	clsNone = paramNone
+	clsQ    = paramQuestion
+	clsD    = paramDollar
+	clsNm   = paramNamed
+)
+
+// shapeTests lists statements and their expected classification; the fuzz
+// oracles also run on them (TestClassifyOracles).
+var shapeTests = []struct {
+	name   string
+	query  string
+	sqlite bool
+	want   string
+	style  paramStyle
+	n      int
+}{
+	// UPDATE with each placeholder style.
+	{"update ?", "UPDATE t SET a = ? WHERE k = ?", false, "update t set a=#1 where k=#2", clsQ, 2},
+	{"update ?N", "UPDATE t SET a = ?2 WHERE k = ?1", false, "update t set a=#2 where k=#1", clsQ, 2},
+	{"update ?N sqlite", "UPDATE t SET a = ?2 WHERE k = ?1", true, "update t set a=#2 where k=#1", clsQ, 2},
+	{"update $N", "UPDATE t SET a = $2 WHERE k = $1", false, "update t set a=#2 where k=#1", clsD, 2},
+	{"update $N reused", "UPDATE t SET a = $1, b = b + $1 WHERE k = $3", false, "update t set a=#1, b+=#1 where k=#3", clsD, 3},
+	{"update $N sqlite", "UPDATE t SET a = $2 WHERE k = $1", true, "update t set a=:2#1 where k=:1#2", clsNm, 2},
+	{"update :name", "UPDATE t SET a = :a, b = :b WHERE k = :k", false, "update t set a=:a#1, b=:b#2 where k=:k#3", clsNm, 3},
+	{"update @name", "UPDATE t SET a = @v WHERE k = @id", false, "update t set a=:v#1 where k=:id#2", clsNm, 2},
+	{"update $name sqlite", "UPDATE t SET a = $v WHERE k = $id", true, "update t set a=:v#1 where k=:id#2", clsNm, 2},
+	{"update :name repeated", "UPDATE t SET a = :x, b = :y WHERE k = :x", true, "update t set a=:x#1, b=:y#2 where k=:x#1", clsNm, 2},
+	{"update named reuse", "UPDATE t SET a = :a, b = b + :d WHERE k = :k AND k2 = :a", false, "update t set a=:a#1, b+=:d#2 where k=:k#3 and k2=:a#1", clsNm, 3},
+	{"update mixed named prefixes", "UPDATE t SET a = :a, b = @b WHERE k = :k", false, "update t set a=:a#1, b=:b#2 where k=:k#3", clsNm, 3},
+
+	// Literal kinds.
+	{"int literals", "UPDATE t SET a = 5, b = -7, c = +3, d = - 2 WHERE k = 10", false, "update t set a=5, b=-7, c=3, d=-2 where k=10", clsNone, 0},
+	{"int64 bounds", "UPDATE t SET a = 9223372036854775807, b = -9223372036854775808 WHERE k = 007", false, "update t set a=9223372036854775807, b=-9223372036854775808 where k=7", clsNone, 0},
+	{"decimals", "UPDATE t SET a = 1.50, b = -0.25, c = .5, d = 5., e = +2.0 WHERE k = 1", false, `update t set a="1.50", b="-0.25", c="0.5", d="5.0", e="2.0" where k=1`, clsNone, 0},
+	{"strings", "UPDATE t SET a = 'it''s', b = '', c = 'x' WHERE k = 'key'", false, `update t set a="it's", b="", c="x" where k="key"`, clsNone, 0},
+	{"null true false", "UPDATE t SET a = NULL, b = true, c = FALSE WHERE k = 1", false, "update t set a=NULL, b=TRUE, c=FALSE where k=1", clsNone, 0},
+	{"unicode string", "UPDATE t SET a = 'héllo ☃' WHERE k = 1", false, `update t set a="héllo ☃" where k=1`, clsNone, 0},
+
+	// Deltas.
+	{"delta plus", "UPDATE t SET n = n + 1 WHERE k = ?", false, "update t set n+=1 where k=#1", clsQ, 1},
+	{"delta minus", "UPDATE t SET n = n - ? WHERE k = ?", false, "update t set n-=#1 where k=#2", clsQ, 2},
+	{"delta v+c", "UPDATE t SET n = ? + n WHERE k = ?", false, "update t set n+=#1 where k=#2", clsQ, 2},
+	{"delta literal v+c", "UPDATE t SET n = -2.5 + n WHERE k = 1", false, `update t set n+="-2.5" where k=1`, clsNone, 0},
+	{"delta negative literal", "UPDATE t SET n = n + -1, m = m - -2 WHERE k = 1", false, "update t set n+=-1, m-=-2 where k=1", clsNone, 0},
+	{"delta qualified", "UPDATE t SET n = t.n + 1 WHERE t.k = 1", false, "update t set n+=1 where k=1", clsNone, 0},
+	{"delta mixed", "UPDATE counters SET hits = hits + 1, last = ?, bytes = bytes + ? WHERE id = ?", false, "update counters set hits+=1, last=#1, bytes+=#2 where id=#3", clsQ, 3},
+	{"delta case-insensitive", "UPDATE t SET N = n + 1 WHERE k = 1", false, "update t set n+=1 where k=1", clsNone, 0},
+
+	// Keys.
+	{"composite key", "UPDATE t SET a = ? WHERE k1 = ? AND k2 = ? AND k3 = 'x'", false, `update t set a=#1 where k1=#2 and k2=#3 and k3="x"`, clsQ, 3},
+	{"key reversed", "UPDATE t SET a = ? WHERE ? = k", false, "update t set a=#1 where k=#2", clsQ, 2},
+	{"key literal reversed", "UPDATE t SET a = 1 WHERE 5 = k AND k2 = 6", false, "update t set a=1 where k=5 and k2=6", clsNone, 0},
+
+	// Names and quoting.
+	{"schema table", "UPDATE app.t SET a = 1 WHERE k = 1", false, "update app.t set a=1 where k=1", clsNone, 0},
+	{"double quotes", `UPDATE "My""Tbl" SET "Col" = 1 WHERE "Key" = 2`, false, `update {My"Tbl} set {Col}=1 where {Key}=2`, clsNone, 0},
+	{"backticks", "UPDATE `db`.`t` SET `a``b` = 1 WHERE `k` = 2", false, "update {db}.{t} set {a`b}=1 where {k}=2", clsNone, 0},
+	{"brackets", "UPDATE [dbo].[T] SET [a b] = 1 WHERE [k] = 2", false, "update {dbo}.{T} set {a b}=1 where {k}=2", clsNone, 0},
+	{"quoted delta", `UPDATE t SET "N" = "N" + 1 WHERE k = 1`, false, "update t set {N}+=1 where k=1", clsNone, 0},
+	{"qualified columns", "UPDATE s.t SET t.a = 1 WHERE t.k = 1", false, "update s.t set a=1 where k=1", clsNone, 0},
+	{"upper-case names", "UPDATE Page_Views SET Views = 1 WHERE Page_ID = 1", false, "update page_views set views=1 where page_id=1", clsNone, 0},
+	{"non-reserved keyword names", "UPDATE t SET value = 1, status = 2, key = 3 WHERE id = 1", false, "update t set value=1, status=2, key=3 where id=1", clsNone, 0},
+	{"dollar in name", "UPDATE t$1 SET a$b = 1 WHERE k = 1", false, "update t$1 set a$b=1 where k=1", clsNone, 0},
+
+	// Layout: case, comments, whitespace, semicolon.
+	{"lower-case keywords", "update t set a = 1 where k = 1", false, "update t set a=1 where k=1", clsNone, 0},
+	{"mixed-case keywords", "UpDaTe t SeT a = 1 WhErE k = 1 AnD j = 2", false, "update t set a=1 where k=1 and j=2", clsNone, 0},
+	{"no spaces", "UPDATE t SET a=?,b=b+?WHERE k=?", false, "update t set a=#1, b+=#2 where k=#3", clsQ, 3},
+	{"trailing semicolon", "UPDATE t SET a = 1 WHERE k = 1;", false, "update t set a=1 where k=1", clsNone, 0},
+	{"semicolon and space", "UPDATE t SET a = 1 WHERE k = 1 ; \n", false, "update t set a=1 where k=1", clsNone, 0},
+	{"block comments everywhere", "/*c*/UPDATE/*c*/t/*c*/SET/*c*/a/*c*/=/*c*/?/*c*/,b=b/**/+/**/1/*c*/WHERE/*c*/k/*c*/=/*c*/?/*c*/;/*c*/", false, "update t set a=#1, b+=1 where k=#2", clsQ, 2},
+	{"line comments", "-- first\nUPDATE t -- table\nSET a = ? -- value\nWHERE k = ? -- key\n", false, "update t set a=#1 where k=#2", clsQ, 2},
+	{"line comment at end", "UPDATE t SET a = ? WHERE k = ? -- done", false, "update t set a=#1 where k=#2", clsQ, 2},
+	{"comment CRLF", "UPDATE t -- x\r\nSET a = 1 WHERE k = 1", false, "update t set a=1 where k=1", clsNone, 0},
+	{"tabs and newlines", "UPDATE\tt\nSET\r\na = 1\fWHERE k = 1", false, "update t set a=1 where k=1", clsNone, 0},
+	{"schema dot spaced", "UPDATE s . t SET a = 1 WHERE k = 1", false, "update s.t set a=1 where k=1", clsNone, 0},
+
+	// INSERT.
+	{"insert ?", "INSERT INTO t (a, b) VALUES (?, ?)", false, "insert t (a,b) values (#1,#2)", clsQ, 2},
+	{"insert $N", "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)", false, "insert t (a,b) values (#1,#2), (#3,#4)", clsD, 4},
+	{"insert named", "INSERT INTO t (a, b) VALUES (:a, :b)", true, "insert t (a,b) values (:a#1,:b#2)", clsNm, 2},
+	{"insert literals", "insert into s.t(a,b,c,d,e) values(1,'x',NULL,TRUE,-1.5);", false, `insert s.t (a,b,c,d,e) values (1,"x",NULL,TRUE,"-1.5")`, clsNone, 0},
+	{"insert quoted", "INSERT INTO \"T\" (\"A\", `b`, [c]) VALUES (1, 2, 3)", false, "insert {T} ({A},{b},{c}) values (1,2,3)", clsNone, 0},
+	{"insert multi-row", "INSERT INTO t (k, v) VALUES (1, 'a'), (2, 'b'), (3, 'c')", false, `insert t (k,v) values (1,"a"), (2,"b"), (3,"c")`, clsNone, 0},
+	{"insert comments", "INSERT /*x*/ INTO t /*y*/ (a) -- z\n VALUES (?) -- end", false, "insert t (a) values (#1)", clsQ, 1},
+	{"insert value column", "INSERT INTO kv (key, value) VALUES (?, ?)", false, "insert kv (key,value) values (#1,#2)", clsQ, 2},
+
+	// Not bufferable: UPDATE.
+	{"update no where", "UPDATE t SET a = 1", false, "other", clsNone, 0},
+	{"where or", "UPDATE t SET a = 1 WHERE k = 1 OR k = 2", false, "other", clsNone, 0},
+	{"where gt", "UPDATE t SET a = 1 WHERE k > 1", false, "other", clsNone, 0},
+	{"where ge", "UPDATE t SET a = 1 WHERE k >= 1", false, "other", clsNone, 0},
+	{"where ne", "UPDATE t SET a = 1 WHERE k <> 1", false, "other", clsNone, 0},
+	{"where ==", "UPDATE t SET a = 1 WHERE k == 1", false, "other", clsNone, 0},
+	{"where in", "UPDATE t SET a = 1 WHERE k IN (1, 2)", false, "other", clsNone, 0},
+	{"where is null", "UPDATE t SET a = 1 WHERE k IS NULL", false, "other", clsNone, 0},
+	{"where = null", "UPDATE t SET a = 1 WHERE k = NULL", false, "other", clsNone, 0},
+	{"where null = k", "UPDATE t SET a = 1 WHERE NULL = k", false, "other", clsNone, 0},
+	{"where parens", "UPDATE t SET a = 1 WHERE (k = 1)", false, "other", clsNone, 0},
+	{"where parens value", "UPDATE t SET a = 1 WHERE k = (1)", false, "other", clsNone, 0},
+	{"where function", "UPDATE t SET a = 1 WHERE k = lower(?)", false, "other", clsQ, 1},
+	{"where col = col", "UPDATE t SET a = 1 WHERE k = j", false, "other", clsNone, 0},
+	{"where v = v", "UPDATE t SET a = 1 WHERE 1 = 1", false, "other", clsNone, 0},
+	{"where not", "UPDATE t SET a = 1 WHERE NOT k = 1", false, "other", clsNone, 0},
+	{"where and true", "UPDATE t SET a = 1 WHERE k = 1 AND TRUE", false, "other", clsNone, 0},
+	{"where dup key", "UPDATE t SET a = 1 WHERE k = 1 AND k = 2", false, "other", clsNone, 0},
+	{"where dup key case", `UPDATE t SET a = 1 WHERE k = 1 AND "K" = 2`, false, "other", clsNone, 0},
+	{"where user", "UPDATE t SET a = 1 WHERE user = 1", false, "other", clsNone, 0},
+	{"where current_user", "UPDATE t SET a = 1 WHERE k = 1 AND current_user = 'x'", false, "other", clsNone, 0},
+	{"set times", "UPDATE t SET a = a * 2 WHERE k = 1", false, "other", clsNone, 0},
+	{"set other column", "UPDATE t SET a = b + 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"set plus column", "UPDATE t SET a = a + b WHERE k = 1", false, "other", clsNone, 0},
+	{"set quoted other column", `UPDATE t SET "A" = a + 1 WHERE k = 1`, false, "other", clsNone, 0},
+	{"set self", "UPDATE t SET a = a WHERE k = 1", false, "other", clsNone, 0},
+	{"set v - c", "UPDATE t SET a = 1 - a WHERE k = 1", false, "other", clsNone, 0},
+	{"set c + v + v", "UPDATE t SET a = a + 1 + 2 WHERE k = 1", false, "other", clsNone, 0},
+	{"set v + v", "UPDATE t SET a = 1 + 2 WHERE k = 1", false, "other", clsNone, 0},
+	{"set null delta", "UPDATE t SET a = a + NULL WHERE k = 1", false, "other", clsNone, 0},
+	{"set string delta", "UPDATE t SET a = a + '1' WHERE k = 1", false, "other", clsNone, 0},
+	{"set string delta reversed", "UPDATE t SET a = '1' + a WHERE k = 1", false, "other", clsNone, 0},
+	{"set concat", "UPDATE t SET a = a || 'x' WHERE k = 1", false, "other", clsNone, 0},
+	{"set dup column", "UPDATE t SET a = 1, a = 2 WHERE k = 1", false, "other", clsNone, 0},
+	{"set dup column case", "UPDATE t SET a = 1, A = 2 WHERE k = 1", false, "other", clsNone, 0},
+	{"set key column", "UPDATE t SET k = 2 WHERE k = 1", false, "other", clsNone, 0},
+	{"set key column case", `UPDATE t SET "K" = 2 WHERE k = 1`, false, "other", clsNone, 0},
+	{"set default", "UPDATE t SET a = DEFAULT WHERE k = 1", false, "other", clsNone, 0},
+	{"set function", "UPDATE t SET a = now() WHERE k = 1", false, "other", clsNone, 0},
+	{"set niladic", "UPDATE t SET a = CURRENT_TIMESTAMP WHERE k = 1", false, "other", clsNone, 0},
+	{"set subquery", "UPDATE t SET a = (SELECT 1) WHERE k = 1", false, "other", clsNone, 0},
+	{"set cast", "UPDATE t SET a = $1::int WHERE k = $2", false, "other", clsD, 2},
+	{"set cast spaced", "UPDATE t SET a = $1 :: int WHERE k = $2", false, "other", clsD, 2},
+	{"set CAST", "UPDATE t SET a = CAST(? AS int) WHERE k = ?", false, "other", clsQ, 2},
+	{"set collate", "UPDATE t SET a = 'x' COLLATE nocase WHERE k = 1", false, "other", clsNone, 0},
+	{"set typed literal", "UPDATE t SET a = DATE '2020-01-01' WHERE k = 1", false, "other", clsNone, 0},
+	{"set negative param", "UPDATE t SET a = -? WHERE k = 1", false, "other", clsQ, 1},
+	{"set double sign", "UPDATE t SET a = - -1 WHERE k = 1", false, "other", clsNone, 0},
+	{"set array element", "UPDATE t SET a[1] = 5 WHERE k = 1", false, "other", clsNone, 0},
+	{"set qualified other table", "UPDATE t SET u.a = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"set schema-qualified column", "UPDATE s.t SET s.t.a = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"set quoted table mismatch", `UPDATE "T" SET t.a = 1 WHERE k = 1`, false, "other", clsNone, 0},
+	{"set empty quoted", `UPDATE t SET "" = 1 WHERE k = 1`, false, "other", clsNone, 0},
+	{"exponent", "UPDATE t SET a = 1e5 WHERE k = 1", false, "other", clsNone, 0},
+	{"exponent decimal", "UPDATE t SET a = 1.5E-3 WHERE k = 1", false, "other", clsNone, 0},
+	{"hex", "UPDATE t SET a = 0x10 WHERE k = 1", false, "other", clsNone, 0},
+	{"digit separators", "UPDATE t SET a = 1_000 WHERE k = 1", false, "other", clsNone, 0},
+	{"huge integer", "UPDATE t SET a = 9223372036854775808 WHERE k = 1", false, "other", clsNone, 0},
+	{"huge negative integer", "UPDATE t SET a = -9223372036854775809 WHERE k = 1", false, "other", clsNone, 0},
+	{"huge key", "UPDATE t SET a = 1 WHERE k = 99999999999999999999", false, "other", clsNone, 0},
+	{"backslash string", `UPDATE t SET a = 'x\' WHERE k = 1`, false, "other", clsNone, 0},
+	{"backslash string 2", `UPDATE t SET a = 'a\nb' WHERE k = 1`, false, "other", clsNone, 0},
+	{"E string", `UPDATE t SET a = E'x' WHERE k = 1`, false, "other", clsNone, 0},
+	{"X string", "UPDATE t SET a = X'ff' WHERE k = 1", false, "other", clsNone, 0},
+	{"B string", "UPDATE t SET a = b'01' WHERE k = 1", false, "other", clsNone, 0},
+	{"N string", "UPDATE t SET a = N'x' WHERE k = 1", false, "other", clsNone, 0},
+	{"U& string", "UPDATE t SET a = U&'x' WHERE k = 1", false, "other", clsNone, 0},
+	{"introducer", "UPDATE t SET a = _utf8mb4'x' WHERE k = 1", false, "other", clsNone, 0},
+	{"dollar string", "UPDATE t SET a = $$x$$ WHERE k = 1", false, "other", clsNone, 0},
+	{"tagged dollar string", "UPDATE t SET a = $q$x$q$ WHERE k = 1", false, "other", clsNone, 0},
+	{"adjacent strings", "UPDATE t SET a = 'x'\n'y' WHERE k = 1", false, "other", clsNone, 0},
+	{"double-quoted value", `UPDATE t SET a = "x" WHERE k = 1`, false, "other", clsNone, 0},
+	{"unterminated string", "UPDATE t SET a = 'x WHERE k = 1", false, "other", clsNone, 0},
+	{"unterminated comment", "UPDATE t SET a = 1 WHERE k = 1 /* x", false, "other", clsNone, 0},
+	{"nested comment", "UPDATE t SET a = 1 /* /* */ , b = 2 */ WHERE k = 1", false, "other", clsNone, 0},
+	{"mysql executable comment", "UPDATE t SET a = 1 /*! , b = 2 */ WHERE k = 1", false, "other", clsNone, 0},
+	{"mysql -- without space", "UPDATE t SET a = 5 --1\nWHERE k = 1", false, "other", clsNone, 0},
+	{"comment lone CR", "UPDATE t SET a = 5 -- x\r, b = 2\nWHERE k = 1", false, "other", clsNone, 0},
+	{"hash comment", "UPDATE t SET a = 1 WHERE k = 1 # c", false, "other", clsNone, 0},
+	{"returning", "UPDATE t SET a = 1 WHERE k = 1 RETURNING a", false, "other", clsNone, 0},
+	{"from", "UPDATE t SET a = u.a FROM u WHERE t.k = u.k", false, "other", clsNone, 0},
+	{"limit", "UPDATE t SET a = 1 WHERE k = 1 LIMIT 1", false, "other", clsNone, 0},
+	{"order by", "UPDATE t SET a = 1 WHERE k = 1 ORDER BY k", false, "other", clsNone, 0},
+	{"alias", "UPDATE t AS x SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"bare alias", "UPDATE t x SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"only", "UPDATE ONLY t SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"star", "UPDATE t * SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"ignore", "UPDATE IGNORE t SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"low priority", "UPDATE LOW_PRIORITY t SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"or replace", "UPDATE OR REPLACE t SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"three-part table", "UPDATE a.b.c SET x = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"reserved table", "UPDATE user SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"join", "UPDATE t JOIN u ON t.k = u.k SET t.a = 1 WHERE t.k = 1", false, "other", clsNone, 0},
+	{"two statements", "UPDATE t SET a = 1 WHERE k = 1; DELETE FROM t", false, "other", clsNone, 0},
+	{"two updates", "UPDATE t SET a = 1 WHERE k = 1; UPDATE t SET a = 2 WHERE k = 2", false, "other", clsNone, 0},
+	{"double semicolon", "UPDATE t SET a = 1 WHERE k = 1;;", false, "other", clsNone, 0},
+	{"with", "WITH x AS (SELECT 1) UPDATE t SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"explain", "EXPLAIN UPDATE t SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"parenthesised set list", "UPDATE t SET (a, b) = (1, 2) WHERE k = 1", false, "other", clsNone, 0},
+	{"mix ? and ?N", "UPDATE t SET a = ? WHERE k = ?1", false, "other", clsQ, 1},
+	{"mix ? and $N", "UPDATE t SET a = ? WHERE k = $1", false, "other", clsQ, 1},
+	{"mix ? and :name", "UPDATE t SET a = ? WHERE k = :k", false, "other", clsQ, 2},
+	{"mix $N and :name", "UPDATE t SET a = $1 WHERE k = :k", false, "other", clsD, 2},
+	{"mix ?N and :name sqlite", "UPDATE t SET a = ?1 WHERE k = :k", true, "other", clsQ, 2},
+	{"same name two prefixes", "UPDATE t SET a = :a WHERE k = @a", false, "other", clsNm, 2},
+	{"?0", "UPDATE t SET a = ?0 WHERE k = 1", false, "other", clsNone, 0},
+	{"$0", "UPDATE t SET a = $0 WHERE k = 1", false, "other", clsNone, 0},
+	{"?N too large sqlite", "UPDATE t SET a = ?40000 WHERE k = 1", true, "other", clsNone, 0},
+	{"?N too large", "UPDATE t SET a = ?70000 WHERE k = 1", false, "other", clsNone, 0},
+	{"$1 trailing junk", "UPDATE t SET a = $1a WHERE k = 1", false, "other", clsNone, 0},
+	{"mysql system var", "UPDATE t SET a = @@x WHERE k = 1", false, "other", clsNone, 0},
+	{"invalid utf8", "UPDATE t SET a = '\xff' WHERE k = 1", false, "other", clsNone, 0},
+	{"nul byte", "UPDATE t SET a = 'a\x00' WHERE k = 1", false, "other", clsNone, 0},
+	{"long s keyword", "UPDATE t ſET a = 1 WHERE k = 1", false, "other", clsNone, 0},
+
+	// Not bufferable: INSERT.
+	{"insert no columns", "INSERT INTO t VALUES (1)", false, "other", clsNone, 0},
+	{"insert select", "INSERT INTO t (a) SELECT 1", false, "other", clsNone, 0},
+	{"insert default values", "INSERT INTO t DEFAULT VALUES", false, "other", clsNone, 0},
+	{"insert default", "INSERT INTO t (a, b) VALUES (1, DEFAULT)", false, "other", clsNone, 0},
+	{"insert function", "INSERT INTO t (a) VALUES (now())", false, "other", clsNone, 0},
+	{"insert cast", "INSERT INTO t (a) VALUES ($1::int)", false, "other", clsD, 1},
+	{"insert or replace", "INSERT OR REPLACE INTO t (a) VALUES (1)", false, "other", clsNone, 0},
+	{"insert or ignore", "INSERT OR IGNORE INTO t (a) VALUES (1)", false, "other", clsNone, 0},
+	{"replace", "REPLACE INTO t (a) VALUES (1)", false, "other", clsNone, 0},
+	{"insert ignore", "INSERT IGNORE INTO t (a) VALUES (1)", false, "other", clsNone, 0},
+	{"insert without into", "INSERT t (a) VALUES (1)", false, "other", clsNone, 0},
+	{"on conflict", "INSERT INTO t (a) VALUES (1) ON CONFLICT DO NOTHING", false, "other", clsNone, 0},
+	{"on duplicate key", "INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = 2", false, "other", clsNone, 0},
+	{"insert returning", "INSERT INTO t (a) VALUES (1) RETURNING id", false, "other", clsNone, 0},
+	{"insert value keyword", "INSERT INTO t (a) VALUE (1)", false, "other", clsNone, 0},
+	{"insert short row", "INSERT INTO t (a, b) VALUES (1)", false, "other", clsNone, 0},
+	{"insert long row", "INSERT INTO t (a) VALUES (1, 2)", false, "other", clsNone, 0},
+	{"insert ragged rows", "INSERT INTO t (a, b) VALUES (1, 2), (3)", false, "other", clsNone, 0},
+	{"insert dup column", "INSERT INTO t (a, a) VALUES (1, 2)", false, "other", clsNone, 0},
+	{"insert dup column case", `INSERT INTO t (a, "A") VALUES (1, 2)`, false, "other", clsNone, 0},
+	{"insert empty columns", "INSERT INTO t () VALUES ()", false, "other", clsNone, 0},
+	{"insert qualified column", "INSERT INTO t (t.a) VALUES (1)", false, "other", clsNone, 0},
+	{"insert alias", "INSERT INTO t AS x (a) VALUES (1)", false, "other", clsNone, 0},
+	{"insert arithmetic", "INSERT INTO t (a) VALUES (1 + 2)", false, "other", clsNone, 0},
+	{"insert trailing comma", "INSERT INTO t (a) VALUES (1),", false, "other", clsNone, 0},
+	{"insert overriding", "INSERT INTO t (a) OVERRIDING SYSTEM VALUE VALUES (1)", false, "other", clsNone, 0},
+	{"insert two statements", "INSERT INTO t (a) VALUES (1); SELECT 1", false, "other", clsNone, 0},
+	{"insert exponent", "INSERT INTO t (a) VALUES (1e3)", false, "other", clsNone, 0},
+	{"insert backslash", `INSERT INTO t (a) VALUES ('\')`, false, "other", clsNone, 0},
+	{"insert mix ?", "INSERT INTO t (a, b) VALUES (?, ?2)", false, "other", clsQ, 2},
+
+	// Other statements.
+	{"select", "SELECT * FROM t WHERE k = ?", false, "other", clsQ, 1},
+	{"delete", "DELETE FROM t WHERE k = $1", false, "other", clsD, 1},
+	{"empty", "", false, "other", clsNone, 0},
+	{"only comment", "-- nothing\n", false, "other", clsNone, 0},
+	{"semicolon", ";", false, "other", clsNone, 0},
+}
+
+func TestClassifyShapes(t *testing.T) {
+	tests := shapeTests
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := classify(tc.query, tc.sqlite)
+			if got := describeClassified(c); got != tc.want {
+				t.Errorf("classify(%q, %v)\n got  %s\n want %s", tc.query, tc.sqlite, got, tc.want)
+			}
+			if c.style != tc.style || c.numParams != tc.n {
+				t.Errorf("classify(%q, %v): style %d numParams %d, want %d %d", tc.query, tc.sqlite, c.style, c.numParams, tc.style, tc.n)
+			}
+			if c.kind == stmtOther && (c.schema != nil || c.table != (ident{}) || c.sets != nil || c.where != nil || c.cols != nil || c.rows != nil) {
+				t.Errorf("classify(%q): stmtOther carries shape fields: %+v", tc.query, c)
+			}
+		})
+	}
+}
+
+// TestClassifyIdentRaw checks norm, raw and quoted of identifiers, schema
+// included: flush SQL is written from raw.
+func TestClassifyIdentRaw(t *testing.T) {
+	// "t"."x" is qualified by a table other than "My""T".
+	c := classify(`UPDATE "Sch"."My""T" SET `+"`Ab`"+` = 1 WHERE "t"."x" = 3`, false)
+	if c.kind != stmtOther {
+		t.Errorf("column of another table accepted: %s", describeClassified(c))
+	}
+	c = classify(`UPDATE "Sch"."My""T" SET `+"`Ab`"+` = 1, Cd = Cd + 1 WHERE [K 1] = 2 AND "My""T"."x" = 3`, false)
+	if c.kind != stmtUpdate {
+		t.Fatalf("not an update: %s", describeClassified(c))
+	}
+	if c.schema == nil || *c.schema != (ident{norm: "Sch", raw: `"Sch"`, quoted: true}) {
+		t.Errorf("schema = %+v", c.schema)
+	}
+	if c.table != (ident{norm: `My"T`, raw: `"My""T"`, quoted: true}) {
+		t.Errorf("table = %+v", c.table)
+	}
+	wantSets := []ident{{norm: "Ab", raw: "`Ab`", quoted: true}, {norm: "cd", raw: "Cd"}}
+	for i, s := range c.sets {
+		if s.col != wantSets[i] {
+			t.Errorf("sets[%d].col = %+v, want %+v", i, s.col, wantSets[i])
+		}
+	}
+	wantWhere := []ident{{norm: "K 1", raw: "[K 1]", quoted: true}, {norm: "x", raw: `"x"`, quoted: true}}
+	for i, w := range c.where {
+		if w.col != wantWhere[i] {
+			t.Errorf("where[%d].col = %+v, want %+v", i, w.col, wantWhere[i])
+		}
+	}
+	c = classify("INSERT INTO Main.PV (ID, \"Views\") VALUES (1, 2)", false)
+	if c.schema == nil || *c.schema != (ident{norm: "main", raw: "Main"}) || c.table != (ident{norm: "pv", raw: "PV"}) {
+		t.Errorf("insert table = %+v %+v", c.schema, c.table)
+	}
+	if !slices.Equal(c.cols, []ident{{norm: "id", raw: "ID"}, {norm: "Views", raw: `"Views"`, quoted: true}}) {
+		t.Errorf("insert cols = %+v", c.cols)
+	}
+}
+
+// TestClassifyUnicodeFold: unquoted names fold ASCII only, like PostgreSQL,
+// SQLite and the rules file.
+func TestClassifyUnicodeFold(t *testing.T) {
+	c := classify("UPDATE Ärger SET Ö = 1 WHERE K = 1", false)
+	if c.kind != stmtUpdate || c.table.norm != "Ärger" || c.sets[0].col.norm != "Ö" {
+		t.Fatalf("got %s", describeClassified(c))
+	}
+	// names hold both foldings, so a barrier finds the table whichever way
+	// its rule name was lower-cased.
+	for _, n := range []string{"Ärger", "ärger", "Ö", "ö", "k"} {
+		if !slices.Contains(c.names, n) {
+			t.Errorf("names %q lack %q", c.names, n)
+		}
+	}
+}
+
+func TestClassifySQLiteParams(t *testing.T) {
+	tests := []struct {
+		query  string
+		sqlite bool
+		want   string
+		n      int
+	}{
+		// $N: PostgreSQL numbers vs SQLite names numbered by first appearance.
+		{"UPDATE t SET a = $2 WHERE k = $1", false, "update t set a=#2 where k=#1", 2},
+		{"UPDATE t SET a = $2 WHERE k = $1", true, "update t set a=:2#1 where k=:1#2", 2},
+		{"UPDATE t SET a = $1, b = $1 + b WHERE k = $3", true, "update t set a=:1#1, b+=:1#1 where k=:3#2", 2},
+		// :a ... :b ... :a: the second :a reuses the first's position.
+		{"UPDATE t SET a = :a, b = :b WHERE k = :a", false, "update t set a=:a#1, b=:b#2 where k=:a#1", 2},
+		{"UPDATE t SET a = :a, b = :b WHERE k = :a", true, "update t set a=:a#1, b=:b#2 where k=:a#1", 2},
+		{"INSERT INTO t (x, y, z) VALUES (:a, :b, :a)", false, "insert t (x,y,z) values (:a#1,:b#2,:a#1)", 2},
+		{"INSERT INTO t (x, y, z) VALUES (:a, :b, :a)", true, "insert t (x,y,z) values (:a#1,:b#2,:a#1)", 2},
+		{"INSERT INTO t (x, y, z) VALUES ($a, $b, $a)", true, "insert t (x,y,z) values (:a#1,:b#2,:a#1)", 2},
+		{"INSERT INTO t (x, y) VALUES (@b, @a)", true, "insert t (x,y) values (:b#1,:a#2)", 2},
+		// ?NNN counts as used: a later name takes the next position (mixing
+		// is not buffered, but the numbering is SQLite's).
+		{"SELECT ?5, :a", true, "other", 6},
+		{"SELECT :a, ?1, :b", true, "other", 2},
+		{"SELECT ?, ?, ?", false, "other", 3},
+		{"SELECT ?3, ?", true, "other", 4},
+		// $ in PostgreSQL mode: dollar quotes are not parameters.
+		{"SELECT $x$ $1 $x$, $2", false, "other", 2},
+		{"SELECT $x$ $1 $x$, $2", true, "other", 3},
+	}
+	for _, tc := range tests {
+		c := classify(tc.query, tc.sqlite)
+		if got := describeClassified(c); got != tc.want {
+			t.Errorf("classify(%q, %v)\n got  %s\n want %s", tc.query, tc.sqlite, got, tc.want)
+		}
+		if c.numParams != tc.n {
+			t.Errorf("classify(%q, %v): numParams %d, want %d", tc.query, tc.sqlite, c.numParams, tc.n)
+		}
+	}
+}
+
+func TestClassifyNames(t *testing.T) {
+	tests := []struct {
+		query  string
+		sqlite bool
+		want   []string // must all be present
+		absent []string // must not be present
+	}{
+		{"SELECT a, b FROM Page_Views WHERE c = 'orders' -- users\n", false,
+			[]string{"select", "a", "b", "from", "page_views", "where", "c"}, []string{"orders", "users"}},
+		{`SELECT * FROM "Sch"."Tbl", x.y.z`, false, []string{"sch", "tbl", "x", "y", "z"}, []string{`"sch"`, "Sch"}},
+		{"SELECT * FROM `My Table` JOIN [Other T] ON 1", false, []string{"my table", "other t", "other", "t"}, nil},
+		{`SELECT "a""b" FROM t /* hidden */`, false, []string{`a"b`, "t"}, []string{"hidden"}},
+		{"UPDATE t SET a = 1 WHERE k = 1", false, []string{"update", "t", "set", "a", "where", "k"}, nil},
+		// Dialect-dependent or code-bearing text: its words count.
+		{"DO $$BEGIN UPDATE page_views SET n = 1; END$$", false, []string{"do", "page_views", "begin", "n"}, nil},
+		{"SELECT $f$ SELECT * FROM hidden_tbl $f$", false, []string{"hidden_tbl"}, nil},
+		{`SELECT 'a\'' , page_views, ''`, false, []string{"page_views"}, nil},
+		{"SELECT 1 /* /* */ FROM page_views */", false, []string{"page_views"}, nil},
+		{"SELECT /*! * FROM page_views */ 1", false, []string{"page_views"}, nil},
+		{"SELECT arr[(SELECT max(id) FROM page_views)] FROM t", false, []string{"page_views", "t"}, nil},
+		{"SELECT 1 --x FROM page_views", false, []string{"page_views"}, nil},
+		// Parameters are not names; dollar-quoted bodies are not when
+		// $ is SQLite's parameter prefix.
+		{"SELECT :a, @b, $c FROM t", true, []string{"t"}, []string{"a", "b", "c"}},
+		{"SELECT :a, @b FROM t", false, []string{"t"}, []string{"a", "b"}},
+		{"SELECT 'x' AS y, 1.5e3, 0x1f FROM t", false, []string{"y", "t"}, []string{"x", "e3", "x1f"}},
+	}
+	for _, tc := range tests {
+		c := classify(tc.query, tc.sqlite)
+		for _, w := range tc.want {
+			if !slices.Contains(c.names, w) {
+				t.Errorf("classify(%q).names = %q, lacks %q", tc.query, c.names, w)
+			}
+		}
+		for _, w := range tc.absent {
+			if slices.Contains(c.names, w) {
+				t.Errorf("classify(%q).names = %q, has %q", tc.query, c.names, w)
+			}
+		}
+		seen := map[string]bool{}
+		for _, n := range c.names {
+			if seen[n] {
+				t.Errorf("classify(%q).names = %q: %q twice", tc.query, c.names, n)
+			}
+			seen[n] = true
+		}
+	}
+	// Many names: de-duplication still holds past the linear-search size.
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(&b, "c%d, C%d, ", i%40, i%40)
+	}
+	b.WriteString("1 FROM t")
+	c := classify(b.String(), false)
+	if len(c.names) != 40+3 { // c0..c39, select, from, t
+		t.Errorf("many names: got %d names %q", len(c.names), c.names)
+	}
+}
+
+// TestClassifyManyColumns: past the linear-search size, repeated columns
+// are still found, with the same case folding.
+func TestClassifyManyColumns(t *testing.T) {
+	cols := make([]string, 40)
+	vals := make([]string, 41)
+	sets := make([]string, 40)
+	for i := range vals {
+		vals[i] = "?"
+	}
+	for i := range cols {
+		cols[i] = fmt.Sprintf("c%d", i)
+		sets[i] = cols[i] + " = ?"
+	}
+	ins := func(cs []string) string {
+		return "INSERT INTO t (" + strings.Join(cs, ", ") + ") VALUES (" + strings.Join(vals[:len(cs)], ", ") + ")"
+	}
+	if c := classify(ins(cols), false); c.kind != stmtInsert || len(c.cols) != 40 || c.numParams != 40 {
+		t.Fatalf("40 columns: %s", describeClassified(c))
+	}
+	for _, dup := range []string{"c3", "C3", `"C3"`, "[c38]"} {
+		cs := append(slices.Clone(cols[:39]), dup)
+		if c := classify(ins(cs), false); c.kind != stmtOther {
+			t.Errorf("insert repeating %s: %s", dup, describeClassified(c))
+		}
+	}
+	// Kelvin sign K folds with k: a possible duplicate, so not bufferable.
+	cs := append(slices.Clone(cols[:39]), "\"\u212a\"", "k")
+	if c := classify(ins(cs), false); c.kind != stmtOther {
+		t.Errorf("insert with K and k: %s", describeClassified(c))
+	}
+	upd := "UPDATE t SET " + strings.Join(sets, ", ") + " WHERE k = ?"
+	if c := classify(upd, false); c.kind != stmtUpdate || len(c.sets) != 40 {
+		t.Fatalf("40 sets: %s", describeClassified(c))
+	}
+	for _, key := range []string{"c0", "C17", "c39"} {
+		if c := classify(upd+" AND "+key+" = ?", false); c.kind != stmtOther {
+			t.Errorf("update setting key %s: %s", key, describeClassified(c))
+		}
+	}
+	if c := classify(upd+" AND k = ?", false); c.kind != stmtOther {
+		t.Errorf("update with key twice: %s", describeClassified(c))
+	}
+}
+
+func TestKeywordTable(t *testing.T) {
+	for w, kw := range keywords {
+		if len(w) > maxKeywordLen || w != kw.word || w != strings.ToLower(w) {
+			t.Errorf("keyword %q: %+v", w, kw)
+		}
+		if got, ok := lookupKeyword(strings.ToUpper(w)); !ok || got != kw {
+			t.Errorf("lookupKeyword(%q) = %+v, %v", strings.ToUpper(w), got, ok)
+		}
+	}
+}
+
+func TestClassifyTx(t *testing.T) {
+	tests := []struct {
+		query         string
+		begins, ends  bool
+		bufferableToo bool
+	}{
+		{"BEGIN", true, false, false},
+		{"begin transaction;", true, false, false},
+		{"BEGIN IMMEDIATE", true, false, false},
+		{"/* x */ START TRANSACTION READ ONLY", true, false, false},
+		{"START SLAVE", false, false, false},
+		{"SAVEPOINT sp1", true, false, false},
+		{"COMMIT", false, true, false},
+		{"commit work", false, true, false},
+		{"END", false, true, false},
+		{"END TRANSACTION", false, true, false},
+		{"ROLLBACK", false, true, false},
+		{"ROLLBACK WORK", false, true, false},
+		{"ROLLBACK TO sp1", false, false, false},
+		{"ROLLBACK TO SAVEPOINT sp1", false, false, false},
+		{"ROLLBACK TRANSACTION TO SAVEPOINT sp1", false, false, false},
+		{"rollback work to sp1", false, false, false},
+		{"ABORT", false, true, false},
+		{"RELEASE SAVEPOINT sp1", false, false, false},
+		{"COMMIT AND CHAIN", true, false, false},
+		{"ROLLBACK AND NO CHAIN", false, true, false},
+		{"SELECT 1", false, false, false},
+		{`"begin"`, false, false, false},
+		{"-- BEGIN\nSELECT 1", false, false, false},
+		{"UPDATE t SET a = 1 WHERE k = 1", false, false, true},
+	}
+	for _, tc := range tests {
+		c := classify(tc.query, false)
+		if c.beginsTx != tc.begins || c.endsTx != tc.ends {
+			t.Errorf("classify(%q): beginsTx %v endsTx %v, want %v %v", tc.query, c.beginsTx, c.endsTx, tc.begins, tc.ends)
+		}
+		if (c.kind != stmtOther) != tc.bufferableToo {
+			t.Errorf("classify(%q): kind %d", tc.query, c.kind)
+		}
+	}
+}
+
+// TestClassifyDeterministic: results for the same text are equal and independent
+// calls do not share mutable state.
+func TestClassifyDeterministic(t *testing.T) {
+	q := "UPDATE t SET a = :a, b = b + 1.5 WHERE k = :k"
+	a, b := classify(q, true), classify(q, true)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("two classifications differ:\n%+v\n%+v", a, b)
+	}
+	if a == b {
+		t.Fatal("classify returned a shared pointer")
+	}
+}
+
+// TestLexerProgress: the lexer always ends, each token non-empty but EOF.
+func TestLexerProgress(t *testing.T) {
+	for _, q := range []string{"", "'", "\"", "`", "[", "/*", "/* /*", "--", "$", "$$", "$a", "$a$", "?", "?9", ":", "::", "@", "@@", "1e", "1.", ".", "E'", "E'\\", "\xff", "\x00"} {
+		for _, sqlite := range []bool{false, true} {
+			lx := lexer{s: q, sqlite: sqlite}
+			for n := 0; ; n++ {
+				tok := lx.next()
+				if tok.kind == tkEOF {
+					if tok.start != len(q) {
+						t.Errorf("%q: EOF at %d", q, tok.start)
+					}
+					break
+				}
+				if tok.end <= tok.start || n > len(q) {
+					t.Fatalf("%q: token %+v makes no progress", q, tok)
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkClassify(b *testing.B) {
+	b.Run("update", func(b *testing.B) {
+		q := "UPDATE page_views SET views = views + $1, last_seen = $2 WHERE page_id = $3"
+		b.ReportAllocs()
+		for b.Loop() {
+			if classify(q, false).kind != stmtUpdate {
+				b.Fatal("not bufferable")
+			}
+		}
+	})
+	b.Run("insert", func(b *testing.B) {
+		q := "INSERT INTO events (id, kind, payload) VALUES (?, 'click', ?)"
+		b.ReportAllocs()
+		for b.Loop() {
+			if classify(q, true).kind != stmtInsert {
+				b.Fatal("not bufferable")
+			}
+		}
+	})
+	b.Run("select", func(b *testing.B) {
+		q := "SELECT p.id, p.title, v.views FROM pages p JOIN page_views v ON v.page_id = p.id WHERE p.id = $1 /* app */"
+		b.ReportAllocs()
+		for b.Loop() {
+			classify(q, false)
+		}
+	})
+}

@@ -1,0 +1,341 @@
+package writeback
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"reflect"
+)
+
+// conn wraps one base driver connection. It implements every optional
+// interface database/sql looks for, forwarding to the base where the base has
+// it and falling back the way database/sql itself would where it has not.
+// database/sql never uses a driver.Conn from two goroutines at once, so inTx
+// needs no lock.
+type conn struct {
+	base   driver.Conn
+	cn     *Connector
+	inTx   bool // an explicit transaction is open: nothing is buffered, everything is ordered
+	sqlite bool // the base is SQLite, whose transactions are serializable by default
+}
+
+var (
+	_ driver.Conn               = (*conn)(nil)
+	_ driver.ExecerContext      = (*conn)(nil)
+	_ driver.QueryerContext     = (*conn)(nil)
+	_ driver.ConnPrepareContext = (*conn)(nil)
+	_ driver.ConnBeginTx        = (*conn)(nil)
+	_ driver.Pinger             = (*conn)(nil)
+	_ driver.SessionResetter    = (*conn)(nil)
+	_ driver.Validator          = (*conn)(nil)
+	_ driver.NamedValueChecker  = (*conn)(nil)
+)
+
+func newConn(base driver.Conn, cn *Connector) *conn {
+	t := reflect.TypeOf(base)
+	sqlite := t.Kind() == reflect.Pointer && t.Elem().PkgPath() == "github.com/mattn/go-sqlite3"
+	return &conn{base: base, cn: cn, sqlite: sqlite}
+}
+
+// Unwrap returns the base driver's connection, for code that needs its native
+// API (pgx users: stdlib.Conn's Conn()). Statements sent on it bypass the
+// buffer's ordering: call Flush first when they touch back tables.
+func (c *conn) Unwrap() driver.Conn { return c.base }
+
+// BaseConn returns the base driver connection behind a writeback connection,
+// as handed to the function given to sql.Conn.Raw. ok is false when
+// driverConn is not a writeback connection.
+func BaseConn(driverConn any) (base driver.Conn, ok bool) {
+	c, ok := driverConn.(*conn)
+	if !ok {
+		return nil, false
+	}
+	return c.base, true
+}
+
+func (c *conn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	st, err := prepare(ctx, c.base, query)
+	if err != nil {
+		return nil, err
+	}
+	return &stmt{base: st, conn: c, info: c.cn.info(query)}, nil
+}
+
+func (c *conn) Close() error { return c.base.Close() }
+
+// Begin is the legacy form of BeginTx.
+func (c *conn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+// BeginTx opens a transaction on the base. Statements inside it are never
+// buffered and wait for the back tables they name. Where the transaction's
+// snapshot may be taken before such a wait (SQLite, or an isolation level
+// above read committed), every back table is flushed first instead.
+func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	level := opts.Isolation
+	const readCommitted, readUncommitted = 2, 1 // sql.LevelReadCommitted, sql.LevelReadUncommitted
+	if c.sqlite || (level != 0 && level != readCommitted && level != readUncommitted) {
+		if err := c.cn.buf.barrier(ctx, c.cn.buf.ordered); err != nil {
+			return nil, err
+		}
+	}
+	tx, err := beginTx(ctx, c.base, opts)
+	if err != nil {
+		return nil, err
+	}
+	c.inTx = true
+	return &wrappedTx{base: tx, conn: c}, nil
+}
+
+func (c *conn) Ping(ctx context.Context) error {
+	if p, ok := c.base.(driver.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+func (c *conn) ResetSession(ctx context.Context) error {
+	if r, ok := c.base.(driver.SessionResetter); ok {
+		return r.ResetSession(ctx)
+	}
+	return nil
+}
+
+func (c *conn) IsValid() bool {
+	if v, ok := c.base.(driver.Validator); ok {
+		return v.IsValid()
+	}
+	return true
+}
+
+// CheckNamedValue lets the base driver accept its own argument types (pgx
+// takes arrays, UUIDs ...); without a checker the default conversion applies.
+func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
+	if ch, ok := c.base.(driver.NamedValueChecker); ok {
+		return ch.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
+}
+
+func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	info := c.cn.info(query)
+	if res, ok := c.cn.tryBuffer(ctx, c, info, args); ok {
+		return res, nil
+	}
+	if err := c.before(ctx, info); err != nil {
+		return nil, err
+	}
+	var res driver.Result
+	var err error
+	switch b := c.base.(type) {
+	case driver.ExecerContext:
+		res, err = b.ExecContext(ctx, query, args)
+	case driver.Execer: //nolint:staticcheck // the legacy interface is the fallback
+		var vals []driver.Value
+		if vals, err = namedToValues(args); err == nil {
+			res, err = b.Exec(query, vals)
+		}
+	default:
+		return nil, driver.ErrSkip // database/sql prepares and comes back through stmt
+	}
+	c.after(info, err)
+	return res, err
+}
+
+func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	info := c.cn.info(query)
+	if err := c.before(ctx, info); err != nil {
+		return nil, err
+	}
+	var rows driver.Rows
+	var err error
+	switch b := c.base.(type) {
+	case driver.QueryerContext:
+		rows, err = b.QueryContext(ctx, query, args)
+	case driver.Queryer: //nolint:staticcheck // the legacy interface is the fallback
+		var vals []driver.Value
+		if vals, err = namedToValues(args); err == nil {
+			rows, err = b.Query(query, vals)
+		}
+	default:
+		return nil, driver.ErrSkip
+	}
+	c.after(info, err)
+	return rows, err // the base's rows, unwrapped: scanning costs nothing extra
+}
+
+// before runs the ordering barrier for a statement that goes to the
+// database: every back table it names is committed first.
+func (c *conn) before(ctx context.Context, info *stmtInfo) error {
+	if info.target != nil {
+		info.target.stats.passed.Add(1)
+	}
+	if len(info.barrier) == 0 {
+		return nil
+	}
+	return c.cn.buf.barrier(ctx, info.barrier)
+}
+
+// after follows transactions opened and closed with plain SQL (BEGIN, COMMIT).
+func (c *conn) after(info *stmtInfo, err error) {
+	if err != nil {
+		return
+	}
+	if info.c.beginsTx {
+		c.inTx = true
+	}
+	if info.c.endsTx {
+		c.inTx = false
+	}
+}
+
+// wrappedTx clears the connection's transaction state when it ends.
+type wrappedTx struct {
+	base driver.Tx
+	conn *conn
+}
+
+func (t *wrappedTx) Commit() error {
+	t.conn.inTx = false
+	return t.base.Commit()
+}
+
+func (t *wrappedTx) Rollback() error {
+	t.conn.inTx = false
+	return t.base.Rollback()
+}
+
+// stmt wraps a base prepared statement; executing it is classified exactly
+// like the same SQL text sent with Exec.
+type stmt struct {
+	base driver.Stmt
+	conn *conn
+	info *stmtInfo
+}
+
+var (
+	_ driver.Stmt              = (*stmt)(nil)
+	_ driver.StmtExecContext   = (*stmt)(nil)
+	_ driver.StmtQueryContext  = (*stmt)(nil)
+	_ driver.NamedValueChecker = (*stmt)(nil)
+)
+
+func (s *stmt) Close() error  { return s.base.Close() }
+func (s *stmt) NumInput() int { return s.base.NumInput() }
+
+func (s *stmt) Exec(args []driver.Value) (driver.Result, error) {
+	return s.ExecContext(context.Background(), valuesToNamed(args))
+}
+
+func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
+	return s.QueryContext(context.Background(), valuesToNamed(args))
+}
+
+func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	if res, ok := s.conn.cn.tryBuffer(ctx, s.conn, s.info, args); ok {
+		return res, nil
+	}
+	if err := s.conn.before(ctx, s.info); err != nil {
+		return nil, err
+	}
+	res, err := stmtExec(ctx, s.base, args)
+	s.conn.after(s.info, err)
+	return res, err
+}
+
+func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	if err := s.conn.before(ctx, s.info); err != nil {
+		return nil, err
+	}
+	rows, err := stmtQuery(ctx, s.base, args)
+	s.conn.after(s.info, err)
+	return rows, err
+}
+
+func (s *stmt) CheckNamedValue(nv *driver.NamedValue) error {
+	if ch, ok := s.base.(driver.NamedValueChecker); ok {
+		return ch.CheckNamedValue(nv)
+	}
+	return s.conn.CheckNamedValue(nv)
+}
+
+// The helpers below call a base driver through its context interfaces when it
+// has them and through the legacy ones otherwise, as database/sql does.
+
+func prepare(ctx context.Context, c driver.Conn, query string) (driver.Stmt, error) {
+	if p, ok := c.(driver.ConnPrepareContext); ok {
+		return p.PrepareContext(ctx, query)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return c.Prepare(query)
+}
+
+func beginTx(ctx context.Context, c driver.Conn, opts driver.TxOptions) (driver.Tx, error) {
+	if b, ok := c.(driver.ConnBeginTx); ok {
+		return b.BeginTx(ctx, opts)
+	}
+	if opts.Isolation != 0 {
+		return nil, errors.New("writeback: base driver does not support non-default isolation level")
+	}
+	if opts.ReadOnly {
+		return nil, errors.New("writeback: base driver does not support read-only transactions")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return c.Begin() //nolint:staticcheck // fallback for drivers without BeginTx
+}
+
+func stmtExec(ctx context.Context, st driver.Stmt, args []driver.NamedValue) (driver.Result, error) {
+	if e, ok := st.(driver.StmtExecContext); ok {
+		return e.ExecContext(ctx, args)
+	}
+	vals, err := namedToValues(args)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return st.Exec(vals) //nolint:staticcheck // fallback for drivers without StmtExecContext
+}
+
+func stmtQuery(ctx context.Context, st driver.Stmt, args []driver.NamedValue) (driver.Rows, error) {
+	if q, ok := st.(driver.StmtQueryContext); ok {
+		return q.QueryContext(ctx, args)
+	}
+	vals, err := namedToValues(args)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return st.Query(vals) //nolint:staticcheck // fallback for drivers without StmtQueryContext
+}
+
+func namedToValues(named []driver.NamedValue) ([]driver.Value, error) {
+	vals := make([]driver.Value, len(named))
+	for i, nv := range named {
+		if nv.Name != "" {
+			return nil, errors.New("writeback: base driver does not support named parameters")
+		}
+		vals[i] = nv.Value
+	}
+	return vals, nil
+}
+
+func valuesToNamed(vals []driver.Value) []driver.NamedValue {
+	named := make([]driver.NamedValue, len(vals))
+	for i, v := range vals {
+		named[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+	}
+	return named
+}

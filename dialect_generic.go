@@ -1,0 +1,146 @@
+package writeback
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+)
+
+// genericDialect writes a flush with what every database/sql driver has: a
+// transaction and one prepared statement per group shape, executed once per
+// row, so RowsAffected tells each UPDATE that matched no row. SQLite takes this
+// path too: in one transaction a prepared statement is its fastest way.
+type genericDialect struct {
+	dialectName string
+	// question forces ? placeholders whatever the application used (SQLite).
+	question bool
+}
+
+// dialectFor picks the dialect that fits the flusher's connection.
+func dialectFor(conn driver.Conn) dialect {
+	if isPgxConn(conn) {
+		return newPgDialect()
+	}
+	if t := reflect.TypeOf(conn); t != nil && t.Kind() == reflect.Pointer && t.Elem().PkgPath() == "github.com/mattn/go-sqlite3" {
+		return &genericDialect{dialectName: "sqlite", question: true}
+	}
+	return &genericDialect{dialectName: "generic"}
+}
+
+func (d *genericDialect) name() string { return d.dialectName }
+
+func (d *genericDialect) writeTx(ctx context.Context, conn driver.Conn, groups []*flushGroup, batch int) (noMatch [][]int, err error) {
+	tx, err := beginTx(ctx, conn, driver.TxOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	noMatch = make([][]int, len(groups))
+	for gi, g := range groups {
+		style := g.style
+		if d.question {
+			style = paramQuestion
+		}
+		if noMatch[gi], err = execGroup(ctx, conn, genericSQL(g, style), g); err != nil {
+			return nil, err
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return nil, err
+	}
+	return noMatch, nil
+}
+
+// execGroup prepares query once and runs it for every row of g.
+func execGroup(ctx context.Context, conn driver.Conn, query string, g *flushGroup) ([]int, error) {
+	st, err := prepare(ctx, conn, query)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	var missed []int
+	args := make([]driver.NamedValue, 0, len(g.cols)+len(g.keyCols))
+	for i, row := range g.rows {
+		args = args[:0]
+		for j, v := range row {
+			args = append(args, driver.NamedValue{Ordinal: j + 1, Value: v})
+		}
+		res, err := stmtExec(ctx, st, args)
+		if err != nil {
+			return nil, err
+		}
+		if g.op == flushUpdate {
+			n, err := res.RowsAffected()
+			if err != nil {
+				return nil, err
+			}
+			if n == 0 {
+				missed = append(missed, i)
+			}
+		}
+	}
+	return missed, nil
+}
+
+// genericSQL is the one-row statement for a group, in the placeholder style
+// the application used: UPDATE t SET a = ?, b = b + ? WHERE k = ?, or
+// INSERT INTO t (a, b) VALUES (?, ?).
+func genericSQL(g *flushGroup, style paramStyle) string {
+	var sb strings.Builder
+	n := 0
+	ph := func() string {
+		n++
+		if style == paramDollar {
+			return "$" + strconv.Itoa(n)
+		}
+		return "?"
+	}
+	table := g.table.raw
+	if g.schema != nil {
+		table = g.schema.raw + "." + table
+	}
+	if g.op == flushInsert {
+		fmt.Fprintf(&sb, "INSERT INTO %s (", table)
+		for i, c := range g.cols {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(c.raw)
+		}
+		sb.WriteString(") VALUES (")
+		for i := range g.cols {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(ph())
+		}
+		sb.WriteString(")")
+		return sb.String()
+	}
+	fmt.Fprintf(&sb, "UPDATE %s SET ", table)
+	for i, c := range g.cols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		if g.delta[i] {
+			fmt.Fprintf(&sb, "%s = %s + %s", c.raw, c.raw, ph())
+		} else {
+			fmt.Fprintf(&sb, "%s = %s", c.raw, ph())
+		}
+	}
+	sb.WriteString(" WHERE ")
+	for i, k := range g.keyCols {
+		if i > 0 {
+			sb.WriteString(" AND ")
+		}
+		fmt.Fprintf(&sb, "%s = %s", k.raw, ph())
+	}
+	return sb.String()
+}

@@ -1,0 +1,717 @@
+package writeback
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// This file is the PostgreSQL dialect: it writes flush groups through the
+// native *pgx.Conn behind a pgx stdlib connection, one column array per
+// parameter, so a statement carries `batch` rows whatever the table's width:
+//
+//	UPDATE tbl AS t SET c = v.c0, d = t.d + v.c1
+//	  FROM unnest($1::T0[], $2::T1[], $3::K0[]) AS v(c0, c1, k0) WHERE t.k = v.k0
+//	INSERT INTO tbl (a, b) SELECT v.c0, v.c1 FROM unnest($1::T0[], $2::T1[]) AS v(c0, c1)
+//
+// The database's column types decide how values are sent, not the Go values:
+// each array is cast to the column's (domain-resolved) type, so pgx encodes
+// every element with the same codec it would use for a single-row
+// `UPDATE tbl SET c = $1`. Values that pgx would send as text in a single-row
+// statement (a string for a numeric, uuid, timestamptz, enum... column), and
+// columns whose type cannot travel as an array element (array types, which
+// unnest would flatten, composites, which it would expand, types pgx does not
+// know), travel as text[] and are cast per element after unnest, which runs the
+// column type's own input function, exactly as a text parameter would.
+
+// pgFlushTimeout bounds the ROLLBACK sent after a failed flush, which runs even
+// when the flush's own context has ended.
+const pgFlushTimeout = 5 * time.Second
+
+// pgDialect writes flush groups into PostgreSQL through pgx. It caches, per
+// table, the columns' types; the cache is guarded by mu, so one value may serve
+// several flusher connections of one database.
+type pgDialect struct {
+	mu     sync.Mutex
+	tables map[string]*pgTable // by pgTableName
+}
+
+// pgTable is what the dialect knows of one table's columns.
+type pgTable struct {
+	// copyOK: the relation is a plain or partitioned table without rewrite
+	// rules or row-level security, so COPY does what INSERT would do.
+	copyOK bool
+	// ident is the relation regclass resolved, for COPY, which takes
+	// identifiers rather than the application's text.
+	ident pgx.Identifier
+	cols  map[string]*pgColumn // by attname (the case-resolved name)
+}
+
+// pgColumn is one column's type, domains resolved to their base type.
+type pgColumn struct {
+	oid      uint32 // the declared type (maybe a domain)
+	base     uint32 // the type under any domains; oid when it is no domain
+	baseName string // schema-qualified, quoted name of base, valid SQL in any search_path
+	kind     byte   // pg_type.typtype of base: b(ase), c(omposite), e(num), r(ange), m(ultirange)
+	category byte   // pg_type.typcategory of base: 'A' for arrays
+	array    uint32 // the array type of base (pg_type.typarray), 0 when none
+	// alwaysIdentity: GENERATED ALWAYS AS IDENTITY, which INSERT refuses a
+	// value for and COPY silently accepts.
+	alwaysIdentity bool
+}
+
+// newPgDialect returns a PostgreSQL dialect with an empty type cache.
+func newPgDialect() *pgDialect {
+	return &pgDialect{tables: map[string]*pgTable{}}
+}
+
+// pgxConner is what a pgx stdlib connection (*stdlib.Conn) offers to reach
+// the native connection.
+type pgxConner interface{ Conn() *pgx.Conn }
+
+// isPgxConn reports whether conn is a pgx stdlib connection, whose native
+// *pgx.Conn the PostgreSQL dialect can use.
+func isPgxConn(conn driver.Conn) bool {
+	_, ok := conn.(pgxConner)
+	return ok
+}
+
+func (d *pgDialect) name() string { return "postgres" }
+
+// writeTx writes every group in one transaction on conn's native pgx
+// connection, at most batch rows a statement, and commits. See dialect.
+func (d *pgDialect) writeTx(ctx context.Context, conn driver.Conn, groups []*flushGroup, batch int) (noMatch [][]int, err error) {
+	pc, ok := conn.(pgxConner)
+	if !ok {
+		return nil, fmt.Errorf("writeback: postgres dialect needs a pgx stdlib connection, got %T", conn)
+	}
+	native := pc.Conn()
+	if native == nil {
+		return nil, errors.New("writeback: postgres dialect: pgx stdlib connection has no native connection")
+	}
+	if batch <= 0 {
+		batch = 1000
+	}
+	w := pgWriter{d: d, conn: native, mode: pgExecMode(native), batch: batch}
+	tx, err := native.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("writeback: postgres begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			// The flush's ctx may be what ended it: roll back on a context of
+			// our own, or the connection would be left inside the transaction.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pgFlushTimeout)
+			_ = tx.Rollback(rctx)
+			cancel()
+		}
+	}()
+	w.tx = tx
+	noMatch = make([][]int, len(groups))
+	for gi, g := range groups {
+		if len(g.rows) == 0 {
+			continue
+		}
+		if noMatch[gi], err = w.group(ctx, g); err != nil {
+			if pgSchemaChanged(err) {
+				d.forget(pgTableName(g))
+			}
+			if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+				// Say why a statement failed when the flush was cut short, so
+				// the flusher sees a context error.
+				err = fmt.Errorf("%w (%w)", err, cerr)
+			}
+			return nil, fmt.Errorf("writeback: postgres %s %s: %w", pgOpName(g.op), pgTableName(g), err)
+		}
+	}
+	if err = tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("writeback: postgres commit: %w", err)
+	}
+	return noMatch, nil
+}
+
+// pgOpName names an operation in errors.
+func pgOpName(op flushOp) string {
+	if op == flushInsert {
+		return "insert into"
+	}
+	return "update"
+}
+
+// pgExecMode picks how statements run. The cached modes keep their prepared
+// statement or description across flushes (our SQL text does not change with
+// the batch size, so one entry per group shape); the others would not work
+// here: Exec and simple protocol infer parameter types from Go values, which
+// cannot type an array of interface values, so they get DescribeExec.
+func pgExecMode(c *pgx.Conn) pgx.QueryExecMode {
+	switch m := c.Config().DefaultQueryExecMode; m {
+	case pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe:
+		return m
+	}
+	return pgx.QueryExecModeDescribeExec
+}
+
+// pgSchemaChanged reports whether err suggests the table is not what the
+// type cache says (a column or table gone, a type changed), so the cache entry
+// should be reloaded on the next try.
+func pgSchemaChanged(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "42703", // undefined_column
+			"42P01", // undefined_table
+			"42804", // datatype_mismatch
+			"42883", // undefined_function (an operator on a changed type)
+			"42846", // cannot_coerce
+			"42704", // undefined_object (a dropped type)
+			"0A000": // feature_not_supported: "cached plan must not change result type"
+			return true
+		}
+		return false
+	}
+	return errors.Is(err, errPgNoColumn)
+}
+
+// errPgNoColumn is returned when a group names a column the table does not have.
+var errPgNoColumn = errors.New("no such column")
+
+// pgTableName is the table as the application wrote it, schema-qualified when
+// it was: the text both emitted SQL and the regclass lookup use.
+func pgTableName(g *flushGroup) string {
+	if g.schema != nil {
+		return g.schema.raw + "." + g.table.raw
+	}
+	return g.table.raw
+}
+
+func (d *pgDialect) forget(table string) {
+	d.mu.Lock()
+	delete(d.tables, table)
+	d.mu.Unlock()
+}
+
+// pgColumnsSQL reads a table's columns, their types with domains resolved to
+// the base type (deepest level of the recursion), and whether COPY may be used.
+// $1 is the table's name as the application wrote it: regclass input applies
+// the quoting, case folding and search_path rules the statement would.
+const pgColumnsSQL = `WITH RECURSIVE a AS (
+	SELECT attnum, attname, atttypid, attidentity FROM pg_catalog.pg_attribute
+	WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+), b(attnum, typ, depth) AS (
+	SELECT attnum, atttypid, 0 FROM a
+	UNION ALL
+	SELECT b.attnum, t.typbasetype, b.depth + 1
+	FROM b JOIN pg_catalog.pg_type t ON t.oid = b.typ WHERE t.typtype = 'd'
+)
+SELECT DISTINCT ON (a.attnum) a.attname::text, a.atttypid::int8, b.typ::int8,
+	quote_ident(n.nspname) || '.' || quote_ident(t.typname),
+	t.typtype::text, t.typcategory::text, t.typarray::int8, a.attidentity = 'a',
+	c.relkind IN ('r', 'p') AND NOT c.relhasrules AND NOT c.relrowsecurity,
+	cn.nspname::text, c.relname::text
+FROM a JOIN b USING (attnum)
+JOIN pg_catalog.pg_type t ON t.oid = b.typ
+JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+JOIN pg_catalog.pg_class c ON c.oid = $1::regclass
+JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace
+ORDER BY a.attnum, b.depth DESC`
+
+// table returns the cached column types of g's table, loading them on first use.
+func (d *pgDialect) table(ctx context.Context, tx pgx.Tx, g *flushGroup) (*pgTable, error) {
+	name := pgTableName(g)
+	d.mu.Lock()
+	t := d.tables[name]
+	d.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	rows, err := tx.Query(ctx, pgColumnsSQL, name)
+	if err != nil {
+		return nil, err
+	}
+	t = &pgTable{cols: map[string]*pgColumn{}}
+	for rows.Next() {
+		var (
+			attname, baseName, kind, category, nsp, rel string
+			oid, base, array                            int64
+			always                                      bool
+		)
+		if err := rows.Scan(&attname, &oid, &base, &baseName, &kind, &category, &array, &always, &t.copyOK, &nsp, &rel); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		t.ident = pgx.Identifier{nsp, rel}
+		t.cols[attname] = &pgColumn{
+			oid: uint32(oid), base: uint32(base), baseName: baseName,
+			kind: kind[0], category: category[0], array: uint32(array),
+			alwaysIdentity: always,
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.tables[name] = t
+	d.mu.Unlock()
+	return t, nil
+}
+
+// pgColSQL is how one column's values appear in the statement: a parameter
+// array of typ[], unnested, and, when cast is not empty, each element cast to
+// cast (the values then travel as text).
+type pgColSQL struct {
+	typ  string
+	cast string
+}
+
+// pgTextType is the array element type of columns that travel as text.
+const pgTextType = "pg_catalog.text"
+
+// pgCol is one column of a group as the writer sends it.
+type pgCol struct {
+	sql  pgColSQL
+	text bool   // values are converted to their text form (see pgWriter.gather)
+	oid  uint32 // the type whose text encoding pgx uses for text values
+	idx  int    // position of the column's value in each row
+	vals []any  // the current statement's values, reused between statements
+}
+
+// Type OIDs the dialect treats specially.
+const (
+	pgOIDInt2    = 21
+	pgOIDInt4    = 23
+	pgOIDInt8    = 20
+	pgOIDText    = 25
+	pgOIDVarchar = 1043
+	pgOIDBpchar  = 1042
+	pgOIDName    = 19
+	pgOIDJSON    = 114
+	pgOIDJSONB   = 3802
+)
+
+// pgTextLike reports whether a string sent in pgx's binary format for the
+// type is the same bytes as the text a single-row statement would send.
+func pgTextLike(oid uint32) bool {
+	switch oid {
+	case pgOIDText, pgOIDVarchar, pgOIDBpchar, pgOIDName, pgOIDJSON, pgOIDJSONB:
+		return true
+	}
+	return false
+}
+
+// plan decides, for one column of a group, how its values travel: as an
+// array of the column's base type (pgx's binary codec, the fast path) or as
+// text cast per element. rowsVals are the group's rows; the choice looks at
+// the values, because a string for a non-text type must reach the server as
+// text to be parsed by PostgreSQL exactly as a single-row statement's would.
+func pgPlanCol(m *pgtype.Map, c *pgColumn, delta bool, rows [][]any, idx int) pgCol {
+	col := pgCol{idx: idx, oid: c.base}
+	binary := c.kind != 'c' && c.category != 'A' && c.array != 0
+	if binary {
+		_, knownElem := m.TypeForOID(c.base)
+		_, knownArray := m.TypeForOID(c.array)
+		binary = knownElem && knownArray
+	}
+	if binary && !pgTextLike(c.base) {
+		for _, r := range rows {
+			if _, isString := r[idx].(string); isString {
+				binary = false
+				break
+			}
+		}
+	}
+	switch {
+	case !binary:
+		col.text = true
+		col.sql = pgColSQL{typ: pgTextType, cast: c.baseName}
+	case delta && (c.base == pgOIDInt2 || c.base == pgOIDInt4):
+		// A coalesced delta may exceed the column's range while the result
+		// does not: add in bigint, the assignment range-checks the sum.
+		col.sql = pgColSQL{typ: "pg_catalog.int8"}
+	default:
+		col.sql = pgColSQL{typ: c.baseName}
+	}
+	return col
+}
+
+// pgWriter is the state of one writeTx call.
+type pgWriter struct {
+	d     *pgDialect
+	conn  *pgx.Conn
+	tx    pgx.Tx
+	mode  pgx.QueryExecMode
+	batch int
+	args  []any // reused argument list: mode, then one array per column
+	tbuf  []byte
+}
+
+// group writes one flush group, batch rows a statement, and returns the
+// indices of UPDATE rows that matched nothing.
+func (w *pgWriter) group(ctx context.Context, g *flushGroup) ([]int, error) {
+	t, err := w.d.table(ctx, w.tx, g)
+	if err != nil {
+		return nil, err
+	}
+	m := w.conn.TypeMap()
+	names := g.cols
+	if g.op == flushUpdate {
+		names = append(append(make([]ident, 0, len(g.cols)+len(g.keyCols)), g.cols...), g.keyCols...)
+	}
+	for i, r := range g.rows {
+		if len(r) != len(names) {
+			return nil, fmt.Errorf("row %d has %d values for %d columns", i, len(r), len(names))
+		}
+	}
+	n := len(g.rows)
+	if n > w.batch {
+		n = w.batch
+	}
+	for _, id := range names {
+		if t.cols[id.norm] == nil {
+			// The column may be newer than the cache: reload once.
+			w.d.forget(pgTableName(g))
+			if t, err = w.d.table(ctx, w.tx, g); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	cols := make([]pgCol, len(names))
+	for i, id := range names {
+		c := t.cols[id.norm]
+		if c == nil {
+			return nil, fmt.Errorf("column %s: %w", id.raw, errPgNoColumn)
+		}
+		delta := g.op == flushUpdate && i < len(g.cols) && i < len(g.delta) && g.delta[i]
+		cols[i] = pgPlanCol(m, c, delta, g.rows, i)
+		cols[i].vals = make([]any, n)
+	}
+	sqls := make([]pgColSQL, len(cols))
+	for i := range cols {
+		sqls[i] = cols[i].sql
+	}
+	if g.op == flushInsert {
+		return nil, w.insert(ctx, g, t, cols, sqls)
+	}
+	return w.update(ctx, g, cols, sqls)
+}
+
+// update runs the group's UPDATEs and finds the rows that matched nothing.
+func (w *pgWriter) update(ctx context.Context, g *flushGroup, cols []pgCol, sqls []pgColSQL) ([]int, error) {
+	query := pgUpdateSQL(g, sqls[:len(g.cols)], sqls[len(g.cols):])
+	missing := pgMissingSQL(g, sqls[len(g.cols):])
+	// If a SET column is also a key column, the keys can only be checked
+	// before the UPDATE moves them.
+	checkFirst := false
+	for _, c := range g.cols {
+		for _, k := range g.keyCols {
+			if c.norm == k.norm {
+				checkFirst = true
+			}
+		}
+	}
+	var noMatch []int
+	for off := 0; off < len(g.rows); off += w.batch {
+		end := min(off+w.batch, len(g.rows))
+		args, err := w.gather(g.rows[off:end], cols)
+		if err != nil {
+			return nil, err
+		}
+		keyArgs := append([]any{w.mode}, args[1+len(g.cols):]...)
+		if checkFirst {
+			if noMatch, err = w.missing(ctx, missing, keyArgs, off, noMatch); err != nil {
+				return nil, err
+			}
+		}
+		tag, err := w.tx.Exec(ctx, query, args...)
+		if err != nil {
+			return nil, err
+		}
+		// Every key exists (the common case) when the UPDATE touched every
+		// row: only a short count costs a query to say which keys missed.
+		if !checkFirst && tag.RowsAffected() < int64(end-off) {
+			if noMatch, err = w.missing(ctx, missing, keyArgs, off, noMatch); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return noMatch, nil
+}
+
+// missing appends to noMatch the group indices (off + position in the batch)
+// of the keys in keyArgs that match no row.
+func (w *pgWriter) missing(ctx context.Context, query string, keyArgs []any, off int, noMatch []int) ([]int, error) {
+	rows, err := w.tx.Query(ctx, query, keyArgs...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n int64
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		noMatch = append(noMatch, off+int(n)-1)
+	}
+	return noMatch, rows.Err()
+}
+
+// insert runs the group's INSERTs: by COPY when every column travels in
+// binary and the table takes COPY as it would INSERT, otherwise by
+// INSERT ... SELECT FROM unnest.
+func (w *pgWriter) insert(ctx context.Context, g *flushGroup, t *pgTable, cols []pgCol, sqls []pgColSQL) error {
+	if t.copyOK && pgInsertByCopy {
+		useCopy := true
+		for i, c := range g.cols {
+			// A text column needs PostgreSQL to parse the value, which
+			// pgx's binary COPY would do itself; an always-identity
+			// column must refuse the value as INSERT does.
+			useCopy = useCopy && !cols[i].text && !t.cols[c.norm].alwaysIdentity
+		}
+		if useCopy {
+			return w.copy(ctx, g, t)
+		}
+	}
+	query := pgInsertSQL(g, sqls)
+	for off := 0; off < len(g.rows); off += w.batch {
+		end := min(off+w.batch, len(g.rows))
+		args, err := w.gather(g.rows[off:end], cols)
+		if err != nil {
+			return err
+		}
+		if _, err := w.tx.Exec(ctx, query, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pgInsertByCopy selects COPY for inserts where it is exact (see insert); the
+// benchmark turns it off to compare with INSERT ... SELECT FROM unnest.
+var pgInsertByCopy = true
+
+// copy writes an INSERT group with COPY, batch rows a COPY statement. pgx
+// quotes the identifiers it is given, so COPY names the relation by the
+// schema and name regclass resolved and the columns by their attnames (the
+// case-resolved names the group was matched by), not by the application's text.
+func (w *pgWriter) copy(ctx context.Context, g *flushGroup, t *pgTable) error {
+	names := make([]string, len(g.cols))
+	for i, c := range g.cols {
+		names[i] = c.norm
+	}
+	for off := 0; off < len(g.rows); off += w.batch {
+		end := min(off+w.batch, len(g.rows))
+		if _, err := w.tx.CopyFrom(ctx, t.ident, names, pgx.CopyFromRows(g.rows[off:end])); err != nil {
+			return pgCopyError(ctx, err)
+		}
+	}
+	return nil
+}
+
+// pgCopyFailed is how the server reports a COPY the client aborted: pgx
+// sends CopyFail with its own error when it cannot encode a value.
+const pgCopyFailed = "COPY from stdin failed: "
+
+// pgCopyError turns the server's report of a COPY that pgx aborted because
+// a value would not encode (SQLSTATE 57014, query_canceled, which reads as a
+// transient error) back into the encoding error it is, as a single-row
+// statement would have returned it: a plain, permanent error.
+func pgCopyError(ctx context.Context, err error) error {
+	var pe *pgconn.PgError
+	if ctx.Err() == nil && errors.As(err, &pe) && pe.Code == "57014" && strings.HasPrefix(pe.Message, pgCopyFailed) {
+		return fmt.Errorf("copy: %s", strings.TrimPrefix(pe.Message, pgCopyFailed))
+	}
+	return err
+}
+
+// gather turns rows into the statement's arguments: the exec mode, then one
+// array per column. Binary columns pass the row values themselves: a
+// FlatArray[any] makes pgx pick each element's encode plan by its Go type
+// (the plan a single-row parameter would use) without reflecting on a slice.
+func (w *pgWriter) gather(rows [][]any, cols []pgCol) ([]any, error) {
+	n := len(rows)
+	w.args = append(w.args[:0], w.mode)
+	for ci := range cols {
+		c := &cols[ci]
+		vals := c.vals[:n]
+		if !c.text {
+			for i, r := range rows {
+				vals[i] = r[c.idx]
+			}
+		} else {
+			for i, r := range rows {
+				v, err := w.text(c.oid, r[c.idx])
+				if err != nil {
+					return nil, err
+				}
+				vals[i] = v
+			}
+		}
+		w.args = append(w.args, pgtype.FlatArray[any](vals))
+	}
+	return w.args, nil
+}
+
+// text returns v as a single-row text parameter of type oid would carry it:
+// strings verbatim, NULL as nil, anything else in pgx's text encoding.
+func (w *pgWriter) text(oid uint32, v any) (any, error) {
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		return x, nil
+	case int64:
+		return strconv.FormatInt(x, 10), nil
+	}
+	buf, err := w.conn.TypeMap().Encode(oid, pgtype.TextFormatCode, v, w.tbuf[:0])
+	if err != nil {
+		return nil, err
+	}
+	if buf == nil {
+		return nil, nil
+	}
+	w.tbuf = buf
+	return string(buf), nil
+}
+
+// pgElem is column i's value after unnest, as SQL: v.<alias>, cast when the
+// column travels as text.
+func pgElem(sb *strings.Builder, alias string, i int, c pgColSQL) {
+	sb.WriteString("v.")
+	sb.WriteString(alias)
+	sb.WriteString(strconv.Itoa(i))
+	if c.cast != "" {
+		sb.WriteString("::")
+		sb.WriteString(c.cast)
+	}
+}
+
+// pgUnnest writes `unnest($p::typ[], ...)` for cols, numbering parameters
+// from first.
+func pgUnnest(sb *strings.Builder, first int, cols ...[]pgColSQL) {
+	sb.WriteString("unnest(")
+	p := first
+	for _, cs := range cols {
+		for _, c := range cs {
+			if p > first {
+				sb.WriteString(", ")
+			}
+			sb.WriteByte('$')
+			sb.WriteString(strconv.Itoa(p))
+			sb.WriteString("::")
+			sb.WriteString(c.typ)
+			sb.WriteString("[]")
+			p++
+		}
+	}
+	sb.WriteByte(')')
+}
+
+// pgAliases writes `prefix0, prefix1, ...` for n columns.
+func pgAliases(sb *strings.Builder, prefix string, n int) {
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(prefix)
+		sb.WriteString(strconv.Itoa(i))
+	}
+}
+
+// pgUpdateSQL is the UPDATE a group's batches run: set and key describe the
+// parameter arrays of g.cols and g.keyCols, in that order ($1...). The
+// unnested columns are named c0.. and k0.., so no application name can clash
+// with them, and every table column is qualified by the alias t.
+func pgUpdateSQL(g *flushGroup, set, key []pgColSQL) string {
+	var sb strings.Builder
+	sb.WriteString("UPDATE ")
+	sb.WriteString(pgTableName(g))
+	sb.WriteString(" AS t SET ")
+	for i, c := range g.cols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(c.raw)
+		sb.WriteString(" = ")
+		if i < len(g.delta) && g.delta[i] {
+			sb.WriteString("t.")
+			sb.WriteString(c.raw)
+			sb.WriteString(" + ")
+		}
+		pgElem(&sb, "c", i, set[i])
+	}
+	sb.WriteString(" FROM ")
+	pgUnnest(&sb, 1, set, key)
+	sb.WriteString(" AS v(")
+	pgAliases(&sb, "c", len(set))
+	sb.WriteString(", ")
+	pgAliases(&sb, "k", len(key))
+	sb.WriteString(") WHERE ")
+	pgKeyMatch(&sb, g, key)
+	return sb.String()
+}
+
+// pgKeyMatch writes `t.k1 = v.k0 AND t.k2 = v.k1`.
+func pgKeyMatch(sb *strings.Builder, g *flushGroup, key []pgColSQL) {
+	for i, k := range g.keyCols {
+		if i > 0 {
+			sb.WriteString(" AND ")
+		}
+		sb.WriteString("t.")
+		sb.WriteString(k.raw)
+		sb.WriteString(" = ")
+		pgElem(sb, "k", i, key[i])
+	}
+}
+
+// pgMissingSQL is the query that lists, 1-based, the keys of a batch that
+// match no row; it takes the same key arrays as the UPDATE, as $1...
+func pgMissingSQL(g *flushGroup, key []pgColSQL) string {
+	var sb strings.Builder
+	sb.WriteString("SELECT v.n FROM ")
+	pgUnnest(&sb, 1, key)
+	sb.WriteString(" WITH ORDINALITY AS v(")
+	pgAliases(&sb, "k", len(key))
+	sb.WriteString(", n) WHERE NOT EXISTS (SELECT 1 FROM ")
+	sb.WriteString(pgTableName(g))
+	sb.WriteString(" AS t WHERE ")
+	pgKeyMatch(&sb, g, key)
+	sb.WriteString(")")
+	return sb.String()
+}
+
+// pgInsertSQL is the INSERT a group's batches run when COPY is not used.
+func pgInsertSQL(g *flushGroup, cols []pgColSQL) string {
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO ")
+	sb.WriteString(pgTableName(g))
+	sb.WriteString(" (")
+	for i, c := range g.cols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(c.raw)
+	}
+	sb.WriteString(") SELECT ")
+	for i := range cols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		pgElem(&sb, "c", i, cols[i])
+	}
+	sb.WriteString(" FROM ")
+	pgUnnest(&sb, 1, cols)
+	sb.WriteString(" AS v(")
+	pgAliases(&sb, "c", len(cols))
+	sb.WriteString(")")
+	return sb.String()
+}

@@ -1,0 +1,365 @@
+// Package writeback is a database/sql driver that adds write-back caching to
+// any other driver. Importing it registers the driver name "writeback":
+//
+//	db, err := sql.Open("writeback", "driver=pgx rules=writeback.yaml dsn=postgres://app@db/app")
+//
+// Statements on tables the rules file lists as "back" that are provably safe
+// to defer (an UPDATE by key, an INSERT with the key) are acknowledged from
+// memory, coalesced per row and flushed in batched transactions; everything
+// else goes to the base driver unchanged, after the buffered rows of every
+// back table it names are committed. See README.md for what a buffered write
+// means and what can be lost.
+package writeback
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func init() {
+	sql.Register("writeback", &Driver{})
+}
+
+// Driver is the registered "writeback" driver. sql.Open calls its
+// OpenConnector with the DSN; each connector has a buffer of its own.
+type Driver struct{}
+
+var (
+	_ driver.Driver        = (*Driver)(nil)
+	_ driver.DriverContext = (*Driver)(nil)
+)
+
+// Open is not used by database/sql, which calls OpenConnector; a connection
+// opened alone would have no buffer to share with its pool.
+func (d *Driver) Open(string) (driver.Conn, error) {
+	return nil, errors.New("writeback: open the driver with sql.Open or writeback.NewConnector, not Driver.Open")
+}
+
+// OpenConnector parses a DSN of space-separated key=value pairs:
+// driver=NAME (a registered database/sql driver), rules=PATH (the rules
+// file), optional journal=PATH, and dsn=BASE last, which takes the rest of the
+// string verbatim as the base driver's DSN.
+func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
+	cfg, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	base, err := baseConnector(cfg.driver, cfg.dsn)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := LoadRules(cfg.rules)
+	if err != nil {
+		closeQuietly(base)
+		return nil, err
+	}
+	if cfg.journal != "" {
+		if rules.Journal == nil {
+			rules.Journal = &JournalRule{}
+		}
+		rules.Journal.Path = cfg.journal
+	}
+	c, err := NewConnector(base, rules)
+	if err != nil {
+		closeQuietly(base)
+		return nil, err
+	}
+	return c, nil
+}
+
+type dsnConfig struct {
+	driver, rules, journal, dsn string
+}
+
+// parseDSN splits "driver=NAME rules=PATH [journal=PATH] dsn=BASE".
+func parseDSN(s string) (dsnConfig, error) {
+	var cfg dsnConfig
+	seen := map[string]bool{}
+	rest := strings.TrimSpace(s)
+	for rest != "" {
+		var field string
+		field, rest, _ = strings.Cut(rest, " ")
+		rest = strings.TrimLeft(rest, " \t")
+		if field == "" {
+			continue
+		}
+		key, val, ok := strings.Cut(field, "=")
+		if !ok {
+			return cfg, fmt.Errorf("writeback: DSN: %q is not key=value (want driver=NAME rules=PATH dsn=BASE)", field)
+		}
+		if seen[key] {
+			return cfg, fmt.Errorf("writeback: DSN: %s= given twice", key)
+		}
+		seen[key] = true
+		switch key {
+		case "driver":
+			cfg.driver = val
+		case "rules":
+			cfg.rules = val
+		case "journal":
+			cfg.journal = val
+		case "dsn":
+			// dsn= takes the rest of the string verbatim: base DSNs have spaces.
+			if rest != "" {
+				val += " " + rest
+			}
+			cfg.dsn, rest = val, ""
+		default:
+			return cfg, fmt.Errorf("writeback: DSN: unknown key %q (known: driver, rules, journal, dsn)", key)
+		}
+		if val == "" && key != "dsn" {
+			return cfg, fmt.Errorf("writeback: DSN: %s= is empty", key)
+		}
+	}
+	if cfg.driver == "" {
+		return cfg, errors.New("writeback: DSN: driver=NAME is required (the base database/sql driver, e.g. pgx or sqlite3)")
+	}
+	if cfg.driver == "writeback" {
+		return cfg, errors.New("writeback: DSN: driver=writeback would wrap itself")
+	}
+	if cfg.rules == "" {
+		return cfg, errors.New("writeback: DSN: rules=PATH is required")
+	}
+	if !seen["dsn"] {
+		return cfg, errors.New("writeback: DSN: dsn=BASE is required (it comes last)")
+	}
+	return cfg, nil
+}
+
+// baseConnector finds a registered driver by name and returns a connector
+// for dsn. database/sql has no lookup by name, so a throwaway *sql.DB is
+// opened (it connects to nothing) and its Driver taken.
+func baseConnector(name, dsn string) (driver.Connector, error) {
+	found := false
+	for _, n := range sql.Drivers() {
+		found = found || n == name
+	}
+	if !found {
+		return nil, fmt.Errorf("writeback: DSN: base driver %q is not registered (forgotten import? registered: %s)", name, strings.Join(sql.Drivers(), ", "))
+	}
+	db, err := sql.Open(name, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("writeback: base driver %s: %w", name, err)
+	}
+	drv := db.Driver()
+	_ = db.Close()
+	if dc, ok := drv.(driver.DriverContext); ok {
+		c, err := dc.OpenConnector(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("writeback: base driver %s: %w", name, err)
+		}
+		return c, nil
+	}
+	return dsnConnector{drv: drv, dsn: dsn}, nil
+}
+
+// dsnConnector is the connector for a driver without DriverContext, as
+// database/sql builds it.
+type dsnConnector struct {
+	drv driver.Driver
+	dsn string
+}
+
+func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
+func (c dsnConnector) Driver() driver.Driver                        { return c.drv }
+
+func closeQuietly(c driver.Connector) {
+	if cl, ok := c.(io.Closer); ok {
+		_ = cl.Close()
+	}
+}
+
+// Option configures a Connector.
+type Option func(*config) error
+
+type config struct {
+	log          *slog.Logger
+	onDead       func(DeadLetter)
+	closeTimeout time.Duration
+}
+
+// WithLogger sends the driver's logs (flush failures, UPDATEs that matched no
+// row, refused rows) to l instead of slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("writeback: WithLogger: nil logger")
+		}
+		c.log = l
+		return nil
+	}
+}
+
+// WithOnDeadLetter calls fn, from the flusher's goroutine, for every buffered
+// write that did not take effect: a row the database refused permanently, or
+// a flushed UPDATE that matched no row. fn must not block for long.
+func WithOnDeadLetter(fn func(DeadLetter)) Option {
+	return func(c *config) error {
+		if fn == nil {
+			return errors.New("writeback: WithOnDeadLetter: nil function")
+		}
+		c.onDead = fn
+		return nil
+	}
+}
+
+// DefaultCloseTimeout is how long Close keeps retrying a flush that fails
+// transiently before it gives up and reports what is left.
+const DefaultCloseTimeout = 30 * time.Second
+
+// WithCloseTimeout sets how long Close keeps retrying to flush what is
+// buffered (default DefaultCloseTimeout).
+func WithCloseTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("writeback: WithCloseTimeout: %s is not positive", d)
+		}
+		c.closeTimeout = d
+		return nil
+	}
+}
+
+// Connector is a driver.Connector that wraps a base connector with a buffer.
+// Use it with sql.OpenDB; closing the *sql.DB closes it, which flushes every
+// buffered write first.
+type Connector struct {
+	base  driver.Connector
+	rules *Rules
+	buf   *buffer
+	drv   *connDriver
+	log   *slog.Logger
+
+	// sqliteParams: $N and $name are named parameters (SQLite's rule), not
+	// PostgreSQL's positional $N.
+	sqliteParams bool
+
+	cache    sync.Map // SQL text → *stmtInfo
+	cacheLen atomic.Int64
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ driver.Connector = (*Connector)(nil)
+	_ io.Closer        = (*Connector)(nil)
+)
+
+// NewConnector wraps base: statements on rules' back tables are buffered, the
+// rest go to base. It validates rules and options and returns an error that
+// names the problem; it never panics.
+func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connector, error) {
+	if base == nil {
+		return nil, errors.New("writeback: NewConnector: nil base connector")
+	}
+	if rules == nil {
+		return nil, errors.New("writeback: NewConnector: nil rules")
+	}
+	if err := rules.Validate(); err != nil {
+		return nil, err
+	}
+	if rules.Journal != nil {
+		where := rules.File
+		if rules.Journal.Line > 0 {
+			where = fmt.Sprintf("%s:%d", rules.File, rules.Journal.Line)
+		}
+		return nil, fmt.Errorf("writeback: %s: journal: not supported by this version yet; remove the journal section (writes are acknowledged from memory)", where)
+	}
+	cfg := config{log: slog.Default(), closeTimeout: DefaultCloseTimeout}
+	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("writeback: NewConnector: nil option")
+		}
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	c := &Connector{base: base, rules: rules, log: cfg.log}
+	c.drv = &connDriver{c: c}
+	c.sqliteParams = isSQLiteDriver(base.Driver())
+	c.buf = newBuffer(rules)
+	newFlusher(c.buf, base, cfg.log, cfg.onDead, cfg.closeTimeout)
+	return c, nil
+}
+
+func isSQLiteDriver(d driver.Driver) bool {
+	return d != nil && strings.Contains(fmt.Sprintf("%T", d), "sqlite3.")
+}
+
+// Connect opens a base connection and wraps it.
+func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	base, err := c.base.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return newConn(base, c), nil
+}
+
+// Driver returns a driver value that belongs to this connector, so Flush and
+// StatsOf can find the buffer from a *sql.DB.
+func (c *Connector) Driver() driver.Driver { return c.drv }
+
+// Flush commits every write buffered so far, whatever its table's max_loss.
+func (c *Connector) Flush(ctx context.Context) error {
+	return c.buf.barrier(ctx, c.buf.ordered)
+}
+
+// Close flushes everything buffered (retrying transient failures up to the
+// close timeout), stops the flusher and closes the base connector if it is an
+// io.Closer. It returns an error that says how many rows were left if the
+// flush could not finish. Later calls return the same result.
+func (c *Connector) Close() error {
+	c.closeOnce.Do(func() {
+		c.buf.closed.Store(true)
+		c.closeErr = c.buf.flusher.close()
+		if cl, ok := c.base.(io.Closer); ok {
+			c.closeErr = errors.Join(c.closeErr, cl.Close())
+		}
+	})
+	return c.closeErr
+}
+
+// connDriver is the per-connector driver value returned by Connector.Driver.
+type connDriver struct{ c *Connector }
+
+func (d *connDriver) Open(string) (driver.Conn, error) { return d.c.Connect(context.Background()) }
+
+// connectorOf finds the writeback connector behind a *sql.DB.
+func connectorOf(db *sql.DB) (*Connector, error) {
+	if db == nil {
+		return nil, errors.New("writeback: nil *sql.DB")
+	}
+	d, ok := db.Driver().(*connDriver)
+	if !ok {
+		return nil, fmt.Errorf("writeback: this *sql.DB uses driver %T, not writeback", db.Driver())
+	}
+	return d.c, nil
+}
+
+// Flush makes every write acknowledged so far through db durable in the
+// database before it returns, or returns why it could not.
+func Flush(ctx context.Context, db *sql.DB) error {
+	c, err := connectorOf(db)
+	if err != nil {
+		return err
+	}
+	return c.Flush(ctx)
+}
+
+// StatsOf returns the buffer's figures for a *sql.DB opened with writeback.
+func StatsOf(db *sql.DB) (Stats, error) {
+	c, err := connectorOf(db)
+	if err != nil {
+		return Stats{}, err
+	}
+	return c.Stats(), nil
+}

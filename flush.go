@@ -1,0 +1,496 @@
+package writeback
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DeadLetter is a buffered write that did not take effect in the database: the
+// database refused its row permanently, or a flushed UPDATE matched no row.
+// It carries everything needed to inspect or replay the write.
+type DeadLetter struct {
+	Time    time.Time
+	Table   string   // the rule's table name
+	Key     []any    // key values in the rule's key order
+	Op      string   // "insert" or "update"
+	Columns []string // the coalesced columns, normalized
+	Values  []any    // their values (for an update, a delta where Delta[i])
+	Delta   []bool   // update only: Values[i] is added to the column
+	Writes  int      // application writes coalesced into this row
+	NoMatch bool     // an UPDATE whose key matched no row
+	Err     error    // the database's error; nil when NoMatch
+}
+
+// flushReq asks the flusher to commit every row of tables that is dirty now.
+type flushReq struct {
+	tables []*tableState // nil means every table
+	done   chan error
+}
+
+// flusher owns the connection that writes dirty rows and the goroutine that
+// decides when. All flushing happens on that goroutine, so flushes of one
+// table never overlap and rows reach the database in the order they were taken.
+type flusher struct {
+	b         *buffer
+	connector driver.Connector
+	log       *slog.Logger
+	onDead    func(DeadLetter)
+
+	ctx    context.Context // cancelled when Close gives up
+	cancel context.CancelFunc
+
+	reqs chan *flushReq
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+
+	closeTimeout time.Duration
+	closeErr     error
+
+	// only the flusher goroutine touches these
+	conn    driver.Conn
+	dialect dialect
+
+	mu        sync.Mutex // guards lastErr, lastErrAt
+	lastErr   error
+	lastErrAt time.Time
+}
+
+func newFlusher(b *buffer, base driver.Connector, log *slog.Logger, onDead func(DeadLetter), closeTimeout time.Duration) *flusher {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &flusher{
+		b: b, connector: base, log: log, onDead: onDead,
+		ctx: ctx, cancel: cancel,
+		reqs: make(chan *flushReq), kick: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{}),
+		closeTimeout: closeTimeout,
+	}
+	b.flusher = f
+	go f.run()
+	return f
+}
+
+// kickNow wakes the flusher without blocking; one pending kick is enough.
+func (f *flusher) kickNow() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// request makes the flusher commit the tables' dirty rows and waits for it.
+func (f *flusher) request(ctx context.Context, tables []*tableState) error {
+	r := &flushReq{tables: tables, done: make(chan error, 1)}
+	select {
+	case f.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-f.done:
+		return ErrClosed
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close stops the flusher after it has flushed everything it can within the
+// close timeout, and returns what it could not flush.
+func (f *flusher) close() error {
+	select {
+	case <-f.stop:
+	default:
+		close(f.stop)
+	}
+	<-f.done
+	return f.closeErr
+}
+
+func (f *flusher) run() {
+	defer close(f.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		timer.Reset(f.nextWake(time.Now()))
+		var reqs []*flushReq
+		select {
+		case r := <-f.reqs:
+			reqs = append(reqs, r)
+		case <-f.kick:
+		case <-timer.C:
+		case <-f.stop:
+			f.closeErr = f.final()
+			f.closeConn()
+			f.cancel()
+			return
+		}
+		// Serve every request that is already waiting in the same round.
+	drain:
+		for {
+			select {
+			case r := <-f.reqs:
+				reqs = append(reqs, r)
+			default:
+				break drain
+			}
+		}
+		f.round(time.Now(), reqs)
+	}
+}
+
+// deadline is when a table's flush must start for its oldest row to be
+// committed within max_loss: early by the last flush's cost (twice, for
+// safety) and at least a tenth of max_loss.
+func deadline(t *tableState, oldest time.Time) time.Time {
+	ml := t.rule.MaxLoss
+	lead := max(ml/10, 2*t.flushCost)
+	lead = min(lead, ml/2)
+	return oldest.Add(ml - lead)
+}
+
+// nextWake is how long the flusher may sleep before some table is due.
+func (f *flusher) nextWake(now time.Time) time.Duration {
+	wake := now.Add(time.Hour)
+	for _, t := range f.b.ordered {
+		t.mu.Lock()
+		n, oldest := t.dirtyLocked()
+		evicted, retry := len(t.evicted), len(t.retry)
+		t.mu.Unlock()
+		switch {
+		case n == 0:
+			continue
+		case retry > 0 && t.retryAt.After(now):
+			wake = minTime(wake, t.retryAt)
+		case evicted > 0 || retry > 0:
+			wake = now
+		default:
+			wake = minTime(wake, deadline(t, oldest))
+		}
+	}
+	return max(wake.Sub(now), 0)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// round flushes every table that is requested, due, or has evicted rows,
+// high priority first, and answers the requests.
+func (f *flusher) round(now time.Time, reqs []*flushReq) {
+	type job struct {
+		t         *tableState
+		all       bool
+		requested bool
+		oldest    time.Time
+	}
+	requested := map[*tableState]bool{}
+	for _, r := range reqs {
+		if r.tables == nil {
+			for _, t := range f.b.ordered {
+				requested[t] = true
+			}
+		}
+		for _, t := range r.tables {
+			requested[t] = true
+		}
+	}
+	var jobs []job
+	for _, t := range f.b.ordered {
+		t.mu.Lock()
+		n, oldest := t.dirtyLocked()
+		evicted, retry := len(t.evicted), len(t.retry)
+		t.mu.Unlock()
+		if n == 0 {
+			continue
+		}
+		backingOff := retry > 0 && t.retryAt.After(now)
+		due := !oldest.IsZero() && !now.Before(deadline(t, oldest))
+		switch {
+		case requested[t]:
+			jobs = append(jobs, job{t, true, true, oldest})
+		case backingOff:
+		case due:
+			jobs = append(jobs, job{t, true, false, oldest})
+		case evicted > 0 || retry > 0:
+			jobs = append(jobs, job{t, false, false, oldest})
+		}
+	}
+	sort.SliceStable(jobs, func(i, j int) bool {
+		if pi, pj := jobs[i].t.rule.Priority.rank(), jobs[j].t.rule.Priority.rank(); pi != pj {
+			return pi > pj
+		}
+		return jobs[i].oldest.Before(jobs[j].oldest)
+	})
+	errs := map[*tableState]error{}
+	for _, j := range jobs {
+		if err := f.flushTable(j.t, j.all); err != nil {
+			errs[j.t] = err
+		}
+	}
+	for _, r := range reqs {
+		var err error
+		if r.tables == nil {
+			for _, t := range f.b.ordered {
+				err = cmpOr(err, errs[t])
+			}
+		}
+		for _, t := range r.tables {
+			err = cmpOr(err, errs[t])
+		}
+		r.done <- err
+	}
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// final flushes everything at Close, retrying transient failures until the
+// close timeout, and reports what is left.
+func (f *flusher) final() error {
+	end := time.Now().Add(f.closeTimeout)
+	for {
+		var lastErr error
+		for _, t := range f.b.ordered {
+			if err := f.flushTable(t, true); err != nil {
+				lastErr = err
+			}
+		}
+		left := int64(0)
+		for _, t := range f.b.ordered {
+			left += t.pending.Load()
+		}
+		if left == 0 {
+			return nil
+		}
+		if lastErr == nil {
+			continue
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("writeback: close: %d buffered rows could not be flushed within %s: %w", left, f.closeTimeout, lastErr)
+		}
+		pause := time.NewTimer(min(250*time.Millisecond, time.Until(end)))
+		<-pause.C
+	}
+}
+
+// flushTable writes the table's rows that are due: the retry rows of an earlier
+// failure first, in their own transaction, then the rest.
+func (f *flusher) flushTable(t *tableState, all bool) error {
+	t.mu.Lock()
+	retry, rows := t.takeLocked(all)
+	names := t.names
+	t.mu.Unlock()
+	if len(retry)+len(rows) == 0 {
+		return nil
+	}
+	start := time.Now()
+	if len(retry) > 0 {
+		if err := f.writeRows(t, retry, names); err != nil {
+			t.mu.Lock()
+			t.failLocked(rows)
+			t.mu.Unlock()
+			f.noteFailure(t, err)
+			return err
+		}
+	}
+	if err := f.writeRows(t, rows, names); err != nil {
+		f.noteFailure(t, err)
+		return err
+	}
+	t.flushCost = time.Since(start)
+	f.noteSuccess(t)
+	return nil
+}
+
+// writeRows writes rows in one transaction. When the database refuses the
+// batch permanently it is split in halves until the refused rows are alone;
+// those become dead letters and every other row is written. When the failure
+// is transient the rows not written go back to the table, ahead of newer ones.
+func (f *flusher) writeRows(t *tableState, rows []*dirtyRow, names tableNames) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	err := f.writeOnce(t, rows, names)
+	if err == nil {
+		return nil
+	}
+	t.stats.flushErrors.Add(1)
+	if isTransient(err) {
+		t.mu.Lock()
+		t.failLocked(rows)
+		t.mu.Unlock()
+		return err
+	}
+	if len(rows) == 1 {
+		t.mu.Lock()
+		t.doneLocked(rows)
+		t.mu.Unlock()
+		f.deadLetter(t, rows[0], err, false)
+		return nil
+	}
+	mid := len(rows) / 2
+	if err := f.writeRows(t, rows[:mid], names); err != nil {
+		t.mu.Lock()
+		t.failLocked(rows[mid:])
+		t.mu.Unlock()
+		return err
+	}
+	return f.writeRows(t, rows[mid:], names)
+}
+
+// writeOnce is one transaction: rows grouped by shape, handed to the dialect.
+func (f *flusher) writeOnce(t *tableState, rows []*dirtyRow, names tableNames) error {
+	conn, dia, err := f.connection()
+	if err != nil {
+		return err
+	}
+	groups, members := groupRows(rows, names)
+	noMatch, err := dia.writeTx(f.ctx, conn, groups, t.rule.Batch)
+	if err != nil {
+		if isConnError(err) {
+			f.closeConn()
+		}
+		return fmt.Errorf("writeback: flush %s: %w", t.rule.Name, err)
+	}
+	t.mu.Lock()
+	t.doneLocked(rows)
+	t.mu.Unlock()
+	t.stats.flushes.Add(1)
+	t.stats.flushedRows.Add(int64(len(rows)))
+	for gi, idx := range noMatch {
+		for _, i := range idx {
+			t.stats.noMatch.Add(1)
+			f.deadLetter(t, members[gi][i], nil, true)
+		}
+	}
+	return nil
+}
+
+// groupRows groups rows by statement shape (operation, columns, deltas), in
+// order of first appearance, and returns for each group the rows it holds.
+func groupRows(rows []*dirtyRow, names tableNames) ([]*flushGroup, [][]*dirtyRow) {
+	var groups []*flushGroup
+	var members [][]*dirtyRow
+	index := map[string]int{}
+	var sb strings.Builder
+	for _, r := range rows {
+		sb.Reset()
+		sb.WriteByte(byte('0' + r.op))
+		for i, c := range r.cols {
+			sb.WriteByte(0)
+			sb.WriteString(c.norm)
+			if r.op == flushUpdate && r.delta[i] {
+				sb.WriteByte('+')
+			}
+		}
+		gi, ok := index[sb.String()]
+		if !ok {
+			gi = len(groups)
+			index[sb.String()] = gi
+			g := &flushGroup{schema: names.schema, table: names.table, op: r.op, cols: r.cols, keyCols: names.keyCols, style: names.style}
+			if r.op == flushUpdate {
+				g.delta = r.delta
+			}
+			groups = append(groups, g)
+			members = append(members, nil)
+		}
+		g := groups[gi]
+		vals := r.vals
+		if r.op == flushUpdate {
+			vals = make([]any, 0, len(r.vals)+len(r.key))
+			vals = append(append(vals, r.vals...), r.key...)
+		}
+		g.rows = append(g.rows, vals)
+		members[gi] = append(members[gi], r)
+	}
+	return groups, members
+}
+
+// connection returns the flusher's own connection, opening it on first use or
+// after a connection error, and the dialect that fits it.
+func (f *flusher) connection() (driver.Conn, dialect, error) {
+	if f.conn != nil {
+		return f.conn, f.dialect, nil
+	}
+	conn, err := f.connector.Connect(f.ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("writeback: flusher connect: %w", err)
+	}
+	f.conn, f.dialect = conn, dialectFor(conn)
+	return f.conn, f.dialect, nil
+}
+
+func (f *flusher) closeConn() {
+	if f.conn != nil {
+		_ = f.conn.Close()
+		f.conn = nil
+	}
+}
+
+// noteFailure schedules the table's retry with capped exponential backoff and
+// jitter, and logs once per change from healthy to failing.
+func (f *flusher) noteFailure(t *tableState, err error) {
+	t.failures++
+	back := min(5*time.Second, 20*time.Millisecond<<min(t.failures, 10))
+	back = back/2 + rand.N(back/2+1)
+	t.retryAt = time.Now().Add(back)
+	f.mu.Lock()
+	f.lastErr, f.lastErrAt = err, time.Now()
+	f.mu.Unlock()
+	if t.failures == 1 {
+		f.log.Warn("writeback: flush failed; retrying", "table", t.rule.Name, "err", err)
+	}
+}
+
+func (f *flusher) noteSuccess(t *tableState) {
+	if t.failures > 0 {
+		f.log.Info("writeback: flush recovered", "table", t.rule.Name, "failures", t.failures)
+	}
+	t.failures = 0
+	t.retryAt = time.Time{}
+}
+
+// deadLetter reports a row that did not take effect: stats, log and hook.
+func (f *flusher) deadLetter(t *tableState, r *dirtyRow, err error, noMatch bool) {
+	dl := DeadLetter{Time: time.Now(), Table: t.rule.Name, Key: r.key, Writes: r.writes, NoMatch: noMatch, Err: err}
+	dl.Op = "update"
+	if r.op == flushInsert {
+		dl.Op = "insert"
+	}
+	for _, c := range r.cols {
+		dl.Columns = append(dl.Columns, c.norm)
+	}
+	dl.Values = r.vals
+	dl.Delta = r.delta
+	if noMatch {
+		f.log.Warn("writeback: flushed UPDATE matched no row", "table", t.rule.Name, "key", r.key, "writes", r.writes)
+	} else {
+		t.stats.deadLetters.Add(1)
+		f.log.Error("writeback: database refused a buffered row", "table", t.rule.Name, "key", r.key, "op", dl.Op, "err", err)
+	}
+	if f.onDead != nil {
+		f.onDead(dl)
+	}
+}
+
+// isConnError reports whether the flusher's connection should be replaced.
+func isConnError(err error) bool {
+	return errors.Is(err, driver.ErrBadConn) || errorClassOf(err) == classConnection
+}

@@ -1,0 +1,221 @@
+package writeback
+
+import (
+	"context"
+	"database/sql/driver"
+	"strings"
+	"unicode"
+)
+
+// stmtInfo is what the connector knows about one SQL text: its
+// classification and what it means under this connector's rules. It is built
+// once per distinct text and shared, read-only.
+type stmtInfo struct {
+	c *classified
+	// target is the back table a bufferable UPDATE or INSERT writes; nil when
+	// the statement can never be buffered.
+	target *tableState
+	// keyPos: for an UPDATE, the index in c.where of each key column in the
+	// rule's order; for an INSERT, the index in c.cols.
+	keyPos []int
+	names  tableNames
+	// barrier lists the back tables to commit before the statement runs.
+	barrier []*tableState
+}
+
+// maxCachedStatements bounds the classification cache: an application that
+// inlines literals into its SQL would otherwise grow it without end. Beyond
+// it, statements are classified each time.
+const maxCachedStatements = 10000
+
+// info returns the cached classification of query, building it on first use.
+func (cn *Connector) info(query string) *stmtInfo {
+	if v, ok := cn.cache.Load(query); ok {
+		return v.(*stmtInfo)
+	}
+	info := cn.buildInfo(query)
+	if cn.cacheLen.Load() < maxCachedStatements {
+		if _, loaded := cn.cache.LoadOrStore(query, info); !loaded {
+			cn.cacheLen.Add(1)
+		}
+	}
+	return info
+}
+
+func (cn *Connector) buildInfo(query string) *stmtInfo {
+	c := classify(query, cn.sqliteParams)
+	info := &stmtInfo{c: c}
+	named := cn.buf.tablesNamed(c.names)
+	reads := isPlainSelect(query)
+	for _, t := range named {
+		if reads && t.rule.Reads == ReadsStale {
+			continue
+		}
+		info.barrier = append(info.barrier, t)
+	}
+	if c.kind == stmtOther {
+		return info
+	}
+	t := cn.buf.tableFor(c.schema, c.table)
+	if t == nil {
+		return info
+	}
+	keys := t.rule.Key
+	pos := make([]int, len(keys))
+	keyCols := make([]ident, len(keys))
+	switch c.kind {
+	case stmtUpdate:
+		if len(c.where) != len(keys) {
+			return info
+		}
+		for i, k := range keys {
+			pos[i] = -1
+			for j, w := range c.where {
+				if w.col.norm == k {
+					pos[i], keyCols[i] = j, w.col
+				}
+			}
+			if pos[i] < 0 {
+				return info
+			}
+		}
+	case stmtInsert:
+		for i, k := range keys {
+			pos[i] = -1
+			for j, col := range c.cols {
+				if col.norm == k {
+					pos[i], keyCols[i] = j, col
+				}
+			}
+			if pos[i] < 0 {
+				return info
+			}
+		}
+	}
+	info.target, info.keyPos = t, pos
+	info.names = tableNames{schema: c.schema, table: c.table, keyCols: keyCols, style: c.style}
+	return info
+}
+
+// isPlainSelect reports whether the statement starts with SELECT (after
+// spaces, comments and parentheses): a read, which a reads: stale table lets
+// through without a barrier.
+func isPlainSelect(q string) bool {
+	for i := 0; i < len(q); {
+		switch {
+		case q[i] == ' ' || q[i] == '\t' || q[i] == '\n' || q[i] == '\r' || q[i] == '(':
+			i++
+		case strings.HasPrefix(q[i:], "--"):
+			j := strings.IndexByte(q[i:], '\n')
+			if j < 0 {
+				return false
+			}
+			i += j + 1
+		case strings.HasPrefix(q[i:], "/*"):
+			j := strings.Index(q[i+2:], "*/")
+			if j < 0 {
+				return false
+			}
+			i += j + 4
+		default:
+			w := q[i:]
+			if len(w) < 6 || !strings.EqualFold(w[:6], "select") {
+				return false
+			}
+			return len(w) == 6 || !(unicode.IsLetter(rune(w[6])) || unicode.IsDigit(rune(w[6])) || w[6] == '_')
+		}
+	}
+	return false
+}
+
+// tryBuffer acknowledges a write from memory when the statement is bufferable
+// and the row can take it; ok is false when the statement must go to the
+// database (after its barrier).
+func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, args []driver.NamedValue) (driver.Result, bool) {
+	t := info.target
+	if t == nil || c.inTx || cn.buf.closed.Load() || len(args) != info.c.numParams {
+		return nil, false
+	}
+	if ackOf(ctx) == AckThrough {
+		return nil, false
+	}
+	switch info.c.kind {
+	case stmtUpdate:
+		keyVals := make([]any, len(info.keyPos))
+		for i, p := range info.keyPos {
+			v, ok := argValue(info.c.where[p].val, args)
+			if !ok || v == nil {
+				return nil, false // WHERE k = NULL matches nothing: the database says so
+			}
+			keyVals[i] = v
+		}
+		changes := make([]change, len(info.c.sets))
+		for i, s := range info.c.sets {
+			v, ok := argValue(s.val, args)
+			if !ok {
+				return nil, false
+			}
+			if s.delta != 0 && v != nil {
+				if !isDelta(v) {
+					return nil, false
+				}
+				if s.delta < 0 {
+					if v, ok = negate(v); !ok {
+						return nil, false
+					}
+				}
+			}
+			changes[i] = change{col: s.col, delta: s.delta != 0, val: v}
+		}
+		if t.bufferUpdate(keyVals, changes, info.names) != buffered {
+			return nil, false
+		}
+		return bufferedResult(1), true
+	case stmtInsert:
+		keys := make([][]any, len(info.c.rows))
+		rows := make([][]any, len(info.c.rows))
+		for i, src := range info.c.rows {
+			row := make([]any, len(src))
+			for j, s := range src {
+				v, ok := argValue(s, args)
+				if !ok {
+					return nil, false
+				}
+				row[j] = v
+			}
+			kv := make([]any, len(info.keyPos))
+			for j, p := range info.keyPos {
+				if kv[j] = row[p]; kv[j] == nil {
+					return nil, false
+				}
+			}
+			keys[i], rows[i] = kv, row
+		}
+		if t.bufferInsert(keys, rows, info.c.cols, info.names) != buffered {
+			return nil, false
+		}
+		return bufferedResult(len(rows)), true
+	}
+	return nil, false
+}
+
+// argValue resolves an operand against the bound arguments and returns a
+// private, normalized copy of its value.
+func argValue(src valueSrc, args []driver.NamedValue) (any, bool) {
+	if src.isLit {
+		return src.lit, true
+	}
+	if src.name != "" {
+		for i := range args {
+			if args[i].Name == src.name {
+				return copyValue(args[i].Value)
+			}
+		}
+	}
+	// Positional arguments bind by position, named placeholders included (SQLite's rule);
+	// a named argument never binds to a positional placeholder here: the driver decides.
+	if i := src.ordinal - 1; i >= 0 && i < len(args) && args[i].Name == "" {
+		return copyValue(args[i].Value)
+	}
+	return nil, false
+}

@@ -1,0 +1,113 @@
+package writeback
+
+import (
+	"time"
+)
+
+// Stats are a connector's buffer figures at one instant.
+type Stats struct {
+	// Dirty is the number of rows buffered and not yet committed.
+	Dirty int
+	// OldestAge is how long the oldest not yet flushed row has waited.
+	OldestAge time.Duration
+	// Buffered counts writes acknowledged from memory; Coalesced counts those
+	// merged into a row that was already dirty.
+	Buffered, Coalesced int64
+	// PassedThrough counts statements on back tables that went to the database.
+	PassedThrough int64
+	// Barriers counts statements that waited for a back table's flush.
+	Barriers int64
+	// Flushes counts committed flush transactions; FlushedRows the rows they wrote.
+	Flushes, FlushedRows int64
+	// FlushErrors counts failed flush attempts (each retried or isolated).
+	FlushErrors int64
+	// NoMatch counts flushed UPDATEs that matched no row.
+	NoMatch int64
+	// DeadLetters counts rows the database refused permanently.
+	DeadLetters int64
+	// Evictions counts rows flushed early because their table's LRU was full.
+	Evictions int64
+	// LastError is the last flush error and when it happened (zero if none).
+	LastError   error
+	LastErrorAt time.Time
+	// Tables holds the same figures per back table, by rule name.
+	Tables map[string]TableStats
+}
+
+// TableStats are one back table's figures.
+type TableStats struct {
+	Dirty                int
+	OldestAge            time.Duration
+	Buffered, Coalesced  int64
+	PassedThrough        int64
+	Barriers             int64
+	Flushes, FlushedRows int64
+	FlushErrors          int64
+	NoMatch              int64
+	DeadLetters          int64
+	Evictions            int64
+}
+
+// RowWritesPerWrite is the database row writes per buffered application
+// write: FlushedRows / Buffered (0 when nothing was buffered).
+func (s Stats) RowWritesPerWrite() float64 {
+	if s.Buffered == 0 {
+		return 0
+	}
+	return float64(s.FlushedRows) / float64(s.Buffered)
+}
+
+// Stats returns the buffer's figures now.
+func (c *Connector) Stats() Stats {
+	now := time.Now()
+	s := Stats{Tables: map[string]TableStats{}}
+	for _, t := range c.buf.ordered {
+		t.mu.Lock()
+		oldest := t.oldest
+		for _, r := range t.retry {
+			oldest = minNonZero(oldest, r.since)
+		}
+		t.mu.Unlock()
+		ts := TableStats{
+			Dirty:         int(t.pending.Load()),
+			Buffered:      t.stats.buffered.Load(),
+			Coalesced:     t.stats.coalesced.Load(),
+			PassedThrough: t.stats.passed.Load(),
+			Barriers:      t.stats.barriers.Load(),
+			Flushes:       t.stats.flushes.Load(),
+			FlushedRows:   t.stats.flushedRows.Load(),
+			FlushErrors:   t.stats.flushErrors.Load(),
+			NoMatch:       t.stats.noMatch.Load(),
+			DeadLetters:   t.stats.deadLetters.Load(),
+			Evictions:     t.stats.evictions.Load(),
+		}
+		if !oldest.IsZero() {
+			ts.OldestAge = now.Sub(oldest)
+		}
+		s.Tables[t.rule.Name] = ts
+		s.Dirty += ts.Dirty
+		s.OldestAge = max(s.OldestAge, ts.OldestAge)
+		s.Buffered += ts.Buffered
+		s.Coalesced += ts.Coalesced
+		s.PassedThrough += ts.PassedThrough
+		s.Barriers += ts.Barriers
+		s.Flushes += ts.Flushes
+		s.FlushedRows += ts.FlushedRows
+		s.FlushErrors += ts.FlushErrors
+		s.NoMatch += ts.NoMatch
+		s.DeadLetters += ts.DeadLetters
+		s.Evictions += ts.Evictions
+	}
+	f := c.buf.flusher
+	f.mu.Lock()
+	s.LastError, s.LastErrorAt = f.lastErr, f.lastErrAt
+	f.mu.Unlock()
+	return s
+}
+
+func minNonZero(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
