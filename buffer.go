@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"hash/maphash"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -25,7 +27,9 @@ type rowKey struct {
 // name so rows of the same shape group together whatever order the
 // application wrote its columns in.
 type dirtyRow struct {
-	key   []any // key values in the rule's key order
+	k     rowKey
+	sh    *shard // the shard that holds the row
+	key   []any  // key values in the rule's key order
 	op    flushOp
 	cols  []ident
 	vals  []any
@@ -117,25 +121,45 @@ func (r *dirtyRow) applyUpdate(changes []change) bool {
 	return true
 }
 
-// tableState is one back table's part of the buffer. mu guards everything
-// below it; it is never held across a database call.
+// maxShards bounds how many independently locked parts a table's dirty set
+// is split into, so writers of different rows rarely wait for each other.
+const maxShards = 16
+
+// shard is one independently locked part of a table's dirty set: the rows
+// whose keys hash to it. Its mutex is never held across a database call.
+type shard struct {
+	t *tableState
+
+	mu            sync.Mutex
+	lru           *simplelru.LRU[rowKey, *dirtyRow]
+	evicted       map[rowKey]*dirtyRow // pushed out of the LRU, flushed early, never dropped
+	retry         []*dirtyRow          // rows of a failed flush: written before any newer row
+	inflight      map[rowKey]int       // keys taken by the flusher, not yet committed (a count: retry and newer rows may share a key)
+	draining      bool                 // the flusher is emptying lru: eviction callbacks ignore it
+	oldest        time.Time            // since of the oldest row in lru/evicted/retry; zero when none
+	inflightSince time.Time            // since of the oldest row being flushed; zero when none
+	buffered      int64                // writes acknowledged from memory (under mu: no shared atomic on the hot path)
+	coalesced     int64                // of those, writes merged into an existing dirty row
+
+	_ [64]byte // keep neighbouring shards' locks off this cache line
+}
+
+// tableState is one back table's part of the buffer: its rule, its shards
+// and the figures the flusher keeps for it.
 type tableState struct {
 	rule *TableRule
 	buf  *buffer
 
-	// pending counts rows in lru, evicted, retry and inflight, so a barrier on a
-	// clean table costs one atomic load.
+	// pending counts rows in every shard's lru, evicted, retry and inflight,
+	// so a barrier on a clean table costs one atomic load.
 	pending atomic.Int64
 
-	mu       sync.Mutex
-	lru      *simplelru.LRU[rowKey, *dirtyRow]
-	evicted  map[rowKey]*dirtyRow // pushed out of the LRU, flushed early, never dropped
-	retry    []*dirtyRow          // rows of a failed flush: written before any newer row
-	inflight map[rowKey]int       // keys taken by the flusher, not yet committed (a count: retry and newer rows may share a key)
-	draining bool                 // the flusher is emptying lru: eviction callbacks ignore it
-	oldest   time.Time            // since of the oldest row in lru/evicted/retry; zero when none
-	keyKinds []keyKind            // Go kinds of the key values, fixed by the first buffered write
-	names    tableNames           // how the application writes the table's names
+	shards    []*shard // a power of two of them
+	shardBits uint
+	seed      maphash.Seed
+
+	keyKinds atomic.Pointer[[]keyKind]  // Go kinds of the key values, fixed by the first buffered write
+	names    atomic.Pointer[tableNames] // how the application writes the table's names
 
 	// flusher-owned fields (only the flusher goroutine touches them)
 	retryAt   time.Time
@@ -145,11 +169,9 @@ type tableState struct {
 	stats tableCounters
 }
 
-// tableCounters are the per-table figures Stats reports.
+// tableCounters are the per-table figures Stats reports that are not kept per shard.
 type tableCounters struct {
-	buffered    atomic.Int64 // writes acknowledged from memory
-	coalesced   atomic.Int64 // of those, writes merged into an existing dirty row
-	passed      atomic.Int64 // statements on this table that went to the database
+	passed      atomic.Int64 // bufferable writes on this table that went to the database
 	barriers    atomic.Int64 // statements that waited for this table's flush
 	flushes     atomic.Int64 // flush transactions committed
 	flushedRows atomic.Int64 // rows written by those transactions
@@ -160,56 +182,82 @@ type tableCounters struct {
 }
 
 func newTableState(b *buffer, rule *TableRule) *tableState {
-	t := &tableState{rule: rule, buf: b, evicted: map[rowKey]*dirtyRow{}, inflight: map[rowKey]int{}}
-	lru, err := simplelru.NewLRU[rowKey, *dirtyRow](rule.MaxDirty, t.onEvict)
-	if err != nil { // MaxDirty is validated positive
-		panic("writeback: " + err.Error())
+	t := &tableState{rule: rule, buf: b, seed: maphash.MakeSeed()}
+	n := 1
+	for n*2 <= maxShards && n*2 <= rule.MaxDirty {
+		n *= 2
+		t.shardBits++
 	}
-	t.lru = lru
+	for i := 0; i < n; i++ {
+		s := &shard{t: t, evicted: map[rowKey]*dirtyRow{}, inflight: map[rowKey]int{}}
+		// The shards share max_dirty between them, to the row.
+		capacity := rule.MaxDirty / n
+		if i < rule.MaxDirty%n {
+			capacity++
+		}
+		lru, err := simplelru.NewLRU[rowKey, *dirtyRow](capacity, s.onEvict)
+		if err != nil { // capacity >= 1: MaxDirty is validated positive and n <= MaxDirty
+			panic("writeback: " + err.Error())
+		}
+		s.lru = lru
+		t.shards = append(t.shards, s)
+	}
 	return t
 }
 
-// onEvict runs under t.mu inside lru.Add: the coldest row is set aside to be
+// shardFor picks the shard of a row by a hash of its key.
+func (t *tableState) shardFor(k rowKey) *shard {
+	if t.shardBits == 0 {
+		return t.shards[0]
+	}
+	h := uint64(k.i) * 0x9E3779B97F4A7C15
+	if k.s != "" {
+		h ^= maphash.String(t.seed, k.s)
+	}
+	return t.shards[h>>(64-t.shardBits)]
+}
+
+// onEvict runs under s.mu inside lru.Add: the coldest row is set aside to be
 // flushed early; it stays visible to coalescing and barriers until committed.
-func (t *tableState) onEvict(k rowKey, r *dirtyRow) {
-	if t.draining {
+func (s *shard) onEvict(k rowKey, r *dirtyRow) {
+	if s.draining {
 		return
 	}
-	t.evicted[k] = r
-	t.stats.evictions.Add(1)
-	t.buf.kickFlusher()
+	s.evicted[k] = r
+	s.t.stats.evictions.Add(1)
+	s.t.buf.kickFlusher()
 }
 
 // lookupLocked finds the dirty row for k among the rows not yet taken.
-func (t *tableState) lookupLocked(k rowKey) *dirtyRow {
-	if r, ok := t.lru.Get(k); ok {
+func (s *shard) lookupLocked(k rowKey) *dirtyRow {
+	if r, ok := s.lru.Get(k); ok {
 		return r
 	}
-	return t.evicted[k]
+	return s.evicted[k]
 }
 
 // keyBusyLocked reports whether k has a row in any state (for INSERT, which
 // may only be buffered for a key with nothing pending).
-func (t *tableState) keyBusyLocked(k rowKey) bool {
-	if t.lru.Contains(k) {
+func (s *shard) keyBusyLocked(k rowKey) bool {
+	if s.lru.Contains(k) {
 		return true
 	}
-	if _, ok := t.evicted[k]; ok {
+	if _, ok := s.evicted[k]; ok {
 		return true
 	}
-	if _, ok := t.inflight[k]; ok {
+	if _, ok := s.inflight[k]; ok {
 		return true
 	}
-	for _, r := range t.retry {
-		if t.makeKeyLocked(r.key) == k {
+	for _, r := range s.retry {
+		if r.k == k {
 			return true
 		}
 	}
 	return false
 }
 
-// makeKeyLocked builds the row identity from key values whose kinds were checked.
-func (t *tableState) makeKeyLocked(vals []any) rowKey {
+// makeKey builds the row identity from key values whose kinds were checked.
+func makeKey(vals []any) rowKey {
 	if len(vals) == 1 {
 		switch v := vals[0].(type) {
 		case int64:
@@ -234,33 +282,51 @@ func (t *tableState) makeKeyLocked(vals []any) rowKey {
 	return rowKey{s: sb.String()}
 }
 
-// checkKeyLocked fixes the table's key kinds on first use and reports whether
-// vals match them: 1 and "1" must never be two dirty rows of one table.
-func (t *tableState) checkKeyLocked(vals []any) bool {
-	if t.keyKinds == nil {
+// checkKey fixes the table's key kinds on first use and reports whether vals
+// match them: 1 and "1" must never be two dirty rows of one table.
+func (t *tableState) checkKey(vals []any) bool {
+	kp := t.keyKinds.Load()
+	if kp == nil {
 		kinds := make([]keyKind, len(vals))
 		for i, v := range vals {
 			if kinds[i] = kindOfKey(v); kinds[i] == keyNone {
 				return false
 			}
 		}
-		t.keyKinds = kinds
-		return true
+		t.keyKinds.CompareAndSwap(nil, &kinds)
+		kp = t.keyKinds.Load()
+	}
+	if len(*kp) != len(vals) {
+		return false
 	}
 	for i, v := range vals {
-		if kindOfKey(v) != t.keyKinds[i] {
+		if kindOfKey(v) != (*kp)[i] {
 			return false
 		}
 	}
 	return true
 }
 
+// noteNames remembers how the application writes the table's names, the first
+// time, or when the first statement had no placeholders to show their style.
+func (t *tableState) noteNames(n *tableNames) {
+	for {
+		cur := t.names.Load()
+		if cur != nil && (cur.style != paramNone || n.style == paramNone) {
+			return
+		}
+		if t.names.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
+
 // markDirtyLocked records that a row became dirty now, and wakes the flusher
-// when the table goes from clean to dirty so it can set its deadline.
-func (t *tableState) markDirtyLocked(now time.Time) {
-	if t.oldest.IsZero() {
-		t.oldest = now
-		t.buf.kickFlusher()
+// when the shard goes from clean to dirty so it can set its deadline.
+func (s *shard) markDirtyLocked(now time.Time) {
+	if s.oldest.IsZero() {
+		s.oldest = now
+		s.t.buf.kickFlusher()
 	}
 }
 
@@ -274,144 +340,206 @@ const (
 )
 
 // bufferUpdate coalesces one UPDATE of the row with key values keyVals.
-func (t *tableState) bufferUpdate(keyVals []any, changes []change, names tableNames) bufferOutcome {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.buf.closed.Load() {
-		return passThrough // checked under t.mu: Close's final flush takes t.mu after setting closed
-	}
-	if !t.checkKeyLocked(keyVals) {
+func (t *tableState) bufferUpdate(keyVals []any, changes []change, names *tableNames) bufferOutcome {
+	if !t.checkKey(keyVals) {
 		return flushFirst
 	}
-	k := t.makeKeyLocked(keyVals)
-	if r := t.lookupLocked(k); r != nil {
+	k := makeKey(keyVals)
+	s := t.shardFor(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t.buf.closed.Load() {
+		return passThrough // checked under s.mu: Close's final flush takes s.mu after setting closed
+	}
+	if r := s.lookupLocked(k); r != nil {
 		if !r.applyUpdate(changes) {
 			return flushFirst
 		}
-		t.stats.buffered.Add(1)
-		t.stats.coalesced.Add(1)
+		s.buffered++
+		s.coalesced++
 		return buffered
 	}
 	now := time.Now()
-	r := &dirtyRow{key: keyVals, op: flushUpdate, since: now}
+	r := &dirtyRow{k: k, sh: s, key: keyVals, op: flushUpdate, since: now, writes: 1}
 	for _, ch := range changes {
-		if ch.delta && ch.val == nil {
-			ch.delta = false // c = c + NULL is NULL
-		}
 		r.insertCol(ch.col, ch.val, ch.delta)
 	}
-	r.writes = 1
-	t.addLocked(k, r, names, now)
+	s.addLocked(r, now)
+	t.noteNames(names)
 	return buffered
 }
 
 // bufferInsert buffers the rows of one INSERT, all or none: each row's key must
-// have nothing pending, and no key may repeat within the statement.
-func (t *tableState) bufferInsert(keys [][]any, rows [][]any, cols []ident, names tableNames) bufferOutcome {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.buf.closed.Load() {
-		return passThrough
-	}
+// have nothing pending, and no key may repeat within the statement. The
+// shards involved are locked together, in index order.
+func (t *tableState) bufferInsert(keys [][]any, rows [][]any, cols []ident, names *tableNames) bufferOutcome {
 	rk := make([]rowKey, len(keys))
 	for i, kv := range keys {
-		if !t.checkKeyLocked(kv) {
+		if !t.checkKey(kv) {
 			return flushFirst
 		}
-		rk[i] = t.makeKeyLocked(kv)
-		if t.keyBusyLocked(rk[i]) {
-			return flushFirst
-		}
+		rk[i] = makeKey(kv)
 		for j := 0; j < i; j++ {
 			if rk[j] == rk[i] {
 				return passThrough // the database reports the duplicate itself
 			}
 		}
 	}
+	var locked []*shard
+	for _, k := range rk {
+		s := t.shardFor(k)
+		if !slices.Contains(locked, s) {
+			locked = append(locked, s)
+		}
+	}
+	slices.SortFunc(locked, func(a, b *shard) int { return slices.Index(t.shards, a) - slices.Index(t.shards, b) })
+	for _, s := range locked {
+		s.mu.Lock()
+	}
+	defer func() {
+		for _, s := range locked {
+			s.mu.Unlock()
+		}
+	}()
+	if t.buf.closed.Load() {
+		return passThrough
+	}
+	for _, k := range rk {
+		if t.shardFor(k).keyBusyLocked(k) {
+			return flushFirst
+		}
+	}
 	now := time.Now()
 	for i := range rows {
-		r := &dirtyRow{key: keys[i], op: flushInsert, since: now, writes: 1}
+		r := &dirtyRow{k: rk[i], sh: t.shardFor(rk[i]), key: keys[i], op: flushInsert, since: now, writes: 1}
 		for j, c := range cols {
 			r.insertCol(c, rows[i][j], false)
 		}
-		t.addLocked(rk[i], r, names, now)
+		r.sh.addLocked(r, now)
 	}
+	t.noteNames(names)
 	return buffered
 }
 
-func (t *tableState) addLocked(k rowKey, r *dirtyRow, names tableNames, now time.Time) {
-	if t.names.keyCols == nil {
-		t.names = names
-	}
-	if names.style != paramNone {
-		t.names.style = names.style
-	}
-	t.lru.Add(k, r)
-	t.pending.Add(1)
-	t.stats.buffered.Add(1)
-	t.markDirtyLocked(now)
+func (s *shard) addLocked(r *dirtyRow, now time.Time) {
+	s.lru.Add(r.k, r)
+	s.t.pending.Add(1)
+	s.buffered++
+	s.markDirtyLocked(now)
 }
 
-// takeLocked moves the rows to flush into inflight and returns them: the
-// retry rows first (they are older than anything in the set), then, when
-// all is set, every dirty row, otherwise only the evicted ones.
-func (t *tableState) takeLocked(all bool) (retry, rows []*dirtyRow) {
-	retry = t.retry
-	t.retry = nil
-	for _, r := range retry {
-		t.inflight[t.makeKeyLocked(r.key)]++
+// takeLocked moves the shard's rows to flush into inflight and returns them:
+// the retry rows (older than anything in the set) and, when all is set,
+// every dirty row, otherwise only the evicted ones.
+func (s *shard) takeLocked(all bool, retry, rows []*dirtyRow) ([]*dirtyRow, []*dirtyRow) {
+	for _, r := range s.retry {
+		s.inflight[r.k]++
+		s.inflightSince = minNonZero(s.inflightSince, r.since)
 	}
-	for k, r := range t.evicted {
+	retry = append(retry, s.retry...)
+	s.retry = nil
+	for k, r := range s.evicted {
 		rows = append(rows, r)
-		t.inflight[k]++
+		s.inflight[k]++
+		s.inflightSince = minNonZero(s.inflightSince, r.since)
 	}
-	clear(t.evicted)
+	clear(s.evicted)
 	if all {
-		t.draining = true
-		for _, k := range t.lru.Keys() {
-			r, _ := t.lru.Peek(k)
+		s.draining = true
+		for _, k := range s.lru.Keys() {
+			r, _ := s.lru.Peek(k)
 			rows = append(rows, r)
-			t.inflight[k]++
+			s.inflight[k]++
 		}
-		t.lru.Purge()
-		t.draining = false
-		t.oldest = time.Time{}
+		s.lru.Purge()
+		s.draining = false
+		s.inflightSince = minNonZero(s.inflightSince, s.oldest)
+		s.oldest = time.Time{}
 	}
 	return retry, rows
 }
 
-// doneLocked removes committed (or dead-lettered) rows from inflight.
-func (t *tableState) doneLocked(rows []*dirtyRow) {
-	for _, r := range rows {
-		t.releaseLocked(r)
+// take collects the table's rows to flush from every shard.
+func (t *tableState) take(all bool) (retry, rows []*dirtyRow) {
+	for _, s := range t.shards {
+		s.mu.Lock()
+		retry, rows = s.takeLocked(all, retry, rows)
+		s.mu.Unlock()
 	}
+	return retry, rows
+}
+
+// byShard calls fn for each shard that holds some of rows, under its lock.
+func byShard(rows []*dirtyRow, fn func(s *shard, rows []*dirtyRow)) {
+	for len(rows) > 0 {
+		s := rows[0].sh
+		var mine, rest []*dirtyRow
+		for _, r := range rows {
+			if r.sh == s {
+				mine = append(mine, r)
+			} else {
+				rest = append(rest, r)
+			}
+		}
+		s.mu.Lock()
+		fn(s, mine)
+		s.mu.Unlock()
+		rows = rest
+	}
+}
+
+// done removes committed (or dead-lettered) rows from inflight.
+func (t *tableState) done(rows []*dirtyRow) {
+	byShard(rows, func(s *shard, rows []*dirtyRow) {
+		for _, r := range rows {
+			s.releaseLocked(r)
+		}
+	})
 	t.pending.Add(-int64(len(rows)))
 }
 
-func (t *tableState) releaseLocked(r *dirtyRow) {
-	k := t.makeKeyLocked(r.key)
-	if t.inflight[k] <= 1 {
-		delete(t.inflight, k)
-	} else {
-		t.inflight[k]--
-	}
-}
-
-// failLocked puts rows that could not be written back, ahead of any newer
-// write to the same keys: they are flushed first, in their own transaction.
-func (t *tableState) failLocked(rows []*dirtyRow) {
-	for _, r := range rows {
-		t.releaseLocked(r)
-		if t.oldest.IsZero() || r.since.Before(t.oldest) {
-			t.oldest = r.since
+// fail puts rows that could not be written back, ahead of any newer write
+// to the same keys: they are flushed first, in their own transaction.
+func (t *tableState) fail(rows []*dirtyRow) {
+	byShard(rows, func(s *shard, rows []*dirtyRow) {
+		for _, r := range rows {
+			s.releaseLocked(r)
+			s.oldest = minNonZero(s.oldest, r.since)
 		}
-	}
-	t.retry = append(t.retry, rows...)
+		s.retry = append(s.retry, rows...)
+	})
 }
 
-// dirtyLocked reports the rows not yet taken and the oldest one's time.
-func (t *tableState) dirtyLocked() (n int, oldest time.Time) {
-	return t.lru.Len() + len(t.evicted) + len(t.retry), t.oldest
+func (s *shard) releaseLocked(r *dirtyRow) {
+	if s.inflight[r.k] <= 1 {
+		delete(s.inflight, r.k)
+	} else {
+		s.inflight[r.k]--
+	}
+	if len(s.inflight) == 0 {
+		s.inflightSince = time.Time{}
+	}
+}
+
+// dirtyInfo is what the flusher needs to know of a table to schedule it.
+type dirtyInfo struct {
+	n       int       // rows not yet taken
+	oldest  time.Time // since of the oldest of them
+	evicted int
+	retry   int
+}
+
+func (t *tableState) dirty() dirtyInfo {
+	var d dirtyInfo
+	for _, s := range t.shards {
+		s.mu.Lock()
+		d.n += s.lru.Len() + len(s.evicted) + len(s.retry)
+		d.evicted += len(s.evicted)
+		d.retry += len(s.retry)
+		d.oldest = minNonZero(d.oldest, s.oldest)
+		s.mu.Unlock()
+	}
+	return d
 }
 
 // ErrBuffered is returned by LastInsertId of a buffered write's result: the row

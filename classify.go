@@ -82,8 +82,10 @@ type lexer struct {
 	sqlite bool // $NNN and $name are SQLite named parameters, not $N / dollar quotes
 }
 
+// isSpace: the whitespace of every dialect. \v is not, because PostgreSQL
+// before 16 rejects it, so a statement holding one is not buffered.
 func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
@@ -440,27 +442,34 @@ type keyword struct {
 // costs no allocation, other common keywords (which may be names).
 var keywords = func() map[string]keyword {
 	m := map[string]keyword{}
-	for _, w := range strings.Fields(`all and any array as asc between binary both by
-		case cast check collate column constraint create cross current_catalog
+	// PostgreSQL's reserved words (SQL key words appendix, both reserved
+	// columns), and the statement modifiers and operators of MySQL and
+	// SQLite that could sit where a name is expected.
+	for _, w := range strings.Fields(`all analyse analyze and any array as asc
+		asymmetric authorization between binary both by case cast check collate
+		collation column concurrently constraint create cross current_catalog
 		current_date current_role current_schema current_time current_timestamp
-		current_user default delayed delete desc distinct div do drop else end
-		escape except exists false fetch for foreign from full glob group having
-		high_priority ignore ilike in inner insert intersect interval into is
-		isnull join lateral leading left like limit localtime localtimestamp
-		low_priority match mod natural not notnull null offset on only or order
-		outer over overlaps primary quick references regexp replace returning
-		right rlike row select session_user set similar some system_user table
-		then to trailing true union unique unknown update user using values when
-		where window with xor`) {
+		current_user default deferrable delayed delete desc distinct div do drop
+		else end escape except exists false fetch for foreign freeze from full
+		glob grant group having high_priority ignore ilike in initially inner
+		insert intersect interval into is isnull join lateral leading left like
+		limit localtime localtimestamp low_priority match mod natural not notnull
+		null offset on only or order outer over overlaps placing primary quick
+		references regexp replace returning right rlike row select session_user
+		set similar some symmetric system_user table tablesample then to
+		trailing true union unique unknown update user using values variadic
+		verbose when where window with xor`) {
 		m[w] = keyword{word: w, reserved: true}
 	}
-	for _, w := range strings.Fields(`abort add alter analyze avg begin call chain
+	for _, w := range strings.Fields(`abort add alter avg begin call chain
 		coalesce commit conflict count deallocate duplicate execute explain first
 		function if index key last length lock lower max min mode nothing now
 		nowait nulls prepare procedure release rename rollback savepoint share
 		show start sum temp temporary transaction trigger truncate upper vacuum
 		value view work`) {
-		m[w] = keyword{word: w}
+		if _, ok := m[w]; !ok {
+			m[w] = keyword{word: w}
+		}
 	}
 	return m
 }()
@@ -470,14 +479,18 @@ const maxKeywordLen = 17
 
 // lookupKeyword finds s, compared without ASCII case, in keywords.
 func lookupKeyword(s string) (keyword, bool) {
-	if len(s) > maxKeywordLen {
+	if len(s) < 2 || len(s) > maxKeywordLen {
 		return keyword{}, false
 	}
 	var b [maxKeywordLen]byte
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if 'A' <= c && c <= 'Z' {
+		switch {
+		case 'A' <= c && c <= 'Z':
 			c += 'a' - 'A'
+		case 'a' <= c && c <= 'z' || c == '_':
+		default:
+			return keyword{}, false // keywords are letters and '_' only
 		}
 		b[i] = c
 	}
@@ -670,6 +683,13 @@ func (c *classifier) namedOrdinal(prefix byte, name string) int {
 // SQLite, where $NNN and $name are named parameters rather than PostgreSQL's
 // $N placeholders and dollar quotes. It never returns nil and never panics:
 // what it does not fully understand is stmtOther.
+//
+// Every result, bufferable or not, carries names (every identifier and
+// keyword outside strings and comments, plus the words of dialect-dependent
+// text), the transaction effect (beginsTx, endsTx; never both), and the
+// placeholder style and count, numbered the way SQLite numbers them. The
+// shape fields (schema, table, sets, where, cols, rows) are set only for
+// stmtUpdate and stmtInsert.
 func classify(query string, sqliteParams bool) *classified {
 	c := classifier{q: query, sqlite: sqliteParams}
 	res := &classified{}
@@ -715,22 +735,9 @@ func classify(query string, sqliteParams bool) *classified {
 		c.unsafe = true
 	}
 	p := parser{q: &query, toks: toks}
+	p.txState(res)
 	first := p.word(0)
 	switch {
-	case kwIs(first, "begin") || kwIs(first, "savepoint"):
-		res.beginsTx = true
-	case kwIs(first, "start"):
-		res.beginsTx = kwIs(p.word(1), "transaction")
-	case kwIs(first, "commit") || kwIs(first, "end") || kwIs(first, "abort"):
-		p.txEnd(res)
-	case kwIs(first, "rollback"):
-		k := 1
-		if w := p.word(k); kwIs(w, "work") || kwIs(w, "transaction") || kwIs(w, "tran") {
-			k++
-		}
-		if !kwIs(p.word(k), "to") { // ROLLBACK TO SAVEPOINT stays in the transaction
-			p.txEnd(res)
-		}
 	case c.unsafe:
 	case kwIs(first, "update"):
 		p.i = 1
@@ -772,17 +779,85 @@ func (p *parser) word(k int) string {
 	return ""
 }
 
-// txEnd marks COMMIT, END, ROLLBACK and ABORT. "... AND CHAIN" ends the
-// transaction and starts a new one at once: the connection is still in a
-// transaction afterwards, so it counts as beginning one (and not ending it).
-func (p *parser) txEnd(res *classified) {
-	for k := 1; k+1 < len(p.toks); k++ {
-		if kwIs(p.word(k), "and") && kwIs(p.word(k+1), "chain") {
-			res.beginsTx = true
-			return
+// Effects of a statement on the connection's transaction state.
+const (
+	txNone  = 0
+	txBegin = 1  // in a transaction afterwards
+	txEnd   = -1 // out of one afterwards
+)
+
+// txState sets beginsTx and endsTx. A text of several statements is
+// followed statement by statement and the last one that matters decides.
+// There, END is ignored: it also closes the BEGIN ... END bodies of SQLite
+// triggers, MySQL procedures and PostgreSQL BEGIN ATOMIC functions, which
+// hold ';'. Any error of this kind leaves the connection believed in a
+// transaction, which only stops buffering.
+func (p *parser) txState(res *classified) {
+	// A ';' followed by more text starts another statement (EOF is always
+	// the last token, so k+1 is in range).
+	next := func(k int) bool {
+		t := &p.toks[k]
+		return t.kind == tkOp && p.text(t) == ";" && p.toks[k+1].kind != tkEOF
+	}
+	multi := false
+	for k := range p.toks {
+		if next(k) {
+			multi = true
+			break
 		}
 	}
-	res.endsTx = true
+	effect := p.txEffect(0, !multi)
+	for k := 0; multi && k < len(p.toks); k++ {
+		if next(k) {
+			if e := p.txEffect(k+1, false); e != txNone {
+				effect = e
+			}
+		}
+	}
+	res.beginsTx, res.endsTx = effect == txBegin, effect == txEnd
+}
+
+// txEffect is the effect of the statement starting at token k: BEGIN, START
+// TRANSACTION and SAVEPOINT begin a transaction; COMMIT, END (when allowEnd),
+// ROLLBACK other than ROLLBACK TO, ABORT and PREPARE TRANSACTION end it.
+// "... AND CHAIN" ends one and starts the next at once: the connection is
+// still in a transaction afterwards, so it counts as beginning one.
+func (p *parser) txEffect(k int, allowEnd bool) int {
+	w := p.word(k)
+	switch {
+	case kwIs(w, "begin") || kwIs(w, "savepoint"):
+		return txBegin
+	case kwIs(w, "start"):
+		if kwIs(p.word(k+1), "transaction") {
+			return txBegin
+		}
+		return txNone
+	case kwIs(w, "prepare"):
+		if kwIs(p.word(k+1), "transaction") {
+			return txEnd
+		}
+		return txNone
+	case kwIs(w, "commit") || kwIs(w, "abort") || allowEnd && kwIs(w, "end"):
+	case kwIs(w, "rollback"):
+		n := k + 1
+		if w := p.word(n); kwIs(w, "work") || kwIs(w, "transaction") || kwIs(w, "tran") {
+			n++
+		}
+		if kwIs(p.word(n), "to") { // ROLLBACK TO SAVEPOINT stays in the transaction
+			return txNone
+		}
+	default:
+		return txNone
+	}
+	for n := k + 1; n+1 < len(p.toks); n++ {
+		if t := &p.toks[n]; t.kind == tkOp && p.text(t) == ";" {
+			break
+		}
+		if kwIs(p.word(n), "and") && kwIs(p.word(n+1), "chain") {
+			return txBegin
+		}
+	}
+	return txEnd
 }
 
 func (p *parser) peek() *token { return &p.toks[p.i] }
@@ -815,21 +890,26 @@ func (p *parser) op(op string) bool {
 	return false
 }
 
+// maxIdentLen is PostgreSQL's identifier length (NAMEDATALEN-1 bytes). It
+// silently truncates longer names, so two different long names in the text
+// could be one column: such statements are not buffered.
+const maxIdentLen = 63
+
 // ident consumes one identifier usable as a table or column name: quoted and
-// not empty, or unquoted and not reserved.
+// not empty, or unquoted and not reserved; at most maxIdentLen bytes.
 func (p *parser) ident() (ident, bool) {
 	t := p.peek()
 	raw := p.text(t)
 	switch t.kind {
 	case tkIdent:
-		if isReserved(raw) {
+		if isReserved(raw) || len(raw) > maxIdentLen {
 			return ident{}, false
 		}
 		p.advance()
 		return ident{norm: asciiLower(raw), raw: raw}, true
 	case tkQIdent:
 		norm := unquoteIdent(raw)
-		if norm == "" {
+		if norm == "" || len(norm) > maxIdentLen {
 			return ident{}, false
 		}
 		p.advance()
@@ -946,10 +1026,8 @@ func (p *parser) value() (valueSrc, valueKind) {
 	return valueSrc{}, vkNone
 }
 
-// number makes the literal of an unsigned integer or decimal token: int64
-// for integers that fit (others are not bufferable), the decimal text for
-// decimals, with a leading or trailing "0" added to ".5" and "5." so every
-// consumer can parse it.
+// number makes the literal of an unsigned integer token: int64 for integers
+// that fit; others, and decimals, are not bufferable.
 func number(digits string, neg bool) (valueSrc, valueKind) {
 	if strings.IndexByte(digits, '.') < 0 {
 		u, err := strconv.ParseUint(digits, 10, 64)
@@ -962,17 +1040,11 @@ func number(digits string, neg bool) (valueSrc, valueKind) {
 		}
 		return valueSrc{isLit: true, lit: n}, vkNumber
 	}
-	s := digits
-	if s[0] == '.' {
-		s = "0" + s
-	}
-	if s[len(s)-1] == '.' {
-		s += "0"
-	}
-	if neg {
-		s = "-" + s
-	}
-	return valueSrc{isLit: true, lit: s}, vkNumber
+	// A decimal literal is not buffered: its type is the database's to decide
+	// (numeric in PostgreSQL, REAL in SQLite), and a bound string or float in
+	// its place would not always mean the same (bigint + 1.5 is numeric in
+	// PostgreSQL, but bigint + '1.5' is an error). Bound decimals are buffered.
+	return valueSrc{}, vkNone
 }
 
 // end accepts an optional ';' and then the end of the text.

@@ -27,8 +27,8 @@ func FuzzClassify(f *testing.F) {
 
 // TestClassifyOracles runs the fuzz checks on every statement of the shape
 // table and on deterministic mutations of each (comments and spaces put
-// between tokens, letters' case flipped, a byte dropped or doubled), so the
-// oracles run in every plain `go test` too.
+// between tokens, letters' case flipped, a byte dropped or doubled; up to
+// three at once), so the oracles run in every plain `go test` too.
 func TestClassifyOracles(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	inserts := []string{"/**/", " /* c */ ", " -- c\n", "\n", "\t", "(", ")", ",", "'", "\"", "$", "?", ":", "-", "+", ";", "::", "@", "\\", "é"}
@@ -36,27 +36,31 @@ func TestClassifyOracles(t *testing.T) {
 		checkClassify(t, tc.query, tc.sqlite)
 		for range 40 {
 			q := []byte(tc.query)
-			if len(q) == 0 {
-				continue
-			}
-			i := rng.IntN(len(q))
-			switch rng.IntN(4) {
-			case 0:
-				q = slices.Insert(q, i, []byte(inserts[rng.IntN(len(inserts))])...)
-			case 1:
-				if c := q[i]; 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' {
-					q[i] ^= 0x20
+			for range 1 + rng.IntN(3) {
+				if len(q) == 0 {
+					break
 				}
-			case 2:
-				q = slices.Delete(q, i, i+1)
-			default:
-				q = slices.Insert(q, i, q[i])
+				i := rng.IntN(len(q))
+				switch rng.IntN(4) {
+				case 0:
+					q = slices.Insert(q, i, []byte(inserts[rng.IntN(len(inserts))])...)
+				case 1:
+					if c := q[i]; 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' {
+						q[i] ^= 0x20
+					}
+				case 2:
+					q = slices.Delete(q, i, i+1)
+				default:
+					q = slices.Insert(q, i, q[i])
+				}
 			}
 			checkClassify(t, string(q), tc.sqlite)
 		}
 	}
 }
 
+// checkClassify classifies q and checks the result against the invariants
+// and the oracles described at FuzzClassify.
 func checkClassify(t *testing.T, q string, sqlite bool) {
 	t.Helper()
 	c := classify(q, sqlite)

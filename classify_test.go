@@ -129,7 +129,10 @@ var shapeTests = []struct {
 	// Literal kinds.
 	{"int literals", "UPDATE t SET a = 5, b = -7, c = +3, d = - 2 WHERE k = 10", false, "update t set a=5, b=-7, c=3, d=-2 where k=10", clsNone, 0},
 	{"int64 bounds", "UPDATE t SET a = 9223372036854775807, b = -9223372036854775808 WHERE k = 007", false, "update t set a=9223372036854775807, b=-9223372036854775808 where k=7", clsNone, 0},
-	{"decimals", "UPDATE t SET a = 1.50, b = -0.25, c = .5, d = 5., e = +2.0 WHERE k = 1", false, `update t set a="1.50", b="-0.25", c="0.5", d="5.0", e="2.0" where k=1`, clsNone, 0},
+	// Decimal literals pass through: their type is the database's to decide.
+	{"decimals", "UPDATE t SET a = 1.50 WHERE k = 1", false, `other`, clsNone, 0},
+	{"decimal signed", "UPDATE t SET b = -0.25 WHERE k = 1", false, `other`, clsNone, 0},
+	{"decimal leading dot", "UPDATE t SET c = .5 WHERE k = 1", false, `other`, clsNone, 0},
 	{"strings", "UPDATE t SET a = 'it''s', b = '', c = 'x' WHERE k = 'key'", false, `update t set a="it's", b="", c="x" where k="key"`, clsNone, 0},
 	{"null true false", "UPDATE t SET a = NULL, b = true, c = FALSE WHERE k = 1", false, "update t set a=NULL, b=TRUE, c=FALSE where k=1", clsNone, 0},
 	{"unicode string", "UPDATE t SET a = 'héllo ☃' WHERE k = 1", false, `update t set a="héllo ☃" where k=1`, clsNone, 0},
@@ -138,7 +141,8 @@ var shapeTests = []struct {
 	{"delta plus", "UPDATE t SET n = n + 1 WHERE k = ?", false, "update t set n+=1 where k=#1", clsQ, 1},
 	{"delta minus", "UPDATE t SET n = n - ? WHERE k = ?", false, "update t set n-=#1 where k=#2", clsQ, 2},
 	{"delta v+c", "UPDATE t SET n = ? + n WHERE k = ?", false, "update t set n+=#1 where k=#2", clsQ, 2},
-	{"delta literal v+c", "UPDATE t SET n = -2.5 + n WHERE k = 1", false, `update t set n+="-2.5" where k=1`, clsNone, 0},
+	{"delta literal v+c", "UPDATE t SET n = -2 + n WHERE k = 1", false, `update t set n+=-2 where k=1`, clsNone, 0},
+	{"decimal delta", "UPDATE t SET n = n + 2.5 WHERE k = 1", false, `other`, clsNone, 0},
 	{"delta negative literal", "UPDATE t SET n = n + -1, m = m - -2 WHERE k = 1", false, "update t set n+=-1, m-=-2 where k=1", clsNone, 0},
 	{"delta qualified", "UPDATE t SET n = t.n + 1 WHERE t.k = 1", false, "update t set n+=1 where k=1", clsNone, 0},
 	{"delta mixed", "UPDATE counters SET hits = hits + 1, last = ?, bytes = bytes + ? WHERE id = ?", false, "update counters set hits+=1, last=#1, bytes+=#2 where id=#3", clsQ, 3},
@@ -158,6 +162,7 @@ var shapeTests = []struct {
 	{"qualified columns", "UPDATE s.t SET t.a = 1 WHERE t.k = 1", false, "update s.t set a=1 where k=1", clsNone, 0},
 	{"upper-case names", "UPDATE Page_Views SET Views = 1 WHERE Page_ID = 1", false, "update page_views set views=1 where page_id=1", clsNone, 0},
 	{"non-reserved keyword names", "UPDATE t SET value = 1, status = 2, key = 3 WHERE id = 1", false, "update t set value=1, status=2, key=3 where id=1", clsNone, 0},
+	{"63-byte name", "UPDATE a23456789012345678901234567890123456789012345678901234567890_63 SET a = 1 WHERE k = 1", false, "update a23456789012345678901234567890123456789012345678901234567890_63 set a=1 where k=1", clsNone, 0},
 	{"dollar in name", "UPDATE t$1 SET a$b = 1 WHERE k = 1", false, "update t$1 set a$b=1 where k=1", clsNone, 0},
 
 	// Layout: case, comments, whitespace, semicolon.
@@ -177,7 +182,8 @@ var shapeTests = []struct {
 	{"insert ?", "INSERT INTO t (a, b) VALUES (?, ?)", false, "insert t (a,b) values (#1,#2)", clsQ, 2},
 	{"insert $N", "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)", false, "insert t (a,b) values (#1,#2), (#3,#4)", clsD, 4},
 	{"insert named", "INSERT INTO t (a, b) VALUES (:a, :b)", true, "insert t (a,b) values (:a#1,:b#2)", clsNm, 2},
-	{"insert literals", "insert into s.t(a,b,c,d,e) values(1,'x',NULL,TRUE,-1.5);", false, `insert s.t (a,b,c,d,e) values (1,"x",NULL,TRUE,"-1.5")`, clsNone, 0},
+	{"insert literals", "insert into s.t(a,b,c,d,e) values(1,'x',NULL,TRUE,-15);", false, `insert s.t (a,b,c,d,e) values (1,"x",NULL,TRUE,-15)`, clsNone, 0},
+	{"insert decimal", "insert into s.t(a,e) values(1,-1.5);", false, `other`, clsNone, 0},
 	{"insert quoted", "INSERT INTO \"T\" (\"A\", `b`, [c]) VALUES (1, 2, 3)", false, "insert {T} ({A},{b},{c}) values (1,2,3)", clsNone, 0},
 	{"insert multi-row", "INSERT INTO t (k, v) VALUES (1, 'a'), (2, 'b'), (3, 'c')", false, `insert t (k,v) values (1,"a"), (2,"b"), (3,"c")`, clsNone, 0},
 	{"insert comments", "INSERT /*x*/ INTO t /*y*/ (a) -- z\n VALUES (?) -- end", false, "insert t (a) values (#1)", clsQ, 1},
@@ -236,6 +242,8 @@ var shapeTests = []struct {
 	{"set qualified other table", "UPDATE t SET u.a = 1 WHERE k = 1", false, "other", clsNone, 0},
 	{"set schema-qualified column", "UPDATE s.t SET s.t.a = 1 WHERE k = 1", false, "other", clsNone, 0},
 	{"set quoted table mismatch", `UPDATE "T" SET t.a = 1 WHERE k = 1`, false, "other", clsNone, 0},
+	{"long column", "UPDATE t SET a23456789012345678901234567890123456789012345678901234567890_640 = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"long quoted table", `UPDATE "a23456789012345678901234567890123456789012345678901234567890_640" SET a = 1 WHERE k = 1`, false, "other", clsNone, 0},
 	{"set empty quoted", `UPDATE t SET "" = 1 WHERE k = 1`, false, "other", clsNone, 0},
 	{"exponent", "UPDATE t SET a = 1e5 WHERE k = 1", false, "other", clsNone, 0},
 	{"exponent decimal", "UPDATE t SET a = 1.5E-3 WHERE k = 1", false, "other", clsNone, 0},
@@ -297,6 +305,7 @@ var shapeTests = []struct {
 	{"mysql system var", "UPDATE t SET a = @@x WHERE k = 1", false, "other", clsNone, 0},
 	{"invalid utf8", "UPDATE t SET a = '\xff' WHERE k = 1", false, "other", clsNone, 0},
 	{"nul byte", "UPDATE t SET a = 'a\x00' WHERE k = 1", false, "other", clsNone, 0},
+	{"vertical tab", "UPDATE t SET a = 1\vWHERE k = 1", false, "other", clsNone, 0},
 	{"long s keyword", "UPDATE t ſET a = 1 WHERE k = 1", false, "other", clsNone, 0},
 
 	// Not bufferable: INSERT.
@@ -557,7 +566,7 @@ func TestClassifyManyColumns(t *testing.T) {
 
 func TestKeywordTable(t *testing.T) {
 	for w, kw := range keywords {
-		if len(w) > maxKeywordLen || w != kw.word || w != strings.ToLower(w) {
+		if len(w) < 2 || len(w) > maxKeywordLen || w != kw.word || strings.Trim(w, "abcdefghijklmnopqrstuvwxyz_") != "" {
 			t.Errorf("keyword %q: %+v", w, kw)
 		}
 		if got, ok := lookupKeyword(strings.ToUpper(w)); !ok || got != kw {
@@ -596,6 +605,21 @@ func TestClassifyTx(t *testing.T) {
 		{`"begin"`, false, false, false},
 		{"-- BEGIN\nSELECT 1", false, false, false},
 		{"UPDATE t SET a = 1 WHERE k = 1", false, false, true},
+		{"COMMIT;", false, true, false},
+		{"PREPARE TRANSACTION 'x'", false, true, false},
+		{"PREPARE stmt AS SELECT 1", false, false, false},
+		// Several statements: the last one that matters decides; END is
+		// ignored there (it closes trigger and procedure bodies).
+		{"BEGIN; UPDATE t SET a = 1 WHERE k = 1; COMMIT", false, true, false},
+		{"COMMIT; BEGIN", true, false, false},
+		{"COMMIT; SELECT 1", false, true, false},
+		{"SELECT 1; BEGIN; SELECT 2", true, false, false},
+		{"BEGIN; SELECT 1; END", true, false, false},
+		{"CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE u SET n = n + 1 WHERE k = 1; END;", false, false, false},
+		{"CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END", false, false, false},
+		{"COMMIT AND CHAIN; SELECT 1", true, false, false},
+		{"SELECT ';'; COMMIT", false, true, false},
+		{"SELECT 1 -- ; COMMIT", false, false, false},
 	}
 	for _, tc := range tests {
 		c := classify(tc.query, false)

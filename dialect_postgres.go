@@ -58,8 +58,7 @@ type pgTable struct {
 
 // pgColumn is one column's type, domains resolved to their base type.
 type pgColumn struct {
-	oid      uint32 // the declared type (maybe a domain)
-	base     uint32 // the type under any domains; oid when it is no domain
+	base     uint32 // the column's type, or the type under its domains
 	baseName string // schema-qualified, quoted name of base, valid SQL in any search_path
 	kind     byte   // pg_type.typtype of base: b(ase), c(omposite), e(num), r(ange), m(ultirange)
 	category byte   // pg_type.typcategory of base: 'A' for arrays
@@ -212,7 +211,7 @@ const pgColumnsSQL = `WITH RECURSIVE a AS (
 	SELECT b.attnum, t.typbasetype, b.depth + 1
 	FROM b JOIN pg_catalog.pg_type t ON t.oid = b.typ WHERE t.typtype = 'd'
 )
-SELECT DISTINCT ON (a.attnum) a.attname::text, a.atttypid::int8, b.typ::int8,
+SELECT DISTINCT ON (a.attnum) a.attname::text, b.typ::int8,
 	quote_ident(n.nspname) || '.' || quote_ident(t.typname),
 	t.typtype::text, t.typcategory::text, t.typarray::int8, a.attidentity = 'a',
 	c.relkind IN ('r', 'p') AND NOT c.relhasrules AND NOT c.relrowsecurity,
@@ -241,16 +240,16 @@ func (d *pgDialect) table(ctx context.Context, tx pgx.Tx, g *flushGroup) (*pgTab
 	for rows.Next() {
 		var (
 			attname, baseName, kind, category, nsp, rel string
-			oid, base, array                            int64
+			base, array                                 int64
 			always                                      bool
 		)
-		if err := rows.Scan(&attname, &oid, &base, &baseName, &kind, &category, &array, &always, &t.copyOK, &nsp, &rel); err != nil {
+		if err := rows.Scan(&attname, &base, &baseName, &kind, &category, &array, &always, &t.copyOK, &nsp, &rel); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		t.ident = pgx.Identifier{nsp, rel}
 		t.cols[attname] = &pgColumn{
-			oid: uint32(oid), base: uint32(base), baseName: baseName,
+			base: uint32(base), baseName: baseName,
 			kind: kind[0], category: category[0], array: uint32(array),
 			alwaysIdentity: always,
 		}
@@ -289,7 +288,6 @@ type pgCol struct {
 const (
 	pgOIDInt2    = 21
 	pgOIDInt4    = 23
-	pgOIDInt8    = 20
 	pgOIDText    = 25
 	pgOIDVarchar = 1043
 	pgOIDBpchar  = 1042
@@ -308,11 +306,13 @@ func pgTextLike(oid uint32) bool {
 	return false
 }
 
-// plan decides, for one column of a group, how its values travel: as an
+// pgPlanCol decides how the values of one column of a group travel: as an
 // array of the column's base type (pgx's binary codec, the fast path) or as
-// text cast per element. rowsVals are the group's rows; the choice looks at
-// the values, because a string for a non-text type must reach the server as
-// text to be parsed by PostgreSQL exactly as a single-row statement's would.
+// text cast per element after unnest. It looks at the group's values (column
+// idx of rows), because a string for a non-text type must reach the server
+// as text, to be parsed by PostgreSQL as a single-row statement's would; m
+// is the connection's type map, which must know the type and its array for
+// the binary path.
 func pgPlanCol(m *pgtype.Map, c *pgColumn, delta bool, rows [][]any, idx int) pgCol {
 	col := pgCol{idx: idx, oid: c.base}
 	binary := c.kind != 'c' && c.category != 'A' && c.array != 0
@@ -329,16 +329,17 @@ func pgPlanCol(m *pgtype.Map, c *pgColumn, delta bool, rows [][]any, idx int) pg
 			}
 		}
 	}
-	switch {
-	case !binary:
-		col.text = true
-		col.sql = pgColSQL{typ: pgTextType, cast: c.baseName}
-	case delta && (c.base == pgOIDInt2 || c.base == pgOIDInt4):
+	typ := c.baseName
+	if delta && (c.base == pgOIDInt2 || c.base == pgOIDInt4) {
 		// A coalesced delta may exceed the column's range while the result
 		// does not: add in bigint, the assignment range-checks the sum.
-		col.sql = pgColSQL{typ: "pg_catalog.int8"}
-	default:
-		col.sql = pgColSQL{typ: c.baseName}
+		typ = "pg_catalog.int8"
+	}
+	if binary {
+		col.sql = pgColSQL{typ: typ}
+	} else {
+		col.text = true
+		col.sql = pgColSQL{typ: pgTextType, cast: typ}
 	}
 	return col
 }
@@ -371,10 +372,6 @@ func (w *pgWriter) group(ctx context.Context, g *flushGroup) ([]int, error) {
 			return nil, fmt.Errorf("row %d has %d values for %d columns", i, len(r), len(names))
 		}
 	}
-	n := len(g.rows)
-	if n > w.batch {
-		n = w.batch
-	}
 	for _, id := range names {
 		if t.cols[id.norm] == nil {
 			// The column may be newer than the cache: reload once.
@@ -393,7 +390,6 @@ func (w *pgWriter) group(ctx context.Context, g *flushGroup) ([]int, error) {
 		}
 		delta := g.op == flushUpdate && i < len(g.cols) && i < len(g.delta) && g.delta[i]
 		cols[i] = pgPlanCol(m, c, delta, g.rows, i)
-		cols[i].vals = make([]any, n)
 	}
 	sqls := make([]pgColSQL, len(cols))
 	for i := range cols {
@@ -465,11 +461,12 @@ func (w *pgWriter) missing(ctx context.Context, query string, keyArgs []any, off
 	return noMatch, rows.Err()
 }
 
-// insert runs the group's INSERTs: by COPY when every column travels in
-// binary and the table takes COPY as it would INSERT, otherwise by
-// INSERT ... SELECT FROM unnest.
+// insert runs the group's INSERTs: by COPY when statements of batch rows
+// are big enough for COPY to be the faster (pgCopyMinRows), every column
+// travels in binary and the table takes COPY as it would INSERT; otherwise
+// by INSERT ... SELECT FROM unnest.
 func (w *pgWriter) insert(ctx context.Context, g *flushGroup, t *pgTable, cols []pgCol, sqls []pgColSQL) error {
-	if t.copyOK && pgInsertByCopy {
+	if t.copyOK && min(w.batch, len(g.rows)) >= pgCopyMinRows {
 		useCopy := true
 		for i, c := range g.cols {
 			// A text column needs PostgreSQL to parse the value, which
@@ -495,9 +492,13 @@ func (w *pgWriter) insert(ctx context.Context, g *flushGroup, t *pgTable, cols [
 	return nil
 }
 
-// pgInsertByCopy selects COPY for inserts where it is exact (see insert); the
-// benchmark turns it off to compare with INSERT ... SELECT FROM unnest.
-var pgInsertByCopy = true
+// pgCopyMinRows is the fewest rows a COPY statement must carry for the
+// dialect to insert by COPY. A COPY costs about two round trips and a
+// goroutine more than an INSERT, and carries rows faster: measured here
+// (BenchmarkPgFlushInsert), COPY of 1000 rows was ~20% slower than
+// INSERT ... SELECT FROM unnest, of 2000-3000 rows even, of 10000 rows
+// 1.5-2.5 times faster. A variable so tests can force either path.
+var pgCopyMinRows = 5000
 
 // copy writes an INSERT group with COPY, batch rows a COPY statement. pgx
 // quotes the identifiers it is given, so COPY names the relation by the
@@ -542,6 +543,9 @@ func (w *pgWriter) gather(rows [][]any, cols []pgCol) ([]any, error) {
 	w.args = append(w.args[:0], w.mode)
 	for ci := range cols {
 		c := &cols[ci]
+		if cap(c.vals) < n {
+			c.vals = make([]any, n)
+		}
 		vals := c.vals[:n]
 		if !c.text {
 			for i, r := range rows {

@@ -149,8 +149,9 @@ func pgdAnchor(b *testing.B, pc *pgx.Conn, q string, batch int, returning bool, 
 }
 
 // BenchmarkPgFlushInsert flushes 100k new rows into (id bigint primary key,
-// views bigint) through the dialect (COPY, and with COPY turned off,
-// INSERT ... SELECT FROM unnest), against the hand-written
+// views bigint) through the dialect as it chooses (flush), and forced to
+// COPY (flush_copy) and to INSERT ... SELECT FROM unnest (flush_unnest),
+// against the hand-written
 // INSERT ... SELECT * FROM unnest($1::bigint[], $2::bigint[]). Each round
 // starts from an empty table; the TRUNCATE is not timed.
 func BenchmarkPgFlushInsert(b *testing.B) {
@@ -173,10 +174,13 @@ func BenchmarkPgFlushInsert(b *testing.B) {
 		}
 		b.StartTimer()
 	}
-	flush := func(byCopy bool, batch int) func(b *testing.B) {
+	// flush runs the dialect; force is "copy" or "unnest" to override its
+	// choice of insert path.
+	flush := func(force string, batch int) func(b *testing.B) {
 		return func(b *testing.B) {
-			defer func(old bool) { pgInsertByCopy = old }(pgInsertByCopy)
-			pgInsertByCopy = byCopy
+			if force != "" {
+				defer pgdCopy(force == "copy")()
+			}
 			d := newPgDialect()
 			var elapsed time.Duration
 			for i := 0; i < b.N; i++ {
@@ -191,8 +195,9 @@ func BenchmarkPgFlushInsert(b *testing.B) {
 		}
 	}
 	for _, batch := range []int{1000, 10000} {
-		b.Run(fmt.Sprintf("flush_copy/batch=%d", batch), flush(true, batch))
-		b.Run(fmt.Sprintf("flush_unnest/batch=%d", batch), flush(false, batch))
+		b.Run(fmt.Sprintf("flush/batch=%d", batch), flush("", batch))
+		b.Run(fmt.Sprintf("flush_copy/batch=%d", batch), flush("copy", batch))
+		b.Run(fmt.Sprintf("flush_unnest/batch=%d", batch), flush("unnest", batch))
 		b.Run(fmt.Sprintf("anchor/batch=%d", batch), func(b *testing.B) {
 			q := `INSERT INTO ` + table + ` SELECT * FROM unnest($1::bigint[], $2::bigint[])`
 			ids := make([]int64, batch)

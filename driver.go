@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -238,9 +239,8 @@ type Connector struct {
 	drv   *connDriver
 	log   *slog.Logger
 
-	// sqliteParams: $N and $name are named parameters (SQLite's rule), not
-	// PostgreSQL's positional $N.
-	sqliteParams bool
+	// family is the base database's SQL family, for what its syntax means.
+	family sqlFamily
 
 	cache    sync.Map // SQL text → *stmtInfo
 	cacheLen atomic.Int64
@@ -285,14 +285,76 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 	}
 	c := &Connector{base: base, rules: rules, log: cfg.log}
 	c.drv = &connDriver{c: c}
-	c.sqliteParams = isSQLiteDriver(base.Driver())
+	c.family = familyOf(base.Driver())
 	c.buf = newBuffer(rules)
 	newFlusher(c.buf, base, cfg.log, cfg.onDead, cfg.closeTimeout)
 	return c, nil
 }
 
-func isSQLiteDriver(d driver.Driver) bool {
-	return d != nil && strings.Contains(fmt.Sprintf("%T", d), "sqlite3.")
+// sqlFamily is what the classifier's results mean for a base driver.
+type sqlFamily uint8
+
+const (
+	familyGeneric  sqlFamily = iota // unknown: be strict about quoting
+	familySQLite                    // $N and $name are named parameters; "", `` and [] quote names
+	familyPostgres                  // $N positional only; only "" quotes names
+)
+
+func familyOf(d driver.Driver) sqlFamily {
+	t := reflect.TypeOf(d)
+	if t == nil {
+		return familyGeneric
+	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.PkgPath() {
+	case "github.com/mattn/go-sqlite3":
+		return familySQLite
+	case "github.com/jackc/pgx/v5/stdlib":
+		return familyPostgres
+	}
+	return familyGeneric
+}
+
+// accepts reports whether a bufferable statement's syntax means, for this
+// family, what the classifier read: PostgreSQL has no ? or :name
+// placeholders and no `` or [] quoting; MySQL reads "x" as a string.
+func (f sqlFamily) accepts(c *classified) bool {
+	if f == familyPostgres && (c.style == paramQuestion || c.style == paramNamed) {
+		return false
+	}
+	ok := func(id ident) bool {
+		if !id.quoted || id.raw == "" {
+			return true
+		}
+		switch id.raw[0] {
+		case '"':
+			return f != familyGeneric
+		case '`', '[':
+			return f != familyPostgres
+		}
+		return false
+	}
+	if c.schema != nil && !ok(*c.schema) || !ok(c.table) {
+		return false
+	}
+	for _, s := range c.sets {
+		if !ok(s.col) {
+			return false
+		}
+	}
+	for _, w := range c.where {
+		if !ok(w.col) {
+			return false
+		}
+	}
+	for _, col := range c.cols {
+		if !ok(col) {
+			return false
+		}
+	}
+	return true
 }
 
 // Connect opens a base connection and wraps it.

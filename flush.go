@@ -1,12 +1,14 @@
 package writeback
 
 import (
+	"cmp"
 	"context"
 	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -162,10 +164,8 @@ func deadline(t *tableState, oldest time.Time) time.Time {
 func (f *flusher) nextWake(now time.Time) time.Duration {
 	wake := now.Add(time.Hour)
 	for _, t := range f.b.ordered {
-		t.mu.Lock()
-		n, oldest := t.dirtyLocked()
-		evicted, retry := len(t.evicted), len(t.retry)
-		t.mu.Unlock()
+		d := t.dirty()
+		n, oldest, evicted, retry := d.n, d.oldest, d.evicted, d.retry
 		switch {
 		case n == 0:
 			continue
@@ -209,10 +209,8 @@ func (f *flusher) round(now time.Time, reqs []*flushReq) {
 	}
 	var jobs []job
 	for _, t := range f.b.ordered {
-		t.mu.Lock()
-		n, oldest := t.dirtyLocked()
-		evicted, retry := len(t.evicted), len(t.retry)
-		t.mu.Unlock()
+		d := t.dirty()
+		n, oldest, evicted, retry := d.n, d.oldest, d.evicted, d.retry
 		if n == 0 {
 			continue
 		}
@@ -293,19 +291,19 @@ func (f *flusher) final() error {
 // flushTable writes the table's rows that are due: the retry rows of an earlier
 // failure first, in their own transaction, then the rest.
 func (f *flusher) flushTable(t *tableState, all bool) error {
-	t.mu.Lock()
-	retry, rows := t.takeLocked(all)
-	names := t.names
-	t.mu.Unlock()
+	retry, rows := t.take(all)
+	names := t.names.Load()
 	if len(retry)+len(rows) == 0 {
 		return nil
 	}
+	// Key order makes flushes deterministic and, with several processes
+	// flushing the same hot rows, takes row locks in one order: no deadlocks.
+	slices.SortFunc(retry, compareRows)
+	slices.SortFunc(rows, compareRows)
 	start := time.Now()
 	if len(retry) > 0 {
 		if err := f.writeRows(t, retry, names); err != nil {
-			t.mu.Lock()
-			t.failLocked(rows)
-			t.mu.Unlock()
+			t.fail(rows)
 			f.noteFailure(t, err)
 			return err
 		}
@@ -323,7 +321,7 @@ func (f *flusher) flushTable(t *tableState, all bool) error {
 // batch permanently it is split in halves until the refused rows are alone;
 // those become dead letters and every other row is written. When the failure
 // is transient the rows not written go back to the table, ahead of newer ones.
-func (f *flusher) writeRows(t *tableState, rows []*dirtyRow, names tableNames) error {
+func (f *flusher) writeRows(t *tableState, rows []*dirtyRow, names *tableNames) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -333,30 +331,24 @@ func (f *flusher) writeRows(t *tableState, rows []*dirtyRow, names tableNames) e
 	}
 	t.stats.flushErrors.Add(1)
 	if isTransient(err) {
-		t.mu.Lock()
-		t.failLocked(rows)
-		t.mu.Unlock()
+		t.fail(rows)
 		return err
 	}
 	if len(rows) == 1 {
-		t.mu.Lock()
-		t.doneLocked(rows)
-		t.mu.Unlock()
+		t.done(rows)
 		f.deadLetter(t, rows[0], err, false)
 		return nil
 	}
 	mid := len(rows) / 2
 	if err := f.writeRows(t, rows[:mid], names); err != nil {
-		t.mu.Lock()
-		t.failLocked(rows[mid:])
-		t.mu.Unlock()
+		t.fail(rows[mid:])
 		return err
 	}
 	return f.writeRows(t, rows[mid:], names)
 }
 
 // writeOnce is one transaction: rows grouped by shape, handed to the dialect.
-func (f *flusher) writeOnce(t *tableState, rows []*dirtyRow, names tableNames) error {
+func (f *flusher) writeOnce(t *tableState, rows []*dirtyRow, names *tableNames) error {
 	conn, dia, err := f.connection()
 	if err != nil {
 		return err
@@ -369,9 +361,7 @@ func (f *flusher) writeOnce(t *tableState, rows []*dirtyRow, names tableNames) e
 		}
 		return fmt.Errorf("writeback: flush %s: %w", t.rule.Name, err)
 	}
-	t.mu.Lock()
-	t.doneLocked(rows)
-	t.mu.Unlock()
+	t.done(rows)
 	t.stats.flushes.Add(1)
 	t.stats.flushedRows.Add(int64(len(rows)))
 	for gi, idx := range noMatch {
@@ -383,12 +373,20 @@ func (f *flusher) writeOnce(t *tableState, rows []*dirtyRow, names tableNames) e
 	return nil
 }
 
+func compareRows(a, b *dirtyRow) int {
+	if c := cmp.Compare(a.k.i, b.k.i); c != 0 {
+		return c
+	}
+	return strings.Compare(a.k.s, b.k.s)
+}
+
 // groupRows groups rows by statement shape (operation, columns, deltas), in
 // order of first appearance, and returns for each group the rows it holds.
-func groupRows(rows []*dirtyRow, names tableNames) ([]*flushGroup, [][]*dirtyRow) {
+func groupRows(rows []*dirtyRow, names *tableNames) ([]*flushGroup, [][]*dirtyRow) {
 	var groups []*flushGroup
 	var members [][]*dirtyRow
 	index := map[string]int{}
+	var shapes []string
 	var sb strings.Builder
 	for _, r := range rows {
 		sb.Reset()
@@ -404,6 +402,7 @@ func groupRows(rows []*dirtyRow, names tableNames) ([]*flushGroup, [][]*dirtyRow
 		if !ok {
 			gi = len(groups)
 			index[sb.String()] = gi
+			shapes = append(shapes, sb.String())
 			g := &flushGroup{schema: names.schema, table: names.table, op: r.op, cols: r.cols, keyCols: names.keyCols, style: names.style}
 			if r.op == flushUpdate {
 				g.delta = r.delta
@@ -420,7 +419,18 @@ func groupRows(rows []*dirtyRow, names tableNames) ([]*flushGroup, [][]*dirtyRow
 		g.rows = append(g.rows, vals)
 		members[gi] = append(members[gi], r)
 	}
-	return groups, members
+	// Groups in shape order (updates first), whatever order rows came in.
+	order := make([]int, len(groups))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(shapes[a], shapes[b]) })
+	sortedGroups := make([]*flushGroup, len(groups))
+	sortedMembers := make([][]*dirtyRow, len(groups))
+	for i, gi := range order {
+		sortedGroups[i], sortedMembers[i] = groups[gi], members[gi]
+	}
+	return sortedGroups, sortedMembers
 }
 
 // connection returns the flusher's own connection, opening it on first use or

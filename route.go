@@ -18,7 +18,7 @@ type stmtInfo struct {
 	// keyPos: for an UPDATE, the index in c.where of each key column in the
 	// rule's order; for an INSERT, the index in c.cols.
 	keyPos []int
-	names  tableNames
+	names  *tableNames
 	// barrier lists the back tables to commit before the statement runs.
 	barrier []*tableState
 }
@@ -43,7 +43,7 @@ func (cn *Connector) info(query string) *stmtInfo {
 }
 
 func (cn *Connector) buildInfo(query string) *stmtInfo {
-	c := classify(query, cn.sqliteParams)
+	c := classify(query, cn.family == familySQLite)
 	info := &stmtInfo{c: c}
 	named := cn.buf.tablesNamed(c.names)
 	reads := isPlainSelect(query)
@@ -53,7 +53,7 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 		}
 		info.barrier = append(info.barrier, t)
 	}
-	if c.kind == stmtOther {
+	if c.kind == stmtOther || !cn.family.accepts(c) {
 		return info
 	}
 	t := cn.buf.tableFor(c.schema, c.table)
@@ -93,7 +93,7 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 		}
 	}
 	info.target, info.keyPos = t, pos
-	info.names = tableNames{schema: c.schema, table: c.table, keyCols: keyCols, style: c.style}
+	info.names = &tableNames{schema: c.schema, table: c.table, keyCols: keyCols, style: c.style}
 	return info
 }
 
@@ -155,7 +155,11 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 			if !ok {
 				return nil, false
 			}
-			if s.delta != 0 && v != nil {
+			if s.delta != 0 && v == nil {
+				changes[i] = change{col: s.col, val: nil} // c = c + NULL is NULL: an assignment
+				continue
+			}
+			if s.delta != 0 {
 				if !isDelta(v) {
 					return nil, false
 				}

@@ -237,7 +237,7 @@ func ParseRules(data []byte, file string) (*Rules, error) {
 // Validate checks rules built in code (or changed after parsing) against the
 // invariants ParseRules enforces, and fills in defaults: a zero MaxLoss, Batch
 // or MaxDirty means DefaultMaxLoss, DefaultBatch or DefaultMaxDirty. Other
-// fields have no unset state (a zero Priority is PriorityLow, not normal).
+// fields have no unset state; a zero Priority is PriorityNormal.
 //
 // Tables keys are table names. A rule whose Name is empty gets its name from
 // its key, read as in a rules file (unquoted parts lower-cased, "quoted" parts

@@ -189,18 +189,34 @@ func TestPermanentErrorIsolatesBadRow(t *testing.T) {
 	}
 	const q = "UPDATE counters SET views = ? WHERE id = ?"
 	bad := errors.New("check constraint violated")
-	// First the whole batch, which fails on id 2; then each half alone.
+	// Rows are flushed in key order.
+	good, poison := int64(1), int64(2)
+	first, second := good, poison
+	exec := func(p *sqlmock.ExpectedPrepare, id int64) {
+		e := p.ExpectExec().WithArgs(id*10, id)
+		if id == poison {
+			e.WillReturnError(bad)
+		} else {
+			e.WillReturnResult(sqlmock.NewResult(0, 1))
+		}
+	}
+	// First the whole batch, which fails on the poison row; then each half alone.
 	mock.ExpectBegin()
 	p := mock.ExpectPrepare(q)
-	p.ExpectExec().WithArgs(int64(10), int64(1)).WillReturnResult(sqlmock.NewResult(0, 1))
-	p.ExpectExec().WithArgs(int64(20), int64(2)).WillReturnError(bad)
+	exec(p, first)
+	if first != poison {
+		exec(p, second)
+	}
 	mock.ExpectRollback()
-	mock.ExpectBegin()
-	mock.ExpectPrepare(q).ExpectExec().WithArgs(int64(10), int64(1)).WillReturnResult(sqlmock.NewResult(0, 1))
-	mock.ExpectCommit()
-	mock.ExpectBegin()
-	mock.ExpectPrepare(q).ExpectExec().WithArgs(int64(20), int64(2)).WillReturnError(bad)
-	mock.ExpectRollback()
+	for _, id := range []int64{first, second} {
+		mock.ExpectBegin()
+		exec(mock.ExpectPrepare(q), id)
+		if id == poison {
+			mock.ExpectRollback()
+		} else {
+			mock.ExpectCommit()
+		}
+	}
 	if err := Flush(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +226,7 @@ func TestPermanentErrorIsolatesBadRow(t *testing.T) {
 	st, _ := StatsOf(db)
 	mu.Lock()
 	defer mu.Unlock()
-	if st.DeadLetters != 1 || st.FlushedRows != 1 || len(dead) != 1 || dead[0].Key[0] != int64(2) || !errors.Is(dead[0].Err, bad) {
+	if st.DeadLetters != 1 || st.FlushedRows != 1 || len(dead) != 1 || dead[0].Key[0] != poison || !errors.Is(dead[0].Err, bad) {
 		t.Fatalf("stats %+v dead %+v; want row 2 dead-lettered with its error, row 1 flushed", st, dead)
 	}
 	db.Close()

@@ -62,16 +62,22 @@ func (c *Connector) Stats() Stats {
 	now := time.Now()
 	s := Stats{Tables: map[string]TableStats{}}
 	for _, t := range c.buf.ordered {
-		t.mu.Lock()
-		oldest := t.oldest
-		for _, r := range t.retry {
-			oldest = minNonZero(oldest, r.since)
+		var oldest time.Time
+		var buffered, coalesced int64
+		for _, sh := range t.shards {
+			sh.mu.Lock()
+			oldest = minNonZero(oldest, minNonZero(sh.oldest, sh.inflightSince))
+			for _, r := range sh.retry {
+				oldest = minNonZero(oldest, r.since)
+			}
+			buffered += sh.buffered
+			coalesced += sh.coalesced
+			sh.mu.Unlock()
 		}
-		t.mu.Unlock()
 		ts := TableStats{
 			Dirty:         int(t.pending.Load()),
-			Buffered:      t.stats.buffered.Load(),
-			Coalesced:     t.stats.coalesced.Load(),
+			Buffered:      buffered,
+			Coalesced:     coalesced,
 			PassedThrough: t.stats.passed.Load(),
 			Barriers:      t.stats.barriers.Load(),
 			Flushes:       t.stats.flushes.Load(),

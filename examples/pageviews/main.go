@@ -1,0 +1,416 @@
+// Command pageviews is writeback's main job, measured: a web app counting
+// page views in SQLite, run twice for the same time, first with every view an
+// autocommit UPDATE on SQLite, then through the writeback driver, which
+// acknowledges the UPDATEs from memory, coalesces them per page and flushes
+// them in batched transactions.
+//
+// Run it from the repository root; it needs no set-up:
+//
+//	go run ./examples/pageviews [-pages 1000] [-goroutines 8] [-duration 3s] [-maxloss 1s] [-keep]
+//
+// It creates a temporary folder holding two SQLite databases (WAL,
+// synchronous=NORMAL, busy_timeout) and the rules file (writeback.yaml from
+// this folder, with max_loss set by -maxloss), and removes it at exit unless
+// -keep is given. Page popularity is skewed (Zipf, s=1.1), as on a real site.
+// A second, write-through table, orders, gets at most one INSERT every 5ms in
+// both runs, to show the split: its rows are in the database as soon as Exec
+// returns, while page_views lags by at most max_loss until writeback.Flush.
+//
+// The report ends with a check: after Flush, SUM(views) in each database
+// equals the number of UPDATEs acknowledged to the application. The command
+// exits 1 when the check fails or any statement returns an error.
+package main
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/writeback-go/writeback"
+)
+
+// defaultRules is the rules file; its max_loss is replaced by -maxloss.
+//
+//go:embed writeback.yaml
+var defaultRules string
+
+const (
+	zipfS         = 1.1                  // popularity skew: page 1 is the most viewed
+	orderInterval = 5 * time.Millisecond // one write-through INSERT INTO orders per interval
+	sqliteParams  = "_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=10000"
+)
+
+type options struct {
+	pages, goroutines int
+	duration, maxLoss time.Duration
+	keep              bool
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.pages, "pages", 1000, "number of pages (rows in page_views)")
+	flag.IntVar(&o.goroutines, "goroutines", 8, "goroutines counting page views")
+	flag.DurationVar(&o.duration, "duration", 3*time.Second, "how long each of the two runs lasts")
+	flag.DurationVar(&o.maxLoss, "maxloss", time.Second, "max_loss of page_views in the rules file")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder (databases and rules file)")
+	flag.Parse()
+	if err := validate(o); err != nil {
+		fmt.Fprintln(os.Stderr, "pageviews:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := run(ctx, o, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pageviews: FAIL:", err)
+		os.Exit(1)
+	}
+}
+
+func validate(o options) error {
+	switch {
+	case flag.NArg() > 0:
+		return fmt.Errorf("unexpected arguments %q", flag.Args())
+	case o.pages < 1:
+		return fmt.Errorf("-pages %d: want at least 1", o.pages)
+	case o.goroutines < 1:
+		return fmt.Errorf("-goroutines %d: want at least 1", o.goroutines)
+	case o.duration <= 0:
+		return fmt.Errorf("-duration %s: want a positive duration", o.duration)
+	case o.maxLoss <= 0:
+		return fmt.Errorf("-maxloss %s: want a positive duration", o.maxLoss)
+	}
+	return nil
+}
+
+var maxLossLine = regexp.MustCompile(`(?m)^([ \t]*max_loss:[ \t]*)[^ \t\n#]+`)
+
+// rulesText is the embedded rules file with page_views' max_loss set to d.
+func rulesText(d time.Duration) (string, error) {
+	if n := len(maxLossLine.FindAllStringIndex(defaultRules, -1)); n != 1 {
+		return "", fmt.Errorf("embedded writeback.yaml has %d max_loss lines, want 1", n)
+	}
+	return maxLossLine.ReplaceAllString(defaultRules, "${1}"+d.String()), nil
+}
+
+// result is what one run acknowledged to the application.
+type result struct {
+	views, orders int64 // UPDATEs of page_views and INSERTs into orders that returned no error
+	elapsed       time.Duration
+}
+
+// dbFigures are what a plain sqlite3 connection reads from a database file.
+type dbFigures struct{ views, orders int64 }
+
+func run(ctx context.Context, o options, out io.Writer) (err error) {
+	dir, err := os.MkdirTemp("", "writeback-pageviews-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if o.keep {
+			fmt.Fprintf(out, "kept: %s\n", dir)
+			return
+		}
+		if rmErr := os.RemoveAll(dir); rmErr != nil && err == nil {
+			err = rmErr
+		}
+	}()
+	if strings.ContainsAny(dir, " \t") {
+		// The writeback DSN separates its fields with spaces; only dsn= may hold one.
+		return fmt.Errorf("temporary folder %q contains a space, which a rules= path cannot; set TMPDIR", dir)
+	}
+	rules, err := rulesText(o.maxLoss)
+	if err != nil {
+		return err
+	}
+	rulesPath := filepath.Join(dir, "writeback.yaml")
+	if err := os.WriteFile(rulesPath, []byte(rules), 0o644); err != nil {
+		return err
+	}
+	directDSN := "file:" + filepath.Join(dir, "direct.db") + "?" + sqliteParams
+	backDSN := "file:" + filepath.Join(dir, "writeback.db") + "?" + sqliteParams
+	for _, dsn := range []string{directDSN, backDSN} {
+		if err := createSchema(ctx, dsn, o.pages); err != nil {
+			return err
+		}
+	}
+
+	fmt.Fprintf(out, "pageviews: %d pages (Zipf s=%.1f), %d goroutines, %s per run, SQLite WAL synchronous=NORMAL, page_views max_loss %s\n",
+		o.pages, zipfS, o.goroutines, o.duration, o.maxLoss)
+
+	// (a) Directly on sqlite3: every view is an autocommit UPDATE.
+	direct, err := sql.Open("sqlite3", directDSN)
+	if err != nil {
+		return err
+	}
+	poolFor(direct, o)
+	dres, err := workload(ctx, direct, o, nil)
+	if cerr := direct.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("direct run: %w", err)
+	}
+	dAfter, err := readFigures(ctx, directDSN)
+	if err != nil {
+		return err
+	}
+
+	// (b) The same workload through writeback, page_views buffered.
+	wb, err := sql.Open("writeback", "driver=sqlite3 rules="+rulesPath+" dsn="+backDSN)
+	if err != nil {
+		return err
+	}
+	defer wb.Close() // flushes what is left if we return early
+	poolFor(wb, o)
+	var oldest atomic.Int64 // largest Stats.OldestAge seen while the workload ran
+	bres, err := workload(ctx, wb, o, func() {
+		if st, err := writeback.StatsOf(wb); err == nil && int64(st.OldestAge) > oldest.Load() {
+			oldest.Store(int64(st.OldestAge))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("write-back run: %w", err)
+	}
+	before, err := writeback.StatsOf(wb)
+	if err != nil {
+		return err
+	}
+	bBefore, err := readFigures(ctx, backDSN) // what SQLite holds before the final Flush
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := writeback.Flush(ctx, wb); err != nil {
+		return fmt.Errorf("final Flush: %w", err)
+	}
+	flushTime := time.Since(t0)
+	st, err := writeback.StatsOf(wb)
+	if err != nil {
+		return err
+	}
+	if err := wb.Close(); err != nil {
+		return fmt.Errorf("closing the write-back database: %w", err)
+	}
+	bAfter, err := readFigures(ctx, backDSN)
+	if err != nil {
+		return err
+	}
+
+	// The report.
+	dRate := float64(dres.views) / dres.elapsed.Seconds()
+	bRate := float64(bres.views) / (bres.elapsed + flushTime).Seconds()
+	w := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	w("%-36s %14s %14s", "", "direct", "write-back")
+	w("%-36s %14s %14s", "page view UPDATEs acknowledged", num(dres.views), num(bres.views))
+	w("%-36s %14s %14s   write-back/direct = %.1fx", "updates/s", num(int64(dRate)), num(int64(bRate)), bRate/dRate)
+	w("%-36s %14s %14s   (write-back: %s application writes -> %s)", "page_views row writes in SQLite",
+		num(dres.views), num(st.FlushedRows), num(st.Buffered), num(st.FlushedRows))
+	w("%-36s %14.5f %14.5f   %.3f%% of row writes saved by coalescing (Coalesced %s)", "row writes per application write",
+		1.0, st.RowWritesPerWrite(), 100*(1-st.RowWritesPerWrite()), num(st.Coalesced))
+	w("%-36s %14s %14s   %.1f rows per flush", "transactions on page_views",
+		num(dres.views), num(st.Flushes), float64(st.FlushedRows)/float64(max(st.Flushes, 1)))
+	w("%-36s %14s %14s   (write-through; 1 goroutine, at most one per %s)", "orders INSERTs acknowledged", num(dres.orders), num(bres.orders), orderInterval)
+	w("write-back at end of run, before Flush: orders in SQLite %s/%s acknowledged; page_views views in SQLite %s/%s, dirty rows %s",
+		num(bBefore.orders), num(bres.orders), num(bBefore.views), num(bres.views), num(int64(before.Dirty)))
+	w("write-back durability lag: oldest dirty row seen %s (max_loss %s); final Flush %s",
+		time.Duration(oldest.Load()).Round(time.Millisecond), o.maxLoss, flushTime.Round(10*time.Microsecond))
+
+	var failures []string
+	check := func(name string, got, want int64) string {
+		if got != want {
+			failures = append(failures, fmt.Sprintf("%s: SQLite has %d, %d acknowledged", name, got, want))
+			return "MISMATCH"
+		}
+		return "OK"
+	}
+	w("check direct:     SUM(views) %s = acknowledged %s %s; orders %s = %s %s",
+		num(dAfter.views), num(dres.views), check("direct SUM(views)", dAfter.views, dres.views),
+		num(dAfter.orders), num(dres.orders), check("direct orders", dAfter.orders, dres.orders))
+	w("check write-back: SUM(views) after Flush %s = acknowledged %s %s; orders %s = %s %s (before Flush: %s)",
+		num(bAfter.views), num(bres.views), check("write-back SUM(views) after Flush", bAfter.views, bres.views),
+		num(bAfter.orders), num(bres.orders), check("write-back orders", bAfter.orders, bres.orders),
+		check("write-back orders before Flush", bBefore.orders, bres.orders))
+	if st.Buffered+st.PassedThrough != bres.views {
+		failures = append(failures, fmt.Sprintf("Stats: Buffered %d + PassedThrough %d != %d acknowledged UPDATEs",
+			st.Buffered, st.PassedThrough, bres.views))
+	}
+	if st.NoMatch != 0 || st.DeadLetters != 0 || st.FlushErrors != 0 {
+		failures = append(failures, fmt.Sprintf("Stats: NoMatch %d, DeadLetters %d, FlushErrors %d (want 0; last error: %v)",
+			st.NoMatch, st.DeadLetters, st.FlushErrors, st.LastError))
+	}
+	if len(failures) > 0 {
+		return errors.New(strings.Join(failures, "; "))
+	}
+	return nil
+}
+
+// poolFor keeps one connection per goroutine open: database/sql's default of
+// two idle connections would close and reopen them all the time.
+func poolFor(db *sql.DB, o options) {
+	db.SetMaxOpenConns(o.goroutines + 1)
+	db.SetMaxIdleConns(o.goroutines + 1)
+}
+
+func createSchema(ctx context.Context, dsn string, pages int) error {
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it does nothing
+	for _, ddl := range []string{
+		`CREATE TABLE page_views (page_id INTEGER PRIMARY KEY, views INTEGER NOT NULL DEFAULT 0)`,
+		`CREATE TABLE orders (order_id INTEGER PRIMARY KEY, page_id INTEGER NOT NULL, amount_cents INTEGER NOT NULL)`,
+	} {
+		if _, err := tx.ExecContext(ctx, ddl); err != nil {
+			return err
+		}
+	}
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO page_views (page_id) VALUES (?)`)
+	if err != nil {
+		return err
+	}
+	for id := 1; id <= pages; id++ {
+		if _, err := ins.ExecContext(ctx, id); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func readFigures(ctx context.Context, dsn string) (f dbFigures, err error) {
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return f, err
+	}
+	defer db.Close()
+	err = db.QueryRowContext(ctx, `SELECT (SELECT COALESCE(SUM(views), 0) FROM page_views), (SELECT COUNT(*) FROM orders)`).
+		Scan(&f.views, &f.orders)
+	return f, err
+}
+
+// workload runs o.goroutines page-view counters and one order writer on db
+// for o.duration, calling sample (when not nil) every 10ms meanwhile. It
+// stops at the first error and returns it.
+func workload(ctx context.Context, db *sql.DB, o options, sample func()) (result, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.duration)
+	defer cancel()
+	var (
+		stop          atomic.Bool
+		views, orders atomic.Int64
+		errOnce       sync.Once
+		firstErr      error
+		wg            sync.WaitGroup
+	)
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err })
+		stop.Store(true)
+	}
+	start := time.Now()
+	go func() { <-ctx.Done(); stop.Store(true) }()
+	for g := range o.goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// The same seeds in both runs: the same sequence of pages.
+			zipf := rand.NewZipf(rand.New(rand.NewPCG(1, uint64(g))), zipfS, 1, uint64(o.pages-1))
+			var n int64
+			for !stop.Load() {
+				page := int64(zipf.Uint64()) + 1
+				// A fresh context: stopping the run must not fail an UPDATE in flight.
+				if _, err := db.ExecContext(context.Background(), `UPDATE page_views SET views = views + 1 WHERE page_id = ?`, page); err != nil {
+					fail(fmt.Errorf("UPDATE page_views (page %d): %w", page, err))
+					break
+				}
+				n++
+			}
+			views.Add(n)
+		}()
+	}
+	wg.Add(1)
+	go func() { // checkout traffic: a write-through table
+		defer wg.Done()
+		tick := time.NewTicker(orderInterval)
+		defer tick.Stop()
+		r := rand.New(rand.NewPCG(2, 0))
+		for !stop.Load() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if _, err := db.ExecContext(context.Background(), `INSERT INTO orders (page_id, amount_cents) VALUES (?, ?)`,
+				1+r.IntN(o.pages), 100+r.IntN(10000)); err != nil {
+				fail(fmt.Errorf("INSERT INTO orders: %w", err))
+				return
+			}
+			orders.Add(1)
+		}
+	}()
+	if sample != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			for !stop.Load() {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					sample()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res := result{views: views.Load(), orders: orders.Load(), elapsed: time.Since(start)}
+	if firstErr != nil {
+		return res, firstErr
+	}
+	// The run's own timeout ends it; a parent's cancellation (Ctrl-C) is an error.
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return res, err
+	}
+	return res, nil
+}
+
+// num formats n with thousands separators.
+func num(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}

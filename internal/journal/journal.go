@@ -1,0 +1,732 @@
+// Package journal is a crash-safe, append-only, segmented journal of opaque
+// records, modelled on the Redis append-only file: every record carries a
+// checksum, the fsync policy is always / everysec / no, a torn tail is cut
+// on open, and damage anywhere else stops Open with a *CorruptError that
+// names the file and offset and the command that repairs it.
+//
+// Records are numbered by LSN (log sequence number), starting at 1 and
+// increasing by one per record, across restarts and compactions. A caller
+// that applies records elsewhere (a database) remembers the last applied LSN
+// there, replays the rest with Replay after a restart, and frees disk space
+// with Compact.
+//
+// The core is deliberately simple: one mutex serialises appends, each Append
+// is one write(2) on the active segment file, and fsyncs run outside that
+// mutex so that appends continue while the disk is busy. After any I/O
+// failure (or injected fault) the Journal is unusable and must be closed and
+// reopened: after a failed write or fsync the state of the file and the page
+// cache is unknown, and reopening re-validates what is really on disk.
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Policy says when appended records are fsynced, as Redis appendfsync.
+type Policy uint8
+
+const (
+	// Always fsyncs after every append, as soon as the previous fsync is
+	// done, and makes WaitDurable wait for an fsync covering the record.
+	// Appends and waiters that arrive during an fsync share the next one
+	// (group commit).
+	Always Policy = iota
+	// Everysec fsyncs in the background about once a second (every
+	// MaxLag/2 if that is shorter). Writers are held back when the oldest
+	// unsynced record is older than MaxLag, which bounds what a power loss
+	// can take.
+	Everysec
+	// No never fsyncs on its own (except when a segment is rolled and on
+	// Close); the operating system decides when data reaches the disk.
+	No
+)
+
+func (p Policy) String() string {
+	switch p {
+	case Always:
+		return "always"
+	case Everysec:
+		return "everysec"
+	case No:
+		return "no"
+	}
+	return fmt.Sprintf("Policy(%d)", uint8(p))
+}
+
+// ParsePolicy parses "always", "everysec" or "no" (the Redis spellings).
+func ParsePolicy(s string) (Policy, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "always":
+		return Always, nil
+	case "everysec":
+		return Everysec, nil
+	case "no":
+		return No, nil
+	}
+	return 0, fmt.Errorf("journal: unknown fsync policy %q (want always, everysec or no)", s)
+}
+
+// Defaults for zero Options fields.
+const (
+	DefaultSegmentBytes = 64 << 20
+	DefaultMaxLag       = time.Second
+
+	// everysecInterval is how often the Everysec background syncer runs.
+	everysecInterval = time.Second
+	// lagGranularity is how finely the age of unsynced records is tracked.
+	lagGranularity = time.Millisecond
+)
+
+// Options configure a Journal. The zero value is valid: fsync always,
+// 64 MiB segments.
+type Options struct {
+	Fsync        Policy
+	SegmentBytes int64         // roll to a new segment file beyond this (default 64 MiB)
+	MaxLag       time.Duration // Everysec: writers block while the oldest unsynced record is older than this (default 1s)
+	Logger       *slog.Logger  // default slog.Default()
+
+	// Fault, if set, is called at named points of the write path so that
+	// tests can inject failures or stall the journal: "after-write",
+	// "before-sync", "roll-after-create", "compact-before-remove",
+	// "compact-after-remove". An error returned from it is treated like an
+	// I/O error there (the Journal becomes unusable: a simulated crash).
+	// It may block (to stall the journal) but must not call the Journal:
+	// some points run with its mutex held.
+	Fault func(point string) error
+
+	now       func() time.Time // tests replace the clock used for lag
+	syncEvery time.Duration    // tests replace the Everysec interval
+}
+
+// ErrClosed is returned by operations on a closed Journal.
+var ErrClosed = errors.New("journal: closed")
+
+// Stats is a snapshot of a Journal's state and counters.
+type Stats struct {
+	Bytes           int64         // size of the segment files on disk
+	Segments        int           // number of segment files
+	Records         uint64        // records in the files
+	FirstLSN        uint64        // first record in the files (0 if none)
+	LastLSN         uint64        // last record appended (0 if none ever)
+	DurableLSN      uint64        // every record up to this one is fsynced
+	Syncs           uint64        // data fsyncs since Open
+	SyncLatencyLast time.Duration // duration of the last data fsync
+	SyncLatencyAvg  time.Duration // mean duration of data fsyncs since Open
+	Lag             time.Duration // age of the oldest unsynced record (0 if none)
+}
+
+// Journal is an open journal directory. All methods are safe for concurrent
+// use.
+type Journal struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+	lock *dirLock
+
+	// compactMu keeps Compact from deleting files under a running Replay
+	// (Replay reads the files without holding mu, so appends go on).
+	compactMu sync.RWMutex
+	// syncMu serialises syncNow, so that at most one fsync snapshot is in
+	// flight. Lock order: compactMu, syncMu, mu.
+	syncMu sync.Mutex
+
+	mu       sync.Mutex
+	segs     []segment // in LSN order; the last one is active
+	active   *os.File  // open for append on segs[len(segs)-1]
+	lastLSN  uint64
+	durable  uint64
+	err      error // sticky: set by the first I/O failure or fault
+	closed   bool
+	syncing  bool       // syncNow is fsyncing outside mu
+	retired  []*os.File // rolled-away files syncNow may still be using
+	syncedCh chan struct{}
+	lag      lagQueue
+	wbuf     []byte
+	syncs    uint64
+	syncLast time.Duration
+	syncSum  time.Duration
+
+	kick chan struct{} // wakes the syncer (buffered: kicks coalesce)
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Open opens (creating if needed) the journal in dir. It takes an exclusive
+// lock on dir/LOCK, validates every record of every segment, cuts a torn
+// tail (logging a warning) and returns a *CorruptError for any other damage.
+func Open(dir string, opts Options) (*Journal, error) {
+	if opts.Fsync > No {
+		return nil, fmt.Errorf("journal: invalid fsync policy %d", opts.Fsync)
+	}
+	if opts.SegmentBytes <= 0 {
+		opts.SegmentBytes = DefaultSegmentBytes
+	}
+	if opts.MaxLag <= 0 {
+		opts.MaxLag = DefaultMaxLag
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.now == nil {
+		opts.now = time.Now
+	}
+	if opts.syncEvery <= 0 {
+		// Sync at least twice per MaxLag: in steady state the lag then
+		// stays under MaxLag and writers are held back only when the
+		// disk really falls behind, not on every tick.
+		opts.syncEvery = max(min(everysecInterval, opts.MaxLag/2), time.Millisecond)
+	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("journal: %w", err)
+		}
+		// Make the new directory's own entry durable.
+		if err := syncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
+			return nil, fmt.Errorf("journal: %w", err)
+		}
+	}
+	lk, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	j, err := open(dir, opts, lk)
+	if err != nil {
+		lk.unlock()
+		return nil, err
+	}
+	return j, nil
+}
+
+func open(dir string, opts Options, lk *dirLock) (*Journal, error) {
+	segs, err := listSegments(dir, true)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if len(segs) == 0 {
+		f, path, err := createSegment(dir, 1)
+		if err != nil {
+			return nil, err
+		}
+		f.Close()
+		segs = []segment{{first: 1, path: path}}
+	}
+	s, err := scanDir(dir, segs, nil)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if s.corrupt != nil {
+		return nil, s.corrupt.corruptError(s)
+	}
+	if t := s.torn; t != nil {
+		path := s.segs[t.seg].path
+		if err := os.Truncate(path, t.offset); err != nil {
+			return nil, fmt.Errorf("journal: cut torn tail: %w", err)
+		}
+		opts.Logger.Warn("journal: cut torn tail",
+			"file", path, "offset", t.offset, "bytes", t.fileSize-t.offset, "reason", t.reason)
+	}
+	act := s.segs[len(s.segs)-1]
+	f, err := os.OpenFile(act.path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	// What a previous process wrote may still be only in the page cache
+	// (it may have crashed before syncing): sync before calling it durable.
+	// This also makes a torn-tail cut durable.
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	j := &Journal{
+		dir:      dir,
+		opts:     opts,
+		log:      opts.Logger,
+		lock:     lk,
+		segs:     s.segs,
+		active:   f,
+		lastLSN:  s.lastLSN,
+		durable:  s.lastLSN,
+		syncedCh: make(chan struct{}),
+	}
+	if opts.Fsync != No {
+		j.kick = make(chan struct{}, 1)
+		j.stop = make(chan struct{})
+		j.done = make(chan struct{})
+		go j.syncLoop()
+	}
+	return j, nil
+}
+
+// createSegment creates the segment file starting at first and returns it
+// open for appending. The header goes to a temporary file that is fsynced
+// and renamed into place, and the directory is fsynced, so a segment file
+// either exists with a complete header or not at all.
+func createSegment(dir string, first uint64) (*os.File, string, error) {
+	path := filepath.Join(dir, segName(first))
+	tmp := path + ".tmp"
+	// Owner-only: segments hold the application's buffered writes.
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, "", fmt.Errorf("journal: create segment: %w", err)
+	}
+	fail := func(err error) (*os.File, string, error) {
+		f.Close()
+		os.Remove(tmp)
+		return nil, "", fmt.Errorf("journal: create segment %s: %w", path, err)
+	}
+	if _, err := f.Write(segHeader(first)); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(err)
+	}
+	if err := syncDir(dir); err != nil {
+		f.Close()
+		return nil, "", fmt.Errorf("journal: create segment %s: %w", path, err)
+	}
+	return f, path, nil
+}
+
+// fault calls the test hook.
+func (j *Journal) fault(point string) error {
+	if j.opts.Fault == nil {
+		return nil
+	}
+	if err := j.opts.Fault(point); err != nil {
+		return fmt.Errorf("fault at %s: %w", point, err)
+	}
+	return nil
+}
+
+// usableLocked returns why the Journal cannot accept work, if it cannot.
+func (j *Journal) usableLocked() error {
+	if j.err != nil {
+		return j.err
+	}
+	if j.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// failLocked makes the Journal unusable and wakes every waiter. Only the
+// first failure is kept: later ones are usually consequences.
+func (j *Journal) failLocked(err error) error {
+	if j.err == nil {
+		j.err = fmt.Errorf("journal: %w (the journal is unusable; close and reopen it)", err)
+		j.log.Error("journal: failed", "dir", j.dir, "err", err)
+		j.broadcastLocked()
+	}
+	return j.err
+}
+
+// broadcastLocked wakes everyone waiting for durability to change.
+func (j *Journal) broadcastLocked() {
+	close(j.syncedCh)
+	j.syncedCh = make(chan struct{})
+}
+
+func (j *Journal) kickSyncer() {
+	select {
+	case j.kick <- struct{}{}:
+	default: // a kick is already pending; it will cover us
+	}
+}
+
+// Append writes one record and returns its LSN. It does not wait for an
+// fsync: under Always it starts one (or queues for the next), and
+// WaitDurable waits for it. Under Everysec, Append blocks while the oldest
+// unsynced record is older than MaxLag (backpressure, without a context:
+// it waits for the disk). rec is not retained.
+func (j *Journal) Append(rec []byte) (uint64, error) {
+	return j.append([][]byte{rec})
+}
+
+// AppendBatch writes records with consecutive LSNs in one write(2) (per
+// segment) and returns the LSN of the last one. A crash can keep any prefix
+// of the batch. An empty batch returns LastLSN.
+func (j *Journal) AppendBatch(recs [][]byte) (uint64, error) {
+	return j.append(recs)
+}
+
+func (j *Journal) append(recs [][]byte) (uint64, error) {
+	for _, r := range recs {
+		if len(r) > MaxRecordBytes {
+			return 0, fmt.Errorf("journal: record of %d bytes exceeds the maximum %d", len(r), MaxRecordBytes)
+		}
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.usableLocked(); err != nil {
+		return 0, err
+	}
+	if err := j.backpressureLocked(); err != nil {
+		return 0, err
+	}
+	buf := j.wbuf[:0]
+	inBuf := 0 // records encoded in buf, not yet written
+	for _, r := range recs {
+		size := j.segs[len(j.segs)-1].size + int64(len(buf))
+		// Never roll an empty segment: a record larger than SegmentBytes
+		// gets a segment of its own.
+		if size > segHeaderSize && size+recHeaderSize+int64(len(r)) > j.opts.SegmentBytes {
+			if err := j.writeLocked(buf, inBuf); err != nil {
+				return 0, err
+			}
+			buf, inBuf = buf[:0], 0
+			if err := j.rollLocked(); err != nil {
+				return 0, err
+			}
+		}
+		buf = appendRecord(buf, j.lastLSN+uint64(inBuf)+1, r)
+		inBuf++
+	}
+	if err := j.writeLocked(buf, inBuf); err != nil {
+		return 0, err
+	}
+	if j.opts.Fsync == Always {
+		// Sync every record promptly even if nobody waits for it (the
+		// caller may not need the acknowledgment, but chose Always).
+		// While an fsync runs, kicks coalesce into the next one.
+		j.kickSyncer()
+	}
+	if cap(buf) <= 1<<20 { // don't pin one huge batch's buffer forever
+		j.wbuf = buf[:0]
+	}
+	return j.lastLSN, nil
+}
+
+// writeLocked writes n encoded records, numbered from lastLSN+1, to the
+// active segment in one write(2).
+func (j *Journal) writeLocked(buf []byte, n int) error {
+	if n == 0 {
+		return nil
+	}
+	act := &j.segs[len(j.segs)-1]
+	w, err := j.active.Write(buf)
+	if err != nil {
+		// A partial record may be in the file now. Nothing more may be
+		// appended behind it, or it would become mid-file corruption;
+		// reopening cuts it as a torn tail.
+		return j.failLocked(fmt.Errorf("write %s: %w (%d of %d bytes written)", act.path, err, w, len(buf)))
+	}
+	act.size += int64(len(buf))
+	j.lag.push(j.lastLSN+1, j.opts.now(), j.opts.Fsync == No)
+	j.lastLSN += uint64(n)
+	if err := j.fault("after-write"); err != nil {
+		return j.failLocked(err)
+	}
+	return nil
+}
+
+// backpressureLocked holds an Everysec writer back while the oldest
+// unsynced record is older than MaxLag, like Redis delaying writes when the
+// background fsync is slow: the loss window stays bounded instead of
+// growing with the disk's backlog.
+func (j *Journal) backpressureLocked() error {
+	for j.opts.Fsync == Everysec && j.lagLocked() > j.opts.MaxLag {
+		ch := j.syncedCh
+		j.kickSyncer()
+		j.mu.Unlock()
+		<-ch
+		j.mu.Lock()
+		if err := j.usableLocked(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lagLocked is the age of the oldest unsynced record.
+func (j *Journal) lagLocked() time.Duration {
+	at, ok := j.lag.oldest()
+	if !ok {
+		return 0
+	}
+	return j.opts.now().Sub(at)
+}
+
+// WaitDurable returns once record lsn is durable according to the policy:
+//   - Always: when an fsync covering lsn has completed. Concurrent waiters
+//     share fsyncs: while one fsync runs, later waiters queue for the next,
+//     which covers all of them.
+//   - Everysec: at once, unless the oldest unsynced record is older than
+//     MaxLag; then it waits for an fsync covering lsn. A nil return thus
+//     means "within the loss window", not "on disk".
+//   - No: at once.
+//
+// It returns early with ctx's error, or with the Journal's error if an fsync
+// fails.
+func (j *Journal) WaitDurable(ctx context.Context, lsn uint64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if lsn > j.lastLSN {
+		return fmt.Errorf("journal: WaitDurable(%d): beyond the last LSN %d", lsn, j.lastLSN)
+	}
+	if j.durable >= lsn {
+		return nil
+	}
+	if j.err != nil {
+		return j.err
+	}
+	switch j.opts.Fsync {
+	case No:
+		return nil
+	case Everysec:
+		if j.lagLocked() <= j.opts.MaxLag {
+			return nil
+		}
+	}
+	for j.durable < lsn {
+		if err := j.usableLocked(); err != nil {
+			return err
+		}
+		ch := j.syncedCh
+		j.kickSyncer()
+		j.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			j.mu.Lock()
+			return ctx.Err()
+		}
+		j.mu.Lock()
+	}
+	return nil
+}
+
+// syncLoop is the background syncer: on a kick (Always, or a lagging
+// Everysec writer) or a tick (Everysec) it fsyncs everything written so
+// far. Being the only place that fsyncs the active file outside a roll is
+// what makes group commit work: waiters arriving during an fsync are all
+// covered by the next one.
+func (j *Journal) syncLoop() {
+	defer close(j.done)
+	var tick <-chan time.Time
+	if j.opts.Fsync == Everysec {
+		t := time.NewTicker(j.opts.syncEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-j.stop:
+			return
+		case <-j.kick:
+		case <-tick:
+		}
+		_ = j.syncNow() // a failure is recorded in j.err and wakes waiters
+	}
+}
+
+// syncNow fsyncs the active segment, covering every record appended before
+// it started, and advances the durable LSN.
+func (j *Journal) syncNow() error {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	j.mu.Lock()
+	if j.err != nil {
+		defer j.mu.Unlock()
+		return j.err
+	}
+	target, f := j.lastLSN, j.active
+	if target <= j.durable {
+		j.mu.Unlock()
+		return nil
+	}
+	j.syncing = true
+	j.mu.Unlock()
+
+	err := j.fault("before-sync")
+	start := time.Now()
+	if err == nil {
+		err = f.Sync()
+	}
+	took := time.Since(start)
+
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.syncing = false
+	for _, r := range j.retired {
+		r.Close()
+	}
+	j.retired = nil
+	if err != nil {
+		return j.failLocked(fmt.Errorf("fsync: %w", err))
+	}
+	j.noteSyncLocked(target, took)
+	return nil
+}
+
+// noteSyncLocked records a completed data fsync covering up to lsn.
+func (j *Journal) noteSyncLocked(lsn uint64, took time.Duration) {
+	j.syncs++
+	j.syncLast = took
+	j.syncSum += took
+	if lsn > j.durable {
+		j.durable = lsn
+	}
+	j.lag.trim(j.durable, j.lastLSN)
+	j.broadcastLocked()
+}
+
+// rollLocked closes the active segment and starts a new one at lastLSN+1.
+func (j *Journal) rollLocked() error {
+	// fsync the old segment before the new one exists: otherwise a power
+	// loss could keep the new (empty, fsynced) file but lose the old one's
+	// tail, leaving a gap that Open must treat as corruption.
+	old := j.active
+	start := time.Now()
+	if err := old.Sync(); err != nil {
+		return j.failLocked(fmt.Errorf("fsync: %w", err))
+	}
+	j.noteSyncLocked(j.lastLSN, time.Since(start))
+
+	first := j.lastLSN + 1
+	f, path, err := createSegment(j.dir, first)
+	if err != nil {
+		return j.failLocked(err)
+	}
+	if err := j.fault("roll-after-create"); err != nil {
+		f.Close()
+		return j.failLocked(err)
+	}
+	if j.syncing {
+		j.retired = append(j.retired, old) // syncNow closes it when done
+	} else {
+		old.Close()
+	}
+	j.active = f
+	j.segs = append(j.segs, segment{first: first, path: path, size: segHeaderSize})
+	return nil
+}
+
+// LastLSN returns the LSN of the last record appended (0 if none ever).
+func (j *Journal) LastLSN() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.lastLSN
+}
+
+// Dir returns the journal directory.
+func (j *Journal) Dir() string { return j.dir }
+
+// Stats returns a snapshot of the Journal's state and counters.
+func (j *Journal) Stats() Stats {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	st := Stats{
+		Segments:        len(j.segs),
+		LastLSN:         j.lastLSN,
+		DurableLSN:      j.durable,
+		Syncs:           j.syncs,
+		SyncLatencyLast: j.syncLast,
+		Lag:             j.lagLocked(),
+	}
+	for _, s := range j.segs {
+		st.Bytes += s.size
+	}
+	if first := j.segs[0].first; j.lastLSN >= first {
+		st.FirstLSN = first
+		st.Records = j.lastLSN - first + 1
+	}
+	if j.syncs > 0 {
+		st.SyncLatencyAvg = j.syncSum / time.Duration(j.syncs)
+	}
+	return st
+}
+
+// Close fsyncs everything appended (under every policy), closes the files
+// and releases the directory lock. It returns the Journal's error if it had
+// failed earlier (nothing more is written then). Closing twice is a no-op.
+func (j *Journal) Close() error {
+	j.compactMu.Lock() // let a running Compact finish its deletions
+	defer j.compactMu.Unlock()
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return nil
+	}
+	j.closed = true
+	j.mu.Unlock()
+	if j.stop != nil {
+		close(j.stop)
+		<-j.done
+	}
+	err := j.syncNow()
+
+	j.mu.Lock()
+	if cerr := j.active.Close(); err == nil && j.err == nil {
+		err = cerr
+	}
+	for _, r := range j.retired {
+		r.Close()
+	}
+	j.retired = nil
+	j.broadcastLocked() // wake waiters so they see ErrClosed
+	j.mu.Unlock()
+	if uerr := j.lock.unlock(); err == nil {
+		err = uerr
+	}
+	return err
+}
+
+// lagQueue remembers when unsynced records were appended, at millisecond
+// granularity, so that the age of the oldest unsynced record is known even
+// when an fsync covers only part of what is unsynced (appends continue
+// during an fsync).
+type lagQueue struct {
+	marks []lagMark
+	head  int
+}
+
+// lagMark says records from lsn on were appended at or after at.
+type lagMark struct {
+	lsn uint64
+	at  time.Time
+}
+
+// push notes that record lsn was appended at at. With firstOnly, only the
+// oldest mark is kept (policy No: nothing syncs part of the backlog).
+func (q *lagQueue) push(lsn uint64, at time.Time, firstOnly bool) {
+	if q.head < len(q.marks) {
+		if firstOnly || at.Sub(q.marks[len(q.marks)-1].at) < lagGranularity {
+			return
+		}
+	}
+	q.marks = append(q.marks, lagMark{lsn: lsn, at: at})
+}
+
+// trim forgets marks of records that are durable now.
+func (q *lagQueue) trim(durable, last uint64) {
+	if durable >= last {
+		q.marks, q.head = q.marks[:0], 0
+		return
+	}
+	// Keep the newest mark at or before the oldest unsynced record.
+	for q.head+1 < len(q.marks) && q.marks[q.head+1].lsn <= durable+1 {
+		q.head++
+	}
+	if q.head >= 1024 && q.head*2 >= len(q.marks) {
+		q.marks = append(q.marks[:0], q.marks[q.head:]...)
+		q.head = 0
+	}
+}
+
+func (q *lagQueue) oldest() (time.Time, bool) {
+	if q.head >= len(q.marks) {
+		return time.Time{}, false
+	}
+	return q.marks[q.head].at, true
+}
