@@ -85,7 +85,12 @@ type change struct {
 // change before it touches the row, so on false the row is unchanged and the
 // caller flushes it and runs the statement through instead.
 func (r *dirtyRow) applyUpdate(changes []change) bool {
-	next := make([]any, len(changes))
+	var stack [8]any // no allocation for the common few columns
+	next := stack[:0]
+	if len(changes) > len(stack) {
+		next = make([]any, 0, len(changes))
+	}
+	next = next[:len(changes)]
 	for i, ch := range changes {
 		j := r.colIndex(ch.col.norm)
 		switch {
@@ -130,16 +135,15 @@ const maxShards = 16
 type shard struct {
 	t *tableState
 
-	mu            sync.Mutex
-	lru           *simplelru.LRU[rowKey, *dirtyRow]
-	evicted       map[rowKey]*dirtyRow // pushed out of the LRU, flushed early, never dropped
-	retry         []*dirtyRow          // rows of a failed flush: written before any newer row
-	inflight      map[rowKey]int       // keys taken by the flusher, not yet committed (a count: retry and newer rows may share a key)
-	draining      bool                 // the flusher is emptying lru: eviction callbacks ignore it
-	oldest        time.Time            // since of the oldest row in lru/evicted/retry; zero when none
-	inflightSince time.Time            // since of the oldest row being flushed; zero when none
-	buffered      int64                // writes acknowledged from memory (under mu: no shared atomic on the hot path)
-	coalesced     int64                // of those, writes merged into an existing dirty row
+	mu        sync.Mutex
+	lru       *simplelru.LRU[rowKey, *dirtyRow]
+	evicted   map[rowKey]*dirtyRow // pushed out of the LRU, flushed early, never dropped
+	retry     []*dirtyRow          // rows of a failed flush: written before any newer row
+	inflight  []*takenSet          // what the flusher took and has not finished with
+	capacity  int                  // this shard's part of max_dirty
+	oldest    time.Time            // since of the oldest row in lru/evicted/retry; zero when none
+	buffered  int64                // writes acknowledged from memory (under mu: no shared atomic on the hot path)
+	coalesced int64                // of those, writes merged into an existing dirty row
 
 	_ [64]byte // keep neighbouring shards' locks off this cache line
 }
@@ -189,20 +193,49 @@ func newTableState(b *buffer, rule *TableRule) *tableState {
 		t.shardBits++
 	}
 	for i := 0; i < n; i++ {
-		s := &shard{t: t, evicted: map[rowKey]*dirtyRow{}, inflight: map[rowKey]int{}}
+		s := &shard{t: t, evicted: map[rowKey]*dirtyRow{}}
 		// The shards share max_dirty between them, to the row.
-		capacity := rule.MaxDirty / n
+		s.capacity = rule.MaxDirty / n
 		if i < rule.MaxDirty%n {
-			capacity++
+			s.capacity++
 		}
-		lru, err := simplelru.NewLRU[rowKey, *dirtyRow](capacity, s.onEvict)
-		if err != nil { // capacity >= 1: MaxDirty is validated positive and n <= MaxDirty
-			panic("writeback: " + err.Error())
-		}
-		s.lru = lru
+		s.lru = s.newLRU()
 		t.shards = append(t.shards, s)
 	}
 	return t
+}
+
+func (s *shard) newLRU() *simplelru.LRU[rowKey, *dirtyRow] {
+	lru, err := simplelru.NewLRU[rowKey, *dirtyRow](s.capacity, s.onEvict)
+	if err != nil { // capacity >= 1: MaxDirty is validated positive and shards <= MaxDirty
+		panic("writeback: " + err.Error())
+	}
+	return lru
+}
+
+// takenSet is what the flusher took from a shard in one go: the whole LRU
+// (swapped for a fresh one, not walked and purged), the evicted rows and the
+// retry rows. Until the flusher releases it, its keys count as busy.
+type takenSet struct {
+	lru     *simplelru.LRU[rowKey, *dirtyRow] // nil when the LRU was not taken
+	evicted map[rowKey]*dirtyRow
+	retry   []*dirtyRow
+	since   time.Time // the oldest row's since
+}
+
+func (ts *takenSet) contains(k rowKey) bool {
+	if ts.lru != nil && ts.lru.Contains(k) {
+		return true
+	}
+	if _, ok := ts.evicted[k]; ok {
+		return true
+	}
+	for _, r := range ts.retry {
+		if r.k == k {
+			return true
+		}
+	}
+	return false
 }
 
 // shardFor picks the shard of a row by a hash of its key.
@@ -220,9 +253,6 @@ func (t *tableState) shardFor(k rowKey) *shard {
 // onEvict runs under s.mu inside lru.Add: the coldest row is set aside to be
 // flushed early; it stays visible to coalescing and barriers until committed.
 func (s *shard) onEvict(k rowKey, r *dirtyRow) {
-	if s.draining {
-		return
-	}
 	s.evicted[k] = r
 	s.t.stats.evictions.Add(1)
 	s.t.buf.kickFlusher()
@@ -245,8 +275,10 @@ func (s *shard) keyBusyLocked(k rowKey) bool {
 	if _, ok := s.evicted[k]; ok {
 		return true
 	}
-	if _, ok := s.inflight[k]; ok {
-		return true
+	for _, ts := range s.inflight {
+		if ts.contains(k) {
+			return true
+		}
 	}
 	for _, r := range s.retry {
 		if r.k == k {
@@ -360,7 +392,7 @@ func (t *tableState) bufferUpdate(keyVals []any, changes []change, names *tableN
 		return buffered
 	}
 	now := time.Now()
-	r := &dirtyRow{k: k, sh: s, key: keyVals, op: flushUpdate, since: now, writes: 1}
+	r := &dirtyRow{k: k, sh: s, key: slices.Clone(keyVals), op: flushUpdate, since: now, writes: 1}
 	for _, ch := range changes {
 		r.insertCol(ch.col, ch.val, ch.delta)
 	}
@@ -428,96 +460,94 @@ func (s *shard) addLocked(r *dirtyRow, now time.Time) {
 	s.markDirtyLocked(now)
 }
 
-// takeLocked moves the shard's rows to flush into inflight and returns them:
-// the retry rows (older than anything in the set) and, when all is set,
-// every dirty row, otherwise only the evicted ones.
-func (s *shard) takeLocked(all bool, retry, rows []*dirtyRow) ([]*dirtyRow, []*dirtyRow) {
-	for _, r := range s.retry {
-		s.inflight[r.k]++
-		s.inflightSince = minNonZero(s.inflightSince, r.since)
-	}
-	retry = append(retry, s.retry...)
+// takeLocked hands the shard's rows to the flusher: the retry rows (older
+// than anything in the set) and, when all is set, every dirty row, otherwise
+// only the evicted ones. The taken set stays listed as inflight until released.
+func (s *shard) takeLocked(all bool) (*takenSet, []*dirtyRow) {
+	ts := &takenSet{retry: s.retry}
 	s.retry = nil
-	for k, r := range s.evicted {
-		rows = append(rows, r)
-		s.inflight[k]++
-		s.inflightSince = minNonZero(s.inflightSince, r.since)
+	for _, r := range ts.retry {
+		ts.since = minNonZero(ts.since, r.since)
 	}
-	clear(s.evicted)
-	if all {
-		s.draining = true
-		for _, k := range s.lru.Keys() {
-			r, _ := s.lru.Peek(k)
+	var rows []*dirtyRow
+	if len(s.evicted) > 0 {
+		ts.evicted = s.evicted
+		s.evicted = map[rowKey]*dirtyRow{}
+		for _, r := range ts.evicted {
 			rows = append(rows, r)
-			s.inflight[k]++
+			ts.since = minNonZero(ts.since, r.since)
 		}
-		s.lru.Purge()
-		s.draining = false
-		s.inflightSince = minNonZero(s.inflightSince, s.oldest)
+	}
+	if all && s.lru.Len() > 0 {
+		ts.lru = s.lru
+		s.lru = s.newLRU()
+		rows = append(rows, ts.lru.Values()...)
+		ts.since = minNonZero(ts.since, s.oldest)
 		s.oldest = time.Time{}
 	}
-	return retry, rows
+	if len(ts.retry) == 0 && len(rows) == 0 {
+		return nil, nil
+	}
+	s.inflight = append(s.inflight, ts)
+	return ts, rows
+}
+
+// taken is what one flush took from a table: per shard, the set to release.
+type taken struct {
+	shards []*shard
+	sets   []*takenSet
 }
 
 // take collects the table's rows to flush from every shard.
-func (t *tableState) take(all bool) (retry, rows []*dirtyRow) {
+func (t *tableState) take(all bool) (tk taken, retry, rows []*dirtyRow) {
 	for _, s := range t.shards {
 		s.mu.Lock()
-		retry, rows = s.takeLocked(all, retry, rows)
+		ts, r := s.takeLocked(all)
 		s.mu.Unlock()
+		if ts != nil {
+			tk.shards = append(tk.shards, s)
+			tk.sets = append(tk.sets, ts)
+			retry = append(retry, ts.retry...)
+			rows = append(rows, r...)
+		}
 	}
-	return retry, rows
+	return tk, retry, rows
 }
 
-// byShard calls fn for each shard that holds some of rows, under its lock.
-func byShard(rows []*dirtyRow, fn func(s *shard, rows []*dirtyRow)) {
-	for len(rows) > 0 {
-		s := rows[0].sh
-		var mine, rest []*dirtyRow
-		for _, r := range rows {
-			if r.sh == s {
-				mine = append(mine, r)
-			} else {
-				rest = append(rest, r)
-			}
-		}
+// release ends a flush: its keys are no longer busy. Rows that failed were
+// put back (fail) before this.
+func (t *tableState) release(tk taken) {
+	for i, s := range tk.shards {
 		s.mu.Lock()
-		fn(s, mine)
+		s.inflight = slices.DeleteFunc(s.inflight, func(ts *takenSet) bool { return ts == tk.sets[i] })
 		s.mu.Unlock()
-		rows = rest
 	}
 }
 
-// done removes committed (or dead-lettered) rows from inflight.
+// done accounts for committed (or dead-lettered) rows.
 func (t *tableState) done(rows []*dirtyRow) {
-	byShard(rows, func(s *shard, rows []*dirtyRow) {
-		for _, r := range rows {
-			s.releaseLocked(r)
-		}
-	})
 	t.pending.Add(-int64(len(rows)))
 }
 
 // fail puts rows that could not be written back, ahead of any newer write
 // to the same keys: they are flushed first, in their own transaction.
 func (t *tableState) fail(rows []*dirtyRow) {
-	byShard(rows, func(s *shard, rows []*dirtyRow) {
-		for _, r := range rows {
-			s.releaseLocked(r)
+	var byShard [maxShards][]*dirtyRow
+	for _, r := range rows {
+		i := slices.Index(t.shards, r.sh)
+		byShard[i] = append(byShard[i], r)
+	}
+	for i, mine := range byShard {
+		if len(mine) == 0 {
+			continue
+		}
+		s := t.shards[i]
+		s.mu.Lock()
+		for _, r := range mine {
 			s.oldest = minNonZero(s.oldest, r.since)
 		}
-		s.retry = append(s.retry, rows...)
-	})
-}
-
-func (s *shard) releaseLocked(r *dirtyRow) {
-	if s.inflight[r.k] <= 1 {
-		delete(s.inflight, r.k)
-	} else {
-		s.inflight[r.k]--
-	}
-	if len(s.inflight) == 0 {
-		s.inflightSince = time.Time{}
+		s.retry = append(s.retry, mine...)
+		s.mu.Unlock()
 	}
 }
 

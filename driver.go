@@ -319,7 +319,7 @@ func familyOf(d driver.Driver) sqlFamily {
 
 // accepts reports whether a bufferable statement's syntax means, for this
 // family, what the classifier read: PostgreSQL has no ? or :name
-// placeholders and no `` or [] quoting; MySQL reads "x" as a string.
+// placeholders and no “ or [] quoting; MySQL reads "x" as a string.
 func (f sqlFamily) accepts(c *classified) bool {
 	if f == familyPostgres && (c.style == paramQuestion || c.style == paramNamed) {
 		return false

@@ -291,11 +291,12 @@ func (f *flusher) final() error {
 // flushTable writes the table's rows that are due: the retry rows of an earlier
 // failure first, in their own transaction, then the rest.
 func (f *flusher) flushTable(t *tableState, all bool) error {
-	retry, rows := t.take(all)
-	names := t.names.Load()
+	tk, retry, rows := t.take(all)
 	if len(retry)+len(rows) == 0 {
 		return nil
 	}
+	defer t.release(tk)
+	names := t.names.Load()
 	// Key order makes flushes deterministic and, with several processes
 	// flushing the same hot rows, takes row locks in one order: no deadlocks.
 	slices.SortFunc(retry, compareRows)
@@ -373,6 +374,28 @@ func (f *flusher) writeOnce(t *tableState, rows []*dirtyRow, names *tableNames) 
 	return nil
 }
 
+// sameShape reports whether two rows are written by the same statement form.
+func sameShape(a, b *dirtyRow) bool {
+	if a.op != b.op || len(a.cols) != len(b.cols) {
+		return false
+	}
+	for i := range a.cols {
+		if a.cols[i].norm != b.cols[i].norm || a.op == flushUpdate && a.delta[i] != b.delta[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// rowValues is a row's statement arguments: for an UPDATE its values then its key.
+func rowValues(r *dirtyRow) []any {
+	if r.op == flushInsert {
+		return r.vals
+	}
+	vals := make([]any, 0, len(r.vals)+len(r.key))
+	return append(append(vals, r.vals...), r.key...)
+}
+
 func compareRows(a, b *dirtyRow) int {
 	if c := cmp.Compare(a.k.i, b.k.i); c != 0 {
 		return c
@@ -388,7 +411,15 @@ func groupRows(rows []*dirtyRow, names *tableNames) ([]*flushGroup, [][]*dirtyRo
 	index := map[string]int{}
 	var shapes []string
 	var sb strings.Builder
+	last := -1
 	for _, r := range rows {
+		// Rows mostly share one shape: compare with the last row's group
+		// before building the shape's key.
+		if last >= 0 && sameShape(r, members[last][0]) {
+			groups[last].rows = append(groups[last].rows, rowValues(r))
+			members[last] = append(members[last], r)
+			continue
+		}
 		sb.Reset()
 		sb.WriteByte(byte('0' + r.op))
 		for i, c := range r.cols {
@@ -410,14 +441,9 @@ func groupRows(rows []*dirtyRow, names *tableNames) ([]*flushGroup, [][]*dirtyRo
 			groups = append(groups, g)
 			members = append(members, nil)
 		}
-		g := groups[gi]
-		vals := r.vals
-		if r.op == flushUpdate {
-			vals = make([]any, 0, len(r.vals)+len(r.key))
-			vals = append(append(vals, r.vals...), r.key...)
-		}
-		g.rows = append(g.rows, vals)
+		groups[gi].rows = append(groups[gi].rows, rowValues(r))
 		members[gi] = append(members[gi], r)
+		last = gi
 	}
 	// Groups in shape order (updates first), whatever order rows came in.
 	order := make([]int, len(groups))

@@ -141,7 +141,15 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 	}
 	switch info.c.kind {
 	case stmtUpdate:
-		keyVals := make([]any, len(info.keyPos))
+		// Small fixed arrays keep the common statement off the heap: the
+		// buffer copies what it keeps.
+		var keyBuf [4]any
+		var changeBuf [8]change
+		keyVals := keyBuf[:0]
+		if len(info.keyPos) > len(keyBuf) {
+			keyVals = make([]any, 0, len(info.keyPos))
+		}
+		keyVals = keyVals[:len(info.keyPos)]
 		for i, p := range info.keyPos {
 			v, ok := argValue(info.c.where[p].val, args)
 			if !ok || v == nil {
@@ -149,7 +157,11 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 			}
 			keyVals[i] = v
 		}
-		changes := make([]change, len(info.c.sets))
+		changes := changeBuf[:0]
+		if len(info.c.sets) > len(changeBuf) {
+			changes = make([]change, 0, len(info.c.sets))
+		}
+		changes = changes[:len(info.c.sets)]
 		for i, s := range info.c.sets {
 			v, ok := argValue(s.val, args)
 			if !ok {

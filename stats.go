@@ -66,7 +66,10 @@ func (c *Connector) Stats() Stats {
 		var buffered, coalesced int64
 		for _, sh := range t.shards {
 			sh.mu.Lock()
-			oldest = minNonZero(oldest, minNonZero(sh.oldest, sh.inflightSince))
+			oldest = minNonZero(oldest, sh.oldest)
+			for _, ts := range sh.inflight {
+				oldest = minNonZero(oldest, ts.since)
+			}
 			for _, r := range sh.retry {
 				oldest = minNonZero(oldest, r.since)
 			}
