@@ -10,20 +10,30 @@ type ackKey struct{}
 // nothing lowers a table's durability.
 //
 // AckThrough sends the write to the database before Exec returns (after the
-// row's earlier buffered writes). AckDisk needs the journal; until a journal
-// is configured it is served as AckThrough, the next stronger level.
+// row's earlier buffered writes). AckDisk returns once the write's journal
+// record is on disk (fsync: always) or within the journal's loss window
+// (everysec); without a journal it is served as AckThrough, the next
+// stronger level. If Exec returns an error while waiting for the disk (the
+// context ended, the journal failed), the write may still be applied.
 func WithAck(ctx context.Context, level AckLevel) context.Context {
 	return context.WithValue(ctx, ackKey{}, level)
 }
 
 // ackOf is the level a context asks for; AckMemory when it asks for none.
-// Without a journal AckDisk is served as AckThrough.
 func ackOf(ctx context.Context) AckLevel {
 	if ctx == nil {
 		return AckMemory
 	}
 	level, _ := ctx.Value(ackKey{}).(AckLevel)
-	if level == AckDisk {
+	return level
+}
+
+// ackLevel is the level a write on t is served at: the stronger of the
+// table's rule and the context's request, with AckDisk served as AckThrough
+// when there is no journal.
+func (cn *Connector) ackLevel(ctx context.Context, t *tableState) AckLevel {
+	level := max(ackOf(ctx), t.rule.Ack)
+	if level == AckDisk && cn.buf.dur == nil {
 		return AckThrough
 	}
 	return level

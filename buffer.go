@@ -37,6 +37,25 @@ type dirtyRow struct {
 	// since is when the oldest write coalesced into this row was acknowledged.
 	since  time.Time
 	writes int
+	// seq orders the rows of one key (a retry row and a newer one) so a
+	// flush writes them in the order they were made.
+	seq uint64
+	// minLSN and maxLSN are the journal records coalesced into the row
+	// (0 without a journal); recs counts them.
+	minLSN, maxLSN uint64
+	recs           int64
+}
+
+// noteLSN records that journal record lsn was coalesced into the row.
+func (r *dirtyRow) noteLSN(lsn uint64) {
+	if lsn == 0 {
+		return
+	}
+	if r.minLSN == 0 {
+		r.minLSN = lsn
+	}
+	r.maxLSN = max(r.maxLSN, lsn)
+	r.recs++
 }
 
 // colIndex returns the position of the column named norm, or -1.
@@ -81,16 +100,12 @@ type change struct {
 	val   any
 }
 
-// applyUpdate coalesces an UPDATE's changes into the row. It checks every
-// change before it touches the row, so on false the row is unchanged and the
-// caller flushes it and runs the statement through instead.
-func (r *dirtyRow) applyUpdate(changes []change) bool {
-	var stack [8]any // no allocation for the common few columns
-	next := stack[:0]
-	if len(changes) > len(stack) {
-		next = make([]any, 0, len(changes))
-	}
-	next = next[:len(changes)]
+// planUpdate checks that an UPDATE's changes can be coalesced into the row
+// and computes the columns' next values into next (len(changes) long). It
+// does not touch the row: on false the caller flushes it and runs the
+// statement through instead. Checking first lets the journal record be
+// appended only for a write that will be coalesced.
+func (r *dirtyRow) planUpdate(changes []change, next []any) bool {
 	for i, ch := range changes {
 		j := r.colIndex(ch.col.norm)
 		switch {
@@ -109,6 +124,11 @@ func (r *dirtyRow) applyUpdate(changes []change) bool {
 			next[i] = sum
 		}
 	}
+	return true
+}
+
+// commitUpdate coalesces changes into the row with the values planUpdate computed.
+func (r *dirtyRow) commitUpdate(changes []change, next []any) {
 	for i, ch := range changes {
 		j := r.colIndex(ch.col.norm)
 		if j < 0 {
@@ -123,7 +143,6 @@ func (r *dirtyRow) applyUpdate(changes []change) bool {
 		}
 	}
 	r.writes++
-	return true
 }
 
 // maxShards bounds how many independently locked parts a table's dirty set
@@ -164,6 +183,17 @@ type tableState struct {
 
 	keyKinds atomic.Pointer[[]keyKind]  // Go kinds of the key values, fixed by the first buffered write
 	names    atomic.Pointer[tableNames] // how the application writes the table's names
+
+	rowSeq atomic.Uint64 // numbers rows as they are made (dirtyRow.seq)
+
+	// Journal bookkeeping (zero without a journal). lastLSN is the highest
+	// record appended for the table; it is raised under the shard lock of the
+	// row the record went to, so whoever holds every shard lock sees every
+	// record up to it in the shards. applied is the checkpoint watermark the
+	// flusher last committed: every record of the table up to it is applied.
+	lastLSN   atomic.Uint64
+	applied   atomic.Uint64
+	unapplied atomic.Int64 // journaled writes (rows) not yet applied
 
 	// flusher-owned fields (only the flusher goroutine touches them)
 	retryAt   time.Time
@@ -371,49 +401,69 @@ const (
 	flushFirst                       // flush this table, then run the statement on the database
 )
 
-// bufferUpdate coalesces one UPDATE of the row with key values keyVals.
-func (t *tableState) bufferUpdate(keyVals []any, changes []change, names *tableNames) bufferOutcome {
+// bufferUpdate coalesces one UPDATE of the row with key values keyVals. With
+// a journal, jw's record is appended while the row's shard is locked, so the
+// records of one row are in the journal in the order they were coalesced; the
+// record's LSN is returned.
+func (t *tableState) bufferUpdate(keyVals []any, changes []change, names *tableNames, jw *journalWrite) (bufferOutcome, uint64) {
 	if !t.checkKey(keyVals) {
-		return flushFirst
+		return flushFirst, 0
 	}
 	k := makeKey(keyVals)
 	s := t.shardFor(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t.buf.closed.Load() {
-		return passThrough // checked under s.mu: Close's final flush takes s.mu after setting closed
+		return passThrough, 0 // checked under s.mu: Close's final flush takes s.mu after setting closed
 	}
 	if r := s.lookupLocked(k); r != nil {
-		if !r.applyUpdate(changes) {
-			return flushFirst
+		var stack [8]any // no allocation for the common few columns
+		next := stack[:0]
+		if len(changes) > len(stack) {
+			next = make([]any, 0, len(changes))
 		}
+		next = next[:len(changes)]
+		if !r.planUpdate(changes, next) {
+			return flushFirst, 0
+		}
+		lsn, err := jw.logLocked(t, 1)
+		if err != nil {
+			return flushFirst, 0
+		}
+		r.commitUpdate(changes, next)
+		r.noteLSN(lsn)
 		s.buffered++
 		s.coalesced++
-		return buffered
+		return buffered, lsn
+	}
+	lsn, err := jw.logLocked(t, 1)
+	if err != nil {
+		return flushFirst, 0
 	}
 	now := time.Now()
-	r := &dirtyRow{k: k, sh: s, key: slices.Clone(keyVals), op: flushUpdate, since: now, writes: 1}
+	r := &dirtyRow{k: k, sh: s, key: slices.Clone(keyVals), op: flushUpdate, since: now, writes: 1, seq: t.rowSeq.Add(1)}
+	r.noteLSN(lsn)
 	for _, ch := range changes {
 		r.insertCol(ch.col, ch.val, ch.delta)
 	}
 	s.addLocked(r, now)
 	t.noteNames(names)
-	return buffered
+	return buffered, lsn
 }
 
 // bufferInsert buffers the rows of one INSERT, all or none: each row's key must
 // have nothing pending, and no key may repeat within the statement. The
 // shards involved are locked together, in index order.
-func (t *tableState) bufferInsert(keys [][]any, rows [][]any, cols []ident, names *tableNames) bufferOutcome {
+func (t *tableState) bufferInsert(keys [][]any, rows [][]any, cols []ident, names *tableNames, jw *journalWrite) (bufferOutcome, uint64) {
 	rk := make([]rowKey, len(keys))
 	for i, kv := range keys {
 		if !t.checkKey(kv) {
-			return flushFirst
+			return flushFirst, 0
 		}
 		rk[i] = makeKey(kv)
 		for j := 0; j < i; j++ {
 			if rk[j] == rk[i] {
-				return passThrough // the database reports the duplicate itself
+				return passThrough, 0 // the database reports the duplicate itself
 			}
 		}
 	}
@@ -434,23 +484,28 @@ func (t *tableState) bufferInsert(keys [][]any, rows [][]any, cols []ident, name
 		}
 	}()
 	if t.buf.closed.Load() {
-		return passThrough
+		return passThrough, 0
 	}
 	for _, k := range rk {
 		if t.shardFor(k).keyBusyLocked(k) {
-			return flushFirst
+			return flushFirst, 0
 		}
+	}
+	lsn, err := jw.logLocked(t, len(rows))
+	if err != nil {
+		return flushFirst, 0
 	}
 	now := time.Now()
 	for i := range rows {
-		r := &dirtyRow{k: rk[i], sh: t.shardFor(rk[i]), key: keys[i], op: flushInsert, since: now, writes: 1}
+		r := &dirtyRow{k: rk[i], sh: t.shardFor(rk[i]), key: keys[i], op: flushInsert, since: now, writes: 1, seq: t.rowSeq.Add(1)}
+		r.noteLSN(lsn)
 		for j, c := range cols {
 			r.insertCol(c, rows[i][j], false)
 		}
 		r.sh.addLocked(r, now)
 	}
 	t.noteNames(names)
-	return buffered
+	return buffered, lsn
 }
 
 func (s *shard) addLocked(r *dirtyRow, now time.Time) {
@@ -498,12 +553,16 @@ type taken struct {
 	sets   []*takenSet
 }
 
-// take collects the table's rows to flush from every shard.
-func (t *tableState) take(all bool) (tk taken, retry, rows []*dirtyRow) {
-	for _, s := range t.shards {
-		s.mu.Lock()
+// take collects the table's rows to flush from every shard: the retry rows
+// first, then the others. A full take (all) holds every shard's lock at once,
+// in index order, and returns upTo, the table's highest journal LSN at that
+// instant: no record can be appended between two shards' takes, so every
+// record of the table up to upTo is in this take or was flushed before, and a
+// commit of the whole take may advance the table's checkpoint to upTo.
+func (t *tableState) take(all bool) (tk taken, rows []*dirtyRow, upTo uint64) {
+	var retry []*dirtyRow
+	add := func(s *shard) {
 		ts, r := s.takeLocked(all)
-		s.mu.Unlock()
 		if ts != nil {
 			tk.shards = append(tk.shards, s)
 			tk.sets = append(tk.sets, ts)
@@ -511,7 +570,25 @@ func (t *tableState) take(all bool) (tk taken, retry, rows []*dirtyRow) {
 			rows = append(rows, r...)
 		}
 	}
-	return tk, retry, rows
+	if all {
+		for _, s := range t.shards {
+			s.mu.Lock()
+		}
+		for _, s := range t.shards {
+			add(s)
+		}
+		upTo = t.lastLSN.Load()
+		for _, s := range t.shards {
+			s.mu.Unlock()
+		}
+	} else {
+		for _, s := range t.shards {
+			s.mu.Lock()
+			add(s)
+			s.mu.Unlock()
+		}
+	}
+	return tk, append(retry, rows...), upTo
 }
 
 // release ends a flush: its keys are no longer busy. Rows that failed were
@@ -527,6 +604,24 @@ func (t *tableState) release(tk taken) {
 // done accounts for committed (or dead-lettered) rows.
 func (t *tableState) done(rows []*dirtyRow) {
 	t.pending.Add(-int64(len(rows)))
+	var recs int64
+	for _, r := range rows {
+		recs += r.recs
+	}
+	if recs != 0 {
+		t.unapplied.Add(-recs)
+	}
+}
+
+// noteLSN raises the table's highest appended LSN to lsn. Appends to
+// different shards may finish out of order, hence the maximum.
+func (t *tableState) noteLSN(lsn uint64) {
+	for {
+		cur := t.lastLSN.Load()
+		if lsn <= cur || t.lastLSN.CompareAndSwap(cur, lsn) {
+			return
+		}
+	}
 }
 
 // fail puts rows that could not be written back, ahead of any newer write
@@ -593,6 +688,7 @@ type buffer struct {
 	ordered []*tableState            // all tables, for iteration
 	flusher *flusher
 	closed  atomic.Bool
+	dur     *durability // the journal; nil without one
 }
 
 func newBuffer(rules *Rules) *buffer {

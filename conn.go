@@ -124,8 +124,8 @@ func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
 
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	info := c.cn.info(query)
-	if res, ok := c.cn.tryBuffer(ctx, c, info, args); ok {
-		return res, nil
+	if res, ok, err := c.cn.tryBuffer(ctx, c, info, args); ok {
+		return res, err
 	}
 	if err := c.before(ctx, info); err != nil {
 		return nil, err
@@ -237,8 +237,8 @@ func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
 }
 
 func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	if res, ok := s.conn.cn.tryBuffer(ctx, s.conn, s.info, args); ok {
-		return res, nil
+	if res, ok, err := s.conn.cn.tryBuffer(ctx, s.conn, s.info, args); ok {
+		return res, err
 	}
 	if err := s.conn.before(ctx, s.info); err != nil {
 		return nil, err

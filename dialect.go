@@ -41,8 +41,14 @@ type dialect interface {
 	// name is what logs and Stats call the dialect.
 	name() string
 	// writeTx writes every group in one transaction on conn, at most batch
-	// rows a statement, and commits. It returns, for each group, the indices
-	// of UPDATE rows that matched no row in the database (nil for inserts).
+	// rows a statement, then runs inTx (when not nil) in the same
+	// transaction, and commits. It returns, for each group, the indices of
+	// UPDATE rows that matched no row in the database (nil for inserts).
 	// On error nothing was committed.
-	writeTx(ctx context.Context, conn driver.Conn, groups []*flushGroup, batch int) (noMatch [][]int, err error)
+	writeTx(ctx context.Context, conn driver.Conn, groups []*flushGroup, batch int, inTx func(exec txExec) error) (noMatch [][]int, err error)
 }
+
+// txExec runs one statement inside a flush transaction: how the journal's
+// checkpoint commits with the rows it covers. Its placeholders are $1, $2...
+// on PostgreSQL and ? elsewhere; on PostgreSQL args may be slices (arrays).
+type txExec func(query string, args ...any) error

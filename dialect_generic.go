@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // genericDialect writes a flush with what every database/sql driver has: a
@@ -32,7 +33,13 @@ func dialectFor(conn driver.Conn) dialect {
 
 func (d *genericDialect) name() string { return d.dialectName }
 
-func (d *genericDialect) writeTx(ctx context.Context, conn driver.Conn, groups []*flushGroup, batch int) (noMatch [][]int, err error) {
+func (d *genericDialect) writeTx(ctx context.Context, conn driver.Conn, groups []*flushGroup, batch int, inTx func(exec txExec) error) (noMatch [][]int, err error) {
+	if d.question {
+		// SQLite is local: go-sqlite3 starts a goroutine per statement to watch a
+		// cancellable context, which costs more than the row. Check the context
+		// between rows instead (execGroup does).
+		ctx = uncancellable{ctx}
+	}
 	tx, err := beginTx(ctx, conn, driver.TxOptions{})
 	if err != nil {
 		return nil, err
@@ -52,10 +59,37 @@ func (d *genericDialect) writeTx(ctx context.Context, conn driver.Conn, groups [
 			return nil, err
 		}
 	}
+	if inTx != nil {
+		if err = inTx(func(query string, args ...any) error { return connExec(ctx, conn, query, args) }); err != nil {
+			return nil, err
+		}
+	}
 	if err = tx.Commit(); err != nil {
 		return nil, err
 	}
 	return noMatch, nil
+}
+
+// connExec runs one statement with positional arguments on conn, directly
+// when the driver can, through a prepared statement otherwise.
+func connExec(ctx context.Context, conn driver.Conn, query string, args []any) error {
+	named := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
+	if e, ok := conn.(driver.ExecerContext); ok {
+		_, err := e.ExecContext(ctx, query, named)
+		if err != driver.ErrSkip {
+			return err
+		}
+	}
+	st, err := prepare(ctx, conn, query)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_, err = stmtExec(ctx, st, named)
+	return err
 }
 
 // execGroup prepares query once and runs it for every row of g.
@@ -71,6 +105,11 @@ func execGroup(ctx context.Context, conn driver.Conn, query string, g *flushGrou
 		args = args[:0]
 		for j, v := range row {
 			args = append(args, driver.NamedValue{Ordinal: j + 1, Value: v})
+		}
+		if i%1024 == 0 {
+			if err := ctxErr(ctx); err != nil {
+				return nil, err
+			}
 		}
 		res, err := stmtExec(ctx, st, args)
 		if err != nil {
@@ -143,4 +182,21 @@ func genericSQL(g *flushGroup, style paramStyle) string {
 		fmt.Fprintf(&sb, "%s = %s", k.raw, ph())
 	}
 	return sb.String()
+}
+
+// uncancellable hides a context's Done channel from the driver (so it starts
+// no watcher per statement) while ctxErr still sees its cancellation.
+type uncancellable struct{ parent context.Context }
+
+func (u uncancellable) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (u uncancellable) Done() <-chan struct{}       { return nil }
+func (u uncancellable) Err() error                  { return nil }
+func (u uncancellable) Value(key any) any           { return u.parent.Value(key) }
+
+// ctxErr is the context's error, looking through uncancellable.
+func ctxErr(ctx context.Context) error {
+	if u, ok := ctx.(uncancellable); ok {
+		return u.parent.Err()
+	}
+	return ctx.Err()
 }

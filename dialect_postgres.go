@@ -32,6 +32,12 @@ import (
 // unnest would flatten, composites, which it would expand, types pgx does not
 // know), travel as text[] and are cast per element after unnest, which runs the
 // column type's own input function, exactly as a text parameter would.
+//
+// An UPDATE whose command tag counts fewer rows than it carried is followed,
+// in the same transaction, by a query for the keys that match no row; a full
+// count (the common case) costs nothing more. INSERT groups go by COPY when
+// statements are large enough for COPY to be the faster and COPY would do
+// exactly what INSERT does (see pgWriter.insert).
 
 // pgFlushTimeout bounds the ROLLBACK sent after a failed flush, which runs even
 // when the flush's own context has ended.
@@ -43,6 +49,8 @@ const pgFlushTimeout = 5 * time.Second
 type pgDialect struct {
 	mu     sync.Mutex
 	tables map[string]*pgTable // by pgTableName
+	// copyMinRows is pgCopyMinRows; tests set it to force either insert path.
+	copyMinRows int
 }
 
 // pgTable is what the dialect knows of one table's columns.
@@ -70,7 +78,7 @@ type pgColumn struct {
 
 // newPgDialect returns a PostgreSQL dialect with an empty type cache.
 func newPgDialect() *pgDialect {
-	return &pgDialect{tables: map[string]*pgTable{}}
+	return &pgDialect{tables: map[string]*pgTable{}, copyMinRows: pgCopyMinRows}
 }
 
 // pgxConner is what a pgx stdlib connection (*stdlib.Conn) offers to reach
@@ -88,7 +96,7 @@ func (d *pgDialect) name() string { return "postgres" }
 
 // writeTx writes every group in one transaction on conn's native pgx
 // connection, at most batch rows a statement, and commits. See dialect.
-func (d *pgDialect) writeTx(ctx context.Context, conn driver.Conn, groups []*flushGroup, batch int) (noMatch [][]int, err error) {
+func (d *pgDialect) writeTx(ctx context.Context, conn driver.Conn, groups []*flushGroup, batch int, inTx func(exec txExec) error) (noMatch [][]int, err error) {
 	pc, ok := conn.(pgxConner)
 	if !ok {
 		return nil, fmt.Errorf("writeback: postgres dialect needs a pgx stdlib connection, got %T", conn)
@@ -130,6 +138,15 @@ func (d *pgDialect) writeTx(ctx context.Context, conn driver.Conn, groups []*flu
 				err = fmt.Errorf("%w (%w)", err, cerr)
 			}
 			return nil, fmt.Errorf("writeback: postgres %s %s: %w", pgOpName(g.op), pgTableName(g), err)
+		}
+	}
+	if inTx != nil {
+		err = inTx(func(query string, args ...any) error {
+			_, err := tx.Exec(ctx, query, append([]any{w.mode}, args...)...)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("writeback: postgres checkpoint: %w", err)
 		}
 	}
 	if err = tx.Commit(ctx); err != nil {
@@ -466,7 +483,7 @@ func (w *pgWriter) missing(ctx context.Context, query string, keyArgs []any, off
 // travels in binary and the table takes COPY as it would INSERT; otherwise
 // by INSERT ... SELECT FROM unnest.
 func (w *pgWriter) insert(ctx context.Context, g *flushGroup, t *pgTable, cols []pgCol, sqls []pgColSQL) error {
-	if t.copyOK && min(w.batch, len(g.rows)) >= pgCopyMinRows {
+	if t.copyOK && min(w.batch, len(g.rows)) >= w.d.copyMinRows {
 		useCopy := true
 		for i, c := range g.cols {
 			// A text column needs PostgreSQL to parse the value, which
@@ -497,8 +514,8 @@ func (w *pgWriter) insert(ctx context.Context, g *flushGroup, t *pgTable, cols [
 // goroutine more than an INSERT, and carries rows faster: measured here
 // (BenchmarkPgFlushInsert), COPY of 1000 rows was ~20% slower than
 // INSERT ... SELECT FROM unnest, of 2000-3000 rows even, of 10000 rows
-// 1.5-2.5 times faster. A variable so tests can force either path.
-var pgCopyMinRows = 5000
+// 1.5-2.5 times faster.
+const pgCopyMinRows = 5000
 
 // copy writes an INSERT group with COPY, batch rows a COPY statement. pgx
 // quotes the identifiers it is given, so COPY names the relation by the

@@ -15,7 +15,13 @@ import (
 // statement in one benchmark function, so their rows/s are measured in the
 // same run on the same server and can be compared as a ratio:
 //
-//	go test -run '^$' -bench 'BenchmarkPgFlush' -benchtime 5x
+//	go test -run '^$' -bench 'BenchmarkPgFlush' -benchtime 5x -count 3
+//
+// Each variant is a round of pgdBenchRows rows in one transaction, with the
+// table reset (untimed) before it. On a shared, noisy machine the separate
+// sub-benchmarks drift with the load; the paired sub-benchmarks alternate a
+// flush round and an anchor round and report both and their ratio
+// (flush_vs_anchor_%), the figure to read.
 
 const pgdBenchRows = 100_000
 
@@ -38,25 +44,64 @@ func pgdBenchConn(b *testing.B) (*sql.DB, driver.Conn, *pgx.Conn) {
 	return db, dc, dc.(pgxConner).Conn()
 }
 
-// pgdReport reports rows/s of b.N rounds of rows rows each.
-func pgdReport(b *testing.B, rows int, elapsed time.Duration) {
-	b.ReportMetric(float64(rows)*float64(b.N)/elapsed.Seconds(), "rows/s")
+// pgdRound is one timed round of a variant: it resets the table (untimed)
+// and returns how long writing pgdBenchRows rows took.
+type pgdRound func(b *testing.B, batch int) time.Duration
+
+// pgdRun runs b.N rounds of one variant and reports rows/s.
+func pgdRun(round pgdRound, batch int) func(b *testing.B) {
+	return func(b *testing.B) {
+		var elapsed time.Duration
+		for i := 0; i < b.N; i++ {
+			elapsed += round(b, batch)
+		}
+		b.ReportMetric(float64(pgdBenchRows)*float64(b.N)/elapsed.Seconds(), "rows/s")
+	}
+}
+
+// pgdPaired alternates rounds of flush and anchor and reports the rows/s of
+// each and the flush's as a percentage of the anchor's.
+func pgdPaired(flush, anchor pgdRound, batch int) func(b *testing.B) {
+	return func(b *testing.B) {
+		var tf, ta time.Duration
+		for i := 0; i < b.N; i++ {
+			tf += flush(b, batch)
+			ta += anchor(b, batch)
+		}
+		rows := float64(pgdBenchRows) * float64(b.N)
+		b.ReportMetric(rows/tf.Seconds(), "flush_rows/s")
+		b.ReportMetric(rows/ta.Seconds(), "anchor_rows/s")
+		b.ReportMetric(100*ta.Seconds()/tf.Seconds(), "flush_vs_anchor_%")
+	}
+}
+
+// pgdTx times fn in one transaction on pc.
+func pgdTx(b *testing.B, pc *pgx.Conn, fn func(tx pgx.Tx)) time.Duration {
+	ctx := context.Background()
+	t0 := time.Now()
+	tx, err := pc.Begin(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fn(tx)
+	if err := tx.Commit(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(t0)
 }
 
 // BenchmarkPgFlushUpdate flushes 100k counter deltas into (id bigint primary
 // key, views bigint) through the dialect, against the hand-written
 // UPDATE ... FROM unnest($1::bigint[], $2::bigint[]) of the same rows and
-// batch size, and the same with RETURNING of each row's ordinality (the
-// other way to learn which keys matched nothing). Every round starts from a
-// freshly filled and vacuumed table, untimed, so no variant pays for the
-// dead rows of the one before.
+// batch size with []int64 arguments, and the same with RETURNING of each
+// row's ordinality (the other way to learn which keys matched nothing).
+// Every round starts from a freshly filled and vacuumed table, so no round
+// pays for the dead rows of the one before.
 func BenchmarkPgFlushUpdate(b *testing.B) {
 	db, dc, pc := pgdBenchConn(b)
 	ctx := context.Background()
 	table := pgdCreate(b, db, "bench_upd", "id bigint PRIMARY KEY, views bigint NOT NULL")
 	reset := func(b *testing.B) {
-		b.StopTimer()
-		defer b.StartTimer()
 		for _, q := range []string{
 			"TRUNCATE " + table,
 			fmt.Sprintf("INSERT INTO %s SELECT g, 0 FROM generate_series(0, %d) g", table, pgdBenchRows-1),
@@ -78,86 +123,77 @@ func BenchmarkPgFlushUpdate(b *testing.B) {
 	for i := range g.rows {
 		g.rows[i] = []any{int64(1), int64(i)}
 	}
-	for _, batch := range []int{1000, 10000} {
-		b.Run(fmt.Sprintf("flush/batch=%d", batch), func(b *testing.B) {
-			d := newPgDialect()
-			var elapsed time.Duration
-			for i := 0; i < b.N; i++ {
-				reset(b)
-				t0 := time.Now()
-				nm, err := d.writeTx(ctx, dc, []*flushGroup{g}, batch)
-				if err != nil {
-					b.Fatal(err)
-				}
-				elapsed += time.Since(t0)
-				if len(nm[0]) != 0 {
-					b.Fatalf("no-match %d rows", len(nm[0]))
-				}
-			}
-			pgdReport(b, pgdBenchRows, elapsed)
-		})
-		b.Run(fmt.Sprintf("anchor/batch=%d", batch), func(b *testing.B) {
-			q := `UPDATE ` + table + ` SET views = ` + table + `.views + v.d FROM unnest($1::bigint[], $2::bigint[]) AS v(id, d) WHERE ` + table + `.id = v.id`
-			pgdAnchor(b, pc, q, batch, false, reset)
-		})
-		b.Run(fmt.Sprintf("anchor_returning/batch=%d", batch), func(b *testing.B) {
-			q := `UPDATE ` + table + ` SET views = ` + table + `.views + v.d FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS v(id, d, n) WHERE ` + table + `.id = v.id RETURNING v.n`
-			pgdAnchor(b, pc, q, batch, true, reset)
-		})
-	}
-}
-
-// pgdAnchor runs q over pgdBenchRows rows, batch a statement, in one
-// transaction per round, with []int64 ids and deltas of 1.
-func pgdAnchor(b *testing.B, pc *pgx.Conn, q string, batch int, returning bool, reset func(*testing.B)) {
-	ctx := context.Background()
-	ids := make([]int64, batch)
-	vals := make([]int64, batch)
-	var elapsed time.Duration
-	for i := 0; i < b.N; i++ {
+	d := newPgDialect()
+	flush := func(b *testing.B, batch int) time.Duration {
 		reset(b)
 		t0 := time.Now()
-		tx, err := pc.Begin(ctx)
+		nm, err := d.writeTx(ctx, dc, []*flushGroup{g}, batch, nil)
+		elapsed := time.Since(t0)
 		if err != nil {
 			b.Fatal(err)
 		}
-		for off := 0; off < pgdBenchRows; off += batch {
-			n := min(batch, pgdBenchRows-off)
-			for j := 0; j < n; j++ {
-				ids[j] = int64(off + j)
-				vals[j] = 1
-			}
-			if returning {
-				rows, _ := tx.Query(ctx, q, ids[:n], vals[:n])
-				var got int
-				for rows.Next() {
-					got++
-				}
-				if err := rows.Err(); err != nil || got != n {
-					b.Fatal(err, got)
-				}
-			} else if _, err := tx.Exec(ctx, q, ids[:n], vals[:n]); err != nil {
-				b.Fatal(err)
-			}
+		if len(nm[0]) != 0 {
+			b.Fatalf("no-match %d rows", len(nm[0]))
 		}
-		if err := tx.Commit(ctx); err != nil {
-			b.Fatal(err)
-		}
-		elapsed += time.Since(t0)
+		return elapsed
 	}
-	pgdReport(b, pgdBenchRows, elapsed)
+	anchor := func(returning bool) pgdRound {
+		q := `UPDATE ` + table + ` SET views = ` + table + `.views + v.d FROM unnest($1::bigint[], $2::bigint[]) AS v(id, d) WHERE ` + table + `.id = v.id`
+		if returning {
+			q = `UPDATE ` + table + ` SET views = ` + table + `.views + v.d FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS v(id, d, n) WHERE ` + table + `.id = v.id RETURNING v.n`
+		}
+		return func(b *testing.B, batch int) time.Duration {
+			reset(b)
+			ids := make([]int64, batch)
+			vals := make([]int64, batch)
+			return pgdTx(b, pc, func(tx pgx.Tx) {
+				for off := 0; off < pgdBenchRows; off += batch {
+					n := min(batch, pgdBenchRows-off)
+					for j := 0; j < n; j++ {
+						ids[j] = int64(off + j)
+						vals[j] = 1
+					}
+					if !returning {
+						if _, err := tx.Exec(ctx, q, ids[:n], vals[:n]); err != nil {
+							b.Fatal(err)
+						}
+						continue
+					}
+					rows, _ := tx.Query(ctx, q, ids[:n], vals[:n])
+					got := 0
+					for rows.Next() {
+						got++
+					}
+					if err := rows.Err(); err != nil || got != n {
+						b.Fatal(err, got)
+					}
+				}
+			})
+		}
+	}
+	for _, batch := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("flush/batch=%d", batch), pgdRun(flush, batch))
+		b.Run(fmt.Sprintf("anchor/batch=%d", batch), pgdRun(anchor(false), batch))
+		b.Run(fmt.Sprintf("anchor_returning/batch=%d", batch), pgdRun(anchor(true), batch))
+		b.Run(fmt.Sprintf("paired/batch=%d", batch), pgdPaired(flush, anchor(false), batch))
+	}
 }
 
 // BenchmarkPgFlushInsert flushes 100k new rows into (id bigint primary key,
 // views bigint) through the dialect as it chooses (flush), and forced to
 // COPY (flush_copy) and to INSERT ... SELECT FROM unnest (flush_unnest),
-// against the hand-written
-// INSERT ... SELECT * FROM unnest($1::bigint[], $2::bigint[]). Each round
-// starts from an empty table; the TRUNCATE is not timed.
+// against the hand-written INSERT ... SELECT * FROM unnest($1::bigint[],
+// $2::bigint[]) with []int64 arguments. Each round starts from an empty
+// table.
 func BenchmarkPgFlushInsert(b *testing.B) {
 	db, dc, pc := pgdBenchConn(b)
 	ctx := context.Background()
 	table := pgdCreate(b, db, "bench_ins", "id bigint PRIMARY KEY, views bigint NOT NULL")
+	reset := func(b *testing.B) {
+		if _, err := pc.Exec(ctx, "TRUNCATE "+table); err != nil {
+			b.Fatal(err)
+		}
+	}
 	g := &flushGroup{
 		table: pgdIdent(table),
 		op:    flushInsert,
@@ -167,65 +203,47 @@ func BenchmarkPgFlushInsert(b *testing.B) {
 	for i := range g.rows {
 		g.rows[i] = []any{int64(i), int64(i % 1000)}
 	}
-	truncate := func(b *testing.B) {
-		b.StopTimer()
-		if _, err := pc.Exec(ctx, "TRUNCATE "+table); err != nil {
-			b.Fatal(err)
+	// flush is a round of the dialect; force is "copy" or "unnest" to
+	// override its choice of insert path.
+	flush := func(force string) pgdRound {
+		d := newPgDialect()
+		if force != "" {
+			d = pgdDialect(force == "copy")
 		}
-		b.StartTimer()
-	}
-	// flush runs the dialect; force is "copy" or "unnest" to override its
-	// choice of insert path.
-	flush := func(force string, batch int) func(b *testing.B) {
-		return func(b *testing.B) {
-			if force != "" {
-				defer pgdCopy(force == "copy")()
+		return func(b *testing.B, batch int) time.Duration {
+			reset(b)
+			t0 := time.Now()
+			_, err := d.writeTx(ctx, dc, []*flushGroup{g}, batch, nil)
+			elapsed := time.Since(t0)
+			if err != nil {
+				b.Fatal(err)
 			}
-			d := newPgDialect()
-			var elapsed time.Duration
-			for i := 0; i < b.N; i++ {
-				truncate(b)
-				t0 := time.Now()
-				if _, err := d.writeTx(ctx, dc, []*flushGroup{g}, batch); err != nil {
+			return elapsed
+		}
+	}
+	q := `INSERT INTO ` + table + ` SELECT * FROM unnest($1::bigint[], $2::bigint[])`
+	anchor := func(b *testing.B, batch int) time.Duration {
+		reset(b)
+		ids := make([]int64, batch)
+		vals := make([]int64, batch)
+		return pgdTx(b, pc, func(tx pgx.Tx) {
+			for off := 0; off < pgdBenchRows; off += batch {
+				n := min(batch, pgdBenchRows-off)
+				for j := 0; j < n; j++ {
+					ids[j] = int64(off + j)
+					vals[j] = int64((off + j) % 1000)
+				}
+				if _, err := tx.Exec(ctx, q, ids[:n], vals[:n]); err != nil {
 					b.Fatal(err)
 				}
-				elapsed += time.Since(t0)
 			}
-			pgdReport(b, pgdBenchRows, elapsed)
-		}
+		})
 	}
 	for _, batch := range []int{1000, 10000} {
-		b.Run(fmt.Sprintf("flush/batch=%d", batch), flush("", batch))
-		b.Run(fmt.Sprintf("flush_copy/batch=%d", batch), flush("copy", batch))
-		b.Run(fmt.Sprintf("flush_unnest/batch=%d", batch), flush("unnest", batch))
-		b.Run(fmt.Sprintf("anchor/batch=%d", batch), func(b *testing.B) {
-			q := `INSERT INTO ` + table + ` SELECT * FROM unnest($1::bigint[], $2::bigint[])`
-			ids := make([]int64, batch)
-			vals := make([]int64, batch)
-			var elapsed time.Duration
-			for i := 0; i < b.N; i++ {
-				truncate(b)
-				t0 := time.Now()
-				tx, err := pc.Begin(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for off := 0; off < pgdBenchRows; off += batch {
-					n := min(batch, pgdBenchRows-off)
-					for j := 0; j < n; j++ {
-						ids[j] = int64(off + j)
-						vals[j] = int64((off + j) % 1000)
-					}
-					if _, err := tx.Exec(ctx, q, ids[:n], vals[:n]); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if err := tx.Commit(ctx); err != nil {
-					b.Fatal(err)
-				}
-				elapsed += time.Since(t0)
-			}
-			pgdReport(b, pgdBenchRows, elapsed)
-		})
+		b.Run(fmt.Sprintf("flush/batch=%d", batch), pgdRun(flush(""), batch))
+		b.Run(fmt.Sprintf("flush_copy/batch=%d", batch), pgdRun(flush("copy"), batch))
+		b.Run(fmt.Sprintf("flush_unnest/batch=%d", batch), pgdRun(flush("unnest"), batch))
+		b.Run(fmt.Sprintf("anchor/batch=%d", batch), pgdRun(anchor, batch))
+		b.Run(fmt.Sprintf("paired/batch=%d", batch), pgdPaired(flush(""), anchor, batch))
 	}
 }

@@ -63,7 +63,8 @@ func pgdCreate(tb testing.TB, db *sql.DB, tag, cols string) string {
 	tb.Helper()
 	name := pgdName(tag)
 	pgdExec(tb, db, fmt.Sprintf("CREATE TABLE %s (%s)", name, cols))
-	tb.Cleanup(func() { _, _ = db.Exec("DROP TABLE IF EXISTS " + name) })
+	// CASCADE: a test's rule or view on another of its tables may depend on it.
+	tb.Cleanup(func() { _, _ = db.Exec("DROP TABLE IF EXISTS " + name + " CASCADE") })
 	return name
 }
 
@@ -74,15 +75,15 @@ func pgdExec(tb testing.TB, db *sql.DB, q string, args ...any) {
 	}
 }
 
-// pgdCopy makes inserts go by COPY whenever the table allows it (byCopy) or
-// never, and returns the function that restores the threshold.
-func pgdCopy(byCopy bool) (restore func()) {
-	old := pgCopyMinRows
-	pgCopyMinRows = math.MaxInt
+// pgdDialect returns a dialect that inserts by COPY whenever the table
+// allows it (byCopy) or never.
+func pgdDialect(byCopy bool) *pgDialect {
+	d := newPgDialect()
+	d.copyMinRows = math.MaxInt
 	if byCopy {
-		pgCopyMinRows = 1
+		d.copyMinRows = 1
 	}
-	return func() { pgCopyMinRows = old }
+	return d
 }
 
 // pgdIdent is an unquoted identifier as the classifier would hand it over.
@@ -104,7 +105,7 @@ func pgdFlushCtx(ctx context.Context, tb testing.TB, db *sql.DB, d *pgDialect, b
 	var nm [][]int
 	var werr error
 	if err := c.Raw(func(dc any) error {
-		nm, werr = d.writeTx(ctx, dc.(driver.Conn), groups, batch)
+		nm, werr = d.writeTx(ctx, dc.(driver.Conn), groups, batch, nil)
 		return nil
 	}); err != nil {
 		tb.Fatal(err)
@@ -220,7 +221,7 @@ func TestPgSQLText(t *testing.T) {
 }
 
 func TestPgNotPgxConn(t *testing.T) {
-	_, err := newPgDialect().writeTx(context.Background(), pgdFakeConn{}, nil, 10)
+	_, err := newPgDialect().writeTx(context.Background(), pgdFakeConn{}, nil, 10, nil)
 	if err == nil || !strings.Contains(err.Error(), "pgx stdlib connection") {
 		t.Fatalf("err = %v, want a clear error", err)
 	}
@@ -338,13 +339,9 @@ func TestPgTypesRoundTrip(t *testing.T) {
 			pgdSameOutcome(t, "update", directErr, flushErr)
 
 			_, directErr = db.Exec("INSERT INTO "+table+" (id, c) VALUES (3, $1)", c.val)
-			restore := pgdCopy(false)
-			_, flushErr = pgdFlush(t, db, newPgDialect(), 10, pgdInsert(table, []string{"id", "c"}, []any{int64(4), c.val}))
-			restore()
+			_, flushErr = pgdFlush(t, db, pgdDialect(false), 10, pgdInsert(table, []string{"id", "c"}, []any{int64(4), c.val}))
 			pgdSameOutcome(t, "insert (unnest)", directErr, flushErr)
-			restore = pgdCopy(true)
-			_, flushErr = pgdFlush(t, db, newPgDialect(), 10, pgdInsert(table, []string{"id", "c"}, []any{int64(5), c.val}))
-			restore()
+			_, flushErr = pgdFlush(t, db, pgdDialect(true), 10, pgdInsert(table, []string{"id", "c"}, []any{int64(5), c.val}))
 			pgdSameOutcome(t, "insert (copy)", directErr, flushErr)
 
 			got := pgdRows(t, db, "SELECT id, c::text, c IS NULL FROM "+table+" ORDER BY id")
@@ -481,9 +478,7 @@ func TestPgInsert(t *testing.T) {
 				}
 				rows = append(rows, []any{int64(i), fmt.Sprintf("n%d", i), amount})
 			}
-			restore := pgdCopy(byCopy)
-			nm, err := pgdFlush(t, db, newPgDialect(), batch, pgdInsert(table, []string{"id", "name", "amount"}, rows...))
-			restore()
+			nm, err := pgdFlush(t, db, pgdDialect(byCopy), batch, pgdInsert(table, []string{"id", "name", "amount"}, rows...))
 			if err != nil {
 				t.Fatalf("copy=%v batch %d: %v", byCopy, batch, err)
 			}
@@ -510,9 +505,7 @@ func TestPgFailureRollsBack(t *testing.T) {
 		good := pgdUpdate(table, []string{"views+"}, []string{"id"}, []any{int64(1), int64(1)}, []any{int64(1), int64(2)})
 		ins := pgdInsert(table, []string{"id", "views"}, []any{int64(11), int64(1)})
 		bad := pgdUpdate(table, []string{"views+"}, []string{"id"}, []any{int64(1), int64(3)}, []any{int64(-6), int64(4)})
-		restore := pgdCopy(byCopy)
-		_, err := pgdFlush(t, db, newPgDialect(), 1, good, ins, bad)
-		restore()
+		_, err := pgdFlush(t, db, pgdDialect(byCopy), 1, good, ins, bad)
 		var pe *pgconn.PgError
 		if !errors.As(err, &pe) || pe.Code != "23514" {
 			t.Fatalf("err = %v, want a *pgconn.PgError with SQLSTATE 23514", err)
@@ -525,14 +518,13 @@ func TestPgFailureRollsBack(t *testing.T) {
 			t.Fatalf("after the failed flush: count, sum = %q, want 10, 50", got)
 		}
 		// A failed COPY must leave the connection usable too.
-		if _, err := pgdFlush(t, db, newPgDialect(), 1, ins); err != nil {
+		if _, err := pgdFlush(t, db, pgdDialect(byCopy), 1, ins); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// An insert that fails inside COPY.
 	table := pgdCreate(t, db, "failcopy", "id bigint PRIMARY KEY, views bigint NOT NULL CHECK (views >= 0)")
-	defer pgdCopy(true)()
-	_, err := pgdFlush(t, db, newPgDialect(), 100, pgdInsert(table, []string{"id", "views"}, []any{int64(1), int64(1)}, []any{int64(2), int64(-1)}))
+	_, err := pgdFlush(t, db, pgdDialect(true), 100, pgdInsert(table, []string{"id", "views"}, []any{int64(1), int64(1)}, []any{int64(2), int64(-1)}))
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || pe.Code != "23514" {
 		t.Fatalf("copy insert: err = %v, want SQLSTATE 23514", err)
@@ -548,7 +540,6 @@ func TestPgNamesAndSchema(t *testing.T) {
 	pgdExec(t, db, "CREATE SCHEMA "+schema)
 	t.Cleanup(func() { _, _ = db.Exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE") })
 	pgdExec(t, db, `CREATE TABLE `+schema+`."Pages" ("ID" bigint PRIMARY KEY, "Views" bigint, title text)`)
-	d := newPgDialect()
 	for _, byCopy := range []bool{true, false} {
 		ins := &flushGroup{
 			schema: &ident{norm: schema, raw: strings.ToUpper(schema)},
@@ -560,9 +551,7 @@ func TestPgNamesAndSchema(t *testing.T) {
 		if !byCopy {
 			ins.rows = [][]any{{int64(2), int64(0), "y"}}
 		}
-		restore := pgdCopy(byCopy)
-		_, err := pgdFlush(t, db, d, 10, ins)
-		restore()
+		_, err := pgdFlush(t, db, pgdDialect(byCopy), 10, ins)
 		if err != nil {
 			t.Fatalf("insert (copy=%v): %v", byCopy, err)
 		}
@@ -576,7 +565,7 @@ func TestPgNamesAndSchema(t *testing.T) {
 		keyCols: []ident{{norm: "ID", raw: `"ID"`, quoted: true}},
 		rows:    [][]any{{int64(4), int64(1)}, {int64(5), int64(2)}, {int64(6), int64(3)}},
 	}
-	nm, err := pgdFlush(t, db, d, 10, upd)
+	nm, err := pgdFlush(t, db, newPgDialect(), 10, upd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -641,11 +630,10 @@ func TestPgContext(t *testing.T) {
 // an identity column GENERATED ALWAYS), the flush behaves as INSERT.
 func TestPgInsertLikeInsert(t *testing.T) {
 	db := pgdOpen(t)
-	defer pgdCopy(true)()
 	t.Run("identity", func(t *testing.T) {
 		ident := pgdCreate(t, db, "ident", "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v integer")
 		_, directErr := db.Exec("INSERT INTO "+ident+" (id, v) VALUES ($1, $2)", int64(1), int64(1))
-		_, flushErr := pgdFlush(t, db, newPgDialect(), 10, pgdInsert(ident, []string{"id", "v"}, []any{int64(2), int64(1)}))
+		_, flushErr := pgdFlush(t, db, pgdDialect(true), 10, pgdInsert(ident, []string{"id", "v"}, []any{int64(2), int64(1)}))
 		pgdSameOutcome(t, "identity", directErr, flushErr)
 		if flushErr == nil {
 			t.Fatal("a value for a GENERATED ALWAYS identity column was accepted")
@@ -655,7 +643,7 @@ func TestPgInsertLikeInsert(t *testing.T) {
 		target := pgdCreate(t, db, "ruled", "id bigint PRIMARY KEY, v integer")
 		other := pgdCreate(t, db, "ruled_to", "id bigint PRIMARY KEY, v integer")
 		pgdExec(t, db, fmt.Sprintf("CREATE RULE r AS ON INSERT TO %s DO INSTEAD INSERT INTO %s VALUES (NEW.id, NEW.v * 10)", target, other))
-		if _, err := pgdFlush(t, db, newPgDialect(), 10, pgdInsert(target, []string{"id", "v"}, []any{int64(1), int64(2)})); err != nil {
+		if _, err := pgdFlush(t, db, pgdDialect(true), 10, pgdInsert(target, []string{"id", "v"}, []any{int64(1), int64(2)})); err != nil {
 			t.Fatal(err)
 		}
 		got := pgdRows(t, db, "SELECT (SELECT count(*) FROM "+target+"), (SELECT string_agg(id || ':' || v, ',') FROM "+other+")")
@@ -700,5 +688,62 @@ func TestPgMixedValues(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPgUpdateMovesKey: an UPDATE that sets its own key column is checked
+// for missing keys before it runs, since afterwards the keys have moved.
+func TestPgUpdateMovesKey(t *testing.T) {
+	db := pgdOpen(t)
+	table := pgdCreate(t, db, "movekey", "id bigint PRIMARY KEY, views bigint")
+	pgdExec(t, db, "INSERT INTO "+table+" VALUES (1, 0), (2, 0)")
+	nm, err := pgdFlush(t, db, newPgDialect(), 10, pgdUpdate(table, []string{"id"}, []string{"id"},
+		[]any{int64(100), int64(1)}, []any{int64(300), int64(3)}, []any{int64(200), int64(2)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(nm, [][]int{{1}}) {
+		t.Fatalf("noMatch = %v, want [[1]]", nm)
+	}
+	got := pgdRows(t, db, "SELECT string_agg(id::text, ',' ORDER BY id) FROM "+table)
+	if got[0][0] != "100,200" {
+		t.Fatalf("ids = %s", got[0][0])
+	}
+}
+
+// TestPgInTx: the statement run by inTx commits with the groups, and its
+// failure rolls them back.
+func TestPgInTx(t *testing.T) {
+	db := pgdOpen(t)
+	table := pgdCreate(t, db, "intx", "id bigint PRIMARY KEY, views bigint")
+	mark := pgdCreate(t, db, "intx_mark", "n bigint")
+	pgdExec(t, db, "INSERT INTO "+table+" VALUES (1, 0)")
+	flush := func(inTx func(exec txExec) error) error {
+		c, err := db.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var werr error
+		_ = c.Raw(func(dc any) error {
+			_, werr = newPgDialect().writeTx(context.Background(), dc.(driver.Conn),
+				[]*flushGroup{pgdUpdate(table, []string{"views+"}, []string{"id"}, []any{int64(1), int64(1)})}, 10, inTx)
+			return nil
+		})
+		return werr
+	}
+	if err := flush(func(exec txExec) error {
+		return exec("INSERT INTO "+mark+" SELECT unnest($1::bigint[])", []int64{7, 8})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	err := flush(func(exec txExec) error { return exec("INSERT INTO " + mark + " VALUES (1 / 0)") })
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "22012" {
+		t.Fatalf("err = %v, want SQLSTATE 22012", err)
+	}
+	got := pgdRows(t, db, "SELECT (SELECT views FROM "+table+"), (SELECT string_agg(n::text, ',' ORDER BY n) FROM "+mark+")")
+	if !reflect.DeepEqual(got, [][]string{{"1", "7,8"}}) {
+		t.Fatalf("views, marks = %q, want 1, 7,8", got)
 	}
 }

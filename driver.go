@@ -9,6 +9,12 @@
 // else goes to the base driver unchanged, after the buffered rows of every
 // back table it names are committed. See README.md for what a buffered write
 // means and what can be lost.
+//
+// With a journal section in the rules, every buffered write is also appended
+// to a crash-safe local journal before it is acknowledged (ack: disk waits
+// for its fsync), each flush records in the database, in its own
+// transaction, which journal records it applied, and opening the connector
+// replays, exactly once, whatever the database lacks (durability.go).
 package writeback
 
 import (
@@ -267,13 +273,6 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 	if err := rules.Validate(); err != nil {
 		return nil, err
 	}
-	if rules.Journal != nil {
-		where := rules.File
-		if rules.Journal.Line > 0 {
-			where = fmt.Sprintf("%s:%d", rules.File, rules.Journal.Line)
-		}
-		return nil, fmt.Errorf("writeback: %s: journal: not supported by this version yet; remove the journal section (writes are acknowledged from memory)", where)
-	}
 	cfg := config{log: slog.Default(), closeTimeout: DefaultCloseTimeout}
 	for _, o := range opts {
 		if o == nil {
@@ -287,7 +286,28 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 	c.drv = &connDriver{c: c}
 	c.family = familyOf(base.Driver())
 	c.buf = newBuffer(rules)
+	if rules.Journal != nil {
+		d, err := openDurability(rules.Journal, rules.File, cfg.log, c.family)
+		if err != nil {
+			return nil, err
+		}
+		c.buf.dur = d
+	}
 	newFlusher(c.buf, base, cfg.log, cfg.onDead, cfg.closeTimeout)
+	if c.buf.dur != nil {
+		// Replay what the journal holds and the database lacks before the
+		// connector serves anything.
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.closeTimeout)
+		err := c.recoverJournal(ctx)
+		cancel()
+		if err != nil {
+			c.buf.closed.Store(true)
+			c.buf.flusher.abandon.Store(true)
+			_ = c.buf.flusher.close()
+			_ = c.buf.dur.j.Close()
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -383,6 +403,9 @@ func (c *Connector) Close() error {
 	c.closeOnce.Do(func() {
 		c.buf.closed.Store(true)
 		c.closeErr = c.buf.flusher.close()
+		if d := c.buf.dur; d != nil {
+			c.closeErr = errors.Join(c.closeErr, d.close(c.buf))
+		}
 		if cl, ok := c.base.(io.Closer); ok {
 			c.closeErr = errors.Join(c.closeErr, cl.Close())
 		}

@@ -105,5 +105,9 @@ func sqliteCode(err error) (int, bool) {
 
 // isTransient reports whether retrying the same rows may succeed.
 func isTransient(err error) bool {
+	var cp *checkpointError
+	if errors.As(err, &cp) {
+		return true
+	}
 	return errorClassOf(err) != classPermanent
 }

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -56,6 +57,9 @@ type flusher struct {
 
 	closeTimeout time.Duration
 	closeErr     error
+	// abandon makes Close skip the final flush: a recovery that failed
+	// leaves its rows in the journal, not half flushed at close.
+	abandon atomic.Bool
 
 	// only the flusher goroutine touches these
 	conn    driver.Conn
@@ -123,7 +127,11 @@ func (f *flusher) run() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		timer.Reset(f.nextWake(time.Now()))
+		wake := f.nextWake(time.Now())
+		if d := f.b.dur; d != nil {
+			wake = min(wake, d.compactWait(time.Now()))
+		}
+		timer.Reset(wake)
 		var reqs []*flushReq
 		select {
 		case r := <-f.reqs:
@@ -147,6 +155,11 @@ func (f *flusher) run() {
 			}
 		}
 		f.round(time.Now(), reqs)
+		if d := f.b.dur; d != nil {
+			if err := d.compact(f.b, false); err != nil && d.compactFailed.CompareAndSwap(false, true) {
+				f.log.Error("writeback: journal compaction failed; the journal grows until the connector is reopened", "journal", d.dir, "err", err)
+			}
+		}
 	}
 }
 
@@ -262,6 +275,9 @@ func cmpOr(a, b error) error {
 // final flushes everything at Close, retrying transient failures until the
 // close timeout, and reports what is left.
 func (f *flusher) final() error {
+	if f.abandon.Load() {
+		return nil
+	}
 	end := time.Now().Add(f.closeTimeout)
 	for {
 		var lastErr error
@@ -288,45 +304,61 @@ func (f *flusher) final() error {
 	}
 }
 
-// flushTable writes the table's rows that are due: the retry rows of an earlier
-// failure first, in their own transaction, then the rest.
+// flushTable writes the table's rows that are due. A full flush (all) writes
+// everything the table has, its earlier failures first, in one transaction
+// that also advances the journal checkpoint; otherwise only the retry and
+// evicted rows are written.
 func (f *flusher) flushTable(t *tableState, all bool) error {
-	tk, retry, rows := t.take(all)
-	if len(retry)+len(rows) == 0 {
+	tk, rows, upTo := t.take(all)
+	if len(rows) == 0 {
 		return nil
 	}
 	defer t.release(tk)
 	names := t.names.Load()
 	// Key order makes flushes deterministic and, with several processes
 	// flushing the same hot rows, takes row locks in one order: no deadlocks.
-	slices.SortFunc(retry, compareRows)
+	// Rows of one key (an earlier failure and a newer row) stay in the
+	// order they were made.
 	slices.SortFunc(rows, compareRows)
 	start := time.Now()
-	if len(retry) > 0 {
-		if err := f.writeRows(t, retry, names); err != nil {
-			t.fail(rows)
-			f.noteFailure(t, err)
-			return err
-		}
-	}
-	if err := f.writeRows(t, rows, names); err != nil {
+	mark := flushMark{table: t.rule.Name, full: all, upTo: upTo}
+	if err := f.writeRows(t, rows, names, mark); err != nil {
 		f.noteFailure(t, err)
 		return err
+	}
+	if all && upTo > 0 {
+		t.applied.Store(max(t.applied.Load(), upTo))
 	}
 	t.flushCost = time.Since(start)
 	f.noteSuccess(t)
 	return nil
 }
 
+// flushHook, when not nil, is called by the flusher at named points of the
+// flush-and-checkpoint protocol, so crash tests can stop the process at
+// exactly that step: "before-tx", "after-rows" (rows written, checkpoint
+// not yet), "before-commit", "after-commit" (before the buffer's accounting),
+// and "journal:<point>" for the journal's own fault points (compaction).
+// Tests only; it must be set before a connector opens.
+var flushHook func(point string)
+
+func hook(point string) {
+	if flushHook != nil {
+		flushHook(point)
+	}
+}
+
 // writeRows writes rows in one transaction. When the database refuses the
 // batch permanently it is split in halves until the refused rows are alone;
 // those become dead letters and every other row is written. When the failure
 // is transient the rows not written go back to the table, ahead of newer ones.
-func (f *flusher) writeRows(t *tableState, rows []*dirtyRow, names *tableNames) error {
+// mark says what the transaction records in the journal checkpoint; halves
+// are partial flushes whatever the whole was.
+func (f *flusher) writeRows(t *tableState, rows []*dirtyRow, names *tableNames, mark flushMark) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	err := f.writeOnce(t, rows, names)
+	err := f.writeOnce(t, rows, names, mark)
 	if err == nil {
 		return nil
 	}
@@ -335,32 +367,74 @@ func (f *flusher) writeRows(t *tableState, rows []*dirtyRow, names *tableNames) 
 		t.fail(rows)
 		return err
 	}
+	mark.full = false
 	if len(rows) == 1 {
 		t.done(rows)
+		f.consumed(t, rows[0], mark)
 		f.deadLetter(t, rows[0], err, false)
 		return nil
 	}
 	mid := len(rows) / 2
-	if err := f.writeRows(t, rows[:mid], names); err != nil {
+	if err := f.writeRows(t, rows[:mid], names, mark); err != nil {
 		t.fail(rows[mid:])
 		return err
 	}
-	return f.writeRows(t, rows[mid:], names)
+	return f.writeRows(t, rows[mid:], names, mark)
 }
 
-// writeOnce is one transaction: rows grouped by shape, handed to the dialect.
-func (f *flusher) writeOnce(t *tableState, rows []*dirtyRow, names *tableNames) error {
+// consumed records that a dead-lettered row's journal records are used up,
+// in a transaction of its own, so recovery does not replay the row again.
+// Should that fail, replay would meet the refused row again: it is logged.
+func (f *flusher) consumed(t *tableState, r *dirtyRow, mark flushMark) {
+	d := f.b.dur
+	if d == nil || r.maxLSN == 0 {
+		return
+	}
+	conn, dia, err := f.connection()
+	if err == nil {
+		_, err = dia.writeTx(f.ctx, conn, nil, 1, d.checkpointTx(mark, []*dirtyRow{r}))
+		if err != nil && isConnError(err) {
+			f.closeConn()
+		}
+	}
+	if err != nil {
+		f.log.Error("writeback: could not record a dead-lettered row as consumed; a recovery would replay it", "table", t.rule.Name, "key", r.key, "err", err)
+	}
+}
+
+// writeOnce is one transaction: rows grouped by shape, handed to the dialect,
+// with the journal checkpoint of mark when there is a journal.
+func (f *flusher) writeOnce(t *tableState, rows []*dirtyRow, names *tableNames, mark flushMark) error {
 	conn, dia, err := f.connection()
 	if err != nil {
 		return err
 	}
 	groups, members := groupRows(rows, names)
-	noMatch, err := dia.writeTx(f.ctx, conn, groups, t.rule.Batch)
+	var inTx func(txExec) error
+	if d := f.b.dur; d != nil {
+		if cp := d.checkpointTx(mark, rows); cp != nil || flushHook != nil {
+			inTx = func(exec txExec) error {
+				hook("after-rows")
+				if cp != nil {
+					if err := cp(exec); err != nil {
+						return err
+					}
+				}
+				hook("before-commit")
+				return nil
+			}
+		}
+		hook("before-tx")
+	}
+	noMatch, err := dia.writeTx(f.ctx, conn, groups, t.rule.Batch, inTx)
 	if err != nil {
 		if isConnError(err) {
 			f.closeConn()
 		}
 		return fmt.Errorf("writeback: flush %s: %w", t.rule.Name, err)
+	}
+	if f.b.dur != nil {
+		hook("after-commit")
 	}
 	t.done(rows)
 	t.stats.flushes.Add(1)
@@ -396,15 +470,25 @@ func rowValues(r *dirtyRow) []any {
 	return append(append(vals, r.vals...), r.key...)
 }
 
+// compareRows orders rows by key, and rows of one key by age.
 func compareRows(a, b *dirtyRow) int {
 	if c := cmp.Compare(a.k.i, b.k.i); c != 0 {
 		return c
 	}
-	return strings.Compare(a.k.s, b.k.s)
+	if c := strings.Compare(a.k.s, b.k.s); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.seq, b.seq)
 }
 
 // groupRows groups rows by statement shape (operation, columns, deltas), in
 // order of first appearance, and returns for each group the rows it holds.
+//
+// rows are sorted by compareRows. A key may have several rows (an earlier
+// failure, put back, and a newer row): the n-th row of a key goes into a
+// group of generation n, and generations are written in order, so the older
+// row's statements run first. One statement never carries a key twice (a
+// PostgreSQL UPDATE ... FROM unnest would apply only one of them).
 func groupRows(rows []*dirtyRow, names *tableNames) ([]*flushGroup, [][]*dirtyRow) {
 	var groups []*flushGroup
 	var members [][]*dirtyRow
@@ -412,15 +496,27 @@ func groupRows(rows []*dirtyRow, names *tableNames) ([]*flushGroup, [][]*dirtyRo
 	var shapes []string
 	var sb strings.Builder
 	last := -1
-	for _, r := range rows {
+	var gens []int // each group's generation
+	gen, lastGen := 0, 0
+	for i, r := range rows {
+		gen = 0
+		if i > 0 && rows[i-1].k == r.k {
+			gen = lastGen + 1
+		}
+		lastGen = gen
 		// Rows mostly share one shape: compare with the last row's group
 		// before building the shape's key.
-		if last >= 0 && sameShape(r, members[last][0]) {
+		if last >= 0 && gens[last] == gen && sameShape(r, members[last][0]) {
 			groups[last].rows = append(groups[last].rows, rowValues(r))
 			members[last] = append(members[last], r)
 			continue
 		}
 		sb.Reset()
+		// The generation leads the shape: groups are sorted by shape.
+		sb.WriteByte(byte(gen >> 24))
+		sb.WriteByte(byte(gen >> 16))
+		sb.WriteByte(byte(gen >> 8))
+		sb.WriteByte(byte(gen))
 		sb.WriteByte(byte('0' + r.op))
 		for i, c := range r.cols {
 			sb.WriteByte(0)
@@ -434,7 +530,11 @@ func groupRows(rows []*dirtyRow, names *tableNames) ([]*flushGroup, [][]*dirtyRo
 			gi = len(groups)
 			index[sb.String()] = gi
 			shapes = append(shapes, sb.String())
+			gens = append(gens, gen)
 			g := &flushGroup{schema: names.schema, table: names.table, op: r.op, cols: r.cols, keyCols: names.keyCols, style: names.style}
+			if len(groups) == 0 {
+				g.rows = make([][]any, 0, len(rows)) // rows mostly share one shape
+			}
 			if r.op == flushUpdate {
 				g.delta = r.delta
 			}

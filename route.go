@@ -3,6 +3,7 @@ package writeback
 import (
 	"context"
 	"database/sql/driver"
+	"fmt"
 	"strings"
 	"unicode"
 )
@@ -130,15 +131,36 @@ func isPlainSelect(q string) bool {
 
 // tryBuffer acknowledges a write from memory when the statement is bufferable
 // and the row can take it; ok is false when the statement must go to the
-// database (after its barrier).
-func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, args []driver.NamedValue) (driver.Result, bool) {
+// database (after its barrier). With a journal the write is journaled first,
+// and at AckDisk tryBuffer returns once the record is durable; err is then
+// the reason it could not wait (ok is true: the write is buffered).
+func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, args []driver.NamedValue) (res driver.Result, ok bool, err error) {
 	t := info.target
 	if t == nil || c.inTx || cn.buf.closed.Load() || len(args) != info.c.numParams {
-		return nil, false
+		return nil, false, nil
 	}
-	if ackOf(ctx) == AckThrough {
-		return nil, false
+	level := cn.ackLevel(ctx, t)
+	if level == AckThrough {
+		return nil, false, nil
 	}
+	res, lsn := cn.bufferStmt(t, info, args)
+	if res == nil {
+		return nil, false, nil
+	}
+	if level == AckDisk && lsn != 0 {
+		// Outside every shard lock: writers of other rows go on while this
+		// one waits, and share its fsync (group commit).
+		if err := cn.buf.dur.j.WaitDurable(ctx, lsn); err != nil {
+			return nil, true, fmt.Errorf("writeback: write buffered but not acknowledged on disk (it may still be applied): %w", err)
+		}
+	}
+	return res, true, nil
+}
+
+// bufferStmt buffers the statement, journaling it when there is a journal; it
+// returns nil when the statement must go to the database, and the record's LSN.
+func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.NamedValue) (driver.Result, uint64) {
+	d := cn.buf.dur
 	switch info.c.kind {
 	case stmtUpdate:
 		// Small fixed arrays keep the common statement off the heap: the
@@ -153,7 +175,7 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 		for i, p := range info.keyPos {
 			v, ok := argValue(info.c.where[p].val, args)
 			if !ok || v == nil {
-				return nil, false // WHERE k = NULL matches nothing: the database says so
+				return nil, 0 // WHERE k = NULL matches nothing: the database says so
 			}
 			keyVals[i] = v
 		}
@@ -165,7 +187,7 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 		for i, s := range info.c.sets {
 			v, ok := argValue(s.val, args)
 			if !ok {
-				return nil, false
+				return nil, 0
 			}
 			if s.delta != 0 && v == nil {
 				changes[i] = change{col: s.col, val: nil} // c = c + NULL is NULL: an assignment
@@ -173,20 +195,32 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 			}
 			if s.delta != 0 {
 				if !isDelta(v) {
-					return nil, false
+					return nil, 0
 				}
 				if s.delta < 0 {
 					if v, ok = negate(v); !ok {
-						return nil, false
+						return nil, 0
 					}
 				}
 			}
 			changes[i] = change{col: s.col, delta: s.delta != 0, val: v}
 		}
-		if t.bufferUpdate(keyVals, changes, info.names) != buffered {
-			return nil, false
+		var jw *journalWrite
+		if d != nil {
+			bp := d.getBuf()
+			defer d.putBuf(bp)
+			rec, err := encodeUpdate((*bp)[:0], t.rule.Name, info.names, keyVals, changes)
+			if err != nil {
+				return nil, 0 // a value the journal cannot hold: write it through
+			}
+			*bp = rec
+			jw = &journalWrite{d: d, rec: rec}
 		}
-		return bufferedResult(1), true
+		out, lsn := t.bufferUpdate(keyVals, changes, info.names, jw)
+		if out != buffered {
+			return nil, 0
+		}
+		return bufferedResult(1), lsn
 	case stmtInsert:
 		keys := make([][]any, len(info.c.rows))
 		rows := make([][]any, len(info.c.rows))
@@ -195,24 +229,36 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 			for j, s := range src {
 				v, ok := argValue(s, args)
 				if !ok {
-					return nil, false
+					return nil, 0
 				}
 				row[j] = v
 			}
 			kv := make([]any, len(info.keyPos))
 			for j, p := range info.keyPos {
 				if kv[j] = row[p]; kv[j] == nil {
-					return nil, false
+					return nil, 0
 				}
 			}
 			keys[i], rows[i] = kv, row
 		}
-		if t.bufferInsert(keys, rows, info.c.cols, info.names) != buffered {
-			return nil, false
+		var jw *journalWrite
+		if d != nil {
+			bp := d.getBuf()
+			defer d.putBuf(bp)
+			rec, err := encodeInsert((*bp)[:0], t.rule.Name, info.names, info.c.cols, keys, rows)
+			if err != nil {
+				return nil, 0
+			}
+			*bp = rec
+			jw = &journalWrite{d: d, rec: rec}
 		}
-		return bufferedResult(len(rows)), true
+		out, lsn := t.bufferInsert(keys, rows, info.c.cols, info.names, jw)
+		if out != buffered {
+			return nil, 0
+		}
+		return bufferedResult(len(rows)), lsn
 	}
-	return nil, false
+	return nil, 0
 }
 
 // argValue resolves an operand against the bound arguments and returns a

@@ -13,7 +13,9 @@ type Stats struct {
 	// Buffered counts writes acknowledged from memory; Coalesced counts those
 	// merged into a row that was already dirty.
 	Buffered, Coalesced int64
-	// PassedThrough counts statements on back tables that went to the database.
+	// PassedThrough counts UPDATEs and INSERTs of a bufferable shape on back
+	// tables that went to the database instead (inside a transaction, with
+	// AckThrough, or where a merge would have changed their meaning).
 	PassedThrough int64
 	// Barriers counts statements that waited for a back table's flush.
 	Barriers int64
@@ -30,6 +32,17 @@ type Stats struct {
 	// LastError is the last flush error and when it happened (zero if none).
 	LastError   error
 	LastErrorAt time.Time
+	// JournalBytes is the size of the journal's files (0 without a journal).
+	JournalBytes int64
+	// JournalUnapplied counts journaled writes not yet applied to the
+	// database (each row of a multi-row INSERT counts once).
+	JournalUnapplied int64
+	// FsyncLatencyLast and FsyncLatencyAvg are the journal's last and mean
+	// fsync durations since the connector opened.
+	FsyncLatencyLast, FsyncLatencyAvg time.Duration
+	// JournalLag is the age of the oldest journal record not yet fsynced:
+	// what a power loss could take under fsync: everysec or no.
+	JournalLag time.Duration
 	// Tables holds the same figures per back table, by rule name.
 	Tables map[string]TableStats
 }
@@ -46,6 +59,7 @@ type TableStats struct {
 	NoMatch              int64
 	DeadLetters          int64
 	Evictions            int64
+	JournalUnapplied     int64
 }
 
 // RowWritesPerWrite is the database row writes per buffered application
@@ -89,6 +103,8 @@ func (c *Connector) Stats() Stats {
 			NoMatch:       t.stats.noMatch.Load(),
 			DeadLetters:   t.stats.deadLetters.Load(),
 			Evictions:     t.stats.evictions.Load(),
+
+			JournalUnapplied: t.unapplied.Load(),
 		}
 		if !oldest.IsZero() {
 			ts.OldestAge = now.Sub(oldest)
@@ -106,6 +122,13 @@ func (c *Connector) Stats() Stats {
 		s.NoMatch += ts.NoMatch
 		s.DeadLetters += ts.DeadLetters
 		s.Evictions += ts.Evictions
+		s.JournalUnapplied += ts.JournalUnapplied
+	}
+	if d := c.buf.dur; d != nil {
+		js := d.j.Stats()
+		s.JournalBytes = js.Bytes
+		s.FsyncLatencyLast, s.FsyncLatencyAvg = js.SyncLatencyLast, js.SyncLatencyAvg
+		s.JournalLag = js.Lag
 	}
 	f := c.buf.flusher
 	f.mu.Lock()

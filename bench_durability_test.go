@@ -1,0 +1,75 @@
+package writeback
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+)
+
+// BenchmarkDurability measures what the journal costs (DESIGN section 5),
+// counter updates at 8 goroutines on PostgreSQL, all in one process:
+//
+//		go test -run '^$' -bench 'Durability' -benchtime 2s -count 1 .
+//
+//	  - pg-synccommit-on: the anchor, each UPDATE committed by PostgreSQL with
+//	    synchronous_commit=on (what an application gets without writeback);
+//	  - ack-disk-fsync-always: writeback acknowledging each write once its
+//	    journal record is fsynced (group commit), the target being at least 3x
+//	    the anchor;
+//	  - ack-memory-*: writes acknowledged from memory, without a journal and
+//	    with one under fsync no and everysec: the journal's own cost.
+//
+// Throughput includes the final Flush, as in bench_test.go.
+func BenchmarkDurability(b *testing.B) {
+	const q = "UPDATE counters SET views = views + 1 WHERE id = $1"
+	const g = 8
+	ctx := context.Background()
+	if !benchPGReachable() {
+		requirePostgres(b)
+	}
+	pgDSN := pgSchema(b, "bdur")
+	direct := benchOpen(b, "pgx", pgDSN+" synchronous_commit=on")
+	benchFill(b, direct, true, "counters", benchCounterKeys)
+	update := func(r *rand.Rand) error {
+		_, err := direct.ExecContext(ctx, q, int64(r.IntN(benchCounterKeys)))
+		return err
+	}
+	b.Run(fmt.Sprintf("pg-synccommit-on/g%d", g), func(b *testing.B) {
+		el := benchWorkers(b, g, update, nil)
+		b.ReportMetric(float64(b.N)/el.Seconds(), "updates/s")
+	})
+	journalDir := b.TempDir()
+	variant := func(name, journal, ack string) {
+		b.Run(fmt.Sprintf("%s/g%d", name, g), func(b *testing.B) {
+			rules := "tables:\n  counters:\n    mode: back\n    key: [id]\n    max_loss: 1s\n    ack: " + ack + "\n"
+			if journal != "" {
+				rules = fmt.Sprintf("journal:\n  path: %s\n  fsync: %s\n", filepath.Join(journalDir, name), journal) + rules
+			}
+			wb := openWriteback(b, "pgx", pgDSN, rules)
+			benchPool(wb)
+			defer func() {
+				if err := wb.Close(); err != nil {
+					b.Error(err)
+				}
+			}()
+			op := func(r *rand.Rand) error {
+				_, err := wb.ExecContext(ctx, q, int64(r.IntN(benchCounterKeys)))
+				return err
+			}
+			before := benchStats(b, wb)
+			el := benchWorkers(b, g, op, func() error { return Flush(ctx, wb) })
+			b.ReportMetric(float64(b.N)/el.Seconds(), "updates/s")
+			after := benchStats(b, wb)
+			benchRowWrites(b, before, after)
+			if journal != "" {
+				b.ReportMetric(float64(after.FsyncLatencyAvg.Microseconds()), "fsync-µs")
+			}
+		})
+	}
+	variant("ack-disk-fsync-always", "always", "disk")
+	variant("ack-memory-no-journal", "", "memory")
+	variant("ack-memory-fsync-no", "no", "memory")
+	variant("ack-memory-fsync-everysec", "everysec", "memory")
+}

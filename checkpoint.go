@@ -1,0 +1,237 @@
+package writeback
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+)
+
+// This file is the exactly-once half of the journal: what the target database
+// records, in the same transaction as the rows a flush writes, about which
+// journal records those rows carry. After a crash, recovery replays only the
+// records the database does not say are applied, so a counter delta is never
+// applied twice, whatever instant the process died at.
+//
+// Two tables hold it, created when a connector with a journal opens:
+//
+//	writeback_checkpoint(journal_id, table_name, lsn)
+//	    the watermark: every record of the table with LSN <= lsn is applied.
+//	    A full flush (everything of the table, taken under all its shard
+//	    locks) advances it to the table's highest LSN at take time.
+//	writeback_applied(journal_id, table_name, row_key, lsn)
+//	    exceptions above the watermark: the row's records with LSN <= lsn are
+//	    applied. Partial flushes (evicted rows, bisection halves, dead
+//	    letters) write them; a full flush deletes those it covers.
+//
+// journal_id is the random id of the journal directory, so several journals
+// (processes, or a journal recreated from scratch) can share a database.
+
+// Names of the checkpoint tables, unqualified: they live where the
+// connection's default schema (search_path) puts them.
+const (
+	checkpointTable = "writeback_checkpoint"
+	appliedTable    = "writeback_applied"
+)
+
+// cpFlavor is how checkpoint SQL is written for a base database.
+type cpFlavor uint8
+
+const (
+	cpGeneric  cpFlavor = iota // ? placeholders, one statement per row
+	cpPostgres                 // $N placeholders, arrays, ON CONFLICT
+)
+
+// ph returns the n-th (1-based) placeholder.
+func (f cpFlavor) ph(n int) string {
+	if f == cpPostgres {
+		return "$" + strconv.Itoa(n)
+	}
+	return "?"
+}
+
+// checkpointSchema is the DDL that creates the checkpoint tables if missing.
+func checkpointSchema() []string {
+	return []string{
+		"CREATE TABLE IF NOT EXISTS " + checkpointTable + " (journal_id VARCHAR(64) NOT NULL, table_name VARCHAR(512) NOT NULL, lsn BIGINT NOT NULL, PRIMARY KEY (journal_id, table_name))",
+		"CREATE TABLE IF NOT EXISTS " + appliedTable + " (journal_id VARCHAR(64) NOT NULL, table_name VARCHAR(512) NOT NULL, row_key TEXT NOT NULL, lsn BIGINT NOT NULL, PRIMARY KEY (journal_id, table_name, row_key))",
+	}
+}
+
+// checkpoints is what the database says is applied, for one journal id.
+type checkpoints struct {
+	watermark map[string]uint64            // table → lsn
+	applied   map[string]map[string]uint64 // table → row key → lsn
+}
+
+// covers reports whether record lsn of table's row key is applied.
+func (c *checkpoints) covers(table, key string, lsn uint64) bool {
+	if lsn <= c.watermark[table] {
+		return true
+	}
+	return lsn <= c.applied[table][key]
+}
+
+// loadCheckpoints creates the checkpoint tables if needed and reads the
+// watermarks and exceptions of journal id.
+func loadCheckpoints(ctx context.Context, db *sql.DB, f cpFlavor, id string) (*checkpoints, error) {
+	for i, q := range checkpointSchema() {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return nil, fmt.Errorf("create %s: %w", [...]string{checkpointTable, appliedTable}[i], err)
+		}
+	}
+	cp := &checkpoints{watermark: map[string]uint64{}, applied: map[string]map[string]uint64{}}
+	rows, err := db.QueryContext(ctx, "SELECT table_name, lsn FROM "+checkpointTable+" WHERE journal_id = "+f.ph(1), id)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var table string
+		var lsn int64
+		if err := rows.Scan(&table, &lsn); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		cp.watermark[table] = uint64(lsn)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = db.QueryContext(ctx, "SELECT table_name, row_key, lsn FROM "+appliedTable+" WHERE journal_id = "+f.ph(1), id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var table, key string
+		var lsn int64
+		if err := rows.Scan(&table, &key, &lsn); err != nil {
+			return nil, err
+		}
+		if cp.applied[table] == nil {
+			cp.applied[table] = map[string]uint64{}
+		}
+		cp.applied[table][key] = uint64(lsn)
+	}
+	return cp, rows.Err()
+}
+
+// rowKeyText is a row's key as writeback_applied stores it: the decimal
+// integer for a single integer key, Go-quoted text of the row identity
+// otherwise (valid UTF-8 without NUL bytes, which PostgreSQL's text needs,
+// and one-to-one: key kinds are fixed per table).
+func rowKeyText(r *dirtyRow) string {
+	return keyText(r.k, r.key)
+}
+
+func keyText(k rowKey, vals []any) string {
+	if len(vals) == 1 {
+		if _, isInt := vals[0].(int64); isInt {
+			return strconv.FormatInt(k.i, 10)
+		}
+	}
+	return strconv.Quote(k.s)
+}
+
+// flushMark is what a flush transaction records in the checkpoint tables.
+type flushMark struct {
+	table string
+	// full: the transaction writes everything of the table up to upTo.
+	full bool
+	upTo uint64
+}
+
+// checkpointTx returns the statements to run in a flush transaction of rows:
+// for a full flush the new watermark (and the exceptions it makes useless),
+// otherwise an exception per row. Rows without journal records (none were
+// journaled: a table flushed before any record) need nothing.
+func (d *durability) checkpointTx(m flushMark, rows []*dirtyRow) func(exec txExec) error {
+	cp := d.checkpointStmts(m, rows)
+	if cp == nil {
+		return nil
+	}
+	return func(exec txExec) error {
+		if err := cp(exec); err != nil {
+			return &checkpointError{err}
+		}
+		return nil
+	}
+}
+
+// checkpointError is a failed checkpoint statement. The flusher retries it
+// like a transient failure, whatever the database said: a checkpoint that
+// cannot be written (a dropped table, a permission) must not make the rows
+// of the transaction dead letters.
+type checkpointError struct{ err error }
+
+func (e *checkpointError) Error() string { return "journal checkpoint: " + e.err.Error() }
+func (e *checkpointError) Unwrap() error { return e.err }
+
+func (d *durability) checkpointStmts(m flushMark, rows []*dirtyRow) func(exec txExec) error {
+	f, id := d.flavor, d.id()
+	if m.full {
+		if m.upTo == 0 {
+			return nil
+		}
+		return func(exec txExec) error {
+			if f == cpPostgres {
+				if err := exec("INSERT INTO "+checkpointTable+" (journal_id, table_name, lsn) VALUES ($1, $2, $3) "+
+					"ON CONFLICT (journal_id, table_name) DO UPDATE SET lsn = GREATEST("+checkpointTable+".lsn, excluded.lsn)",
+					id, m.table, int64(m.upTo)); err != nil {
+					return err
+				}
+			} else {
+				if err := exec("DELETE FROM "+checkpointTable+" WHERE journal_id = ? AND table_name = ?", id, m.table); err != nil {
+					return err
+				}
+				if err := exec("INSERT INTO "+checkpointTable+" (journal_id, table_name, lsn) VALUES (?, ?, ?)", id, m.table, int64(m.upTo)); err != nil {
+					return err
+				}
+			}
+			return exec("DELETE FROM "+appliedTable+" WHERE journal_id = "+f.ph(1)+" AND table_name = "+f.ph(2)+" AND lsn <= "+f.ph(3),
+				id, m.table, int64(m.upTo))
+		}
+	}
+	// One exception per key, its highest LSN: two rows of one key (a retry
+	// and a newer one) may be in one flush, and ON CONFLICT may not touch a
+	// row twice in one statement.
+	var keys []string
+	var lsns []int64
+	at := map[string]int{}
+	for _, r := range rows {
+		if r.maxLSN == 0 {
+			continue
+		}
+		kt := rowKeyText(r)
+		if i, ok := at[kt]; ok {
+			lsns[i] = max(lsns[i], int64(r.maxLSN))
+			continue
+		}
+		at[kt] = len(keys)
+		keys = append(keys, kt)
+		lsns = append(lsns, int64(r.maxLSN))
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	return func(exec txExec) error {
+		if f == cpPostgres {
+			return exec("INSERT INTO "+appliedTable+" (journal_id, table_name, row_key, lsn) "+
+				"SELECT $1, $2, v.k, v.l FROM unnest($3::text[], $4::int8[]) AS v(k, l) "+
+				"ON CONFLICT (journal_id, table_name, row_key) DO UPDATE SET lsn = GREATEST("+appliedTable+".lsn, excluded.lsn)",
+				id, m.table, keys, lsns)
+		}
+		for i, k := range keys {
+			if err := exec("DELETE FROM "+appliedTable+" WHERE journal_id = ? AND table_name = ? AND row_key = ?", id, m.table, k); err != nil {
+				return err
+			}
+			if err := exec("INSERT INTO "+appliedTable+" (journal_id, table_name, row_key, lsn) VALUES (?, ?, ?, ?)", id, m.table, k, lsns[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,495 @@
+package writeback
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/writeback-go/writeback/internal/journal"
+)
+
+// journalRules is a rules file with a journal in dir and a counters table.
+func journalRules(dir, fsync, ack, maxLoss string) string {
+	return fmt.Sprintf(`
+journal:
+  path: %s
+  fsync: %s
+tables:
+  counters:
+    mode: back
+    key: [id]
+    max_loss: %s
+    ack: %s
+`, dir, fsync, maxLoss, ack)
+}
+
+// counterValues reads every counter through a direct connection.
+func counterValues(t testing.TB, db *sql.DB) map[int64]int64 {
+	t.Helper()
+	rows, err := db.Query("SELECT id, n FROM counters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[int64]int64{}
+	for rows.Next() {
+		var id, n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// createCounters creates the counters table with keys rows at 0.
+func createCounters(t testing.TB, db *sql.DB, keys int, dollar bool) {
+	t.Helper()
+	execAll(t, db, "CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)")
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < keys; i++ {
+		if _, err := tx.Exec(placeholders("INSERT INTO counters VALUES (?, 0)", dollar), i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// journalRecords counts the records a closed journal still holds.
+func segmentFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestJournalCleanClose writes through a journal, closes, and checks the
+// database has everything, the journal holds nothing to replay, and a
+// reopen applies nothing twice.
+func TestJournalCleanClose(t *testing.T) {
+	base := sqliteDSN(t, "clean")
+	direct, err := sql.Open("sqlite3", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	createCounters(t, direct, 10, false)
+	jdir := filepath.Join(t.TempDir(), "journal")
+	rules := journalRules(jdir, "always", "disk", "1h")
+	for round := 0; round < 2; round++ {
+		wb := openWriteback(t, "sqlite3", base, rules)
+		for i := 0; i < 100; i++ {
+			if _, err := wb.Exec("UPDATE counters SET n = n + ? WHERE id = ?", 1, i%10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := wb.ExecContext(WithAck(context.Background(), AckMemory), "INSERT INTO counters (id, n) VALUES (?, ?), (?, ?)", 100+round*2, 5, 101+round*2, 6); err != nil {
+			t.Fatal(err)
+		}
+		st, err := StatsOf(wb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.JournalUnapplied != 102 || st.JournalBytes == 0 || st.FsyncLatencyLast == 0 {
+			t.Errorf("stats before flush: unapplied %d bytes %d fsync %s", st.JournalUnapplied, st.JournalBytes, st.FsyncLatencyLast)
+		}
+		if err := wb.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := counterValues(t, direct)
+	for i := int64(0); i < 10; i++ {
+		if got[i] != 20 {
+			t.Errorf("counter %d = %d, want 20", i, got[i])
+		}
+	}
+	if got[100] != 5 || got[103] != 6 {
+		t.Errorf("inserted rows: %v", got)
+	}
+	// Everything is applied: the segments left hold no record.
+	for _, f := range segmentFiles(t, jdir) {
+		if fi, err := os.Stat(f); err != nil || fi.Size() > 64 {
+			t.Errorf("segment %s left after a clean close (%v)", f, fi.Size())
+		}
+	}
+}
+
+// TestJournalInUse opens the same journal twice: the second open fails and
+// says why.
+func TestJournalInUse(t *testing.T) {
+	base := sqliteDSN(t, "inuse")
+	direct, err := sql.Open("sqlite3", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	createCounters(t, direct, 1, false)
+	rules := writeRulesFile(t, journalRules(filepath.Join(t.TempDir(), "j"), "always", "memory", "1s"))
+	first, err := sql.Open("writeback", "driver=sqlite3 rules="+rules+" dsn="+base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	_, err = sql.Open("writeback", "driver=sqlite3 rules="+rules+" dsn="+base)
+	if err == nil || !strings.Contains(err.Error(), "in use by another process") || !strings.Contains(err.Error(), "another connector") {
+		t.Fatalf("second open of a journal: %v", err)
+	}
+	t.Log(err)
+}
+
+// copyDir copies the regular files of src into a new folder.
+func copyDir(t testing.TB, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "journal-copy")
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// TestJournalTornTailAndCorruption takes a copy of a journal holding
+// unapplied writes (what a crash before any flush leaves), then opens the
+// driver on it against a fresh database: with the last record cut at every
+// byte offset the open works and replays every earlier write; with a byte
+// flipped mid-file the open fails naming the file, the offset and the repair.
+func TestJournalTornTailAndCorruption(t *testing.T) {
+	const writes = 20
+	base := sqliteDSN(t, "src")
+	direct, err := sql.Open("sqlite3", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	createCounters(t, direct, 5, false)
+	jdir := filepath.Join(t.TempDir(), "journal")
+	wb := openWriteback(t, "sqlite3", base, journalRules(jdir, "always", "disk", "1h"))
+	var before int64
+	var snap string
+	for i := 0; i < writes; i++ {
+		if i == writes-1 {
+			segs := segmentFiles(t, jdir)
+			fi, err := os.Stat(segs[len(segs)-1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			before = fi.Size()
+		}
+		if _, err := wb.Exec("UPDATE counters SET n = n + ? WHERE id = ?", i+1, i%5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap = copyDir(t, jdir)
+	if err := wb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := func(n int) map[int64]int64 {
+		m := map[int64]int64{}
+		for i := 0; i < n; i++ {
+			m[int64(i%5)] += int64(i + 1)
+		}
+		for k := int64(0); k < 5; k++ {
+			m[k] += 0
+		}
+		return m
+	}
+	segName := filepath.Base(segmentFiles(t, snap)[0])
+	full, err := os.ReadFile(filepath.Join(snap, segName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// recoverFrom opens writeback on a copy of the journal cut to size
+	// bytes (or with byte flip inverted) against a fresh database.
+	recoverFrom := func(size int, flip int) (map[int64]int64, error) {
+		dir := copyDir(t, snap)
+		b := append([]byte{}, full[:size]...)
+		if flip >= 0 {
+			b[flip] ^= 0x5a
+		}
+		if err := os.WriteFile(filepath.Join(dir, segName), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fresh := sqliteDSN(t, "dst")
+		fdb, err := sql.Open("sqlite3", fresh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fdb.Close()
+		createCounters(t, fdb, 5, false)
+		rules := writeRulesFile(t, journalRules(dir, "always", "disk", "1h"))
+		wdb, err := sql.Open("writeback", "driver=sqlite3 rules="+rules+" dsn="+fresh)
+		if err != nil {
+			return nil, err
+		}
+		if err := wdb.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return counterValues(t, fdb), nil
+	}
+	got, err := recoverFrom(len(full), -1)
+	if err != nil || !reflect.DeepEqual(got, want(writes)) {
+		t.Fatalf("intact journal: %v, %v; want %v", got, err, want(writes))
+	}
+	for size := int(before); size < len(full); size++ {
+		got, err := recoverFrom(size, -1)
+		if err != nil {
+			t.Fatalf("last record cut to %d of %d bytes: %v", size-int(before), len(full)-int(before), err)
+		}
+		if !reflect.DeepEqual(got, want(writes-1)) {
+			t.Fatalf("last record cut to %d bytes: %v, want %v", size-int(before), got, want(writes-1))
+		}
+	}
+	_, err = recoverFrom(len(full), int(before)/2)
+	if err == nil {
+		t.Fatal("a journal with a flipped byte mid-file opened")
+	}
+	for _, part := range []string{segName, "offset", "writeback-journal -fix"} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("corruption error does not say %q: %v", part, err)
+		}
+	}
+	t.Log(err)
+}
+
+// TestJournalAckDisk checks that WithAck(ctx, AckDisk) on a memory table
+// returns only once the write's record is fsynced, and that a table without
+// a journal serves AckDisk as AckThrough.
+func TestJournalAckDisk(t *testing.T) {
+	base := sqliteDSN(t, "ackdisk")
+	direct, err := sql.Open("sqlite3", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	createCounters(t, direct, 3, false)
+	wb := openWriteback(t, "sqlite3", base, journalRules(filepath.Join(t.TempDir(), "j"), "always", "memory", "1h"))
+	defer wb.Close()
+	c, err := connectorOf(wb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		if _, err := wb.ExecContext(WithAck(context.Background(), AckDisk), "UPDATE counters SET n = n + 1 WHERE id = ?", i%3); err != nil {
+			t.Fatal(err)
+		}
+		if st := c.buf.dur.j.Stats(); st.DurableLSN < st.LastLSN {
+			t.Fatalf("AckDisk returned with record %d appended and only %d durable", st.LastLSN, st.DurableLSN)
+		}
+	}
+	if got := counterValues(t, direct); got[0] != 0 {
+		t.Fatalf("AckDisk wrote through: %v", got)
+	}
+
+	noJournal := openWriteback(t, "sqlite3", base, "tables:\n  counters:\n    mode: back\n    key: [id]\n    max_loss: 1h\n")
+	defer noJournal.Close()
+	if err := Flush(context.Background(), wb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := noJournal.ExecContext(WithAck(context.Background(), AckDisk), "UPDATE counters SET n = n + 100 WHERE id = 0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := counterValues(t, direct); got[0] != 117 {
+		t.Fatalf("AckDisk without a journal did not write through: %v", got)
+	}
+}
+
+// TestJournalRecoveryNeedsDatabase opens a journal holding unapplied writes
+// against a database that cannot be reached: the open fails and says so, and
+// the journal keeps the writes for a later open.
+func TestJournalRecoveryNeedsDatabase(t *testing.T) {
+	base := sqliteDSN(t, "src")
+	direct, err := sql.Open("sqlite3", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	createCounters(t, direct, 2, false)
+	jdir := filepath.Join(t.TempDir(), "journal")
+	wb := openWriteback(t, "sqlite3", base, journalRules(jdir, "always", "disk", "1h"))
+	for i := 0; i < 10; i++ {
+		if _, err := wb.Exec("UPDATE counters SET n = n + 1 WHERE id = ?", i%2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap := copyDir(t, jdir)
+	if err := wb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rules := writeRulesFile(t, journalRules(snap, "always", "disk", "1h"))
+	missing := "file:" + filepath.Join(t.TempDir(), "no", "such", "dir", "x.db") + "?mode=rw"
+	_, err = sql.Open("writeback", "driver=sqlite3 rules="+rules+" dsn="+missing)
+	if err == nil || !strings.Contains(err.Error(), "recovery needs the database") || !strings.Contains(err.Error(), "journal is kept") {
+		t.Fatalf("open with the database unreachable: %v", err)
+	}
+	t.Log(err)
+	// A fresh database gets every write from the journal that was kept.
+	fresh := sqliteDSN(t, "dst")
+	fdb, err := sql.Open("sqlite3", fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fdb.Close()
+	createCounters(t, fdb, 2, false)
+	wdb, err := sql.Open("writeback", "driver=sqlite3 rules="+rules+" dsn="+fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := counterValues(t, fdb); got[0] != 5 || got[1] != 5 {
+		t.Fatalf("after recovery: %v", got)
+	}
+}
+
+// TestJournalBehindCheckpoints opens an older copy of a journal (what the
+// -fix repair leaves: its last records gone, their LSNs to be handed out
+// again) against the database that applied the newer records: nothing is
+// applied twice, and the journal gets a new id so that the database's marks
+// of the lost records cannot hide the new ones.
+func TestJournalBehindCheckpoints(t *testing.T) {
+	base := sqliteDSN(t, "behind")
+	direct, err := sql.Open("sqlite3", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	createCounters(t, direct, 2, false)
+	jdir := filepath.Join(t.TempDir(), "journal")
+	wb := openWriteback(t, "sqlite3", base, journalRules(jdir, "always", "disk", "1h"))
+	var snap string
+	for i := 0; i < 20; i++ {
+		if i == 10 {
+			snap = copyDir(t, jdir)
+		}
+		if _, err := wb.Exec("UPDATE counters SET n = n + 1 WHERE id = ?", i%2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := wb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	oldID, _ := os.ReadFile(filepath.Join(snap, journalIDFile))
+	rules := writeRulesFile(t, journalRules(snap, "always", "disk", "1h"))
+	wdb, err := sql.Open("writeback", "driver=sqlite3 rules="+rules+" dsn="+base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wdb.Exec("UPDATE counters SET n = n + 100 WHERE id = 0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := wdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := counterValues(t, direct); got[0] != 110 || got[1] != 10 {
+		t.Fatalf("after reopening an older journal: %v, want 110 and 10", got)
+	}
+	if newID, _ := os.ReadFile(filepath.Join(snap, journalIDFile)); string(newID) == string(oldID) {
+		t.Fatal("the journal kept its id although the database had marks beyond its last record")
+	}
+}
+
+// TestJournalTableNoLongerBack reopens a journal holding unapplied writes
+// with rules that no longer buffer their table: the open refuses, naming the
+// table, rather than dropping the writes.
+func TestJournalTableNoLongerBack(t *testing.T) {
+	base := sqliteDSN(t, "gone")
+	direct, err := sql.Open("sqlite3", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	createCounters(t, direct, 2, false)
+	jdir := filepath.Join(t.TempDir(), "journal")
+	wb := openWriteback(t, "sqlite3", base, journalRules(jdir, "always", "disk", "1h"))
+	if _, err := wb.Exec("UPDATE counters SET n = n + 1 WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	snap := copyDir(t, jdir)
+	if err := wb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fresh := sqliteDSN(t, "fresh")
+	fdb, err := sql.Open("sqlite3", fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fdb.Close()
+	createCounters(t, fdb, 2, false)
+	rules := writeRulesFile(t, fmt.Sprintf("journal:\n  path: %s\ntables:\n  counters:\n    mode: through\n", snap))
+	_, err = sql.Open("writeback", "driver=sqlite3 rules="+rules+" dsn="+fresh)
+	if err == nil || !strings.Contains(err.Error(), "table counters, which the rules no longer buffer") {
+		t.Fatalf("open with the table's rule gone: %v", err)
+	}
+}
+
+// TestJournalReplayFlushesWhenRecordsDoNotCoalesce replays records that
+// were buffered as two rows of one key (an INSERT flushed, then a delta on a
+// column the INSERT did not set): replay cannot merge them, so it flushes
+// the first before buffering the second, and both take effect once.
+func TestJournalReplayFlushesWhenRecordsDoNotCoalesce(t *testing.T) {
+	base := sqliteDSN(t, "nocoalesce")
+	direct, err := sql.Open("sqlite3", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	execAll(t, direct, "CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL, m BIGINT NOT NULL DEFAULT 7)")
+	jdir := filepath.Join(t.TempDir(), "journal")
+	j, err := journal.Open(jdir, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := &tableNames{table: ident{norm: "counters", raw: "counters"}, keyCols: []ident{{norm: "id", raw: "id"}}, style: paramQuestion}
+	cols := []ident{{norm: "id", raw: "id"}, {norm: "n", raw: "n"}}
+	ins, err := encodeInsert(nil, "counters", names, cols, [][]any{{int64(1)}, {int64(2)}}, [][]any{{int64(1), int64(10)}, {int64(2), int64(20)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd, err := encodeUpdate(nil, "counters", names, []any{int64(1)}, []change{{col: ident{norm: "m", raw: "m"}, delta: true, val: int64(5)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range [][]byte{ins, upd, upd} {
+		if _, err := j.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wb := openWriteback(t, "sqlite3", base, journalRules(jdir, "always", "disk", "1h"))
+	if err := wb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := dumpTable(t, direct, "counters", "id"); !reflect.DeepEqual(got, []string{"1|10|17", "2|20|7"}) {
+		t.Fatalf("after replay: %v", got)
+	}
+}

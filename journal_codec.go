@@ -1,0 +1,482 @@
+package writeback
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"time"
+)
+
+// This file is the encoding of one buffered statement as a journal record:
+// enough to re-buffer it after a crash and to rebuild the flush SQL the
+// application's statement would have led to (the table's names as written,
+// their quoting, the placeholder style), without the statement text.
+//
+//	record  = version(1) op(1) table(str) names changes-or-rows
+//	names   = hasSchema(1) [schema(ident)] table(ident) nkeys(uvarint) keyCols(ident)... style(1)
+//	update  = key(values) nchanges(uvarint) { col(ident) delta(1) value }...
+//	insert  = ncols(uvarint) cols(ident)... nrows(uvarint) { key(values) row(values) }...
+//	values  = n(uvarint) value...
+//	ident   = norm(str) raw(str) quoted(1)
+//	str     = len(uvarint) bytes
+//
+// A value is a tag byte and its payload (see the val* constants); time.Time
+// uses its MarshalBinary form, which keeps the instant to the nanosecond and
+// the zone offset. Slices of scalars (PostgreSQL arrays) keep their element
+// type; a named slice type comes back as the unnamed slice of its element kind.
+
+const journalRecordVersion = 1
+
+// journalRecord is one buffered statement as the journal holds it.
+type journalRecord struct {
+	table string // the rule's normalized name
+	op    flushOp
+	names tableNames
+	// UPDATE: the row's key values (rule order) and its resolved changes.
+	key     []any
+	changes []change
+	// INSERT: the columns, and per row its key values and its values.
+	cols []ident
+	keys [][]any
+	rows [][]any
+}
+
+// Value tags.
+const (
+	valNil byte = iota
+	valInt
+	valFloat
+	valFalse
+	valTrue
+	valString
+	valBytes
+	valTime
+	valSlice
+)
+
+// sliceKinds are the element kinds a journaled slice may have, with their
+// unnamed slice types for decoding.
+var sliceTypes = map[reflect.Kind]reflect.Type{
+	reflect.Bool:    reflect.TypeFor[[]bool](),
+	reflect.Int:     reflect.TypeFor[[]int](),
+	reflect.Int8:    reflect.TypeFor[[]int8](),
+	reflect.Int16:   reflect.TypeFor[[]int16](),
+	reflect.Int32:   reflect.TypeFor[[]int32](),
+	reflect.Int64:   reflect.TypeFor[[]int64](),
+	reflect.Uint:    reflect.TypeFor[[]uint](),
+	reflect.Uint16:  reflect.TypeFor[[]uint16](),
+	reflect.Uint32:  reflect.TypeFor[[]uint32](),
+	reflect.Uint64:  reflect.TypeFor[[]uint64](),
+	reflect.Float32: reflect.TypeFor[[]float32](),
+	reflect.Float64: reflect.TypeFor[[]float64](),
+	reflect.String:  reflect.TypeFor[[]string](),
+}
+
+// errUnjournalable is returned for a value the codec cannot hold; the
+// statement then goes to the database instead of the buffer.
+var errUnjournalable = errors.New("writeback: value cannot be journaled")
+
+// encodeUpdate encodes a buffered UPDATE onto dst.
+func encodeUpdate(dst []byte, table string, names *tableNames, key []any, changes []change) ([]byte, error) {
+	dst = encodeHead(dst, table, flushUpdate, names)
+	var err error
+	if dst, err = encodeValues(dst, key); err != nil {
+		return nil, err
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(changes)))
+	for _, ch := range changes {
+		dst = encodeIdent(dst, ch.col)
+		dst = encodeBool(dst, ch.delta)
+		if dst, err = encodeValue(dst, ch.val); err != nil {
+			return nil, err
+		}
+	}
+	return dst, nil
+}
+
+// encodeInsert encodes a buffered INSERT (all its rows) onto dst.
+func encodeInsert(dst []byte, table string, names *tableNames, cols []ident, keys, rows [][]any) ([]byte, error) {
+	dst = encodeHead(dst, table, flushInsert, names)
+	dst = binary.AppendUvarint(dst, uint64(len(cols)))
+	for _, c := range cols {
+		dst = encodeIdent(dst, c)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(rows)))
+	var err error
+	for i := range rows {
+		if dst, err = encodeValues(dst, keys[i]); err != nil {
+			return nil, err
+		}
+		if dst, err = encodeValues(dst, rows[i]); err != nil {
+			return nil, err
+		}
+	}
+	return dst, nil
+}
+
+func encodeHead(dst []byte, table string, op flushOp, n *tableNames) []byte {
+	dst = append(dst, journalRecordVersion, byte(op))
+	dst = encodeString(dst, table)
+	if n.schema != nil {
+		dst = append(dst, 1)
+		dst = encodeIdent(dst, *n.schema)
+	} else {
+		dst = append(dst, 0)
+	}
+	dst = encodeIdent(dst, n.table)
+	dst = binary.AppendUvarint(dst, uint64(len(n.keyCols)))
+	for _, k := range n.keyCols {
+		dst = encodeIdent(dst, k)
+	}
+	return append(dst, byte(n.style))
+}
+
+func encodeString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func encodeBool(dst []byte, b bool) []byte {
+	if b {
+		return append(dst, 1)
+	}
+	return append(dst, 0)
+}
+
+func encodeIdent(dst []byte, id ident) []byte {
+	dst = encodeString(dst, id.norm)
+	dst = encodeString(dst, id.raw)
+	return encodeBool(dst, id.quoted)
+}
+
+func encodeValues(dst []byte, vals []any) ([]byte, error) {
+	dst = binary.AppendUvarint(dst, uint64(len(vals)))
+	var err error
+	for _, v := range vals {
+		if dst, err = encodeValue(dst, v); err != nil {
+			return nil, err
+		}
+	}
+	return dst, nil
+}
+
+// encodeValue encodes one value as copyValue produces it.
+func encodeValue(dst []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, valNil), nil
+	case int64:
+		return binary.AppendVarint(append(dst, valInt), x), nil
+	case float64:
+		return binary.LittleEndian.AppendUint64(append(dst, valFloat), math.Float64bits(x)), nil
+	case bool:
+		if x {
+			return append(dst, valTrue), nil
+		}
+		return append(dst, valFalse), nil
+	case string:
+		return encodeString(append(dst, valString), x), nil
+	case []byte:
+		dst = binary.AppendUvarint(append(dst, valBytes), uint64(len(x)))
+		return append(dst, x...), nil
+	case time.Time:
+		b, err := x.MarshalBinary()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errUnjournalable, err)
+		}
+		return encodeString(append(dst, valTime), string(b)), nil
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Slice || sliceTypes[rv.Type().Elem().Kind()] == nil {
+		return nil, fmt.Errorf("%w: %T", errUnjournalable, v)
+	}
+	kind := rv.Type().Elem().Kind()
+	dst = append(dst, valSlice, byte(kind))
+	if rv.IsNil() {
+		return append(dst, 0), nil
+	}
+	dst = append(dst, 1)
+	n := rv.Len()
+	dst = binary.AppendUvarint(dst, uint64(n))
+	for i := 0; i < n; i++ {
+		e := rv.Index(i)
+		switch kind {
+		case reflect.Bool:
+			dst = encodeBool(dst, e.Bool())
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			dst = binary.AppendVarint(dst, e.Int())
+		case reflect.Uint, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			dst = binary.AppendUvarint(dst, e.Uint())
+		case reflect.Float32, reflect.Float64:
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(e.Float()))
+		case reflect.String:
+			dst = encodeString(dst, e.String())
+		}
+	}
+	return dst, nil
+}
+
+// errBadRecord is wrapped by every decoding error: the record's checksum was
+// right (the journal checked it) but its content is not a record this
+// version wrote.
+var errBadRecord = errors.New("writeback: journal record does not decode")
+
+// decoder reads a record; the first error sticks and every later read
+// returns zero values, so decoding code reads straight through and checks once.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", errBadRecord, what)
+	}
+}
+
+func (d *decoder) byte1() byte {
+	if d.err != nil || len(d.b) < 1 {
+		d.fail("truncated")
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a length and checks it against what is left: every counted
+// item takes at least one byte, so no count can make the decoder allocate
+// more than the record's size.
+func (d *decoder) count() int {
+	n := d.uvarint()
+	if d.err == nil && n > uint64(len(d.b)) {
+		d.fail("count beyond the record")
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.count()
+	if d.err != nil {
+		return nil
+	}
+	b := d.b[:n:n]
+	d.b = d.b[n:]
+	return b
+}
+
+func (d *decoder) str() string { return string(d.bytes()) }
+
+func (d *decoder) bool1() bool {
+	switch d.byte1() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail("bad bool")
+	return false
+}
+
+func (d *decoder) u64() uint64 {
+	if d.err != nil || len(d.b) < 8 {
+		d.fail("truncated")
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
+func (d *decoder) ident() ident {
+	return ident{norm: d.str(), raw: d.str(), quoted: d.bool1()}
+}
+
+func (d *decoder) values() []any {
+	n := d.count()
+	if d.err != nil {
+		return nil
+	}
+	vals := make([]any, n)
+	for i := range vals {
+		vals[i] = d.value()
+	}
+	return vals
+}
+
+func (d *decoder) value() any {
+	switch tag := d.byte1(); tag {
+	case valNil:
+		return nil
+	case valInt:
+		return d.varint()
+	case valFloat:
+		return math.Float64frombits(d.u64())
+	case valFalse:
+		return false
+	case valTrue:
+		return true
+	case valString:
+		return d.str()
+	case valBytes:
+		b := d.bytes()
+		if d.err != nil {
+			return nil
+		}
+		return append([]byte{}, b...) // a non-nil []byte, even when empty
+	case valTime:
+		b := d.bytes()
+		if d.err != nil {
+			return nil
+		}
+		var t time.Time
+		if err := t.UnmarshalBinary(b); err != nil {
+			d.fail("bad time")
+			return nil
+		}
+		return t
+	case valSlice:
+		return d.slice()
+	default:
+		if d.err == nil {
+			d.fail(fmt.Sprintf("unknown value tag %d", tag))
+		}
+		return nil
+	}
+}
+
+func (d *decoder) slice() any {
+	kind := reflect.Kind(d.byte1())
+	typ := sliceTypes[kind]
+	if typ == nil {
+		d.fail("bad slice kind")
+		return nil
+	}
+	if !d.bool1() {
+		if d.err != nil {
+			return nil
+		}
+		return reflect.Zero(typ).Interface()
+	}
+	n := d.count()
+	if d.err != nil {
+		return nil
+	}
+	s := reflect.MakeSlice(typ, n, n)
+	for i := 0; i < n; i++ {
+		e := s.Index(i)
+		switch kind {
+		case reflect.Bool:
+			e.SetBool(d.bool1())
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			v := d.varint()
+			if e.OverflowInt(v) {
+				d.fail("slice element out of range")
+			}
+			e.SetInt(v)
+		case reflect.Uint, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			v := d.uvarint()
+			if e.OverflowUint(v) {
+				d.fail("slice element out of range")
+			}
+			e.SetUint(v)
+		case reflect.Float32, reflect.Float64:
+			e.SetFloat(math.Float64frombits(d.u64()))
+		case reflect.String:
+			e.SetString(d.str())
+		}
+		if d.err != nil {
+			return nil
+		}
+	}
+	return s.Interface()
+}
+
+// decodeRecord decodes a journal record. It never panics: anything that is
+// not a record this version wrote is an error wrapping errBadRecord.
+func decodeRecord(b []byte) (*journalRecord, error) {
+	d := &decoder{b: b}
+	if v := d.byte1(); d.err == nil && v != journalRecordVersion {
+		return nil, fmt.Errorf("%w: version %d, this driver reads %d", errBadRecord, v, journalRecordVersion)
+	}
+	r := &journalRecord{op: flushOp(d.byte1())}
+	r.table = d.str()
+	if d.bool1() {
+		s := d.ident()
+		r.names.schema = &s
+	}
+	r.names.table = d.ident()
+	nk := d.count()
+	for i := 0; i < nk && d.err == nil; i++ {
+		r.names.keyCols = append(r.names.keyCols, d.ident())
+	}
+	r.names.style = paramStyle(d.byte1())
+	if d.err == nil && r.names.style > paramNamed {
+		d.fail("bad placeholder style")
+	}
+	switch r.op {
+	case flushUpdate:
+		r.key = d.values()
+		n := d.count()
+		for i := 0; i < n && d.err == nil; i++ {
+			col := d.ident()
+			delta := d.bool1()
+			r.changes = append(r.changes, change{col: col, delta: delta, val: d.value()})
+		}
+		if d.err == nil && len(r.key) != nk {
+			d.fail("key values do not match the key columns")
+		}
+	case flushInsert:
+		nc := d.count()
+		for i := 0; i < nc && d.err == nil; i++ {
+			r.cols = append(r.cols, d.ident())
+		}
+		n := d.count()
+		for i := 0; i < n && d.err == nil; i++ {
+			k, row := d.values(), d.values()
+			if d.err == nil && (len(k) != nk || len(row) != nc) {
+				d.fail("row does not match its columns")
+			}
+			r.keys = append(r.keys, k)
+			r.rows = append(r.rows, row)
+		}
+	default:
+		d.fail("bad operation")
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing bytes")
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return r, nil
+}
