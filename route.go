@@ -150,7 +150,7 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 	if level == AckDisk && lsn != 0 {
 		// Outside every shard lock: writers of other rows go on while this
 		// one waits, and share its fsync (group commit).
-		if err := cn.buf.dur.j.WaitDurable(ctx, lsn); err != nil {
+		if err := cn.buf.dur.j.Sync(ctx, lsn); err != nil {
 			return nil, true, fmt.Errorf("writeback: write buffered but not acknowledged on disk (it may still be applied): %w", err)
 		}
 	}

@@ -470,6 +470,29 @@ func (j *Journal) lagLocked() time.Duration {
 // It returns early with ctx's error, or with the Journal's error if an fsync
 // fails.
 func (j *Journal) WaitDurable(ctx context.Context, lsn uint64) error {
+	return j.waitDurable(ctx, lsn, false)
+}
+
+// Sync returns once lsn is fsynced, whatever the policy: it is what an
+// acknowledgment "on disk" needs. Under Always and Everysec it shares the
+// background syncer's fsyncs (group commit); under No it fsyncs itself.
+func (j *Journal) Sync(ctx context.Context, lsn uint64) error {
+	if j.opts.Fsync == No {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		j.mu.Lock()
+		done := j.durable >= lsn
+		j.mu.Unlock()
+		if done {
+			return nil
+		}
+		return j.syncNow()
+	}
+	return j.waitDurable(ctx, lsn, true)
+}
+
+func (j *Journal) waitDurable(ctx context.Context, lsn uint64, force bool) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if lsn > j.lastLSN {
@@ -481,10 +504,11 @@ func (j *Journal) WaitDurable(ctx context.Context, lsn uint64) error {
 	if j.err != nil {
 		return j.err
 	}
-	switch j.opts.Fsync {
-	case No:
+	switch {
+	case force:
+	case j.opts.Fsync == No:
 		return nil
-	case Everysec:
+	case j.opts.Fsync == Everysec:
 		if j.lagLocked() <= j.opts.MaxLag {
 			return nil
 		}
