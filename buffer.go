@@ -44,6 +44,9 @@ type dirtyRow struct {
 	// (0 without a journal); recs counts them.
 	minLSN, maxLSN uint64
 	recs           int64
+	// size is the row's approximate memory (bound.go), counted in its
+	// table's bytes while the row is not committed.
+	size int64
 }
 
 // noteLSN records that journal record lsn was coalesced into the row.
@@ -127,14 +130,17 @@ func (r *dirtyRow) planUpdate(changes []change, next []any) bool {
 	return true
 }
 
-// commitUpdate coalesces changes into the row with the values planUpdate computed.
-func (r *dirtyRow) commitUpdate(changes []change, next []any) {
+// commitUpdate coalesces changes into the row with the values planUpdate
+// computed. It returns by how much the row's size grew (bound.go).
+func (r *dirtyRow) commitUpdate(changes []change, next []any) (grew int64) {
 	for i, ch := range changes {
 		j := r.colIndex(ch.col.norm)
 		if j < 0 {
 			r.insertCol(ch.col, next[i], ch.delta && r.op == flushUpdate)
+			grew += colOverhead + valueSize(next[i])
 			continue
 		}
+		grew += valueSize(next[i]) - valueSize(r.vals[j])
 		r.vals[j] = next[i]
 		if r.op == flushUpdate {
 			// delta after delta stays a delta; anything after an assign, and
@@ -143,6 +149,8 @@ func (r *dirtyRow) commitUpdate(changes []change, next []any) {
 		}
 	}
 	r.writes++
+	r.size += grew
+	return grew
 }
 
 // maxShards bounds how many independently locked parts a table's dirty set
@@ -195,6 +203,19 @@ type tableState struct {
 	applied   atomic.Uint64
 	unapplied atomic.Int64 // journaled writes (rows) not yet applied
 
+	// Bounds and backpressure (bound.go). bytes is the approximate memory
+	// of the rows counted in pending; oldest is the since (UnixNano) of the
+	// oldest of them, 0 when none: set by the first new row, recomputed
+	// after each flush. failing is set when a flush fails transiently and
+	// cleared when rows are committed. rowCost is the last flush's duration
+	// per row (ns). overdueSince is when the table went past its max_loss
+	// (UnixNano), 0 while within it.
+	bytes        atomic.Int64
+	oldest       atomic.Int64
+	failing      atomic.Bool
+	rowCost      atomic.Int64
+	overdueSince atomic.Int64
+
 	// flusher-owned fields (only the flusher goroutine touches them)
 	retryAt   time.Time
 	failures  int
@@ -213,6 +234,9 @@ type tableCounters struct {
 	deadLetters atomic.Int64 // rows the database refused permanently
 	flushErrors atomic.Int64 // failed flush attempts
 	evictions   atomic.Int64 // rows flushed early because the LRU was full
+	full        atomic.Int64 // writes that met a full buffer (bound.go)
+	throttled   atomic.Int64 // writes that waited for a flush to keep max_loss
+	violations  atomic.Int64 // times the table went past its max_loss
 }
 
 func newTableState(b *buffer, rule *TableRule) *tableState {
@@ -294,6 +318,37 @@ func (s *shard) lookupLocked(k rowKey) *dirtyRow {
 		return r
 	}
 	return s.evicted[k]
+}
+
+// retryRowLocked finds the row for k put back by a failed flush, when it is
+// the newest row of k: no flush holds a row of k (lookupLocked found none
+// among the others). Its flush rolled back, so a newer write may be
+// coalesced into it as into any dirty row; during an outage that keeps a
+// table's rows at one per key rather than one per key per failed flush.
+func (s *shard) retryRowLocked(k rowKey) *dirtyRow {
+	var found *dirtyRow
+	for _, r := range s.retry {
+		if r.k == k && (found == nil || r.seq > found.seq) {
+			found = r
+		}
+	}
+	if found == nil {
+		return nil
+	}
+	if s.inflightHasLocked(k) {
+		return nil
+	}
+	return found
+}
+
+// inflightHasLocked reports whether a flush holds a row of k.
+func (s *shard) inflightHasLocked(k rowKey) bool {
+	for _, ts := range s.inflight {
+		if ts.contains(k) {
+			return true
+		}
+	}
+	return false
 }
 
 // keyBusyLocked reports whether k has a row in any state (for INSERT, which
@@ -396,9 +451,12 @@ func (s *shard) markDirtyLocked(now time.Time) {
 type bufferOutcome uint8
 
 const (
-	buffered    bufferOutcome = iota // acknowledged from memory
-	passThrough                      // not bufferable: run it on the database
-	flushFirst                       // flush this table, then run the statement on the database
+	buffered     bufferOutcome = iota // acknowledged from memory
+	passThrough                       // not bufferable: run it on the database
+	flushFirst                        // flush this table, then run the statement on the database
+	full                              // a new row is needed and the buffer is at its bound: on_full decides
+	throttled                         // a new row is needed and the flusher is behind max_loss: wait for a flush, then retry
+	fullInflight                      // full, but the key's row is in a flush: wait for it to end, then coalesce
 )
 
 // bufferUpdate coalesces one UPDATE of the row with key values keyVals. With
@@ -406,6 +464,12 @@ const (
 // records of one row are in the journal in the order they were coalesced; the
 // record's LSN is returned.
 func (t *tableState) bufferUpdate(keyVals []any, changes []change, names *tableNames, jw *journalWrite) (bufferOutcome, uint64) {
+	return t.bufferUpdateAdmit(keyVals, changes, names, jw, false)
+}
+
+// bufferUpdateAdmit is bufferUpdate; with throttle, a write that needs a new
+// row while the flusher is behind max_loss returns throttled (bound.go).
+func (t *tableState) bufferUpdateAdmit(keyVals []any, changes []change, names *tableNames, jw *journalWrite, throttle bool) (bufferOutcome, uint64) {
 	if !t.checkKey(keyVals) {
 		return flushFirst, 0
 	}
@@ -416,7 +480,11 @@ func (t *tableState) bufferUpdate(keyVals []any, changes []change, names *tableN
 	if t.buf.closed.Load() {
 		return passThrough, 0 // checked under s.mu: Close's final flush takes s.mu after setting closed
 	}
-	if r := s.lookupLocked(k); r != nil {
+	r := s.lookupLocked(k)
+	if r == nil && len(s.retry) > 0 {
+		r = s.retryRowLocked(k)
+	}
+	if r != nil {
 		var stack [8]any // no allocation for the common few columns
 		next := stack[:0]
 		if len(changes) > len(stack) {
@@ -430,22 +498,37 @@ func (t *tableState) bufferUpdate(keyVals []any, changes []change, names *tableN
 		if err != nil {
 			return flushFirst, 0
 		}
-		r.commitUpdate(changes, next)
+		if grew := r.commitUpdate(changes, next); grew != 0 {
+			t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
+		}
 		r.noteLSN(lsn)
 		s.buffered++
 		s.coalesced++
 		return buffered, lsn
 	}
-	lsn, err := jw.logLocked(t, 1)
-	if err != nil {
-		return flushFirst, 0
-	}
 	now := time.Now()
-	r := &dirtyRow{k: k, sh: s, key: slices.Clone(keyVals), op: flushUpdate, since: now, writes: 1, seq: t.rowSeq.Add(1)}
-	r.noteLSN(lsn)
+	r = &dirtyRow{k: k, sh: s, key: slices.Clone(keyVals), op: flushUpdate, since: now, writes: 1}
 	for _, ch := range changes {
 		r.insertCol(ch.col, ch.val, ch.delta)
 	}
+	r.size = rowSize(r)
+	// Admitted before the journal record: a record is appended only for a
+	// write that is buffered.
+	if out := t.admit(1, r.size, now, throttle); out != buffered {
+		if out == full && s.inflightHasLocked(k) {
+			// The key's row is being flushed: when that ends it is back (or
+			// committed), and this write is coalesced, not a new row.
+			return fullInflight, 0
+		}
+		return out, 0
+	}
+	lsn, err := jw.logLocked(t, 1)
+	if err != nil {
+		t.unadmit(1, r.size)
+		return flushFirst, 0
+	}
+	r.seq = t.rowSeq.Add(1)
+	r.noteLSN(lsn)
 	s.addLocked(r, now)
 	t.noteNames(names)
 	return buffered, lsn
@@ -455,6 +538,13 @@ func (t *tableState) bufferUpdate(keyVals []any, changes []change, names *tableN
 // have nothing pending, and no key may repeat within the statement. The
 // shards involved are locked together, in index order.
 func (t *tableState) bufferInsert(keys [][]any, rows [][]any, cols []ident, names *tableNames, jw *journalWrite) (bufferOutcome, uint64) {
+	return t.bufferInsertAdmit(keys, rows, cols, names, jw, false)
+}
+
+// bufferInsertAdmit is bufferInsert; with throttle, it returns throttled
+// while the flusher is behind max_loss (bound.go). Every row of an INSERT
+// is new, so each is subject to the bound.
+func (t *tableState) bufferInsertAdmit(keys [][]any, rows [][]any, cols []ident, names *tableNames, jw *journalWrite, throttle bool) (bufferOutcome, uint64) {
 	rk := make([]rowKey, len(keys))
 	for i, kv := range keys {
 		if !t.checkKey(kv) {
@@ -491,26 +581,38 @@ func (t *tableState) bufferInsert(keys [][]any, rows [][]any, cols []ident, name
 			return flushFirst, 0
 		}
 	}
-	lsn, err := jw.logLocked(t, len(rows))
-	if err != nil {
-		return flushFirst, 0
-	}
 	now := time.Now()
+	made := make([]*dirtyRow, len(rows))
+	var size int64
 	for i := range rows {
-		r := &dirtyRow{k: rk[i], sh: t.shardFor(rk[i]), key: keys[i], op: flushInsert, since: now, writes: 1, seq: t.rowSeq.Add(1)}
-		r.noteLSN(lsn)
+		r := &dirtyRow{k: rk[i], sh: t.shardFor(rk[i]), key: keys[i], op: flushInsert, since: now, writes: 1}
 		for j, c := range cols {
 			r.insertCol(c, rows[i][j], false)
 		}
+		r.size = rowSize(r)
+		size += r.size
+		made[i] = r
+	}
+	if out := t.admit(len(rows), size, now, throttle); out != buffered {
+		return out, 0
+	}
+	lsn, err := jw.logLocked(t, len(rows))
+	if err != nil {
+		t.unadmit(len(rows), size)
+		return flushFirst, 0
+	}
+	for _, r := range made {
+		r.seq = t.rowSeq.Add(1)
+		r.noteLSN(lsn)
 		r.sh.addLocked(r, now)
 	}
 	t.noteNames(names)
 	return buffered, lsn
 }
 
+// addLocked puts an admitted row (counted in pending and bytes) in the LRU.
 func (s *shard) addLocked(r *dirtyRow, now time.Time) {
 	s.lru.Add(r.k, r)
-	s.t.pending.Add(1)
 	s.buffered++
 	s.markDirtyLocked(now)
 }
@@ -543,6 +645,11 @@ func (s *shard) takeLocked(all bool) (*takenSet, []*dirtyRow) {
 	if len(ts.retry) == 0 && len(rows) == 0 {
 		return nil, nil
 	}
+	if s.lru.Len() == 0 {
+		// Nothing left untaken: oldest must not keep the age of retry or
+		// evicted rows taken here (fail sets it again for rows put back).
+		s.oldest = time.Time{}
+	}
 	s.inflight = append(s.inflight, ts)
 	return ts, rows
 }
@@ -551,6 +658,8 @@ func (s *shard) takeLocked(all bool) (*takenSet, []*dirtyRow) {
 type taken struct {
 	shards []*shard
 	sets   []*takenSet
+	start  time.Time // when the flush took its rows
+	rows   int
 }
 
 // take collects the table's rows to flush from every shard: the retry rows
@@ -570,6 +679,7 @@ func (t *tableState) take(all bool) (tk taken, rows []*dirtyRow, upTo uint64) {
 			rows = append(rows, r...)
 		}
 	}
+	tk.start = time.Now()
 	if all {
 		for _, s := range t.shards {
 			s.mu.Lock()
@@ -588,7 +698,9 @@ func (t *tableState) take(all bool) (tk taken, rows []*dirtyRow, upTo uint64) {
 			s.mu.Unlock()
 		}
 	}
-	return tk, append(retry, rows...), upTo
+	rows = append(retry, rows...)
+	tk.rows = len(rows)
+	return tk, rows, upTo
 }
 
 // release ends a flush: its keys are no longer busy. Rows that failed were
@@ -599,18 +711,25 @@ func (t *tableState) release(tk taken) {
 		s.inflight = slices.DeleteFunc(s.inflight, func(ts *takenSet) bool { return ts == tk.sets[i] })
 		s.mu.Unlock()
 	}
+	t.afterFlush(tk, time.Now())
 }
 
 // done accounts for committed (or dead-lettered) rows.
+// The database answered, so the table is not failing; the room the rows
+// held wakes writers blocked on a full buffer (bound.go).
 func (t *tableState) done(rows []*dirtyRow) {
-	t.pending.Add(-int64(len(rows)))
-	var recs int64
+	var recs, size int64
 	for _, r := range rows {
 		recs += r.recs
+		size += r.size
 	}
+	t.bytes.Add(-size)
+	t.pending.Add(-int64(len(rows)))
 	if recs != 0 {
 		t.unapplied.Add(-recs)
 	}
+	t.failing.Store(false)
+	t.buf.room.broadcast()
 }
 
 // noteLSN raises the table's highest appended LSN to lsn. Appends to
@@ -627,6 +746,7 @@ func (t *tableState) noteLSN(lsn uint64) {
 // fail puts rows that could not be written back, ahead of any newer write
 // to the same keys: they are flushed first, in their own transaction.
 func (t *tableState) fail(rows []*dirtyRow) {
+	t.failing.Store(true)
 	var byShard [maxShards][]*dirtyRow
 	for _, r := range rows {
 		i := slices.Index(t.shards, r.sh)
@@ -689,10 +809,16 @@ type buffer struct {
 	flusher *flusher
 	closed  atomic.Bool
 	dur     *durability // the journal; nil without one
+
+	// maxBytes bounds the approximate memory of all tables' rows not yet
+	// committed (WithMaxBufferBytes); room is broadcast whenever rows are
+	// committed or dead-lettered, for writers waiting under on_full: block.
+	maxBytes int64
+	room     signal
 }
 
 func newBuffer(rules *Rules) *buffer {
-	b := &buffer{tables: map[string]*tableState{}, byBare: map[string][]*tableState{}}
+	b := &buffer{tables: map[string]*tableState{}, byBare: map[string][]*tableState{}, maxBytes: DefaultMaxBufferBytes}
 	for _, rule := range rules.backTables() {
 		t := newTableState(b, rule)
 		b.tables[rule.Name] = t

@@ -12,6 +12,12 @@ import (
 // it and falling back the way database/sql itself would where it has not.
 // database/sql never uses a driver.Conn from two goroutines at once, so inTx
 // needs no lock.
+//
+// base is nil while the connection is detached: the database could not be
+// reached when database/sql asked for a connection, or the base connection
+// died. A detached connection still acknowledges write-back writes from
+// memory (the point of the buffer during an outage); anything that needs the
+// database connects on demand, with the caller's context.
 type conn struct {
 	base   driver.Conn
 	cn     *Connector
@@ -32,25 +38,53 @@ var (
 )
 
 func newConn(base driver.Conn, cn *Connector) *conn {
-	t := reflect.TypeOf(base)
-	sqlite := t.Kind() == reflect.Pointer && t.Elem().PkgPath() == "github.com/mattn/go-sqlite3"
+	sqlite := cn.family == familySQLite
+	if t := reflect.TypeOf(base); t != nil {
+		sqlite = t.Kind() == reflect.Pointer && t.Elem().PkgPath() == "github.com/mattn/go-sqlite3"
+	}
 	return &conn{base: base, cn: cn, sqlite: sqlite}
+}
+
+// attach returns the base connection, connecting a detached one first.
+func (c *conn) attach(ctx context.Context) (driver.Conn, error) {
+	if c.base != nil {
+		return c.base, nil
+	}
+	base, err := c.cn.base.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.base = base
+	return base, nil
+}
+
+// detach drops a dead base connection, keeping the writeback connection.
+func (c *conn) detach() {
+	if c.base != nil {
+		_ = c.base.Close()
+		c.base = nil
+	}
 }
 
 // Unwrap returns the base driver's connection, for code that needs its native
 // API (pgx users: stdlib.Conn's Conn()). Statements sent on it bypass the
 // buffer's ordering: call Flush first when they touch back tables.
-func (c *conn) Unwrap() driver.Conn { return c.base }
+func (c *conn) Unwrap() driver.Conn {
+	base, _ := c.attach(context.Background())
+	return base
+}
 
 // BaseConn returns the base driver connection behind a writeback connection,
 // as handed to the function given to sql.Conn.Raw. ok is false when
-// driverConn is not a writeback connection.
+// driverConn is not a writeback connection, or is detached (conn) and the
+// database cannot be reached.
 func BaseConn(driverConn any) (base driver.Conn, ok bool) {
 	c, ok := driverConn.(*conn)
 	if !ok {
 		return nil, false
 	}
-	return c.base, true
+	base = c.Unwrap()
+	return base, base != nil
 }
 
 func (c *conn) Prepare(query string) (driver.Stmt, error) {
@@ -58,14 +92,23 @@ func (c *conn) Prepare(query string) (driver.Stmt, error) {
 }
 
 func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	st, err := prepare(ctx, c.base, query)
+	base, err := c.attach(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := prepare(ctx, base, query)
 	if err != nil {
 		return nil, err
 	}
 	return &stmt{base: st, conn: c, info: c.cn.info(query)}, nil
 }
 
-func (c *conn) Close() error { return c.base.Close() }
+func (c *conn) Close() error {
+	if c.base == nil {
+		return nil
+	}
+	return c.base.Close()
+}
 
 // Begin is the legacy form of BeginTx.
 func (c *conn) Begin() (driver.Tx, error) {
@@ -84,7 +127,11 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 			return nil, err
 		}
 	}
-	tx, err := beginTx(ctx, c.base, opts)
+	base, err := c.attach(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := beginTx(ctx, base, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -93,22 +140,35 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 }
 
 func (c *conn) Ping(ctx context.Context) error {
-	if p, ok := c.base.(driver.Pinger); ok {
+	base, err := c.attach(ctx)
+	if err != nil {
+		return err
+	}
+	if p, ok := base.(driver.Pinger); ok {
 		return p.Ping(ctx)
 	}
 	return nil
 }
 
+// ResetSession detaches a base connection that reports itself bad rather
+// than letting database/sql discard the writeback connection: replacing it
+// would need the database, which write-back writes must not.
 func (c *conn) ResetSession(ctx context.Context) error {
 	if r, ok := c.base.(driver.SessionResetter); ok {
-		return r.ResetSession(ctx)
+		if err := r.ResetSession(ctx); err != nil {
+			if !errors.Is(err, driver.ErrBadConn) {
+				return err
+			}
+			c.detach()
+		}
 	}
 	return nil
 }
 
+// IsValid detaches an invalid base connection (see ResetSession).
 func (c *conn) IsValid() bool {
-	if v, ok := c.base.(driver.Validator); ok {
-		return v.IsValid()
+	if v, ok := c.base.(driver.Validator); ok && !v.IsValid() {
+		c.detach()
 	}
 	return true
 }
@@ -130,9 +190,12 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	if err := c.before(ctx, info); err != nil {
 		return nil, err
 	}
+	base, err := c.attach(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var res driver.Result
-	var err error
-	switch b := c.base.(type) {
+	switch b := base.(type) {
 	case driver.ExecerContext:
 		res, err = b.ExecContext(ctx, query, args)
 	case driver.Execer: //nolint:staticcheck // the legacy interface is the fallback
@@ -152,9 +215,12 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	if err := c.before(ctx, info); err != nil {
 		return nil, err
 	}
+	base, err := c.attach(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var rows driver.Rows
-	var err error
-	switch b := c.base.(type) {
+	switch b := base.(type) {
 	case driver.QueryerContext:
 		rows, err = b.QueryContext(ctx, query, args)
 	case driver.Queryer: //nolint:staticcheck // the legacy interface is the fallback

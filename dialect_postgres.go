@@ -149,10 +149,47 @@ func (d *pgDialect) writeTx(ctx context.Context, conn driver.Conn, groups []*flu
 			return nil, fmt.Errorf("writeback: postgres checkpoint: %w", err)
 		}
 	}
+	// The transaction's id, so that a COMMIT whose answer is lost (the
+	// connection cut after the server committed) can be resolved with
+	// txid_status instead of writing the rows, deltas included, twice.
+	var xid int64
+	if err = tx.QueryRow(ctx, "SELECT txid_current()").Scan(&xid); err != nil {
+		return nil, fmt.Errorf("writeback: postgres txid: %w", err)
+	}
 	if err = tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("writeback: postgres commit: %w", err)
+		err = fmt.Errorf("writeback: postgres commit: %w", err)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) {
+			// No answer from the server: it may have committed.
+			err = &commitUnknown{err: err, resolve: pgTxidStatus(xid)}
+		}
+		return nil, err
 	}
 	return noMatch, nil
+}
+
+// pgTxidStatus returns a commitUnknown resolver that asks the server, on a
+// new connection, whether transaction xid committed.
+func pgTxidStatus(xid int64) func(ctx context.Context, conn driver.Conn) (committed, known bool, err error) {
+	return func(ctx context.Context, conn driver.Conn) (bool, bool, error) {
+		pc, ok := conn.(pgxConner)
+		if !ok || pc.Conn() == nil {
+			return false, false, fmt.Errorf("writeback: postgres dialect needs a pgx stdlib connection, got %T", conn)
+		}
+		var status *string
+		if err := pc.Conn().QueryRow(ctx, "SELECT txid_status($1)", xid).Scan(&status); err != nil {
+			return false, false, err
+		}
+		switch {
+		case status == nil: // too old to know: cannot happen within a flush's retries
+			return false, false, fmt.Errorf("writeback: txid_status(%d) is unknown", xid)
+		case *status == "committed":
+			return true, true, nil
+		case *status == "aborted":
+			return false, true, nil
+		}
+		return false, false, nil // in progress: ask again
+	}
 }
 
 // pgOpName names an operation in errors.

@@ -189,9 +189,11 @@ func closeQuietly(c driver.Connector) {
 type Option func(*config) error
 
 type config struct {
-	log          *slog.Logger
-	onDead       func(DeadLetter)
-	closeTimeout time.Duration
+	log            *slog.Logger
+	onDead         func(DeadLetter)
+	closeTimeout   time.Duration
+	deadFile       string
+	maxBufferBytes int64 // 0: DefaultMaxBufferBytes (bound.go)
 }
 
 // WithLogger sends the driver's logs (flush failures, UPDATEs that matched no
@@ -215,6 +217,21 @@ func WithOnDeadLetter(fn func(DeadLetter)) Option {
 			return errors.New("writeback: WithOnDeadLetter: nil function")
 		}
 		c.onDead = fn
+		return nil
+	}
+}
+
+// WithDeadLetterFile appends every dead letter (see WithOnDeadLetter) to the
+// file at path as one JSON line, fsynced, so refused rows can be inspected
+// and replayed (ParseDeadLetter reads a line back; README "Dead-letter file"
+// gives the format). The file is opened, or created, by NewConnector and
+// closed by Close.
+func WithDeadLetterFile(path string) Option {
+	return func(c *config) error {
+		if path == "" {
+			return errors.New("writeback: WithDeadLetterFile: empty path")
+		}
+		c.deadFile = path
 		return nil
 	}
 }
@@ -253,6 +270,8 @@ type Connector struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	deadFile *deadLetterFile // nil without WithDeadLetterFile
 }
 
 var (
@@ -286,14 +305,25 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 	c.drv = &connDriver{c: c}
 	c.family = familyOf(base.Driver())
 	c.buf = newBuffer(rules)
+	if cfg.maxBufferBytes > 0 {
+		c.buf.maxBytes = cfg.maxBufferBytes
+	}
+	if cfg.deadFile != "" {
+		dlf, err := openDeadLetterFile(cfg.deadFile)
+		if err != nil {
+			return nil, err
+		}
+		c.deadFile = dlf
+	}
 	if rules.Journal != nil {
 		d, err := openDurability(rules.Journal, rules.File, cfg.log, c.family)
 		if err != nil {
+			_ = c.deadFile.close()
 			return nil, err
 		}
 		c.buf.dur = d
 	}
-	newFlusher(c.buf, base, cfg.log, cfg.onDead, cfg.closeTimeout)
+	newFlusher(c.buf, base, cfg.log, cfg.onDead, c.deadFile, cfg.closeTimeout)
 	if c.buf.dur != nil {
 		// Replay what the journal holds and the database lacks before the
 		// connector serves anything.
@@ -305,6 +335,7 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 			c.buf.flusher.abandon.Store(true)
 			_ = c.buf.flusher.close()
 			_ = c.buf.dur.j.Close()
+			_ = c.deadFile.close()
 			return nil, err
 		}
 	}
@@ -377,11 +408,17 @@ func (f sqlFamily) accepts(c *classified) bool {
 	return true
 }
 
-// Connect opens a base connection and wraps it.
+// Connect opens a base connection and wraps it. When the database cannot be
+// reached it returns a detached connection, which connects on demand.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	base, err := c.base.Connect(ctx)
 	if err != nil {
-		return nil, err
+		if errorClassOf(err) != classConnection {
+			return nil, err
+		}
+		// The database is unreachable: a detached connection still
+		// acknowledges write-back writes (conn.go).
+		return newConn(nil, c), nil
 	}
 	return newConn(base, c), nil
 }
@@ -403,6 +440,7 @@ func (c *Connector) Close() error {
 	c.closeOnce.Do(func() {
 		c.buf.closed.Store(true)
 		c.closeErr = c.buf.flusher.close()
+		c.closeErr = errors.Join(c.closeErr, c.deadFile.close()) // the flusher, its only writer, has stopped
 		if d := c.buf.dur; d != nil {
 			c.closeErr = errors.Join(c.closeErr, d.close(c.buf))
 		}

@@ -106,7 +106,8 @@ func sqliteCode(err error) (int, bool) {
 // isTransient reports whether retrying the same rows may succeed.
 func isTransient(err error) bool {
 	var cp *checkpointError
-	if errors.As(err, &cp) {
+	var cf *connectFailure
+	if errors.As(err, &cp) || errors.As(err, &cf) {
 		return true
 	}
 	return errorClassOf(err) != classPermanent

@@ -46,6 +46,7 @@ type flusher struct {
 	connector driver.Connector
 	log       *slog.Logger
 	onDead    func(DeadLetter)
+	deadFile  *deadLetterFile // nil without WithDeadLetterFile
 
 	ctx    context.Context // cancelled when Close gives up
 	cancel context.CancelFunc
@@ -65,15 +66,31 @@ type flusher struct {
 	conn    driver.Conn
 	dialect dialect
 
-	mu        sync.Mutex // guards lastErr, lastErrAt
+	mu        sync.Mutex // guards the fields below, read by Stats
 	lastErr   error
 	lastErrAt time.Time
+	// failingSince is when the current run of failures began (zero while
+	// healthy); failingTables counts the tables whose last flush failed.
+	// The flusher is failing while any table is: one outage is one state
+	// change, however many tables it hits.
+	failingSince  time.Time
+	failingTables int
+	// retries counts failed flush attempts that will be retried;
+	// retriesAtFail is its value when the current failing run began.
+	retries       int64
+	retriesAtFail int64
 }
 
-func newFlusher(b *buffer, base driver.Connector, log *slog.Logger, onDead func(DeadLetter), closeTimeout time.Duration) *flusher {
+// flushAttemptTimeout bounds one flush attempt (connect, or one transaction):
+// a database that accepts connections and never answers (a black hole, a
+// half-open TCP connection) must not stall the flusher, its barriers and
+// Close forever. Generous: a large batch may legitimately take long.
+const flushAttemptTimeout = 30 * time.Second
+
+func newFlusher(b *buffer, base driver.Connector, log *slog.Logger, onDead func(DeadLetter), deadFile *deadLetterFile, closeTimeout time.Duration) *flusher {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &flusher{
-		b: b, connector: base, log: log, onDead: onDead,
+		b: b, connector: base, log: log, onDead: onDead, deadFile: deadFile,
 		ctx: ctx, cancel: cancel,
 		reqs: make(chan *flushReq), kick: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}),
@@ -139,7 +156,11 @@ func (f *flusher) run() {
 		case <-f.kick:
 		case <-timer.C:
 		case <-f.stop:
+			// Whatever final is blocked in (a connect or a statement to
+			// a database that does not answer) ends at the close deadline.
+			giveUp := time.AfterFunc(f.closeTimeout, f.cancel)
 			f.closeErr = f.final()
+			giveUp.Stop()
 			f.closeConn()
 			f.cancel()
 			return
@@ -296,11 +317,15 @@ func (f *flusher) final() error {
 		if lastErr == nil {
 			continue
 		}
-		if time.Now().After(end) {
+		if time.Now().After(end) || f.ctx.Err() != nil {
 			return fmt.Errorf("writeback: close: %d buffered rows could not be flushed within %s: %w", left, f.closeTimeout, lastErr)
 		}
-		pause := time.NewTimer(min(250*time.Millisecond, time.Until(end)))
-		<-pause.C
+		pause := time.NewTimer(max(0, min(250*time.Millisecond, time.Until(end))))
+		select {
+		case <-pause.C:
+		case <-f.ctx.Done():
+			pause.Stop()
+		}
 	}
 }
 
@@ -311,6 +336,10 @@ func (f *flusher) final() error {
 func (f *flusher) flushTable(t *tableState, all bool) error {
 	tk, rows, upTo := t.take(all)
 	if len(rows) == 0 {
+		if t.failures > 0 && t.pending.Load() == 0 {
+			// Nothing left to retry: the table is no longer failing.
+			f.noteSuccess(t)
+		}
 		return nil
 	}
 	defer t.release(tk)
@@ -363,6 +392,27 @@ func (f *flusher) writeRows(t *tableState, rows []*dirtyRow, names *tableNames, 
 		return nil
 	}
 	t.stats.flushErrors.Add(1)
+	var cu *commitUnknown
+	if errors.As(err, &cu) {
+		committed, rerr := f.resolveCommit(t, cu)
+		switch {
+		case rerr != nil:
+			// Neither retried (it may have committed) nor dropped: each row
+			// goes to the dead letters with the reason, to be checked.
+			t.done(rows)
+			for _, r := range rows {
+				f.deadLetter(t, r, rerr, false)
+			}
+			return nil
+		case committed:
+			f.log.Warn("writeback: a flush's COMMIT got no answer but committed; its UPDATEs that matched no row are not reported", "table", t.rule.Name, "rows", len(rows))
+			t.done(rows)
+			t.stats.flushes.Add(1)
+			t.stats.flushedRows.Add(int64(len(rows)))
+			return nil
+		}
+		// Aborted: an ordinary transient failure.
+	}
 	if isTransient(err) {
 		t.fail(rows)
 		return err
@@ -392,7 +442,9 @@ func (f *flusher) consumed(t *tableState, r *dirtyRow, mark flushMark) {
 	}
 	conn, dia, err := f.connection()
 	if err == nil {
-		_, err = dia.writeTx(f.ctx, conn, nil, 1, d.checkpointTx(mark, []*dirtyRow{r}))
+		ctx, cancel := context.WithTimeout(f.ctx, flushAttemptTimeout)
+		_, err = dia.writeTx(ctx, conn, nil, 1, d.checkpointTx(mark, []*dirtyRow{r}))
+		cancel()
 		if err != nil && isConnError(err) {
 			f.closeConn()
 		}
@@ -426,7 +478,9 @@ func (f *flusher) writeOnce(t *tableState, rows []*dirtyRow, names *tableNames, 
 		}
 		hook("before-tx")
 	}
-	noMatch, err := dia.writeTx(f.ctx, conn, groups, t.rule.Batch, inTx)
+	ctx, cancel := context.WithTimeout(f.ctx, flushAttemptTimeout)
+	noMatch, err := dia.writeTx(ctx, conn, groups, t.rule.Batch, inTx)
+	cancel()
 	if err != nil {
 		if isConnError(err) {
 			f.closeConn()
@@ -565,13 +619,24 @@ func (f *flusher) connection() (driver.Conn, dialect, error) {
 	if f.conn != nil {
 		return f.conn, f.dialect, nil
 	}
-	conn, err := f.connector.Connect(f.ctx)
+	ctx, cancel := context.WithTimeout(f.ctx, flushAttemptTimeout)
+	conn, err := f.connector.Connect(ctx)
+	cancel()
 	if err != nil {
-		return nil, nil, fmt.Errorf("writeback: flusher connect: %w", err)
+		return nil, nil, &connectFailure{err}
 	}
 	f.conn, f.dialect = conn, dialectFor(conn)
 	return f.conn, f.dialect, nil
 }
+
+// connectFailure is the flusher's failure to connect. It is always retried:
+// whatever its SQLSTATE (an authentication error while the server restarts,
+// a database not yet created), it says nothing about the rows, which must not
+// be dead-lettered for it.
+type connectFailure struct{ err error }
+
+func (e *connectFailure) Error() string { return "writeback: flusher connect: " + e.err.Error() }
+func (e *connectFailure) Unwrap() error { return e.err }
 
 func (f *flusher) closeConn() {
 	if f.conn != nil {
@@ -581,29 +646,57 @@ func (f *flusher) closeConn() {
 }
 
 // noteFailure schedules the table's retry with capped exponential backoff and
-// jitter, and logs once per change from healthy to failing.
+// jitter. Every error that reaches it is transient (writeRows dead-letters
+// permanent ones), so each call is one more retry. It logs only when the
+// flusher changes from healthy to failing: an outage of minutes retried
+// every few seconds on every table is one warning, not hundreds.
 func (f *flusher) noteFailure(t *tableState, err error) {
 	t.failures++
 	back := min(5*time.Second, 20*time.Millisecond<<min(t.failures, 10))
 	back = back/2 + rand.N(back/2+1)
-	t.retryAt = time.Now().Add(back)
+	now := time.Now()
+	t.retryAt = now.Add(back)
 	f.mu.Lock()
-	f.lastErr, f.lastErrAt = err, time.Now()
-	f.mu.Unlock()
+	f.lastErr, f.lastErrAt = err, now
+	f.retries++
 	if t.failures == 1 {
-		f.log.Warn("writeback: flush failed; retrying", "table", t.rule.Name, "err", err)
+		f.failingTables++
+	}
+	began := f.failingSince.IsZero()
+	if began {
+		f.failingSince, f.retriesAtFail = now, f.retries-1
+	}
+	f.mu.Unlock()
+	if began {
+		f.log.Warn("writeback: flush failing; buffered writes are kept and retried", "table", t.rule.Name, "err", err)
 	}
 }
 
+// noteSuccess clears the table's failure; when it was the last failing
+// table, the flusher has recovered, which is logged with the outage's
+// length and retries.
 func (f *flusher) noteSuccess(t *tableState) {
-	if t.failures > 0 {
-		f.log.Info("writeback: flush recovered", "table", t.rule.Name, "failures", t.failures)
+	if t.failures == 0 {
+		return
 	}
 	t.failures = 0
 	t.retryAt = time.Time{}
+	f.mu.Lock()
+	f.failingTables--
+	var since time.Time
+	var retries int64
+	if f.failingTables == 0 {
+		since, retries = f.failingSince, f.retries-f.retriesAtFail
+		f.failingSince = time.Time{}
+	}
+	f.mu.Unlock()
+	if !since.IsZero() {
+		f.log.Info("writeback: flush recovered", "table", t.rule.Name, "failing_for", time.Since(since).Round(time.Millisecond), "retries", retries)
+	}
 }
 
-// deadLetter reports a row that did not take effect: stats, log and hook.
+// deadLetter reports a row that did not take effect: stats, log, file and
+// hook. It runs on the flusher goroutine, outside every shard lock.
 func (f *flusher) deadLetter(t *tableState, r *dirtyRow, err error, noMatch bool) {
 	dl := DeadLetter{Time: time.Now(), Table: t.rule.Name, Key: r.key, Writes: r.writes, NoMatch: noMatch, Err: err}
 	dl.Op = "update"
@@ -620,6 +713,12 @@ func (f *flusher) deadLetter(t *tableState, r *dirtyRow, err error, noMatch bool
 	} else {
 		t.stats.deadLetters.Add(1)
 		f.log.Error("writeback: database refused a buffered row", "table", t.rule.Name, "key", r.key, "op", dl.Op, "err", err)
+	}
+	if f.deadFile != nil {
+		if werr := f.deadFile.write(dl); werr != nil {
+			// The row is still traced: the log line carries it whole.
+			f.log.Error("writeback: could not append to the dead-letter file", "path", f.deadFile.path, "err", werr, "dead_letter", string(encodeDeadLetter(dl)))
+		}
 	}
 	if f.onDead != nil {
 		f.onDead(dl)

@@ -143,9 +143,9 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 	if level == AckThrough {
 		return nil, false, nil
 	}
-	res, lsn := cn.bufferStmt(t, info, args)
-	if res == nil {
-		return nil, false, nil
+	res, lsn, err := cn.admitStmt(ctx, t, info, args)
+	if res == nil || err != nil {
+		return nil, err != nil, err
 	}
 	if level == AckDisk && lsn != 0 {
 		// Outside every shard lock: writers of other rows go on while this
@@ -157,9 +157,77 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 	return res, true, nil
 }
 
+// admitStmt buffers the statement within the buffer's bounds (bound.go). A
+// write that needs a new row while the healthy flusher is behind max_loss
+// first waits, once, for a flush of the table (backpressure). A write that
+// meets a full buffer does what the table's on_full says: block waits for
+// rows to be committed, or for ctx; through returns a nil result, so the
+// statement goes to the database after the table's barrier like any other
+// pass-through; error returns ErrBufferFull. No lock is held while waiting.
+// It returns nil and no error when the statement must go to the database.
+func (cn *Connector) admitStmt(ctx context.Context, t *tableState, info *stmtInfo, args []driver.NamedValue) (driver.Result, uint64, error) {
+	throttle := true
+	counted := false
+	// room is the signal's channel taken after a failed attempt: the
+	// attempt is made once more before waiting on it, so a commit between
+	// the first attempt and the wait is not missed.
+	var room <-chan struct{}
+	waitRoom := func() error {
+		if room == nil {
+			room = cn.buf.room.wait()
+			return nil
+		}
+		select {
+		case <-room:
+			room = nil
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for {
+		res, lsn, out := cn.bufferStmt(t, info, args, throttle)
+		switch out {
+		case buffered:
+			return res, lsn, nil
+		case throttled:
+			throttle = false // one flush per write: progress even if the estimate is off
+			t.stats.throttled.Add(1)
+			if err := cn.buf.flusher.request(ctx, []*tableState{t}); err != nil && ctx.Err() != nil {
+				return nil, 0, ctx.Err()
+			}
+			// A failed flush means trouble in the database: go on, on_full bounds memory.
+		case fullInflight:
+			// Whatever on_full says: the write is coalesced once the flush
+			// that holds its row ends (room is broadcast then).
+			if err := waitRoom(); err != nil {
+				return nil, 0, err
+			}
+		case full:
+			if !counted {
+				counted = true
+				t.stats.full.Add(1)
+			}
+			switch t.rule.OnFull {
+			case FullError:
+				return nil, 0, ErrBufferFull
+			case FullThrough:
+				return nil, 0, nil
+			}
+			if err := waitRoom(); err != nil {
+				return nil, 0, err
+			}
+		default:
+			return nil, 0, nil
+		}
+	}
+}
+
 // bufferStmt buffers the statement, journaling it when there is a journal; it
-// returns nil when the statement must go to the database, and the record's LSN.
-func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.NamedValue) (driver.Result, uint64) {
+// returns nil when the statement must go to the database, the record's LSN,
+// and the buffer's outcome. With throttle, a write that needs a new row may
+// come back throttled (bound.go).
+func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, bufferOutcome) {
 	d := cn.buf.dur
 	switch info.c.kind {
 	case stmtUpdate:
@@ -175,7 +243,7 @@ func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.Nam
 		for i, p := range info.keyPos {
 			v, ok := argValue(info.c.where[p].val, args)
 			if !ok || v == nil {
-				return nil, 0 // WHERE k = NULL matches nothing: the database says so
+				return nil, 0, passThrough // WHERE k = NULL matches nothing: the database says so
 			}
 			keyVals[i] = v
 		}
@@ -187,7 +255,7 @@ func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.Nam
 		for i, s := range info.c.sets {
 			v, ok := argValue(s.val, args)
 			if !ok {
-				return nil, 0
+				return nil, 0, passThrough
 			}
 			if s.delta != 0 && v == nil {
 				changes[i] = change{col: s.col, val: nil} // c = c + NULL is NULL: an assignment
@@ -195,11 +263,11 @@ func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.Nam
 			}
 			if s.delta != 0 {
 				if !isDelta(v) {
-					return nil, 0
+					return nil, 0, passThrough
 				}
 				if s.delta < 0 {
 					if v, ok = negate(v); !ok {
-						return nil, 0
+						return nil, 0, passThrough
 					}
 				}
 			}
@@ -211,16 +279,16 @@ func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.Nam
 			defer d.putBuf(bp)
 			rec, err := encodeUpdate((*bp)[:0], t.rule.Name, info.names, keyVals, changes)
 			if err != nil {
-				return nil, 0 // a value the journal cannot hold: write it through
+				return nil, 0, passThrough // a value the journal cannot hold: write it through
 			}
 			*bp = rec
 			jw = &journalWrite{d: d, rec: rec}
 		}
-		out, lsn := t.bufferUpdate(keyVals, changes, info.names, jw)
+		out, lsn := t.bufferUpdateAdmit(keyVals, changes, info.names, jw, throttle)
 		if out != buffered {
-			return nil, 0
+			return nil, 0, out
 		}
-		return bufferedResult(1), lsn
+		return bufferedResult(1), lsn, buffered
 	case stmtInsert:
 		keys := make([][]any, len(info.c.rows))
 		rows := make([][]any, len(info.c.rows))
@@ -229,14 +297,14 @@ func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.Nam
 			for j, s := range src {
 				v, ok := argValue(s, args)
 				if !ok {
-					return nil, 0
+					return nil, 0, passThrough
 				}
 				row[j] = v
 			}
 			kv := make([]any, len(info.keyPos))
 			for j, p := range info.keyPos {
 				if kv[j] = row[p]; kv[j] == nil {
-					return nil, 0
+					return nil, 0, passThrough
 				}
 			}
 			keys[i], rows[i] = kv, row
@@ -247,18 +315,18 @@ func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.Nam
 			defer d.putBuf(bp)
 			rec, err := encodeInsert((*bp)[:0], t.rule.Name, info.names, info.c.cols, keys, rows)
 			if err != nil {
-				return nil, 0
+				return nil, 0, passThrough
 			}
 			*bp = rec
 			jw = &journalWrite{d: d, rec: rec}
 		}
-		out, lsn := t.bufferInsert(keys, rows, info.c.cols, info.names, jw)
+		out, lsn := t.bufferInsertAdmit(keys, rows, info.c.cols, info.names, jw, throttle)
 		if out != buffered {
-			return nil, 0
+			return nil, 0, out
 		}
-		return bufferedResult(len(rows)), lsn
+		return bufferedResult(len(rows)), lsn, buffered
 	}
-	return nil, 0
+	return nil, 0, passThrough
 }
 
 // argValue resolves an operand against the bound arguments and returns a

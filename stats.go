@@ -29,9 +29,24 @@ type Stats struct {
 	DeadLetters int64
 	// Evictions counts rows flushed early because their table's LRU was full.
 	Evictions int64
+	// Bounded memory and backpressure (README): BufferBytes is the
+	// approximate memory of the rows not yet committed; Full counts writes
+	// that met a full buffer (on_full decided); Throttled counts writes that
+	// waited for a flush to keep max_loss; MaxLossViolations counts the
+	// times a table's oldest row went past its max_loss, and OverdueSince is
+	// the earliest time a table that is past it now went past it (zero when
+	// every table is within its max_loss).
+	BufferBytes, Full, Throttled, MaxLossViolations int64
+	OverdueSince                                    time.Time
 	// LastError is the last flush error and when it happened (zero if none).
 	LastError   error
 	LastErrorAt time.Time
+	// FailingSince is when the current run of failed flushes began; it is
+	// zero while flushes succeed (and again once one succeeds after an
+	// outage). Retries counts failed flush attempts that were scheduled for
+	// retry, since the connector opened.
+	FailingSince time.Time
+	Retries      int64
 	// JournalBytes is the size of the journal's files (0 without a journal).
 	JournalBytes int64
 	// JournalUnapplied counts journaled writes not yet applied to the
@@ -60,6 +75,10 @@ type TableStats struct {
 	DeadLetters          int64
 	Evictions            int64
 	JournalUnapplied     int64
+	BufferBytes          int64
+	Full, Throttled      int64
+	MaxLossViolations    int64
+	OverdueSince         time.Time
 }
 
 // RowWritesPerWrite is the database row writes per buffered application
@@ -104,6 +123,11 @@ func (c *Connector) Stats() Stats {
 			DeadLetters:   t.stats.deadLetters.Load(),
 			Evictions:     t.stats.evictions.Load(),
 
+			BufferBytes:       t.bytes.Load(),
+			Full:              t.stats.full.Load(),
+			Throttled:         t.stats.throttled.Load(),
+			MaxLossViolations: t.stats.violations.Load(),
+
 			JournalUnapplied: t.unapplied.Load(),
 		}
 		if !oldest.IsZero() {
@@ -122,6 +146,15 @@ func (c *Connector) Stats() Stats {
 		s.NoMatch += ts.NoMatch
 		s.DeadLetters += ts.DeadLetters
 		s.Evictions += ts.Evictions
+		if o := t.overdueSince.Load(); o != 0 {
+			ts.OverdueSince = time.Unix(0, o)
+			s.Tables[t.rule.Name] = ts
+			s.OverdueSince = minNonZero(s.OverdueSince, ts.OverdueSince)
+		}
+		s.BufferBytes += ts.BufferBytes
+		s.Full += ts.Full
+		s.Throttled += ts.Throttled
+		s.MaxLossViolations += ts.MaxLossViolations
 		s.JournalUnapplied += ts.JournalUnapplied
 	}
 	if d := c.buf.dur; d != nil {
@@ -133,6 +166,7 @@ func (c *Connector) Stats() Stats {
 	f := c.buf.flusher
 	f.mu.Lock()
 	s.LastError, s.LastErrorAt = f.lastErr, f.lastErrAt
+	s.FailingSince, s.Retries = f.failingSince, f.retries
 	f.mu.Unlock()
 	return s
 }
