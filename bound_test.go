@@ -373,7 +373,7 @@ tables:
 // testBackpressure: the database takes a while per statement, writers make
 // new rows flat out, and the oldest row not yet committed must stay within
 // max_loss plus slack because writers are made to wait for flushes.
-func testBackpressure(t *testing.T, driverName, dsn string) {
+func testBackpressure(t *testing.T, driverName, dsn string, slow func(fc *boundConnector, on bool)) {
 	const maxLoss = 300 * time.Millisecond
 	const slack = 300 * time.Millisecond // scheduling on a shared machine under -race
 	rules := `
@@ -386,7 +386,7 @@ tables:
 	const keys = 200000
 	wb, direct, fc, cn := boundSetup(t, driverName, dsn, rules, 0)
 	ins := placeholders("INSERT INTO counters (id, v) VALUES (?, ?)", driverName == "pgx")
-	fc.delay.Store(int64(500 * time.Microsecond))
+	slow(fc, true)
 	// Warm up: one flush teaches the buffer what a row costs to flush.
 	var next atomic.Int64
 	for i := 0; i < 20; i++ {
@@ -444,7 +444,7 @@ watch:
 	if st.Throttled == 0 {
 		t.Errorf("writers were never slowed")
 	}
-	fc.delay.Store(0)
+	slow(fc, false)
 	if err := cn.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -458,10 +458,32 @@ watch:
 	}
 }
 
+// slowStatements makes the database take 0.5 ms per statement (a driver wrapper).
+func slowStatements(fc *boundConnector, on bool) {
+	if on {
+		fc.delay.Store(int64(500 * time.Microsecond))
+	} else {
+		fc.delay.Store(0)
+	}
+}
+
 func TestBackpressureSQLite(t *testing.T) {
-	testBackpressure(t, "sqlite3", sqliteDSN(t, "backpressure"))
+	testBackpressure(t, "sqlite3", sqliteDSN(t, "backpressure"), slowStatements)
 }
 
 func TestBackpressurePostgres(t *testing.T) {
-	testBackpressure(t, "pgx", pgSchema(t, "backpressure"))
+	testBackpressure(t, "pgx", pgSchema(t, "backpressure"), slowStatements)
+}
+
+// TestBackpressurePostgresSlowNetwork: the fault proxy adds latency to every
+// packet between the driver and PostgreSQL, so flushes are slower than the writes.
+func TestBackpressurePostgresSlowNetwork(t *testing.T) {
+	p, viaProxy, _ := proxiedPostgres(t, "bpnet")
+	testBackpressure(t, "pgx", viaProxy, func(_ *boundConnector, on bool) {
+		if on {
+			p.setMode(proxyDelay, 5*time.Millisecond)
+		} else {
+			p.setMode(proxyPass, 0)
+		}
+	})
 }
