@@ -4,11 +4,37 @@ import (
 	"time"
 )
 
-// Stats are a connector's buffer figures at one instant.
+// Stats are a connector's buffer figures at one instant: the per-table
+// figures summed over every back table (OldestAge is the oldest of any
+// table, OverdueSince the earliest), and the connector-wide ones.
 type Stats struct {
+	TableStats
+	// LastError is the last flush error and when it happened (zero if none).
+	LastError   error
+	LastErrorAt time.Time
+	// FailingSince is when the current run of failed flushes began; it is
+	// zero while flushes succeed (and again once one succeeds after an
+	// outage). Retries counts failed flush attempts that were scheduled for
+	// retry, since the connector opened.
+	FailingSince time.Time
+	Retries      int64
+	// JournalBytes is the size of the journal's files (0 without a journal).
+	JournalBytes int64
+	// FsyncLatencyLast and FsyncLatencyAvg are the journal's last and mean
+	// fsync durations since the connector opened.
+	FsyncLatencyLast, FsyncLatencyAvg time.Duration
+	// JournalLag is the age of the oldest journal record not yet fsynced:
+	// what a power loss could take under fsync: everysec or no.
+	JournalLag time.Duration
+	// Tables holds the figures per back table, by rule name.
+	Tables map[string]TableStats
+}
+
+// TableStats are one back table's figures.
+type TableStats struct {
 	// Dirty is the number of rows buffered and not yet committed.
 	Dirty int
-	// OldestAge is how long the oldest not yet flushed row has waited.
+	// OldestAge is how long the oldest not yet committed row has waited.
 	OldestAge time.Duration
 	// Buffered counts writes acknowledged from memory; Coalesced counts those
 	// merged into a row that was already dirty.
@@ -29,56 +55,39 @@ type Stats struct {
 	DeadLetters int64
 	// Evictions counts rows flushed early because their table's LRU was full.
 	Evictions int64
+	// JournalUnapplied counts journaled writes not yet applied to the
+	// database (each row of a multi-row INSERT counts once).
+	JournalUnapplied int64
 	// Bounded memory and backpressure (README): BufferBytes is the
 	// approximate memory of the rows not yet committed; Full counts writes
 	// that met a full buffer (on_full decided); Throttled counts writes that
 	// waited for a flush to keep max_loss; MaxLossViolations counts the
-	// times a table's oldest row went past its max_loss, and OverdueSince is
-	// the earliest time a table that is past it now went past it (zero when
-	// every table is within its max_loss).
+	// times the oldest row went past max_loss, and OverdueSince is when the
+	// table went past it, if it is past it now (zero otherwise).
 	BufferBytes, Full, Throttled, MaxLossViolations int64
 	OverdueSince                                    time.Time
-	// LastError is the last flush error and when it happened (zero if none).
-	LastError   error
-	LastErrorAt time.Time
-	// FailingSince is when the current run of failed flushes began; it is
-	// zero while flushes succeed (and again once one succeeds after an
-	// outage). Retries counts failed flush attempts that were scheduled for
-	// retry, since the connector opened.
-	FailingSince time.Time
-	Retries      int64
-	// JournalBytes is the size of the journal's files (0 without a journal).
-	JournalBytes int64
-	// JournalUnapplied counts journaled writes not yet applied to the
-	// database (each row of a multi-row INSERT counts once).
-	JournalUnapplied int64
-	// FsyncLatencyLast and FsyncLatencyAvg are the journal's last and mean
-	// fsync durations since the connector opened.
-	FsyncLatencyLast, FsyncLatencyAvg time.Duration
-	// JournalLag is the age of the oldest journal record not yet fsynced:
-	// what a power loss could take under fsync: everysec or no.
-	JournalLag time.Duration
-	// Tables holds the same figures per back table, by rule name.
-	Tables map[string]TableStats
 }
 
-// TableStats are one back table's figures.
-type TableStats struct {
-	Dirty                int
-	OldestAge            time.Duration
-	Buffered, Coalesced  int64
-	PassedThrough        int64
-	Barriers             int64
-	Flushes, FlushedRows int64
-	FlushErrors          int64
-	NoMatch              int64
-	DeadLetters          int64
-	Evictions            int64
-	JournalUnapplied     int64
-	BufferBytes          int64
-	Full, Throttled      int64
-	MaxLossViolations    int64
-	OverdueSince         time.Time
+// add sums another table's figures into s: counts add up, ages take the worst.
+func (s *TableStats) add(t TableStats) {
+	s.Dirty += t.Dirty
+	s.OldestAge = max(s.OldestAge, t.OldestAge)
+	s.Buffered += t.Buffered
+	s.Coalesced += t.Coalesced
+	s.PassedThrough += t.PassedThrough
+	s.Barriers += t.Barriers
+	s.Flushes += t.Flushes
+	s.FlushedRows += t.FlushedRows
+	s.FlushErrors += t.FlushErrors
+	s.NoMatch += t.NoMatch
+	s.DeadLetters += t.DeadLetters
+	s.Evictions += t.Evictions
+	s.JournalUnapplied += t.JournalUnapplied
+	s.BufferBytes += t.BufferBytes
+	s.Full += t.Full
+	s.Throttled += t.Throttled
+	s.MaxLossViolations += t.MaxLossViolations
+	s.OverdueSince = minNonZero(s.OverdueSince, t.OverdueSince)
 }
 
 // RowWritesPerWrite is the database row writes per buffered application
@@ -133,29 +142,11 @@ func (c *Connector) Stats() Stats {
 		if !oldest.IsZero() {
 			ts.OldestAge = now.Sub(oldest)
 		}
-		s.Tables[t.rule.Name] = ts
-		s.Dirty += ts.Dirty
-		s.OldestAge = max(s.OldestAge, ts.OldestAge)
-		s.Buffered += ts.Buffered
-		s.Coalesced += ts.Coalesced
-		s.PassedThrough += ts.PassedThrough
-		s.Barriers += ts.Barriers
-		s.Flushes += ts.Flushes
-		s.FlushedRows += ts.FlushedRows
-		s.FlushErrors += ts.FlushErrors
-		s.NoMatch += ts.NoMatch
-		s.DeadLetters += ts.DeadLetters
-		s.Evictions += ts.Evictions
 		if o := t.overdueSince.Load(); o != 0 {
 			ts.OverdueSince = time.Unix(0, o)
-			s.Tables[t.rule.Name] = ts
-			s.OverdueSince = minNonZero(s.OverdueSince, ts.OverdueSince)
 		}
-		s.BufferBytes += ts.BufferBytes
-		s.Full += ts.Full
-		s.Throttled += ts.Throttled
-		s.MaxLossViolations += ts.MaxLossViolations
-		s.JournalUnapplied += ts.JournalUnapplied
+		s.Tables[t.rule.Name] = ts
+		s.add(ts)
 	}
 	if d := c.buf.dur; d != nil {
 		js := d.j.Stats()
