@@ -51,6 +51,20 @@ func counterValues(t testing.TB, db *sql.DB) map[int64]int64 {
 }
 
 // createCounters creates the counters table with keys rows at 0.
+// sqliteCounters makes a fresh SQLite database with a counters table of keys
+// rows, and returns its DSN and a direct connection (closed with the test).
+func sqliteCounters(t testing.TB, name string, keys int) (string, *sql.DB) {
+	t.Helper()
+	dsn := sqliteDSN(t, name)
+	direct, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { direct.Close() })
+	createCounters(t, direct, keys, false)
+	return dsn, direct
+}
+
 func createCounters(t testing.TB, db *sql.DB, keys int, dollar bool) {
 	t.Helper()
 	execAll(t, db, "CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)")
@@ -82,13 +96,7 @@ func segmentFiles(t testing.TB, dir string) []string {
 // database has everything, the journal holds nothing to replay, and a
 // reopen applies nothing twice.
 func TestJournalCleanClose(t *testing.T) {
-	base := sqliteDSN(t, "clean")
-	direct, err := sql.Open("sqlite3", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close()
-	createCounters(t, direct, 10, false)
+	base, direct := sqliteCounters(t, "clean", 10)
 	jdir := filepath.Join(t.TempDir(), "journal")
 	rules := journalRules(jdir, "always", "disk", "1h")
 	for round := 0; round < 2; round++ {
@@ -132,13 +140,7 @@ func TestJournalCleanClose(t *testing.T) {
 // TestJournalInUse opens the same journal twice: the second open fails and
 // says why.
 func TestJournalInUse(t *testing.T) {
-	base := sqliteDSN(t, "inuse")
-	direct, err := sql.Open("sqlite3", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close()
-	createCounters(t, direct, 1, false)
+	base, _ := sqliteCounters(t, "inuse", 1)
 	rules := writeRulesFile(t, journalRules(filepath.Join(t.TempDir(), "j"), "always", "memory", "1s"))
 	first, err := sql.Open("writeback", "driver=sqlite3 rules="+rules+" dsn="+base)
 	if err != nil {
@@ -182,13 +184,7 @@ func copyDir(t testing.TB, src string) string {
 // flipped mid-file the open fails naming the file, the offset and the repair.
 func TestJournalTornTailAndCorruption(t *testing.T) {
 	const writes = 20
-	base := sqliteDSN(t, "src")
-	direct, err := sql.Open("sqlite3", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close()
-	createCounters(t, direct, 5, false)
+	base, _ := sqliteCounters(t, "src", 5)
 	jdir := filepath.Join(t.TempDir(), "journal")
 	wb := openWriteback(t, "sqlite3", base, journalRules(jdir, "always", "disk", "1h"))
 	var before int64
@@ -282,13 +278,7 @@ func TestJournalTornTailAndCorruption(t *testing.T) {
 // returns only once the write's record is fsynced, and that a table without
 // a journal serves AckDisk as AckThrough.
 func TestJournalAckDisk(t *testing.T) {
-	base := sqliteDSN(t, "ackdisk")
-	direct, err := sql.Open("sqlite3", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close()
-	createCounters(t, direct, 3, false)
+	base, direct := sqliteCounters(t, "ackdisk", 3)
 	wb := openWriteback(t, "sqlite3", base, journalRules(filepath.Join(t.TempDir(), "j"), "always", "memory", "1h"))
 	defer wb.Close()
 	c, err := connectorOf(wb)
@@ -324,13 +314,7 @@ func TestJournalAckDisk(t *testing.T) {
 // against a database that cannot be reached: the open fails and says so, and
 // the journal keeps the writes for a later open.
 func TestJournalRecoveryNeedsDatabase(t *testing.T) {
-	base := sqliteDSN(t, "src")
-	direct, err := sql.Open("sqlite3", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close()
-	createCounters(t, direct, 2, false)
+	base, _ := sqliteCounters(t, "src", 2)
 	jdir := filepath.Join(t.TempDir(), "journal")
 	wb := openWriteback(t, "sqlite3", base, journalRules(jdir, "always", "disk", "1h"))
 	for i := 0; i < 10; i++ {
@@ -344,7 +328,7 @@ func TestJournalRecoveryNeedsDatabase(t *testing.T) {
 	}
 	rules := writeRulesFile(t, journalRules(snap, "always", "disk", "1h"))
 	missing := "file:" + filepath.Join(t.TempDir(), "no", "such", "dir", "x.db") + "?mode=rw"
-	_, err = sql.Open("writeback", "driver=sqlite3 rules="+rules+" dsn="+missing)
+	_, err := sql.Open("writeback", "driver=sqlite3 rules="+rules+" dsn="+missing)
 	if err == nil || !strings.Contains(err.Error(), "recovery needs the database") || !strings.Contains(err.Error(), "journal is kept") {
 		t.Fatalf("open with the database unreachable: %v", err)
 	}
@@ -375,13 +359,7 @@ func TestJournalRecoveryNeedsDatabase(t *testing.T) {
 // applied twice, and the journal gets a new id so that the database's marks
 // of the lost records cannot hide the new ones.
 func TestJournalBehindCheckpoints(t *testing.T) {
-	base := sqliteDSN(t, "behind")
-	direct, err := sql.Open("sqlite3", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close()
-	createCounters(t, direct, 2, false)
+	base, direct := sqliteCounters(t, "behind", 2)
 	jdir := filepath.Join(t.TempDir(), "journal")
 	wb := openWriteback(t, "sqlite3", base, journalRules(jdir, "always", "disk", "1h"))
 	var snap string
@@ -420,13 +398,7 @@ func TestJournalBehindCheckpoints(t *testing.T) {
 // with rules that no longer buffer their table: the open refuses, naming the
 // table, rather than dropping the writes.
 func TestJournalTableNoLongerBack(t *testing.T) {
-	base := sqliteDSN(t, "gone")
-	direct, err := sql.Open("sqlite3", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close()
-	createCounters(t, direct, 2, false)
+	base, _ := sqliteCounters(t, "gone", 2)
 	jdir := filepath.Join(t.TempDir(), "journal")
 	wb := openWriteback(t, "sqlite3", base, journalRules(jdir, "always", "disk", "1h"))
 	if _, err := wb.Exec("UPDATE counters SET n = n + 1 WHERE id = 1"); err != nil {
