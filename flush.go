@@ -276,21 +276,14 @@ func (f *flusher) round(now time.Time, reqs []*flushReq) {
 		var err error
 		if r.tables == nil {
 			for _, t := range f.b.ordered {
-				err = cmpOr(err, errs[t])
+				err = cmp.Or(err, errs[t])
 			}
 		}
 		for _, t := range r.tables {
-			err = cmpOr(err, errs[t])
+			err = cmp.Or(err, errs[t])
 		}
 		r.done <- err
 	}
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // final flushes everything at Close, retrying transient failures until the

@@ -39,27 +39,15 @@ tables:
 		t.Fatal(err)
 	}
 	defer direct.Close()
-	execAll(t, direct, "CREATE TABLE counters (id BIGINT PRIMARY KEY, views BIGINT NOT NULL)")
-	tx, err := direct.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < keys; i++ {
-		if _, err := tx.Exec(placeholders("INSERT INTO counters VALUES (?, 0)", dollar), i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	createCounters(t, direct, keys, dollar)
 
 	const run = 3 * time.Second
 	ackAt := make([]atomic.Int64, 1<<22) // sequence → acknowledgment time (UnixNano)
 	var seq atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	upd := placeholders("UPDATE counters SET views = ? WHERE id = ?", dollar)
-	inc := placeholders("UPDATE counters SET views = views + 1 WHERE id = ?", dollar)
+	upd := placeholders("UPDATE counters SET n = ? WHERE id = ?", dollar)
+	inc := placeholders("UPDATE counters SET n = n + 1 WHERE id = ?", dollar)
 	// One writer owns row 0's sequence; others keep the table busy.
 	wg.Add(1)
 	go func() {
@@ -109,7 +97,7 @@ tables:
 	for time.Now().Before(deadline) {
 		<-tick.C
 		var d int64
-		if err := direct.QueryRowContext(context.Background(), "SELECT views FROM counters WHERE id = 0").Scan(&d); err != nil {
+		if err := direct.QueryRowContext(context.Background(), "SELECT n FROM counters WHERE id = 0").Scan(&d); err != nil {
 			t.Fatal(err)
 		}
 		now := time.Now()
