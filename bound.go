@@ -3,9 +3,10 @@ package writeback
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"sync/atomic"
 	"time"
+
+	"github.com/writeback-go/writeback/internal/value"
 )
 
 // ErrBufferFull is returned by Exec for a write to a back table whose rule
@@ -48,42 +49,17 @@ func (t *tableState) maxPending() int64 { return pendingFactor * int64(t.rule.Ma
 const (
 	rowOverhead = 256
 	colOverhead = 48
-	valOverhead = 16
 )
 
-// valueSize is a conservative estimate of the memory a buffered value holds.
-func valueSize(v any) int64 {
-	switch x := v.(type) {
-	case nil, int64, float64, bool:
-		return valOverhead
-	case string:
-		return valOverhead + int64(len(x))
-	case []byte:
-		return valOverhead + 24 + int64(len(x))
-	case time.Time:
-		return valOverhead + 24
-	}
-	rv := reflect.ValueOf(v)
-	if rv.Kind() == reflect.Slice {
-		n := valOverhead + 24 + int64(rv.Len())*int64(rv.Type().Elem().Size())
-		if rv.Type().Elem().Kind() == reflect.String {
-			for i := 0; i < rv.Len(); i++ {
-				n += int64(rv.Index(i).Len())
-			}
-		}
-		return n
-	}
-	return valOverhead + 64
-}
 
 // rowSize estimates a new row's memory from its key, columns and values.
 func rowSize(r *dirtyRow) int64 {
 	n := int64(rowOverhead) + int64(len(r.k.s))
 	for _, v := range r.key {
-		n += valueSize(v)
+		n += value.Size(v)
 	}
 	for i := range r.cols {
-		n += colOverhead + valueSize(r.vals[i])
+		n += colOverhead + value.Size(r.vals[i])
 	}
 	return n
 }

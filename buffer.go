@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/writeback-go/writeback/internal/sqlparse"
+	"github.com/writeback-go/writeback/internal/value"
 )
 
 // rowKey identifies a dirty row within its table. A single int64 key uses i;
@@ -31,7 +33,7 @@ type dirtyRow struct {
 	sh    *shard // the shard that holds the row
 	key   []any  // key values in the rule's key order
 	op    flushOp
-	cols  []ident
+	cols  []sqlparse.Ident
 	vals  []any
 	delta []bool // UPDATE only: cols[i] = cols[i] + vals[i]
 	// since is when the oldest write coalesced into this row was acknowledged.
@@ -64,7 +66,7 @@ func (r *dirtyRow) noteLSN(lsn uint64) {
 // colIndex returns the position of the column named norm, or -1.
 func (r *dirtyRow) colIndex(norm string) int {
 	for i := range r.cols {
-		if r.cols[i].norm == norm {
+		if r.cols[i].Norm == norm {
 			return i
 		}
 	}
@@ -72,9 +74,9 @@ func (r *dirtyRow) colIndex(norm string) int {
 }
 
 // insertCol adds a column keeping cols sorted; it returns its index.
-func (r *dirtyRow) insertCol(c ident, v any, delta bool) {
-	i := sort.Search(len(r.cols), func(i int) bool { return r.cols[i].norm >= c.norm })
-	r.cols = append(r.cols, ident{})
+func (r *dirtyRow) insertCol(c sqlparse.Ident, v any, delta bool) {
+	i := sort.Search(len(r.cols), func(i int) bool { return r.cols[i].Norm >= c.Norm })
+	r.cols = append(r.cols, sqlparse.Ident{})
 	copy(r.cols[i+1:], r.cols[i:])
 	r.cols[i] = c
 	r.vals = append(r.vals, nil)
@@ -90,15 +92,15 @@ func (r *dirtyRow) insertCol(c ident, v any, delta bool) {
 // tableNames is how the application writes a back table's names, so flush
 // SQL reads like the application's own (quoting, schema, placeholders).
 type tableNames struct {
-	schema  *ident
-	table   ident
-	keyCols []ident // in the rule's key order
-	style   paramStyle
+	schema  *sqlparse.Ident
+	table   sqlparse.Ident
+	keyCols []sqlparse.Ident // in the rule's key order
+	style   sqlparse.ParamStyle
 }
 
 // change is one resolved SET clause of an UPDATE: values already copied.
 type change struct {
-	col   ident
+	col   sqlparse.Ident
 	delta bool // col = col + val
 	val   any
 }
@@ -110,7 +112,7 @@ type change struct {
 // appended only for a write that will be coalesced.
 func (r *dirtyRow) planUpdate(changes []change, next []any) bool {
 	for i, ch := range changes {
-		j := r.colIndex(ch.col.norm)
+		j := r.colIndex(ch.col.Norm)
 		switch {
 		case !ch.delta:
 			next[i] = ch.val
@@ -120,7 +122,7 @@ func (r *dirtyRow) planUpdate(changes []change, next []any) bool {
 			}
 			next[i] = ch.val
 		default:
-			sum, ok := addValues(r.vals[j], ch.val)
+			sum, ok := value.Add(r.vals[j], ch.val)
 			if !ok {
 				return false
 			}
@@ -134,13 +136,13 @@ func (r *dirtyRow) planUpdate(changes []change, next []any) bool {
 // computed. It returns by how much the row's size grew (bound.go).
 func (r *dirtyRow) commitUpdate(changes []change, next []any) (grew int64) {
 	for i, ch := range changes {
-		j := r.colIndex(ch.col.norm)
+		j := r.colIndex(ch.col.Norm)
 		if j < 0 {
 			r.insertCol(ch.col, next[i], ch.delta && r.op == flushUpdate)
-			grew += colOverhead + valueSize(next[i])
+			grew += colOverhead + value.Size(next[i])
 			continue
 		}
-		grew += valueSize(next[i]) - valueSize(r.vals[j])
+		grew += value.Size(next[i]) - value.Size(r.vals[j])
 		r.vals[j] = next[i]
 		if r.op == flushUpdate {
 			// delta after delta stays a delta; anything after an assign, and
@@ -429,7 +431,7 @@ func (t *tableState) checkKey(vals []any) bool {
 func (t *tableState) noteNames(n *tableNames) {
 	for {
 		cur := t.names.Load()
-		if cur != nil && (cur.style != paramNone || n.style == paramNone) {
+		if cur != nil && (cur.style != sqlparse.ParamNone || n.style == sqlparse.ParamNone) {
 			return
 		}
 		if t.names.CompareAndSwap(cur, n) {
@@ -537,14 +539,14 @@ func (t *tableState) bufferUpdateAdmit(keyVals []any, changes []change, names *t
 // bufferInsert buffers the rows of one INSERT, all or none: each row's key must
 // have nothing pending, and no key may repeat within the statement. The
 // shards involved are locked together, in index order.
-func (t *tableState) bufferInsert(keys [][]any, rows [][]any, cols []ident, names *tableNames, jw *journalWrite) (bufferOutcome, uint64) {
+func (t *tableState) bufferInsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, names *tableNames, jw *journalWrite) (bufferOutcome, uint64) {
 	return t.bufferInsertAdmit(keys, rows, cols, names, jw, false)
 }
 
 // bufferInsertAdmit is bufferInsert; with throttle, it returns throttled
 // while the flusher is behind max_loss (bound.go). Every row of an INSERT
 // is new, so each is subject to the bound.
-func (t *tableState) bufferInsertAdmit(keys [][]any, rows [][]any, cols []ident, names *tableNames, jw *journalWrite, throttle bool) (bufferOutcome, uint64) {
+func (t *tableState) bufferInsertAdmit(keys [][]any, rows [][]any, cols []sqlparse.Ident, names *tableNames, jw *journalWrite, throttle bool) (bufferOutcome, uint64) {
 	rk := make([]rowKey, len(keys))
 	for i, kv := range keys {
 		if !t.checkKey(kv) {
@@ -841,21 +843,21 @@ func (b *buffer) kickFlusher() {
 // tableFor finds the back table a statement's target names, following
 // DESIGN section 3: schema.table matches a rule for that schema, or the bare
 // rule when the schema is the default one (public, main).
-func (b *buffer) tableFor(schema *ident, table ident) *tableState {
+func (b *buffer) tableFor(schema *sqlparse.Ident, table sqlparse.Ident) *tableState {
 	if schema == nil {
-		if t := b.tables[table.norm]; t != nil {
+		if t := b.tables[table.Norm]; t != nil {
 			return t
 		}
-		if t := b.tables["public."+table.norm]; t != nil {
+		if t := b.tables["public."+table.Norm]; t != nil {
 			return t
 		}
-		return b.tables["main."+table.norm]
+		return b.tables["main."+table.Norm]
 	}
-	if t := b.tables[schema.norm+"."+table.norm]; t != nil {
+	if t := b.tables[schema.Norm+"."+table.Norm]; t != nil {
 		return t
 	}
-	if schema.norm == "public" || schema.norm == "main" {
-		return b.tables[table.norm]
+	if schema.Norm == "public" || schema.Norm == "main" {
+		return b.tables[table.Norm]
 	}
 	return nil
 }
@@ -893,4 +895,25 @@ func (b *buffer) barrier(ctx context.Context, tables []*tableState) error {
 		t.stats.barriers.Add(1)
 	}
 	return b.flusher.request(ctx, dirty)
+}
+
+// keyPart is one key column's value in a row identity. Only int64 and string
+// keys are buffered: the Go type is fixed per table, so 1 and "1" never name
+// two dirty rows that the database would see as one.
+type keyKind uint8
+
+const (
+	keyNone keyKind = iota
+	keyInt
+	keyString
+)
+
+func kindOfKey(v any) keyKind {
+	switch v.(type) {
+	case int64:
+		return keyInt
+	case string:
+		return keyString
+	}
+	return keyNone
 }

@@ -252,10 +252,10 @@ func (c *conn) after(info *stmtInfo, err error) {
 	if err != nil {
 		return
 	}
-	if info.c.beginsTx {
+	if info.c.BeginsTx {
 		c.inTx = true
 	}
-	if info.c.endsTx {
+	if info.c.EndsTx {
 		c.inTx = false
 	}
 }

@@ -3,6 +3,8 @@ package writeback
 import (
 	"context"
 	"database/sql/driver"
+
+	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
 // flushOp is what a flushed row does to the database.
@@ -16,15 +18,15 @@ const (
 // flushGroup is rows of one table that share one statement shape, so one
 // statement form writes them all.
 type flushGroup struct {
-	schema *ident // nil unless the application wrote schema.table
-	table  ident
+	schema *sqlparse.Ident // nil unless the application wrote schema.table
+	table  sqlparse.Ident
 	op     flushOp
 	// cols: for an UPDATE the SET columns, for an INSERT the inserted columns.
-	cols []ident
+	cols []sqlparse.Ident
 	// delta[i] (UPDATE only) says cols[i] is written as col = col + v; otherwise col = v.
 	delta []bool
 	// keyCols is the table's key, in the rule's order, as the application wrote it.
-	keyCols []ident
+	keyCols []sqlparse.Ident
 	// rows holds, for an UPDATE, the values of cols followed by the values of
 	// keyCols; for an INSERT, the values of cols. Values are normalized Go
 	// values: nil, int64, float64, bool, string, []byte, time.Time, or a
@@ -32,7 +34,7 @@ type flushGroup struct {
 	// string; it may be negative.
 	rows [][]any
 	// style is the placeholder syntax the application used for this table.
-	style paramStyle
+	style sqlparse.ParamStyle
 }
 
 // dialect writes flush groups into a database. Implementations hold no lock of

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
 // genericDialect writes a flush with what every database/sql driver has: a
@@ -53,7 +55,7 @@ func (d *genericDialect) writeTx(ctx context.Context, conn driver.Conn, groups [
 	for gi, g := range groups {
 		style := g.style
 		if d.question {
-			style = paramQuestion
+			style = sqlparse.ParamQuestion
 		}
 		if noMatch[gi], err = execGroup(ctx, conn, genericSQL(g, style), g); err != nil {
 			return nil, err
@@ -131,19 +133,19 @@ func execGroup(ctx context.Context, conn driver.Conn, query string, g *flushGrou
 // genericSQL is the one-row statement for a group, in the placeholder style
 // the application used: UPDATE t SET a = ?, b = b + ? WHERE k = ?, or
 // INSERT INTO t (a, b) VALUES (?, ?).
-func genericSQL(g *flushGroup, style paramStyle) string {
+func genericSQL(g *flushGroup, style sqlparse.ParamStyle) string {
 	var sb strings.Builder
 	n := 0
 	ph := func() string {
 		n++
-		if style == paramDollar {
+		if style == sqlparse.ParamDollar {
 			return "$" + strconv.Itoa(n)
 		}
 		return "?"
 	}
-	table := g.table.raw
+	table := g.table.Raw
 	if g.schema != nil {
-		table = g.schema.raw + "." + table
+		table = g.schema.Raw + "." + table
 	}
 	if g.op == flushInsert {
 		fmt.Fprintf(&sb, "INSERT INTO %s (", table)
@@ -151,7 +153,7 @@ func genericSQL(g *flushGroup, style paramStyle) string {
 			if i > 0 {
 				sb.WriteString(", ")
 			}
-			sb.WriteString(c.raw)
+			sb.WriteString(c.Raw)
 		}
 		sb.WriteString(") VALUES (")
 		for i := range g.cols {
@@ -169,9 +171,9 @@ func genericSQL(g *flushGroup, style paramStyle) string {
 			sb.WriteString(", ")
 		}
 		if g.delta[i] {
-			fmt.Fprintf(&sb, "%s = %s + %s", c.raw, c.raw, ph())
+			fmt.Fprintf(&sb, "%s = %s + %s", c.Raw, c.Raw, ph())
 		} else {
-			fmt.Fprintf(&sb, "%s = %s", c.raw, ph())
+			fmt.Fprintf(&sb, "%s = %s", c.Raw, ph())
 		}
 	}
 	sb.WriteString(" WHERE ")
@@ -179,7 +181,7 @@ func genericSQL(g *flushGroup, style paramStyle) string {
 		if i > 0 {
 			sb.WriteString(" AND ")
 		}
-		fmt.Fprintf(&sb, "%s = %s", k.raw, ph())
+		fmt.Fprintf(&sb, "%s = %s", k.Raw, ph())
 	}
 	return sb.String()
 }

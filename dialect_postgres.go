@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
 // This file is the PostgreSQL dialect: it writes flush groups through the
@@ -241,9 +242,9 @@ var errPgNoColumn = errors.New("no such column")
 // it was: the text both emitted SQL and the regclass lookup use.
 func pgTableName(g *flushGroup) string {
 	if g.schema != nil {
-		return g.schema.raw + "." + g.table.raw
+		return g.schema.Raw + "." + g.table.Raw
 	}
-	return g.table.raw
+	return g.table.Raw
 }
 
 func (d *pgDialect) forget(table string) {
@@ -419,7 +420,7 @@ func (w *pgWriter) group(ctx context.Context, g *flushGroup) ([]int, error) {
 	m := w.conn.TypeMap()
 	names := g.cols
 	if g.op == flushUpdate {
-		names = append(append(make([]ident, 0, len(g.cols)+len(g.keyCols)), g.cols...), g.keyCols...)
+		names = append(append(make([]sqlparse.Ident, 0, len(g.cols)+len(g.keyCols)), g.cols...), g.keyCols...)
 	}
 	for i, r := range g.rows {
 		if len(r) != len(names) {
@@ -427,7 +428,7 @@ func (w *pgWriter) group(ctx context.Context, g *flushGroup) ([]int, error) {
 		}
 	}
 	for _, id := range names {
-		if t.cols[id.norm] == nil {
+		if t.cols[id.Norm] == nil {
 			// The column may be newer than the cache: reload once.
 			w.d.forget(pgTableName(g))
 			if t, err = w.d.table(ctx, w.tx, g); err != nil {
@@ -438,9 +439,9 @@ func (w *pgWriter) group(ctx context.Context, g *flushGroup) ([]int, error) {
 	}
 	cols := make([]pgCol, len(names))
 	for i, id := range names {
-		c := t.cols[id.norm]
+		c := t.cols[id.Norm]
 		if c == nil {
-			return nil, fmt.Errorf("column %s: %w", id.raw, errPgNoColumn)
+			return nil, fmt.Errorf("column %s: %w", id.Raw, errPgNoColumn)
 		}
 		delta := g.op == flushUpdate && i < len(g.cols) && i < len(g.delta) && g.delta[i]
 		cols[i] = pgPlanCol(m, c, delta, g.rows, i)
@@ -464,7 +465,7 @@ func (w *pgWriter) update(ctx context.Context, g *flushGroup, cols []pgCol, sqls
 	checkFirst := false
 	for _, c := range g.cols {
 		for _, k := range g.keyCols {
-			if c.norm == k.norm {
+			if c.Norm == k.Norm {
 				checkFirst = true
 			}
 		}
@@ -526,7 +527,7 @@ func (w *pgWriter) insert(ctx context.Context, g *flushGroup, t *pgTable, cols [
 			// A text column needs PostgreSQL to parse the value, which
 			// pgx's binary COPY would do itself; an always-identity
 			// column must refuse the value as INSERT does.
-			useCopy = useCopy && !cols[i].text && !t.cols[c.norm].alwaysIdentity
+			useCopy = useCopy && !cols[i].text && !t.cols[c.Norm].alwaysIdentity
 		}
 		if useCopy {
 			return w.copy(ctx, g, t)
@@ -561,7 +562,7 @@ const pgCopyMinRows = 5000
 func (w *pgWriter) copy(ctx context.Context, g *flushGroup, t *pgTable) error {
 	names := make([]string, len(g.cols))
 	for i, c := range g.cols {
-		names[i] = c.norm
+		names[i] = c.Norm
 	}
 	for off := 0; off < len(g.rows); off += w.batch {
 		end := min(off+w.batch, len(g.rows))
@@ -698,11 +699,11 @@ func pgUpdateSQL(g *flushGroup, set, key []pgColSQL) string {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
-		sb.WriteString(c.raw)
+		sb.WriteString(c.Raw)
 		sb.WriteString(" = ")
 		if i < len(g.delta) && g.delta[i] {
 			sb.WriteString("t.")
-			sb.WriteString(c.raw)
+			sb.WriteString(c.Raw)
 			sb.WriteString(" + ")
 		}
 		pgElem(&sb, "c", i, set[i])
@@ -725,7 +726,7 @@ func pgKeyMatch(sb *strings.Builder, g *flushGroup, key []pgColSQL) {
 			sb.WriteString(" AND ")
 		}
 		sb.WriteString("t.")
-		sb.WriteString(k.raw)
+		sb.WriteString(k.Raw)
 		sb.WriteString(" = ")
 		pgElem(sb, "k", i, key[i])
 	}
@@ -757,7 +758,7 @@ func pgInsertSQL(g *flushGroup, cols []pgColSQL) string {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
-		sb.WriteString(c.raw)
+		sb.WriteString(c.Raw)
 	}
 	sb.WriteString(") SELECT ")
 	for i := range cols {

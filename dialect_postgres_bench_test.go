@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
 // The PostgreSQL flush benchmarks run the dialect and a hand-written anchor
@@ -115,9 +116,9 @@ func BenchmarkPgFlushUpdate(b *testing.B) {
 	g := &flushGroup{
 		table:   pgdIdent(table),
 		op:      flushUpdate,
-		cols:    []ident{pgdIdent("views")},
+		cols:    []sqlparse.Ident{pgdIdent("views")},
 		delta:   []bool{true},
-		keyCols: []ident{pgdIdent("id")},
+		keyCols: []sqlparse.Ident{pgdIdent("id")},
 		rows:    make([][]any, pgdBenchRows),
 	}
 	for i := range g.rows {
@@ -197,7 +198,7 @@ func BenchmarkPgFlushInsert(b *testing.B) {
 	g := &flushGroup{
 		table: pgdIdent(table),
 		op:    flushInsert,
-		cols:  []ident{pgdIdent("id"), pgdIdent("views")},
+		cols:  []sqlparse.Ident{pgdIdent("id"), pgdIdent("views")},
 		rows:  make([][]any, pgdBenchRows),
 	}
 	for i := range g.rows {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
 // These tests run against the PostgreSQL named by WRITEBACK_TEST_POSTGRES
@@ -87,7 +88,7 @@ func pgdDialect(byCopy bool) *pgDialect {
 }
 
 // pgdIdent is an unquoted identifier as the classifier would hand it over.
-func pgdIdent(s string) ident { return ident{norm: strings.ToLower(s), raw: s} }
+func pgdIdent(s string) sqlparse.Ident { return sqlparse.Ident{Norm: strings.ToLower(s), Raw: s} }
 
 // pgdFlush runs d.writeTx on a connection of db.
 func pgdFlush(tb testing.TB, db *sql.DB, d *pgDialect, batch int, groups ...*flushGroup) ([][]int, error) {
@@ -116,7 +117,7 @@ func pgdFlushCtx(ctx context.Context, tb testing.TB, db *sql.DB, d *pgDialect, b
 // pgdUpdate builds an UPDATE group on table: set columns (a "+" suffix
 // marks a delta), key columns, rows of set values then key values.
 func pgdUpdate(table string, set []string, key []string, rows ...[]any) *flushGroup {
-	g := &flushGroup{table: pgdIdent(table), op: flushUpdate, rows: rows, style: paramDollar}
+	g := &flushGroup{table: pgdIdent(table), op: flushUpdate, rows: rows, style: sqlparse.ParamDollar}
 	for _, s := range set {
 		g.cols = append(g.cols, pgdIdent(strings.TrimSuffix(s, "+")))
 		g.delta = append(g.delta, strings.HasSuffix(s, "+"))
@@ -129,7 +130,7 @@ func pgdUpdate(table string, set []string, key []string, rows ...[]any) *flushGr
 
 // pgdInsert builds an INSERT group on table.
 func pgdInsert(table string, cols []string, rows ...[]any) *flushGroup {
-	g := &flushGroup{table: pgdIdent(table), op: flushInsert, rows: rows, style: paramDollar}
+	g := &flushGroup{table: pgdIdent(table), op: flushInsert, rows: rows, style: sqlparse.ParamDollar}
 	for _, c := range cols {
 		g.cols = append(g.cols, pgdIdent(c))
 	}
@@ -194,9 +195,9 @@ func TestPgSQLText(t *testing.T) {
 	// them; a uuid key given as strings travels as text and is cast.
 	uuidText := pgColSQL{typ: pgTextType, cast: "pg_catalog.uuid"}
 	g = pgdUpdate("", []string{"views+"}, []string{"tenant", "page"})
-	g.schema = &ident{norm: "app", raw: "app"}
-	g.table = ident{norm: "Views", raw: `"Views"`, quoted: true}
-	g.keyCols[1] = ident{norm: "Page", raw: `"Page"`, quoted: true}
+	g.schema = &sqlparse.Ident{Norm: "app", Raw: "app"}
+	g.table = sqlparse.Ident{Norm: "Views", Raw: `"Views"`, Quoted: true}
+	g.keyCols[1] = sqlparse.Ident{Norm: "Page", Raw: `"Page"`, Quoted: true}
 	got = pgUpdateSQL(g, []pgColSQL{int8}, []pgColSQL{uuidText, int8})
 	want = `UPDATE app."Views" AS t SET views = t.views + v.c0 ` +
 		`FROM unnest($1::pg_catalog.int8[], $2::pg_catalog.text[], $3::pg_catalog.int8[]) AS v(c0, k0, k1) ` +
@@ -542,10 +543,10 @@ func TestPgNamesAndSchema(t *testing.T) {
 	pgdExec(t, db, `CREATE TABLE `+schema+`."Pages" ("ID" bigint PRIMARY KEY, "Views" bigint, title text)`)
 	for _, byCopy := range []bool{true, false} {
 		ins := &flushGroup{
-			schema: &ident{norm: schema, raw: strings.ToUpper(schema)},
-			table:  ident{norm: "Pages", raw: `"Pages"`, quoted: true},
+			schema: &sqlparse.Ident{Norm: schema, Raw: strings.ToUpper(schema)},
+			table:  sqlparse.Ident{Norm: "Pages", Raw: `"Pages"`, Quoted: true},
 			op:     flushInsert,
-			cols:   []ident{{norm: "ID", raw: `"ID"`, quoted: true}, {norm: "Views", raw: `"Views"`, quoted: true}, pgdIdent("TITLE")},
+			cols:   []sqlparse.Ident{{Norm: "ID", Raw: `"ID"`, Quoted: true}, {Norm: "Views", Raw: `"Views"`, Quoted: true}, pgdIdent("TITLE")},
 			rows:   [][]any{{int64(1), int64(0), "x"}},
 		}
 		if !byCopy {
@@ -557,12 +558,12 @@ func TestPgNamesAndSchema(t *testing.T) {
 		}
 	}
 	upd := &flushGroup{
-		schema:  &ident{norm: schema, raw: schema},
-		table:   ident{norm: "Pages", raw: `"Pages"`, quoted: true},
+		schema:  &sqlparse.Ident{Norm: schema, Raw: schema},
+		table:   sqlparse.Ident{Norm: "Pages", Raw: `"Pages"`, Quoted: true},
 		op:      flushUpdate,
-		cols:    []ident{{norm: "Views", raw: `"Views"`, quoted: true}},
+		cols:    []sqlparse.Ident{{Norm: "Views", Raw: `"Views"`, Quoted: true}},
 		delta:   []bool{true},
-		keyCols: []ident{{norm: "ID", raw: `"ID"`, quoted: true}},
+		keyCols: []sqlparse.Ident{{Norm: "ID", Raw: `"ID"`, Quoted: true}},
 		rows:    [][]any{{int64(4), int64(1)}, {int64(5), int64(2)}, {int64(6), int64(3)}},
 	}
 	nm, err := pgdFlush(t, db, newPgDialect(), 10, upd)

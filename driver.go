@@ -30,6 +30,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
 func init() {
@@ -371,15 +373,15 @@ func familyOf(d driver.Driver) sqlFamily {
 // accepts reports whether a bufferable statement's syntax means, for this
 // family, what the classifier read: PostgreSQL has no ? or :name
 // placeholders and no “ or [] quoting; MySQL reads "x" as a string.
-func (f sqlFamily) accepts(c *classified) bool {
-	if f == familyPostgres && (c.style == paramQuestion || c.style == paramNamed) {
+func (f sqlFamily) accepts(c *sqlparse.Statement) bool {
+	if f == familyPostgres && (c.Style == sqlparse.ParamQuestion || c.Style == sqlparse.ParamNamed) {
 		return false
 	}
-	ok := func(id ident) bool {
-		if !id.quoted || id.raw == "" {
+	ok := func(id sqlparse.Ident) bool {
+		if !id.Quoted || id.Raw == "" {
 			return true
 		}
-		switch id.raw[0] {
+		switch id.Raw[0] {
 		case '"':
 			return f != familyGeneric
 		case '`', '[':
@@ -387,20 +389,20 @@ func (f sqlFamily) accepts(c *classified) bool {
 		}
 		return false
 	}
-	if c.schema != nil && !ok(*c.schema) || !ok(c.table) {
+	if c.Schema != nil && !ok(*c.Schema) || !ok(c.Table) {
 		return false
 	}
-	for _, s := range c.sets {
-		if !ok(s.col) {
+	for _, s := range c.Sets {
+		if !ok(s.Col) {
 			return false
 		}
 	}
-	for _, w := range c.where {
-		if !ok(w.col) {
+	for _, w := range c.Where {
+		if !ok(w.Col) {
 			return false
 		}
 	}
-	for _, col := range c.cols {
+	for _, col := range c.Cols {
 		if !ok(col) {
 			return false
 		}

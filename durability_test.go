@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/writeback-go/writeback/internal/journal"
+	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
 // journalRules is a rules file with a journal in dir and a counters table.
@@ -439,13 +440,13 @@ func TestJournalReplayFlushesWhenRecordsDoNotCoalesce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := &tableNames{table: ident{norm: "counters", raw: "counters"}, keyCols: []ident{{norm: "id", raw: "id"}}, style: paramQuestion}
-	cols := []ident{{norm: "id", raw: "id"}, {norm: "n", raw: "n"}}
+	names := &tableNames{table: sqlparse.Ident{Norm: "counters", Raw: "counters"}, keyCols: []sqlparse.Ident{{Norm: "id", Raw: "id"}}, style: sqlparse.ParamQuestion}
+	cols := []sqlparse.Ident{{Norm: "id", Raw: "id"}, {Norm: "n", Raw: "n"}}
 	ins, err := encodeInsert(nil, "counters", names, cols, [][]any{{int64(1)}, {int64(2)}}, [][]any{{int64(1), int64(10)}, {int64(2), int64(20)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	upd, err := encodeUpdate(nil, "counters", names, []any{int64(1)}, []change{{col: ident{norm: "m", raw: "m"}, delta: true, val: int64(5)}})
+	upd, err := encodeUpdate(nil, "counters", names, []any{int64(1)}, []change{{col: sqlparse.Ident{Norm: "m", Raw: "m"}, delta: true, val: int64(5)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -501,7 +501,7 @@ func sameShape(a, b *dirtyRow) bool {
 		return false
 	}
 	for i := range a.cols {
-		if a.cols[i].norm != b.cols[i].norm || a.op == flushUpdate && a.delta[i] != b.delta[i] {
+		if a.cols[i].Norm != b.cols[i].Norm || a.op == flushUpdate && a.delta[i] != b.delta[i] {
 			return false
 		}
 	}
@@ -567,7 +567,7 @@ func groupRows(rows []*dirtyRow, names *tableNames) ([]*flushGroup, [][]*dirtyRo
 		sb.WriteByte(byte('0' + r.op))
 		for i, c := range r.cols {
 			sb.WriteByte(0)
-			sb.WriteString(c.norm)
+			sb.WriteString(c.Norm)
 			if r.op == flushUpdate && r.delta[i] {
 				sb.WriteByte('+')
 			}
@@ -697,7 +697,7 @@ func (f *flusher) deadLetter(t *tableState, r *dirtyRow, err error, noMatch bool
 		dl.Op = "insert"
 	}
 	for _, c := range r.cols {
-		dl.Columns = append(dl.Columns, c.norm)
+		dl.Columns = append(dl.Columns, c.Norm)
 	}
 	dl.Values = r.vals
 	dl.Delta = r.delta

@@ -7,6 +7,8 @@ import (
 	"math"
 	"reflect"
 	"time"
+
+	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
 // This file is the encoding of one buffered statement as a journal record:
@@ -38,7 +40,7 @@ type journalRecord struct {
 	key     []any
 	changes []change
 	// INSERT: the columns, and per row its key values and its values.
-	cols []ident
+	cols []sqlparse.Ident
 	keys [][]any
 	rows [][]any
 }
@@ -97,7 +99,7 @@ func encodeUpdate(dst []byte, table string, names *tableNames, key []any, change
 }
 
 // encodeInsert encodes a buffered INSERT (all its rows) onto dst.
-func encodeInsert(dst []byte, table string, names *tableNames, cols []ident, keys, rows [][]any) ([]byte, error) {
+func encodeInsert(dst []byte, table string, names *tableNames, cols []sqlparse.Ident, keys, rows [][]any) ([]byte, error) {
 	dst = encodeHead(dst, table, flushInsert, names)
 	dst = binary.AppendUvarint(dst, uint64(len(cols)))
 	for _, c := range cols {
@@ -145,10 +147,10 @@ func encodeBool(dst []byte, b bool) []byte {
 	return append(dst, 0)
 }
 
-func encodeIdent(dst []byte, id ident) []byte {
-	dst = encodeString(dst, id.norm)
-	dst = encodeString(dst, id.raw)
-	return encodeBool(dst, id.quoted)
+func encodeIdent(dst []byte, id sqlparse.Ident) []byte {
+	dst = encodeString(dst, id.Norm)
+	dst = encodeString(dst, id.Raw)
+	return encodeBool(dst, id.Quoted)
 }
 
 func encodeValues(dst []byte, vals []any) ([]byte, error) {
@@ -317,8 +319,8 @@ func (d *decoder) u64() uint64 {
 	return v
 }
 
-func (d *decoder) ident() ident {
-	return ident{norm: d.str(), raw: d.str(), quoted: d.bool1()}
+func (d *decoder) ident() sqlparse.Ident {
+	return sqlparse.Ident{Norm: d.str(), Raw: d.str(), Quoted: d.bool1()}
 }
 
 func (d *decoder) values() []any {
@@ -439,8 +441,8 @@ func decodeRecord(b []byte) (*journalRecord, error) {
 	for i := 0; i < nk && d.err == nil; i++ {
 		r.names.keyCols = append(r.names.keyCols, d.ident())
 	}
-	r.names.style = paramStyle(d.byte1())
-	if d.err == nil && r.names.style > paramNamed {
+	r.names.style = sqlparse.ParamStyle(d.byte1())
+	if d.err == nil && r.names.style > sqlparse.ParamNamed {
 		d.fail("bad placeholder style")
 	}
 	switch r.op {

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
 // codecValues are values of every kind copyValue produces.
@@ -20,12 +22,12 @@ func codecValues() []any {
 }
 
 func TestJournalCodecRoundTrip(t *testing.T) {
-	schema := ident{norm: "app", raw: `"app"`, quoted: true}
-	names := tableNames{schema: &schema, table: ident{norm: "counters", raw: "Counters"}, keyCols: []ident{{norm: "id", raw: "ID"}, {norm: "k2", raw: "k2"}}, style: paramDollar}
+	schema := sqlparse.Ident{Norm: "app", Raw: `"app"`, Quoted: true}
+	names := tableNames{schema: &schema, table: sqlparse.Ident{Norm: "counters", Raw: "Counters"}, keyCols: []sqlparse.Ident{{Norm: "id", Raw: "ID"}, {Norm: "k2", Raw: "k2"}}, style: sqlparse.ParamDollar}
 	vals := codecValues()
 	var changes []change
 	for i, v := range vals {
-		changes = append(changes, change{col: ident{norm: "c", raw: "C"}, delta: i%2 == 0, val: v})
+		changes = append(changes, change{col: sqlparse.Ident{Norm: "c", Raw: "C"}, delta: i%2 == 0, val: v})
 	}
 	b, err := encodeUpdate(nil, "app.counters", &names, []any{int64(7), "x"}, changes)
 	if err != nil {
@@ -51,8 +53,8 @@ func TestJournalCodecRoundTrip(t *testing.T) {
 	}
 
 	names.schema = nil
-	names.style = paramQuestion
-	cols := []ident{{norm: "id", raw: "id"}, {norm: "k2", raw: "k2"}, {norm: "v", raw: `"v"`, quoted: true}}
+	names.style = sqlparse.ParamQuestion
+	cols := []sqlparse.Ident{{Norm: "id", Raw: "id"}, {Norm: "k2", Raw: "k2"}, {Norm: "v", Raw: `"v"`, Quoted: true}}
 	keys := [][]any{{int64(1), "a"}, {int64(2), "b"}}
 	rows := [][]any{{int64(1), "a", vals[12]}, {int64(2), "b", []byte("z")}}
 	b, err = encodeInsert(nil, "counters", &names, cols, keys, rows)
@@ -82,14 +84,14 @@ func TestJournalCodecRoundTrip(t *testing.T) {
 // error or a record, never panic, and a record it returns must encode back
 // to bytes that decode to the same record.
 func FuzzJournalDecode(f *testing.F) {
-	names := tableNames{table: ident{norm: "t", raw: "t"}, keyCols: []ident{{norm: "id", raw: "id"}}}
+	names := tableNames{table: sqlparse.Ident{Norm: "t", Raw: "t"}, keyCols: []sqlparse.Ident{{Norm: "id", Raw: "id"}}}
 	var changes []change
 	for _, v := range codecValues() {
-		changes = append(changes, change{col: ident{norm: "c", raw: "c"}, val: v})
+		changes = append(changes, change{col: sqlparse.Ident{Norm: "c", Raw: "c"}, val: v})
 	}
 	b, _ := encodeUpdate(nil, "t", &names, []any{int64(1)}, changes)
 	f.Add(b)
-	b, _ = encodeInsert(nil, "t", &names, []ident{{norm: "id", raw: "id"}}, [][]any{{int64(1)}}, [][]any{{int64(1)}})
+	b, _ = encodeInsert(nil, "t", &names, []sqlparse.Ident{{Norm: "id", Raw: "id"}}, [][]any{{int64(1)}}, [][]any{{int64(1)}})
 	f.Add(b)
 	f.Add([]byte{1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, data []byte) {

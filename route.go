@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+
+	"github.com/writeback-go/writeback/internal/sqlparse"
+	"github.com/writeback-go/writeback/internal/value"
 )
 
 // stmtInfo is what the connector knows about one SQL text: its
 // classification and what it means under this connector's rules. It is built
 // once per distinct text and shared, read-only.
 type stmtInfo struct {
-	c *classified
+	c *sqlparse.Statement
 	// target is the back table a bufferable UPDATE or INSERT writes; nil when
 	// the statement can never be buffered.
 	target *tableState
@@ -44,9 +47,9 @@ func (cn *Connector) info(query string) *stmtInfo {
 }
 
 func (cn *Connector) buildInfo(query string) *stmtInfo {
-	c := classify(query, cn.family == familySQLite)
+	c := sqlparse.Classify(query, cn.family == familySQLite)
 	info := &stmtInfo{c: c}
-	named := cn.buf.tablesNamed(c.names)
+	named := cn.buf.tablesNamed(c.Names)
 	reads := isPlainSelect(query)
 	for _, t := range named {
 		if reads && t.rule.Reads == ReadsStale {
@@ -54,37 +57,37 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 		}
 		info.barrier = append(info.barrier, t)
 	}
-	if c.kind == stmtOther || !cn.family.accepts(c) {
+	if c.Kind == sqlparse.Other || !cn.family.accepts(c) {
 		return info
 	}
-	t := cn.buf.tableFor(c.schema, c.table)
+	t := cn.buf.tableFor(c.Schema, c.Table)
 	if t == nil {
 		return info
 	}
 	keys := t.rule.Key
 	pos := make([]int, len(keys))
-	keyCols := make([]ident, len(keys))
-	switch c.kind {
-	case stmtUpdate:
-		if len(c.where) != len(keys) {
+	keyCols := make([]sqlparse.Ident, len(keys))
+	switch c.Kind {
+	case sqlparse.Update:
+		if len(c.Where) != len(keys) {
 			return info
 		}
 		for i, k := range keys {
 			pos[i] = -1
-			for j, w := range c.where {
-				if w.col.norm == k {
-					pos[i], keyCols[i] = j, w.col
+			for j, w := range c.Where {
+				if w.Col.Norm == k {
+					pos[i], keyCols[i] = j, w.Col
 				}
 			}
 			if pos[i] < 0 {
 				return info
 			}
 		}
-	case stmtInsert:
+	case sqlparse.Insert:
 		for i, k := range keys {
 			pos[i] = -1
-			for j, col := range c.cols {
-				if col.norm == k {
+			for j, col := range c.Cols {
+				if col.Norm == k {
 					pos[i], keyCols[i] = j, col
 				}
 			}
@@ -94,7 +97,7 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 		}
 	}
 	info.target, info.keyPos = t, pos
-	info.names = &tableNames{schema: c.schema, table: c.table, keyCols: keyCols, style: c.style}
+	info.names = &tableNames{schema: c.Schema, table: c.Table, keyCols: keyCols, style: c.Style}
 	return info
 }
 
@@ -136,7 +139,7 @@ func isPlainSelect(q string) bool {
 // the reason it could not wait (ok is true: the write is buffered).
 func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, args []driver.NamedValue) (res driver.Result, ok bool, err error) {
 	t := info.target
-	if t == nil || c.inTx || cn.buf.closed.Load() || len(args) != info.c.numParams {
+	if t == nil || c.inTx || cn.buf.closed.Load() || len(args) != info.c.NumParams {
 		return nil, false, nil
 	}
 	level := cn.ackLevel(ctx, t)
@@ -229,8 +232,8 @@ func (cn *Connector) admitStmt(ctx context.Context, t *tableState, info *stmtInf
 // come back throttled (bound.go).
 func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, bufferOutcome) {
 	d := cn.buf.dur
-	switch info.c.kind {
-	case stmtUpdate:
+	switch info.c.Kind {
+	case sqlparse.Update:
 		// Small fixed arrays keep the common statement off the heap: the
 		// buffer copies what it keeps.
 		var keyBuf [4]any
@@ -241,37 +244,37 @@ func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.Nam
 		}
 		keyVals = keyVals[:len(info.keyPos)]
 		for i, p := range info.keyPos {
-			v, ok := argValue(info.c.where[p].val, args)
+			v, ok := argValue(info.c.Where[p].Val, args)
 			if !ok || v == nil {
 				return nil, 0, passThrough // WHERE k = NULL matches nothing: the database says so
 			}
 			keyVals[i] = v
 		}
 		changes := changeBuf[:0]
-		if len(info.c.sets) > len(changeBuf) {
-			changes = make([]change, 0, len(info.c.sets))
+		if len(info.c.Sets) > len(changeBuf) {
+			changes = make([]change, 0, len(info.c.Sets))
 		}
-		changes = changes[:len(info.c.sets)]
-		for i, s := range info.c.sets {
-			v, ok := argValue(s.val, args)
+		changes = changes[:len(info.c.Sets)]
+		for i, s := range info.c.Sets {
+			v, ok := argValue(s.Val, args)
 			if !ok {
 				return nil, 0, passThrough
 			}
-			if s.delta != 0 && v == nil {
-				changes[i] = change{col: s.col, val: nil} // c = c + NULL is NULL: an assignment
+			if s.Delta != 0 && v == nil {
+				changes[i] = change{col: s.Col, val: nil} // c = c + NULL is NULL: an assignment
 				continue
 			}
-			if s.delta != 0 {
-				if !isDelta(v) {
+			if s.Delta != 0 {
+				if !value.IsDelta(v) {
 					return nil, 0, passThrough
 				}
-				if s.delta < 0 {
-					if v, ok = negate(v); !ok {
+				if s.Delta < 0 {
+					if v, ok = value.Negate(v); !ok {
 						return nil, 0, passThrough
 					}
 				}
 			}
-			changes[i] = change{col: s.col, delta: s.delta != 0, val: v}
+			changes[i] = change{col: s.Col, delta: s.Delta != 0, val: v}
 		}
 		var jw *journalWrite
 		if d != nil {
@@ -289,10 +292,10 @@ func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.Nam
 			return nil, 0, out
 		}
 		return bufferedResult(1), lsn, buffered
-	case stmtInsert:
-		keys := make([][]any, len(info.c.rows))
-		rows := make([][]any, len(info.c.rows))
-		for i, src := range info.c.rows {
+	case sqlparse.Insert:
+		keys := make([][]any, len(info.c.Rows))
+		rows := make([][]any, len(info.c.Rows))
+		for i, src := range info.c.Rows {
 			row := make([]any, len(src))
 			for j, s := range src {
 				v, ok := argValue(s, args)
@@ -313,14 +316,14 @@ func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.Nam
 		if d != nil {
 			bp := d.getBuf()
 			defer d.putBuf(bp)
-			rec, err := encodeInsert((*bp)[:0], t.rule.Name, info.names, info.c.cols, keys, rows)
+			rec, err := encodeInsert((*bp)[:0], t.rule.Name, info.names, info.c.Cols, keys, rows)
 			if err != nil {
 				return nil, 0, passThrough
 			}
 			*bp = rec
 			jw = &journalWrite{d: d, rec: rec}
 		}
-		out, lsn := t.bufferInsertAdmit(keys, rows, info.c.cols, info.names, jw, throttle)
+		out, lsn := t.bufferInsertAdmit(keys, rows, info.c.Cols, info.names, jw, throttle)
 		if out != buffered {
 			return nil, 0, out
 		}
@@ -331,21 +334,21 @@ func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.Nam
 
 // argValue resolves an operand against the bound arguments and returns a
 // private, normalized copy of its value.
-func argValue(src valueSrc, args []driver.NamedValue) (any, bool) {
-	if src.isLit {
-		return src.lit, true
+func argValue(src sqlparse.Operand, args []driver.NamedValue) (any, bool) {
+	if src.IsLit {
+		return src.Lit, true
 	}
-	if src.name != "" {
+	if src.Name != "" {
 		for i := range args {
-			if args[i].Name == src.name {
-				return copyValue(args[i].Value)
+			if args[i].Name == src.Name {
+				return value.Copy(args[i].Value)
 			}
 		}
 	}
 	// Positional arguments bind by position, named placeholders included (SQLite's rule);
 	// a named argument never binds to a positional placeholder here: the driver decides.
-	if i := src.ordinal - 1; i >= 0 && i < len(args) && args[i].Name == "" {
-		return copyValue(args[i].Value)
+	if i := src.Ordinal - 1; i >= 0 && i < len(args) && args[i].Name == "" {
+		return value.Copy(args[i].Value)
 	}
 	return nil, false
 }

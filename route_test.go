@@ -1,6 +1,10 @@
 package writeback
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/writeback-go/writeback/internal/sqlparse"
+)
 
 func TestFamilyAccepts(t *testing.T) {
 	cases := []struct {
@@ -20,8 +24,8 @@ func TestFamilyAccepts(t *testing.T) {
 		{`INSERT INTO t ("k", a) VALUES (?, ?)`, familySQLite, true, true},
 	}
 	for _, c := range cases {
-		cl := classify(c.q, c.sqlite)
-		if cl.kind == stmtOther {
+		cl := sqlparse.Classify(c.q, c.sqlite)
+		if cl.Kind == sqlparse.Other {
 			t.Fatalf("%s: not classified as bufferable", c.q)
 		}
 		if got := c.fam.accepts(cl); got != c.accepted {

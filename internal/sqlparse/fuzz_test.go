@@ -1,4 +1,4 @@
-package writeback
+package sqlparse
 
 import (
 	"fmt"
@@ -63,7 +63,7 @@ func TestClassifyOracles(t *testing.T) {
 // and the oracles described at FuzzClassify.
 func checkClassify(t *testing.T, q string, sqlite bool) {
 	t.Helper()
-	c := classify(q, sqlite)
+	c := Classify(q, sqlite)
 	if c == nil {
 		t.Fatalf("classify(%q, %v) = nil", q, sqlite)
 	}
@@ -91,18 +91,18 @@ func checkClassify(t *testing.T, q string, sqlite bool) {
 	if len(toks) > 0 && toks[0].kind == tkIdent {
 		first = q[toks[0].start:toks[0].end]
 	}
-	switch c.kind {
-	case stmtUpdate:
+	switch c.Kind {
+	case Update:
 		if !strings.EqualFold(first, "update") {
 			t.Fatalf("classify(%q, %v): update, but the first word is %q", q, sqlite, first)
 		}
-	case stmtInsert:
+	case Insert:
 		if !strings.EqualFold(first, "insert") {
 			t.Fatalf("classify(%q, %v): insert, but the first word is %q", q, sqlite, first)
 		}
 	}
 	names := map[string]bool{}
-	for _, n := range c.names {
+	for _, n := range c.Names {
 		names[n] = true
 	}
 	for _, tok := range toks {
@@ -116,7 +116,7 @@ func checkClassify(t *testing.T, q string, sqlite bool) {
 			continue
 		}
 		if n != "" && !names[asciiLower(n)] {
-			t.Fatalf("classify(%q, %v): names %q lack identifier %q", q, sqlite, c.names, n)
+			t.Fatalf("classify(%q, %v): names %q lack identifier %q", q, sqlite, c.Names, n)
 		}
 	}
 
@@ -135,7 +135,7 @@ func checkClassify(t *testing.T, q string, sqlite bool) {
 			last = cm.end
 		}
 		b.WriteString(q[last:])
-		if c2 := classify(b.String(), sqlite); !reflect.DeepEqual(c, c2) {
+		if c2 := Classify(b.String(), sqlite); !reflect.DeepEqual(c, c2) {
 			t.Fatalf("comments matter:\n%q -> %s %+v\n%q -> %s %+v", q, describeClassified(c), c, b.String(), describeClassified(c2), c2)
 		}
 	}
@@ -145,15 +145,15 @@ func checkClassify(t *testing.T, q string, sqlite bool) {
 		parts[i] = q[tok.start:tok.end]
 	}
 	spaced := strings.Join(parts, " ")
-	if c2 := classify(spaced, sqlite); !reflect.DeepEqual(c, c2) {
+	if c2 := Classify(spaced, sqlite); !reflect.DeepEqual(c, c2) {
 		t.Fatalf("spacing matters:\n%q -> %s %+v\n%q -> %s %+v", q, describeClassified(c), c, spaced, describeClassified(c2), c2)
 	}
 
 	// Round trip: canonical SQL written from the result means the same.
-	if c.kind != stmtOther {
+	if c.Kind != Other {
 		canon := classifiedSQL(c)
-		c2 := classify(canon, sqlite)
-		c2.names, c2.beginsTx, c2.endsTx = c.names, c.beginsTx, c.endsTx
+		c2 := Classify(canon, sqlite)
+		c2.Names, c2.BeginsTx, c2.EndsTx = c.Names, c.BeginsTx, c.EndsTx
 		if !reflect.DeepEqual(c, c2) {
 			t.Fatalf("round trip differs:\n%q -> %s %+v\n%q -> %s %+v", q, describeClassified(c), c, canon, describeClassified(c2), c2)
 		}
@@ -161,147 +161,147 @@ func checkClassify(t *testing.T, q string, sqlite bool) {
 }
 
 // checkClassifiedInvariants checks the shape promised for each kind.
-func checkClassifiedInvariants(t *testing.T, q string, sqlite bool, c *classified) {
+func checkClassifiedInvariants(t *testing.T, q string, sqlite bool, c *Statement) {
 	t.Helper()
 	fail := func(format string, args ...any) {
 		t.Helper()
 		t.Fatalf("classify(%q, %v) = %s: %s", q, sqlite, describeClassified(c), fmt.Sprintf(format, args...))
 	}
-	if c.beginsTx && c.endsTx {
+	if c.BeginsTx && c.EndsTx {
 		fail("both beginsTx and endsTx")
 	}
-	if c.numParams < 0 || (c.numParams > 0) != (c.style != paramNone) {
-		fail("style %d with numParams %d", c.style, c.numParams)
+	if c.NumParams < 0 || (c.NumParams > 0) != (c.Style != ParamNone) {
+		fail("style %d with numParams %d", c.Style, c.NumParams)
 	}
 	seen := map[string]bool{}
-	for _, n := range c.names {
+	for _, n := range c.Names {
 		if n == "" || seen[n] {
-			fail("names %q: empty or repeated", c.names)
+			fail("names %q: empty or repeated", c.Names)
 		}
 		seen[n] = true
 	}
 	maxOrd := 0
-	checkVal := func(v valueSrc) {
+	checkVal := func(v Operand) {
 		t.Helper()
-		if v.isLit {
-			switch v.lit.(type) {
+		if v.IsLit {
+			switch v.Lit.(type) {
 			case nil, int64, bool, string:
 			default:
-				fail("literal of type %T", v.lit)
+				fail("literal of type %T", v.Lit)
 			}
-			if v.ordinal != 0 || v.name != "" {
+			if v.Ordinal != 0 || v.Name != "" {
 				fail("literal with ordinal or name")
 			}
 			return
 		}
-		if v.ordinal < 1 || v.ordinal > c.numParams {
-			fail("ordinal %d out of 1..%d", v.ordinal, c.numParams)
+		if v.Ordinal < 1 || v.Ordinal > c.NumParams {
+			fail("ordinal %d out of 1..%d", v.Ordinal, c.NumParams)
 		}
-		maxOrd = max(maxOrd, v.ordinal)
+		maxOrd = max(maxOrd, v.Ordinal)
 	}
-	checkIdent := func(id ident) {
+	checkIdent := func(id Ident) {
 		t.Helper()
-		if id.norm == "" || id.raw == "" || !strings.Contains(q, id.raw) {
+		if id.Norm == "" || id.Raw == "" || !strings.Contains(q, id.Raw) {
 			fail("bad identifier %+v", id)
 		}
-		if id.quoted != strings.ContainsAny(id.raw[:1], "\"`[") {
+		if id.Quoted != strings.ContainsAny(id.Raw[:1], "\"`[") {
 			fail("identifier %+v quoted wrongly", id)
 		}
 	}
-	switch c.kind {
-	case stmtUpdate:
-		if len(c.sets) == 0 || len(c.where) == 0 || c.cols != nil || c.rows != nil {
+	switch c.Kind {
+	case Update:
+		if len(c.Sets) == 0 || len(c.Where) == 0 || c.Cols != nil || c.Rows != nil {
 			fail("update shape")
 		}
-		checkIdent(c.table)
-		for i, s := range c.sets {
-			checkIdent(s.col)
-			checkVal(s.val)
-			if s.delta < -1 || s.delta > 1 {
-				fail("delta %d", s.delta)
+		checkIdent(c.Table)
+		for i, s := range c.Sets {
+			checkIdent(s.Col)
+			checkVal(s.Val)
+			if s.Delta < -1 || s.Delta > 1 {
+				fail("delta %d", s.Delta)
 			}
-			if s.delta != 0 && s.val.isLit {
-				if _, ok := s.val.lit.(int64); !ok {
-					if _, ok := s.val.lit.(string); !ok {
-						fail("non-numeric delta %v", s.val.lit)
+			if s.Delta != 0 && s.Val.IsLit {
+				if _, ok := s.Val.Lit.(int64); !ok {
+					if _, ok := s.Val.Lit.(string); !ok {
+						fail("non-numeric delta %v", s.Val.Lit)
 					}
 				}
 			}
-			for _, o := range c.sets[:i] {
-				if strings.EqualFold(o.col.norm, s.col.norm) {
-					fail("column %q set twice", s.col.norm)
+			for _, o := range c.Sets[:i] {
+				if strings.EqualFold(o.Col.Norm, s.Col.Norm) {
+					fail("column %q set twice", s.Col.Norm)
 				}
 			}
-			for _, w := range c.where {
-				if strings.EqualFold(w.col.norm, s.col.norm) {
-					fail("column %q in SET and WHERE", s.col.norm)
+			for _, w := range c.Where {
+				if strings.EqualFold(w.Col.Norm, s.Col.Norm) {
+					fail("column %q in SET and WHERE", s.Col.Norm)
 				}
 			}
 		}
-		for i, w := range c.where {
-			checkIdent(w.col)
-			checkVal(w.val)
-			if w.val.isLit && w.val.lit == nil {
+		for i, w := range c.Where {
+			checkIdent(w.Col)
+			checkVal(w.Val)
+			if w.Val.IsLit && w.Val.Lit == nil {
 				fail("WHERE k = NULL")
 			}
-			for _, o := range c.where[:i] {
-				if strings.EqualFold(o.col.norm, w.col.norm) {
-					fail("key %q twice", w.col.norm)
+			for _, o := range c.Where[:i] {
+				if strings.EqualFold(o.Col.Norm, w.Col.Norm) {
+					fail("key %q twice", w.Col.Norm)
 				}
 			}
 		}
-	case stmtInsert:
-		if len(c.cols) == 0 || len(c.rows) == 0 || c.sets != nil || c.where != nil {
+	case Insert:
+		if len(c.Cols) == 0 || len(c.Rows) == 0 || c.Sets != nil || c.Where != nil {
 			fail("insert shape")
 		}
-		checkIdent(c.table)
-		for i, col := range c.cols {
+		checkIdent(c.Table)
+		for i, col := range c.Cols {
 			checkIdent(col)
-			for _, o := range c.cols[:i] {
-				if strings.EqualFold(o.norm, col.norm) {
-					fail("column %q twice", col.norm)
+			for _, o := range c.Cols[:i] {
+				if strings.EqualFold(o.Norm, col.Norm) {
+					fail("column %q twice", col.Norm)
 				}
 			}
 		}
-		for _, r := range c.rows {
-			if len(r) != len(c.cols) {
-				fail("row of %d values for %d columns", len(r), len(c.cols))
+		for _, r := range c.Rows {
+			if len(r) != len(c.Cols) {
+				fail("row of %d values for %d columns", len(r), len(c.Cols))
 			}
 			for _, v := range r {
 				checkVal(v)
 			}
 		}
 	default:
-		if c.schema != nil || c.table != (ident{}) || c.sets != nil || c.where != nil || c.cols != nil || c.rows != nil {
-			fail("stmtOther with shape fields")
+		if c.Schema != nil || c.Table != (Ident{}) || c.Sets != nil || c.Where != nil || c.Cols != nil || c.Rows != nil {
+			fail("Other with shape fields")
 		}
 		return
 	}
-	if c.schema != nil {
-		checkIdent(*c.schema)
+	if c.Schema != nil {
+		checkIdent(*c.Schema)
 	}
 	// Every placeholder of a bufferable statement is an operand.
-	if maxOrd != c.numParams {
-		fail("largest ordinal %d, numParams %d", maxOrd, c.numParams)
+	if maxOrd != c.NumParams {
+		fail("largest ordinal %d, numParams %d", maxOrd, c.NumParams)
 	}
 }
 
 // classifiedSQL writes a bufferable classification back as SQL: raw names,
 // unqualified columns, c = c + v deltas, placeholders in the statement's
 // style with their ordinals or names.
-func classifiedSQL(c *classified) string {
-	val := func(v valueSrc, delta bool) string {
-		if !v.isLit {
+func classifiedSQL(c *Statement) string {
+	val := func(v Operand, delta bool) string {
+		if !v.IsLit {
 			switch {
-			case v.name != "":
-				return ":" + v.name
-			case c.style == paramDollar:
-				return "$" + strconv.Itoa(v.ordinal)
+			case v.Name != "":
+				return ":" + v.Name
+			case c.Style == ParamDollar:
+				return "$" + strconv.Itoa(v.Ordinal)
 			default:
-				return "?" + strconv.Itoa(v.ordinal)
+				return "?" + strconv.Itoa(v.Ordinal)
 			}
 		}
-		switch x := v.lit.(type) {
+		switch x := v.Lit.(type) {
 		case nil:
 			return "NULL"
 		case bool:
@@ -317,43 +317,43 @@ func classifiedSQL(c *classified) string {
 		return "?bad"
 	}
 	var b strings.Builder
-	tbl := c.table.raw
-	if c.schema != nil {
-		tbl = c.schema.raw + "." + tbl
+	tbl := c.Table.Raw
+	if c.Schema != nil {
+		tbl = c.Schema.Raw + "." + tbl
 	}
-	if c.kind == stmtUpdate {
+	if c.Kind == Update {
 		b.WriteString("UPDATE " + tbl + " SET ")
-		for i, s := range c.sets {
+		for i, s := range c.Sets {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			switch s.delta {
+			switch s.Delta {
 			case 0:
-				b.WriteString(s.col.raw + " = " + val(s.val, false))
+				b.WriteString(s.Col.Raw + " = " + val(s.Val, false))
 			case 1:
-				b.WriteString(s.col.raw + " = " + s.col.raw + " + " + val(s.val, true))
+				b.WriteString(s.Col.Raw + " = " + s.Col.Raw + " + " + val(s.Val, true))
 			default:
-				b.WriteString(s.col.raw + " = " + s.col.raw + " - " + val(s.val, true))
+				b.WriteString(s.Col.Raw + " = " + s.Col.Raw + " - " + val(s.Val, true))
 			}
 		}
 		b.WriteString(" WHERE ")
-		for i, w := range c.where {
+		for i, w := range c.Where {
 			if i > 0 {
 				b.WriteString(" AND ")
 			}
-			b.WriteString(w.col.raw + " = " + val(w.val, false))
+			b.WriteString(w.Col.Raw + " = " + val(w.Val, false))
 		}
 		return b.String()
 	}
 	b.WriteString("INSERT INTO " + tbl + " (")
-	for i, col := range c.cols {
+	for i, col := range c.Cols {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(col.raw)
+		b.WriteString(col.Raw)
 	}
 	b.WriteString(") VALUES ")
-	for i, r := range c.rows {
+	for i, r := range c.Rows {
 		if i > 0 {
 			b.WriteString(", ")
 		}

@@ -1,4 +1,4 @@
-package writeback
+package sqlparse
 
 import (
 	"fmt"
@@ -12,21 +12,21 @@ import (
 // whole expected result in one string: quoted identifiers are shown {norm},
 // placeholders #ordinal or :name#ordinal, literals as Go values (strings and
 // decimal text %q).
-func describeClassified(c *classified) string {
-	idn := func(i ident) string {
-		if i.quoted {
-			return "{" + i.norm + "}"
+func describeClassified(c *Statement) string {
+	idn := func(i Ident) string {
+		if i.Quoted {
+			return "{" + i.Norm + "}"
 		}
-		return i.norm
+		return i.Norm
 	}
-	val := func(v valueSrc) string {
-		if !v.isLit {
-			if v.name != "" {
-				return fmt.Sprintf(":%s#%d", v.name, v.ordinal)
+	val := func(v Operand) string {
+		if !v.IsLit {
+			if v.Name != "" {
+				return fmt.Sprintf(":%s#%d", v.Name, v.Ordinal)
 			}
-			return fmt.Sprintf("#%d", v.ordinal)
+			return fmt.Sprintf("#%d", v.Ordinal)
 		}
-		switch x := v.lit.(type) {
+		switch x := v.Lit.(type) {
 		case nil:
 			return "NULL"
 		case bool:
@@ -36,46 +36,46 @@ func describeClassified(c *classified) string {
 		case string:
 			return fmt.Sprintf("%q", x)
 		}
-		return fmt.Sprintf("?%T", v.lit)
+		return fmt.Sprintf("?%T", v.Lit)
 	}
 	var b strings.Builder
-	tbl := idn(c.table)
-	if c.schema != nil {
-		tbl = idn(*c.schema) + "." + tbl
+	tbl := idn(c.Table)
+	if c.Schema != nil {
+		tbl = idn(*c.Schema) + "." + tbl
 	}
-	switch c.kind {
-	case stmtUpdate:
+	switch c.Kind {
+	case Update:
 		b.WriteString("update " + tbl + " set")
-		for i, s := range c.sets {
+		for i, s := range c.Sets {
 			if i > 0 {
 				b.WriteString(",")
 			}
 			op := "="
-			switch s.delta {
+			switch s.Delta {
 			case 1:
 				op = "+="
 			case -1:
 				op = "-="
 			}
-			b.WriteString(" " + idn(s.col) + op + val(s.val))
+			b.WriteString(" " + idn(s.Col) + op + val(s.Val))
 		}
 		b.WriteString(" where")
-		for i, w := range c.where {
+		for i, w := range c.Where {
 			if i > 0 {
 				b.WriteString(" and")
 			}
-			b.WriteString(" " + idn(w.col) + "=" + val(w.val))
+			b.WriteString(" " + idn(w.Col) + "=" + val(w.Val))
 		}
-	case stmtInsert:
+	case Insert:
 		b.WriteString("insert " + tbl + " (")
-		for i, col := range c.cols {
+		for i, col := range c.Cols {
 			if i > 0 {
 				b.WriteString(",")
 			}
 			b.WriteString(idn(col))
 		}
 		b.WriteString(") values")
-		for i, r := range c.rows {
+		for i, r := range c.Rows {
 			if i > 0 {
 				b.WriteString(",")
 			}
@@ -96,10 +96,10 @@ func describeClassified(c *classified) string {
 
 // Short names of the placeholder styles, for the table below.
 const (
-	clsNone = paramNone
-	clsQ    = paramQuestion
-	clsD    = paramDollar
-	clsNm   = paramNamed
+	clsNone = ParamNone
+	clsQ    = ParamQuestion
+	clsD    = ParamDollar
+	clsNm   = ParamNamed
 )
 
 // shapeTests lists statements and their expected classification; the fuzz
@@ -109,7 +109,7 @@ var shapeTests = []struct {
 	query  string
 	sqlite bool
 	want   string
-	style  paramStyle
+	style  ParamStyle
 	n      int
 }{
 	// UPDATE with each placeholder style.
@@ -352,15 +352,15 @@ func TestClassifyShapes(t *testing.T) {
 	tests := shapeTests
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := classify(tc.query, tc.sqlite)
+			c := Classify(tc.query, tc.sqlite)
 			if got := describeClassified(c); got != tc.want {
 				t.Errorf("classify(%q, %v)\n got  %s\n want %s", tc.query, tc.sqlite, got, tc.want)
 			}
-			if c.style != tc.style || c.numParams != tc.n {
-				t.Errorf("classify(%q, %v): style %d numParams %d, want %d %d", tc.query, tc.sqlite, c.style, c.numParams, tc.style, tc.n)
+			if c.Style != tc.style || c.NumParams != tc.n {
+				t.Errorf("classify(%q, %v): style %d numParams %d, want %d %d", tc.query, tc.sqlite, c.Style, c.NumParams, tc.style, tc.n)
 			}
-			if c.kind == stmtOther && (c.schema != nil || c.table != (ident{}) || c.sets != nil || c.where != nil || c.cols != nil || c.rows != nil) {
-				t.Errorf("classify(%q): stmtOther carries shape fields: %+v", tc.query, c)
+			if c.Kind == Other && (c.Schema != nil || c.Table != (Ident{}) || c.Sets != nil || c.Where != nil || c.Cols != nil || c.Rows != nil) {
+				t.Errorf("classify(%q): Other carries shape fields: %+v", tc.query, c)
 			}
 		})
 	}
@@ -370,53 +370,53 @@ func TestClassifyShapes(t *testing.T) {
 // included: flush SQL is written from raw.
 func TestClassifyIdentRaw(t *testing.T) {
 	// "t"."x" is qualified by a table other than "My""T".
-	c := classify(`UPDATE "Sch"."My""T" SET `+"`Ab`"+` = 1 WHERE "t"."x" = 3`, false)
-	if c.kind != stmtOther {
+	c := Classify(`UPDATE "Sch"."My""T" SET `+"`Ab`"+` = 1 WHERE "t"."x" = 3`, false)
+	if c.Kind != Other {
 		t.Errorf("column of another table accepted: %s", describeClassified(c))
 	}
-	c = classify(`UPDATE "Sch"."My""T" SET `+"`Ab`"+` = 1, Cd = Cd + 1 WHERE [K 1] = 2 AND "My""T"."x" = 3`, false)
-	if c.kind != stmtUpdate {
+	c = Classify(`UPDATE "Sch"."My""T" SET `+"`Ab`"+` = 1, Cd = Cd + 1 WHERE [K 1] = 2 AND "My""T"."x" = 3`, false)
+	if c.Kind != Update {
 		t.Fatalf("not an update: %s", describeClassified(c))
 	}
-	if c.schema == nil || *c.schema != (ident{norm: "Sch", raw: `"Sch"`, quoted: true}) {
-		t.Errorf("schema = %+v", c.schema)
+	if c.Schema == nil || *c.Schema != (Ident{Norm: "Sch", Raw: `"Sch"`, Quoted: true}) {
+		t.Errorf("schema = %+v", c.Schema)
 	}
-	if c.table != (ident{norm: `My"T`, raw: `"My""T"`, quoted: true}) {
-		t.Errorf("table = %+v", c.table)
+	if c.Table != (Ident{Norm: `My"T`, Raw: `"My""T"`, Quoted: true}) {
+		t.Errorf("table = %+v", c.Table)
 	}
-	wantSets := []ident{{norm: "Ab", raw: "`Ab`", quoted: true}, {norm: "cd", raw: "Cd"}}
-	for i, s := range c.sets {
-		if s.col != wantSets[i] {
-			t.Errorf("sets[%d].col = %+v, want %+v", i, s.col, wantSets[i])
+	wantSets := []Ident{{Norm: "Ab", Raw: "`Ab`", Quoted: true}, {Norm: "cd", Raw: "Cd"}}
+	for i, s := range c.Sets {
+		if s.Col != wantSets[i] {
+			t.Errorf("sets[%d].col = %+v, want %+v", i, s.Col, wantSets[i])
 		}
 	}
-	wantWhere := []ident{{norm: "K 1", raw: "[K 1]", quoted: true}, {norm: "x", raw: `"x"`, quoted: true}}
-	for i, w := range c.where {
-		if w.col != wantWhere[i] {
-			t.Errorf("where[%d].col = %+v, want %+v", i, w.col, wantWhere[i])
+	wantWhere := []Ident{{Norm: "K 1", Raw: "[K 1]", Quoted: true}, {Norm: "x", Raw: `"x"`, Quoted: true}}
+	for i, w := range c.Where {
+		if w.Col != wantWhere[i] {
+			t.Errorf("where[%d].col = %+v, want %+v", i, w.Col, wantWhere[i])
 		}
 	}
-	c = classify("INSERT INTO Main.PV (ID, \"Views\") VALUES (1, 2)", false)
-	if c.schema == nil || *c.schema != (ident{norm: "main", raw: "Main"}) || c.table != (ident{norm: "pv", raw: "PV"}) {
-		t.Errorf("insert table = %+v %+v", c.schema, c.table)
+	c = Classify("INSERT INTO Main.PV (ID, \"Views\") VALUES (1, 2)", false)
+	if c.Schema == nil || *c.Schema != (Ident{Norm: "main", Raw: "Main"}) || c.Table != (Ident{Norm: "pv", Raw: "PV"}) {
+		t.Errorf("insert table = %+v %+v", c.Schema, c.Table)
 	}
-	if !slices.Equal(c.cols, []ident{{norm: "id", raw: "ID"}, {norm: "Views", raw: `"Views"`, quoted: true}}) {
-		t.Errorf("insert cols = %+v", c.cols)
+	if !slices.Equal(c.Cols, []Ident{{Norm: "id", Raw: "ID"}, {Norm: "Views", Raw: `"Views"`, Quoted: true}}) {
+		t.Errorf("insert cols = %+v", c.Cols)
 	}
 }
 
 // TestClassifyUnicodeFold: unquoted names fold ASCII only, like PostgreSQL,
 // SQLite and the rules file.
 func TestClassifyUnicodeFold(t *testing.T) {
-	c := classify("UPDATE Ärger SET Ö = 1 WHERE K = 1", false)
-	if c.kind != stmtUpdate || c.table.norm != "Ärger" || c.sets[0].col.norm != "Ö" {
+	c := Classify("UPDATE Ärger SET Ö = 1 WHERE K = 1", false)
+	if c.Kind != Update || c.Table.Norm != "Ärger" || c.Sets[0].Col.Norm != "Ö" {
 		t.Fatalf("got %s", describeClassified(c))
 	}
 	// names hold both foldings, so a barrier finds the table whichever way
 	// its rule name was lower-cased.
 	for _, n := range []string{"Ärger", "ärger", "Ö", "ö", "k"} {
-		if !slices.Contains(c.names, n) {
-			t.Errorf("names %q lack %q", c.names, n)
+		if !slices.Contains(c.Names, n) {
+			t.Errorf("names %q lack %q", c.Names, n)
 		}
 	}
 }
@@ -450,12 +450,12 @@ func TestClassifySQLiteParams(t *testing.T) {
 		{"SELECT $x$ $1 $x$, $2", true, "other", 3},
 	}
 	for _, tc := range tests {
-		c := classify(tc.query, tc.sqlite)
+		c := Classify(tc.query, tc.sqlite)
 		if got := describeClassified(c); got != tc.want {
 			t.Errorf("classify(%q, %v)\n got  %s\n want %s", tc.query, tc.sqlite, got, tc.want)
 		}
-		if c.numParams != tc.n {
-			t.Errorf("classify(%q, %v): numParams %d, want %d", tc.query, tc.sqlite, c.numParams, tc.n)
+		if c.NumParams != tc.n {
+			t.Errorf("classify(%q, %v): numParams %d, want %d", tc.query, tc.sqlite, c.NumParams, tc.n)
 		}
 	}
 }
@@ -488,21 +488,21 @@ func TestClassifyNames(t *testing.T) {
 		{"SELECT 'x' AS y, 1.5e3, 0x1f FROM t", false, []string{"y", "t"}, []string{"x", "e3", "x1f"}},
 	}
 	for _, tc := range tests {
-		c := classify(tc.query, tc.sqlite)
+		c := Classify(tc.query, tc.sqlite)
 		for _, w := range tc.want {
-			if !slices.Contains(c.names, w) {
-				t.Errorf("classify(%q).names = %q, lacks %q", tc.query, c.names, w)
+			if !slices.Contains(c.Names, w) {
+				t.Errorf("classify(%q).names = %q, lacks %q", tc.query, c.Names, w)
 			}
 		}
 		for _, w := range tc.absent {
-			if slices.Contains(c.names, w) {
-				t.Errorf("classify(%q).names = %q, has %q", tc.query, c.names, w)
+			if slices.Contains(c.Names, w) {
+				t.Errorf("classify(%q).names = %q, has %q", tc.query, c.Names, w)
 			}
 		}
 		seen := map[string]bool{}
-		for _, n := range c.names {
+		for _, n := range c.Names {
 			if seen[n] {
-				t.Errorf("classify(%q).names = %q: %q twice", tc.query, c.names, n)
+				t.Errorf("classify(%q).names = %q: %q twice", tc.query, c.Names, n)
 			}
 			seen[n] = true
 		}
@@ -514,9 +514,9 @@ func TestClassifyNames(t *testing.T) {
 		fmt.Fprintf(&b, "c%d, C%d, ", i%40, i%40)
 	}
 	b.WriteString("1 FROM t")
-	c := classify(b.String(), false)
-	if len(c.names) != 40+3 { // c0..c39, select, from, t
-		t.Errorf("many names: got %d names %q", len(c.names), c.names)
+	c := Classify(b.String(), false)
+	if len(c.Names) != 40+3 { // c0..c39, select, from, t
+		t.Errorf("many names: got %d names %q", len(c.Names), c.Names)
 	}
 }
 
@@ -536,30 +536,30 @@ func TestClassifyManyColumns(t *testing.T) {
 	ins := func(cs []string) string {
 		return "INSERT INTO t (" + strings.Join(cs, ", ") + ") VALUES (" + strings.Join(vals[:len(cs)], ", ") + ")"
 	}
-	if c := classify(ins(cols), false); c.kind != stmtInsert || len(c.cols) != 40 || c.numParams != 40 {
+	if c := Classify(ins(cols), false); c.Kind != Insert || len(c.Cols) != 40 || c.NumParams != 40 {
 		t.Fatalf("40 columns: %s", describeClassified(c))
 	}
 	for _, dup := range []string{"c3", "C3", `"C3"`, "[c38]"} {
 		cs := append(slices.Clone(cols[:39]), dup)
-		if c := classify(ins(cs), false); c.kind != stmtOther {
+		if c := Classify(ins(cs), false); c.Kind != Other {
 			t.Errorf("insert repeating %s: %s", dup, describeClassified(c))
 		}
 	}
 	// Kelvin sign K folds with k: a possible duplicate, so not bufferable.
 	cs := append(slices.Clone(cols[:39]), "\"\u212a\"", "k")
-	if c := classify(ins(cs), false); c.kind != stmtOther {
+	if c := Classify(ins(cs), false); c.Kind != Other {
 		t.Errorf("insert with K and k: %s", describeClassified(c))
 	}
 	upd := "UPDATE t SET " + strings.Join(sets, ", ") + " WHERE k = ?"
-	if c := classify(upd, false); c.kind != stmtUpdate || len(c.sets) != 40 {
+	if c := Classify(upd, false); c.Kind != Update || len(c.Sets) != 40 {
 		t.Fatalf("40 sets: %s", describeClassified(c))
 	}
 	for _, key := range []string{"c0", "C17", "c39"} {
-		if c := classify(upd+" AND "+key+" = ?", false); c.kind != stmtOther {
+		if c := Classify(upd+" AND "+key+" = ?", false); c.Kind != Other {
 			t.Errorf("update setting key %s: %s", key, describeClassified(c))
 		}
 	}
-	if c := classify(upd+" AND k = ?", false); c.kind != stmtOther {
+	if c := Classify(upd+" AND k = ?", false); c.Kind != Other {
 		t.Errorf("update with key twice: %s", describeClassified(c))
 	}
 }
@@ -622,12 +622,12 @@ func TestClassifyTx(t *testing.T) {
 		{"SELECT 1 -- ; COMMIT", false, false, false},
 	}
 	for _, tc := range tests {
-		c := classify(tc.query, false)
-		if c.beginsTx != tc.begins || c.endsTx != tc.ends {
-			t.Errorf("classify(%q): beginsTx %v endsTx %v, want %v %v", tc.query, c.beginsTx, c.endsTx, tc.begins, tc.ends)
+		c := Classify(tc.query, false)
+		if c.BeginsTx != tc.begins || c.EndsTx != tc.ends {
+			t.Errorf("classify(%q): beginsTx %v endsTx %v, want %v %v", tc.query, c.BeginsTx, c.EndsTx, tc.begins, tc.ends)
 		}
-		if (c.kind != stmtOther) != tc.bufferableToo {
-			t.Errorf("classify(%q): kind %d", tc.query, c.kind)
+		if (c.Kind != Other) != tc.bufferableToo {
+			t.Errorf("classify(%q): kind %d", tc.query, c.Kind)
 		}
 	}
 }
@@ -636,7 +636,7 @@ func TestClassifyTx(t *testing.T) {
 // calls do not share mutable state.
 func TestClassifyDeterministic(t *testing.T) {
 	q := "UPDATE t SET a = :a, b = b + 1.5 WHERE k = :k"
-	a, b := classify(q, true), classify(q, true)
+	a, b := Classify(q, true), Classify(q, true)
 	if !reflect.DeepEqual(a, b) {
 		t.Fatalf("two classifications differ:\n%+v\n%+v", a, b)
 	}
@@ -671,7 +671,7 @@ func BenchmarkClassify(b *testing.B) {
 		q := "UPDATE page_views SET views = views + $1, last_seen = $2 WHERE page_id = $3"
 		b.ReportAllocs()
 		for b.Loop() {
-			if classify(q, false).kind != stmtUpdate {
+			if Classify(q, false).Kind != Update {
 				b.Fatal("not bufferable")
 			}
 		}
@@ -680,7 +680,7 @@ func BenchmarkClassify(b *testing.B) {
 		q := "INSERT INTO events (id, kind, payload) VALUES (?, 'click', ?)"
 		b.ReportAllocs()
 		for b.Loop() {
-			if classify(q, true).kind != stmtInsert {
+			if Classify(q, true).Kind != Insert {
 				b.Fatal("not bufferable")
 			}
 		}
@@ -689,7 +689,7 @@ func BenchmarkClassify(b *testing.B) {
 		q := "SELECT p.id, p.title, v.views FROM pages p JOIN page_views v ON v.page_id = p.id WHERE p.id = $1 /* app */"
 		b.ReportAllocs()
 		for b.Loop() {
-			classify(q, false)
+			Classify(q, false)
 		}
 	})
 }

@@ -1,4 +1,8 @@
-package writeback
+// Package value holds writeback's value arithmetic: private copies of bound
+// arguments normalized to a few Go types, exact sums of deltas (int64 with an
+// overflow check, decimal strings through math/big, never float64 for them),
+// and memory estimates. It has no state and takes no locks.
+package value
 
 import (
 	"database/sql/driver"
@@ -9,11 +13,11 @@ import (
 	"time"
 )
 
-// copyValue returns a private copy of a bound value, normalized to a small set
+// Copy returns a private copy of a bound value, normalized to a small set
 // of Go types, so a buffered write never aliases memory the caller may reuse.
 // ok is false when the value's type is not one the buffer can copy and compare
 // safely; the statement then passes through.
-func copyValue(v any) (out any, ok bool) {
+func Copy(v any) (out any, ok bool) {
 	switch x := v.(type) {
 	case nil:
 		return nil, true
@@ -70,7 +74,7 @@ func copyValue(v any) (out any, ok bool) {
 		if _, again := dv.(driver.Valuer); again {
 			return nil, false
 		}
-		return copyValue(dv)
+		return Copy(dv)
 	}
 	// Slices of plain scalars (PostgreSQL arrays through pgx) are copied
 	// element by element; anything else (pointers, maps, structs) passes through.
@@ -96,29 +100,9 @@ func isPlainScalar(k reflect.Kind) bool {
 	return false
 }
 
-// keyPart is one key column's value in a row identity. Only int64 and string
-// keys are buffered: the Go type is fixed per table, so 1 and "1" never name
-// two dirty rows that the database would see as one.
-type keyKind uint8
 
-const (
-	keyNone keyKind = iota
-	keyInt
-	keyString
-)
-
-func kindOfKey(v any) keyKind {
-	switch v.(type) {
-	case int64:
-		return keyInt
-	case string:
-		return keyString
-	}
-	return keyNone
-}
-
-// negate returns -v for a delta value.
-func negate(v any) (any, bool) {
+// Negate returns -v for a delta value.
+func Negate(v any) (any, bool) {
 	switch x := v.(type) {
 	case int64:
 		if x == math.MinInt64 {
@@ -138,9 +122,9 @@ func negate(v any) (any, bool) {
 	return nil, false
 }
 
-// isDelta reports whether v can be a delta the buffer can sum exactly (or, for
+// IsDelta reports whether v can be a delta the buffer can sum exactly (or, for
 // float64, the way float64 arithmetic sums it).
-func isDelta(v any) bool {
+func IsDelta(v any) bool {
 	switch x := v.(type) {
 	case int64, float64:
 		return true
@@ -151,10 +135,10 @@ func isDelta(v any) bool {
 	return false
 }
 
-// addValues returns a + b for two numeric values of the same kind; NULL + d is
+// Add returns a + b for two numeric values of the same kind; NULL + d is
 // NULL as in SQL. ok is false when the sum cannot be formed exactly the way the
 // database would (mixed kinds, overflow, non-numeric).
-func addValues(a, b any) (any, bool) {
+func Add(a, b any) (any, bool) {
 	if a == nil {
 		return nil, true
 	}
@@ -261,4 +245,32 @@ func (d decimal) String() string {
 		return "-" + digits
 	}
 	return digits
+}
+
+// valOverhead is a value slot's own memory, erring high.
+const valOverhead = 16
+
+// Size is a conservative estimate of the memory a buffered value holds.
+func Size(v any) int64 {
+	switch x := v.(type) {
+	case nil, int64, float64, bool:
+		return valOverhead
+	case string:
+		return valOverhead + int64(len(x))
+	case []byte:
+		return valOverhead + 24 + int64(len(x))
+	case time.Time:
+		return valOverhead + 24
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Slice {
+		n := valOverhead + 24 + int64(rv.Len())*int64(rv.Type().Elem().Size())
+		if rv.Type().Elem().Kind() == reflect.String {
+			for i := 0; i < rv.Len(); i++ {
+				n += int64(rv.Index(i).Len())
+			}
+		}
+		return n
+	}
+	return valOverhead + 64
 }

@@ -1,0 +1,548 @@
+package sqlparse
+
+// This file recognizes the bufferable shapes (UPDATE and INSERT) over the
+// tokens the classifier produced.
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// parser recognizes the bufferable shapes over the tokens of one statement
+// (comments removed; the last token is tkEOF). Every method returns false as
+// soon as the text leaves the grammar; the caller then discards the result.
+type parser struct {
+	// q points to the query rather than holding it: strings sliced from it
+	// flow into the result, and escape analysis would otherwise move toks
+	// (reached through the same pointer) to the heap as well.
+	q    *string
+	toks []token
+	i    int
+	// seen holds the fold keys of the columns so far, once there are many.
+	seen map[string]struct{}
+}
+
+// word returns the text of token k when it is an unquoted identifier.
+func (p *parser) word(k int) string {
+	if k < len(p.toks) && p.toks[k].kind == tkIdent {
+		return (*p.q)[p.toks[k].start:p.toks[k].end]
+	}
+	return ""
+}
+
+// Effects of a statement on the connection's transaction state.
+const (
+	txNone  = 0
+	txBegin = 1  // in a transaction afterwards
+	txEnd   = -1 // out of one afterwards
+)
+
+// txState sets beginsTx and endsTx. A text of several statements is
+// followed statement by statement and the last one that matters decides.
+// There, END is ignored: it also closes the BEGIN ... END bodies of SQLite
+// triggers, MySQL procedures and PostgreSQL BEGIN ATOMIC functions, which
+// hold ';'. Any error of this kind leaves the connection believed in a
+// transaction, which only stops buffering.
+func (p *parser) txState(res *Statement) {
+	// A ';' followed by more text starts another statement (EOF is always
+	// the last token, so k+1 is in range).
+	next := func(k int) bool {
+		t := &p.toks[k]
+		return t.kind == tkOp && p.text(t) == ";" && p.toks[k+1].kind != tkEOF
+	}
+	multi := false
+	for k := range p.toks {
+		if next(k) {
+			multi = true
+			break
+		}
+	}
+	effect := p.txEffect(0, !multi)
+	for k := 0; multi && k < len(p.toks); k++ {
+		if next(k) {
+			if e := p.txEffect(k+1, false); e != txNone {
+				effect = e
+			}
+		}
+	}
+	res.BeginsTx, res.EndsTx = effect == txBegin, effect == txEnd
+}
+
+// txEffect is the effect of the statement starting at token k: BEGIN, START
+// TRANSACTION and SAVEPOINT begin a transaction; COMMIT, END (when allowEnd),
+// ROLLBACK other than ROLLBACK TO, ABORT and PREPARE TRANSACTION end it.
+// "... AND CHAIN" ends one and starts the next at once: the connection is
+// still in a transaction afterwards, so it counts as beginning one.
+func (p *parser) txEffect(k int, allowEnd bool) int {
+	w := p.word(k)
+	switch {
+	case kwIs(w, "begin") || kwIs(w, "savepoint"):
+		return txBegin
+	case kwIs(w, "start"):
+		if kwIs(p.word(k+1), "transaction") {
+			return txBegin
+		}
+		return txNone
+	case kwIs(w, "prepare"):
+		if kwIs(p.word(k+1), "transaction") {
+			return txEnd
+		}
+		return txNone
+	case kwIs(w, "commit") || kwIs(w, "abort") || allowEnd && kwIs(w, "end"):
+	case kwIs(w, "rollback"):
+		n := k + 1
+		if w := p.word(n); kwIs(w, "work") || kwIs(w, "transaction") || kwIs(w, "tran") {
+			n++
+		}
+		if kwIs(p.word(n), "to") { // ROLLBACK TO SAVEPOINT stays in the transaction
+			return txNone
+		}
+	default:
+		return txNone
+	}
+	for n := k + 1; n+1 < len(p.toks); n++ {
+		if t := &p.toks[n]; t.kind == tkOp && p.text(t) == ";" {
+			break
+		}
+		if kwIs(p.word(n), "and") && kwIs(p.word(n+1), "chain") {
+			return txBegin
+		}
+	}
+	return txEnd
+}
+
+func (p *parser) peek() *token { return &p.toks[p.i] }
+
+func (p *parser) advance() {
+	if p.toks[p.i].kind != tkEOF {
+		p.i++
+	}
+}
+
+func (p *parser) text(t *token) string { return (*p.q)[t.start:t.end] }
+
+// keyword consumes the keyword kw (lower case) if it comes next.
+func (p *parser) keyword(kw string) bool {
+	t := p.peek()
+	if t.kind == tkIdent && kwIs(p.text(t), kw) {
+		p.advance()
+		return true
+	}
+	return false
+}
+
+// op consumes the operator or punctuation op if it comes next.
+func (p *parser) op(op string) bool {
+	t := p.peek()
+	if t.kind == tkOp && p.text(t) == op {
+		p.advance()
+		return true
+	}
+	return false
+}
+
+// maxIdentLen is PostgreSQL's identifier length (NAMEDATALEN-1 bytes). It
+// silently truncates longer names, so two different long names in the text
+// could be one column: such statements are not buffered.
+const maxIdentLen = 63
+
+// ident consumes one identifier usable as a table or column name: quoted and
+// not empty, or unquoted and not reserved; at most maxIdentLen bytes.
+func (p *parser) ident() (Ident, bool) {
+	t := p.peek()
+	raw := p.text(t)
+	switch t.kind {
+	case tkIdent:
+		if isReserved(raw) || len(raw) > maxIdentLen {
+			return Ident{}, false
+		}
+		p.advance()
+		return Ident{Norm: asciiLower(raw), Raw: raw}, true
+	case tkQIdent:
+		norm := unquoteIdent(raw)
+		if norm == "" || len(norm) > maxIdentLen {
+			return Ident{}, false
+		}
+		p.advance()
+		return Ident{Norm: norm, Raw: raw, Quoted: true}, true
+	}
+	return Ident{}, false
+}
+
+// table consumes name or schema.name (no alias, no ONLY, no *).
+func (p *parser) table(res *Statement) bool {
+	id, ok := p.ident()
+	if !ok {
+		return false
+	}
+	if p.op(".") {
+		name, ok := p.ident()
+		if !ok {
+			return false
+		}
+		schema := id
+		res.Schema, id = &schema, name
+	}
+	res.Table = id
+	return true
+}
+
+// column consumes col or tbl.col, where tbl is the statement's table as
+// written (compared by norm), and returns col.
+func (p *parser) column(res *Statement) (Ident, bool) {
+	id, ok := p.ident()
+	if !ok {
+		return Ident{}, false
+	}
+	if !p.op(".") {
+		return id, true
+	}
+	if id.Norm != res.Table.Norm {
+		return Ident{}, false
+	}
+	return p.ident()
+}
+
+// tryColumn is column, leaving the position unchanged when there is none.
+func (p *parser) tryColumn(res *Statement) (Ident, bool) {
+	save := p.i
+	id, ok := p.column(res)
+	if !ok {
+		p.i = save
+	}
+	return id, ok
+}
+
+// valueKind tells what value parsed; deltas must be numeric.
+type valueKind uint8
+
+const (
+	vkNone    valueKind = iota
+	vkParam             // a placeholder
+	vkNumber            // an integer or decimal literal
+	vkLiteral           // NULL, TRUE, FALSE or a string
+)
+
+// value consumes one operand: a placeholder, a signed integer or decimal, a
+// plain string, NULL, TRUE or FALSE.
+func (p *parser) value() (Operand, valueKind) {
+	t := p.peek()
+	switch t.kind {
+	case tkParam:
+		p.advance()
+		v := Operand{Ordinal: t.num}
+		if t.form == pfNamed {
+			v.Name = (*p.q)[t.start+1 : t.end]
+		}
+		return v, vkParam
+	case tkInt, tkDec:
+		p.advance()
+		return number(p.text(t), false)
+	case tkStr:
+		p.advance()
+		raw := p.text(t)
+		s := raw[1 : len(raw)-1]
+		if strings.Contains(s, "''") {
+			s = strings.ReplaceAll(s, "''", "'")
+		}
+		return Operand{IsLit: true, Lit: s}, vkLiteral
+	case tkOp:
+		op := p.text(t)
+		if op != "-" && op != "+" {
+			return Operand{}, vkNone
+		}
+		n := &p.toks[p.i+1] // tkOp is never the last token
+		if n.kind != tkInt && n.kind != tkDec {
+			return Operand{}, vkNone
+		}
+		p.advance()
+		p.advance()
+		return number(p.text(n), op == "-")
+	case tkIdent:
+		w := p.text(t)
+		var v Operand
+		switch {
+		case kwIs(w, "null"):
+			v = Operand{IsLit: true}
+		case kwIs(w, "true"):
+			v = Operand{IsLit: true, Lit: true}
+		case kwIs(w, "false"):
+			v = Operand{IsLit: true, Lit: false}
+		default:
+			return Operand{}, vkNone
+		}
+		p.advance()
+		return v, vkLiteral
+	}
+	return Operand{}, vkNone
+}
+
+// number makes the literal of an unsigned integer token: int64 for integers
+// that fit; others, and decimals, are not bufferable.
+func number(digits string, neg bool) (Operand, valueKind) {
+	if strings.IndexByte(digits, '.') < 0 {
+		u, err := strconv.ParseUint(digits, 10, 64)
+		if err != nil || u > 1<<63 || u == 1<<63 && !neg {
+			return Operand{}, vkNone
+		}
+		n := int64(u) // 1<<63 wraps to MinInt64, which is -(1<<63): right for neg
+		if neg && n != -1<<63 {
+			n = -n
+		}
+		return Operand{IsLit: true, Lit: n}, vkNumber
+	}
+	// A decimal literal is not buffered: its type is the database's to decide
+	// (numeric in PostgreSQL, REAL in SQLite), and a bound string or float in
+	// its place would not always mean the same (bigint + 1.5 is numeric in
+	// PostgreSQL, but bigint + '1.5' is an error). Bound decimals are buffered.
+	return Operand{}, vkNone
+}
+
+// end accepts an optional ';' and then the end of the text.
+func (p *parser) end() bool {
+	p.op(";")
+	return p.peek().kind == tkEOF
+}
+
+// sameCol reports whether two columns could be one: conservative (Unicode
+// case folding, so "A" and a count as one: MySQL and SQLite ignore case)
+// because it only ever rejects.
+func sameCol(a, b Ident) bool { return strings.EqualFold(a.Norm, b.Norm) }
+
+// foldKey maps a name to a key that is equal for two names exactly when
+// strings.EqualFold says they are: each rune becomes the smallest rune of its
+// case-folding orbit.
+func foldKey(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		b.WriteRune(m)
+	}
+	return b.String()
+}
+
+// fresh reports whether col is not (by sameCol) one of the columns already
+// in res.sets, res.where and res.cols, and records it: the caller adds col
+// to one of those lists next. Small statements compare linearly; past
+// smallNames columns a map keeps a statement with thousands of them linear.
+func (p *parser) fresh(res *Statement, col Ident) bool {
+	if p.seen == nil {
+		if len(res.Sets)+len(res.Where)+len(res.Cols) < smallNames {
+			for _, s := range res.Sets {
+				if sameCol(s.Col, col) {
+					return false
+				}
+			}
+			for _, w := range res.Where {
+				if sameCol(w.Col, col) {
+					return false
+				}
+			}
+			for _, c := range res.Cols {
+				if sameCol(c, col) {
+					return false
+				}
+			}
+			return true
+		}
+		p.seen = make(map[string]struct{})
+		for _, s := range res.Sets {
+			p.seen[foldKey(s.Col.Norm)] = struct{}{}
+		}
+		for _, w := range res.Where {
+			p.seen[foldKey(w.Col.Norm)] = struct{}{}
+		}
+		for _, c := range res.Cols {
+			p.seen[foldKey(c.Norm)] = struct{}{}
+		}
+	}
+	k := foldKey(col.Norm)
+	if _, dup := p.seen[k]; dup {
+		return false
+	}
+	p.seen[k] = struct{}{}
+	return true
+}
+
+// update recognizes, after UPDATE:
+//
+//	tbl SET c = v [, d = d + v | d = d - v | d = v + d ...]
+//	WHERE k = v [AND k2 = v ...] [;]
+func (p *parser) update(res *Statement) bool {
+	if !p.table(res) || !p.keyword("set") {
+		return false
+	}
+	// Size both lists in one allocation each: commas before WHERE bound
+	// the SET list, ANDs after it the WHERE list.
+	nSets, nWhere, inWhere := 1, 1, false
+	for k := p.i; k < len(p.toks); k++ {
+		t := &p.toks[k]
+		switch {
+		case t.kind == tkOp && !inWhere && p.text(t) == ",":
+			nSets++
+		case t.kind == tkIdent && !inWhere && kwIs(p.text(t), "where"):
+			inWhere = true
+		case t.kind == tkIdent && inWhere && kwIs(p.text(t), "and"):
+			nWhere++
+		}
+	}
+	res.Sets = make([]SetClause, 0, nSets)
+	res.Where = make([]KeyEq, 0, nWhere)
+	for {
+		col, ok := p.column(res)
+		if !ok || !p.op("=") {
+			return false
+		}
+		if !p.fresh(res, col) {
+			return false
+		}
+		sc := SetClause{Col: col}
+		var kind valueKind
+		if rc, ok := p.tryColumn(res); ok {
+			// c = c + v or c = c - v: the same column exactly, by norm.
+			if rc.Norm != col.Norm {
+				return false
+			}
+			switch {
+			case p.op("+"):
+				sc.Delta = 1
+			case p.op("-"):
+				sc.Delta = -1
+			default:
+				return false
+			}
+			if sc.Val, kind = p.value(); kind != vkParam && kind != vkNumber {
+				return false
+			}
+		} else {
+			if sc.Val, kind = p.value(); kind == vkNone {
+				return false
+			}
+			if p.op("+") { // c = v + c
+				if rc, ok := p.column(res); !ok || rc.Norm != col.Norm {
+					return false
+				}
+				if kind != vkParam && kind != vkNumber {
+					return false
+				}
+				sc.Delta = 1
+			}
+		}
+		res.Sets = append(res.Sets, sc)
+		if !p.op(",") {
+			break
+		}
+	}
+	if !p.keyword("where") {
+		return false
+	}
+	for {
+		var k KeyEq
+		var kind valueKind
+		if col, ok := p.tryColumn(res); ok {
+			if !p.op("=") {
+				return false
+			}
+			k.Col = col
+			k.Val, kind = p.value()
+		} else {
+			k.Val, kind = p.value()
+			if kind == vkNone || !p.op("=") {
+				return false
+			}
+			if k.Col, ok = p.column(res); !ok {
+				return false
+			}
+		}
+		// k = NULL matches no row: the database must say so.
+		if kind == vkNone || k.Val.IsLit && k.Val.Lit == nil {
+			return false
+		}
+		// A key twice, or a key the statement also sets (it would change
+		// its own key), is not bufferable.
+		if !p.fresh(res, k.Col) {
+			return false
+		}
+		res.Where = append(res.Where, k)
+		if !p.keyword("and") {
+			break
+		}
+	}
+	return p.end()
+}
+
+// insert recognizes, after INSERT:
+//
+//	INTO tbl (c1, c2 ...) VALUES (v, v ...) [, (v, v ...) ...] [;]
+func (p *parser) insert(res *Statement) bool {
+	if !p.keyword("into") || !p.table(res) || !p.op("(") {
+		return false
+	}
+	nCols := 1
+	for k := p.i; k < len(p.toks) && !(p.toks[k].kind == tkOp && p.text(&p.toks[k]) == ")"); k++ {
+		if p.toks[k].kind == tkOp && p.text(&p.toks[k]) == "," {
+			nCols++
+		}
+	}
+	res.Cols = make([]Ident, 0, nCols)
+	for {
+		col, ok := p.ident()
+		if !ok {
+			return false
+		}
+		if !p.fresh(res, col) {
+			return false
+		}
+		res.Cols = append(res.Cols, col)
+		if !p.op(",") {
+			break
+		}
+	}
+	if !p.op(")") || !p.keyword("values") {
+		return false
+	}
+	// Every row opens with '(' and no value may hold one, so counting them
+	// sizes the rows; all values share one backing array. A valid statement
+	// has a token per value, which bounds the allocation.
+	nRows := 0
+	for k := p.i; k < len(p.toks); k++ {
+		if p.toks[k].kind == tkOp && p.text(&p.toks[k]) == "(" {
+			nRows++
+		}
+	}
+	if nRows == 0 || nRows > len(p.toks)/len(res.Cols) {
+		return false
+	}
+	vals := make([]Operand, nRows*len(res.Cols))
+	res.Rows = make([][]Operand, 0, nRows)
+	for {
+		if !p.op("(") || len(res.Rows) == nRows {
+			return false
+		}
+		off := len(res.Rows) * len(res.Cols)
+		row := vals[off : off : off+len(res.Cols)]
+		for {
+			v, kind := p.value()
+			if kind == vkNone || len(row) == len(res.Cols) {
+				return false
+			}
+			row = append(row, v)
+			if !p.op(",") {
+				break
+			}
+		}
+		if !p.op(")") || len(row) != len(res.Cols) {
+			return false
+		}
+		res.Rows = append(res.Rows, row)
+		if !p.op(",") {
+			break
+		}
+	}
+	return p.end()
+}

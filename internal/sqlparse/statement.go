@@ -1,0 +1,102 @@
+package sqlparse
+
+// This file holds the types the classifier produces.
+
+// Kind is what a statement is, as far as buffering is concerned.
+type Kind uint8
+
+const (
+	// Other is anything that is not a bufferable UPDATE or INSERT.
+	Other Kind = iota
+	// Update is UPDATE t SET ... WHERE k = v [AND k2 = v2 ...].
+	Update
+	// Insert is INSERT INTO t (cols) VALUES (...)[, (...)].
+	Insert
+)
+
+// Ident is an identifier as the statement wrote it.
+type Ident struct {
+	// Norm is the name used to match rules and other identifiers: lower-cased
+	// when unquoted, exact (quotes removed, doubled quotes undone) when quoted.
+	Norm string
+	// Raw is the text as written (with its quotes), used to emit flush SQL.
+	Raw string
+	// Quoted is true when the identifier was written in "", `` or [].
+	Quoted bool
+}
+
+// Operand is where an operand's value comes from: a literal in the SQL text
+// or a bind parameter.
+type Operand struct {
+	// IsLit: the value is lit, a literal from the SQL text: nil (NULL),
+	// int64, bool, string (a quoted string, or a non-integer numeric literal
+	// kept as its decimal text, e.g. "1.5").
+	IsLit bool
+	Lit   any
+	// Ordinal is the 1-based bind position of a parameter (?, ?N, $N, and for
+	// named parameters the position SQLite would give them).
+	Ordinal int
+	// Name is the parameter Name without its prefix for :Name, @Name (and
+	// $Name in SQLite style); "" for positional parameters.
+	Name string
+}
+
+// SetClause is one assignment of an UPDATE: col = v, col = col + v or col = col - v.
+type SetClause struct {
+	Col Ident
+	// Delta is 0 for col = v, +1 for col = col + v, -1 for col = col - v.
+	Delta int8
+	Val   Operand
+}
+
+// KeyEq is one equality of an UPDATE's WHERE clause: col = v.
+type KeyEq struct {
+	Col Ident
+	Val Operand
+}
+
+// ParamStyle is the placeholder syntax the statement used, so the flusher's
+// generic dialect can speak the same way.
+type ParamStyle uint8
+
+const (
+	ParamNone     ParamStyle = iota // the statement has no placeholders
+	ParamQuestion                   // ? or ?N
+	ParamDollar                     // $N
+	ParamNamed                      // :name, @name, $name
+)
+
+// Statement is the result of classifying one SQL text. It is immutable and
+// shared between goroutines once built.
+type Statement struct {
+	Kind Kind
+
+	// table is the target of a bufferable UPDATE or INSERT; Schema is set when
+	// the statement wrote Schema.table.
+	Schema *Ident
+	Table  Ident
+
+	// UPDATE: the SET list in order, and the WHERE equalities in order.
+	Sets  []SetClause
+	Where []KeyEq
+
+	// INSERT: the column list and one []valueSrc per VALUES row.
+	Cols []Ident
+	Rows [][]Operand
+
+	// Names is every identifier the statement mentions, lower-cased and
+	// without quotes, de-duplicated (both parts of schema.table are listed
+	// separately). Barriers compare it with the back tables' Names; being
+	// conservative (a column named like a table) only costs a flush.
+	Names []string
+
+	// BeginsTx is true for BEGIN, START TRANSACTION and SAVEPOINT; endsTx for
+	// COMMIT, END, ROLLBACK (not ROLLBACK TO SAVEPOINT) and RELEASE is neither.
+	BeginsTx bool
+	EndsTx   bool
+
+	// Style is the placeholder syntax used; numParams the number of distinct
+	// bind positions.
+	Style     ParamStyle
+	NumParams int
+}
