@@ -51,7 +51,6 @@ const (
 	colOverhead = 48
 )
 
-
 // rowSize estimates a new row's memory from its key, columns and values.
 func rowSize(r *dirtyRow) int64 {
 	n := int64(rowOverhead) + int64(len(r.k.s))

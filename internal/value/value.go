@@ -100,7 +100,6 @@ func isPlainScalar(k reflect.Kind) bool {
 	return false
 }
 
-
 // Negate returns -v for a delta value.
 func Negate(v any) (any, bool) {
 	switch x := v.(type) {
