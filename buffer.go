@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/sqlparse"
 	"github.com/writeback-go/writeback/internal/value"
 )
@@ -32,7 +33,7 @@ type dirtyRow struct {
 	k     rowKey
 	sh    *shard // the shard that holds the row
 	key   []any  // key values in the rule's key order
-	op    flushOp
+	op    dialect.Op
 	cols  []sqlparse.Ident
 	vals  []any
 	delta []bool // UPDATE only: cols[i] = cols[i] + vals[i]
@@ -82,7 +83,7 @@ func (r *dirtyRow) insertCol(c sqlparse.Ident, v any, delta bool) {
 	r.vals = append(r.vals, nil)
 	copy(r.vals[i+1:], r.vals[i:])
 	r.vals[i] = v
-	if r.op == flushUpdate {
+	if r.op == dialect.Update {
 		r.delta = append(r.delta, false)
 		copy(r.delta[i+1:], r.delta[i:])
 		r.delta[i] = delta
@@ -117,7 +118,7 @@ func (r *dirtyRow) planUpdate(changes []change, next []any) bool {
 		case !ch.delta:
 			next[i] = ch.val
 		case j < 0:
-			if r.op == flushInsert {
+			if r.op == dialect.Insert {
 				return false // the inserted row's default for this column is unknown here
 			}
 			next[i] = ch.val
@@ -138,13 +139,13 @@ func (r *dirtyRow) commitUpdate(changes []change, next []any) (grew int64) {
 	for i, ch := range changes {
 		j := r.colIndex(ch.col.Norm)
 		if j < 0 {
-			r.insertCol(ch.col, next[i], ch.delta && r.op == flushUpdate)
+			r.insertCol(ch.col, next[i], ch.delta && r.op == dialect.Update)
 			grew += colOverhead + value.Size(next[i])
 			continue
 		}
 		grew += value.Size(next[i]) - value.Size(r.vals[j])
 		r.vals[j] = next[i]
-		if r.op == flushUpdate {
+		if r.op == dialect.Update {
 			// delta after delta stays a delta; anything after an assign, and
 			// an assign after anything, is an assign.
 			r.delta[j] = ch.delta && r.delta[j]
@@ -509,7 +510,7 @@ func (t *tableState) bufferUpdateAdmit(keyVals []any, changes []change, names *t
 		return buffered, lsn
 	}
 	now := time.Now()
-	r = &dirtyRow{k: k, sh: s, key: slices.Clone(keyVals), op: flushUpdate, since: now, writes: 1}
+	r = &dirtyRow{k: k, sh: s, key: slices.Clone(keyVals), op: dialect.Update, since: now, writes: 1}
 	for _, ch := range changes {
 		r.insertCol(ch.col, ch.val, ch.delta)
 	}
@@ -587,7 +588,7 @@ func (t *tableState) bufferInsertAdmit(keys [][]any, rows [][]any, cols []sqlpar
 	made := make([]*dirtyRow, len(rows))
 	var size int64
 	for i := range rows {
-		r := &dirtyRow{k: rk[i], sh: t.shardFor(rk[i]), key: keys[i], op: flushInsert, since: now, writes: 1}
+		r := &dirtyRow{k: rk[i], sh: t.shardFor(rk[i]), key: keys[i], op: dialect.Insert, since: now, writes: 1}
 		for j, c := range cols {
 			r.insertCol(c, rows[i][j], false)
 		}

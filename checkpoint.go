@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"strconv"
+
+	"github.com/writeback-go/writeback/internal/dialect"
 )
 
 // This file is the exactly-once half of the journal: what the target database
@@ -148,12 +150,12 @@ type flushMark struct {
 // for a full flush the new watermark (and the exceptions it makes useless),
 // otherwise an exception per row. Rows without journal records (none were
 // journaled: a table flushed before any record) need nothing.
-func (d *durability) checkpointTx(m flushMark, rows []*dirtyRow) func(exec txExec) error {
+func (d *durability) checkpointTx(m flushMark, rows []*dirtyRow) func(exec dialect.Exec) error {
 	cp := d.checkpointStmts(m, rows)
 	if cp == nil {
 		return nil
 	}
-	return func(exec txExec) error {
+	return func(exec dialect.Exec) error {
 		if err := cp(exec); err != nil {
 			return &checkpointError{err}
 		}
@@ -170,13 +172,13 @@ type checkpointError struct{ err error }
 func (e *checkpointError) Error() string { return "journal checkpoint: " + e.err.Error() }
 func (e *checkpointError) Unwrap() error { return e.err }
 
-func (d *durability) checkpointStmts(m flushMark, rows []*dirtyRow) func(exec txExec) error {
+func (d *durability) checkpointStmts(m flushMark, rows []*dirtyRow) func(exec dialect.Exec) error {
 	f, id := d.flavor, d.id()
 	if m.full {
 		if m.upTo == 0 {
 			return nil
 		}
-		return func(exec txExec) error {
+		return func(exec dialect.Exec) error {
 			if f == cpPostgres {
 				if err := exec("INSERT INTO "+checkpointTable+" (journal_id, table_name, lsn) VALUES ($1, $2, $3) "+
 					"ON CONFLICT (journal_id, table_name) DO UPDATE SET lsn = GREATEST("+checkpointTable+".lsn, excluded.lsn)",
@@ -217,7 +219,7 @@ func (d *durability) checkpointStmts(m flushMark, rows []*dirtyRow) func(exec tx
 	if len(keys) == 0 {
 		return nil
 	}
-	return func(exec txExec) error {
+	return func(exec dialect.Exec) error {
 		if f == cpPostgres {
 			return exec("INSERT INTO "+appliedTable+" (journal_id, table_name, row_key, lsn) "+
 				"SELECT $1, $2, v.k, v.l FROM unnest($3::text[], $4::int8[]) AS v(k, l) "+

@@ -4,7 +4,8 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
-	"reflect"
+
+	"github.com/writeback-go/writeback/internal/drivercall"
 )
 
 // conn wraps one base driver connection. It implements every optional
@@ -21,8 +22,7 @@ import (
 type conn struct {
 	base   driver.Conn
 	cn     *Connector
-	inTx   bool // an explicit transaction is open: nothing is buffered, everything is ordered
-	sqlite bool // the base is SQLite, whose transactions are serializable by default
+	inTx bool // an explicit transaction is open: nothing is buffered, everything is ordered
 }
 
 var (
@@ -38,11 +38,7 @@ var (
 )
 
 func newConn(base driver.Conn, cn *Connector) *conn {
-	sqlite := cn.family == familySQLite
-	if t := reflect.TypeOf(base); t != nil {
-		sqlite = t.Kind() == reflect.Pointer && t.Elem().PkgPath() == "github.com/mattn/go-sqlite3"
-	}
-	return &conn{base: base, cn: cn, sqlite: sqlite}
+	return &conn{base: base, cn: cn}
 }
 
 // attach returns the base connection, connecting a detached one first.
@@ -96,7 +92,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	if err != nil {
 		return nil, err
 	}
-	st, err := prepare(ctx, base, query)
+	st, err := drivercall.Prepare(ctx, base, query)
 	if err != nil {
 		return nil, err
 	}
@@ -120,9 +116,7 @@ func (c *conn) Begin() (driver.Tx, error) {
 // snapshot may be taken before such a wait (SQLite, or an isolation level
 // above read committed), every back table is flushed first instead.
 func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	level := opts.Isolation
-	const readCommitted, readUncommitted = 2, 1 // sql.LevelReadCommitted, sql.LevelReadUncommitted
-	if c.sqlite || (level != 0 && level != readCommitted && level != readUncommitted) {
+	if c.cn.dia.TxNeedsFlush(opts) {
 		if err := c.cn.buf.barrier(ctx, c.cn.buf.ordered); err != nil {
 			return nil, err
 		}
@@ -131,7 +125,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if err != nil {
 		return nil, err
 	}
-	tx, err := beginTx(ctx, base, opts)
+	tx, err := drivercall.BeginTx(ctx, base, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +194,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 		res, err = b.ExecContext(ctx, query, args)
 	case driver.Execer: //nolint:staticcheck // the legacy interface is the fallback
 		var vals []driver.Value
-		if vals, err = namedToValues(args); err == nil {
+		if vals, err = drivercall.NamedToValues(args); err == nil {
 			res, err = b.Exec(query, vals)
 		}
 	default:
@@ -225,7 +219,7 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 		rows, err = b.QueryContext(ctx, query, args)
 	case driver.Queryer: //nolint:staticcheck // the legacy interface is the fallback
 		var vals []driver.Value
-		if vals, err = namedToValues(args); err == nil {
+		if vals, err = drivercall.NamedToValues(args); err == nil {
 			rows, err = b.Query(query, vals)
 		}
 	default:
@@ -295,11 +289,11 @@ func (s *stmt) Close() error  { return s.base.Close() }
 func (s *stmt) NumInput() int { return s.base.NumInput() }
 
 func (s *stmt) Exec(args []driver.Value) (driver.Result, error) {
-	return s.ExecContext(context.Background(), valuesToNamed(args))
+	return s.ExecContext(context.Background(), drivercall.ValuesToNamed(args))
 }
 
 func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
-	return s.QueryContext(context.Background(), valuesToNamed(args))
+	return s.QueryContext(context.Background(), drivercall.ValuesToNamed(args))
 }
 
 func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
@@ -309,7 +303,7 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 	if err := s.conn.before(ctx, s.info); err != nil {
 		return nil, err
 	}
-	res, err := stmtExec(ctx, s.base, args)
+	res, err := drivercall.StmtExec(ctx, s.base, args)
 	s.conn.after(s.info, err)
 	return res, err
 }
@@ -318,7 +312,7 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 	if err := s.conn.before(ctx, s.info); err != nil {
 		return nil, err
 	}
-	rows, err := stmtQuery(ctx, s.base, args)
+	rows, err := drivercall.StmtQuery(ctx, s.base, args)
 	s.conn.after(s.info, err)
 	return rows, err
 }
@@ -332,76 +326,3 @@ func (s *stmt) CheckNamedValue(nv *driver.NamedValue) error {
 
 // The helpers below call a base driver through its context interfaces when it
 // has them and through the legacy ones otherwise, as database/sql does.
-
-func prepare(ctx context.Context, c driver.Conn, query string) (driver.Stmt, error) {
-	if p, ok := c.(driver.ConnPrepareContext); ok {
-		return p.PrepareContext(ctx, query)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return c.Prepare(query)
-}
-
-func beginTx(ctx context.Context, c driver.Conn, opts driver.TxOptions) (driver.Tx, error) {
-	if b, ok := c.(driver.ConnBeginTx); ok {
-		return b.BeginTx(ctx, opts)
-	}
-	if opts.Isolation != 0 {
-		return nil, errors.New("writeback: base driver does not support non-default isolation level")
-	}
-	if opts.ReadOnly {
-		return nil, errors.New("writeback: base driver does not support read-only transactions")
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return c.Begin() //nolint:staticcheck // fallback for drivers without BeginTx
-}
-
-func stmtExec(ctx context.Context, st driver.Stmt, args []driver.NamedValue) (driver.Result, error) {
-	if e, ok := st.(driver.StmtExecContext); ok {
-		return e.ExecContext(ctx, args)
-	}
-	vals, err := namedToValues(args)
-	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return st.Exec(vals) //nolint:staticcheck // fallback for drivers without StmtExecContext
-}
-
-func stmtQuery(ctx context.Context, st driver.Stmt, args []driver.NamedValue) (driver.Rows, error) {
-	if q, ok := st.(driver.StmtQueryContext); ok {
-		return q.QueryContext(ctx, args)
-	}
-	vals, err := namedToValues(args)
-	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return st.Query(vals) //nolint:staticcheck // fallback for drivers without StmtQueryContext
-}
-
-func namedToValues(named []driver.NamedValue) ([]driver.Value, error) {
-	vals := make([]driver.Value, len(named))
-	for i, nv := range named {
-		if nv.Name != "" {
-			return nil, errors.New("writeback: base driver does not support named parameters")
-		}
-		vals[i] = nv.Value
-	}
-	return vals, nil
-}
-
-func valuesToNamed(vals []driver.Value) []driver.NamedValue {
-	named := make([]driver.NamedValue, len(vals))
-	for i, v := range vals {
-		named[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
-	}
-	return named
-}

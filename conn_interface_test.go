@@ -114,7 +114,7 @@ func TestWrapperOverBareConnUsesFallbacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := db.BeginTx(context.Background(), &sql.TxOptions{Isolation: sql.LevelSerializable}); err == nil {
-		t.Fatal("a non-default isolation level on a driver without BeginTx must fail")
+		t.Fatal("a non-default isolation level on a driver without drivercall.BeginTx must fail")
 	}
 	tx, err := db.Begin()
 	if err != nil {

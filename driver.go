@@ -25,13 +25,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/writeback-go/writeback/internal/sqlparse"
+	"github.com/writeback-go/writeback/internal/dialect"
 )
 
 func init() {
@@ -55,7 +54,8 @@ func (d *Driver) Open(string) (driver.Conn, error) {
 
 // OpenConnector parses a DSN of space-separated key=value pairs:
 // driver=NAME (a registered database/sql driver), rules=PATH (the rules
-// file), optional journal=PATH, and dsn=BASE last, which takes the rest of the
+// file), optional journal=PATH and dialect=postgres|sqlite|generic (see
+// WithDialect), and dsn=BASE last, which takes the rest of the
 // string verbatim as the base driver's DSN.
 func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
 	cfg, err := parseDSN(dsn)
@@ -77,7 +77,11 @@ func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
 		}
 		rules.Journal.Path = cfg.journal
 	}
-	c, err := NewConnector(base, rules)
+	var opts []Option
+	if cfg.dialect != "" {
+		opts = append(opts, WithDialect(cfg.dialect))
+	}
+	c, err := NewConnector(base, rules, opts...)
 	if err != nil {
 		closeQuietly(base)
 		return nil, err
@@ -86,10 +90,10 @@ func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
 }
 
 type dsnConfig struct {
-	driver, rules, journal, dsn string
+	driver, rules, journal, dialect, dsn string
 }
 
-// parseDSN splits "driver=NAME rules=PATH [journal=PATH] dsn=BASE".
+// parseDSN splits "driver=NAME rules=PATH [journal=PATH] [dialect=NAME] dsn=BASE".
 func parseDSN(s string) (dsnConfig, error) {
 	var cfg dsnConfig
 	seen := map[string]bool{}
@@ -116,6 +120,8 @@ func parseDSN(s string) (dsnConfig, error) {
 			cfg.rules = val
 		case "journal":
 			cfg.journal = val
+		case "dialect":
+			cfg.dialect = val
 		case "dsn":
 			// dsn= takes the rest of the string verbatim: base DSNs have spaces.
 			if rest != "" {
@@ -123,7 +129,7 @@ func parseDSN(s string) (dsnConfig, error) {
 			}
 			cfg.dsn, rest = val, ""
 		default:
-			return cfg, fmt.Errorf("writeback: DSN: unknown key %q (known: driver, rules, journal, dsn)", key)
+			return cfg, fmt.Errorf("writeback: DSN: unknown key %q (known: driver, rules, journal, dialect, dsn)", key)
 		}
 		if val == "" && key != "dsn" {
 			return cfg, fmt.Errorf("writeback: DSN: %s= is empty", key)
@@ -195,7 +201,24 @@ type config struct {
 	onDead         func(DeadLetter)
 	closeTimeout   time.Duration
 	deadFile       string
-	maxBufferBytes int64 // 0: DefaultMaxBufferBytes (bound.go)
+	maxBufferBytes int64           // 0: DefaultMaxBufferBytes (bound.go)
+	dialect        dialect.Dialect // nil: detected from the base driver
+}
+
+// WithDialect names the base database's dialect instead of detecting it from
+// the driver's package: "postgres", "sqlite" or "generic". Use it for drivers
+// that wrap pgx or go-sqlite3 (otelsql, sqlmw) and for PostgreSQL drivers
+// other than pgx (lib/pq), which are otherwise treated as generic: fewer
+// statement shapes buffered, one statement per row when flushing.
+func WithDialect(name string) Option {
+	return func(c *config) error {
+		d, err := dialect.ByName(name)
+		if err != nil {
+			return fmt.Errorf("writeback: WithDialect: %w", err)
+		}
+		c.dialect = d
+		return nil
+	}
 }
 
 // WithLogger sends the driver's logs (flush failures, UPDATEs that matched no
@@ -264,8 +287,8 @@ type Connector struct {
 	drv   *connDriver
 	log   *slog.Logger
 
-	// family is the base database's SQL family, for what its syntax means.
-	family sqlFamily
+	// dia is the base database's dialect, decided once at open.
+	dia dialect.Dialect
 
 	cache    sync.Map // SQL text → *stmtInfo
 	cacheLen atomic.Int64
@@ -305,7 +328,10 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 	}
 	c := &Connector{base: base, rules: rules, log: cfg.log}
 	c.drv = &connDriver{c: c}
-	c.family = familyOf(base.Driver())
+	c.dia = cfg.dialect
+	if c.dia == nil {
+		c.dia = dialect.Detect(base.Driver())
+	}
 	c.buf = newBuffer(rules)
 	if cfg.maxBufferBytes > 0 {
 		c.buf.maxBytes = cfg.maxBufferBytes
@@ -318,14 +344,14 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 		c.deadFile = dlf
 	}
 	if rules.Journal != nil {
-		d, err := openDurability(rules.Journal, rules.File, cfg.log, c.family)
+		d, err := openDurability(rules.Journal, rules.File, cfg.log, c.dia.Kind())
 		if err != nil {
 			_ = c.deadFile.close()
 			return nil, err
 		}
 		c.buf.dur = d
 	}
-	newFlusher(c.buf, base, cfg.log, cfg.onDead, c.deadFile, cfg.closeTimeout)
+	newFlusher(c.buf, base, c.dia, cfg.log, cfg.onDead, c.deadFile, cfg.closeTimeout)
 	if c.buf.dur != nil {
 		// Replay what the journal holds and the database lacks before the
 		// connector serves anything.
@@ -344,78 +370,12 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 	return c, nil
 }
 
-// sqlFamily is what the classifier's results mean for a base driver.
-type sqlFamily uint8
-
-const (
-	familyGeneric  sqlFamily = iota // unknown: be strict about quoting
-	familySQLite                    // $N and $name are named parameters; "", `` and [] quote names
-	familyPostgres                  // $N positional only; only "" quotes names
-)
-
-func familyOf(d driver.Driver) sqlFamily {
-	t := reflect.TypeOf(d)
-	if t == nil {
-		return familyGeneric
-	}
-	if t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.PkgPath() {
-	case "github.com/mattn/go-sqlite3":
-		return familySQLite
-	case "github.com/jackc/pgx/v5/stdlib":
-		return familyPostgres
-	}
-	return familyGeneric
-}
-
-// accepts reports whether a bufferable statement's syntax means, for this
-// family, what the classifier read: PostgreSQL has no ? or :name
-// placeholders and no “ or [] quoting; MySQL reads "x" as a string.
-func (f sqlFamily) accepts(c *sqlparse.Statement) bool {
-	if f == familyPostgres && (c.Style == sqlparse.ParamQuestion || c.Style == sqlparse.ParamNamed) {
-		return false
-	}
-	ok := func(id sqlparse.Ident) bool {
-		if !id.Quoted || id.Raw == "" {
-			return true
-		}
-		switch id.Raw[0] {
-		case '"':
-			return f != familyGeneric
-		case '`', '[':
-			return f != familyPostgres
-		}
-		return false
-	}
-	if c.Schema != nil && !ok(*c.Schema) || !ok(c.Table) {
-		return false
-	}
-	for _, s := range c.Sets {
-		if !ok(s.Col) {
-			return false
-		}
-	}
-	for _, w := range c.Where {
-		if !ok(w.Col) {
-			return false
-		}
-	}
-	for _, col := range c.Cols {
-		if !ok(col) {
-			return false
-		}
-	}
-	return true
-}
-
 // Connect opens a base connection and wraps it. When the database cannot be
 // reached it returns a detached connection, which connects on demand.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	base, err := c.base.Connect(ctx)
 	if err != nil {
-		if errorClassOf(err) != classConnection {
+		if dialect.ClassOf(err) != dialect.Connection {
 			return nil, err
 		}
 		// The database is unreachable: a detached connection still

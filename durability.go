@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/journal"
 )
 
@@ -64,7 +65,7 @@ type durability struct {
 func (d *durability) id() string { return *d.idp.Load() }
 
 // openDurability opens the journal the rules name and reads (or makes) its id.
-func openDurability(j *JournalRule, rulesFile string, log *slog.Logger, family sqlFamily) (*durability, error) {
+func openDurability(j *JournalRule, rulesFile string, log *slog.Logger, kind dialect.Kind) (*durability, error) {
 	where := "journal " + j.Path
 	if rulesFile != "" && j.Line > 0 {
 		where = fmt.Sprintf("%s:%d: journal %s", rulesFile, j.Line, j.Path)
@@ -91,7 +92,7 @@ func openDurability(j *JournalRule, rulesFile string, log *slog.Logger, family s
 	}
 	d := &durability{j: jr, dir: j.Path, log: log}
 	d.idp.Store(&id)
-	if family == familyPostgres {
+	if kind == dialect.Postgres {
 		d.flavor = cpPostgres
 	}
 	return d, nil
@@ -350,7 +351,7 @@ func (c *Connector) recoverJournal(ctx context.Context) error {
 // recordCovered reports whether the database says every row of rec is applied.
 func recordCovered(cp *checkpoints, rec *journalRecord, lsn uint64) bool {
 	keys := rec.keys
-	if rec.op == flushUpdate {
+	if rec.op == dialect.Update {
 		keys = [][]any{rec.key}
 	}
 	for _, k := range keys {
@@ -380,7 +381,7 @@ func (c *Connector) replayRecord(ctx context.Context, t *tableState, rec *journa
 	var try func() bufferOutcome
 	n := 0
 	switch rec.op {
-	case flushUpdate:
+	case dialect.Update:
 		if !t.checkKey(rec.key) {
 			return 0, fmt.Errorf("writeback: journal record %d: key of %s does not match the table's key kinds", lsn, t.rule.Name)
 		}
@@ -392,7 +393,7 @@ func (c *Connector) replayRecord(ctx context.Context, t *tableState, rec *journa
 			out, _ := t.bufferUpdate(rec.key, rec.changes, &rec.names, jw)
 			return out
 		}
-	case flushInsert:
+	case dialect.Insert:
 		var keys, rows [][]any
 		for i, k := range rec.keys {
 			if !t.checkKey(k) {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/writeback-go/writeback/internal/dialect"
 )
 
 // DeadLetter is a buffered write that did not take effect in the database: the
@@ -64,7 +66,8 @@ type flusher struct {
 
 	// only the flusher goroutine touches these
 	conn    driver.Conn
-	dialect dialect
+	writer dialect.Writer
+	dia    dialect.Dialect
 
 	mu        sync.Mutex // guards the fields below, read by Stats
 	lastErr   error
@@ -87,10 +90,10 @@ type flusher struct {
 // Close forever. Generous: a large batch may legitimately take long.
 const flushAttemptTimeout = 30 * time.Second
 
-func newFlusher(b *buffer, base driver.Connector, log *slog.Logger, onDead func(DeadLetter), deadFile *deadLetterFile, closeTimeout time.Duration) *flusher {
+func newFlusher(b *buffer, base driver.Connector, dia dialect.Dialect, log *slog.Logger, onDead func(DeadLetter), deadFile *deadLetterFile, closeTimeout time.Duration) *flusher {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &flusher{
-		b: b, connector: base, log: log, onDead: onDead, deadFile: deadFile,
+		b: b, connector: base, dia: dia, log: log, onDead: onDead, deadFile: deadFile,
 		ctx: ctx, cancel: cancel,
 		reqs: make(chan *flushReq), kick: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}),
@@ -385,7 +388,7 @@ func (f *flusher) writeRows(t *tableState, rows []*dirtyRow, names *tableNames, 
 		return nil
 	}
 	t.stats.flushErrors.Add(1)
-	var cu *commitUnknown
+	var cu *dialect.CommitUnknownError
 	if errors.As(err, &cu) {
 		committed, rerr := f.resolveCommit(t, cu)
 		switch {
@@ -436,7 +439,7 @@ func (f *flusher) consumed(t *tableState, r *dirtyRow, mark flushMark) {
 	conn, dia, err := f.connection()
 	if err == nil {
 		ctx, cancel := context.WithTimeout(f.ctx, flushAttemptTimeout)
-		_, err = dia.writeTx(ctx, conn, nil, 1, d.checkpointTx(mark, []*dirtyRow{r}))
+		_, err = dia.WriteTx(ctx, conn, nil, 1, d.checkpointTx(mark, []*dirtyRow{r}))
 		cancel()
 		if err != nil && isConnError(err) {
 			f.closeConn()
@@ -455,10 +458,10 @@ func (f *flusher) writeOnce(t *tableState, rows []*dirtyRow, names *tableNames, 
 		return err
 	}
 	groups, members := groupRows(rows, names)
-	var inTx func(txExec) error
+	var inTx func(dialect.Exec) error
 	if d := f.b.dur; d != nil {
 		if cp := d.checkpointTx(mark, rows); cp != nil || flushHook != nil {
-			inTx = func(exec txExec) error {
+			inTx = func(exec dialect.Exec) error {
 				hook("after-rows")
 				if cp != nil {
 					if err := cp(exec); err != nil {
@@ -472,7 +475,7 @@ func (f *flusher) writeOnce(t *tableState, rows []*dirtyRow, names *tableNames, 
 		hook("before-tx")
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, flushAttemptTimeout)
-	noMatch, err := dia.writeTx(ctx, conn, groups, t.rule.Batch, inTx)
+	noMatch, err := dia.WriteTx(ctx, conn, groups, t.rule.Batch, inTx)
 	cancel()
 	if err != nil {
 		if isConnError(err) {
@@ -501,7 +504,7 @@ func sameShape(a, b *dirtyRow) bool {
 		return false
 	}
 	for i := range a.cols {
-		if a.cols[i].Norm != b.cols[i].Norm || a.op == flushUpdate && a.delta[i] != b.delta[i] {
+		if a.cols[i].Norm != b.cols[i].Norm || a.op == dialect.Update && a.delta[i] != b.delta[i] {
 			return false
 		}
 	}
@@ -510,7 +513,7 @@ func sameShape(a, b *dirtyRow) bool {
 
 // rowValues is a row's statement arguments: for an UPDATE its values then its key.
 func rowValues(r *dirtyRow) []any {
-	if r.op == flushInsert {
+	if r.op == dialect.Insert {
 		return r.vals
 	}
 	vals := make([]any, 0, len(r.vals)+len(r.key))
@@ -536,8 +539,8 @@ func compareRows(a, b *dirtyRow) int {
 // group of generation n, and generations are written in order, so the older
 // row's statements run first. One statement never carries a key twice (a
 // PostgreSQL UPDATE ... FROM unnest would apply only one of them).
-func groupRows(rows []*dirtyRow, names *tableNames) ([]*flushGroup, [][]*dirtyRow) {
-	var groups []*flushGroup
+func groupRows(rows []*dirtyRow, names *tableNames) ([]*dialect.Group, [][]*dirtyRow) {
+	var groups []*dialect.Group
 	var members [][]*dirtyRow
 	index := map[string]int{}
 	var shapes []string
@@ -554,7 +557,7 @@ func groupRows(rows []*dirtyRow, names *tableNames) ([]*flushGroup, [][]*dirtyRo
 		// Rows mostly share one shape: compare with the last row's group
 		// before building the shape's key.
 		if last >= 0 && gens[last] == gen && sameShape(r, members[last][0]) {
-			groups[last].rows = append(groups[last].rows, rowValues(r))
+			groups[last].Rows = append(groups[last].Rows, rowValues(r))
 			members[last] = append(members[last], r)
 			continue
 		}
@@ -568,7 +571,7 @@ func groupRows(rows []*dirtyRow, names *tableNames) ([]*flushGroup, [][]*dirtyRo
 		for i, c := range r.cols {
 			sb.WriteByte(0)
 			sb.WriteString(c.Norm)
-			if r.op == flushUpdate && r.delta[i] {
+			if r.op == dialect.Update && r.delta[i] {
 				sb.WriteByte('+')
 			}
 		}
@@ -578,17 +581,17 @@ func groupRows(rows []*dirtyRow, names *tableNames) ([]*flushGroup, [][]*dirtyRo
 			index[sb.String()] = gi
 			shapes = append(shapes, sb.String())
 			gens = append(gens, gen)
-			g := &flushGroup{schema: names.schema, table: names.table, op: r.op, cols: r.cols, keyCols: names.keyCols, style: names.style}
+			g := &dialect.Group{Schema: names.schema, Table: names.table, Op: r.op, Cols: r.cols, KeyCols: names.keyCols, Style: names.style}
 			if len(groups) == 0 {
-				g.rows = make([][]any, 0, len(rows)) // rows mostly share one shape
+				g.Rows = make([][]any, 0, len(rows)) // rows mostly share one shape
 			}
-			if r.op == flushUpdate {
-				g.delta = r.delta
+			if r.op == dialect.Update {
+				g.Delta = r.delta
 			}
 			groups = append(groups, g)
 			members = append(members, nil)
 		}
-		groups[gi].rows = append(groups[gi].rows, rowValues(r))
+		groups[gi].Rows = append(groups[gi].Rows, rowValues(r))
 		members[gi] = append(members[gi], r)
 		last = gi
 	}
@@ -598,7 +601,7 @@ func groupRows(rows []*dirtyRow, names *tableNames) ([]*flushGroup, [][]*dirtyRo
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(shapes[a], shapes[b]) })
-	sortedGroups := make([]*flushGroup, len(groups))
+	sortedGroups := make([]*dialect.Group, len(groups))
 	sortedMembers := make([][]*dirtyRow, len(groups))
 	for i, gi := range order {
 		sortedGroups[i], sortedMembers[i] = groups[gi], members[gi]
@@ -608,9 +611,9 @@ func groupRows(rows []*dirtyRow, names *tableNames) ([]*flushGroup, [][]*dirtyRo
 
 // connection returns the flusher's own connection, opening it on first use or
 // after a connection error, and the dialect that fits it.
-func (f *flusher) connection() (driver.Conn, dialect, error) {
+func (f *flusher) connection() (driver.Conn, dialect.Writer, error) {
 	if f.conn != nil {
-		return f.conn, f.dialect, nil
+		return f.conn, f.writer, nil
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, flushAttemptTimeout)
 	conn, err := f.connector.Connect(ctx)
@@ -618,8 +621,8 @@ func (f *flusher) connection() (driver.Conn, dialect, error) {
 	if err != nil {
 		return nil, nil, &connectFailure{err}
 	}
-	f.conn, f.dialect = conn, dialectFor(conn)
-	return f.conn, f.dialect, nil
+	f.conn, f.writer = conn, f.dia.NewWriter(conn)
+	return f.conn, f.writer, nil
 }
 
 // connectFailure is the flusher's failure to connect. It is always retried:
@@ -693,7 +696,7 @@ func (f *flusher) noteSuccess(t *tableState) {
 func (f *flusher) deadLetter(t *tableState, r *dirtyRow, err error, noMatch bool) {
 	dl := DeadLetter{Time: time.Now(), Table: t.rule.Name, Key: r.key, Writes: r.writes, NoMatch: noMatch, Err: err}
 	dl.Op = "update"
-	if r.op == flushInsert {
+	if r.op == dialect.Insert {
 		dl.Op = "insert"
 	}
 	for _, c := range r.cols {
@@ -720,5 +723,15 @@ func (f *flusher) deadLetter(t *tableState, r *dirtyRow, err error, noMatch bool
 
 // isConnError reports whether the flusher's connection should be replaced.
 func isConnError(err error) bool {
-	return errors.Is(err, driver.ErrBadConn) || errorClassOf(err) == classConnection
+	return errors.Is(err, driver.ErrBadConn) || dialect.ClassOf(err) == dialect.Connection
+}
+
+// isTransient reports whether retrying the same rows may succeed.
+func isTransient(err error) bool {
+	var cp *checkpointError
+	var cf *connectFailure
+	if errors.As(err, &cp) || errors.As(err, &cf) {
+		return true
+	}
+	return dialect.ClassOf(err) != dialect.Permanent
 }

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
@@ -34,7 +35,7 @@ const journalRecordVersion = 1
 // journalRecord is one buffered statement as the journal holds it.
 type journalRecord struct {
 	table string // the rule's normalized name
-	op    flushOp
+	op    dialect.Op
 	names tableNames
 	// UPDATE: the row's key values (rule order) and its resolved changes.
 	key     []any
@@ -82,7 +83,7 @@ var errUnjournalable = errors.New("writeback: value cannot be journaled")
 
 // encodeUpdate encodes a buffered UPDATE onto dst.
 func encodeUpdate(dst []byte, table string, names *tableNames, key []any, changes []change) ([]byte, error) {
-	dst = encodeHead(dst, table, flushUpdate, names)
+	dst = encodeHead(dst, table, dialect.Update, names)
 	var err error
 	if dst, err = encodeValues(dst, key); err != nil {
 		return nil, err
@@ -100,7 +101,7 @@ func encodeUpdate(dst []byte, table string, names *tableNames, key []any, change
 
 // encodeInsert encodes a buffered INSERT (all its rows) onto dst.
 func encodeInsert(dst []byte, table string, names *tableNames, cols []sqlparse.Ident, keys, rows [][]any) ([]byte, error) {
-	dst = encodeHead(dst, table, flushInsert, names)
+	dst = encodeHead(dst, table, dialect.Insert, names)
 	dst = binary.AppendUvarint(dst, uint64(len(cols)))
 	for _, c := range cols {
 		dst = encodeIdent(dst, c)
@@ -118,7 +119,7 @@ func encodeInsert(dst []byte, table string, names *tableNames, cols []sqlparse.I
 	return dst, nil
 }
 
-func encodeHead(dst []byte, table string, op flushOp, n *tableNames) []byte {
+func encodeHead(dst []byte, table string, op dialect.Op, n *tableNames) []byte {
 	dst = append(dst, journalRecordVersion, byte(op))
 	dst = encodeString(dst, table)
 	if n.schema != nil {
@@ -430,7 +431,7 @@ func decodeRecord(b []byte) (*journalRecord, error) {
 	if v := d.byte1(); d.err == nil && v != journalRecordVersion {
 		return nil, fmt.Errorf("%w: version %d, this driver reads %d", errBadRecord, v, journalRecordVersion)
 	}
-	r := &journalRecord{op: flushOp(d.byte1())}
+	r := &journalRecord{op: dialect.Op(d.byte1())}
 	r.table = d.str()
 	if d.bool1() {
 		s := d.ident()
@@ -446,7 +447,7 @@ func decodeRecord(b []byte) (*journalRecord, error) {
 		d.fail("bad placeholder style")
 	}
 	switch r.op {
-	case flushUpdate:
+	case dialect.Update:
 		r.key = d.values()
 		n := d.count()
 		for i := 0; i < n && d.err == nil; i++ {
@@ -457,7 +458,7 @@ func decodeRecord(b []byte) (*journalRecord, error) {
 		if d.err == nil && len(r.key) != nk {
 			d.fail("key values do not match the key columns")
 		}
-	case flushInsert:
+	case dialect.Insert:
 		nc := d.count()
 		for i := 0; i < nc && d.err == nil; i++ {
 			r.cols = append(r.cols, d.ident())

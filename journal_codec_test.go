@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
@@ -37,7 +38,7 @@ func TestJournalCodecRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &journalRecord{table: "app.counters", op: flushUpdate, names: names, key: []any{int64(7), "x"}, changes: changes}
+	want := &journalRecord{table: "app.counters", op: dialect.Update, names: names, key: []any{int64(7), "x"}, changes: changes}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("update round trip:\n got %#v\nwant %#v", got, want)
 	}
@@ -65,7 +66,7 @@ func TestJournalCodecRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = &journalRecord{table: "counters", op: flushInsert, names: names, cols: cols, keys: keys, rows: rows}
+	want = &journalRecord{table: "counters", op: dialect.Insert, names: names, cols: cols, keys: keys, rows: rows}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("insert round trip:\n got %#v\nwant %#v", got, want)
 	}
@@ -100,7 +101,7 @@ func FuzzJournalDecode(f *testing.F) {
 			return
 		}
 		var again []byte
-		if rec.op == flushUpdate {
+		if rec.op == dialect.Update {
 			again, err = encodeUpdate(nil, rec.table, &rec.names, rec.key, rec.changes)
 		} else {
 			again, err = encodeInsert(nil, rec.table, &rec.names, rec.cols, rec.keys, rec.rows)

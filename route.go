@@ -47,7 +47,7 @@ func (cn *Connector) info(query string) *stmtInfo {
 }
 
 func (cn *Connector) buildInfo(query string) *stmtInfo {
-	c := sqlparse.Classify(query, cn.family == familySQLite)
+	c := cn.dia.Classify(query)
 	info := &stmtInfo{c: c}
 	named := cn.buf.tablesNamed(c.Names)
 	reads := isPlainSelect(query)
@@ -57,7 +57,7 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 		}
 		info.barrier = append(info.barrier, t)
 	}
-	if c.Kind == sqlparse.Other || !cn.family.accepts(c) {
+	if c.Kind == sqlparse.Other || !cn.dia.Accepts(c) {
 		return info
 	}
 	t := cn.buf.tableFor(c.Schema, c.Table)

@@ -1,4 +1,4 @@
-package writeback
+package dialect
 
 import (
 	"context"
@@ -113,22 +113,22 @@ func BenchmarkPgFlushUpdate(b *testing.B) {
 			}
 		}
 	}
-	g := &flushGroup{
-		table:   pgdIdent(table),
-		op:      flushUpdate,
-		cols:    []sqlparse.Ident{pgdIdent("views")},
-		delta:   []bool{true},
-		keyCols: []sqlparse.Ident{pgdIdent("id")},
-		rows:    make([][]any, pgdBenchRows),
+	g := &Group{
+		Table:   pgdIdent(table),
+		Op:      Update,
+		Cols:    []sqlparse.Ident{pgdIdent("views")},
+		Delta:   []bool{true},
+		KeyCols: []sqlparse.Ident{pgdIdent("id")},
+		Rows:    make([][]any, pgdBenchRows),
 	}
-	for i := range g.rows {
-		g.rows[i] = []any{int64(1), int64(i)}
+	for i := range g.Rows {
+		g.Rows[i] = []any{int64(1), int64(i)}
 	}
-	d := newPgDialect()
+	d := newPgWriter()
 	flush := func(b *testing.B, batch int) time.Duration {
 		reset(b)
 		t0 := time.Now()
-		nm, err := d.writeTx(ctx, dc, []*flushGroup{g}, batch, nil)
+		nm, err := d.WriteTx(ctx, dc, []*Group{g}, batch, nil)
 		elapsed := time.Since(t0)
 		if err != nil {
 			b.Fatal(err)
@@ -195,26 +195,26 @@ func BenchmarkPgFlushInsert(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	g := &flushGroup{
-		table: pgdIdent(table),
-		op:    flushInsert,
-		cols:  []sqlparse.Ident{pgdIdent("id"), pgdIdent("views")},
-		rows:  make([][]any, pgdBenchRows),
+	g := &Group{
+		Table: pgdIdent(table),
+		Op:    Insert,
+		Cols:  []sqlparse.Ident{pgdIdent("id"), pgdIdent("views")},
+		Rows:  make([][]any, pgdBenchRows),
 	}
-	for i := range g.rows {
-		g.rows[i] = []any{int64(i), int64(i % 1000)}
+	for i := range g.Rows {
+		g.Rows[i] = []any{int64(i), int64(i % 1000)}
 	}
 	// flush is a round of the dialect; force is "copy" or "unnest" to
 	// override its choice of insert path.
 	flush := func(force string) pgdRound {
-		d := newPgDialect()
+		d := newPgWriter()
 		if force != "" {
 			d = pgdDialect(force == "copy")
 		}
 		return func(b *testing.B, batch int) time.Duration {
 			reset(b)
 			t0 := time.Now()
-			_, err := d.writeTx(ctx, dc, []*flushGroup{g}, batch, nil)
+			_, err := d.WriteTx(ctx, dc, []*Group{g}, batch, nil)
 			elapsed := time.Since(t0)
 			if err != nil {
 				b.Fatal(err)

@@ -1,4 +1,4 @@
-package writeback
+package dialect
 
 import (
 	"context"
@@ -44,10 +44,10 @@ import (
 // when the flush's own context has ended.
 const pgFlushTimeout = 5 * time.Second
 
-// pgDialect writes flush groups into PostgreSQL through pgx. It caches, per
+// pgWriter writes flush groups into PostgreSQL through pgx. It caches, per
 // table, the columns' types; the cache is guarded by mu, so one value may serve
 // several flusher connections of one database.
-type pgDialect struct {
+type pgWriter struct {
 	mu     sync.Mutex
 	tables map[string]*pgTable // by pgTableName
 	// copyMinRows is pgCopyMinRows; tests set it to force either insert path.
@@ -77,9 +77,9 @@ type pgColumn struct {
 	alwaysIdentity bool
 }
 
-// newPgDialect returns a PostgreSQL dialect with an empty type cache.
-func newPgDialect() *pgDialect {
-	return &pgDialect{tables: map[string]*pgTable{}, copyMinRows: pgCopyMinRows}
+// newPgWriter returns a PostgreSQL dialect with an empty type cache.
+func newPgWriter() *pgWriter {
+	return &pgWriter{tables: map[string]*pgTable{}, copyMinRows: pgCopyMinRows}
 }
 
 // pgxConner is what a pgx stdlib connection (*stdlib.Conn) offers to reach
@@ -93,11 +93,11 @@ func isPgxConn(conn driver.Conn) bool {
 	return ok
 }
 
-func (d *pgDialect) name() string { return "postgres" }
+func (d *pgWriter) Name() string { return "postgres" }
 
-// writeTx writes every group in one transaction on conn's native pgx
+// WriteTx writes every group in one transaction on conn's native pgx
 // connection, at most batch rows a statement, and commits. See dialect.
-func (d *pgDialect) writeTx(ctx context.Context, conn driver.Conn, groups []*flushGroup, batch int, inTx func(exec txExec) error) (noMatch [][]int, err error) {
+func (d *pgWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*Group, batch int, inTx func(exec Exec) error) (noMatch [][]int, err error) {
 	pc, ok := conn.(pgxConner)
 	if !ok {
 		return nil, fmt.Errorf("writeback: postgres dialect needs a pgx stdlib connection, got %T", conn)
@@ -109,7 +109,7 @@ func (d *pgDialect) writeTx(ctx context.Context, conn driver.Conn, groups []*flu
 	if batch <= 0 {
 		batch = 1000
 	}
-	w := pgWriter{d: d, conn: native, mode: pgExecMode(native), batch: batch}
+	w := pgTx{d: d, conn: native, mode: pgExecMode(native), batch: batch}
 	tx, err := native.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("writeback: postgres begin: %w", err)
@@ -126,7 +126,7 @@ func (d *pgDialect) writeTx(ctx context.Context, conn driver.Conn, groups []*flu
 	w.tx = tx
 	noMatch = make([][]int, len(groups))
 	for gi, g := range groups {
-		if len(g.rows) == 0 {
+		if len(g.Rows) == 0 {
 			continue
 		}
 		if noMatch[gi], err = w.group(ctx, g); err != nil {
@@ -138,7 +138,7 @@ func (d *pgDialect) writeTx(ctx context.Context, conn driver.Conn, groups []*flu
 				// the flusher sees a context error.
 				err = fmt.Errorf("%w (%w)", err, cerr)
 			}
-			return nil, fmt.Errorf("writeback: postgres %s %s: %w", pgOpName(g.op), pgTableName(g), err)
+			return nil, fmt.Errorf("writeback: postgres %s %s: %w", pgOpName(g.Op), pgTableName(g), err)
 		}
 	}
 	if inTx != nil {
@@ -162,7 +162,7 @@ func (d *pgDialect) writeTx(ctx context.Context, conn driver.Conn, groups []*flu
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) {
 			// No answer from the server: it may have committed.
-			err = &commitUnknown{err: err, resolve: pgTxidStatus(xid)}
+			err = &CommitUnknownError{Err: err, Resolve: pgTxidStatus(xid)}
 		}
 		return nil, err
 	}
@@ -194,8 +194,8 @@ func pgTxidStatus(xid int64) func(ctx context.Context, conn driver.Conn) (commit
 }
 
 // pgOpName names an operation in errors.
-func pgOpName(op flushOp) string {
-	if op == flushInsert {
+func pgOpName(op Op) string {
+	if op == Insert {
 		return "insert into"
 	}
 	return "update"
@@ -240,14 +240,14 @@ var errPgNoColumn = errors.New("no such column")
 
 // pgTableName is the table as the application wrote it, schema-qualified when
 // it was: the text both emitted SQL and the regclass lookup use.
-func pgTableName(g *flushGroup) string {
-	if g.schema != nil {
-		return g.schema.Raw + "." + g.table.Raw
+func pgTableName(g *Group) string {
+	if g.Schema != nil {
+		return g.Schema.Raw + "." + g.Table.Raw
 	}
-	return g.table.Raw
+	return g.Table.Raw
 }
 
-func (d *pgDialect) forget(table string) {
+func (d *pgWriter) forget(table string) {
 	d.mu.Lock()
 	delete(d.tables, table)
 	d.mu.Unlock()
@@ -279,7 +279,7 @@ JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace
 ORDER BY a.attnum, b.depth DESC`
 
 // table returns the cached column types of g's table, loading them on first use.
-func (d *pgDialect) table(ctx context.Context, tx pgx.Tx, g *flushGroup) (*pgTable, error) {
+func (d *pgWriter) table(ctx context.Context, tx pgx.Tx, g *Group) (*pgTable, error) {
 	name := pgTableName(g)
 	d.mu.Lock()
 	t := d.tables[name]
@@ -399,9 +399,9 @@ func pgPlanCol(m *pgtype.Map, c *pgColumn, delta bool, rows [][]any, idx int) pg
 	return col
 }
 
-// pgWriter is the state of one writeTx call.
-type pgWriter struct {
-	d     *pgDialect
+// pgTx is the state of one writeTx call.
+type pgTx struct {
+	d     *pgWriter
 	conn  *pgx.Conn
 	tx    pgx.Tx
 	mode  pgx.QueryExecMode
@@ -412,17 +412,17 @@ type pgWriter struct {
 
 // group writes one flush group, batch rows a statement, and returns the
 // indices of UPDATE rows that matched nothing.
-func (w *pgWriter) group(ctx context.Context, g *flushGroup) ([]int, error) {
+func (w *pgTx) group(ctx context.Context, g *Group) ([]int, error) {
 	t, err := w.d.table(ctx, w.tx, g)
 	if err != nil {
 		return nil, err
 	}
 	m := w.conn.TypeMap()
-	names := g.cols
-	if g.op == flushUpdate {
-		names = append(append(make([]sqlparse.Ident, 0, len(g.cols)+len(g.keyCols)), g.cols...), g.keyCols...)
+	names := g.Cols
+	if g.Op == Update {
+		names = append(append(make([]sqlparse.Ident, 0, len(g.Cols)+len(g.KeyCols)), g.Cols...), g.KeyCols...)
 	}
-	for i, r := range g.rows {
+	for i, r := range g.Rows {
 		if len(r) != len(names) {
 			return nil, fmt.Errorf("row %d has %d values for %d columns", i, len(r), len(names))
 		}
@@ -443,41 +443,41 @@ func (w *pgWriter) group(ctx context.Context, g *flushGroup) ([]int, error) {
 		if c == nil {
 			return nil, fmt.Errorf("column %s: %w", id.Raw, errPgNoColumn)
 		}
-		delta := g.op == flushUpdate && i < len(g.cols) && i < len(g.delta) && g.delta[i]
-		cols[i] = pgPlanCol(m, c, delta, g.rows, i)
+		delta := g.Op == Update && i < len(g.Cols) && i < len(g.Delta) && g.Delta[i]
+		cols[i] = pgPlanCol(m, c, delta, g.Rows, i)
 	}
 	sqls := make([]pgColSQL, len(cols))
 	for i := range cols {
 		sqls[i] = cols[i].sql
 	}
-	if g.op == flushInsert {
+	if g.Op == Insert {
 		return nil, w.insert(ctx, g, t, cols, sqls)
 	}
 	return w.update(ctx, g, cols, sqls)
 }
 
 // update runs the group's UPDATEs and finds the rows that matched nothing.
-func (w *pgWriter) update(ctx context.Context, g *flushGroup, cols []pgCol, sqls []pgColSQL) ([]int, error) {
-	query := pgUpdateSQL(g, sqls[:len(g.cols)], sqls[len(g.cols):])
-	missing := pgMissingSQL(g, sqls[len(g.cols):])
+func (w *pgTx) update(ctx context.Context, g *Group, cols []pgCol, sqls []pgColSQL) ([]int, error) {
+	query := pgUpdateSQL(g, sqls[:len(g.Cols)], sqls[len(g.Cols):])
+	missing := pgMissingSQL(g, sqls[len(g.Cols):])
 	// If a SET column is also a key column, the keys can only be checked
 	// before the UPDATE moves them.
 	checkFirst := false
-	for _, c := range g.cols {
-		for _, k := range g.keyCols {
+	for _, c := range g.Cols {
+		for _, k := range g.KeyCols {
 			if c.Norm == k.Norm {
 				checkFirst = true
 			}
 		}
 	}
 	var noMatch []int
-	for off := 0; off < len(g.rows); off += w.batch {
-		end := min(off+w.batch, len(g.rows))
-		args, err := w.gather(g.rows[off:end], cols)
+	for off := 0; off < len(g.Rows); off += w.batch {
+		end := min(off+w.batch, len(g.Rows))
+		args, err := w.gather(g.Rows[off:end], cols)
 		if err != nil {
 			return nil, err
 		}
-		keyArgs := append([]any{w.mode}, args[1+len(g.cols):]...)
+		keyArgs := append([]any{w.mode}, args[1+len(g.Cols):]...)
 		if checkFirst {
 			if noMatch, err = w.missing(ctx, missing, keyArgs, off, noMatch); err != nil {
 				return nil, err
@@ -500,7 +500,7 @@ func (w *pgWriter) update(ctx context.Context, g *flushGroup, cols []pgCol, sqls
 
 // missing appends to noMatch the group indices (off + position in the batch)
 // of the keys in keyArgs that match no row.
-func (w *pgWriter) missing(ctx context.Context, query string, keyArgs []any, off int, noMatch []int) ([]int, error) {
+func (w *pgTx) missing(ctx context.Context, query string, keyArgs []any, off int, noMatch []int) ([]int, error) {
 	rows, err := w.tx.Query(ctx, query, keyArgs...)
 	if err != nil {
 		return nil, err
@@ -520,10 +520,10 @@ func (w *pgWriter) missing(ctx context.Context, query string, keyArgs []any, off
 // are big enough for COPY to be the faster (pgCopyMinRows), every column
 // travels in binary and the table takes COPY as it would INSERT; otherwise
 // by INSERT ... SELECT FROM unnest.
-func (w *pgWriter) insert(ctx context.Context, g *flushGroup, t *pgTable, cols []pgCol, sqls []pgColSQL) error {
-	if t.copyOK && min(w.batch, len(g.rows)) >= w.d.copyMinRows {
+func (w *pgTx) insert(ctx context.Context, g *Group, t *pgTable, cols []pgCol, sqls []pgColSQL) error {
+	if t.copyOK && min(w.batch, len(g.Rows)) >= w.d.copyMinRows {
 		useCopy := true
-		for i, c := range g.cols {
+		for i, c := range g.Cols {
 			// A text column needs PostgreSQL to parse the value, which
 			// pgx's binary COPY would do itself; an always-identity
 			// column must refuse the value as INSERT does.
@@ -534,9 +534,9 @@ func (w *pgWriter) insert(ctx context.Context, g *flushGroup, t *pgTable, cols [
 		}
 	}
 	query := pgInsertSQL(g, sqls)
-	for off := 0; off < len(g.rows); off += w.batch {
-		end := min(off+w.batch, len(g.rows))
-		args, err := w.gather(g.rows[off:end], cols)
+	for off := 0; off < len(g.Rows); off += w.batch {
+		end := min(off+w.batch, len(g.Rows))
+		args, err := w.gather(g.Rows[off:end], cols)
 		if err != nil {
 			return err
 		}
@@ -559,14 +559,14 @@ const pgCopyMinRows = 5000
 // quotes the identifiers it is given, so COPY names the relation by the
 // schema and name regclass resolved and the columns by their attnames (the
 // case-resolved names the group was matched by), not by the application's text.
-func (w *pgWriter) copy(ctx context.Context, g *flushGroup, t *pgTable) error {
-	names := make([]string, len(g.cols))
-	for i, c := range g.cols {
+func (w *pgTx) copy(ctx context.Context, g *Group, t *pgTable) error {
+	names := make([]string, len(g.Cols))
+	for i, c := range g.Cols {
 		names[i] = c.Norm
 	}
-	for off := 0; off < len(g.rows); off += w.batch {
-		end := min(off+w.batch, len(g.rows))
-		if _, err := w.tx.CopyFrom(ctx, t.ident, names, pgx.CopyFromRows(g.rows[off:end])); err != nil {
+	for off := 0; off < len(g.Rows); off += w.batch {
+		end := min(off+w.batch, len(g.Rows))
+		if _, err := w.tx.CopyFrom(ctx, t.ident, names, pgx.CopyFromRows(g.Rows[off:end])); err != nil {
 			return pgCopyError(ctx, err)
 		}
 	}
@@ -593,7 +593,7 @@ func pgCopyError(ctx context.Context, err error) error {
 // array per column. Binary columns pass the row values themselves: a
 // FlatArray[any] makes pgx pick each element's encode plan by its Go type
 // (the plan a single-row parameter would use) without reflecting on a slice.
-func (w *pgWriter) gather(rows [][]any, cols []pgCol) ([]any, error) {
+func (w *pgTx) gather(rows [][]any, cols []pgCol) ([]any, error) {
 	n := len(rows)
 	w.args = append(w.args[:0], w.mode)
 	for ci := range cols {
@@ -622,7 +622,7 @@ func (w *pgWriter) gather(rows [][]any, cols []pgCol) ([]any, error) {
 
 // text returns v as a single-row text parameter of type oid would carry it:
 // strings verbatim, NULL as nil, anything else in pgx's text encoding.
-func (w *pgWriter) text(oid uint32, v any) (any, error) {
+func (w *pgTx) text(oid uint32, v any) (any, error) {
 	switch x := v.(type) {
 	case nil:
 		return nil, nil
@@ -642,135 +642,3 @@ func (w *pgWriter) text(oid uint32, v any) (any, error) {
 	return string(buf), nil
 }
 
-// pgElem is column i's value after unnest, as SQL: v.<alias>, cast when the
-// column travels as text.
-func pgElem(sb *strings.Builder, alias string, i int, c pgColSQL) {
-	sb.WriteString("v.")
-	sb.WriteString(alias)
-	sb.WriteString(strconv.Itoa(i))
-	if c.cast != "" {
-		sb.WriteString("::")
-		sb.WriteString(c.cast)
-	}
-}
-
-// pgUnnest writes `unnest($p::typ[], ...)` for cols, numbering parameters
-// from first.
-func pgUnnest(sb *strings.Builder, first int, cols ...[]pgColSQL) {
-	sb.WriteString("unnest(")
-	p := first
-	for _, cs := range cols {
-		for _, c := range cs {
-			if p > first {
-				sb.WriteString(", ")
-			}
-			sb.WriteByte('$')
-			sb.WriteString(strconv.Itoa(p))
-			sb.WriteString("::")
-			sb.WriteString(c.typ)
-			sb.WriteString("[]")
-			p++
-		}
-	}
-	sb.WriteByte(')')
-}
-
-// pgAliases writes `prefix0, prefix1, ...` for n columns.
-func pgAliases(sb *strings.Builder, prefix string, n int) {
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString(prefix)
-		sb.WriteString(strconv.Itoa(i))
-	}
-}
-
-// pgUpdateSQL is the UPDATE a group's batches run: set and key describe the
-// parameter arrays of g.cols and g.keyCols, in that order ($1...). The
-// unnested columns are named c0.. and k0.., so no application name can clash
-// with them, and every table column is qualified by the alias t.
-func pgUpdateSQL(g *flushGroup, set, key []pgColSQL) string {
-	var sb strings.Builder
-	sb.WriteString("UPDATE ")
-	sb.WriteString(pgTableName(g))
-	sb.WriteString(" AS t SET ")
-	for i, c := range g.cols {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString(c.Raw)
-		sb.WriteString(" = ")
-		if i < len(g.delta) && g.delta[i] {
-			sb.WriteString("t.")
-			sb.WriteString(c.Raw)
-			sb.WriteString(" + ")
-		}
-		pgElem(&sb, "c", i, set[i])
-	}
-	sb.WriteString(" FROM ")
-	pgUnnest(&sb, 1, set, key)
-	sb.WriteString(" AS v(")
-	pgAliases(&sb, "c", len(set))
-	sb.WriteString(", ")
-	pgAliases(&sb, "k", len(key))
-	sb.WriteString(") WHERE ")
-	pgKeyMatch(&sb, g, key)
-	return sb.String()
-}
-
-// pgKeyMatch writes `t.k1 = v.k0 AND t.k2 = v.k1`.
-func pgKeyMatch(sb *strings.Builder, g *flushGroup, key []pgColSQL) {
-	for i, k := range g.keyCols {
-		if i > 0 {
-			sb.WriteString(" AND ")
-		}
-		sb.WriteString("t.")
-		sb.WriteString(k.Raw)
-		sb.WriteString(" = ")
-		pgElem(sb, "k", i, key[i])
-	}
-}
-
-// pgMissingSQL is the query that lists, 1-based, the keys of a batch that
-// match no row; it takes the same key arrays as the UPDATE, as $1...
-func pgMissingSQL(g *flushGroup, key []pgColSQL) string {
-	var sb strings.Builder
-	sb.WriteString("SELECT v.n FROM ")
-	pgUnnest(&sb, 1, key)
-	sb.WriteString(" WITH ORDINALITY AS v(")
-	pgAliases(&sb, "k", len(key))
-	sb.WriteString(", n) WHERE NOT EXISTS (SELECT 1 FROM ")
-	sb.WriteString(pgTableName(g))
-	sb.WriteString(" AS t WHERE ")
-	pgKeyMatch(&sb, g, key)
-	sb.WriteString(")")
-	return sb.String()
-}
-
-// pgInsertSQL is the INSERT a group's batches run when COPY is not used.
-func pgInsertSQL(g *flushGroup, cols []pgColSQL) string {
-	var sb strings.Builder
-	sb.WriteString("INSERT INTO ")
-	sb.WriteString(pgTableName(g))
-	sb.WriteString(" (")
-	for i, c := range g.cols {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString(c.Raw)
-	}
-	sb.WriteString(") SELECT ")
-	for i := range cols {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		pgElem(&sb, "c", i, cols[i])
-	}
-	sb.WriteString(" FROM ")
-	pgUnnest(&sb, 1, cols)
-	sb.WriteString(" AS v(")
-	pgAliases(&sb, "c", len(cols))
-	sb.WriteString(")")
-	return sb.String()
-}

@@ -1,4 +1,4 @@
-package writeback
+package dialect
 
 import (
 	"context"
@@ -78,8 +78,8 @@ func pgdExec(tb testing.TB, db *sql.DB, q string, args ...any) {
 
 // pgdDialect returns a dialect that inserts by COPY whenever the table
 // allows it (byCopy) or never.
-func pgdDialect(byCopy bool) *pgDialect {
-	d := newPgDialect()
+func pgdDialect(byCopy bool) *pgWriter {
+	d := newPgWriter()
 	d.copyMinRows = math.MaxInt
 	if byCopy {
 		d.copyMinRows = 1
@@ -91,12 +91,12 @@ func pgdDialect(byCopy bool) *pgDialect {
 func pgdIdent(s string) sqlparse.Ident { return sqlparse.Ident{Norm: strings.ToLower(s), Raw: s} }
 
 // pgdFlush runs d.writeTx on a connection of db.
-func pgdFlush(tb testing.TB, db *sql.DB, d *pgDialect, batch int, groups ...*flushGroup) ([][]int, error) {
+func pgdFlush(tb testing.TB, db *sql.DB, d *pgWriter, batch int, groups ...*Group) ([][]int, error) {
 	tb.Helper()
 	return pgdFlushCtx(context.Background(), tb, db, d, batch, groups...)
 }
 
-func pgdFlushCtx(ctx context.Context, tb testing.TB, db *sql.DB, d *pgDialect, batch int, groups ...*flushGroup) ([][]int, error) {
+func pgdFlushCtx(ctx context.Context, tb testing.TB, db *sql.DB, d *pgWriter, batch int, groups ...*Group) ([][]int, error) {
 	tb.Helper()
 	c, err := db.Conn(context.Background())
 	if err != nil {
@@ -106,7 +106,7 @@ func pgdFlushCtx(ctx context.Context, tb testing.TB, db *sql.DB, d *pgDialect, b
 	var nm [][]int
 	var werr error
 	if err := c.Raw(func(dc any) error {
-		nm, werr = d.writeTx(ctx, dc.(driver.Conn), groups, batch, nil)
+		nm, werr = d.WriteTx(ctx, dc.(driver.Conn), groups, batch, nil)
 		return nil
 	}); err != nil {
 		tb.Fatal(err)
@@ -116,23 +116,23 @@ func pgdFlushCtx(ctx context.Context, tb testing.TB, db *sql.DB, d *pgDialect, b
 
 // pgdUpdate builds an UPDATE group on table: set columns (a "+" suffix
 // marks a delta), key columns, rows of set values then key values.
-func pgdUpdate(table string, set []string, key []string, rows ...[]any) *flushGroup {
-	g := &flushGroup{table: pgdIdent(table), op: flushUpdate, rows: rows, style: sqlparse.ParamDollar}
+func pgdUpdate(table string, set []string, key []string, rows ...[]any) *Group {
+	g := &Group{Table: pgdIdent(table), Op: Update, Rows: rows, Style: sqlparse.ParamDollar}
 	for _, s := range set {
-		g.cols = append(g.cols, pgdIdent(strings.TrimSuffix(s, "+")))
-		g.delta = append(g.delta, strings.HasSuffix(s, "+"))
+		g.Cols = append(g.Cols, pgdIdent(strings.TrimSuffix(s, "+")))
+		g.Delta = append(g.Delta, strings.HasSuffix(s, "+"))
 	}
 	for _, k := range key {
-		g.keyCols = append(g.keyCols, pgdIdent(k))
+		g.KeyCols = append(g.KeyCols, pgdIdent(k))
 	}
 	return g
 }
 
 // pgdInsert builds an INSERT group on table.
-func pgdInsert(table string, cols []string, rows ...[]any) *flushGroup {
-	g := &flushGroup{table: pgdIdent(table), op: flushInsert, rows: rows, style: sqlparse.ParamDollar}
+func pgdInsert(table string, cols []string, rows ...[]any) *Group {
+	g := &Group{Table: pgdIdent(table), Op: Insert, Rows: rows, Style: sqlparse.ParamDollar}
 	for _, c := range cols {
-		g.cols = append(g.cols, pgdIdent(c))
+		g.Cols = append(g.Cols, pgdIdent(c))
 	}
 	return g
 }
@@ -195,9 +195,9 @@ func TestPgSQLText(t *testing.T) {
 	// them; a uuid key given as strings travels as text and is cast.
 	uuidText := pgColSQL{typ: pgTextType, cast: "pg_catalog.uuid"}
 	g = pgdUpdate("", []string{"views+"}, []string{"tenant", "page"})
-	g.schema = &sqlparse.Ident{Norm: "app", Raw: "app"}
-	g.table = sqlparse.Ident{Norm: "Views", Raw: `"Views"`, Quoted: true}
-	g.keyCols[1] = sqlparse.Ident{Norm: "Page", Raw: `"Page"`, Quoted: true}
+	g.Schema = &sqlparse.Ident{Norm: "app", Raw: "app"}
+	g.Table = sqlparse.Ident{Norm: "Views", Raw: `"Views"`, Quoted: true}
+	g.KeyCols[1] = sqlparse.Ident{Norm: "Page", Raw: `"Page"`, Quoted: true}
 	got = pgUpdateSQL(g, []pgColSQL{int8}, []pgColSQL{uuidText, int8})
 	want = `UPDATE app."Views" AS t SET views = t.views + v.c0 ` +
 		`FROM unnest($1::pg_catalog.int8[], $2::pg_catalog.text[], $3::pg_catalog.int8[]) AS v(c0, k0, k1) ` +
@@ -222,14 +222,14 @@ func TestPgSQLText(t *testing.T) {
 }
 
 func TestPgNotPgxConn(t *testing.T) {
-	_, err := newPgDialect().writeTx(context.Background(), pgdFakeConn{}, nil, 10, nil)
+	_, err := newPgWriter().WriteTx(context.Background(), pgdFakeConn{}, nil, 10, nil)
 	if err == nil || !strings.Contains(err.Error(), "pgx stdlib connection") {
 		t.Fatalf("err = %v, want a clear error", err)
 	}
 	if isPgxConn(pgdFakeConn{}) {
 		t.Fatal("isPgxConn(fake) = true")
 	}
-	if got := newPgDialect().name(); got != "postgres" {
+	if got := newPgWriter().Name(); got != "postgres" {
 		t.Fatalf("name() = %q", got)
 	}
 }
@@ -336,7 +336,7 @@ func TestPgTypesRoundTrip(t *testing.T) {
 			table := pgdCreate(t, db, "rt", "id bigint PRIMARY KEY, c "+c.typ)
 			pgdExec(t, db, "INSERT INTO "+table+" (id) VALUES (1), (2)")
 			_, directErr := db.Exec("UPDATE "+table+" SET c = $1 WHERE id = 1", c.val)
-			_, flushErr := pgdFlush(t, db, newPgDialect(), 10, pgdUpdate(table, []string{"c"}, []string{"id"}, []any{c.val, int64(2)}))
+			_, flushErr := pgdFlush(t, db, newPgWriter(), 10, pgdUpdate(table, []string{"c"}, []string{"id"}, []any{c.val, int64(2)}))
 			pgdSameOutcome(t, "update", directErr, flushErr)
 
 			_, directErr = db.Exec("INSERT INTO "+table+" (id, c) VALUES (3, $1)", c.val)
@@ -385,7 +385,7 @@ func TestPgUpdateDeltasAndAssigns(t *testing.T) {
 		[]any{nil, int64(5), int64(7), "2", float64(-2), float64(-1), int64(2)},
 		[]any{"C", int64(1), int64(1), int64(3), int64(2), float64(0.5), int64(3)},
 	)
-	nm, err := pgdFlush(t, db, newPgDialect(), 2, g)
+	nm, err := pgdFlush(t, db, newPgWriter(), 2, g)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +416,7 @@ func TestPgUpdateCompositeKey(t *testing.T) {
 		[]any{int64(4), int64(1), "c"}, // missing
 		[]any{int64(5), int64(1), "b"},
 	)
-	nm, err := pgdFlush(t, db, newPgDialect(), 2, g)
+	nm, err := pgdFlush(t, db, newPgWriter(), 2, g)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +449,7 @@ func TestPgNoMatchAndBatches(t *testing.T) {
 		}
 		rows = append(rows, []any{int64(1), nil}) // a NULL key matches nothing
 		want = append(want, 10)
-		nm, err := pgdFlush(t, db, newPgDialect(), batch, pgdUpdate(table, []string{"views+"}, []string{"id"}, rows...))
+		nm, err := pgdFlush(t, db, newPgWriter(), batch, pgdUpdate(table, []string{"views+"}, []string{"id"}, rows...))
 		if err != nil {
 			t.Fatalf("batch %d: %v", batch, err)
 		}
@@ -542,31 +542,31 @@ func TestPgNamesAndSchema(t *testing.T) {
 	t.Cleanup(func() { _, _ = db.Exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE") })
 	pgdExec(t, db, `CREATE TABLE `+schema+`."Pages" ("ID" bigint PRIMARY KEY, "Views" bigint, title text)`)
 	for _, byCopy := range []bool{true, false} {
-		ins := &flushGroup{
-			schema: &sqlparse.Ident{Norm: schema, Raw: strings.ToUpper(schema)},
-			table:  sqlparse.Ident{Norm: "Pages", Raw: `"Pages"`, Quoted: true},
-			op:     flushInsert,
-			cols:   []sqlparse.Ident{{Norm: "ID", Raw: `"ID"`, Quoted: true}, {Norm: "Views", Raw: `"Views"`, Quoted: true}, pgdIdent("TITLE")},
-			rows:   [][]any{{int64(1), int64(0), "x"}},
+		ins := &Group{
+			Schema: &sqlparse.Ident{Norm: schema, Raw: strings.ToUpper(schema)},
+			Table:  sqlparse.Ident{Norm: "Pages", Raw: `"Pages"`, Quoted: true},
+			Op:     Insert,
+			Cols:   []sqlparse.Ident{{Norm: "ID", Raw: `"ID"`, Quoted: true}, {Norm: "Views", Raw: `"Views"`, Quoted: true}, pgdIdent("TITLE")},
+			Rows:   [][]any{{int64(1), int64(0), "x"}},
 		}
 		if !byCopy {
-			ins.rows = [][]any{{int64(2), int64(0), "y"}}
+			ins.Rows = [][]any{{int64(2), int64(0), "y"}}
 		}
 		_, err := pgdFlush(t, db, pgdDialect(byCopy), 10, ins)
 		if err != nil {
 			t.Fatalf("insert (copy=%v): %v", byCopy, err)
 		}
 	}
-	upd := &flushGroup{
-		schema:  &sqlparse.Ident{Norm: schema, Raw: schema},
-		table:   sqlparse.Ident{Norm: "Pages", Raw: `"Pages"`, Quoted: true},
-		op:      flushUpdate,
-		cols:    []sqlparse.Ident{{Norm: "Views", Raw: `"Views"`, Quoted: true}},
-		delta:   []bool{true},
-		keyCols: []sqlparse.Ident{{Norm: "ID", Raw: `"ID"`, Quoted: true}},
-		rows:    [][]any{{int64(4), int64(1)}, {int64(5), int64(2)}, {int64(6), int64(3)}},
+	upd := &Group{
+		Schema:  &sqlparse.Ident{Norm: schema, Raw: schema},
+		Table:   sqlparse.Ident{Norm: "Pages", Raw: `"Pages"`, Quoted: true},
+		Op:      Update,
+		Cols:    []sqlparse.Ident{{Norm: "Views", Raw: `"Views"`, Quoted: true}},
+		Delta:   []bool{true},
+		KeyCols: []sqlparse.Ident{{Norm: "ID", Raw: `"ID"`, Quoted: true}},
+		Rows:    [][]any{{int64(4), int64(1)}, {int64(5), int64(2)}, {int64(6), int64(3)}},
 	}
-	nm, err := pgdFlush(t, db, newPgDialect(), 10, upd)
+	nm, err := pgdFlush(t, db, newPgWriter(), 10, upd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -586,7 +586,7 @@ func TestPgSchemaChange(t *testing.T) {
 	db := pgdOpen(t)
 	table := pgdCreate(t, db, "alter", "id bigint PRIMARY KEY, views bigint")
 	pgdExec(t, db, "INSERT INTO "+table+" VALUES (1, 0)")
-	d := newPgDialect()
+	d := newPgWriter()
 	if _, err := pgdFlush(t, db, d, 10, pgdUpdate(table, []string{"views"}, []string{"id"}, []any{int64(1), int64(1)})); err != nil {
 		t.Fatal(err)
 	}
@@ -617,7 +617,7 @@ func TestPgContext(t *testing.T) {
 	pgdExec(t, db, "INSERT INTO "+table+" VALUES (1, 0)")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := pgdFlushCtx(ctx, t, db, newPgDialect(), 10, pgdUpdate(table, []string{"views+"}, []string{"id"}, []any{int64(1), int64(1)}))
+	_, err := pgdFlushCtx(ctx, t, db, newPgWriter(), 10, pgdUpdate(table, []string{"views+"}, []string{"id"}, []any{int64(1), int64(1)}))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -678,7 +678,7 @@ func TestPgMixedValues(t *testing.T) {
 				pgdExec(t, db, "UPDATE "+table+" SET c = $1 WHERE id = $2", v, int64(i+1))
 				rows = append(rows, []any{v, int64(i + 11)})
 			}
-			if _, err := pgdFlush(t, db, newPgDialect(), 100, pgdUpdate(table, []string{"c"}, []string{"id"}, rows...)); err != nil {
+			if _, err := pgdFlush(t, db, newPgWriter(), 100, pgdUpdate(table, []string{"c"}, []string{"id"}, rows...)); err != nil {
 				t.Fatal(err)
 			}
 			got := pgdRows(t, db, "SELECT a.c::text, b.c::text FROM "+table+" a JOIN "+table+" b ON b.id = a.id + 10 WHERE a.id <= $1 ORDER BY a.id", len(c.vals))
@@ -698,7 +698,7 @@ func TestPgUpdateMovesKey(t *testing.T) {
 	db := pgdOpen(t)
 	table := pgdCreate(t, db, "movekey", "id bigint PRIMARY KEY, views bigint")
 	pgdExec(t, db, "INSERT INTO "+table+" VALUES (1, 0), (2, 0)")
-	nm, err := pgdFlush(t, db, newPgDialect(), 10, pgdUpdate(table, []string{"id"}, []string{"id"},
+	nm, err := pgdFlush(t, db, newPgWriter(), 10, pgdUpdate(table, []string{"id"}, []string{"id"},
 		[]any{int64(100), int64(1)}, []any{int64(300), int64(3)}, []any{int64(200), int64(2)}))
 	if err != nil {
 		t.Fatal(err)
@@ -719,7 +719,7 @@ func TestPgInTx(t *testing.T) {
 	table := pgdCreate(t, db, "intx", "id bigint PRIMARY KEY, views bigint")
 	mark := pgdCreate(t, db, "intx_mark", "n bigint")
 	pgdExec(t, db, "INSERT INTO "+table+" VALUES (1, 0)")
-	flush := func(inTx func(exec txExec) error) error {
+	flush := func(inTx func(exec Exec) error) error {
 		c, err := db.Conn(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -727,18 +727,18 @@ func TestPgInTx(t *testing.T) {
 		defer c.Close()
 		var werr error
 		_ = c.Raw(func(dc any) error {
-			_, werr = newPgDialect().writeTx(context.Background(), dc.(driver.Conn),
-				[]*flushGroup{pgdUpdate(table, []string{"views+"}, []string{"id"}, []any{int64(1), int64(1)})}, 10, inTx)
+			_, werr = newPgWriter().WriteTx(context.Background(), dc.(driver.Conn),
+				[]*Group{pgdUpdate(table, []string{"views+"}, []string{"id"}, []any{int64(1), int64(1)})}, 10, inTx)
 			return nil
 		})
 		return werr
 	}
-	if err := flush(func(exec txExec) error {
+	if err := flush(func(exec Exec) error {
 		return exec("INSERT INTO "+mark+" SELECT unnest($1::bigint[])", []int64{7, 8})
 	}); err != nil {
 		t.Fatal(err)
 	}
-	err := flush(func(exec txExec) error { return exec("INSERT INTO " + mark + " VALUES (1 / 0)") })
+	err := flush(func(exec Exec) error { return exec("INSERT INTO " + mark + " VALUES (1 / 0)") })
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || pe.Code != "22012" {
 		t.Fatalf("err = %v, want SQLSTATE 22012", err)

@@ -1,48 +1,37 @@
-package writeback
+package dialect
 
 import (
 	"context"
 	"database/sql/driver"
 	"fmt"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/writeback-go/writeback/internal/drivercall"
 	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
-// genericDialect writes a flush with what every database/sql driver has: a
+// genericWriter writes a flush with what every database/sql driver has: a
 // transaction and one prepared statement per group shape, executed once per
 // row, so RowsAffected tells each UPDATE that matched no row. SQLite takes this
 // path too: in one transaction a prepared statement is its fastest way.
-type genericDialect struct {
+type genericWriter struct {
 	dialectName string
 	// question forces ? placeholders whatever the application used (SQLite).
 	question bool
 }
 
-// dialectFor picks the dialect that fits the flusher's connection.
-func dialectFor(conn driver.Conn) dialect {
-	if isPgxConn(conn) {
-		return newPgDialect()
-	}
-	if t := reflect.TypeOf(conn); t != nil && t.Kind() == reflect.Pointer && t.Elem().PkgPath() == "github.com/mattn/go-sqlite3" {
-		return &genericDialect{dialectName: "sqlite", question: true}
-	}
-	return &genericDialect{dialectName: "generic"}
-}
+func (d *genericWriter) Name() string { return d.dialectName }
 
-func (d *genericDialect) name() string { return d.dialectName }
-
-func (d *genericDialect) writeTx(ctx context.Context, conn driver.Conn, groups []*flushGroup, batch int, inTx func(exec txExec) error) (noMatch [][]int, err error) {
+func (d *genericWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*Group, batch int, inTx func(exec Exec) error) (noMatch [][]int, err error) {
 	if d.question {
 		// SQLite is local: go-sqlite3 starts a goroutine per statement to watch a
 		// cancellable context, which costs more than the row. Check the context
 		// between rows instead (execGroup does).
 		ctx = uncancellable{ctx}
 	}
-	tx, err := beginTx(ctx, conn, driver.TxOptions{})
+	tx, err := drivercall.BeginTx(ctx, conn, driver.TxOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +42,7 @@ func (d *genericDialect) writeTx(ctx context.Context, conn driver.Conn, groups [
 	}()
 	noMatch = make([][]int, len(groups))
 	for gi, g := range groups {
-		style := g.style
+		style := g.Style
 		if d.question {
 			style = sqlparse.ParamQuestion
 		}
@@ -85,25 +74,25 @@ func connExec(ctx context.Context, conn driver.Conn, query string, args []any) e
 			return err
 		}
 	}
-	st, err := prepare(ctx, conn, query)
+	st, err := drivercall.Prepare(ctx, conn, query)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	_, err = stmtExec(ctx, st, named)
+	_, err = drivercall.StmtExec(ctx, st, named)
 	return err
 }
 
 // execGroup prepares query once and runs it for every row of g.
-func execGroup(ctx context.Context, conn driver.Conn, query string, g *flushGroup) ([]int, error) {
-	st, err := prepare(ctx, conn, query)
+func execGroup(ctx context.Context, conn driver.Conn, query string, g *Group) ([]int, error) {
+	st, err := drivercall.Prepare(ctx, conn, query)
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
 	var missed []int
-	args := make([]driver.NamedValue, 0, len(g.cols)+len(g.keyCols))
-	for i, row := range g.rows {
+	args := make([]driver.NamedValue, 0, len(g.Cols)+len(g.KeyCols))
+	for i, row := range g.Rows {
 		args = args[:0]
 		for j, v := range row {
 			args = append(args, driver.NamedValue{Ordinal: j + 1, Value: v})
@@ -113,11 +102,11 @@ func execGroup(ctx context.Context, conn driver.Conn, query string, g *flushGrou
 				return nil, err
 			}
 		}
-		res, err := stmtExec(ctx, st, args)
+		res, err := drivercall.StmtExec(ctx, st, args)
 		if err != nil {
 			return nil, err
 		}
-		if g.op == flushUpdate {
+		if g.Op == Update {
 			n, err := res.RowsAffected()
 			if err != nil {
 				return nil, err
@@ -133,7 +122,7 @@ func execGroup(ctx context.Context, conn driver.Conn, query string, g *flushGrou
 // genericSQL is the one-row statement for a group, in the placeholder style
 // the application used: UPDATE t SET a = ?, b = b + ? WHERE k = ?, or
 // INSERT INTO t (a, b) VALUES (?, ?).
-func genericSQL(g *flushGroup, style sqlparse.ParamStyle) string {
+func genericSQL(g *Group, style sqlparse.ParamStyle) string {
 	var sb strings.Builder
 	n := 0
 	ph := func() string {
@@ -143,20 +132,20 @@ func genericSQL(g *flushGroup, style sqlparse.ParamStyle) string {
 		}
 		return "?"
 	}
-	table := g.table.Raw
-	if g.schema != nil {
-		table = g.schema.Raw + "." + table
+	table := g.Table.Raw
+	if g.Schema != nil {
+		table = g.Schema.Raw + "." + table
 	}
-	if g.op == flushInsert {
+	if g.Op == Insert {
 		fmt.Fprintf(&sb, "INSERT INTO %s (", table)
-		for i, c := range g.cols {
+		for i, c := range g.Cols {
 			if i > 0 {
 				sb.WriteString(", ")
 			}
 			sb.WriteString(c.Raw)
 		}
 		sb.WriteString(") VALUES (")
-		for i := range g.cols {
+		for i := range g.Cols {
 			if i > 0 {
 				sb.WriteString(", ")
 			}
@@ -166,18 +155,18 @@ func genericSQL(g *flushGroup, style sqlparse.ParamStyle) string {
 		return sb.String()
 	}
 	fmt.Fprintf(&sb, "UPDATE %s SET ", table)
-	for i, c := range g.cols {
+	for i, c := range g.Cols {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
-		if g.delta[i] {
+		if g.Delta[i] {
 			fmt.Fprintf(&sb, "%s = %s + %s", c.Raw, c.Raw, ph())
 		} else {
 			fmt.Fprintf(&sb, "%s = %s", c.Raw, ph())
 		}
 	}
 	sb.WriteString(" WHERE ")
-	for i, k := range g.keyCols {
+	for i, k := range g.KeyCols {
 		if i > 0 {
 			sb.WriteString(" AND ")
 		}

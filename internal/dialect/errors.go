@@ -1,4 +1,4 @@
-package writeback
+package dialect
 
 import (
 	"context"
@@ -10,77 +10,77 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// errorClass says how the flusher treats a database error.
-type errorClass uint8
+// ErrorClass says how the flusher treats a database error.
+type ErrorClass uint8
 
 const (
-	classPermanent  errorClass = iota // data or constraint: retrying cannot help; isolate the row
-	classTransient                    // lock, serialization, resource: retry the same rows
-	classConnection                   // the connection is gone: reconnect and retry
+	Permanent  ErrorClass = iota // data or constraint: retrying cannot help; isolate the row
+	Transient                    // lock, serialization, resource: retry the same rows
+	Connection                   // the connection is gone: reconnect and retry
 )
 
-// errorClassOf classifies an error from a flush. PostgreSQL errors go by
+// ClassOf classifies an error from a flush. PostgreSQL errors go by
 // SQLSTATE class, SQLite errors by result code (read by reflection so that
 // PostgreSQL-only programs need not link cgo SQLite); network and context
 // errors are connection-level.
-func errorClassOf(err error) errorClass {
+func ClassOf(err error) ErrorClass {
 	if err == nil {
-		return classPermanent
+		return Permanent
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return pgStateClass(pgErr.Code)
 	}
 	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return classConnection
+		return Connection
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) {
-		return classConnection
+		return Connection
 	}
 	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
-		return classConnection
+		return Connection
 	}
 	var connectErr *pgconn.ConnectError
 	if errors.As(err, &connectErr) {
-		return classConnection
+		return Connection
 	}
 	if code, ok := sqliteCode(err); ok {
 		switch code {
 		case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
-			return classTransient
+			return Transient
 		case 10, 13, 14: // SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
-			return classTransient
+			return Transient
 		}
-		return classPermanent
+		return Permanent
 	}
-	return classPermanent
+	return Permanent
 }
 
 // pgStateClass maps a SQLSTATE to an error class.
-func pgStateClass(code string) errorClass {
+func pgStateClass(code string) ErrorClass {
 	if len(code) < 2 {
-		return classPermanent
+		return Permanent
 	}
 	switch code[:2] {
 	case "08": // connection exception
-		return classConnection
+		return Connection
 	case "40": // transaction rollback: serialization failure, deadlock
-		return classTransient
+		return Transient
 	case "53": // insufficient resources
-		return classTransient
+		return Transient
 	case "57": // operator intervention: admin shutdown, cannot connect now
-		return classConnection
+		return Connection
 	case "58": // system error (I/O)
-		return classTransient
+		return Transient
 	case "55": // object not in prerequisite state: only lock_not_available
 		if code == "55P03" {
-			return classTransient
+			return Transient
 		}
 	case "HV", "XX":
-		return classPermanent
+		return Permanent
 	}
-	return classPermanent
+	return Permanent
 }
 
 // sqliteCode extracts go-sqlite3's sqlite3.Error.Code without importing it.
@@ -103,12 +103,14 @@ func sqliteCode(err error) (int, bool) {
 	return 0, false
 }
 
-// isTransient reports whether retrying the same rows may succeed.
-func isTransient(err error) bool {
-	var cp *checkpointError
-	var cf *connectFailure
-	if errors.As(err, &cp) || errors.As(err, &cf) {
-		return true
-	}
-	return errorClassOf(err) != classPermanent
+// CommitUnknownError is a COMMIT that got no answer: the connection broke after
+// the server may have committed. Retrying the rows blindly could apply a
+// counter's delta twice, so the flusher first asks the database what became
+// of the transaction (resolve, on a new connection).
+type CommitUnknownError struct {
+	Err     error
+	Resolve func(ctx context.Context, conn driver.Conn) (committed, known bool, err error)
 }
+
+func (e *CommitUnknownError) Error() string { return e.Err.Error() + " (outcome unknown)" }
+func (e *CommitUnknownError) Unwrap() error { return e.Err }

@@ -1,0 +1,69 @@
+// Package dialect is what writeback knows of each base database: how its SQL
+// reads (placeholders, quoting), whether a transaction must see every buffered
+// write before it starts, how a flush transaction is written, and how its
+// errors are classed. A connector decides its Dialect once, at open: by the
+// base driver's package (pgx, go-sqlite3), or by the application's explicit
+// choice for drivers that wrap another (otelsql over pgx) or are not pgx
+// (lib/pq). Nothing else in writeback looks at driver types.
+//
+// Implementations: postgres (native pgx batches and COPY when the connection
+// is pgx's, the generic writer with $N placeholders otherwise), sqlite (one
+// transaction, one prepared statement per shape) and generic (any
+// database/sql driver, sqlmock included).
+package dialect
+
+import (
+	"context"
+	"database/sql/driver"
+
+	"github.com/writeback-go/writeback/internal/sqlparse"
+)
+
+// Op is what a flushed row does to the database.
+type Op uint8
+
+const (
+	Update Op = iota // UPDATE t SET ... WHERE key = ...
+	Insert           // INSERT INTO t (cols) VALUES (...)
+)
+
+// Group is rows of one table that share one statement shape, so one
+// statement form writes them all.
+type Group struct {
+	Schema *sqlparse.Ident // nil unless the application wrote schema.table
+	Table  sqlparse.Ident
+	Op     Op
+	// Cols: for an UPDATE the SET columns, for an INSERT the inserted columns.
+	Cols []sqlparse.Ident
+	// Delta[i] (UPDATE only) says cols[i] is written as col = col + v; otherwise col = v.
+	Delta []bool
+	// KeyCols is the table's key, in the rule's order, as the application wrote it.
+	KeyCols []sqlparse.Ident
+	// Rows holds, for an UPDATE, the values of cols followed by the values of
+	// keyCols; for an INSERT, the values of cols. Values are normalized Go
+	// values: nil, int64, float64, bool, string, []byte, time.Time, or a
+	// deep-copied slice (arrays). A delta is an int64, a float64 or a decimal
+	// string; it may be negative.
+	Rows [][]any
+	// Style is the placeholder syntax the application used for this table.
+	Style sqlparse.ParamStyle
+}
+
+// Writer writes flush groups into a database on one connection.
+// Implementations hold no lock of the buffer: they are called by a flush
+// worker with rows already taken out, never by two goroutines at once.
+type Writer interface {
+	// Name is what logs and Stats call the dialect.
+	Name() string
+	// WriteTx writes every group in one transaction on conn, at most batch
+	// rows a statement, then runs inTx (when not nil) in the same
+	// transaction, and commits. It returns, for each group, the indices of
+	// UPDATE rows that matched no row in the database (nil for inserts).
+	// On error nothing was committed.
+	WriteTx(ctx context.Context, conn driver.Conn, groups []*Group, batch int, inTx func(exec Exec) error) (noMatch [][]int, err error)
+}
+
+// Exec runs one statement inside a flush transaction: how the journal's
+// checkpoint commits with the rows it covers. Its placeholders are $1, $2...
+// on PostgreSQL and ? elsewhere; on PostgreSQL args may be slices (arrays).
+type Exec func(query string, args ...any) error

@@ -1,0 +1,175 @@
+package dialect
+
+import (
+	"database/sql/driver"
+	"fmt"
+	"reflect"
+
+	"github.com/writeback-go/writeback/internal/sqlparse"
+)
+
+// Kind names a dialect.
+type Kind uint8
+
+const (
+	Generic  Kind = iota // any database/sql driver: strict about quoting, one statement per row
+	SQLite               // go-sqlite3 and other SQLite drivers
+	Postgres             // PostgreSQL, natively through pgx when the connection is pgx's
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Generic:
+		return "generic"
+	case SQLite:
+		return "sqlite"
+	case Postgres:
+		return "postgres"
+	}
+	return fmt.Sprintf("Kind(%d)", k)
+}
+
+// Dialect is what writeback knows of one base database's SQL.
+type Dialect interface {
+	// Kind names the dialect.
+	Kind() Kind
+	// Classify classifies a SQL text under the database's parameter rules
+	// (SQLite reads $1 and $name as named parameters).
+	Classify(query string) *sqlparse.Statement
+	// Accepts reports whether a bufferable statement means, in this
+	// database, what the classifier read: PostgreSQL has no ? or :name
+	// placeholders and no `` or [] quoting; MySQL reads "x" as a string.
+	Accepts(st *sqlparse.Statement) bool
+	// TxNeedsFlush reports whether a transaction with these options may
+	// take its snapshot before a later barrier, so every back table must be
+	// flushed before it begins (SQLite; levels above read committed).
+	TxNeedsFlush(opts driver.TxOptions) bool
+	// NewWriter returns the writer for one flush connection.
+	NewWriter(conn driver.Conn) Writer
+}
+
+// Detect picks the dialect of a base driver by its package: pgx's stdlib
+// is Postgres, go-sqlite3 is SQLite, anything else Generic. A driver that
+// wraps another (otelsql, sqlmw) or another PostgreSQL driver (lib/pq) is
+// Generic unless the application names its dialect (ByName).
+func Detect(d driver.Driver) Dialect {
+	t := reflect.TypeOf(d)
+	if t == nil {
+		return generic{}
+	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.PkgPath() {
+	case "github.com/mattn/go-sqlite3":
+		return sqlite{}
+	case "github.com/jackc/pgx/v5/stdlib":
+		return postgres{}
+	}
+	return generic{}
+}
+
+// ByName returns the dialect called name: "postgres", "sqlite" or "generic".
+func ByName(name string) (Dialect, error) {
+	switch name {
+	case "postgres", "postgresql":
+		return postgres{}, nil
+	case "sqlite", "sqlite3":
+		return sqlite{}, nil
+	case "generic":
+		return generic{}, nil
+	case "mysql":
+		return nil, fmt.Errorf("dialect %q is not supported yet; use dialect=generic, which buffers MySQL statements that use ? and `quoted` names and flushes them one row a statement", name)
+	}
+	return nil, fmt.Errorf("unknown dialect %q (want postgres, sqlite or generic)", name)
+}
+
+// aboveReadCommitted reports whether a transaction's isolation level keeps
+// one snapshot for the whole transaction (sql.LevelRepeatableRead and up).
+func aboveReadCommitted(opts driver.TxOptions) bool {
+	const readUncommitted, readCommitted = 1, 2 // sql.LevelReadUncommitted, sql.LevelReadCommitted
+	level := opts.Isolation
+	return level != 0 && level != readCommitted && level != readUncommitted
+}
+
+// quoteOK reports whether every identifier of a bufferable statement is
+// quoted in a way the dialect reads as an identifier.
+func quoteOK(st *sqlparse.Statement, ok func(q byte) bool) bool {
+	check := func(id sqlparse.Ident) bool {
+		return !id.Quoted || id.Raw == "" || ok(id.Raw[0])
+	}
+	if st.Schema != nil && !check(*st.Schema) || !check(st.Table) {
+		return false
+	}
+	for _, s := range st.Sets {
+		if !check(s.Col) {
+			return false
+		}
+	}
+	for _, w := range st.Where {
+		if !check(w.Col) {
+			return false
+		}
+	}
+	for _, c := range st.Cols {
+		if !check(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// generic is any database/sql driver. "x" may be a string (MySQL), so only
+// statements that quote names with “ or [] or not at all are buffered.
+type generic struct{}
+
+func (generic) Kind() Kind { return Generic }
+func (generic) Classify(q string) *sqlparse.Statement {
+	return sqlparse.Classify(q, false)
+}
+func (generic) Accepts(st *sqlparse.Statement) bool {
+	return quoteOK(st, func(q byte) bool { return q == '`' || q == '[' })
+}
+func (generic) TxNeedsFlush(opts driver.TxOptions) bool { return aboveReadCommitted(opts) }
+func (generic) NewWriter(driver.Conn) Writer            { return &genericWriter{dialectName: "generic"} }
+
+// sqlite is SQLite: "", “ and [] all quote names, $N and $name are named
+// parameters, and transactions are serializable, so every transaction
+// starts after a flush of every back table.
+type sqlite struct{}
+
+func (sqlite) Kind() Kind { return SQLite }
+func (sqlite) Classify(q string) *sqlparse.Statement {
+	return sqlparse.Classify(q, true)
+}
+func (sqlite) Accepts(st *sqlparse.Statement) bool {
+	return quoteOK(st, func(q byte) bool { return q == '"' || q == '`' || q == '[' })
+}
+func (sqlite) TxNeedsFlush(driver.TxOptions) bool { return true }
+func (sqlite) NewWriter(driver.Conn) Writer {
+	return &genericWriter{dialectName: "sqlite", question: true}
+}
+
+// postgres is PostgreSQL: $N placeholders only, "" quotes names.
+type postgres struct{}
+
+func (postgres) Kind() Kind { return Postgres }
+func (postgres) Classify(q string) *sqlparse.Statement {
+	return sqlparse.Classify(q, false)
+}
+func (postgres) Accepts(st *sqlparse.Statement) bool {
+	if st.Style == sqlparse.ParamQuestion || st.Style == sqlparse.ParamNamed {
+		return false
+	}
+	return quoteOK(st, func(q byte) bool { return q == '"' })
+}
+func (postgres) TxNeedsFlush(opts driver.TxOptions) bool { return aboveReadCommitted(opts) }
+
+// NewWriter writes natively through pgx when conn is pgx's, and with the
+// generic writer ($N placeholders, as the application wrote them) otherwise.
+func (postgres) NewWriter(conn driver.Conn) Writer {
+	if isPgxConn(conn) {
+		return newPgWriter()
+	}
+	return &genericWriter{dialectName: "postgres"}
+}

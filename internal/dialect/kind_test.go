@@ -1,0 +1,89 @@
+package dialect
+
+import (
+	"database/sql/driver"
+	"testing"
+
+	"github.com/writeback-go/writeback/internal/sqlparse"
+)
+
+func TestAccepts(t *testing.T) {
+	cases := []struct {
+		q        string
+		d        Dialect
+		accepted bool
+	}{
+		{"UPDATE t SET a = $1 WHERE k = $2", postgres{}, true},
+		{"UPDATE t SET a = ? WHERE k = ?", postgres{}, false},   // PostgreSQL has no ?
+		{"UPDATE t SET a = :a WHERE k = :k", postgres{}, false}, // nor :name
+		{`UPDATE "T" SET "A" = $1 WHERE k = $2`, postgres{}, true},
+		{"UPDATE `t` SET a = $1 WHERE k = $2", postgres{}, false},
+		{"UPDATE [t] SET a = ? WHERE k = ?", sqlite{}, true},
+		{"UPDATE `t` SET a = ? WHERE k = ?", generic{}, true},
+		{`UPDATE t SET a = ? WHERE "k" = ?`, generic{}, false}, // MySQL: "k" is a string
+		{`INSERT INTO t ("k", a) VALUES (?, ?)`, sqlite{}, true},
+		{`INSERT INTO "s".t (k, a) VALUES (?, ?)`, generic{}, false},
+	}
+	for _, c := range cases {
+		st := c.d.Classify(c.q)
+		if st.Kind == sqlparse.Other {
+			t.Fatalf("%s: not classified as bufferable", c.q)
+		}
+		if got := c.d.Accepts(st); got != c.accepted {
+			t.Errorf("%s (%s): Accepts = %v, want %v", c.q, c.d.Kind(), got, c.accepted)
+		}
+	}
+}
+
+func TestByNameAndDetect(t *testing.T) {
+	for name, want := range map[string]Kind{"postgres": Postgres, "postgresql": Postgres, "sqlite": SQLite, "sqlite3": SQLite, "generic": Generic} {
+		d, err := ByName(name)
+		if err != nil || d.Kind() != want {
+			t.Errorf("ByName(%q) = %v, %v; want %s", name, d, err, want)
+		}
+	}
+	for _, bad := range []string{"", "oracle", "mysql", "Postgres "} {
+		if d, err := ByName(bad); err == nil {
+			t.Errorf("ByName(%q) = %v, want an error", bad, d)
+		}
+	}
+	if k := Detect(nil).Kind(); k != Generic {
+		t.Errorf("Detect(nil) = %s, want generic", k)
+	}
+	if k := Detect(fakeDriver{}).Kind(); k != Generic {
+		t.Errorf("Detect(unknown driver) = %s, want generic", k)
+	}
+}
+
+func TestTxNeedsFlush(t *testing.T) {
+	const serializable, readCommitted = 6, 2
+	for _, c := range []struct {
+		d     Dialect
+		level int
+		want  bool
+	}{
+		{sqlite{}, 0, true},
+		{sqlite{}, readCommitted, true},
+		{postgres{}, 0, false},
+		{postgres{}, readCommitted, false},
+		{postgres{}, serializable, true},
+		{generic{}, 0, false},
+		{generic{}, serializable, true},
+	} {
+		if got := c.d.TxNeedsFlush(driver.TxOptions{Isolation: driver.IsolationLevel(c.level)}); got != c.want {
+			t.Errorf("%s level %d: TxNeedsFlush = %v, want %v", c.d.Kind(), c.level, got, c.want)
+		}
+	}
+}
+
+func TestKindString(t *testing.T) {
+	for k, want := range map[Kind]string{Generic: "generic", SQLite: "sqlite", Postgres: "postgres", Kind(9): "Kind(9)"} {
+		if got := k.String(); got != want {
+			t.Errorf("Kind(%d).String() = %q, want %q", k, got, want)
+		}
+	}
+}
+
+type fakeDriver struct{}
+
+func (fakeDriver) Open(string) (driver.Conn, error) { return nil, driver.ErrSkip }
