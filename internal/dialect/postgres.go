@@ -641,4 +641,3 @@ func (w *pgTx) text(oid uint32, v any) (any, error) {
 	w.tbuf = buf
 	return string(buf), nil
 }
-
