@@ -270,9 +270,9 @@ func ExampleStatsOf() {
 	// row writes per application write: 0.2
 }
 
-// ExampleWithAck makes one write go to the database before Exec returns,
-// while the table's other writes stay buffered.
-func ExampleWithAck() {
+// ExampleContextWithAck makes one write go to the database before Exec
+// returns, while the table's other writes stay buffered.
+func ExampleContextWithAck() {
 	db, base, cleanup := openPageViews()
 	defer cleanup()
 	ctx := context.Background()
@@ -283,7 +283,7 @@ func ExampleWithAck() {
 	}
 	// Written through, after the row's earlier buffered write: when Exec
 	// returns, both are in SQLite.
-	if _, err := db.ExecContext(writeback.WithAck(ctx, writeback.AckThrough), inc, 1); err != nil {
+	if _, err := db.ExecContext(writeback.ContextWithAck(ctx, writeback.AckThrough), inc, 1); err != nil {
 		log.Fatal(err)
 	}
 	st, err := writeback.StatsOf(db)
