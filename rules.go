@@ -29,11 +29,13 @@ const (
 	ModeBack
 )
 
-// Priority orders tables whose flushes are due at the same time.
+// Priority orders tables whose flushes are due at the same time: high first,
+// then normal, then low. The zero value is PriorityNormal, the default.
 type Priority uint8
 
 const (
-	// PriorityNormal is the default (the zero value, so rules built in code get it).
+	// PriorityNormal is the default: the zero value, so a rule built in code
+	// that leaves Priority out gets it.
 	PriorityNormal Priority = iota
 	// PriorityLow tables are flushed after normal and high ones.
 	PriorityLow
@@ -129,7 +131,7 @@ type JournalRule struct {
 // In a rule built in code, a zero MaxLoss, Batch or MaxDirty means the default
 // (DefaultMaxLoss, DefaultBatch, DefaultMaxDirty); Rules.Validate fills them in.
 // The other fields have no "unset" state: their zero values are ModeThrough,
-// PriorityLow, ReadsFlush, AckMemory and FullBlock.
+// PriorityNormal, ReadsFlush, AckMemory and FullBlock.
 type TableRule struct {
 	Name     string // normalized, as in Rules.Tables
 	Mode     Mode
