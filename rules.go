@@ -29,6 +29,9 @@ const (
 	ModeBack
 )
 
+// String returns the mode as a rules file spells it: "through" or "back".
+func (m Mode) String() string { return enumString("Mode", uint8(m), "through", "back") }
+
 // Priority orders tables whose flushes are due at the same time: high first,
 // then normal, then low. The zero value is PriorityNormal, the default.
 type Priority uint8
@@ -42,6 +45,12 @@ const (
 	// PriorityHigh tables are flushed first.
 	PriorityHigh
 )
+
+// String returns the priority as a rules file spells it: "normal", "low" or
+// "high".
+func (p Priority) String() string {
+	return enumString("Priority", uint8(p), "normal", "low", "high")
+}
 
 // rank orders priorities: higher flushes first.
 func (p Priority) rank() int {
@@ -65,6 +74,9 @@ const (
 	ReadsStale
 )
 
+// String returns the policy as a rules file spells it: "flush" or "stale".
+func (r ReadPolicy) String() string { return enumString("ReadPolicy", uint8(r), "flush", "stale") }
+
 // AckLevel is how durable a write is when Exec returns.
 type AckLevel uint8
 
@@ -76,6 +88,13 @@ const (
 	// AckThrough writes through to the database before acknowledging.
 	AckThrough
 )
+
+// String returns the level as a rules file spells it: "memory", "disk" or
+// "through" (a level ContextWithAck can ask for; a table's ack is memory or
+// disk).
+func (a AckLevel) String() string {
+	return enumString("AckLevel", uint8(a), "memory", "disk", "through")
+}
 
 // OnFull says what a write does when the buffer cannot take it.
 type OnFull uint8
@@ -89,6 +108,10 @@ const (
 	FullError
 )
 
+// String returns the policy as a rules file spells it: "block", "through" or
+// "error".
+func (f OnFull) String() string { return enumString("OnFull", uint8(f), "block", "through", "error") }
+
 // FsyncPolicy is the journal's sync policy.
 type FsyncPolicy uint8
 
@@ -100,6 +123,20 @@ const (
 	// FsyncNo leaves syncing to the operating system.
 	FsyncNo
 )
+
+// String returns the policy as a rules file spells it: "everysec", "always"
+// or "no".
+func (f FsyncPolicy) String() string {
+	return enumString("FsyncPolicy", uint8(f), "everysec", "always", "no")
+}
+
+// enumString returns names[v], or typ(v) for a value without a name.
+func enumString(typ string, v uint8, names ...string) string {
+	if int(v) < len(names) {
+		return names[v]
+	}
+	return typ + "(" + strconv.Itoa(int(v)) + ")"
+}
 
 // Defaults for fields a table rule leaves out.
 const (
