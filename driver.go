@@ -282,6 +282,10 @@ var (
 // NewConnector wraps base: statements on rules' back tables are buffered, the
 // rest go to base. It validates rules and options and returns an error that
 // names the problem; it never panics.
+//
+// The connector works on a copy of rules in which a zero MaxLoss, Batch or
+// MaxDirty is replaced by its default; rules itself is not modified, and
+// changing it later does not affect the connector.
 func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connector, error) {
 	if base == nil {
 		return nil, errors.New("writeback: NewConnector: nil base connector")
@@ -289,7 +293,8 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 	if rules == nil {
 		return nil, errors.New("writeback: NewConnector: nil rules")
 	}
-	if err := rules.Validate(); err != nil {
+	rules, err := rules.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	cfg := config{log: slog.Default(), closeTimeout: DefaultCloseTimeout}

@@ -166,7 +166,8 @@ type JournalRule struct {
 // TableRule is one table's entry in the rules file.
 //
 // In a rule built in code, a zero MaxLoss, Batch or MaxDirty means the default
-// (DefaultMaxLoss, DefaultBatch, DefaultMaxDirty); Rules.Validate fills them in.
+// (DefaultMaxLoss, DefaultBatch, DefaultMaxDirty): NewConnector uses the
+// default, and ParseRules fills it in.
 // The other fields have no "unset" state: their zero values are ModeThrough,
 // PriorityNormal, ReadsFlush, AckMemory and FullBlock.
 type TableRule struct {
@@ -270,123 +271,163 @@ func ParseRules(data []byte, file string) (*Rules, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
+	for _, t := range r.Tables {
+		t.fillDefaults()
+	}
 	return r, nil
 }
 
 // Validate checks rules built in code (or changed after parsing) against the
-// invariants ParseRules enforces, and fills in defaults: a zero MaxLoss, Batch
-// or MaxDirty means DefaultMaxLoss, DefaultBatch or DefaultMaxDirty. Other
-// fields have no unset state; a zero Priority is PriorityNormal.
+// invariants ParseRules enforces. It does not modify r.
 //
-// Tables keys are table names. A rule whose Name is empty gets its name from
+// A zero MaxLoss, Batch or MaxDirty is valid and means DefaultMaxLoss,
+// DefaultBatch or DefaultMaxDirty: NewConnector uses the default (ParseRules
+// fills it in). Other fields have no unset state; a zero Priority is
+// PriorityNormal.
+//
+// Tables keys are table names. A rule whose Name is empty takes its name from
 // its key, read as in a rules file (unquoted parts lower-cased, "quoted" parts
 // kept exactly, schema.table allowed); a rule with a Name must have the key
-// equal to Name or to a rules-file spelling of it. Tables is then re-keyed by
-// the normalized names. Key columns are taken as normalized names (exact,
-// without quotes). Validate changes nothing when it returns an error.
+// equal to Name or to a rules-file spelling of it. Two keys may not name the
+// same table. Key columns are taken as normalized names (exact, without
+// quotes).
 func (r *Rules) Validate() error {
-	if r == nil {
-		return &RulesError{Msg: "no rules (nil *Rules)"}
-	}
-	errAt := func(line int, format string, args ...any) error {
-		return &RulesError{File: r.File, Line: line, Msg: fmt.Sprintf(format, args...)}
-	}
-	if j := r.Journal; j != nil {
-		switch {
-		case j.Path == "":
-			return errAt(j.Line, "journal: path is required")
-		case strings.IndexByte(j.Path, 0) >= 0:
-			return errAt(j.Line, "journal.path: must not contain a NUL byte")
-		case j.Fsync > FsyncNo:
-			return errAt(j.Line, "journal.fsync: unknown policy %d", j.Fsync)
-		}
-	}
+	_, err := r.tableNames()
+	return err
+}
 
+// errAt returns a *RulesError in r's file at line.
+func (r *Rules) errAt(line int, format string, args ...any) error {
+	return &RulesError{File: r.File, Line: line, Msg: fmt.Sprintf(format, args...)}
+}
+
+// tableNames validates r (see Validate) and returns the normalized table name
+// of each Tables key.
+func (r *Rules) tableNames() (map[string]string, error) {
+	if r == nil {
+		return nil, &RulesError{Msg: "no rules (nil *Rules)"}
+	}
+	if err := r.validateJournal(); err != nil {
+		return nil, err
+	}
 	keys := make([]string, 0, len(r.Tables))
 	for k := range r.Tables {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	names := make([]string, len(keys))
+	names := make(map[string]string, len(keys))  // map key -> normalized name
 	byName := make(map[string]string, len(keys)) // normalized name -> map key
-	rekey := false
-	for i, k := range keys {
+	for _, k := range keys {
 		t := r.Tables[k]
 		where := "tables." + k
 		if t == nil {
-			return errAt(0, "%s: nil rule", where)
+			return nil, r.errAt(0, "%s: nil rule", where)
 		}
 		name, err := validRuleName(k, t.Name)
 		if err != nil {
-			return errAt(t.Line, "%s: %v", where, err)
+			return nil, r.errAt(t.Line, "%s: %v", where, err)
 		}
 		if other, dup := byName[name]; dup {
-			return errAt(t.Line, "tables: %q and %q name the same table %s", other, k, name)
+			return nil, r.errAt(t.Line, "tables: %q and %q name the same table %s", other, k, name)
 		}
 		byName[name] = k
-		names[i] = name
-		if name != k {
-			rekey = true
-		}
-		switch {
-		case t.Mode > ModeBack:
-			return errAt(t.Line, "%s.mode: unknown mode %d", where, t.Mode)
-		case t.Priority > PriorityHigh:
-			return errAt(t.Line, "%s.priority: unknown priority %d", where, t.Priority)
-		case t.Reads > ReadsStale:
-			return errAt(t.Line, "%s.reads: unknown read policy %d", where, t.Reads)
-		case t.Ack > AckThrough:
-			return errAt(t.Line, "%s.ack: unknown ack level %d", where, t.Ack)
-		case t.OnFull > FullError:
-			return errAt(t.Line, "%s.on_full: unknown on_full policy %d", where, t.OnFull)
-		case t.MaxLoss < 0:
-			return errAt(t.Line, "%s.max_loss: must be > 0, got %s", where, t.MaxLoss)
-		case t.Batch < 0:
-			return errAt(t.Line, "%s.batch: must be > 0, got %d", where, t.Batch)
-		case t.Batch > maxBatch:
-			return errAt(t.Line, "%s.batch: must be at most %d, got %d", where, maxBatch, t.Batch)
-		case t.MaxDirty < 0:
-			return errAt(t.Line, "%s.max_dirty: must be > 0, got %d", where, t.MaxDirty)
-		case t.Mode == ModeBack && len(t.Key) == 0:
-			return errAt(t.Line, "%s: mode back needs key (the row's primary or unique key columns)", where)
-		case t.Ack == AckDisk && r.Journal == nil:
-			return errAt(t.Line, "%s.ack: disk needs a journal section", where)
-		}
-		seen := make(map[string]bool, len(t.Key))
-		for _, col := range t.Key {
-			if err := checkNormalizedPart(col); err != nil {
-				return errAt(t.Line, "%s.key: bad column name %q: %v", where, col, err)
-			}
-			if seen[col] {
-				return errAt(t.Line, "%s.key: column %s is listed twice", where, col)
-			}
-			seen[col] = true
+		names[k] = name
+		if err := r.validateTable(where, t); err != nil {
+			return nil, err
 		}
 	}
+	return names, nil
+}
 
-	// Everything holds: apply names and defaults.
-	tables := r.Tables
-	if rekey {
-		tables = make(map[string]*TableRule, len(keys))
+// validateJournal checks the journal section, if any.
+func (r *Rules) validateJournal() error {
+	j := r.Journal
+	switch {
+	case j == nil:
+		return nil
+	case j.Path == "":
+		return r.errAt(j.Line, "journal: path is required")
+	case strings.IndexByte(j.Path, 0) >= 0:
+		return r.errAt(j.Line, "journal.path: must not contain a NUL byte")
+	case j.Fsync > FsyncNo:
+		return r.errAt(j.Line, "journal.fsync: unknown policy %d", j.Fsync)
 	}
-	for i, k := range keys {
-		t := r.Tables[k]
-		t.Name = names[i]
-		if t.MaxLoss == 0 {
-			t.MaxLoss = DefaultMaxLoss
-		}
-		if t.Batch == 0 {
-			t.Batch = DefaultBatch
-		}
-		if t.MaxDirty == 0 {
-			t.MaxDirty = DefaultMaxDirty
-		}
-		if rekey {
-			tables[t.Name] = t
-		}
-	}
-	r.Tables = tables
 	return nil
+}
+
+// validateTable checks the fields of table rule t, named where in messages.
+func (r *Rules) validateTable(where string, t *TableRule) error {
+	switch {
+	case t.Mode > ModeBack:
+		return r.errAt(t.Line, "%s.mode: unknown mode %d", where, t.Mode)
+	case t.Priority > PriorityHigh:
+		return r.errAt(t.Line, "%s.priority: unknown priority %d", where, t.Priority)
+	case t.Reads > ReadsStale:
+		return r.errAt(t.Line, "%s.reads: unknown read policy %d", where, t.Reads)
+	case t.Ack > AckThrough:
+		return r.errAt(t.Line, "%s.ack: unknown ack level %d", where, t.Ack)
+	case t.OnFull > FullError:
+		return r.errAt(t.Line, "%s.on_full: unknown on_full policy %d", where, t.OnFull)
+	case t.MaxLoss < 0:
+		return r.errAt(t.Line, "%s.max_loss: must be > 0, got %s", where, t.MaxLoss)
+	case t.Batch < 0:
+		return r.errAt(t.Line, "%s.batch: must be > 0, got %d", where, t.Batch)
+	case t.Batch > maxBatch:
+		return r.errAt(t.Line, "%s.batch: must be at most %d, got %d", where, maxBatch, t.Batch)
+	case t.MaxDirty < 0:
+		return r.errAt(t.Line, "%s.max_dirty: must be > 0, got %d", where, t.MaxDirty)
+	case t.Mode == ModeBack && len(t.Key) == 0:
+		return r.errAt(t.Line, "%s: mode back needs key (the row's primary or unique key columns)", where)
+	case t.Ack == AckDisk && r.Journal == nil:
+		return r.errAt(t.Line, "%s.ack: disk needs a journal section", where)
+	}
+	seen := make(map[string]bool, len(t.Key))
+	for _, col := range t.Key {
+		if err := checkNormalizedPart(col); err != nil {
+			return r.errAt(t.Line, "%s.key: bad column name %q: %v", where, col, err)
+		}
+		if seen[col] {
+			return r.errAt(t.Line, "%s.key: column %s is listed twice", where, col)
+		}
+		seen[col] = true
+	}
+	return nil
+}
+
+// withDefaults validates r and returns a copy that shares nothing with it,
+// with every rule under its normalized name, Name set, and a zero MaxLoss,
+// Batch or MaxDirty replaced by its default.
+func (r *Rules) withDefaults() (*Rules, error) {
+	names, err := r.tableNames()
+	if err != nil {
+		return nil, err
+	}
+	out := &Rules{File: r.File, Tables: make(map[string]*TableRule, len(r.Tables))}
+	if r.Journal != nil {
+		j := *r.Journal
+		out.Journal = &j
+	}
+	for k, t := range r.Tables {
+		c := *t
+		c.Name = names[k]
+		c.Key = slices.Clone(t.Key)
+		c.fillDefaults()
+		out.Tables[c.Name] = &c
+	}
+	return out, nil
+}
+
+// fillDefaults replaces a zero MaxLoss, Batch or MaxDirty by its default.
+func (t *TableRule) fillDefaults() {
+	if t.MaxLoss == 0 {
+		t.MaxLoss = DefaultMaxLoss
+	}
+	if t.Batch == 0 {
+		t.Batch = DefaultBatch
+	}
+	if t.MaxDirty == 0 {
+		t.MaxDirty = DefaultMaxDirty
+	}
 }
 
 // validRuleName is the normalized name of the rule stored under key k with
@@ -917,9 +958,6 @@ func (p *rulesParser) table(te yamlEntry, name string, haveJournal bool) (*Table
 	}
 	t := &TableRule{
 		Name:     name,
-		MaxLoss:  DefaultMaxLoss,
-		Batch:    DefaultBatch,
-		MaxDirty: DefaultMaxDirty,
 		Priority: PriorityNormal,
 		Reads:    ReadsFlush,
 		Ack:      AckMemory,
