@@ -279,6 +279,20 @@ var (
 	_ io.Closer        = (*Connector)(nil)
 )
 
+// OpenDB wraps base with NewConnector and returns sql.OpenDB of the
+// connector: the programmatic counterpart of sql.Open("writeback", dsn), for
+// rules built in code or parsed with ParseRules. Closing the *sql.DB flushes
+// every buffered write and closes the connector. Flush and StatsOf take the
+// returned *sql.DB. When NewConnector fails, OpenDB returns its error and
+// leaves base open.
+func OpenDB(base driver.Connector, rules *Rules, opts ...Option) (*sql.DB, error) {
+	c, err := NewConnector(base, rules, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
+}
+
 // NewConnector wraps base: statements on rules' back tables are buffered, the
 // rest go to base. It validates rules and options and returns an error that
 // names the problem; it never panics.
