@@ -838,9 +838,9 @@ func (b *buffer) kickFlusher() {
 	}
 }
 
-// tableFor finds the back table a statement's target names, following
-// DESIGN section 3: schema.table matches a rule for that schema, or the bare
-// rule when the schema is the default one (public, main).
+// tableFor finds the back table a statement's target names: schema.table
+// matches a rule for that schema, or the bare rule when the schema is the
+// default one (public, main).
 func (b *buffer) tableFor(schema *ident, table ident) *tableState {
 	if schema == nil {
 		if t := b.tables[table.norm]; t != nil {

@@ -1,7 +1,7 @@
 package writeback
 
 // The classifier decides, once per distinct SQL text, whether a statement is
-// one of the few shapes that may be buffered (DESIGN section 3) and lists the
+// one of the few shapes that may be buffered (see README.md) and lists the
 // names every statement mentions, for barriers. It is a hand-written lexer
 // and a small recursive-descent recognizer: it runs for every new SQL text,
 // including texts with inlined literals, so it must be fast, and it must

@@ -224,10 +224,11 @@ func LoadRules(path string) (*Rules, error) {
 	return ParseRules(data, path)
 }
 
-// ParseRules parses a rules file (DESIGN.md section 2). file names the file in
-// errors and locates a relative journal path (it is taken relative to
-// filepath.Dir(file); when file is "" the path is kept as written). The
-// returned Rules has File set to file.
+// ParseRules parses a rules file (README.md, "Rules reference"). file names
+// the file in errors and locates a relative journal path (it is taken
+// relative to filepath.Dir(file); when file is "" the path is kept as
+// written). The returned Rules has File set to file, and every table's
+// MaxLoss, Batch and MaxDirty filled in (with the default when left out).
 //
 // Decoding is strict: unknown fields, duplicate keys, values of the wrong type
 // and values out of range are errors, each a *RulesError carrying the line of
