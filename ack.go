@@ -4,10 +4,11 @@ import "context"
 
 type ackKey struct{}
 
-// WithAck returns a context whose writes are acknowledged at least at level
-// (seed patterns 3 and 4: a checkout flow can ask for write-through while
-// browsing stays buffered). A level lower than the table's rule has no effect:
-// nothing lowers a table's durability.
+// ContextWithAck returns a context whose writes are acknowledged at least at
+// level, so one code path can ask for more durability than its table's rule
+// (a checkout flow can ask for write-through while browsing stays buffered).
+// A level lower than the table's rule has no effect: nothing lowers a table's
+// durability.
 //
 // AckThrough sends the write to the database before Exec returns (after the
 // row's earlier buffered writes). AckDisk returns once the write's journal
@@ -15,7 +16,7 @@ type ackKey struct{}
 // (everysec); without a journal it is served as AckThrough, the next
 // stronger level. If Exec returns an error while waiting for the disk (the
 // context ended, the journal failed), the write may still be applied.
-func WithAck(ctx context.Context, level AckLevel) context.Context {
+func ContextWithAck(ctx context.Context, level AckLevel) context.Context {
 	return context.WithValue(ctx, ackKey{}, level)
 }
 

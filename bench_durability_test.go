@@ -8,8 +8,8 @@ import (
 	"testing"
 )
 
-// BenchmarkDurability measures what the journal costs (DESIGN section 5),
-// counter updates at 8 goroutines on PostgreSQL, all in one process:
+// BenchmarkDurability measures what the journal costs: counter updates at 8
+// goroutines on PostgreSQL, all in one process:
 //
 //		go test -run '^$' -bench 'Durability' -benchtime 2s -count 1 .
 //

@@ -841,9 +841,9 @@ func (b *buffer) kickFlusher() {
 	}
 }
 
-// tableFor finds the back table a statement's target names, following
-// DESIGN section 3: schema.table matches a rule for that schema, or the bare
-// rule when the schema is the default one (public, main).
+// tableFor finds the back table a statement's target names: schema.table
+// matches a rule for that schema, or the bare rule when the schema is the
+// default one (public, main).
 func (b *buffer) tableFor(schema *sqlparse.Ident, table sqlparse.Ident) *tableState {
 	if schema == nil {
 		if t := b.tables[table.Norm]; t != nil {

@@ -304,9 +304,27 @@ var (
 	_ io.Closer        = (*Connector)(nil)
 )
 
+// OpenDB wraps base with NewConnector and returns sql.OpenDB of the
+// connector: the programmatic counterpart of sql.Open("writeback", dsn), for
+// rules built in code or parsed with ParseRules. Closing the *sql.DB flushes
+// every buffered write and closes the connector. Flush and StatsOf take the
+// returned *sql.DB. When NewConnector fails, OpenDB returns its error and
+// leaves base open.
+func OpenDB(base driver.Connector, rules *Rules, opts ...Option) (*sql.DB, error) {
+	c, err := NewConnector(base, rules, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
+}
+
 // NewConnector wraps base: statements on rules' back tables are buffered, the
 // rest go to base. It validates rules and options and returns an error that
 // names the problem; it never panics.
+//
+// The connector works on a copy of rules in which a zero MaxLoss, Batch or
+// MaxDirty is replaced by its default; rules itself is not modified, and
+// changing it later does not affect the connector.
 func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connector, error) {
 	if base == nil {
 		return nil, errors.New("writeback: NewConnector: nil base connector")
@@ -314,7 +332,8 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 	if rules == nil {
 		return nil, errors.New("writeback: NewConnector: nil rules")
 	}
-	if err := rules.Validate(); err != nil {
+	rules, err := rules.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	cfg := config{log: slog.Default(), closeTimeout: DefaultCloseTimeout}

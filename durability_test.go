@@ -107,7 +107,7 @@ func TestJournalCleanClose(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := wb.ExecContext(WithAck(context.Background(), AckMemory), "INSERT INTO counters (id, n) VALUES (?, ?), (?, ?)", 100+round*2, 5, 101+round*2, 6); err != nil {
+		if _, err := wb.ExecContext(ContextWithAck(context.Background(), AckMemory), "INSERT INTO counters (id, n) VALUES (?, ?), (?, ?)", 100+round*2, 5, 101+round*2, 6); err != nil {
 			t.Fatal(err)
 		}
 		st, err := StatsOf(wb)
@@ -275,9 +275,9 @@ func TestJournalTornTailAndCorruption(t *testing.T) {
 	t.Log(err)
 }
 
-// TestJournalAckDisk checks that WithAck(ctx, AckDisk) on a memory table
-// returns only once the write's record is fsynced, and that a table without
-// a journal serves AckDisk as AckThrough.
+// TestJournalAckDisk checks that ContextWithAck(ctx, AckDisk) on a memory
+// table returns only once the write's record is fsynced, and that a table
+// without a journal serves AckDisk as AckThrough.
 func TestJournalAckDisk(t *testing.T) {
 	base, direct := sqliteCounters(t, "ackdisk", 3)
 	wb := openWriteback(t, "sqlite3", base, journalRules(filepath.Join(t.TempDir(), "j"), "always", "memory", "1h"))
@@ -287,7 +287,7 @@ func TestJournalAckDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 50; i++ {
-		if _, err := wb.ExecContext(WithAck(context.Background(), AckDisk), "UPDATE counters SET n = n + 1 WHERE id = ?", i%3); err != nil {
+		if _, err := wb.ExecContext(ContextWithAck(context.Background(), AckDisk), "UPDATE counters SET n = n + 1 WHERE id = ?", i%3); err != nil {
 			t.Fatal(err)
 		}
 		if st := c.buf.dur.j.Stats(); st.DurableLSN < st.LastLSN {
@@ -303,7 +303,7 @@ func TestJournalAckDisk(t *testing.T) {
 	if err := Flush(context.Background(), wb); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := noJournal.ExecContext(WithAck(context.Background(), AckDisk), "UPDATE counters SET n = n + 100 WHERE id = 0"); err != nil {
+	if _, err := noJournal.ExecContext(ContextWithAck(context.Background(), AckDisk), "UPDATE counters SET n = n + 100 WHERE id = 0"); err != nil {
 		t.Fatal(err)
 	}
 	if got := counterValues(t, direct); got[0] != 117 {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 
@@ -164,6 +165,58 @@ tables:
 	// after Close, SQLite holds: views 42, amount_cents 2600
 }
 
+// ExampleOpenDB builds the rules in code, leaving the fields it does not
+// need at zero (their defaults), and opens a *sql.DB over a base connector in
+// one call.
+func ExampleOpenDB() {
+	dir, err := os.MkdirTemp("", "writeback-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	base := "file:" + filepath.Join(dir, "app.db") + "?_journal_mode=WAL&_busy_timeout=5000"
+
+	rules := &writeback.Rules{Tables: map[string]*writeback.TableRule{
+		"page_views": {Mode: writeback.ModeBack, Key: []string{"page_id"}, MaxLoss: time.Hour},
+	}}
+	db, err := writeback.OpenDB(sqliteConnector{dsn: base}, rules,
+		writeback.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close() // flushes whatever is still buffered
+
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE page_views (page_id INTEGER PRIMARY KEY, views INTEGER NOT NULL)`); err != nil {
+		log.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO page_views (page_id, views) VALUES (1, 0)`,
+		`UPDATE page_views SET views = views + 1 WHERE page_id = 1`,
+		`UPDATE page_views SET views = views + 1 WHERE page_id = 1`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			log.Fatal(err)
+		}
+	}
+	st, err := writeback.StatsOf(db)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("buffered %d, coalesced %d\n", st.Buffered, st.Coalesced)
+	if err := writeback.Flush(ctx, db); err != nil {
+		log.Fatal(err)
+	}
+	var views int
+	if err := db.QueryRowContext(ctx, `SELECT views FROM page_views WHERE page_id = 1`).Scan(&views); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("views after Flush:", views)
+	// Output:
+	// buffered 3, coalesced 2
+	// views after Flush: 2
+}
+
 // openPageViews opens, through writeback, a fresh SQLite database holding
 // page_views(page_id, views) with pages 1 to 3 at zero views, page_views being
 // a back table. It returns the base DSN too, to read the file behind the
@@ -270,9 +323,9 @@ func ExampleStatsOf() {
 	// row writes per application write: 0.2
 }
 
-// ExampleWithAck makes one write go to the database before Exec returns,
-// while the table's other writes stay buffered.
-func ExampleWithAck() {
+// ExampleContextWithAck makes one write go to the database before Exec
+// returns, while the table's other writes stay buffered.
+func ExampleContextWithAck() {
 	db, base, cleanup := openPageViews()
 	defer cleanup()
 	ctx := context.Background()
@@ -283,7 +336,7 @@ func ExampleWithAck() {
 	}
 	// Written through, after the row's earlier buffered write: when Exec
 	// returns, both are in SQLite.
-	if _, err := db.ExecContext(writeback.WithAck(ctx, writeback.AckThrough), inc, 1); err != nil {
+	if _, err := db.ExecContext(writeback.ContextWithAck(ctx, writeback.AckThrough), inc, 1); err != nil {
 		log.Fatal(err)
 	}
 	st, err := writeback.StatsOf(db)

@@ -15,8 +15,8 @@ import (
 // show yet must stay within max_loss plus a small slack.
 //
 // The writers are paced to a sustained load below what the flusher can
-// write (DESIGN section 7's condition); a CPU-saturating load is the
-// backpressure case, which is not this test's.
+// write (the bound holds only under such a load); a CPU-saturating load is
+// the backpressure case, which is not this test's.
 //
 // The writer sets row 0 to a sequence number and records when each number was
 // acknowledged; when the database shows number d, the oldest acknowledged

@@ -458,7 +458,8 @@ func TestValidate(t *testing.T) {
 			"through_ack_thr": {Ack: AckThrough},
 		},
 	}
-	if err := r.Validate(); err != nil {
+	r, err := r.withDefaults()
+	if err != nil {
 		t.Fatal(err)
 	}
 	keys := []string{"page_views", "s.T", "orders", "Exact", "Mixed", "through_ack_thr"}
