@@ -34,7 +34,7 @@ func ackOf(ctx context.Context) AckLevel {
 // when there is no journal.
 func (cn *Connector) ackLevel(ctx context.Context, t *tableState) AckLevel {
 	level := max(ackOf(ctx), t.rule.Ack)
-	if level == AckDisk && cn.buf.dur == nil {
+	if level == AckDisk && cn.buf.journal == nil {
 		return AckThrough
 	}
 	return level

@@ -20,8 +20,8 @@ import (
 // memory (the point of the buffer during an outage); anything that needs the
 // database connects on demand, with the caller's context.
 type conn struct {
-	base   driver.Conn
-	cn     *Connector
+	base driver.Conn
+	cn   *Connector
 	inTx bool // an explicit transaction is open: nothing is buffered, everything is ordered
 }
 
@@ -233,7 +233,7 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 // database: every back table it names is committed first.
 func (c *conn) before(ctx context.Context, info *stmtInfo) error {
 	if info.target != nil {
-		info.target.stats.passed.Add(1)
+		info.target.passed.Add(1)
 	}
 	if len(info.barrier) == 0 {
 		return nil

@@ -55,21 +55,24 @@ func TestCrashChild(t *testing.T) {
 	}
 	workers, _ := strconv.Atoi(os.Getenv(envWorkers))
 	keys, _ := strconv.Atoi(os.Getenv(envKeys))
+	var hook func(string)
 	if p := os.Getenv(envHook); p != "" {
 		n, _ := strconv.ParseInt(os.Getenv(envHookN), 10, 64)
 		var calls atomic.Int64
-		flushHook = func(point string) {
+		hook = func(point string) {
 			if point == p && calls.Add(1) == n {
 				os.Exit(crashExitCode)
 			}
 		}
 	}
+	var segBytes int64
+	var compactEvery time.Duration
 	if s := os.Getenv(envSegBytes); s != "" {
-		journalSegmentBytes, _ = strconv.ParseInt(s, 10, 64)
+		segBytes, _ = strconv.ParseInt(s, 10, 64)
 		compactEvery = 10 * time.Millisecond
 	}
 	dollar := os.Getenv(envDriver) == "pgx"
-	db, err := sql.Open("writeback", "driver="+os.Getenv(envDriver)+" rules="+os.Getenv(envRules)+" dsn="+os.Getenv(envDSN))
+	db, err := openWithHooks(os.Getenv(envDriver), os.Getenv(envRules), os.Getenv(envDSN), withTestHooks(hook, segBytes, compactEvery))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
 		os.Exit(2)
@@ -119,7 +122,7 @@ func TestCrashChild(t *testing.T) {
 					say("L %d", st.JournalLag)
 				}
 				if c, err := connectorOf(db); err == nil {
-					say("D %d", c.buf.dur.j.Stats().DurableLSN)
+					say("D %d", c.buf.journal.Stats().DurableLSN)
 				}
 			}
 		}()
@@ -529,4 +532,22 @@ func powerLossCopy(t *testing.T, dir string, lines []string) string {
 		}
 	}
 	return cp
+}
+
+// openWithHooks opens a writeback *sql.DB as sql.Open("writeback", ...)
+// would, with the test seams of opt.
+func openWithHooks(driverName, rulesPath, dsn string, opt Option) (*sql.DB, error) {
+	base, err := baseConnector(driverName, dsn)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := LoadRules(rulesPath)
+	if err != nil {
+		return nil, err
+	}
+	c, err := NewConnector(base, rules, opt)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
 }

@@ -28,7 +28,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/writeback-go/writeback/internal/dialect"
 )
@@ -193,90 +192,6 @@ func closeQuietly(c driver.Connector) {
 	}
 }
 
-// Option configures a Connector.
-type Option func(*config) error
-
-type config struct {
-	log            *slog.Logger
-	onDead         func(DeadLetter)
-	closeTimeout   time.Duration
-	deadFile       string
-	maxBufferBytes int64           // 0: DefaultMaxBufferBytes (bound.go)
-	dialect        dialect.Dialect // nil: detected from the base driver
-}
-
-// WithDialect names the base database's dialect instead of detecting it from
-// the driver's package: "postgres", "sqlite" or "generic". Use it for drivers
-// that wrap pgx or go-sqlite3 (otelsql, sqlmw) and for PostgreSQL drivers
-// other than pgx (lib/pq), which are otherwise treated as generic: fewer
-// statement shapes buffered, one statement per row when flushing.
-func WithDialect(name string) Option {
-	return func(c *config) error {
-		d, err := dialect.ByName(name)
-		if err != nil {
-			return fmt.Errorf("writeback: WithDialect: %w", err)
-		}
-		c.dialect = d
-		return nil
-	}
-}
-
-// WithLogger sends the driver's logs (flush failures, UPDATEs that matched no
-// row, refused rows) to l instead of slog.Default().
-func WithLogger(l *slog.Logger) Option {
-	return func(c *config) error {
-		if l == nil {
-			return errors.New("writeback: WithLogger: nil logger")
-		}
-		c.log = l
-		return nil
-	}
-}
-
-// WithOnDeadLetter calls fn, from the flusher's goroutine, for every buffered
-// write that did not take effect: a row the database refused permanently, or
-// a flushed UPDATE that matched no row. fn must not block for long.
-func WithOnDeadLetter(fn func(DeadLetter)) Option {
-	return func(c *config) error {
-		if fn == nil {
-			return errors.New("writeback: WithOnDeadLetter: nil function")
-		}
-		c.onDead = fn
-		return nil
-	}
-}
-
-// WithDeadLetterFile appends every dead letter (see WithOnDeadLetter) to the
-// file at path as one JSON line, fsynced, so refused rows can be inspected
-// and replayed (ParseDeadLetter reads a line back; README "Dead-letter file"
-// gives the format). The file is opened, or created, by NewConnector and
-// closed by Close.
-func WithDeadLetterFile(path string) Option {
-	return func(c *config) error {
-		if path == "" {
-			return errors.New("writeback: WithDeadLetterFile: empty path")
-		}
-		c.deadFile = path
-		return nil
-	}
-}
-
-// DefaultCloseTimeout is how long Close keeps retrying a flush that fails
-// transiently before it gives up and reports what is left.
-const DefaultCloseTimeout = 30 * time.Second
-
-// WithCloseTimeout sets how long Close keeps retrying to flush what is
-// buffered (default DefaultCloseTimeout).
-func WithCloseTimeout(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return fmt.Errorf("writeback: WithCloseTimeout: %s is not positive", d)
-		}
-		c.closeTimeout = d
-		return nil
-	}
-}
-
 // Connector is a driver.Connector that wraps a base connector with a buffer.
 // Use it with sql.OpenDB; closing the *sql.DB closes it, which flushes every
 // buffered write first.
@@ -296,7 +211,8 @@ type Connector struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	deadFile *deadLetterFile // nil without WithDeadLetterFile
+	deadFile *deadLetterFile  // nil without WithDeadLetterFile
+	onDead   func(DeadLetter) // WithOnDeadLetter
 }
 
 var (
@@ -336,7 +252,7 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 	if err != nil {
 		return nil, err
 	}
-	cfg := config{log: slog.Default(), closeTimeout: DefaultCloseTimeout}
+	cfg := config{log: slog.Default(), closeTimeout: DefaultCloseTimeout, maxBufferBytes: DefaultMaxBufferBytes}
 	for _, o := range opts {
 		if o == nil {
 			return nil, errors.New("writeback: NewConnector: nil option")
@@ -345,16 +261,13 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 			return nil, err
 		}
 	}
-	c := &Connector{base: base, rules: rules, log: cfg.log}
+	c := &Connector{base: base, rules: rules, log: cfg.log, onDead: cfg.onDead}
 	c.drv = &connDriver{c: c}
 	c.dia = cfg.dialect
 	if c.dia == nil {
 		c.dia = dialect.Detect(base.Driver())
 	}
-	c.buf = newBuffer(rules)
-	if cfg.maxBufferBytes > 0 {
-		c.buf.maxBytes = cfg.maxBufferBytes
-	}
+	c.buf = newBuffer(rules, cfg.maxBufferBytes, cfg.log)
 	if cfg.deadFile != "" {
 		dlf, err := openDeadLetterFile(cfg.deadFile)
 		if err != nil {
@@ -363,25 +276,25 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 		c.deadFile = dlf
 	}
 	if rules.Journal != nil {
-		d, err := openDurability(rules.Journal, rules.File, cfg.log, c.dia.Kind())
+		j, err := c.openJournal(rules, &cfg)
 		if err != nil {
 			_ = c.deadFile.close()
 			return nil, err
 		}
-		c.buf.dur = d
+		c.buf.journal = j
 	}
-	newFlusher(c.buf, base, c.dia, cfg.log, cfg.onDead, c.deadFile, cfg.closeTimeout)
-	if c.buf.dur != nil {
+	c.startFlusher(&cfg)
+	if c.buf.journal != nil {
 		// Replay what the journal holds and the database lacks before the
 		// connector serves anything.
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.closeTimeout)
 		err := c.recoverJournal(ctx)
 		cancel()
 		if err != nil {
-			c.buf.closed.Store(true)
-			c.buf.flusher.abandon.Store(true)
-			_ = c.buf.flusher.close()
-			_ = c.buf.dur.j.Close()
+			c.buf.shared.Close()
+			c.buf.flusher.Abandon()
+			_ = c.buf.flusher.Close()
+			_ = c.buf.journal.Abandon()
 			_ = c.deadFile.close()
 			return nil, err
 		}
@@ -419,11 +332,11 @@ func (c *Connector) Flush(ctx context.Context) error {
 // flush could not finish. Later calls return the same result.
 func (c *Connector) Close() error {
 	c.closeOnce.Do(func() {
-		c.buf.closed.Store(true)
-		c.closeErr = c.buf.flusher.close()
-		c.closeErr = errors.Join(c.closeErr, c.deadFile.close()) // the flusher, its only writer, has stopped
-		if d := c.buf.dur; d != nil {
-			c.closeErr = errors.Join(c.closeErr, d.close(c.buf))
+		c.buf.shared.Close()
+		c.closeErr = c.buf.flusher.Close()
+		c.closeErr = errors.Join(c.closeErr, c.deadFile.close()) // the flushers, its only writers, have stopped
+		if j := c.buf.journal; j != nil {
+			c.closeErr = errors.Join(c.closeErr, j.Close(c.buf.pending()))
 		}
 		if cl, ok := c.base.(io.Closer); ok {
 			c.closeErr = errors.Join(c.closeErr, cl.Close())

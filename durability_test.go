@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/writeback-go/writeback/internal/dirtyset"
+	"github.com/writeback-go/writeback/internal/durable"
 	"github.com/writeback-go/writeback/internal/journal"
 	"github.com/writeback-go/writeback/internal/sqlparse"
 )
@@ -290,7 +292,7 @@ func TestJournalAckDisk(t *testing.T) {
 		if _, err := wb.ExecContext(ContextWithAck(context.Background(), AckDisk), "UPDATE counters SET n = n + 1 WHERE id = ?", i%3); err != nil {
 			t.Fatal(err)
 		}
-		if st := c.buf.dur.j.Stats(); st.DurableLSN < st.LastLSN {
+		if st := c.buf.journal.Stats(); st.DurableLSN < st.LastLSN {
 			t.Fatalf("AckDisk returned with record %d appended and only %d durable", st.LastLSN, st.DurableLSN)
 		}
 	}
@@ -375,7 +377,7 @@ func TestJournalBehindCheckpoints(t *testing.T) {
 	if err := wb.Close(); err != nil {
 		t.Fatal(err)
 	}
-	oldID, _ := os.ReadFile(filepath.Join(snap, journalIDFile))
+	oldID, _ := os.ReadFile(filepath.Join(snap, "WRITEBACK_ID"))
 	rules := writeRulesFile(t, journalRules(snap, "always", "disk", "1h"))
 	wdb, err := sql.Open("writeback", "driver=sqlite3 rules="+rules+" dsn="+base)
 	if err != nil {
@@ -390,7 +392,7 @@ func TestJournalBehindCheckpoints(t *testing.T) {
 	if got := counterValues(t, direct); got[0] != 110 || got[1] != 10 {
 		t.Fatalf("after reopening an older journal: %v, want 110 and 10", got)
 	}
-	if newID, _ := os.ReadFile(filepath.Join(snap, journalIDFile)); string(newID) == string(oldID) {
+	if newID, _ := os.ReadFile(filepath.Join(snap, "WRITEBACK_ID")); string(newID) == string(oldID) {
 		t.Fatal("the journal kept its id although the database had marks beyond its last record")
 	}
 }
@@ -440,13 +442,13 @@ func TestJournalReplayFlushesWhenRecordsDoNotCoalesce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := &tableNames{table: sqlparse.Ident{Norm: "counters", Raw: "counters"}, keyCols: []sqlparse.Ident{{Norm: "id", Raw: "id"}}, style: sqlparse.ParamQuestion}
+	names := &dirtyset.Names{Table: sqlparse.Ident{Norm: "counters", Raw: "counters"}, KeyCols: []sqlparse.Ident{{Norm: "id", Raw: "id"}}, Style: sqlparse.ParamQuestion}
 	cols := []sqlparse.Ident{{Norm: "id", Raw: "id"}, {Norm: "n", Raw: "n"}}
-	ins, err := encodeInsert(nil, "counters", names, cols, [][]any{{int64(1)}, {int64(2)}}, [][]any{{int64(1), int64(10)}, {int64(2), int64(20)}})
+	ins, err := durable.EncodeInsert(nil, "counters", names, cols, [][]any{{int64(1)}, {int64(2)}}, [][]any{{int64(1), int64(10)}, {int64(2), int64(20)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	upd, err := encodeUpdate(nil, "counters", names, []any{int64(1)}, []change{{col: sqlparse.Ident{Norm: "m", Raw: "m"}, delta: true, val: int64(5)}})
+	upd, err := durable.EncodeUpdate(nil, "counters", names, []any{int64(1)}, []dirtyset.Change{{Col: sqlparse.Ident{Norm: "m", Raw: "m"}, Delta: true, Val: int64(5)}})
 	if err != nil {
 		t.Fatal(err)
 	}

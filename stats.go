@@ -104,62 +104,50 @@ func (c *Connector) Stats() Stats {
 	now := time.Now()
 	s := Stats{Tables: map[string]TableStats{}}
 	for _, t := range c.buf.ordered {
-		var oldest time.Time
-		var buffered, coalesced int64
-		for _, sh := range t.shards {
-			sh.mu.Lock()
-			oldest = minNonZero(oldest, sh.oldest)
-			for _, ts := range sh.inflight {
-				oldest = minNonZero(oldest, ts.since)
-			}
-			for _, r := range sh.retry {
-				oldest = minNonZero(oldest, r.since)
-			}
-			buffered += sh.buffered
-			coalesced += sh.coalesced
-			sh.mu.Unlock()
-		}
-		ts := TableStats{
-			Dirty:         int(t.pending.Load()),
-			Buffered:      buffered,
-			Coalesced:     coalesced,
-			PassedThrough: t.stats.passed.Load(),
-			Barriers:      t.stats.barriers.Load(),
-			Flushes:       t.stats.flushes.Load(),
-			FlushedRows:   t.stats.flushedRows.Load(),
-			FlushErrors:   t.stats.flushErrors.Load(),
-			NoMatch:       t.stats.noMatch.Load(),
-			DeadLetters:   t.stats.deadLetters.Load(),
-			Evictions:     t.stats.evictions.Load(),
-
-			BufferBytes:       t.bytes.Load(),
-			Full:              t.stats.full.Load(),
-			Throttled:         t.stats.throttled.Load(),
-			MaxLossViolations: t.stats.violations.Load(),
-
-			JournalUnapplied: t.unapplied.Load(),
-		}
-		if !oldest.IsZero() {
-			ts.OldestAge = now.Sub(oldest)
-		}
-		if o := t.overdueSince.Load(); o != 0 {
-			ts.OverdueSince = time.Unix(0, o)
-		}
+		ts := t.stats(now)
 		s.Tables[t.rule.Name] = ts
 		s.add(ts)
 	}
-	if d := c.buf.dur; d != nil {
-		js := d.j.Stats()
+	if j := c.buf.journal; j != nil {
+		js := j.Stats()
 		s.JournalBytes = js.Bytes
 		s.FsyncLatencyLast, s.FsyncLatencyAvg = js.SyncLatencyLast, js.SyncLatencyAvg
 		s.JournalLag = js.Lag
 	}
-	f := c.buf.flusher
-	f.mu.Lock()
-	s.LastError, s.LastErrorAt = f.lastErr, f.lastErrAt
-	s.FailingSince, s.Retries = f.failingSince, f.retries
-	f.mu.Unlock()
+	st := c.buf.flusher.Status()
+	s.LastError, s.LastErrorAt = st.LastErr, st.LastErrAt
+	s.FailingSince, s.Retries = st.FailingSince, st.Retries
 	return s
+}
+
+// stats reads one table's figures from its dirty set, its flush worker and
+// the statement path.
+func (t *tableState) stats(now time.Time) TableStats {
+	sn := t.set.Snapshot()
+	fs := t.flush.Stats()
+	ts := TableStats{
+		Dirty:             int(sn.Pending),
+		Buffered:          sn.Buffered,
+		Coalesced:         sn.Coalesced,
+		PassedThrough:     t.passed.Load(),
+		Barriers:          t.barriers.Load(),
+		Flushes:           fs.Flushes,
+		FlushedRows:       fs.FlushedRows,
+		FlushErrors:       fs.FlushErrors,
+		NoMatch:           fs.NoMatch,
+		DeadLetters:       fs.DeadLetters,
+		Evictions:         sn.Evictions,
+		BufferBytes:       sn.Bytes,
+		Full:              t.full.Load(),
+		Throttled:         t.throttled.Load(),
+		MaxLossViolations: sn.MaxLossViolations,
+		JournalUnapplied:  sn.JournalUnapplied,
+		OverdueSince:      sn.OverdueSince,
+	}
+	if !sn.Oldest.IsZero() {
+		ts.OldestAge = now.Sub(sn.Oldest)
+	}
+	return ts
 }
 
 func minNonZero(a, b time.Time) time.Time {

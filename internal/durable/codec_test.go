@@ -1,4 +1,4 @@
-package writeback
+package durable
 
 import (
 	"reflect"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/dirtyset"
 	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
@@ -24,27 +25,27 @@ func codecValues() []any {
 
 func TestJournalCodecRoundTrip(t *testing.T) {
 	schema := sqlparse.Ident{Norm: "app", Raw: `"app"`, Quoted: true}
-	names := tableNames{schema: &schema, table: sqlparse.Ident{Norm: "counters", Raw: "Counters"}, keyCols: []sqlparse.Ident{{Norm: "id", Raw: "ID"}, {Norm: "k2", Raw: "k2"}}, style: sqlparse.ParamDollar}
+	names := dirtyset.Names{Schema: &schema, Table: sqlparse.Ident{Norm: "counters", Raw: "Counters"}, KeyCols: []sqlparse.Ident{{Norm: "id", Raw: "ID"}, {Norm: "k2", Raw: "k2"}}, Style: sqlparse.ParamDollar}
 	vals := codecValues()
-	var changes []change
+	var changes []dirtyset.Change
 	for i, v := range vals {
-		changes = append(changes, change{col: sqlparse.Ident{Norm: "c", Raw: "C"}, delta: i%2 == 0, val: v})
+		changes = append(changes, dirtyset.Change{Col: sqlparse.Ident{Norm: "c", Raw: "C"}, Delta: i%2 == 0, Val: v})
 	}
-	b, err := encodeUpdate(nil, "app.counters", &names, []any{int64(7), "x"}, changes)
+	b, err := EncodeUpdate(nil, "app.counters", &names, []any{int64(7), "x"}, changes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := decodeRecord(b)
+	got, err := DecodeRecord(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &journalRecord{table: "app.counters", op: dialect.Update, names: names, key: []any{int64(7), "x"}, changes: changes}
+	want := &Record{Table: "app.counters", Op: dialect.Update, Names: names, Key: []any{int64(7), "x"}, Changes: changes}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("update round trip:\n got %#v\nwant %#v", got, want)
 	}
 	for i, v := range vals {
 		if tv, ok := v.(time.Time); ok {
-			gv := got.changes[i].val.(time.Time)
+			gv := got.Changes[i].Val.(time.Time)
 			_, wo := tv.Zone()
 			_, go_ := gv.Zone()
 			if !gv.Equal(tv) || wo != go_ {
@@ -53,30 +54,30 @@ func TestJournalCodecRoundTrip(t *testing.T) {
 		}
 	}
 
-	names.schema = nil
-	names.style = sqlparse.ParamQuestion
+	names.Schema = nil
+	names.Style = sqlparse.ParamQuestion
 	cols := []sqlparse.Ident{{Norm: "id", Raw: "id"}, {Norm: "k2", Raw: "k2"}, {Norm: "v", Raw: `"v"`, Quoted: true}}
 	keys := [][]any{{int64(1), "a"}, {int64(2), "b"}}
 	rows := [][]any{{int64(1), "a", vals[12]}, {int64(2), "b", []byte("z")}}
-	b, err = encodeInsert(nil, "counters", &names, cols, keys, rows)
+	b, err = EncodeInsert(nil, "counters", &names, cols, keys, rows)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err = decodeRecord(b)
+	got, err = DecodeRecord(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = &journalRecord{table: "counters", op: dialect.Insert, names: names, cols: cols, keys: keys, rows: rows}
+	want = &Record{Table: "counters", Op: dialect.Insert, Names: names, Cols: cols, Keys: keys, Rows: rows}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("insert round trip:\n got %#v\nwant %#v", got, want)
 	}
 	// Every prefix is refused, never a panic.
 	for i := range b {
-		if _, err := decodeRecord(b[:i]); err == nil {
+		if _, err := DecodeRecord(b[:i]); err == nil {
 			t.Fatalf("prefix of %d bytes decoded", i)
 		}
 	}
-	if _, err := encodeUpdate(nil, "t", &names, []any{int64(1)}, []change{{val: struct{}{}}}); err == nil {
+	if _, err := EncodeUpdate(nil, "t", &names, []any{int64(1)}, []dirtyset.Change{{Val: struct{}{}}}); err == nil {
 		t.Fatal("a struct value was journaled")
 	}
 }
@@ -85,31 +86,31 @@ func TestJournalCodecRoundTrip(t *testing.T) {
 // error or a record, never panic, and a record it returns must encode back
 // to bytes that decode to the same record.
 func FuzzJournalDecode(f *testing.F) {
-	names := tableNames{table: sqlparse.Ident{Norm: "t", Raw: "t"}, keyCols: []sqlparse.Ident{{Norm: "id", Raw: "id"}}}
-	var changes []change
+	names := dirtyset.Names{Table: sqlparse.Ident{Norm: "t", Raw: "t"}, KeyCols: []sqlparse.Ident{{Norm: "id", Raw: "id"}}}
+	var changes []dirtyset.Change
 	for _, v := range codecValues() {
-		changes = append(changes, change{col: sqlparse.Ident{Norm: "c", Raw: "c"}, val: v})
+		changes = append(changes, dirtyset.Change{Col: sqlparse.Ident{Norm: "c", Raw: "c"}, Val: v})
 	}
-	b, _ := encodeUpdate(nil, "t", &names, []any{int64(1)}, changes)
+	b, _ := EncodeUpdate(nil, "t", &names, []any{int64(1)}, changes)
 	f.Add(b)
-	b, _ = encodeInsert(nil, "t", &names, []sqlparse.Ident{{Norm: "id", Raw: "id"}}, [][]any{{int64(1)}}, [][]any{{int64(1)}})
+	b, _ = EncodeInsert(nil, "t", &names, []sqlparse.Ident{{Norm: "id", Raw: "id"}}, [][]any{{int64(1)}}, [][]any{{int64(1)}})
 	f.Add(b)
 	f.Add([]byte{1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		rec, err := decodeRecord(data)
+		rec, err := DecodeRecord(data)
 		if err != nil {
 			return
 		}
 		var again []byte
-		if rec.op == dialect.Update {
-			again, err = encodeUpdate(nil, rec.table, &rec.names, rec.key, rec.changes)
+		if rec.Op == dialect.Update {
+			again, err = EncodeUpdate(nil, rec.Table, &rec.Names, rec.Key, rec.Changes)
 		} else {
-			again, err = encodeInsert(nil, rec.table, &rec.names, rec.cols, rec.keys, rec.rows)
+			again, err = EncodeInsert(nil, rec.Table, &rec.Names, rec.Cols, rec.Keys, rec.Rows)
 		}
 		if err != nil {
 			t.Fatalf("decoded record does not encode: %v", err)
 		}
-		rec2, err := decodeRecord(again)
+		rec2, err := DecodeRecord(again)
 		if err != nil {
 			t.Fatalf("re-encoded record does not decode: %v", err)
 		}
@@ -120,7 +121,7 @@ func FuzzJournalDecode(f *testing.F) {
 }
 
 // hasNaN reports whether a record holds a NaN, which DeepEqual never equals.
-func hasNaN(r *journalRecord) bool {
+func hasNaN(r *Record) bool {
 	check := func(v any) bool {
 		switch x := v.(type) {
 		case float64:
@@ -140,12 +141,12 @@ func hasNaN(r *journalRecord) bool {
 		}
 		return false
 	}
-	for _, c := range r.changes {
-		if check(c.val) {
+	for _, c := range r.Changes {
+		if check(c.Val) {
 			return true
 		}
 	}
-	for _, row := range r.rows {
+	for _, row := range r.Rows {
 		for _, v := range row {
 			if check(v) {
 				return true

@@ -1,4 +1,4 @@
-package writeback
+package durable
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/dirtyset"
 )
 
 // This file is the exactly-once half of the journal: what the target database
@@ -44,6 +45,14 @@ const (
 	cpPostgres                 // $N placeholders, arrays, ON CONFLICT
 )
 
+// flavorOf is the checkpoint SQL flavor of a dialect.
+func flavorOf(k dialect.Kind) cpFlavor {
+	if k == dialect.Postgres {
+		return cpPostgres
+	}
+	return cpGeneric
+}
+
 // ph returns the n-th (1-based) placeholder.
 func (f cpFlavor) ph(n int) string {
 	if f == cpPostgres {
@@ -61,28 +70,29 @@ func checkpointSchema() []string {
 }
 
 // checkpoints is what the database says is applied, for one journal id.
-type checkpoints struct {
+type Checkpoints struct {
 	watermark map[string]uint64            // table → lsn
 	applied   map[string]map[string]uint64 // table → row key → lsn
 }
 
 // covers reports whether record lsn of table's row key is applied.
-func (c *checkpoints) covers(table, key string, lsn uint64) bool {
+func (c *Checkpoints) Covers(table, key string, lsn uint64) bool {
 	if lsn <= c.watermark[table] {
 		return true
 	}
 	return lsn <= c.applied[table][key]
 }
 
-// loadCheckpoints creates the checkpoint tables if needed and reads the
+// LoadCheckpoints creates the checkpoint tables if needed and reads the
 // watermarks and exceptions of journal id.
-func loadCheckpoints(ctx context.Context, db *sql.DB, f cpFlavor, id string) (*checkpoints, error) {
+func LoadCheckpoints(ctx context.Context, db *sql.DB, kind dialect.Kind, id string) (*Checkpoints, error) {
+	f := flavorOf(kind)
 	for i, q := range checkpointSchema() {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("create %s: %w", [...]string{checkpointTable, appliedTable}[i], err)
 		}
 	}
-	cp := &checkpoints{watermark: map[string]uint64{}, applied: map[string]map[string]uint64{}}
+	cp := &Checkpoints{watermark: map[string]uint64{}, applied: map[string]map[string]uint64{}}
 	rows, err := db.QueryContext(ctx, "SELECT table_name, lsn FROM "+checkpointTable+" WHERE journal_id = "+f.ph(1), id)
 	if err != nil {
 		return nil, err
@@ -121,80 +131,66 @@ func loadCheckpoints(ctx context.Context, db *sql.DB, f cpFlavor, id string) (*c
 	return cp, rows.Err()
 }
 
-// rowKeyText is a row's key as writeback_applied stores it: the decimal
-// integer for a single integer key, Go-quoted text of the row identity
-// otherwise (valid UTF-8 without NUL bytes, which PostgreSQL's text needs,
-// and one-to-one: key kinds are fixed per table).
-func rowKeyText(r *dirtyRow) string {
-	return keyText(r.k, r.key)
+// Mark is what a flush transaction records in the checkpoint tables.
+type Mark struct {
+	Table string
+	// Full: the transaction writes everything of the table up to UpTo.
+	Full bool
+	UpTo uint64
 }
 
-func keyText(k rowKey, vals []any) string {
-	if len(vals) == 1 {
-		if _, isInt := vals[0].(int64); isInt {
-			return strconv.FormatInt(k.i, 10)
-		}
-	}
-	return strconv.Quote(k.s)
-}
-
-// flushMark is what a flush transaction records in the checkpoint tables.
-type flushMark struct {
-	table string
-	// full: the transaction writes everything of the table up to upTo.
-	full bool
-	upTo uint64
-}
-
-// checkpointTx returns the statements to run in a flush transaction of rows:
+// CheckpointTx returns the statements to run in a flush transaction of rows:
 // for a full flush the new watermark (and the exceptions it makes useless),
 // otherwise an exception per row. Rows without journal records (none were
 // journaled: a table flushed before any record) need nothing.
-func (d *durability) checkpointTx(m flushMark, rows []*dirtyRow) func(exec dialect.Exec) error {
+func (d *Journal) CheckpointTx(m Mark, rows []*dirtyset.Row) func(exec dialect.Exec) error {
 	cp := d.checkpointStmts(m, rows)
 	if cp == nil {
 		return nil
 	}
 	return func(exec dialect.Exec) error {
 		if err := cp(exec); err != nil {
-			return &checkpointError{err}
+			return &CheckpointError{err}
 		}
 		return nil
 	}
 }
 
-// checkpointError is a failed checkpoint statement. The flusher retries it
+// CheckpointError is a failed checkpoint statement. The flusher retries it
 // like a transient failure, whatever the database said: a checkpoint that
 // cannot be written (a dropped table, a permission) must not make the rows
 // of the transaction dead letters.
-type checkpointError struct{ err error }
+type CheckpointError struct{ err error }
 
-func (e *checkpointError) Error() string { return "journal checkpoint: " + e.err.Error() }
-func (e *checkpointError) Unwrap() error { return e.err }
+// Error says the checkpoint failed and why.
+func (e *CheckpointError) Error() string { return "journal checkpoint: " + e.err.Error() }
 
-func (d *durability) checkpointStmts(m flushMark, rows []*dirtyRow) func(exec dialect.Exec) error {
-	f, id := d.flavor, d.id()
-	if m.full {
-		if m.upTo == 0 {
+// Unwrap returns the database's error.
+func (e *CheckpointError) Unwrap() error { return e.err }
+
+func (d *Journal) checkpointStmts(m Mark, rows []*dirtyset.Row) func(exec dialect.Exec) error {
+	f, id := flavorOf(d.kind), d.ID()
+	if m.Full {
+		if m.UpTo == 0 {
 			return nil
 		}
 		return func(exec dialect.Exec) error {
 			if f == cpPostgres {
 				if err := exec("INSERT INTO "+checkpointTable+" (journal_id, table_name, lsn) VALUES ($1, $2, $3) "+
 					"ON CONFLICT (journal_id, table_name) DO UPDATE SET lsn = GREATEST("+checkpointTable+".lsn, excluded.lsn)",
-					id, m.table, int64(m.upTo)); err != nil {
+					id, m.Table, int64(m.UpTo)); err != nil {
 					return err
 				}
 			} else {
-				if err := exec("DELETE FROM "+checkpointTable+" WHERE journal_id = ? AND table_name = ?", id, m.table); err != nil {
+				if err := exec("DELETE FROM "+checkpointTable+" WHERE journal_id = ? AND table_name = ?", id, m.Table); err != nil {
 					return err
 				}
-				if err := exec("INSERT INTO "+checkpointTable+" (journal_id, table_name, lsn) VALUES (?, ?, ?)", id, m.table, int64(m.upTo)); err != nil {
+				if err := exec("INSERT INTO "+checkpointTable+" (journal_id, table_name, lsn) VALUES (?, ?, ?)", id, m.Table, int64(m.UpTo)); err != nil {
 					return err
 				}
 			}
 			return exec("DELETE FROM "+appliedTable+" WHERE journal_id = "+f.ph(1)+" AND table_name = "+f.ph(2)+" AND lsn <= "+f.ph(3),
-				id, m.table, int64(m.upTo))
+				id, m.Table, int64(m.UpTo))
 		}
 	}
 	// One exception per key, its highest LSN: two rows of one key (a retry
@@ -204,17 +200,17 @@ func (d *durability) checkpointStmts(m flushMark, rows []*dirtyRow) func(exec di
 	var lsns []int64
 	at := map[string]int{}
 	for _, r := range rows {
-		if r.maxLSN == 0 {
+		if r.MaxLSN == 0 {
 			continue
 		}
-		kt := rowKeyText(r)
+		kt := r.KeyText()
 		if i, ok := at[kt]; ok {
-			lsns[i] = max(lsns[i], int64(r.maxLSN))
+			lsns[i] = max(lsns[i], int64(r.MaxLSN))
 			continue
 		}
 		at[kt] = len(keys)
 		keys = append(keys, kt)
-		lsns = append(lsns, int64(r.maxLSN))
+		lsns = append(lsns, int64(r.MaxLSN))
 	}
 	if len(keys) == 0 {
 		return nil
@@ -224,13 +220,13 @@ func (d *durability) checkpointStmts(m flushMark, rows []*dirtyRow) func(exec di
 			return exec("INSERT INTO "+appliedTable+" (journal_id, table_name, row_key, lsn) "+
 				"SELECT $1, $2, v.k, v.l FROM unnest($3::text[], $4::int8[]) AS v(k, l) "+
 				"ON CONFLICT (journal_id, table_name, row_key) DO UPDATE SET lsn = GREATEST("+appliedTable+".lsn, excluded.lsn)",
-				id, m.table, keys, lsns)
+				id, m.Table, keys, lsns)
 		}
 		for i, k := range keys {
-			if err := exec("DELETE FROM "+appliedTable+" WHERE journal_id = ? AND table_name = ? AND row_key = ?", id, m.table, k); err != nil {
+			if err := exec("DELETE FROM "+appliedTable+" WHERE journal_id = ? AND table_name = ? AND row_key = ?", id, m.Table, k); err != nil {
 				return err
 			}
-			if err := exec("INSERT INTO "+appliedTable+" (journal_id, table_name, row_key, lsn) VALUES (?, ?, ?, ?)", id, m.table, k, lsns[i]); err != nil {
+			if err := exec("INSERT INTO "+appliedTable+" (journal_id, table_name, row_key, lsn) VALUES (?, ?, ?, ?)", id, m.Table, k, lsns[i]); err != nil {
 				return err
 			}
 		}

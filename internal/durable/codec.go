@@ -1,4 +1,4 @@
-package writeback
+package durable
 
 import (
 	"encoding/binary"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/dirtyset"
 	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
@@ -32,18 +33,18 @@ import (
 
 const journalRecordVersion = 1
 
-// journalRecord is one buffered statement as the journal holds it.
-type journalRecord struct {
-	table string // the rule's normalized name
-	op    dialect.Op
-	names tableNames
+// Record is one buffered statement as the journal holds it.
+type Record struct {
+	Table string // the rule's normalized name
+	Op    dialect.Op
+	Names dirtyset.Names
 	// UPDATE: the row's key values (rule order) and its resolved changes.
-	key     []any
-	changes []change
+	Key     []any
+	Changes []dirtyset.Change
 	// INSERT: the columns, and per row its key values and its values.
-	cols []sqlparse.Ident
-	keys [][]any
-	rows [][]any
+	Cols []sqlparse.Ident
+	Keys [][]any
+	Rows [][]any
 }
 
 // Value tags.
@@ -81,8 +82,8 @@ var sliceTypes = map[reflect.Kind]reflect.Type{
 // statement then goes to the database instead of the buffer.
 var errUnjournalable = errors.New("writeback: value cannot be journaled")
 
-// encodeUpdate encodes a buffered UPDATE onto dst.
-func encodeUpdate(dst []byte, table string, names *tableNames, key []any, changes []change) ([]byte, error) {
+// EncodeUpdate encodes a buffered UPDATE onto dst.
+func EncodeUpdate(dst []byte, table string, names *dirtyset.Names, key []any, changes []dirtyset.Change) ([]byte, error) {
 	dst = encodeHead(dst, table, dialect.Update, names)
 	var err error
 	if dst, err = encodeValues(dst, key); err != nil {
@@ -90,17 +91,17 @@ func encodeUpdate(dst []byte, table string, names *tableNames, key []any, change
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(changes)))
 	for _, ch := range changes {
-		dst = encodeIdent(dst, ch.col)
-		dst = encodeBool(dst, ch.delta)
-		if dst, err = encodeValue(dst, ch.val); err != nil {
+		dst = encodeIdent(dst, ch.Col)
+		dst = encodeBool(dst, ch.Delta)
+		if dst, err = encodeValue(dst, ch.Val); err != nil {
 			return nil, err
 		}
 	}
 	return dst, nil
 }
 
-// encodeInsert encodes a buffered INSERT (all its rows) onto dst.
-func encodeInsert(dst []byte, table string, names *tableNames, cols []sqlparse.Ident, keys, rows [][]any) ([]byte, error) {
+// EncodeInsert encodes a buffered INSERT (all its rows) onto dst.
+func EncodeInsert(dst []byte, table string, names *dirtyset.Names, cols []sqlparse.Ident, keys, rows [][]any) ([]byte, error) {
 	dst = encodeHead(dst, table, dialect.Insert, names)
 	dst = binary.AppendUvarint(dst, uint64(len(cols)))
 	for _, c := range cols {
@@ -119,21 +120,21 @@ func encodeInsert(dst []byte, table string, names *tableNames, cols []sqlparse.I
 	return dst, nil
 }
 
-func encodeHead(dst []byte, table string, op dialect.Op, n *tableNames) []byte {
+func encodeHead(dst []byte, table string, op dialect.Op, n *dirtyset.Names) []byte {
 	dst = append(dst, journalRecordVersion, byte(op))
 	dst = encodeString(dst, table)
-	if n.schema != nil {
+	if n.Schema != nil {
 		dst = append(dst, 1)
-		dst = encodeIdent(dst, *n.schema)
+		dst = encodeIdent(dst, *n.Schema)
 	} else {
 		dst = append(dst, 0)
 	}
-	dst = encodeIdent(dst, n.table)
-	dst = binary.AppendUvarint(dst, uint64(len(n.keyCols)))
-	for _, k := range n.keyCols {
+	dst = encodeIdent(dst, n.Table)
+	dst = binary.AppendUvarint(dst, uint64(len(n.KeyCols)))
+	for _, k := range n.KeyCols {
 		dst = encodeIdent(dst, k)
 	}
-	return append(dst, byte(n.style))
+	return append(dst, byte(n.Style))
 }
 
 func encodeString(dst []byte, s string) []byte {
@@ -424,44 +425,44 @@ func (d *decoder) slice() any {
 	return s.Interface()
 }
 
-// decodeRecord decodes a journal record. It never panics: anything that is
+// DecodeRecord decodes a journal record. It never panics: anything that is
 // not a record this version wrote is an error wrapping errBadRecord.
-func decodeRecord(b []byte) (*journalRecord, error) {
+func DecodeRecord(b []byte) (*Record, error) {
 	d := &decoder{b: b}
 	if v := d.byte1(); d.err == nil && v != journalRecordVersion {
 		return nil, fmt.Errorf("%w: version %d, this driver reads %d", errBadRecord, v, journalRecordVersion)
 	}
-	r := &journalRecord{op: dialect.Op(d.byte1())}
-	r.table = d.str()
+	r := &Record{Op: dialect.Op(d.byte1())}
+	r.Table = d.str()
 	if d.bool1() {
 		s := d.ident()
-		r.names.schema = &s
+		r.Names.Schema = &s
 	}
-	r.names.table = d.ident()
+	r.Names.Table = d.ident()
 	nk := d.count()
 	for i := 0; i < nk && d.err == nil; i++ {
-		r.names.keyCols = append(r.names.keyCols, d.ident())
+		r.Names.KeyCols = append(r.Names.KeyCols, d.ident())
 	}
-	r.names.style = sqlparse.ParamStyle(d.byte1())
-	if d.err == nil && r.names.style > sqlparse.ParamNamed {
+	r.Names.Style = sqlparse.ParamStyle(d.byte1())
+	if d.err == nil && r.Names.Style > sqlparse.ParamNamed {
 		d.fail("bad placeholder style")
 	}
-	switch r.op {
+	switch r.Op {
 	case dialect.Update:
-		r.key = d.values()
+		r.Key = d.values()
 		n := d.count()
 		for i := 0; i < n && d.err == nil; i++ {
 			col := d.ident()
 			delta := d.bool1()
-			r.changes = append(r.changes, change{col: col, delta: delta, val: d.value()})
+			r.Changes = append(r.Changes, dirtyset.Change{Col: col, Delta: delta, Val: d.value()})
 		}
-		if d.err == nil && len(r.key) != nk {
+		if d.err == nil && len(r.Key) != nk {
 			d.fail("key values do not match the key columns")
 		}
 	case dialect.Insert:
 		nc := d.count()
 		for i := 0; i < nc && d.err == nil; i++ {
-			r.cols = append(r.cols, d.ident())
+			r.Cols = append(r.Cols, d.ident())
 		}
 		n := d.count()
 		for i := 0; i < n && d.err == nil; i++ {
@@ -469,8 +470,8 @@ func decodeRecord(b []byte) (*journalRecord, error) {
 			if d.err == nil && (len(k) != nk || len(row) != nc) {
 				d.fail("row does not match its columns")
 			}
-			r.keys = append(r.keys, k)
-			r.rows = append(r.rows, row)
+			r.Keys = append(r.Keys, k)
+			r.Rows = append(r.Rows, row)
 		}
 	default:
 		d.fail("bad operation")

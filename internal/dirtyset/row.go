@@ -1,0 +1,202 @@
+package dirtyset
+
+import (
+	"cmp"
+	"sort"
+	"time"
+
+	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/sqlparse"
+	"github.com/writeback-go/writeback/internal/value"
+)
+
+// Row is the coalesced, not yet flushed state of one row: either a pending
+// INSERT or a pending UPDATE. Cols are kept sorted by their normalized name
+// so rows of the same shape group together whatever order the application
+// wrote its columns in. A row handed out by Take belongs to the flush that
+// took it until the batch is released; its exported fields are then read-only.
+type Row struct {
+	id    ID
+	sh    *shard // the shard that holds the row
+	Key   []any  // key values in the rule's key order
+	Op    dialect.Op
+	Cols  []sqlparse.Ident
+	Vals  []any
+	Delta []bool // UPDATE only: Cols[i] = Cols[i] + Vals[i]
+	// Since is when the oldest write coalesced into this row was acknowledged.
+	Since  time.Time
+	Writes int
+	// Seq orders the rows of one key (a retry row and a newer one) so a
+	// flush writes them in the order they were made.
+	Seq uint64
+	// MinLSN and MaxLSN are the journal records coalesced into the row (0
+	// without a journal); Recs counts them.
+	MinLSN, MaxLSN uint64
+	Recs           int64
+	// size is the row's approximate memory, counted in its table's bytes
+	// while the row is not committed.
+	size int64
+}
+
+// ID is the row's identity in its table.
+func (r *Row) ID() ID { return r.id }
+
+// KeyText is the row's key as the journal's checkpoints store it.
+func (r *Row) KeyText() string { return KeyText(r.Key) }
+
+// Values is the row's statement arguments: for an UPDATE its values then its
+// key, for an INSERT its values.
+func (r *Row) Values() []any {
+	if r.Op == dialect.Insert {
+		return r.Vals
+	}
+	vals := make([]any, 0, len(r.Vals)+len(r.Key))
+	return append(append(vals, r.Vals...), r.Key...)
+}
+
+// Compare orders rows by key, and rows of one key by age: flushes are
+// deterministic and, with several processes flushing the same hot rows,
+// take row locks in one order, so they do not deadlock.
+func Compare(a, b *Row) int {
+	if c := compareID(a.id, b.id); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Seq, b.Seq)
+}
+
+// SameShape reports whether two rows are written by the same statement form.
+func SameShape(a, b *Row) bool {
+	if a.Op != b.Op || len(a.Cols) != len(b.Cols) {
+		return false
+	}
+	for i := range a.Cols {
+		if a.Cols[i].Norm != b.Cols[i].Norm || a.Op == dialect.Update && a.Delta[i] != b.Delta[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// noteLSN records that journal record lsn was coalesced into the row.
+func (r *Row) noteLSN(lsn uint64) {
+	if lsn == 0 {
+		return
+	}
+	if r.MinLSN == 0 {
+		r.MinLSN = lsn
+	}
+	r.MaxLSN = max(r.MaxLSN, lsn)
+	r.Recs++
+}
+
+// colIndex returns the position of the column named norm, or -1.
+func (r *Row) colIndex(norm string) int {
+	for i := range r.Cols {
+		if r.Cols[i].Norm == norm {
+			return i
+		}
+	}
+	return -1
+}
+
+// insertCol adds a column keeping Cols sorted.
+func (r *Row) insertCol(c sqlparse.Ident, v any, delta bool) {
+	i := sort.Search(len(r.Cols), func(i int) bool { return r.Cols[i].Norm >= c.Norm })
+	r.Cols = append(r.Cols, sqlparse.Ident{})
+	copy(r.Cols[i+1:], r.Cols[i:])
+	r.Cols[i] = c
+	r.Vals = append(r.Vals, nil)
+	copy(r.Vals[i+1:], r.Vals[i:])
+	r.Vals[i] = v
+	if r.Op == dialect.Update {
+		r.Delta = append(r.Delta, false)
+		copy(r.Delta[i+1:], r.Delta[i:])
+		r.Delta[i] = delta
+	}
+}
+
+// Names is how the application writes a back table's names, so flush SQL
+// reads like the application's own (quoting, schema, placeholders).
+type Names struct {
+	Schema  *sqlparse.Ident
+	Table   sqlparse.Ident
+	KeyCols []sqlparse.Ident // in the rule's key order
+	Style   sqlparse.ParamStyle
+}
+
+// Change is one resolved SET clause of an UPDATE, its value already copied.
+type Change struct {
+	Col   sqlparse.Ident
+	Delta bool // Col = Col + Val
+	Val   any
+}
+
+// planUpdate checks that an UPDATE's changes can be coalesced into the row
+// and computes the columns' next values into next (len(changes) long). It
+// does not touch the row: on false the caller flushes it and runs the
+// statement through instead. Checking first lets the journal record be
+// appended only for a write that will be coalesced.
+func (r *Row) planUpdate(changes []Change, next []any) bool {
+	for i, ch := range changes {
+		j := r.colIndex(ch.Col.Norm)
+		switch {
+		case !ch.Delta:
+			next[i] = ch.Val
+		case j < 0:
+			if r.Op == dialect.Insert {
+				return false // the inserted row's default for this column is unknown here
+			}
+			next[i] = ch.Val
+		default:
+			sum, ok := value.Add(r.Vals[j], ch.Val)
+			if !ok {
+				return false
+			}
+			next[i] = sum
+		}
+	}
+	return true
+}
+
+// commitUpdate coalesces changes into the row with the values planUpdate
+// computed. It returns by how much the row's size grew.
+func (r *Row) commitUpdate(changes []Change, next []any) (grew int64) {
+	for i, ch := range changes {
+		j := r.colIndex(ch.Col.Norm)
+		if j < 0 {
+			r.insertCol(ch.Col, next[i], ch.Delta && r.Op == dialect.Update)
+			grew += colOverhead + value.Size(next[i])
+			continue
+		}
+		grew += value.Size(next[i]) - value.Size(r.Vals[j])
+		r.Vals[j] = next[i]
+		if r.Op == dialect.Update {
+			// delta after delta stays a delta; anything after an assign, and
+			// an assign after anything, is an assign.
+			r.Delta[j] = ch.Delta && r.Delta[j]
+		}
+	}
+	r.Writes++
+	r.size += grew
+	return grew
+}
+
+// Approximate sizes of a dirty row, erring high: the row, its LRU entry and
+// map slot, then per column its name, value slot and delta flag; each value's
+// payload is value.Size.
+const (
+	rowOverhead = 256
+	colOverhead = 48
+)
+
+// rowSize estimates a new row's memory from its key, columns and values.
+func rowSize(r *Row) int64 {
+	n := int64(rowOverhead) + int64(len(r.id.s))
+	for _, v := range r.Key {
+		n += value.Size(v)
+	}
+	for i := range r.Cols {
+		n += colOverhead + value.Size(r.Vals[i])
+	}
+	return n
+}

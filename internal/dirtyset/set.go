@@ -1,0 +1,500 @@
+// Package dirtyset is writeback's dirty set: per back table, the rows written
+// from memory and not yet committed, coalesced per key, in up to 16 shards
+// each guarded by its own mutex over a golang-lru simplelru core. The mutexes
+// never leave this package: callers coalesce (Update, Insert), take rows to
+// flush (Take, then Batch.Done, Batch.Fail, Batch.Release) and read figures
+// (Dirty, Snapshot) through methods that lock what they need and never call
+// the database.
+//
+// Lock order: a Table's shard locks are taken in index order (Insert of
+// several rows, a full Take); nothing else is locked while they are held
+// except the journal's append (the Journal the caller passes), so per row,
+// journal order is coalescing order.
+package dirtyset
+
+import (
+	"hash/maphash"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/sqlparse"
+)
+
+// maxShards bounds how many independently locked parts a table's dirty set
+// is split into, so writers of different rows rarely wait for each other.
+const maxShards = 16
+
+// Outcome says what the caller must do with a write.
+type Outcome uint8
+
+const (
+	Buffered     Outcome = iota // acknowledged from memory
+	PassThrough                 // not bufferable: run it on the database
+	FlushFirst                  // flush this table, then run the statement on the database
+	Full                        // a new row is needed and the buffer is at its bound: on_full decides
+	Throttled                   // a new row is needed and the flusher is behind max_loss: wait for a flush, then retry
+	FullInflight                // full, but the key's row is in a flush: wait for it to end, then coalesce
+)
+
+// Journal appends one buffered write's record. Log is called with the shard
+// lock of every row the record touches (rows of them) held; it returns the
+// record's LSN, or an error, after which the write is not buffered.
+type Journal interface {
+	Log(rows int) (lsn uint64, err error)
+}
+
+// Shared is what the tables of one connector share: the byte bound on all
+// their rows, the signal that room was made, and whether the connector is
+// closed.
+type Shared struct {
+	maxBytes int64
+	tables   []*Table
+	closed   atomic.Bool
+	room     signal
+}
+
+// NewShared returns the shared state for tables whose rows together may
+// hold about maxBytes of memory.
+func NewShared(maxBytes int64) *Shared { return &Shared{maxBytes: maxBytes} }
+
+// Close makes every later write pass through; it is checked under the row's
+// shard lock, so a Take of everything after Close sees every buffered row.
+func (sh *Shared) Close() { sh.closed.Store(true) }
+
+// Closed reports whether Close was called.
+func (sh *Shared) Closed() bool { return sh.closed.Load() }
+
+// Room returns a channel closed the next time rows are committed, put back
+// or dead-lettered: writers waiting for a full buffer look again then. Take
+// it before checking the condition, so no change is missed in between.
+func (sh *Shared) Room() <-chan struct{} { return sh.room.wait() }
+
+// Bytes is the approximate memory of every table's rows not yet committed:
+// a sum of per-table atomics, computed for new rows only, never per write.
+func (sh *Shared) Bytes() int64 {
+	var n int64
+	for _, t := range sh.tables {
+		n += t.bytes.Load()
+	}
+	return n
+}
+
+// Config describes one table's dirty set.
+type Config struct {
+	Name     string        // the rule's table name, for logs
+	MaxDirty int           // LRU capacity; beyond it the coldest row is set aside to be flushed early
+	MaxLoss  time.Duration // the table's loss bound, for backpressure and its violations
+	// Wake is called, without blocking and possibly under a shard lock,
+	// when the table's flush worker should look at it again: a shard went
+	// from clean to dirty, or a row was evicted.
+	Wake func()
+	Log  *slog.Logger // max_loss violations; nil: slog.Default()
+}
+
+// Table is one back table's dirty set.
+type Table struct {
+	cfg    Config
+	shared *Shared
+
+	// pending counts rows in every shard's lru, evicted, retry and inflight,
+	// so a barrier on a clean table costs one atomic load.
+	pending atomic.Int64
+
+	shards    []*shard // a power of two of them
+	shardBits uint
+	seed      maphash.Seed
+
+	keyKinds atomic.Pointer[[]KeyKind] // Go kinds of the key values, fixed by the first buffered write
+	names    atomic.Pointer[Names]     // how the application writes the table's names
+
+	rowSeq atomic.Uint64 // numbers rows as they are made (Row.Seq)
+
+	// Journal bookkeeping (zero without a journal). lastLSN is the highest
+	// record appended for the table; it is raised under the shard lock of the
+	// row the record went to, so whoever holds every shard lock sees every
+	// record up to it in the shards. applied is the checkpoint watermark the
+	// flush last committed: every record of the table up to it is applied.
+	lastLSN   atomic.Uint64
+	applied   atomic.Uint64
+	unapplied atomic.Int64 // journaled writes (rows) not yet applied
+
+	// Bounds and backpressure (bound.go). bytes is the approximate memory
+	// of the rows counted in pending; oldest is the Since (UnixNano) of the
+	// oldest of them, 0 when none: set by the first new row, recomputed
+	// after each flush. failing is set when a flush fails transiently and
+	// cleared when rows are committed. rowCost is the last flush's duration
+	// per row (ns). overdueSince is when the table went past its max_loss
+	// (UnixNano), 0 while within it.
+	bytes        atomic.Int64
+	oldest       atomic.Int64
+	failing      atomic.Bool
+	rowCost      atomic.Int64
+	overdueSince atomic.Int64
+
+	evictions  atomic.Int64 // rows set aside early because the LRU was full
+	violations atomic.Int64 // times the table went past its max_loss
+}
+
+// shard is one independently locked part of a table's dirty set: the rows
+// whose keys hash to it. Its mutex is never held across a database call.
+type shard struct {
+	t *Table
+
+	mu        sync.Mutex
+	lru       *simplelru.LRU[ID, *Row]
+	evicted   map[ID]*Row // pushed out of the LRU, flushed early, never dropped
+	retry     []*Row      // rows of a failed flush: written before any newer row
+	inflight  []*takenSet // what a flush took and has not finished with
+	capacity  int         // this shard's part of max_dirty
+	oldest    time.Time   // Since of the oldest row in lru/evicted/retry; zero when none
+	buffered  int64       // writes acknowledged from memory (under mu: no shared atomic on the hot path)
+	coalesced int64       // of those, writes merged into an existing dirty row
+
+	_ [64]byte // keep neighbouring shards' locks off this cache line
+}
+
+// NewTable adds a table to the shared state. cfg.MaxDirty must be positive.
+func (sh *Shared) NewTable(cfg Config) *Table {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	cfg.MaxDirty = max(cfg.MaxDirty, 1)
+	if cfg.Wake == nil {
+		cfg.Wake = func() {}
+	}
+	t := &Table{cfg: cfg, shared: sh, seed: maphash.MakeSeed()}
+	n := 1
+	for n*2 <= maxShards && n*2 <= cfg.MaxDirty {
+		n *= 2
+		t.shardBits++
+	}
+	for i := 0; i < n; i++ {
+		s := &shard{t: t, evicted: map[ID]*Row{}}
+		// The shards share max_dirty between them, to the row.
+		s.capacity = cfg.MaxDirty / n
+		if i < cfg.MaxDirty%n {
+			s.capacity++
+		}
+		s.lru = s.newLRU()
+		t.shards = append(t.shards, s)
+	}
+	sh.tables = append(sh.tables, t)
+	return t
+}
+
+func (s *shard) newLRU() *simplelru.LRU[ID, *Row] {
+	lru, err := simplelru.NewLRU[ID, *Row](s.capacity, s.onEvict)
+	if err != nil { // capacity >= 1: MaxDirty is at least 1 and shards <= MaxDirty
+		panic("writeback: " + err.Error())
+	}
+	return lru
+}
+
+// shardFor picks the shard of a row by a hash of its key.
+func (t *Table) shardFor(k ID) *shard {
+	if t.shardBits == 0 {
+		return t.shards[0]
+	}
+	h := uint64(k.i) * 0x9E3779B97F4A7C15
+	if k.s != "" {
+		h ^= maphash.String(t.seed, k.s)
+	}
+	return t.shards[h>>(64-t.shardBits)]
+}
+
+// onEvict runs under s.mu inside lru.Add: the coldest row is set aside to be
+// flushed early; it stays visible to coalescing and barriers until committed.
+func (s *shard) onEvict(k ID, r *Row) {
+	s.evicted[k] = r
+	s.t.evictions.Add(1)
+	s.t.cfg.Wake()
+}
+
+// lookupLocked finds the dirty row for k among the rows not yet taken.
+func (s *shard) lookupLocked(k ID) *Row {
+	if r, ok := s.lru.Get(k); ok {
+		return r
+	}
+	return s.evicted[k]
+}
+
+// retryRowLocked finds the row for k put back by a failed flush, when it is
+// the newest row of k: no flush holds a row of k (lookupLocked found none
+// among the others). Its flush rolled back, so a newer write may be
+// coalesced into it as into any dirty row; during an outage that keeps a
+// table's rows at one per key rather than one per key per failed flush.
+func (s *shard) retryRowLocked(k ID) *Row {
+	var found *Row
+	for _, r := range s.retry {
+		if r.id == k && (found == nil || r.Seq > found.Seq) {
+			found = r
+		}
+	}
+	if found == nil || s.inflightHasLocked(k) {
+		return nil
+	}
+	return found
+}
+
+// inflightHasLocked reports whether a flush holds a row of k.
+func (s *shard) inflightHasLocked(k ID) bool {
+	for _, ts := range s.inflight {
+		if ts.contains(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// keyBusyLocked reports whether k has a row in any state (for INSERT, which
+// may only be buffered for a key with nothing pending).
+func (s *shard) keyBusyLocked(k ID) bool {
+	if s.lru.Contains(k) {
+		return true
+	}
+	if _, ok := s.evicted[k]; ok {
+		return true
+	}
+	if s.inflightHasLocked(k) {
+		return true
+	}
+	for _, r := range s.retry {
+		if r.id == k {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckKey fixes the table's key kinds on first use and reports whether vals
+// match them: 1 and "1" must never be two dirty rows of one table.
+func (t *Table) CheckKey(vals []any) bool {
+	kp := t.keyKinds.Load()
+	if kp == nil {
+		kinds := make([]KeyKind, len(vals))
+		for i, v := range vals {
+			if kinds[i] = KindOfKey(v); kinds[i] == KeyNone {
+				return false
+			}
+		}
+		t.keyKinds.CompareAndSwap(nil, &kinds)
+		kp = t.keyKinds.Load()
+	}
+	if len(*kp) != len(vals) {
+		return false
+	}
+	for i, v := range vals {
+		if KindOfKey(v) != (*kp)[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Names returns how the application writes the table's names (nil before
+// the first buffered write).
+func (t *Table) Names() *Names { return t.names.Load() }
+
+// noteNames remembers how the application writes the table's names, the first
+// time, or when the first statement had no placeholders to show their style.
+func (t *Table) noteNames(n *Names) {
+	for {
+		cur := t.names.Load()
+		if cur != nil && (cur.Style != sqlparse.ParamNone || n.Style == sqlparse.ParamNone) {
+			return
+		}
+		if t.names.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
+
+// markDirtyLocked records that a row became dirty now, and wakes the flush
+// worker when the shard goes from clean to dirty so it can set its deadline.
+func (s *shard) markDirtyLocked(now time.Time) {
+	if s.oldest.IsZero() {
+		s.oldest = now
+		s.t.cfg.Wake()
+	}
+}
+
+// logLocked appends a write's journal record (j nil: no journal) and notes
+// its LSN in the table. The caller holds the shard lock of every row the
+// record touches.
+func (t *Table) logLocked(j Journal, rows int) (uint64, error) {
+	if j == nil {
+		return 0, nil
+	}
+	lsn, err := j.Log(rows)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		cur := t.lastLSN.Load()
+		if lsn <= cur || t.lastLSN.CompareAndSwap(cur, lsn) {
+			break
+		}
+	}
+	t.unapplied.Add(int64(rows))
+	return lsn, nil
+}
+
+// Update coalesces one UPDATE of the row with key values keyVals. With a
+// journal, j's record is appended while the row's shard is locked, so the
+// records of one row are in the journal in the order they were coalesced; the
+// record's LSN is returned. With throttle, a write that needs a new row
+// while the flush is behind max_loss returns Throttled.
+func (t *Table) Update(keyVals []any, changes []Change, names *Names, j Journal, throttle bool) (Outcome, uint64) {
+	if !t.CheckKey(keyVals) {
+		return FlushFirst, 0
+	}
+	k := MakeID(keyVals)
+	s := t.shardFor(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t.shared.closed.Load() {
+		return PassThrough, 0 // checked under s.mu: Close's final Take locks s.mu after closing
+	}
+	r := s.lookupLocked(k)
+	if r == nil && len(s.retry) > 0 {
+		r = s.retryRowLocked(k)
+	}
+	if r != nil {
+		return t.coalesceLocked(s, r, changes, j)
+	}
+	now := time.Now()
+	r = &Row{id: k, sh: s, Key: slices.Clone(keyVals), Op: dialect.Update, Since: now, Writes: 1}
+	for _, ch := range changes {
+		r.insertCol(ch.Col, ch.Val, ch.Delta)
+	}
+	r.size = rowSize(r)
+	// Admitted before the journal record: a record is appended only for a
+	// write that is buffered.
+	if out := t.admit(1, r.size, now, throttle); out != Buffered {
+		if out == Full && s.inflightHasLocked(k) {
+			// The key's row is being flushed: when that ends it is back (or
+			// committed), and this write is coalesced, not a new row.
+			return FullInflight, 0
+		}
+		return out, 0
+	}
+	lsn, err := t.logLocked(j, 1)
+	if err != nil {
+		t.unadmit(1, r.size)
+		return FlushFirst, 0
+	}
+	r.Seq = t.rowSeq.Add(1)
+	r.noteLSN(lsn)
+	s.addLocked(r, now)
+	t.noteNames(names)
+	return Buffered, lsn
+}
+
+// coalesceLocked merges an UPDATE into the key's dirty row r.
+func (t *Table) coalesceLocked(s *shard, r *Row, changes []Change, j Journal) (Outcome, uint64) {
+	var stack [8]any // no allocation for the common few columns
+	next := stack[:0]
+	if len(changes) > len(stack) {
+		next = make([]any, 0, len(changes))
+	}
+	next = next[:len(changes)]
+	if !r.planUpdate(changes, next) {
+		return FlushFirst, 0
+	}
+	lsn, err := t.logLocked(j, 1)
+	if err != nil {
+		return FlushFirst, 0
+	}
+	if grew := r.commitUpdate(changes, next); grew != 0 {
+		t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
+	}
+	r.noteLSN(lsn)
+	s.buffered++
+	s.coalesced++
+	return Buffered, lsn
+}
+
+// Insert buffers the rows of one INSERT, all or none: each row's key must
+// have nothing pending, and no key may repeat within the statement. The
+// shards involved are locked together, in index order. Every row of an
+// INSERT is new, so each is subject to the bounds.
+func (t *Table) Insert(keys [][]any, rows [][]any, cols []sqlparse.Ident, names *Names, j Journal, throttle bool) (Outcome, uint64) {
+	rk := make([]ID, len(keys))
+	for i, kv := range keys {
+		if !t.CheckKey(kv) {
+			return FlushFirst, 0
+		}
+		rk[i] = MakeID(kv)
+		if slices.Contains(rk[:i], rk[i]) {
+			return PassThrough, 0 // the database reports the duplicate itself
+		}
+	}
+	unlock := t.lockShardsOf(rk)
+	defer unlock()
+	if t.shared.closed.Load() {
+		return PassThrough, 0
+	}
+	for _, k := range rk {
+		if t.shardFor(k).keyBusyLocked(k) {
+			return FlushFirst, 0
+		}
+	}
+	now := time.Now()
+	made := make([]*Row, len(rows))
+	var size int64
+	for i := range rows {
+		r := &Row{id: rk[i], sh: t.shardFor(rk[i]), Key: keys[i], Op: dialect.Insert, Since: now, Writes: 1}
+		for j, c := range cols {
+			r.insertCol(c, rows[i][j], false)
+		}
+		r.size = rowSize(r)
+		size += r.size
+		made[i] = r
+	}
+	if out := t.admit(len(rows), size, now, throttle); out != Buffered {
+		return out, 0
+	}
+	lsn, err := t.logLocked(j, len(rows))
+	if err != nil {
+		t.unadmit(len(rows), size)
+		return FlushFirst, 0
+	}
+	for _, r := range made {
+		r.Seq = t.rowSeq.Add(1)
+		r.noteLSN(lsn)
+		r.sh.addLocked(r, now)
+	}
+	t.noteNames(names)
+	return Buffered, lsn
+}
+
+// lockShardsOf locks the shards of keys in index order and returns the unlock.
+func (t *Table) lockShardsOf(keys []ID) (unlock func()) {
+	var locked []*shard
+	for _, k := range keys {
+		if s := t.shardFor(k); !slices.Contains(locked, s) {
+			locked = append(locked, s)
+		}
+	}
+	slices.SortFunc(locked, func(a, b *shard) int { return slices.Index(t.shards, a) - slices.Index(t.shards, b) })
+	for _, s := range locked {
+		s.mu.Lock()
+	}
+	return func() {
+		for _, s := range locked {
+			s.mu.Unlock()
+		}
+	}
+}
+
+// addLocked puts an admitted row (counted in pending and bytes) in the LRU.
+func (s *shard) addLocked(r *Row, now time.Time) {
+	s.lru.Add(r.id, r)
+	s.buffered++
+	s.markDirtyLocked(now)
+}

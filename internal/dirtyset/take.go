@@ -1,0 +1,242 @@
+package dirtyset
+
+import (
+	"slices"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// takenSet is what a flush took from a shard in one go: the whole LRU
+// (swapped for a fresh one, not walked and purged), the evicted rows and the
+// retry rows. Until the batch is released, its keys count as busy.
+type takenSet struct {
+	lru     *simplelru.LRU[ID, *Row] // nil when the LRU was not taken
+	evicted map[ID]*Row
+	retry   []*Row
+	since   time.Time // the oldest row's Since
+}
+
+func (ts *takenSet) contains(k ID) bool {
+	if ts.lru != nil && ts.lru.Contains(k) {
+		return true
+	}
+	if _, ok := ts.evicted[k]; ok {
+		return true
+	}
+	for _, r := range ts.retry {
+		if r.id == k {
+			return true
+		}
+	}
+	return false
+}
+
+// takeLocked hands the shard's rows to a flush: the retry rows (older than
+// anything in the set) and, when all is set, every dirty row, otherwise only
+// the evicted ones. The taken set stays listed as inflight until released.
+func (s *shard) takeLocked(all bool) (*takenSet, []*Row) {
+	ts := &takenSet{retry: s.retry}
+	s.retry = nil
+	for _, r := range ts.retry {
+		ts.since = minNonZero(ts.since, r.Since)
+	}
+	var rows []*Row
+	if len(s.evicted) > 0 {
+		ts.evicted = s.evicted
+		s.evicted = map[ID]*Row{}
+		for _, r := range ts.evicted {
+			rows = append(rows, r)
+			ts.since = minNonZero(ts.since, r.Since)
+		}
+	}
+	if all && s.lru.Len() > 0 {
+		ts.lru = s.lru
+		s.lru = s.newLRU()
+		rows = append(rows, ts.lru.Values()...)
+		ts.since = minNonZero(ts.since, s.oldest)
+		s.oldest = time.Time{}
+	}
+	if len(ts.retry) == 0 && len(rows) == 0 {
+		return nil, nil
+	}
+	if s.lru.Len() == 0 {
+		// Nothing left untaken: oldest must not keep the age of retry or
+		// evicted rows taken here (Fail sets it again for rows put back).
+		s.oldest = time.Time{}
+	}
+	s.inflight = append(s.inflight, ts)
+	return ts, rows
+}
+
+// Batch is what one flush took from a table. Its rows are the flush's until
+// Release; each must end as Done (committed or dead-lettered) or Fail (put
+// back, to be written again before any newer row of its key).
+type Batch struct {
+	t      *Table
+	shards []*shard
+	sets   []*takenSet
+	start  time.Time // when the flush took its rows
+	// Rows are the rows taken: earlier failures first, then the others.
+	Rows []*Row
+	// UpTo (a full take only) is the table's highest journal LSN at the
+	// instant of the take: no record can be appended between two shards'
+	// takes, so every record of the table up to UpTo is in this batch or was
+	// flushed before, and a commit of the whole batch may advance the
+	// table's checkpoint to UpTo.
+	UpTo uint64
+}
+
+// Take collects the table's rows to flush from every shard: the retry rows,
+// the evicted rows and, with all, every other dirty row. A full take holds
+// every shard's lock at once, in index order.
+func (t *Table) Take(all bool) *Batch {
+	b := &Batch{t: t, start: time.Now()}
+	var retry, rows []*Row
+	add := func(s *shard) {
+		ts, r := s.takeLocked(all)
+		if ts != nil {
+			b.shards = append(b.shards, s)
+			b.sets = append(b.sets, ts)
+			retry = append(retry, ts.retry...)
+			rows = append(rows, r...)
+		}
+	}
+	if all {
+		for _, s := range t.shards {
+			s.mu.Lock()
+		}
+		for _, s := range t.shards {
+			add(s)
+		}
+		b.UpTo = t.lastLSN.Load()
+		for _, s := range t.shards {
+			s.mu.Unlock()
+		}
+	} else {
+		for _, s := range t.shards {
+			s.mu.Lock()
+			add(s)
+			s.mu.Unlock()
+		}
+	}
+	b.Rows = append(retry, rows...)
+	return b
+}
+
+// Done accounts for committed (or dead-lettered) rows of the batch. The
+// database answered, so the table is not failing; the room the rows held
+// wakes writers blocked on a full buffer.
+func (b *Batch) Done(rows []*Row) {
+	t := b.t
+	var recs, size int64
+	for _, r := range rows {
+		recs += r.Recs
+		size += r.size
+	}
+	t.bytes.Add(-size)
+	t.pending.Add(-int64(len(rows)))
+	if recs != 0 {
+		t.unapplied.Add(-recs)
+	}
+	t.failing.Store(false)
+	t.shared.room.broadcast()
+}
+
+// Fail puts rows that could not be written back, ahead of any newer write
+// to the same keys: they are flushed first, in their own transaction.
+func (b *Batch) Fail(rows []*Row) {
+	t := b.t
+	t.failing.Store(true)
+	var byShard [maxShards][]*Row
+	for _, r := range rows {
+		i := slices.Index(t.shards, r.sh)
+		byShard[i] = append(byShard[i], r)
+	}
+	for i, mine := range byShard {
+		if len(mine) == 0 {
+			continue
+		}
+		s := t.shards[i]
+		s.mu.Lock()
+		for _, r := range mine {
+			s.oldest = minNonZero(s.oldest, r.Since)
+		}
+		s.retry = append(s.retry, mine...)
+		s.mu.Unlock()
+	}
+}
+
+// Release ends the flush: its keys are no longer busy. Rows that failed
+// were put back (Fail) before this. It learns the flush's cost per row (for
+// backpressure), recomputes the table's oldest row not yet committed, and
+// logs, once each way, when the table goes past its max_loss and when it is
+// back within it.
+func (b *Batch) Release() {
+	t := b.t
+	for i, s := range b.shards {
+		s.mu.Lock()
+		s.inflight = slices.DeleteFunc(s.inflight, func(ts *takenSet) bool { return ts == b.sets[i] })
+		s.mu.Unlock()
+	}
+	now := time.Now()
+	if len(b.Rows) > 0 && !t.failing.Load() {
+		t.rowCost.Store(int64(now.Sub(b.start)) / int64(len(b.Rows)))
+	}
+	t.checkMaxLoss(now)
+}
+
+// checkMaxLoss recomputes the table's oldest row not yet committed under
+// every shard lock and records whether it is past max_loss.
+func (t *Table) checkMaxLoss(now time.Time) {
+	for _, s := range t.shards {
+		s.mu.Lock()
+	}
+	oldest := t.oldestLocked()
+	// Under every shard lock: a row made after this sees 0 and sets itself.
+	if oldest.IsZero() {
+		t.oldest.Store(0)
+	} else {
+		t.oldest.Store(oldest.UnixNano())
+	}
+	for _, s := range t.shards {
+		s.mu.Unlock()
+	}
+	// Rows put back by a failed flush can take writes again: writers
+	// waiting on a full buffer look again (once per flush, not a busy loop).
+	t.shared.room.broadcast()
+	over := !oldest.IsZero() && now.Sub(oldest) > t.cfg.MaxLoss
+	was := t.overdueSince.Load()
+	switch {
+	case over && was == 0:
+		t.overdueSince.Store(oldest.Add(t.cfg.MaxLoss).UnixNano())
+		t.violations.Add(1)
+		t.cfg.Log.Warn("writeback: max_loss exceeded: the oldest buffered row is older than the table's max_loss", "table", t.cfg.Name, "max_loss", t.cfg.MaxLoss, "age", now.Sub(oldest), "failing", t.failing.Load())
+	case !over && was != 0:
+		t.overdueSince.Store(0)
+		t.cfg.Log.Info("writeback: back within max_loss", "table", t.cfg.Name, "overdue_for", now.Sub(time.Unix(0, was)))
+	}
+}
+
+// oldestLocked is the Since of the table's oldest row not yet committed,
+// in any state; the caller holds every shard lock.
+func (t *Table) oldestLocked() time.Time {
+	var oldest time.Time
+	for _, s := range t.shards {
+		oldest = minNonZero(oldest, s.oldest)
+		for _, ts := range s.inflight {
+			oldest = minNonZero(oldest, ts.since)
+		}
+		for _, r := range s.retry {
+			oldest = minNonZero(oldest, r.Since)
+		}
+	}
+	return oldest
+}
+
+func minNonZero(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}

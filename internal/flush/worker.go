@@ -1,0 +1,203 @@
+package flush
+
+import (
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/writeback-go/writeback/internal/dirtyset"
+)
+
+// Table is one back table's flush worker.
+type Table struct {
+	f    *Flusher
+	cfg  TableConfig
+	set  *dirtyset.Table
+	reqs chan *request
+	kick chan struct{}
+	done chan struct{} // closed when the worker has stopped
+
+	// Only the worker's goroutine touches these.
+	retryAt   time.Time
+	failures  int
+	flushCost time.Duration // duration of the last flush, to start the next one early enough
+	finalErr  error         // the final flush's last error (read after the worker stopped)
+
+	stats counters
+}
+
+// request asks a worker to commit every row of its table that is dirty now.
+type request struct{ done chan error }
+
+// Kick wakes the table's worker without blocking; one pending kick is enough.
+func (t *Table) Kick() {
+	select {
+	case t.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Name is the table's rule name.
+func (t *Table) Name() string { return t.cfg.Name }
+
+func (t *Table) run() {
+	defer t.f.wg.Done()
+	defer close(t.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		timer.Reset(t.nextWake(time.Now()))
+		var reqs []*request
+		select {
+		case r := <-t.reqs:
+			reqs = append(reqs, r)
+		case <-t.kick:
+		case <-timer.C:
+		case <-t.f.stop:
+			t.final()
+			return
+		}
+		// Serve every request that is already waiting in the same round.
+	drain:
+		for {
+			select {
+			case r := <-t.reqs:
+				reqs = append(reqs, r)
+			default:
+				break drain
+			}
+		}
+		err := t.round(time.Now(), len(reqs) > 0)
+		for _, r := range reqs {
+			r.done <- err
+		}
+	}
+}
+
+// deadline is when the table's flush must start for its oldest row to be
+// committed within max_loss: early by the last flush's cost (twice, for
+// safety) and at least a tenth of max_loss.
+func (t *Table) deadline(oldest time.Time) time.Time {
+	ml := t.cfg.MaxLoss
+	lead := max(ml/10, 2*t.flushCost)
+	lead = min(lead, ml/2)
+	return oldest.Add(ml - lead)
+}
+
+// nextWake is how long the worker may sleep before its table is due.
+func (t *Table) nextWake(now time.Time) time.Duration {
+	d := t.set.Dirty()
+	var wake time.Time
+	switch {
+	case d.N == 0:
+		return time.Hour
+	case d.Retry > 0 && t.retryAt.After(now):
+		wake = t.retryAt
+	case d.Evicted > 0 || d.Retry > 0:
+		return 0
+	default:
+		wake = t.deadline(d.Oldest)
+	}
+	return max(wake.Sub(now), 0)
+}
+
+// round flushes the table when it is requested, due, or has evicted rows.
+func (t *Table) round(now time.Time, requested bool) error {
+	d := t.set.Dirty()
+	if d.N == 0 {
+		return nil
+	}
+	backingOff := d.Retry > 0 && t.retryAt.After(now)
+	due := !d.Oldest.IsZero() && !now.Before(t.deadline(d.Oldest))
+	switch {
+	case requested:
+		return t.flush(true)
+	case backingOff:
+	case due:
+		return t.flush(true)
+	case d.Evicted > 0 || d.Retry > 0:
+		return t.flush(false)
+	}
+	return nil
+}
+
+// final flushes everything at Close, retrying transient failures until the
+// close timeout.
+func (t *Table) final() {
+	if t.f.abandoned() {
+		return
+	}
+	ctx := t.f.ctx
+	for {
+		err := t.flush(true)
+		if t.set.Pending() == 0 {
+			return
+		}
+		if err == nil {
+			continue
+		}
+		t.finalErr = err
+		if ctx.Err() != nil {
+			return
+		}
+		pause := time.NewTimer(250 * time.Millisecond)
+		select {
+		case <-pause.C:
+		case <-ctx.Done():
+			pause.Stop()
+			return
+		}
+	}
+}
+
+// flush writes the table's rows that are due. A full flush (all) writes
+// everything the table has, its earlier failures first, in one transaction
+// that also advances the journal checkpoint; otherwise only the retry and
+// evicted rows are written.
+func (t *Table) flush(all bool) error {
+	b := t.set.Take(all)
+	if len(b.Rows) == 0 {
+		if t.failures > 0 && t.set.Pending() == 0 {
+			t.noteSuccess() // nothing left to retry: the table is no longer failing
+		}
+		return nil // nothing was taken: nothing to release
+	}
+	defer b.Release()
+	// Key order makes flushes deterministic and takes row locks in one order.
+	// Rows of one key (an earlier failure and a newer row) stay in the
+	// order they were made.
+	slices.SortFunc(b.Rows, dirtyset.Compare)
+	start := time.Now()
+	mark := markOf(t.cfg.Name, all, b.UpTo)
+	if err := t.writeRows(b, b.Rows, mark); err != nil {
+		t.noteFailure(err)
+		return err
+	}
+	if all && b.UpTo > 0 {
+		t.set.RaiseApplied(b.UpTo)
+	}
+	t.flushCost = time.Since(start)
+	t.noteSuccess()
+	return nil
+}
+
+// noteFailure schedules the table's retry with capped exponential backoff and
+// jitter. Every error that reaches it is transient (writeRows dead-letters
+// permanent ones), so each call is one more retry.
+func (t *Table) noteFailure(err error) {
+	t.failures++
+	back := min(5*time.Second, 20*time.Millisecond<<min(t.failures, 10))
+	back = back/2 + rand.N(back/2+1)
+	t.retryAt = time.Now().Add(back)
+	t.f.noteFailure(t, err, t.failures == 1)
+}
+
+// noteSuccess clears the table's failure.
+func (t *Table) noteSuccess() {
+	if t.failures == 0 {
+		return
+	}
+	t.failures = 0
+	t.retryAt = time.Time{}
+	t.f.noteRecovered(t)
+}

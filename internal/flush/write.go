@@ -1,0 +1,353 @@
+package flush
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/dirtyset"
+	"github.com/writeback-go/writeback/internal/durable"
+)
+
+// counters are a table's flush figures.
+type counters struct {
+	flushes     atomic.Int64 // flush transactions committed
+	flushedRows atomic.Int64 // rows written by those transactions
+	noMatch     atomic.Int64 // flushed UPDATEs that matched no row
+	deadLetters atomic.Int64 // rows the database refused permanently
+	flushErrors atomic.Int64 // failed flush attempts
+}
+
+// Stats are a table's flush figures.
+type Stats struct {
+	Flushes, FlushedRows, NoMatch, DeadLetters, FlushErrors int64
+}
+
+// Stats returns the table's flush figures now.
+func (t *Table) Stats() Stats {
+	return Stats{
+		Flushes: t.stats.flushes.Load(), FlushedRows: t.stats.flushedRows.Load(),
+		NoMatch: t.stats.noMatch.Load(), DeadLetters: t.stats.deadLetters.Load(),
+		FlushErrors: t.stats.flushErrors.Load(),
+	}
+}
+
+func markOf(table string, full bool, upTo uint64) durable.Mark {
+	return durable.Mark{Table: table, Full: full, UpTo: upTo}
+}
+
+// writeRows writes rows in one transaction. When the database refuses the
+// batch permanently it is split in halves until the refused rows are alone;
+// those become dead letters and every other row is written. When the failure
+// is transient the rows not written go back to the table, ahead of newer ones.
+// mark says what the transaction records in the journal checkpoint; halves
+// are partial flushes whatever the whole was.
+func (t *Table) writeRows(b *dirtyset.Batch, rows []*dirtyset.Row, mark durable.Mark) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	err := t.writeOnce(b, rows, mark)
+	if err == nil {
+		return nil
+	}
+	t.stats.flushErrors.Add(1)
+	var cu *dialect.CommitUnknownError
+	if errors.As(err, &cu) {
+		committed, rerr := t.resolveCommit(cu)
+		switch {
+		case rerr != nil:
+			// Neither retried (it may have committed) nor dropped: each row
+			// goes to the dead letters with the reason, to be checked.
+			b.Done(rows)
+			for _, r := range rows {
+				t.deadLetter(r, rerr, false)
+			}
+			return nil
+		case committed:
+			t.f.log.Warn("writeback: a flush's COMMIT got no answer but committed; its UPDATEs that matched no row are not reported", "table", t.cfg.Name, "rows", len(rows))
+			b.Done(rows)
+			t.stats.flushes.Add(1)
+			t.stats.flushedRows.Add(int64(len(rows)))
+			return nil
+		}
+		// Aborted: an ordinary transient failure.
+	}
+	if isTransient(err) {
+		b.Fail(rows)
+		return err
+	}
+	mark.Full = false
+	if len(rows) == 1 {
+		b.Done(rows)
+		t.consumed(rows[0], mark)
+		t.deadLetter(rows[0], err, false)
+		return nil
+	}
+	mid := len(rows) / 2
+	if err := t.writeRows(b, rows[:mid], mark); err != nil {
+		b.Fail(rows[mid:])
+		return err
+	}
+	return t.writeRows(b, rows[mid:], mark)
+}
+
+// withConn runs fn on a flush connection within one attempt's timeout,
+// replacing the connection when fn fails with a connection error.
+func (t *Table) withConn(fn func(ctx context.Context, pc *pconn) error) error {
+	ctx, cancel := context.WithTimeout(t.f.ctx, AttemptTimeout)
+	defer cancel()
+	pc, err := t.f.pool.get(ctx, t.cfg.Priority)
+	if err != nil {
+		return err
+	}
+	err = fn(ctx, pc)
+	if err != nil && isConnError(err) {
+		t.f.pool.discard(pc)
+	} else {
+		t.f.pool.put(pc)
+	}
+	return err
+}
+
+// consumed records that a dead-lettered row's journal records are used up,
+// in a transaction of its own, so recovery does not replay the row again.
+// Should that fail, replay would meet the refused row again: it is logged.
+func (t *Table) consumed(r *dirtyset.Row, mark durable.Mark) {
+	j := t.f.cfg.Journal
+	if j == nil || r.MaxLSN == 0 {
+		return
+	}
+	err := t.withConn(func(ctx context.Context, pc *pconn) error {
+		_, err := pc.writer.WriteTx(ctx, pc.conn, nil, 1, j.CheckpointTx(mark, []*dirtyset.Row{r}))
+		return err
+	})
+	if err != nil {
+		t.f.log.Error("writeback: could not record a dead-lettered row as consumed; a recovery would replay it", "table", t.cfg.Name, "key", r.Key, "err", err)
+	}
+}
+
+// writeOnce is one transaction: rows grouped by shape, handed to the
+// dialect's writer, with the journal checkpoint of mark when there is a
+// journal.
+func (t *Table) writeOnce(b *dirtyset.Batch, rows []*dirtyset.Row, mark durable.Mark) error {
+	groups, members := groupRows(rows, t.set.Names())
+	var inTx func(dialect.Exec) error
+	if j := t.f.cfg.Journal; j != nil {
+		if cp := j.CheckpointTx(mark, rows); cp != nil || t.f.cfg.Hook != nil {
+			inTx = func(exec dialect.Exec) error {
+				t.f.hook("after-rows")
+				if cp != nil {
+					if err := cp(exec); err != nil {
+						return err
+					}
+				}
+				t.f.hook("before-commit")
+				return nil
+			}
+		}
+		t.f.hook("before-tx")
+	}
+	var noMatch [][]int
+	err := t.withConn(func(ctx context.Context, pc *pconn) error {
+		var err error
+		noMatch, err = pc.writer.WriteTx(ctx, pc.conn, groups, t.cfg.Batch, inTx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("writeback: flush %s: %w", t.cfg.Name, err)
+	}
+	if t.f.cfg.Journal != nil {
+		t.f.hook("after-commit")
+	}
+	b.Done(rows)
+	t.stats.flushes.Add(1)
+	t.stats.flushedRows.Add(int64(len(rows)))
+	for gi, idx := range noMatch {
+		for _, i := range idx {
+			t.stats.noMatch.Add(1)
+			t.deadLetter(members[gi][i], nil, true)
+		}
+	}
+	return nil
+}
+
+// deadLetter counts a row that did not take effect and hands it to OnDead.
+func (t *Table) deadLetter(r *dirtyset.Row, err error, noMatch bool) {
+	if !noMatch {
+		t.stats.deadLetters.Add(1)
+	}
+	if t.f.cfg.OnDead != nil {
+		t.f.cfg.OnDead(t, r, err, noMatch)
+	}
+}
+
+// resolveCommit asks the database, until it answers, whether the
+// transaction of cu committed. While the database is down it keeps asking,
+// with the table's backoff, and counts each failed attempt as a failure
+// (Status, log). Once Close has been asked for it gives up after the close
+// timeout and returns an error.
+func (t *Table) resolveCommit(cu *dialect.CommitUnknownError) (committed bool, err error) {
+	stop := t.f.stop
+	var giveUp <-chan time.Time
+	for {
+		var known bool
+		err = t.withConn(func(ctx context.Context, pc *pconn) error {
+			var err error
+			committed, known, err = cu.Resolve(ctx, pc.conn)
+			return err
+		})
+		if err == nil && known {
+			return committed, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("%w: the transaction is still in progress", cu)
+		}
+		t.noteFailure(err)
+		wait := time.NewTimer(max(0, time.Until(t.retryAt)))
+		select {
+		case <-wait.C:
+		case <-stop:
+			wait.Stop()
+			stop = nil // closing: keep asking until the close timeout
+			giveUp = time.After(t.f.cfg.CloseTimeout)
+		case <-giveUp:
+			wait.Stop()
+			return false, fmt.Errorf("%w: not resolved before the close timeout: %v", cu, err)
+		case <-t.f.ctx.Done():
+			wait.Stop()
+			return false, fmt.Errorf("%w: not resolved: %v", cu, err)
+		}
+	}
+}
+
+// groupRows groups rows by statement shape (operation, columns, deltas), in
+// order of first appearance, and returns for each group the rows it holds.
+//
+// rows are sorted by dirtyset.Compare. A key may have several rows (an
+// earlier failure, put back, and a newer row): the n-th row of a key goes
+// into a group of generation n, and generations are written in order, so the
+// older row's statements run first. One statement never carries a key twice
+// (a PostgreSQL UPDATE ... FROM unnest would apply only one of them).
+func groupRows(rows []*dirtyset.Row, names *dirtyset.Names) ([]*dialect.Group, [][]*dirtyset.Row) {
+	var g grouper
+	gen, lastGen := 0, 0
+	for i, r := range rows {
+		gen = 0
+		if i > 0 && rows[i-1].ID() == r.ID() {
+			gen = lastGen + 1
+		}
+		lastGen = gen
+		g.add(r, gen, names, len(rows))
+	}
+	return g.sorted()
+}
+
+// grouper collects rows into groups by generation and shape.
+type grouper struct {
+	groups  []*dialect.Group
+	members [][]*dirtyset.Row
+	shapes  []string
+	gens    []int // each group's generation
+	index   map[string]int
+	last    int
+	sb      strings.Builder
+}
+
+func (g *grouper) add(r *dirtyset.Row, gen int, names *dirtyset.Names, total int) {
+	if g.index == nil {
+		g.index, g.last = map[string]int{}, -1
+	}
+	// Rows mostly share one shape: compare with the last row's group
+	// before building the shape's key.
+	if g.last >= 0 && g.gens[g.last] == gen && dirtyset.SameShape(r, g.members[g.last][0]) {
+		g.groups[g.last].Rows = append(g.groups[g.last].Rows, r.Values())
+		g.members[g.last] = append(g.members[g.last], r)
+		return
+	}
+	key := g.shapeKey(r, gen)
+	gi, ok := g.index[key]
+	if !ok {
+		gi = len(g.groups)
+		g.index[key] = gi
+		g.shapes = append(g.shapes, key)
+		g.gens = append(g.gens, gen)
+		grp := &dialect.Group{Schema: names.Schema, Table: names.Table, Op: r.Op, Cols: r.Cols, KeyCols: names.KeyCols, Style: names.Style}
+		if len(g.groups) == 0 {
+			grp.Rows = make([][]any, 0, total) // rows mostly share one shape
+		}
+		if r.Op == dialect.Update {
+			grp.Delta = r.Delta
+		}
+		g.groups = append(g.groups, grp)
+		g.members = append(g.members, nil)
+	}
+	g.groups[gi].Rows = append(g.groups[gi].Rows, r.Values())
+	g.members[gi] = append(g.members[gi], r)
+	g.last = gi
+}
+
+// shapeKey is a row's group key; the generation leads it, so groups sort
+// by generation first.
+func (g *grouper) shapeKey(r *dirtyset.Row, gen int) string {
+	sb := &g.sb
+	sb.Reset()
+	sb.WriteByte(byte(gen >> 24))
+	sb.WriteByte(byte(gen >> 16))
+	sb.WriteByte(byte(gen >> 8))
+	sb.WriteByte(byte(gen))
+	sb.WriteByte(byte('0' + r.Op))
+	for i, c := range r.Cols {
+		sb.WriteByte(0)
+		sb.WriteString(c.Norm)
+		if r.Op == dialect.Update && r.Delta[i] {
+			sb.WriteByte('+')
+		}
+	}
+	return sb.String()
+}
+
+// sorted returns the groups in shape order (updates first), whatever order
+// rows came in, with their members.
+func (g *grouper) sorted() ([]*dialect.Group, [][]*dirtyset.Row) {
+	order := make([]int, len(g.groups))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(g.shapes[a], g.shapes[b]) })
+	groups := make([]*dialect.Group, len(g.groups))
+	members := make([][]*dirtyset.Row, len(g.groups))
+	for i, gi := range order {
+		groups[i], members[i] = g.groups[gi], g.members[gi]
+	}
+	return groups, members
+}
+
+// connectFailure is a failure to connect. It is always retried: whatever its
+// SQLSTATE (an authentication error while the server restarts, a database
+// not yet created), it says nothing about the rows, which must not be
+// dead-lettered for it.
+type connectFailure struct{ err error }
+
+func (e *connectFailure) Error() string { return "writeback: flusher connect: " + e.err.Error() }
+func (e *connectFailure) Unwrap() error { return e.err }
+
+// isTransient reports whether retrying the same rows may succeed.
+func isTransient(err error) bool {
+	var cp *durable.CheckpointError
+	var cf *connectFailure
+	if errors.As(err, &cp) || errors.As(err, &cf) {
+		return true
+	}
+	return dialect.ClassOf(err) != dialect.Permanent
+}
+
+// isConnError reports whether a flush connection should be replaced.
+func isConnError(err error) bool {
+	return errors.Is(err, driver.ErrBadConn) || dialect.ClassOf(err) == dialect.Connection
+}

@@ -1,0 +1,141 @@
+package writeback
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/writeback-go/writeback/internal/dialect"
+)
+
+// Option configures a Connector.
+type Option func(*config) error
+
+type config struct {
+	log            *slog.Logger
+	onDead         func(DeadLetter)
+	closeTimeout   time.Duration
+	deadFile       string
+	maxBufferBytes int64
+	dialect        dialect.Dialect // nil: detected from the base driver
+	flushConns     int             // 0: one per back table
+
+	// Test seams (crash tests): see withTestHooks.
+	hook         func(point string)
+	segmentBytes int64
+	compactEvery time.Duration
+}
+
+// withTestHooks sets the crash tests' seams: hook is called at the named
+// points of the flush-and-checkpoint protocol ("before-tx", "after-rows",
+// "before-commit", "after-commit") and of the journal ("journal:<point>");
+// segmentBytes and compactEvery shrink the journal's segments and the time
+// between compactions, so tests see segments compacted away.
+func withTestHooks(hook func(point string), segmentBytes int64, compactEvery time.Duration) Option {
+	return func(c *config) error {
+		c.hook, c.segmentBytes, c.compactEvery = hook, segmentBytes, compactEvery
+		return nil
+	}
+}
+
+// WithFlushConnections bounds the connections the flush workers open to the
+// base database at once (default: one per back table). With fewer
+// connections than back tables, tables of higher priority get the next free
+// connection first; a table whose flush is blocked holds its connection, so
+// keep the bound above the number of tables that may be slow at once.
+func WithFlushConnections(n int) Option {
+	return func(c *config) error {
+		if n <= 0 {
+			return fmt.Errorf("writeback: WithFlushConnections: %d is not positive", n)
+		}
+		c.flushConns = n
+		return nil
+	}
+}
+
+// WithDialect names the base database's dialect instead of detecting it from
+// the driver's package: "postgres", "sqlite" or "generic". Use it for drivers
+// that wrap pgx or go-sqlite3 (otelsql, sqlmw) and for PostgreSQL drivers
+// other than pgx (lib/pq), which are otherwise treated as generic: fewer
+// statement shapes buffered, one statement per row when flushing.
+func WithDialect(name string) Option {
+	return func(c *config) error {
+		d, err := dialect.ByName(name)
+		if err != nil {
+			return fmt.Errorf("writeback: WithDialect: %w", err)
+		}
+		c.dialect = d
+		return nil
+	}
+}
+
+// WithLogger sends the driver's logs (flush failures, UPDATEs that matched no
+// row, refused rows) to l instead of slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("writeback: WithLogger: nil logger")
+		}
+		c.log = l
+		return nil
+	}
+}
+
+// WithOnDeadLetter calls fn, from the flusher's goroutine, for every buffered
+// write that did not take effect: a row the database refused permanently, or
+// a flushed UPDATE that matched no row. fn must not block for long.
+func WithOnDeadLetter(fn func(DeadLetter)) Option {
+	return func(c *config) error {
+		if fn == nil {
+			return errors.New("writeback: WithOnDeadLetter: nil function")
+		}
+		c.onDead = fn
+		return nil
+	}
+}
+
+// WithDeadLetterFile appends every dead letter (see WithOnDeadLetter) to the
+// file at path as one JSON line, fsynced, so refused rows can be inspected
+// and replayed (ParseDeadLetter reads a line back; README "Dead-letter file"
+// gives the format). The file is opened, or created, by NewConnector and
+// closed by Close.
+func WithDeadLetterFile(path string) Option {
+	return func(c *config) error {
+		if path == "" {
+			return errors.New("writeback: WithDeadLetterFile: empty path")
+		}
+		c.deadFile = path
+		return nil
+	}
+}
+
+// DefaultCloseTimeout is how long Close keeps retrying a flush that fails
+// transiently before it gives up and reports what is left.
+const DefaultCloseTimeout = 30 * time.Second
+
+// WithCloseTimeout sets how long Close keeps retrying to flush what is
+// buffered (default DefaultCloseTimeout).
+func WithCloseTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("writeback: WithCloseTimeout: %s is not positive", d)
+		}
+		c.closeTimeout = d
+		return nil
+	}
+}
+
+// WithMaxBufferBytes bounds the approximate memory held by dirty rows not yet
+// committed, across all back tables (default DefaultMaxBufferBytes). A write
+// that would make a new row beyond it meets a full buffer and its table's
+// on_full decides; a write coalesced into an existing row is always taken.
+func WithMaxBufferBytes(n int64) Option {
+	return func(c *config) error {
+		if n <= 0 {
+			return fmt.Errorf("writeback: WithMaxBufferBytes: %d is not positive", n)
+		}
+		c.maxBufferBytes = n
+		return nil
+	}
+}
