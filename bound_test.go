@@ -96,7 +96,8 @@ func (b *boundConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.
 	if bt, ok := b.base.(driver.ConnBeginTx); ok {
 		return bt.BeginTx(ctx, opts)
 	}
-	return b.base.Begin() //nolint:staticcheck // fallback of a wrapper
+	//lint:ignore SA1019 fallback of a wrapper
+	return b.base.Begin()
 }
 
 type boundStmt struct {

@@ -192,7 +192,8 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	switch b := base.(type) {
 	case driver.ExecerContext:
 		res, err = b.ExecContext(ctx, query, args)
-	case driver.Execer: //nolint:staticcheck // the legacy interface is the fallback
+	//lint:ignore SA1019 the legacy interface is the fallback
+	case driver.Execer:
 		var vals []driver.Value
 		if vals, err = drivercall.NamedToValues(args); err == nil {
 			res, err = b.Exec(query, vals)
@@ -217,7 +218,8 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	switch b := base.(type) {
 	case driver.QueryerContext:
 		rows, err = b.QueryContext(ctx, query, args)
-	case driver.Queryer: //nolint:staticcheck // the legacy interface is the fallback
+	//lint:ignore SA1019 the legacy interface is the fallback
+	case driver.Queryer:
 		var vals []driver.Value
 		if vals, err = drivercall.NamedToValues(args); err == nil {
 			rows, err = b.Query(query, vals)

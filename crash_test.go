@@ -25,7 +25,7 @@ import (
 // writes counter deltas through writeback with a journal and prints every
 // write before it starts ("B g key delta") and after Exec acknowledged it
 // ("A g key delta"). The parent kills it with SIGKILL at a random instant, or
-// the child stops itself at a chosen step of the flush protocol (flushHook);
+// the child stops itself at a chosen step of the flush protocol (the withTestHooks option);
 // the parent then reopens writeback on the same journal (recovery) and checks
 // each counter: it must hold exactly its acknowledged deltas plus some subset
 // of the writes that were in flight (begun, not acknowledged).
@@ -38,7 +38,7 @@ const (
 	envRules    = "WB_RULES"    // rules file path
 	envWorkers  = "WB_WORKERS"  // writer goroutines
 	envKeys     = "WB_KEYS"     // counter keys
-	envHook     = "WB_HOOK"     // flushHook point to exit at
+	envHook     = "WB_HOOK"     // hook point to exit at
 	envHookN    = "WB_HOOK_N"   // ... on its n-th call
 	envSegBytes = "WB_SEGBYTES" // journal segment size (small: compaction removes files)
 	envMode     = "WB_MODE"     // "counter" (default) or "seq"

@@ -14,7 +14,7 @@
 // to a crash-safe local journal before it is acknowledged (ack: disk waits
 // for its fsync), each flush records in the database, in its own
 // transaction, which journal records it applied, and opening the connector
-// replays, exactly once, whatever the database lacks (durability.go).
+// replays, exactly once, whatever the database lacks (internal/durable).
 package writeback
 
 import (

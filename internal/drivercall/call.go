@@ -36,7 +36,8 @@ func BeginTx(ctx context.Context, c driver.Conn, opts driver.TxOptions) (driver.
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return c.Begin() //nolint:staticcheck // fallback for drivers without BeginTx
+	//lint:ignore SA1019 fallback for drivers without BeginTx
+	return c.Begin()
 }
 
 // StmtExec executes st with named arguments, converting them to values
@@ -52,7 +53,8 @@ func StmtExec(ctx context.Context, st driver.Stmt, args []driver.NamedValue) (dr
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return st.Exec(vals) //nolint:staticcheck // fallback for drivers without StmtExecContext
+	//lint:ignore SA1019 fallback for drivers without StmtExecContext
+	return st.Exec(vals)
 }
 
 // StmtQuery queries st with named arguments, converting them to values
@@ -68,7 +70,8 @@ func StmtQuery(ctx context.Context, st driver.Stmt, args []driver.NamedValue) (d
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return st.Query(vals) //nolint:staticcheck // fallback for drivers without StmtQueryContext
+	//lint:ignore SA1019 fallback for drivers without StmtQueryContext
+	return st.Query(vals)
 }
 
 // NamedToValues converts named arguments to positional values; a named

@@ -1,6 +1,7 @@
 package durable
 
 import (
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 // codecValues are values of every kind copyValue produces.
 func codecValues() []any {
 	return []any{
-		nil, int64(0), int64(-1 << 63), int64(1<<63 - 1), 3.25, -0.0, true, false,
+		nil, int64(0), int64(-1 << 63), int64(1<<63 - 1), 3.25, math.Copysign(0, -1), true, false,
 		"", "héllo\x00world", []byte{}, []byte{0, 1, 255},
 		time.Date(2024, 2, 29, 23, 59, 59, 123456789, time.UTC),
 		time.Date(2024, 2, 29, 23, 59, 59, 1, time.FixedZone("", 5*3600+1800)),
