@@ -118,6 +118,29 @@ type result struct {
 // dbFigures are what a plain sqlite3 connection reads from a database file.
 type dbFigures struct{ views, orders int64 }
 
+// setup is what prepare leaves in the temporary folder.
+type setup struct {
+	rulesPath          string // the rules file, with -maxloss applied
+	directDSN, backDSN string // the two SQLite databases, schema created
+}
+
+// directRun is the outcome of run (a): every view an autocommit UPDATE.
+type directRun struct {
+	res   result
+	after dbFigures // SQLite after the run
+}
+
+// writeBackRun is the outcome of run (b): the same workload through writeback.
+type writeBackRun struct {
+	res       result
+	oldest    time.Duration   // largest Stats.OldestAge seen while the workload ran
+	before    writeback.Stats // at the end of the workload, before the final Flush
+	figBefore dbFigures       // what SQLite holds before the final Flush
+	flushTime time.Duration   // how long the final Flush took
+	st        writeback.Stats // after the final Flush
+	after     dbFigures       // SQLite after the final Flush and Close
+}
+
 func run(ctx context.Context, o options, out io.Writer) (err error) {
 	dir, err := os.MkdirTemp("", "writeback-pageviews-")
 	if err != nil {
@@ -132,91 +155,114 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 			err = rmErr
 		}
 	}()
-	if strings.ContainsAny(dir, " \t") {
-		// The writeback DSN separates its fields with spaces; only dsn= may hold one.
-		return fmt.Errorf("temporary folder %q contains a space, which a rules= path cannot; set TMPDIR", dir)
-	}
-	rules, err := rulesText(o.maxLoss)
+	s, err := prepare(ctx, dir, o)
 	if err != nil {
 		return err
-	}
-	rulesPath := filepath.Join(dir, "writeback.yaml")
-	if err := os.WriteFile(rulesPath, []byte(rules), 0o644); err != nil {
-		return err
-	}
-	directDSN := "file:" + filepath.Join(dir, "direct.db") + "?" + sqliteParams
-	backDSN := "file:" + filepath.Join(dir, "writeback.db") + "?" + sqliteParams
-	for _, dsn := range []string{directDSN, backDSN} {
-		if err := createSchema(ctx, dsn, o.pages); err != nil {
-			return err
-		}
 	}
 
 	fmt.Fprintf(out, "pageviews: %d pages (Zipf s=%.1f), %d goroutines, %s per run, SQLite WAL synchronous=NORMAL, page_views max_loss %s\n",
 		o.pages, zipfS, o.goroutines, o.duration, o.maxLoss)
 
-	// (a) Directly on sqlite3: every view is an autocommit UPDATE.
-	direct, err := sql.Open("sqlite3", directDSN)
+	d, err := runDirect(ctx, o, s.directDSN)
 	if err != nil {
 		return err
 	}
+	b, err := runWriteBack(ctx, o, s.rulesPath, s.backDSN)
+	if err != nil {
+		return err
+	}
+	printReport(out, o, d, b)
+	return printChecks(out, d, b)
+}
+
+// prepare writes the rules file into dir and creates the two databases.
+func prepare(ctx context.Context, dir string, o options) (s setup, err error) {
+	if strings.ContainsAny(dir, " \t") {
+		// The writeback DSN separates its fields with spaces; only dsn= may hold one.
+		return s, fmt.Errorf("temporary folder %q contains a space, which a rules= path cannot; set TMPDIR", dir)
+	}
+	rules, err := rulesText(o.maxLoss)
+	if err != nil {
+		return s, err
+	}
+	s.rulesPath = filepath.Join(dir, "writeback.yaml")
+	if err := os.WriteFile(s.rulesPath, []byte(rules), 0o644); err != nil {
+		return s, err
+	}
+	s.directDSN = "file:" + filepath.Join(dir, "direct.db") + "?" + sqliteParams
+	s.backDSN = "file:" + filepath.Join(dir, "writeback.db") + "?" + sqliteParams
+	for _, dsn := range []string{s.directDSN, s.backDSN} {
+		if err := createSchema(ctx, dsn, o.pages); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// runDirect is run (a): the workload directly on sqlite3, every view an
+// autocommit UPDATE.
+func runDirect(ctx context.Context, o options, dsn string) (d directRun, err error) {
+	direct, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return d, err
+	}
 	poolFor(direct, o)
-	dres, err := workload(ctx, direct, o, nil)
+	d.res, err = workload(ctx, direct, o, nil)
 	if cerr := direct.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("direct run: %w", err)
+		return d, fmt.Errorf("direct run: %w", err)
 	}
-	dAfter, err := readFigures(ctx, directDSN)
-	if err != nil {
-		return err
-	}
+	d.after, err = readFigures(ctx, dsn)
+	return d, err
+}
 
-	// (b) The same workload through writeback, page_views buffered.
-	wb, err := sql.Open("writeback", "driver=sqlite3 rules="+rulesPath+" dsn="+backDSN)
+// runWriteBack is run (b): the same workload through writeback, page_views
+// buffered, followed by a final Flush and Close.
+func runWriteBack(ctx context.Context, o options, rulesPath, dsn string) (b writeBackRun, err error) {
+	wb, err := sql.Open("writeback", "driver=sqlite3 rules="+rulesPath+" dsn="+dsn)
 	if err != nil {
-		return err
+		return b, err
 	}
 	defer wb.Close() // flushes what is left if we return early
 	poolFor(wb, o)
 	var oldest atomic.Int64 // largest Stats.OldestAge seen while the workload ran
-	bres, err := workload(ctx, wb, o, func() {
+	b.res, err = workload(ctx, wb, o, func() {
 		if st, err := writeback.StatsOf(wb); err == nil && int64(st.OldestAge) > oldest.Load() {
 			oldest.Store(int64(st.OldestAge))
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("write-back run: %w", err)
+		return b, fmt.Errorf("write-back run: %w", err)
 	}
-	before, err := writeback.StatsOf(wb)
-	if err != nil {
-		return err
+	b.oldest = time.Duration(oldest.Load())
+	if b.before, err = writeback.StatsOf(wb); err != nil {
+		return b, err
 	}
-	bBefore, err := readFigures(ctx, backDSN) // what SQLite holds before the final Flush
-	if err != nil {
-		return err
+	if b.figBefore, err = readFigures(ctx, dsn); err != nil {
+		return b, err
 	}
 	t0 := time.Now()
 	if err := writeback.Flush(ctx, wb); err != nil {
-		return fmt.Errorf("final Flush: %w", err)
+		return b, fmt.Errorf("final Flush: %w", err)
 	}
-	flushTime := time.Since(t0)
-	st, err := writeback.StatsOf(wb)
-	if err != nil {
-		return err
+	b.flushTime = time.Since(t0)
+	if b.st, err = writeback.StatsOf(wb); err != nil {
+		return b, err
 	}
 	if err := wb.Close(); err != nil {
-		return fmt.Errorf("closing the write-back database: %w", err)
+		return b, fmt.Errorf("closing the write-back database: %w", err)
 	}
-	bAfter, err := readFigures(ctx, backDSN)
-	if err != nil {
-		return err
-	}
+	b.after, err = readFigures(ctx, dsn)
+	return b, err
+}
 
-	// The report.
+// printReport writes the table comparing the two runs.
+func printReport(out io.Writer, o options, d directRun, b writeBackRun) {
+	dres, bres, st := d.res, b.res, b.st
 	dRate := float64(dres.views) / dres.elapsed.Seconds()
-	bRate := float64(bres.views) / (bres.elapsed + flushTime).Seconds()
+	bRate := float64(bres.views) / (bres.elapsed + b.flushTime).Seconds()
 	w := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	w("%-36s %14s %14s", "", "direct", "write-back")
 	w("%-36s %14s %14s", "page view UPDATEs acknowledged", num(dres.views), num(bres.views))
@@ -229,10 +275,17 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		num(dres.views), num(st.Flushes), float64(st.FlushedRows)/float64(max(st.Flushes, 1)))
 	w("%-36s %14s %14s   (write-through; 1 goroutine, at most one per %s)", "orders INSERTs acknowledged", num(dres.orders), num(bres.orders), orderInterval)
 	w("write-back at end of run, before Flush: orders in SQLite %s/%s acknowledged; page_views views in SQLite %s/%s, dirty rows %s",
-		num(bBefore.orders), num(bres.orders), num(bBefore.views), num(bres.views), num(int64(before.Dirty)))
+		num(b.figBefore.orders), num(bres.orders), num(b.figBefore.views), num(bres.views), num(int64(b.before.Dirty)))
 	w("write-back durability lag: oldest dirty row seen %s (max_loss %s); final Flush %s",
-		time.Duration(oldest.Load()).Round(time.Millisecond), o.maxLoss, flushTime.Round(10*time.Microsecond))
+		b.oldest.Round(time.Millisecond), o.maxLoss, b.flushTime.Round(10*time.Microsecond))
+}
 
+// printChecks writes the two check lines and returns an error naming every
+// figure in SQLite or in writeback's Stats that disagrees with what was
+// acknowledged to the application.
+func printChecks(out io.Writer, d directRun, b writeBackRun) error {
+	dres, dAfter, bres, bAfter, st := d.res, d.after, b.res, b.after, b.st
+	w := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	var failures []string
 	check := func(name string, got, want int64) string {
 		if got != want {
@@ -247,7 +300,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	w("check write-back: SUM(views) after Flush %s = acknowledged %s %s; orders %s = %s %s (before Flush: %s)",
 		num(bAfter.views), num(bres.views), check("write-back SUM(views) after Flush", bAfter.views, bres.views),
 		num(bAfter.orders), num(bres.orders), check("write-back orders", bAfter.orders, bres.orders),
-		check("write-back orders before Flush", bBefore.orders, bres.orders))
+		check("write-back orders before Flush", b.figBefore.orders, bres.orders))
 	if st.Buffered+st.PassedThrough != bres.views {
 		failures = append(failures, fmt.Sprintf("Stats: Buffered %d + PassedThrough %d != %d acknowledged UPDATEs",
 			st.Buffered, st.PassedThrough, bres.views))
@@ -311,6 +364,20 @@ func readFigures(ctx context.Context, dsn string) (f dbFigures, err error) {
 	return f, err
 }
 
+// runState is what the goroutines of one workload share: the flag that stops
+// them and the first error one of them met.
+type runState struct {
+	stop     atomic.Bool
+	errOnce  sync.Once
+	firstErr error
+}
+
+// fail records err if it is the first error and stops the run.
+func (s *runState) fail(err error) {
+	s.errOnce.Do(func() { s.firstErr = err })
+	s.stop.Store(true)
+}
+
 // workload runs o.goroutines page-view counters and one order writer on db
 // for o.duration, calling sample (when not nil) every 10ms meanwhile. It
 // stops at the first error and returns it.
@@ -318,83 +385,96 @@ func workload(ctx context.Context, db *sql.DB, o options, sample func()) (result
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	var (
-		stop          atomic.Bool
+		s             runState
 		views, orders atomic.Int64
-		errOnce       sync.Once
-		firstErr      error
 		wg            sync.WaitGroup
 	)
-	fail := func(err error) {
-		errOnce.Do(func() { firstErr = err })
-		stop.Store(true)
-	}
 	start := time.Now()
-	go func() { <-ctx.Done(); stop.Store(true) }()
+	go func() { <-ctx.Done(); s.stop.Store(true) }()
 	for g := range o.goroutines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// The same seeds in both runs: the same sequence of pages.
-			zipf := rand.NewZipf(rand.New(rand.NewPCG(1, uint64(g))), zipfS, 1, uint64(o.pages-1))
-			var n int64
-			for !stop.Load() {
-				page := int64(zipf.Uint64()) + 1
-				// A fresh context: stopping the run must not fail an UPDATE in flight.
-				if _, err := db.ExecContext(context.Background(), `UPDATE page_views SET views = views + 1 WHERE page_id = ?`, page); err != nil {
-					fail(fmt.Errorf("UPDATE page_views (page %d): %w", page, err))
-					break
-				}
-				n++
-			}
-			views.Add(n)
+			views.Add(countViews(db, o, g, &s))
 		}()
 	}
 	wg.Add(1)
-	go func() { // checkout traffic: a write-through table
+	go func() {
 		defer wg.Done()
-		tick := time.NewTicker(orderInterval)
-		defer tick.Stop()
-		r := rand.New(rand.NewPCG(2, 0))
-		for !stop.Load() {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			if _, err := db.ExecContext(context.Background(), `INSERT INTO orders (page_id, amount_cents) VALUES (?, ?)`,
-				1+r.IntN(o.pages), 100+r.IntN(10000)); err != nil {
-				fail(fmt.Errorf("INSERT INTO orders: %w", err))
-				return
-			}
-			orders.Add(1)
-		}
+		writeOrders(ctx, db, o, &s, &orders)
 	}()
 	if sample != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			for !stop.Load() {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-					sample()
-				}
-			}
+			sampleEvery(ctx, 10*time.Millisecond, &s, sample)
 		}()
 	}
 	wg.Wait()
 	res := result{views: views.Load(), orders: orders.Load(), elapsed: time.Since(start)}
-	if firstErr != nil {
-		return res, firstErr
+	if s.firstErr != nil {
+		return res, s.firstErr
 	}
 	// The run's own timeout ends it; a parent's cancellation (Ctrl-C) is an error.
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return res, err
 	}
 	return res, nil
+}
+
+// countViews is page-view counter number g: it UPDATEs page_views, one view
+// of a Zipf-distributed page at a time, until the run stops, and returns how
+// many UPDATEs returned no error.
+func countViews(db *sql.DB, o options, g int, s *runState) int64 {
+	// The same seeds in both runs: the same sequence of pages.
+	zipf := rand.NewZipf(rand.New(rand.NewPCG(1, uint64(g))), zipfS, 1, uint64(o.pages-1))
+	var n int64
+	for !s.stop.Load() {
+		page := int64(zipf.Uint64()) + 1
+		// A fresh context: stopping the run must not fail an UPDATE in flight.
+		if _, err := db.ExecContext(context.Background(), `UPDATE page_views SET views = views + 1 WHERE page_id = ?`, page); err != nil {
+			s.fail(fmt.Errorf("UPDATE page_views (page %d): %w", page, err))
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// writeOrders is the checkout traffic on a write-through table: at most one
+// INSERT INTO orders per orderInterval until the run stops, each counted in
+// orders once it returns no error.
+func writeOrders(ctx context.Context, db *sql.DB, o options, s *runState, orders *atomic.Int64) {
+	tick := time.NewTicker(orderInterval)
+	defer tick.Stop()
+	r := rand.New(rand.NewPCG(2, 0))
+	for !s.stop.Load() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if _, err := db.ExecContext(context.Background(), `INSERT INTO orders (page_id, amount_cents) VALUES (?, ?)`,
+			1+r.IntN(o.pages), 100+r.IntN(10000)); err != nil {
+			s.fail(fmt.Errorf("INSERT INTO orders: %w", err))
+			return
+		}
+		orders.Add(1)
+	}
+}
+
+// sampleEvery calls sample every interval until the run stops.
+func sampleEvery(ctx context.Context, interval time.Duration, s *runState, sample func()) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for !s.stop.Load() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			sample()
+		}
+	}
 }
 
 // num formats n with thousands separators.
