@@ -176,7 +176,52 @@ type TableRule struct {
 	Reads    ReadPolicy
 	Ack      AckLevel
 	OnFull   OnFull
-	Line     int // line of the table's entry in the rules file
+	// Allow lists the schema features of a back table the rule accepts
+	// although they can make buffered writes differ from direct execution
+	// (see Allowance); the connector refuses to open on any other.
+	Allow Allowance
+	Line  int // line of the table's entry in the rules file
+}
+
+// Allowance is a set of schema features a back table's rule accepts. Without
+// them, a connector refuses to open on a back table that has the feature,
+// because buffering can then differ from direct execution:
+//
+//   - AllowTriggers: triggers run at flush time, in key order, once per
+//     coalesced row rather than once per statement.
+//   - AllowForeignKeys: a foreign key (from or to the table) is checked at
+//     flush time; rows flushed in key order may meet a constraint in another
+//     order than the program's, and the error arrives as a dead letter.
+//   - AllowUnique: a unique constraint other than the key is checked at
+//     flush time, in key order: a swap of values between rows can fail, as a
+//     dead letter, where the program's order would have succeeded.
+//   - AllowCheck: a CHECK constraint fails at flush time, as a dead letter,
+//     not at Exec.
+//   - AllowDefaults: a default drawn from a sequence or a volatile function
+//     on a non-key column is evaluated at flush time and in key order.
+type Allowance uint8
+
+const (
+	AllowTriggers Allowance = 1 << iota
+	AllowForeignKeys
+	AllowUnique
+	AllowCheck
+	AllowDefaults
+)
+
+// allowNames are the rules file's spellings of the Allowance bits, in order.
+var allowNames = []string{"triggers", "foreign_keys", "unique", "check", "defaults"}
+
+// String lists the allowed features as the rules file spells them, e.g.
+// "[triggers unique]".
+func (a Allowance) String() string {
+	var names []string
+	for i, n := range allowNames {
+		if a&(1<<i) != 0 {
+			names = append(names, n)
+		}
+	}
+	return "[" + strings.Join(names, " ") + "]"
 }
 
 // maxBatch is the largest batch a table rule may ask for.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -194,5 +195,31 @@ func TestNewConnectorHandBuiltRules(t *testing.T) {
 	var views int
 	if err := db.QueryRow("SELECT views FROM page_views WHERE page_id = 1").Scan(&views); err != nil || views != 1 {
 		t.Errorf("views = %d, %v; want 1", views, err)
+	}
+}
+
+func TestRulesAllow(t *testing.T) {
+	r := mustRules(t, `
+tables:
+  counters:
+    mode: back
+    key: [id]
+    allow: [unique, triggers]
+`)
+	if got := r.Tables["counters"].Allow; got != AllowUnique|AllowTriggers {
+		t.Fatalf("Allow = %s, want [triggers unique]", got)
+	}
+	if s := (AllowUnique | AllowTriggers).String(); s != "[triggers unique]" {
+		t.Errorf("String() = %q", s)
+	}
+	for _, c := range []struct{ yaml, want string }{
+		{"    allow: [speed]", `test.yaml:6: tables.counters.allow: "speed" is not one of triggers, foreign_keys, unique, check, defaults`},
+		{"    allow: [check, check]", "test.yaml:6: tables.counters.allow: check is listed twice"},
+		{"    allow: check", "test.yaml:6: tables.counters.allow: want a list of triggers, foreign_keys, unique, check, defaults, not \"check\""},
+	} {
+		_, err := ParseRules([]byte("\ntables:\n  counters:\n    mode: back\n    key: [id]\n"+c.yaml+"\n"), "test.yaml")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want it to contain %q", c.yaml, err, c.want)
+		}
 	}
 }

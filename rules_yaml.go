@@ -379,7 +379,7 @@ func (p *rulesParser) tables(e *yamlEntry, r *Rules) error {
 }
 
 // ruleTableFields lists a table's fields, for messages.
-const ruleTableFields = "mode, key, max_loss, batch, max_dirty, priority, reads, ack, on_full"
+const ruleTableFields = "mode, key, max_loss, batch, max_dirty, priority, reads, ack, on_full, allow"
 
 // table parses one table's rule.
 func (p *rulesParser) table(te yamlEntry, name string, haveJournal bool) (*TableRule, error) {
@@ -427,6 +427,8 @@ func (p *rulesParser) table(te yamlEntry, name string, haveJournal bool) (*Table
 		case "on_full":
 			i, err = p.enum(f.val, fw, "block", "through", "error")
 			t.OnFull = [...]OnFull{FullBlock, FullThrough, FullError}[i]
+		case "allow":
+			t.Allow, err = p.allowance(f.val, fw)
 		default:
 			return nil, p.errAt(f.key.Line, where, "unknown field %q (want %s)", f.name, ruleTableFields)
 		}
@@ -443,6 +445,33 @@ func (p *rulesParser) table(te yamlEntry, name string, haveJournal bool) (*Table
 		return nil, p.errAt(ackLine, where+".ack", "disk needs a journal section")
 	}
 	return t, nil
+}
+
+// allowance parses allow: a list of the features in allowNames.
+func (p *rulesParser) allowance(v *yaml.Node, where string) (Allowance, error) {
+	want := "a list of " + strings.Join(allowNames, ", ")
+	n, err := p.deref(v, where)
+	if err != nil {
+		return 0, err
+	}
+	if n.Kind != yaml.SequenceNode {
+		return 0, p.errAt(v.Line, where, "want %s, not %s", want, yamlKindOf(n))
+	}
+	if p.budget -= len(n.Content); p.budget < 0 {
+		return 0, p.errAt(v.Line, where, "too many entries in the file")
+	}
+	var a Allowance
+	for _, item := range n.Content {
+		i, err := p.enum(item, where, allowNames...)
+		if err != nil {
+			return 0, err
+		}
+		if a&(1<<i) != 0 {
+			return 0, p.errAt(item.Line, where, "%s is listed twice", allowNames[i])
+		}
+		a |= 1 << i
+	}
+	return a, nil
 }
 
 // rulesMaxInt is the largest int.
