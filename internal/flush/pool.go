@@ -66,7 +66,11 @@ func (p *pool) get(ctx context.Context, prio int) (*pconn, error) {
 		case <-w.ch:
 		case <-ctx.Done():
 			p.mu.Lock()
-			p.removeWaiter(w)
+			if !p.removeWaiter(w) {
+				// Woken as the context ended: pass the turn on, or the
+				// next waiter sleeps beside a free connection.
+				p.wakeLocked()
+			}
 			p.mu.Unlock()
 			return nil, ctx.Err()
 		}
@@ -117,13 +121,16 @@ func (p *pool) wakeLocked() {
 	close(w.ch)
 }
 
-func (p *pool) removeWaiter(w *waiter) {
+// removeWaiter takes w off the queue; false when it was no longer queued
+// (already woken).
+func (p *pool) removeWaiter(w *waiter) bool {
 	for i, x := range p.waiters {
 		if x == w {
 			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // close closes the idle connections; those in use are closed when put back.

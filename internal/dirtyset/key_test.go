@@ -1,0 +1,141 @@
+package dirtyset
+
+import (
+	"math"
+	"strconv"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestMakeIDAndKeyText(t *testing.T) {
+	if MakeID([]any{int64(42)}) != MakeID([]any{int64(42)}) {
+		t.Error("MakeID is not deterministic for an int key")
+	}
+	if MakeID([]any{int64(1)}) == MakeID([]any{int64(2)}) {
+		t.Error("int keys 1 and 2 share an ID")
+	}
+	if MakeID([]any{"a"}) == MakeID([]any{"b"}) || MakeID([]any{"a"}) != MakeID([]any{"a"}) {
+		t.Error("single string keys not identified by their text")
+	}
+	// Composite keys whose parts concatenate alike stay distinct.
+	distinct := [][]any{
+		{"a", "b"},
+		{"ab", ""},
+		{"", "ab"},
+		{"a", "b", ""},
+		{int64(1), "a"},
+		{int64(1), "b"},
+		{int64(2), "a"},
+		{"a", int64(1)},
+		{int64(-1), int64(1)},
+		{int64(1), int64(-1)},
+		{int64(math.MinInt64), int64(math.MaxInt64)},
+	}
+	ids := map[ID][]any{}
+	texts := map[string][]any{}
+	for _, k := range distinct {
+		id := MakeID(k)
+		if prev, dup := ids[id]; dup {
+			t.Errorf("keys %v and %v share an ID", prev, k)
+		}
+		ids[id] = k
+		txt := KeyText(k)
+		if prev, dup := texts[txt]; dup {
+			t.Errorf("keys %v and %v share the key text %q", prev, k, txt)
+		}
+		texts[txt] = k
+		if !utf8.ValidString(txt) {
+			t.Errorf("KeyText(%v) = %q is not valid UTF-8", k, txt)
+		}
+		for i := 0; i < len(txt); i++ {
+			if txt[i] == 0 {
+				t.Errorf("KeyText(%v) = %q holds a NUL byte", k, txt)
+			}
+		}
+		if MakeID(k) != id || KeyText(k) != txt {
+			t.Errorf("MakeID/KeyText of %v not deterministic", k)
+		}
+	}
+
+	// A single int key is its decimal text.
+	for _, i := range []int64{0, 7, -12, math.MaxInt64, math.MinInt64} {
+		if got := KeyText([]any{i}); got != strconv.FormatInt(i, 10) {
+			t.Errorf("KeyText(%d) = %q, want %q", i, got, strconv.FormatInt(i, 10))
+		}
+	}
+	// A single string key is its quoted text, whatever bytes it holds.
+	for _, s := range []string{"abc", "", "a\x00b", "\xff", `"q"`} {
+		got := KeyText([]any{s})
+		back, err := strconv.Unquote(got)
+		if err != nil || back != s {
+			t.Errorf("KeyText(%q) = %q, which does not unquote to the key (%v)", s, got, err)
+		}
+		if !utf8.ValidString(got) {
+			t.Errorf("KeyText(%q) = %q is not valid UTF-8", s, got)
+		}
+	}
+	if KeyText([]any{"12"}) == KeyText([]any{int64(12)}) {
+		t.Error(`string key "12" and int key 12 have the same key text`)
+	}
+	r := &Row{Key: []any{int64(5)}}
+	if r.KeyText() != "5" {
+		t.Errorf("Row.KeyText() = %q, want 5", r.KeyText())
+	}
+}
+
+func TestKindOfKeyAndKeysValid(t *testing.T) {
+	cases := []struct {
+		v    any
+		kind KeyKind
+	}{
+		{int64(1), KeyInt},
+		{"x", KeyString},
+		{int32(1), KeyNone},
+		{1, KeyNone},
+		{1.5, KeyNone},
+		{[]byte("x"), KeyNone},
+		{nil, KeyNone},
+	}
+	for _, c := range cases {
+		if got := KindOfKey(c.v); got != c.kind {
+			t.Errorf("KindOfKey(%#v) = %d, want %d", c.v, got, c.kind)
+		}
+	}
+	if !KeysValid([]any{int64(1), "a"}) {
+		t.Error("KeysValid(int64, string) = false")
+	}
+	if KeysValid([]any{int64(1), nil}) || KeysValid(nil) {
+		t.Error("KeysValid accepts a NULL key or no key")
+	}
+}
+
+func TestCompositeKeyRows(t *testing.T) {
+	tb := newTable(64)
+	up := func(k []any, v int64) {
+		t.Helper()
+		out, _ := tb.Update(k, []Change{add("n", v)}, testNames(), nil, false)
+		mustBuffer(t, out)
+	}
+	up([]any{"a", "b"}, 1)
+	up([]any{"ab", ""}, 10)
+	up([]any{"a", "b"}, 2)
+	b := tb.Take(true)
+	if len(b.Rows) != 2 {
+		t.Fatalf("took %d rows, want 2", len(b.Rows))
+	}
+	for _, r := range b.Rows {
+		want := int64(3)
+		if r.Key[0] == "ab" {
+			want = 10
+		}
+		wantCol(t, r, "n", want, true)
+		if r.ID() != MakeID(r.Key) {
+			t.Errorf("row %v: ID() differs from MakeID of its key", r.Key)
+		}
+		if got := r.Values(); len(got) != 3 || got[1] != r.Key[0] || got[2] != r.Key[1] {
+			t.Errorf("Values() = %v, want the value then both key parts", got)
+		}
+	}
+	b.Done(b.Rows)
+	b.Release()
+}
