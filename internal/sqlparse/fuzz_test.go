@@ -68,17 +68,35 @@ func checkClassify(t *testing.T, q string, sqlite bool) {
 		t.Fatalf("classify(%q, %v) = nil", q, sqlite)
 	}
 	checkClassifiedInvariants(t, q, sqlite, c)
+	toks, comments, ambComment := relex(q, sqlite)
+	checkFirstWordAndNames(t, q, sqlite, c, toks)
 
-	// Re-lex independently of classify: comments, the first word, and every
-	// identifier, which names must hold.
+	if ambComment || !utf8.ValidString(q) || strings.IndexByte(q, 0) >= 0 {
+		// Such a comment, or bytes a database rejects anywhere in the
+		// text, rightly make the statement unsafe whatever is removed.
+		return
+	}
+	checkMetamorphic(t, q, sqlite, c, toks, comments)
+
+	// Round trip: canonical SQL written from the result means the same.
+	if c.Kind != Other {
+		canon := classifiedSQL(c)
+		c2 := Classify(canon, sqlite)
+		c2.Names, c2.BeginsTx, c2.EndsTx = c.Names, c.BeginsTx, c.EndsTx
+		if !reflect.DeepEqual(c, c2) {
+			t.Fatalf("round trip differs:\n%q -> %s %+v\n%q -> %s %+v", q, describeClassified(c), c, canon, describeClassified(c2), c2)
+		}
+	}
+}
+
+// relex lexes q independently of classify: the tokens without comments,
+// the comments, and whether any comment is ambiguous.
+func relex(q string, sqlite bool) (toks, comments []token, ambComment bool) {
 	lx := lexer{s: q, sqlite: sqlite}
-	var toks []token
-	var comments []token
-	ambComment := false
 	for {
 		tok := lx.next()
 		if tok.kind == tkEOF {
-			break
+			return toks, comments, ambComment
 		}
 		if tok.kind == tkComment {
 			comments = append(comments, tok)
@@ -87,6 +105,13 @@ func checkClassify(t *testing.T, q string, sqlite bool) {
 		}
 		toks = append(toks, tok)
 	}
+}
+
+// checkFirstWordAndNames checks, against the re-lexed tokens, that a
+// bufferable statement starts with its kind's keyword and that names hold
+// every identifier.
+func checkFirstWordAndNames(t *testing.T, q string, sqlite bool, c *Statement, toks []token) {
+	t.Helper()
 	first := ""
 	if len(toks) > 0 && toks[0].kind == tkIdent {
 		first = q[toks[0].start:toks[0].end]
@@ -119,12 +144,12 @@ func checkClassify(t *testing.T, q string, sqlite bool) {
 			t.Fatalf("classify(%q, %v): names %q lack identifier %q", q, sqlite, c.Names, n)
 		}
 	}
+}
 
-	if ambComment || !utf8.ValidString(q) || strings.IndexByte(q, 0) >= 0 {
-		// Such a comment, or bytes a database rejects anywhere in the
-		// text, rightly make the statement unsafe whatever is removed.
-		return
-	}
+// checkMetamorphic checks that replacing clean comments by a space, or
+// re-spacing the tokens, does not change the classification.
+func checkMetamorphic(t *testing.T, q string, sqlite bool, c *Statement, toks, comments []token) {
+	t.Helper()
 	// Metamorphic: a clean comment is just a separator.
 	if len(comments) > 0 {
 		var b strings.Builder
@@ -147,16 +172,6 @@ func checkClassify(t *testing.T, q string, sqlite bool) {
 	spaced := strings.Join(parts, " ")
 	if c2 := Classify(spaced, sqlite); !reflect.DeepEqual(c, c2) {
 		t.Fatalf("spacing matters:\n%q -> %s %+v\n%q -> %s %+v", q, describeClassified(c), c, spaced, describeClassified(c2), c2)
-	}
-
-	// Round trip: canonical SQL written from the result means the same.
-	if c.Kind != Other {
-		canon := classifiedSQL(c)
-		c2 := Classify(canon, sqlite)
-		c2.Names, c2.BeginsTx, c2.EndsTx = c.Names, c.BeginsTx, c.EndsTx
-		if !reflect.DeepEqual(c, c2) {
-			t.Fatalf("round trip differs:\n%q -> %s %+v\n%q -> %s %+v", q, describeClassified(c), c, canon, describeClassified(c2), c2)
-		}
 	}
 }
 
@@ -208,69 +223,12 @@ func checkClassifiedInvariants(t *testing.T, q string, sqlite bool, c *Statement
 			fail("identifier %+v quoted wrongly", id)
 		}
 	}
+	sc := shapeCheck{t: t, fail: fail, val: checkVal, ident: checkIdent}
 	switch c.Kind {
 	case Update:
-		if len(c.Sets) == 0 || len(c.Where) == 0 || c.Cols != nil || c.Rows != nil {
-			fail("update shape")
-		}
-		checkIdent(c.Table)
-		for i, s := range c.Sets {
-			checkIdent(s.Col)
-			checkVal(s.Val)
-			if s.Delta < -1 || s.Delta > 1 {
-				fail("delta %d", s.Delta)
-			}
-			if s.Delta != 0 && s.Val.IsLit {
-				if _, ok := s.Val.Lit.(int64); !ok {
-					if _, ok := s.Val.Lit.(string); !ok {
-						fail("non-numeric delta %v", s.Val.Lit)
-					}
-				}
-			}
-			for _, o := range c.Sets[:i] {
-				if strings.EqualFold(o.Col.Norm, s.Col.Norm) {
-					fail("column %q set twice", s.Col.Norm)
-				}
-			}
-			for _, w := range c.Where {
-				if strings.EqualFold(w.Col.Norm, s.Col.Norm) {
-					fail("column %q in SET and WHERE", s.Col.Norm)
-				}
-			}
-		}
-		for i, w := range c.Where {
-			checkIdent(w.Col)
-			checkVal(w.Val)
-			if w.Val.IsLit && w.Val.Lit == nil {
-				fail("WHERE k = NULL")
-			}
-			for _, o := range c.Where[:i] {
-				if strings.EqualFold(o.Col.Norm, w.Col.Norm) {
-					fail("key %q twice", w.Col.Norm)
-				}
-			}
-		}
+		sc.update(c)
 	case Insert:
-		if len(c.Cols) == 0 || len(c.Rows) == 0 || c.Sets != nil || c.Where != nil {
-			fail("insert shape")
-		}
-		checkIdent(c.Table)
-		for i, col := range c.Cols {
-			checkIdent(col)
-			for _, o := range c.Cols[:i] {
-				if strings.EqualFold(o.Norm, col.Norm) {
-					fail("column %q twice", col.Norm)
-				}
-			}
-		}
-		for _, r := range c.Rows {
-			if len(r) != len(c.Cols) {
-				fail("row of %d values for %d columns", len(r), len(c.Cols))
-			}
-			for _, v := range r {
-				checkVal(v)
-			}
-		}
+		sc.insert(c)
 	default:
 		if c.Schema != nil || c.Table != (Ident{}) || c.Sets != nil || c.Where != nil || c.Cols != nil || c.Rows != nil {
 			fail("Other with shape fields")
@@ -283,6 +241,88 @@ func checkClassifiedInvariants(t *testing.T, q string, sqlite bool, c *Statement
 	// Every placeholder of a bufferable statement is an operand.
 	if maxOrd != c.NumParams {
 		fail("largest ordinal %d, numParams %d", maxOrd, c.NumParams)
+	}
+}
+
+// shapeCheck holds the checks checkClassifiedInvariants shares with its
+// per-kind shape checks.
+type shapeCheck struct {
+	t     *testing.T
+	fail  func(format string, args ...any)
+	val   func(Operand)
+	ident func(Ident)
+}
+
+// update checks an Update's shape: SET and WHERE lists, deltas numeric, no
+// column twice, no key also set.
+func (k shapeCheck) update(c *Statement) {
+	k.t.Helper()
+	fail, checkVal, checkIdent := k.fail, k.val, k.ident
+	if len(c.Sets) == 0 || len(c.Where) == 0 || c.Cols != nil || c.Rows != nil {
+		fail("update shape")
+	}
+	checkIdent(c.Table)
+	for i, s := range c.Sets {
+		checkIdent(s.Col)
+		checkVal(s.Val)
+		if s.Delta < -1 || s.Delta > 1 {
+			fail("delta %d", s.Delta)
+		}
+		if s.Delta != 0 && s.Val.IsLit {
+			if _, ok := s.Val.Lit.(int64); !ok {
+				if _, ok := s.Val.Lit.(string); !ok {
+					fail("non-numeric delta %v", s.Val.Lit)
+				}
+			}
+		}
+		for _, o := range c.Sets[:i] {
+			if strings.EqualFold(o.Col.Norm, s.Col.Norm) {
+				fail("column %q set twice", s.Col.Norm)
+			}
+		}
+		for _, w := range c.Where {
+			if strings.EqualFold(w.Col.Norm, s.Col.Norm) {
+				fail("column %q in SET and WHERE", s.Col.Norm)
+			}
+		}
+	}
+	for i, w := range c.Where {
+		checkIdent(w.Col)
+		checkVal(w.Val)
+		if w.Val.IsLit && w.Val.Lit == nil {
+			fail("WHERE k = NULL")
+		}
+		for _, o := range c.Where[:i] {
+			if strings.EqualFold(o.Col.Norm, w.Col.Norm) {
+				fail("key %q twice", w.Col.Norm)
+			}
+		}
+	}
+}
+
+// insert checks an Insert's shape: distinct columns, full rows.
+func (k shapeCheck) insert(c *Statement) {
+	k.t.Helper()
+	fail, checkVal, checkIdent := k.fail, k.val, k.ident
+	if len(c.Cols) == 0 || len(c.Rows) == 0 || c.Sets != nil || c.Where != nil {
+		fail("insert shape")
+	}
+	checkIdent(c.Table)
+	for i, col := range c.Cols {
+		checkIdent(col)
+		for _, o := range c.Cols[:i] {
+			if strings.EqualFold(o.Norm, col.Norm) {
+				fail("column %q twice", col.Norm)
+			}
+		}
+	}
+	for _, r := range c.Rows {
+		if len(r) != len(c.Cols) {
+			fail("row of %d values for %d columns", len(r), len(c.Cols))
+		}
+		for _, v := range r {
+			checkVal(v)
+		}
 	}
 }
 

@@ -82,7 +82,11 @@ func isIdentStart(c byte) bool {
 
 func isIdentChar(c byte) bool { return isIdentStart(c) || isDigit(c) || c == '$' }
 
-// next returns the next token, comments included.
+// next returns the next token, comments included. It dispatches on the
+// first byte; identifiers and operators, most of any statement, are lexed
+// here, the rarer forms by the lex* helpers below. Each helper is given the
+// token starting at t.start, sets its kind (and amb, form, num) and returns
+// its end; t is passed by pointer so the hot loop copies no token.
 func (l *lexer) next() token {
 	s := l.s
 	i := l.pos
@@ -102,97 +106,29 @@ func (l *lexer) next() token {
 	j := i + 1
 	switch {
 	case isIdentStart(c):
-		for j < len(s) && isIdentChar(s[j]) {
-			j++
-		}
+		j = identEnd(s, j)
 		t.kind = tkIdent
 		if j == i+1 && nc == '\'' && strings.IndexByte("eExXbBnN", c) >= 0 {
-			// E'...' (backslash escapes, PostgreSQL), X'..', B'..', N'..'.
-			var bs, ok bool
-			j, bs, ok = scanQuoted(s, i+1, '\'', c == 'e' || c == 'E')
-			t.kind, t.amb = tkOther, bs || !ok
+			j = lexPrefixedString(s, &t)
 		}
 	case isDigit(c) || c == '.' && isDigit(nc):
 		j, t.kind = scanNumber(s, i)
 	case c == '\'':
-		var bs, ok bool
-		j, bs, ok = scanQuoted(s, i, '\'', false)
-		t.kind = tkStr
-		if bs || !ok {
-			// MySQL reads a backslash as an escape, PostgreSQL and SQLite
-			// as itself: where the string ends is in doubt.
-			t.kind, t.amb = tkOther, true
-		}
+		j = lexString(s, &t)
 	case c == '"' || c == '`':
-		var bs, ok bool
-		j, bs, ok = scanQuoted(s, i, c, false)
-		t.kind, t.amb = tkQIdent, bs // "..." is a string in MySQL, with escapes
-		if !ok {
-			t.kind, t.amb = tkOther, true
-		}
+		j = lexQuotedIdent(s, &t)
 	case c == '[':
-		if k := strings.IndexByte(s[i+1:], ']'); k >= 0 {
-			j, t.kind = i+1+k+1, tkQIdent
-		} else {
-			j, t.kind, t.amb = len(s), tkOther, true
-		}
+		j = lexBracketIdent(s, &t)
 	case c == '-' && nc == '-':
-		j = len(s)
-		if k := strings.IndexByte(s[i:], '\n'); k >= 0 {
-			j = i + k
-		}
-		t.kind = tkComment
-		// MySQL only starts a comment at "-- " (a space or control
-		// character after the dashes): "a--1" is a - (-1) there.
-		t.amb = i+2 >= len(s) || !isSpace(s[i+2])
-		// PostgreSQL also ends it at a lone \r, SQLite and MySQL do not.
-		for k := i + 2; k < j && !t.amb; k++ {
-			t.amb = s[k] == '\r' && k+1 < j
-		}
+		j = lexLineComment(s, &t)
 	case c == '/' && nc == '*':
-		j, t.amb = scanBlockComment(s, i)
-		t.kind = tkComment
-		if j < 0 { // unterminated: an error everywhere
-			j, t.kind, t.amb = len(s), tkOther, true
-		}
+		j = lexBlockComment(s, &t)
 	case c == '?':
-		for j < len(s) && isDigit(s[j]) {
-			j++
-		}
-		t.kind, t.form = tkParam, pfPositional
-		if j > i+1 {
-			t.form = pfNumbered
-			limit := maxOrdinal
-			if l.sqlite {
-				limit = maxOrdinalSQLite
-			}
-			var ok bool
-			if t.num, ok = smallAtoi(s[i+1:j], limit); !ok {
-				t.kind, t.form = tkOther, pfNone
-			}
-		}
+		j = l.lexQuestionParam(&t)
 	case c == ':':
-		switch {
-		case nc == ':': // PostgreSQL cast, not a :name
-			j = i + 2
-			t.kind = tkOp
-		case isIdentChar(nc):
-			j = identEnd(s, i+1)
-			t.kind, t.form = tkParam, pfNamed
-		default:
-			t.kind = tkOp
-		}
+		j = lexColon(s, &t)
 	case c == '@':
-		switch {
-		case nc == '@': // MySQL @@system_variable
-			j = identEnd(s, i+2)
-			t.kind = tkOther
-		case isIdentChar(nc):
-			j = identEnd(s, i+1)
-			t.kind, t.form = tkParam, pfNamed
-		default:
-			t.kind = tkOp
-		}
+		j = lexAt(s, &t)
 	case c == '$':
 		j, t = l.dollar(i, t)
 	default:
@@ -203,6 +139,131 @@ func (l *lexer) next() token {
 	}
 	l.pos, t.end = j, j
 	return t
+}
+
+// lexPrefixedString lexes a one-letter-prefixed string: E'...' (backslash
+// escapes, PostgreSQL), X'..', B'..' or N'..'. None is an operand.
+func lexPrefixedString(s string, t *token) int {
+	i := t.start
+	j, bs, ok := scanQuoted(s, i+1, '\'', s[i] == 'e' || s[i] == 'E')
+	t.kind, t.amb = tkOther, bs || !ok
+	return j
+}
+
+// lexString lexes a '...' string: tkStr when it is plain.
+func lexString(s string, t *token) int {
+	j, bs, ok := scanQuoted(s, t.start, '\'', false)
+	t.kind = tkStr
+	if bs || !ok {
+		// MySQL reads a backslash as an escape, PostgreSQL and SQLite
+		// as itself: where the string ends is in doubt.
+		t.kind, t.amb = tkOther, true
+	}
+	return j
+}
+
+// lexQuotedIdent lexes a "..." or `...` quoted identifier.
+func lexQuotedIdent(s string, t *token) int {
+	j, bs, ok := scanQuoted(s, t.start, s[t.start], false)
+	t.kind, t.amb = tkQIdent, bs // "..." is a string in MySQL, with escapes
+	if !ok {
+		t.kind, t.amb = tkOther, true
+	}
+	return j
+}
+
+// lexBracketIdent lexes a [...] quoted identifier (no escapes).
+func lexBracketIdent(s string, t *token) int {
+	i := t.start
+	if k := strings.IndexByte(s[i+1:], ']'); k >= 0 {
+		t.kind = tkQIdent
+		return i + 1 + k + 1
+	}
+	t.kind, t.amb = tkOther, true
+	return len(s)
+}
+
+// lexLineComment lexes a -- comment, up to the end of the line.
+func lexLineComment(s string, t *token) int {
+	i := t.start
+	j := len(s)
+	if k := strings.IndexByte(s[i:], '\n'); k >= 0 {
+		j = i + k
+	}
+	t.kind = tkComment
+	// MySQL only starts a comment at "-- " (a space or control
+	// character after the dashes): "a--1" is a - (-1) there.
+	t.amb = i+2 >= len(s) || !isSpace(s[i+2])
+	// PostgreSQL also ends it at a lone \r, SQLite and MySQL do not.
+	for k := i + 2; k < j && !t.amb; k++ {
+		t.amb = s[k] == '\r' && k+1 < j
+	}
+	return j
+}
+
+// lexBlockComment lexes a /* */ comment.
+func lexBlockComment(s string, t *token) int {
+	j, amb := scanBlockComment(s, t.start)
+	t.kind, t.amb = tkComment, amb
+	if j < 0 { // unterminated: an error everywhere
+		j, t.kind, t.amb = len(s), tkOther, true
+	}
+	return j
+}
+
+// lexQuestionParam lexes a ? or ?NNN placeholder; an out-of-range ?NNN is
+// tkOther.
+func (l *lexer) lexQuestionParam(t *token) int {
+	s, i := l.s, t.start
+	j := i + 1
+	for j < len(s) && isDigit(s[j]) {
+		j++
+	}
+	t.kind, t.form = tkParam, pfPositional
+	if j > i+1 {
+		t.form = pfNumbered
+		limit := maxOrdinal
+		if l.sqlite {
+			limit = maxOrdinalSQLite
+		}
+		var ok bool
+		if t.num, ok = smallAtoi(s[i+1:j], limit); !ok {
+			t.kind, t.form = tkOther, pfNone
+		}
+	}
+	return j
+}
+
+// lexColon lexes a token starting with ':': the PostgreSQL cast "::", a
+// :name placeholder, or a lone ':' operator.
+func lexColon(s string, t *token) int {
+	i := t.start
+	switch {
+	case i+1 < len(s) && s[i+1] == ':': // PostgreSQL cast, not a :name
+		t.kind = tkOp
+		return i + 2
+	case i+1 < len(s) && isIdentChar(s[i+1]):
+		t.kind, t.form = tkParam, pfNamed
+		return identEnd(s, i+1)
+	}
+	t.kind = tkOp
+	return i + 1
+}
+
+// lexAt lexes a token starting with '@': a MySQL @@system_variable, an
+// @name placeholder, or a lone '@' operator.
+func lexAt(s string, t *token) int {
+	i := t.start
+	switch {
+	case i+1 < len(s) && s[i+1] == '@': // MySQL @@system_variable
+		t.kind = tkOther
+		return identEnd(s, i+2)
+	case i+1 < len(s) && isIdentChar(s[i+1]):
+		t.kind, t.form = tkParam, pfNamed
+		return identEnd(s, i+1)
+	}
+	t.kind = tkOp
+	return i + 1
 }
 
 // dollar lexes a token starting with '$' at i: a SQLite named parameter, a

@@ -13,31 +13,7 @@ import (
 // placeholders #ordinal or :name#ordinal, literals as Go values (strings and
 // decimal text %q).
 func describeClassified(c *Statement) string {
-	idn := func(i Ident) string {
-		if i.Quoted {
-			return "{" + i.Norm + "}"
-		}
-		return i.Norm
-	}
-	val := func(v Operand) string {
-		if !v.IsLit {
-			if v.Name != "" {
-				return fmt.Sprintf(":%s#%d", v.Name, v.Ordinal)
-			}
-			return fmt.Sprintf("#%d", v.Ordinal)
-		}
-		switch x := v.Lit.(type) {
-		case nil:
-			return "NULL"
-		case bool:
-			return strings.ToUpper(fmt.Sprint(x))
-		case int64:
-			return fmt.Sprint(x)
-		case string:
-			return fmt.Sprintf("%q", x)
-		}
-		return fmt.Sprintf("?%T", v.Lit)
-	}
+	idn, val := describeIdent, describeOperand
 	var b strings.Builder
 	tbl := idn(c.Table)
 	if c.Schema != nil {
@@ -92,6 +68,37 @@ func describeClassified(c *Statement) string {
 		b.WriteString("other")
 	}
 	return b.String()
+}
+
+// describeIdent writes a name for describeClassified: its norm, in braces
+// when quoted.
+func describeIdent(i Ident) string {
+	if i.Quoted {
+		return "{" + i.Norm + "}"
+	}
+	return i.Norm
+}
+
+// describeOperand writes an operand for describeClassified: #ordinal (with
+// :name) for a placeholder, else the literal.
+func describeOperand(v Operand) string {
+	if !v.IsLit {
+		if v.Name != "" {
+			return fmt.Sprintf(":%s#%d", v.Name, v.Ordinal)
+		}
+		return fmt.Sprintf("#%d", v.Ordinal)
+	}
+	switch x := v.Lit.(type) {
+	case nil:
+		return "NULL"
+	case bool:
+		return strings.ToUpper(fmt.Sprint(x))
+	case int64:
+		return fmt.Sprint(x)
+	case string:
+		return fmt.Sprintf("%q", x)
+	}
+	return fmt.Sprintf("?%T", v.Lit)
 }
 
 // Short names of the placeholder styles, for the table below.

@@ -377,8 +377,14 @@ func (p *parser) update(res *Statement) bool {
 	if !p.table(res) || !p.keyword("set") {
 		return false
 	}
-	// Size both lists in one allocation each: commas before WHERE bound
-	// the SET list, ANDs after it the WHERE list.
+	p.allocUpdateLists(res)
+	return p.setList(res) && p.keyword("where") && p.whereList(res) && p.end()
+}
+
+// allocUpdateLists sizes res.Sets and res.Where in one allocation each, from
+// the tokens after SET: commas before WHERE bound the SET list, ANDs after it
+// the WHERE list.
+func (p *parser) allocUpdateLists(res *Statement) {
 	nSets, nWhere, inWhere := 1, 1, false
 	for k := p.i; k < len(p.toks); k++ {
 		t := &p.toks[k]
@@ -393,87 +399,112 @@ func (p *parser) update(res *Statement) bool {
 	}
 	res.Sets = make([]SetClause, 0, nSets)
 	res.Where = make([]KeyEq, 0, nWhere)
+}
+
+// setList consumes the comma-separated assignments after SET into res.Sets.
+func (p *parser) setList(res *Statement) bool {
 	for {
-		col, ok := p.column(res)
-		if !ok || !p.op("=") {
+		if !p.setClause(res) {
 			return false
 		}
-		if !p.fresh(res, col) {
-			return false
-		}
-		sc := SetClause{Col: col}
-		var kind valueKind
-		if rc, ok := p.tryColumn(res); ok {
-			// c = c + v or c = c - v: the same column exactly, by norm.
-			if rc.Norm != col.Norm {
-				return false
-			}
-			switch {
-			case p.op("+"):
-				sc.Delta = 1
-			case p.op("-"):
-				sc.Delta = -1
-			default:
-				return false
-			}
-			if sc.Val, kind = p.value(); kind != vkParam && kind != vkNumber {
-				return false
-			}
-		} else {
-			if sc.Val, kind = p.value(); kind == vkNone {
-				return false
-			}
-			if p.op("+") { // c = v + c
-				if rc, ok := p.column(res); !ok || rc.Norm != col.Norm {
-					return false
-				}
-				if kind != vkParam && kind != vkNumber {
-					return false
-				}
-				sc.Delta = 1
-			}
-		}
-		res.Sets = append(res.Sets, sc)
 		if !p.op(",") {
-			break
+			return true
 		}
 	}
-	if !p.keyword("where") {
+}
+
+// setClause consumes one assignment and appends it to res.Sets: c = v, or a
+// delta of the same column, c = c + v, c = c - v or c = v + c, where v is a
+// placeholder or a number.
+func (p *parser) setClause(res *Statement) bool {
+	col, ok := p.column(res)
+	if !ok || !p.op("=") {
 		return false
 	}
-	for {
-		var k KeyEq
-		var kind valueKind
-		if col, ok := p.tryColumn(res); ok {
-			if !p.op("=") {
-				return false
-			}
-			k.Col = col
-			k.Val, kind = p.value()
-		} else {
-			k.Val, kind = p.value()
-			if kind == vkNone || !p.op("=") {
-				return false
-			}
-			if k.Col, ok = p.column(res); !ok {
-				return false
-			}
-		}
-		// k = NULL matches no row: the database must say so.
-		if kind == vkNone || k.Val.IsLit && k.Val.Lit == nil {
+	if !p.fresh(res, col) {
+		return false
+	}
+	sc := SetClause{Col: col}
+	var kind valueKind
+	if rc, ok := p.tryColumn(res); ok {
+		// c = c + v or c = c - v: the same column exactly, by norm.
+		if rc.Norm != col.Norm {
 			return false
 		}
-		// A key twice, or a key the statement also sets (it would change
-		// its own key), is not bufferable.
-		if !p.fresh(res, k.Col) {
+		switch {
+		case p.op("+"):
+			sc.Delta = 1
+		case p.op("-"):
+			sc.Delta = -1
+		default:
 			return false
 		}
-		res.Where = append(res.Where, k)
-		if !p.keyword("and") {
-			break
+		if sc.Val, kind = p.value(); kind != vkParam && kind != vkNumber {
+			return false
+		}
+	} else {
+		if sc.Val, kind = p.value(); kind == vkNone {
+			return false
+		}
+		if p.op("+") { // c = v + c
+			if rc, ok := p.column(res); !ok || rc.Norm != col.Norm {
+				return false
+			}
+			if kind != vkParam && kind != vkNumber {
+				return false
+			}
+			sc.Delta = 1
 		}
 	}
-	return p.end()
+	res.Sets = append(res.Sets, sc)
+	return true
+}
+
+// whereList consumes the AND-separated key equalities after WHERE into
+// res.Where.
+func (p *parser) whereList(res *Statement) bool {
+	for {
+		if !p.keyEq(res) {
+			return false
+		}
+		if !p.keyword("and") {
+			return true
+		}
+	}
+}
+
+// keyEq consumes one key equality, k = v or v = k, and appends it to
+// res.Where. v may not be NULL, and k may not be a column named before in
+// the statement.
+func (p *parser) keyEq(res *Statement) bool {
+	var k KeyEq
+	var kind valueKind
+	if col, ok := p.tryColumn(res); ok {
+		if !p.op("=") {
+			return false
+		}
+		k.Col = col
+		k.Val, kind = p.value()
+	} else {
+		k.Val, kind = p.value()
+		if kind == vkNone || !p.op("=") {
+			return false
+		}
+		if k.Col, ok = p.column(res); !ok {
+			return false
+		}
+	}
+	// k = NULL matches no row: the database must say so.
+	if kind == vkNone || k.Val.IsLit && k.Val.Lit == nil {
+		return false
+	}
+	// A key twice, or a key the statement also sets (it would change
+	// its own key), is not bufferable.
+	if !p.fresh(res, k.Col) {
+		return false
+	}
+	res.Where = append(res.Where, k)
+	return true
 }
 
 // insert recognizes, after INSERT:
