@@ -13,6 +13,8 @@ import (
 	"time"
 )
 
+var valuerType = reflect.TypeFor[driver.Valuer]()
+
 // Copy returns a private copy of a bound value, normalized to a small set
 // of Go types, so a buffered write never aliases memory the caller may reuse.
 // ok is false when the value's type is not one the buffer can copy and compare
@@ -63,8 +65,11 @@ func Copy(v any) (out any, ok bool) {
 	case float32:
 		return float64(x), true
 	case driver.Valuer:
-		// Snapshot the value now: database/sql would call Value at Exec time too.
-		if rv := reflect.ValueOf(x); rv.Kind() == reflect.Pointer && rv.IsNil() {
+		// Snapshot the value now: database/sql would call Value at Exec time
+		// too. Like database/sql, a nil pointer whose Value method is the
+		// value type's (auto-generated for the pointer, it would panic) is
+		// NULL; a pointer-receiver Value is called, nil or not.
+		if rv := reflect.ValueOf(x); rv.Kind() == reflect.Pointer && rv.IsNil() && rv.Type().Elem().Implements(valuerType) {
 			return nil, true
 		}
 		dv, err := x.Value()

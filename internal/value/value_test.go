@@ -90,12 +90,9 @@ func TestCopy(t *testing.T) {
 		{"nil pointer, value receiver", (*valuer)(nil), nil, true},
 		{"pointer, value receiver", &valuer{v: int64(9)}, int64(9), true},
 		{"pointer receiver", &ptrValuer{v: 1.5}, 1.5, true},
-		// NOTE (known divergence, current behaviour asserted): database/sql
-		// and pgx call Value on a nil pointer whose Value method has a
-		// pointer receiver (here it returns "nil receiver"); Copy returns
-		// NULL for every nil pointer without calling Value. See
-		// database/sql's callValuerValue.
-		{"nil pointer, pointer receiver", (*ptrValuer)(nil), nil, true},
+		// As database/sql's callValuerValue: Value is called on a nil
+		// pointer whose Value method has a pointer receiver.
+		{"nil pointer, pointer receiver", (*ptrValuer)(nil), "nil receiver", true},
 		{"sql.NullInt64 valid", sql.NullInt64{Int64: 4, Valid: true}, int64(4), true},
 		{"sql.NullInt64 null", sql.NullInt64{}, nil, true},
 		{"sql.NullString valid", sql.NullString{String: "x", Valid: true}, "x", true},
