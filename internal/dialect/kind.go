@@ -46,6 +46,24 @@ type Dialect interface {
 	TxNeedsFlush(opts driver.TxOptions) bool
 	// NewWriter returns the writer for one flush connection.
 	NewWriter(conn driver.Conn) Writer
+	// HarmlessSetting reports whether changing the session setting name
+	// (lower-cased, as sqlparse.Statement.Session lists it) leaves the
+	// meaning of a buffered write unchanged, so a connection on which it
+	// was changed may still buffer: timeouts, names, cache sizes. Any other
+	// change (time zone, search path, date style, ...) sends the
+	// connection's later writes to the database.
+	HarmlessSetting(name string) bool
+}
+
+// harmless lists settings that do not change what a write means.
+var harmless = map[Kind]map[string]bool{
+	Postgres: {"application_name": true, "statement_timeout": true, "lock_timeout": true,
+		"idle_in_transaction_session_timeout": true, "idle_session_timeout": true,
+		"work_mem": true, "maintenance_work_mem": true, "temp_buffers": true,
+		"log_statement": true, "log_min_duration_statement": true, "jit": true},
+	SQLite: {"busy_timeout": true, "cache_size": true, "synchronous": true, "journal_mode": true,
+		"wal_autocheckpoint": true, "temp_store": true, "mmap_size": true, "optimize": true,
+		"cache_spill": true, "threads": true, "soft_heap_limit": true, "hard_heap_limit": true},
 }
 
 // Detect picks the dialect of a base driver by its package: pgx's stdlib
@@ -131,6 +149,7 @@ func (generic) Accepts(st *sqlparse.Statement) bool {
 	return quoteOK(st, func(q byte) bool { return q == '`' || q == '[' })
 }
 func (generic) TxNeedsFlush(opts driver.TxOptions) bool { return aboveReadCommitted(opts) }
+func (generic) HarmlessSetting(string) bool             { return false }
 func (generic) NewWriter(driver.Conn) Writer            { return &genericWriter{dialectName: "generic"} }
 
 // sqlite is SQLite: "", “ and [] all quote names, $N and $name are named
@@ -139,13 +158,85 @@ func (generic) NewWriter(driver.Conn) Writer            { return &genericWriter{
 type sqlite struct{}
 
 func (sqlite) Kind() Kind { return SQLite }
+
+// Classify folds quoted names too: SQLite matches "N" and n as one column
+// (and one table), whatever the quotes.
 func (sqlite) Classify(q string) *sqlparse.Statement {
-	return sqlparse.Classify(q, true)
+	st := sqlparse.Classify(q, true)
+	if st.Kind == sqlparse.Other {
+		return st
+	}
+	fold := func(id *sqlparse.Ident) {
+		if id.Quoted {
+			id.Norm = asciiLower(id.Norm)
+		}
+	}
+	if st.Schema != nil {
+		fold(st.Schema)
+	}
+	fold(&st.Table)
+	for i := range st.Sets {
+		fold(&st.Sets[i].Col)
+	}
+	for i := range st.Where {
+		fold(&st.Where[i].Col)
+	}
+	for i := range st.Cols {
+		fold(&st.Cols[i])
+	}
+	if dupCols(st) {
+		return &sqlparse.Statement{Names: st.Names, BeginsTx: st.BeginsTx, EndsTx: st.EndsTx,
+			DDL: st.DDL, Session: st.Session, Style: st.Style, NumParams: st.NumParams}
+	}
+	return st
+}
+
+// asciiLower folds ASCII letters only, as SQLite compares names.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// dupCols reports whether folding made two SET targets, WHERE columns or
+// inserted columns one: the statement is then left to the database.
+func dupCols(st *sqlparse.Statement) bool {
+	seen := map[string]bool{}
+	dup := func(n string) bool {
+		if seen[n] {
+			return true
+		}
+		seen[n] = true
+		return false
+	}
+	for _, s := range st.Sets {
+		if dup(s.Col.Norm) {
+			return true
+		}
+	}
+	clear(seen)
+	for _, w := range st.Where {
+		if dup(w.Col.Norm) {
+			return true
+		}
+	}
+	clear(seen)
+	for _, c := range st.Cols {
+		if dup(c.Norm) {
+			return true
+		}
+	}
+	return false
 }
 func (sqlite) Accepts(st *sqlparse.Statement) bool {
 	return quoteOK(st, func(q byte) bool { return q == '"' || q == '`' || q == '[' })
 }
 func (sqlite) TxNeedsFlush(driver.TxOptions) bool { return true }
+func (sqlite) HarmlessSetting(n string) bool      { return harmless[SQLite][n] }
 func (sqlite) NewWriter(driver.Conn) Writer {
 	return &genericWriter{dialectName: "sqlite", question: true}
 }
@@ -164,6 +255,7 @@ func (postgres) Accepts(st *sqlparse.Statement) bool {
 	return quoteOK(st, func(q byte) bool { return q == '"' })
 }
 func (postgres) TxNeedsFlush(opts driver.TxOptions) bool { return aboveReadCommitted(opts) }
+func (postgres) HarmlessSetting(n string) bool           { return harmless[Postgres][n] }
 
 // NewWriter writes natively through pgx when conn is pgx's, and with the
 // generic writer ($N placeholders, as the application wrote them) otherwise.

@@ -87,3 +87,23 @@ func TestKindString(t *testing.T) {
 type fakeDriver struct{}
 
 func (fakeDriver) Open(string) (driver.Conn, error) { return nil, driver.ErrSkip }
+
+func TestSQLiteFoldsQuotedNames(t *testing.T) {
+	st := sqlite{}.Classify(`UPDATE "Counters" SET "N" = "N" + 1 WHERE "ID" = ?`)
+	if st.Kind != sqlparse.Update || st.Table.Norm != "counters" || st.Sets[0].Col.Norm != "n" || st.Where[0].Col.Norm != "id" {
+		t.Fatalf("not folded: %+v", st)
+	}
+	if st.Sets[0].Col.Raw != `"N"` {
+		t.Errorf("Raw = %s, want the application's spelling", st.Sets[0].Col.Raw)
+	}
+	if st := (sqlite{}).Classify(`UPDATE t SET "N" = 1, n = 2 WHERE id = ?`); st.Kind != sqlparse.Other {
+		t.Errorf(`"N" and n are one column in SQLite: Kind %v, want Other`, st.Kind)
+	}
+	if st := (postgres{}).Classify(`UPDATE t SET "N" = 1 WHERE id = $1`); st.Kind != sqlparse.Update || st.Sets[0].Col.Norm != "N" {
+		t.Errorf(`PostgreSQL keeps "N" apart from n: %+v`, st)
+	}
+	if !(sqlite{}).HarmlessSetting("busy_timeout") || (sqlite{}).HarmlessSetting("foreign_keys") ||
+		!(postgres{}).HarmlessSetting("statement_timeout") || (postgres{}).HarmlessSetting("timezone") || (generic{}).HarmlessSetting("x") {
+		t.Error("HarmlessSetting")
+	}
+}

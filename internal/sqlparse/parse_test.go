@@ -166,7 +166,10 @@ var shapeTests = []struct {
 	{"backticks", "UPDATE `db`.`t` SET `a``b` = 1 WHERE `k` = 2", false, "update {db}.{t} set {a`b}=1 where {k}=2", clsNone, 0},
 	{"brackets", "UPDATE [dbo].[T] SET [a b] = 1 WHERE [k] = 2", false, "update {dbo}.{T} set {a b}=1 where {k}=2", clsNone, 0},
 	{"quoted delta", `UPDATE t SET "N" = "N" + 1 WHERE k = 1`, false, "update t set {N}+=1 where k=1", clsNone, 0},
-	{"qualified columns", "UPDATE s.t SET t.a = 1 WHERE t.k = 1", false, "update s.t set a=1 where k=1", clsNone, 0},
+	{"qualified columns", "UPDATE s.t SET a = t.a + 1 WHERE t.k = 1", false, "update s.t set a+=1 where k=1", clsNone, 0},
+	// PostgreSQL and SQLite refuse a qualified SET target: not buffered, so
+	// the database says so.
+	{"qualified SET target", "UPDATE s.t SET t.a = 1 WHERE t.k = 1", false, "other", clsNone, 0},
 	{"upper-case names", "UPDATE Page_Views SET Views = 1 WHERE Page_ID = 1", false, "update page_views set views=1 where page_id=1", clsNone, 0},
 	{"non-reserved keyword names", "UPDATE t SET value = 1, status = 2, key = 3 WHERE id = 1", false, "update t set value=1, status=2, key=3 where id=1", clsNone, 0},
 	{"63-byte name", "UPDATE a23456789012345678901234567890123456789012345678901234567890_63 SET a = 1 WHERE k = 1", false, "update a23456789012345678901234567890123456789012345678901234567890_63 set a=1 where k=1", clsNone, 0},
@@ -699,4 +702,52 @@ func BenchmarkClassify(b *testing.B) {
 			Classify(q, false)
 		}
 	})
+}
+
+func TestClassifySchemaAndSession(t *testing.T) {
+	for _, c := range []struct {
+		q       string
+		ddl     bool
+		session []string
+	}{
+		{"ALTER TABLE t ALTER COLUMN v TYPE double precision", true, nil},
+		{"create view v as select * from t", true, nil},
+		{"DROP TABLE t; SELECT 1", true, nil},
+		{"SELECT 1; CREATE INDEX i ON t (a)", true, nil},
+		{"SET TIME ZONE 'Asia/Tokyo'", false, []string{"time"}},
+		{"SET timezone = 'UTC'", false, []string{"timezone"}},
+		{"SET SESSION search_path TO app", false, []string{"search_path"}},
+		{"set application_name = 'x'", false, []string{"application_name"}},
+		{"SET LOCAL statement_timeout = 5", false, nil},
+		{"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", false, nil},
+		{"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", false, []string{"*"}},
+		{"RESET ALL", false, []string{"*"}},
+		{"RESET datestyle", false, []string{"datestyle"}},
+		{"DISCARD ALL", false, []string{"*"}},
+		{"PRAGMA busy_timeout = 5000", false, []string{"busy_timeout"}},
+		{"SELECT set_config('TimeZone', 'UTC', false)", false, []string{"timezone"}},
+		{"SELECT set_config($1, 'UTC', false)", false, []string{"*"}},
+		{"SELECT 'SET x = 1', set_configx FROM t", false, nil},
+		{"UPDATE t SET n = n + 1 WHERE id = 1", false, nil},
+		{"/* SET x */ SELECT 1", false, nil},
+	} {
+		st := Classify(c.q, false)
+		if st.DDL != c.ddl || !slices.Equal(st.Session, c.session) {
+			t.Errorf("%q: DDL %v Session %q, want %v %q", c.q, st.DDL, st.Session, c.ddl, c.session)
+		}
+	}
+}
+
+func TestClassifyQualifiedSetTarget(t *testing.T) {
+	for _, q := range []string{
+		"UPDATE counters SET counters.n = 1 WHERE id = 1",
+		"UPDATE counters SET counters.n = counters.n + 1 WHERE id = 1",
+	} {
+		if st := Classify(q, false); st.Kind != Other {
+			t.Errorf("%q: Kind %v, want Other (both databases refuse a qualified SET target)", q, st.Kind)
+		}
+	}
+	if st := Classify("UPDATE counters SET n = counters.n + 1 WHERE counters.id = 1", false); st.Kind != Update {
+		t.Errorf("a qualified column on the right and in WHERE: Kind %v, want Update", st.Kind)
+	}
 }

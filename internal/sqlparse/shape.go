@@ -67,6 +67,68 @@ func (p *parser) txState(res *Statement) {
 		}
 	}
 	res.BeginsTx, res.EndsTx = effect == txBegin, effect == txEnd
+	p.schemaAndSession(res)
+}
+
+// schemaAndSession sets res.DDL and res.Session from the first words of
+// every statement of the text, and from any set_config call in it.
+func (p *parser) schemaAndSession(res *Statement) {
+	for k := 0; k < len(p.toks); k++ {
+		if k == 0 || p.toks[k-1].kind == tkOp && p.text(&p.toks[k-1]) == ";" {
+			p.statementStart(res, k)
+		}
+		if t := &p.toks[k]; t.kind == tkIdent && kwIs(p.text(t), "set_config") {
+			name := "*"
+			if k+2 < len(p.toks) && p.toks[k+1].kind == tkOp && p.text(&p.toks[k+1]) == "(" && p.toks[k+2].kind == tkStr {
+				name = strings.ToLower(stringBody(p.text(&p.toks[k+2])))
+			}
+			res.Session = append(res.Session, name)
+		}
+	}
+}
+
+// statementStart looks at the statement that starts at token k.
+func (p *parser) statementStart(res *Statement, k int) {
+	w := p.word(k)
+	switch {
+	case kwIs(w, "create"), kwIs(w, "alter"), kwIs(w, "drop"), kwIs(w, "rename"):
+		res.DDL = true
+	case kwIs(w, "set"):
+		n := p.word(k + 1)
+		if kwIs(n, "local") || kwIs(n, "transaction") {
+			return
+		}
+		if kwIs(n, "session") {
+			if kwIs(p.word(k+2), "characteristics") {
+				res.Session = append(res.Session, "*")
+				return
+			}
+			n = p.word(k + 2)
+		}
+		res.Session = append(res.Session, settingName(n))
+	case kwIs(w, "reset"):
+		res.Session = append(res.Session, settingName(p.word(k+1)))
+	case kwIs(w, "pragma"):
+		res.Session = append(res.Session, settingName(p.word(k+1)))
+	case kwIs(w, "discard"):
+		res.Session = append(res.Session, "*")
+	}
+}
+
+// settingName is a setting's lower-cased name; "*" for none or ALL.
+func settingName(w string) string {
+	if w == "" || kwIs(w, "all") {
+		return "*"
+	}
+	return strings.ToLower(w)
+}
+
+// stringBody is a simple '...' literal's text without quotes ("" otherwise).
+func stringBody(lit string) string {
+	if len(lit) < 2 || lit[0] != '\'' || lit[len(lit)-1] != '\'' {
+		return ""
+	}
+	return strings.ReplaceAll(lit[1:len(lit)-1], "''", "'")
 }
 
 // txEffect is the effect of the statement starting at token k: BEGIN, START
@@ -417,7 +479,7 @@ func (p *parser) setList(res *Statement) bool {
 // delta of the same column, c = c + v, c = c - v or c = v + c, where v is a
 // placeholder or a number.
 func (p *parser) setClause(res *Statement) bool {
-	col, ok := p.column(res)
+	col, ok := p.ident() // a SET target is never qualified: both databases refuse t.c = ...
 	if !ok || !p.op("=") {
 		return false
 	}

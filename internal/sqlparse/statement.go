@@ -95,6 +95,17 @@ type Statement struct {
 	BeginsTx bool
 	EndsTx   bool
 
+	// DDL is set when a statement of the text changes a schema (CREATE,
+	// ALTER, DROP, RENAME): what the driver knows of the tables it names
+	// must be read again.
+	DDL bool
+	// Session lists the session settings a statement of the text changes,
+	// lower-cased: SET name, RESET name, PRAGMA name, set_config('name', ...).
+	// "*" stands for a change whose setting cannot be told (RESET ALL,
+	// DISCARD, set_config with a computed name). SET LOCAL and SET
+	// TRANSACTION, which end with the transaction, are not listed.
+	Session []string
+
 	// Style is the placeholder syntax used; numParams the number of distinct
 	// bind positions.
 	Style     ParamStyle
