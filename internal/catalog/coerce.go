@@ -1,0 +1,249 @@
+package catalog
+
+import (
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/writeback-go/writeback/internal/dialect"
+)
+
+// This file decides, from a column's type, what a buffered value means: the
+// canonical form of a key value (so two spellings of one key are one row),
+// whether a delta sums exactly, and whether a value would be refused by the
+// database. Where it cannot tell, it says no, and the statement goes to the
+// database unbuffered.
+
+// KeyValue returns the canonical form of v as a value of key column c: the
+// value two spellings of one database key both become. ok is false when v
+// has no canonical form here (the statement then goes to the database, which
+// decides, or refuses with its own error).
+func KeyValue(kind dialect.Kind, c *Column, v any) (any, bool) {
+	switch c.Class {
+	case Integer:
+		return integerKey(v)
+	case Text:
+		return textKey(kind, v)
+	case Char:
+		s, ok := v.(string)
+		if !ok {
+			return nil, false
+		}
+		if kind == dialect.Postgres {
+			// char(n) compares and stores blank-padded: trailing blanks do
+			// not make another key.
+			s = strings.TrimRight(s, " ")
+			if c.Length > 0 && utf8.RuneCountInString(s) > c.Length {
+				return nil, false // too long: the database refuses it
+			}
+		}
+		return s, true
+	case UUID:
+		s, ok := v.(string)
+		if !ok {
+			return nil, false
+		}
+		return canonicalUUID(s)
+	case Numeric:
+		if kind != dialect.Postgres {
+			if i, ok := v.(int64); ok {
+				return i, true
+			}
+			return nil, false
+		}
+		return canonicalDecimal(v)
+	}
+	return nil, false
+}
+
+// integerKey accepts an int64, or a string the database reads as the same
+// integer ("01", " 7 ", "+3").
+func integerKey(v any) (any, bool) {
+	switch x := v.(type) {
+	case int64:
+		return x, true
+	case string:
+		s := strings.TrimSpace(x)
+		if s == "" {
+			return nil, false
+		}
+		i, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		return i, true
+	}
+	return nil, false
+}
+
+// textKey accepts a string; on SQLite, whose TEXT affinity stores an integer
+// as its decimal text, an int64 too.
+func textKey(kind dialect.Kind, v any) (any, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case int64:
+		if kind == dialect.SQLite {
+			return strconv.FormatInt(x, 10), true
+		}
+	}
+	return nil, false
+}
+
+// canonicalUUID is PostgreSQL's uuid input: 32 hex digits, optionally in
+// braces, with dashes after any group of four; output lower-case 8-4-4-4-12.
+func canonicalUUID(s string) (any, bool) {
+	s = strings.TrimSpace(s)
+	if len(s) >= 2 && s[0] == '{' && s[len(s)-1] == '}' {
+		s = s[1 : len(s)-1]
+	}
+	var hex []byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
+			hex = append(hex, c)
+		case 'A' <= c && c <= 'F':
+			hex = append(hex, c+('a'-'A'))
+		case c == '-' && len(hex)%4 == 0 && len(hex) > 0 && i+1 < len(s) && s[i+1] != '-':
+		default:
+			return nil, false
+		}
+	}
+	if len(hex) != 32 {
+		return nil, false
+	}
+	h := string(hex)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], true
+}
+
+// canonicalDecimal is a numeric key's value as normalized decimal text:
+// no sign for zero, no leading zeros, no trailing fractional zeros.
+func canonicalDecimal(v any) (any, bool) {
+	var s string
+	switch x := v.(type) {
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	case string:
+		s = strings.TrimSpace(x)
+	default:
+		return nil, false
+	}
+	neg := false
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	intPart, frac, _ := strings.Cut(s, ".")
+	if intPart == "" && frac == "" || !digits(intPart) || !digits(frac) {
+		return nil, false
+	}
+	intPart = strings.TrimLeft(intPart, "0")
+	frac = strings.TrimRight(frac, "0")
+	if intPart == "" {
+		intPart = "0"
+	}
+	out := intPart
+	if frac != "" {
+		out += "." + frac
+	}
+	if neg && out != "0" {
+		out = "-" + out
+	}
+	return out, true
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// DeltaExact reports whether a delta v added to column c, coalesced with
+// other deltas and summed in memory, gives what the statements one by one
+// would: integers to integer columns, decimals within a numeric column's
+// scale, numbers to float columns (float64 sums, whose rounding may differ
+// in the last bit from one addition at a time). Anything else — a float to an
+// integer column (truncated per statement), text +, a scale the column would
+// round — is not coalesced.
+func DeltaExact(kind dialect.Kind, c *Column, v any) bool {
+	switch c.Class {
+	case Integer:
+		_, ok := v.(int64)
+		return ok
+	case Numeric:
+		switch x := v.(type) {
+		case int64:
+			return true
+		case string:
+			return kind == dialect.Postgres && fitsScale(x, c.Scale)
+		}
+	case Float:
+		switch v.(type) {
+		case int64, float64:
+			return true
+		}
+	}
+	return false
+}
+
+// AssignOK reports whether v may be buffered as the new value of column c:
+// the database would take it as it is, and a later delta coalesced into it
+// sums as the database would. A value the database would refuse or round
+// (NULL into NOT NULL, a string longer than varchar(n), text that is not an
+// integer into an integer column, a scale a numeric column rounds) is not
+// buffered: the statement goes to the database, which answers at Exec.
+func AssignOK(kind dialect.Kind, c *Column, v any) (any, bool) {
+	if v == nil {
+		return nil, !c.NotNull
+	}
+	if kind == dialect.SQLite {
+		// SQLite stores what it is given, converted by the column's
+		// affinity at flush as at Exec; only integer columns need care,
+		// where a delta may follow.
+		if c.Class == Integer {
+			if _, isFloat := v.(float64); isFloat {
+				return nil, false
+			}
+		}
+		return v, true
+	}
+	switch c.Class {
+	case Integer:
+		return integerKey(v)
+	case Numeric:
+		switch x := v.(type) {
+		case int64:
+			return x, true
+		case string:
+			if fitsScale(x, c.Scale) {
+				return x, true
+			}
+		}
+		return nil, false
+	case Text, Char:
+		s, ok := v.(string)
+		if !ok || c.Length > 0 && utf8.RuneCountInString(strings.TrimRight(s, " ")) > c.Length {
+			return nil, false
+		}
+		return s, true
+	}
+	return v, true
+}
+
+// fitsScale reports whether s is a decimal whose fractional digits fit a
+// numeric column's scale (scale < 0: unconstrained).
+func fitsScale(s string, scale int) bool {
+	d, ok := canonicalDecimal(s)
+	if !ok {
+		return false
+	}
+	if scale < 0 {
+		return true
+	}
+	_, frac, _ := strings.Cut(d.(string), ".")
+	return len(frac) <= scale
+}
