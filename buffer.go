@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 
+	"github.com/writeback-go/writeback/internal/catalog"
 	"github.com/writeback-go/writeback/internal/dirtyset"
 	"github.com/writeback-go/writeback/internal/durable"
 	"github.com/writeback-go/writeback/internal/flush"
@@ -172,7 +174,7 @@ func (b *buffer) pending() int64 {
 // the reason it could not wait (ok is true: the write is buffered).
 func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, args []driver.NamedValue) (res driver.Result, ok bool, err error) {
 	t := info.target
-	if t == nil || c.inTx || cn.buf.shared.Closed() || len(args) != info.c.NumParams {
+	if t == nil || c.inTx || c.session || cn.buf.shared.Closed() || len(args) != info.c.NumParams {
 		return nil, false, nil
 	}
 	level := cn.ackLevel(ctx, t)
@@ -296,7 +298,7 @@ func (cn *Connector) bufferUpdate(t *tableState, info *stmtInfo, args []driver.N
 		changes = make([]dirtyset.Change, 0, len(info.c.Sets))
 	}
 	changes, ok := resolveSets(changes, info.c.Sets, args)
-	if !ok {
+	if !ok || !cn.exactUpdate(info, keyVals, changes) {
 		return nil, 0, dirtyset.PassThrough
 	}
 	var jw dirtyset.Journal
@@ -330,6 +332,9 @@ func (cn *Connector) bufferInsert(t *tableState, info *stmtInfo, args []driver.N
 			}
 			row[j] = v
 		}
+		if !cn.exactInsertRow(info, row) {
+			return nil, 0, dirtyset.PassThrough
+		}
 		kv := make([]any, len(info.keyPos))
 		for j, p := range info.keyPos {
 			if kv[j] = row[p]; kv[j] == nil {
@@ -354,4 +359,60 @@ func (cn *Connector) bufferInsert(t *tableState, info *stmtInfo, args []driver.N
 		return nil, 0, out
 	}
 	return bufferedResult(len(rows)), lsn, dirtyset.Buffered
+}
+
+// exactUpdate brings an UPDATE's key values to their canonical form and
+// checks that every change can be coalesced exactly, by the catalog's column
+// types (see internal/catalog); false sends the statement to the database.
+// Without a catalog it accepts everything.
+func (cn *Connector) exactUpdate(info *stmtInfo, keyVals []any, changes []dirtyset.Change) bool {
+	if info.keyCols == nil {
+		return true
+	}
+	kind := cn.dia.Kind()
+	for i, col := range info.keyCols {
+		v, ok := catalog.KeyValue(kind, col, keyVals[i])
+		if !ok {
+			return false
+		}
+		keyVals[i] = v
+	}
+	for i := range changes {
+		col := info.setCols[i]
+		if changes[i].Delta {
+			if !catalog.DeltaExact(kind, col, changes[i].Val) {
+				return false
+			}
+			continue
+		}
+		v, ok := catalog.AssignOK(kind, col, changes[i].Val)
+		if !ok {
+			return false
+		}
+		changes[i].Val = v
+	}
+	return true
+}
+
+// exactInsertRow brings one inserted row's values to their canonical form
+// (key columns) or checks them (other columns), in place.
+func (cn *Connector) exactInsertRow(info *stmtInfo, row []any) bool {
+	if info.insCols == nil {
+		return true
+	}
+	kind := cn.dia.Kind()
+	for j, col := range info.insCols {
+		var v any
+		var ok bool
+		if slices.Contains(info.keyPos, j) {
+			v, ok = catalog.KeyValue(kind, col, row[j])
+		} else {
+			v, ok = catalog.AssignOK(kind, col, row[j])
+		}
+		if !ok {
+			return false
+		}
+		row[j] = v
+	}
+	return true
 }

@@ -1,10 +1,15 @@
 package writeback
 
 import (
+	"context"
 	"database/sql/driver"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 
+	"github.com/writeback-go/writeback/internal/catalog"
 	"github.com/writeback-go/writeback/internal/dirtyset"
 	"github.com/writeback-go/writeback/internal/sqlparse"
 	"github.com/writeback-go/writeback/internal/value"
@@ -24,7 +29,23 @@ type stmtInfo struct {
 	names  *dirtyset.Names
 	// barrier lists the back tables to commit before the statement runs.
 	barrier []*tableState
+	// The catalog's columns (nil without a catalog): of the key, in the
+	// rule's order; of each SET clause; of each inserted column.
+	keyCols, setCols, insCols []*catalog.Column
+	// provisional: built before the catalog could be read; not cached.
+	provisional bool
 }
+
+// stmtCache holds the classifications of one schema: it is replaced whole
+// when the catalog is read again.
+type stmtCache struct {
+	m sync.Map // SQL text → *stmtInfo
+	n atomic.Int64
+}
+
+// resetStatementCache drops every classification: they were made against
+// an older catalog.
+func (cn *Connector) resetStatementCache() { cn.cache.Store(&stmtCache{}) }
 
 // maxCachedStatements bounds the classification cache: an application that
 // inlines literals into its SQL would otherwise grow it without end. Beyond
@@ -33,13 +54,18 @@ const maxCachedStatements = 10000
 
 // info returns the cached classification of query, building it on first use.
 func (cn *Connector) info(query string) *stmtInfo {
-	if v, ok := cn.cache.Load(query); ok {
+	cache := cn.cache.Load()
+	if v, ok := cache.m.Load(query); ok {
 		return v.(*stmtInfo)
 	}
+	if cn.schema.pending.Load() {
+		cn.ensureSchema(context.Background())
+		cache = cn.cache.Load()
+	}
 	info := cn.buildInfo(query)
-	if cn.cacheLen.Load() < maxCachedStatements {
-		if _, loaded := cn.cache.LoadOrStore(query, info); !loaded {
-			cn.cacheLen.Add(1)
+	if !info.provisional && cache.n.Load() < maxCachedStatements {
+		if _, loaded := cache.m.LoadOrStore(query, info); !loaded {
+			cache.n.Add(1)
 		}
 	}
 	return info
@@ -48,7 +74,11 @@ func (cn *Connector) info(query string) *stmtInfo {
 func (cn *Connector) buildInfo(query string) *stmtInfo {
 	c := cn.dia.Classify(query)
 	info := &stmtInfo{c: c}
+	sch := cn.schema.state.Load()
 	named := cn.buf.tablesNamed(c.Names)
+	if sch != nil {
+		named = appendViewTables(named, sch, c.Names)
+	}
 	reads := isPlainSelect(query)
 	for _, t := range named {
 		if reads && t.rule.Reads == ReadsStale {
@@ -61,6 +91,10 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 	}
 	t := cn.buf.tableFor(c.Schema, c.Table)
 	if t == nil {
+		return info
+	}
+	if hasCatalog(cn.dia) && sch == nil {
+		info.provisional = true // nothing is buffered before the catalog is read
 		return info
 	}
 	keys := t.rule.Key
@@ -95,9 +129,107 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 			}
 		}
 	}
+	if sch != nil && !planColumns(info, sch, t, pos) {
+		return info
+	}
 	info.target, info.keyPos = t, pos
 	info.names = &dirtyset.Names{Schema: c.Schema, Table: c.Table, KeyCols: keyCols, Style: c.Style}
 	return info
+}
+
+// appendViewTables adds the back tables that the views a statement names
+// read: a read of a view waits for them like a read of the tables.
+func appendViewTables(named []*tableState, sch *schemaState, names []string) []*tableState {
+	for _, n := range names {
+		for _, t := range sch.views[n] {
+			if !slices.Contains(named, t) {
+				named = append(named, t)
+			}
+		}
+	}
+	return named
+}
+
+// planColumns finds the catalog's column of every column a bufferable
+// statement writes, and reports whether the statement may be buffered at all
+// as far as the column types tell: every column exists, a delta is on a
+// numeric column, and a placeholder used twice is used for columns of one
+// type class (PostgreSQL refuses one parameter deduced as two types).
+func planColumns(info *stmtInfo, sch *schemaState, t *tableState, keyPos []int) bool {
+	if sch.broken[t.rule.Name] != nil {
+		return false
+	}
+	tab := sch.tables[t.rule.Name]
+	if tab == nil {
+		return false
+	}
+	c := info.c
+	classes := map[int]catalog.TypeClass{}
+	use := func(col *catalog.Column, src sqlparse.Operand) bool {
+		if col == nil {
+			return false
+		}
+		if src.IsLit {
+			return true
+		}
+		k := src.Ordinal
+		if prev, ok := classes[k]; ok && prev != col.Class {
+			return false
+		}
+		classes[k] = col.Class
+		return true
+	}
+	switch c.Kind {
+	case sqlparse.Update:
+		info.setCols = make([]*catalog.Column, len(c.Sets))
+		for i, s := range c.Sets {
+			col := tab.Column(s.Col.Norm)
+			if !use(col, s.Val) || s.Delta != 0 && !numericClass(col.Class) {
+				return false
+			}
+			info.setCols[i] = col
+		}
+		info.keyCols = make([]*catalog.Column, len(keyPos))
+		for i, p := range keyPos {
+			col := tab.Column(c.Where[p].Col.Norm)
+			if !use(col, c.Where[p].Val) {
+				return false
+			}
+			info.keyCols[i] = col
+		}
+	case sqlparse.Insert:
+		info.insCols = make([]*catalog.Column, len(c.Cols))
+		for i, id := range c.Cols {
+			if info.insCols[i] = tab.Column(id.Norm); info.insCols[i] == nil {
+				return false
+			}
+		}
+		for _, row := range c.Rows {
+			for i, src := range row {
+				if !use(info.insCols[i], src) {
+					return false
+				}
+			}
+		}
+		info.keyCols = make([]*catalog.Column, len(keyPos))
+		for i, p := range keyPos {
+			info.keyCols[i] = info.insCols[p]
+		}
+		// A NOT NULL column without a default that the INSERT leaves out
+		// fails directly: leave that to the database.
+		for _, col := range tab.Columns {
+			if col.NotNull && col.Default == "" && !col.Identity && !col.Generated && !slices.Contains(info.insCols, col) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// numericClass reports whether deltas on a column of class k can ever be
+// summed in memory.
+func numericClass(k catalog.TypeClass) bool {
+	return k == catalog.Integer || k == catalog.Numeric || k == catalog.Float
 }
 
 // isPlainSelect reports whether the statement starts with SELECT (after

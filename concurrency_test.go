@@ -15,7 +15,7 @@ import (
 // exactly the sum of the acknowledged deltas: nothing lost, nothing doubled.
 func testConcurrentDeltas(t *testing.T, driverName, dsn string, dollar bool) {
 	const keys, workers, perWorker = 50, 8, 1500
-	wb := openWriteback(t, driverName, dsn, `
+	wb := openWritebackDeferred(t, driverName, dsn, `
 tables:
   counters:
     mode: back

@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/writeback-go/writeback/internal/drivercall"
+	"github.com/writeback-go/writeback/internal/flush"
 )
 
 // conn wraps one base driver connection. It implements every optional
@@ -23,6 +24,11 @@ type conn struct {
 	base driver.Conn
 	cn   *Connector
 	inTx bool // an explicit transaction is open: nothing is buffered, everything is ordered
+	// session is set once the application changed a session setting that
+	// can change what a write means (a time zone, a search path): the
+	// flush connection does not share it, so this connection's writes go
+	// to the database from then on.
+	session bool
 }
 
 var (
@@ -243,7 +249,8 @@ func (c *conn) before(ctx context.Context, info *stmtInfo) error {
 	return c.cn.buf.barrier(ctx, info.barrier)
 }
 
-// after follows transactions opened and closed with plain SQL (BEGIN, COMMIT).
+// after follows transactions opened and closed with plain SQL (BEGIN,
+// COMMIT) and changes of session settings.
 func (c *conn) after(info *stmtInfo, err error) {
 	if err != nil {
 		return
@@ -253,6 +260,16 @@ func (c *conn) after(info *stmtInfo, err error) {
 	}
 	if info.c.EndsTx {
 		c.inTx = false
+	}
+	for _, name := range info.c.Session {
+		if name == "*" || !c.cn.dia.HarmlessSetting(name) {
+			c.session = true
+		}
+	}
+	if info.c.DDL && len(info.barrier) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), flush.AttemptTimeout)
+		c.cn.afterDDL(ctx)
+		cancel()
 	}
 }
 

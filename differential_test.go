@@ -304,7 +304,7 @@ func TestDifferentialSQLite(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer direct.Close()
-			wb := openWriteback(t, "sqlite3", sqliteDSN(t, "wb"), diffRules(s.maxLoss))
+			wb := openWritebackDeferred(t, "sqlite3", sqliteDSN(t, "wb"), diffRules(s.maxLoss))
 			defer func() {
 				if err := wb.Close(); err != nil {
 					t.Error(err)
@@ -324,7 +324,7 @@ func TestDifferentialPostgres(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer direct.Close()
-			wb := openWriteback(t, "pgx", pgSchema(t, "diffw"), diffRules(s.maxLoss))
+			wb := openWritebackDeferred(t, "pgx", pgSchema(t, "diffw"), diffRules(s.maxLoss))
 			defer func() {
 				if err := wb.Close(); err != nil {
 					t.Error(err)

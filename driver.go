@@ -53,8 +53,8 @@ func (d *Driver) Open(string) (driver.Conn, error) {
 
 // OpenConnector parses a DSN of space-separated key=value pairs:
 // driver=NAME (a registered database/sql driver), rules=PATH (the rules
-// file), optional journal=PATH and dialect=postgres|sqlite|generic (see
-// WithDialect), and dsn=BASE last, which takes the rest of the
+// file), optional journal=PATH, dialect=postgres|sqlite|generic (see
+// WithDialect) and checks=open|deferred (see WithDeferredChecks), and dsn=BASE last, which takes the rest of the
 // string verbatim as the base driver's DSN.
 func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
 	cfg, err := parseDSN(dsn)
@@ -80,6 +80,9 @@ func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
 	if cfg.dialect != "" {
 		opts = append(opts, WithDialect(cfg.dialect))
 	}
+	if cfg.checks == "deferred" {
+		opts = append(opts, WithDeferredChecks())
+	}
 	c, err := NewConnector(base, rules, opts...)
 	if err != nil {
 		closeQuietly(base)
@@ -89,10 +92,10 @@ func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
 }
 
 type dsnConfig struct {
-	driver, rules, journal, dialect, dsn string
+	driver, rules, journal, dialect, checks, dsn string
 }
 
-// parseDSN splits "driver=NAME rules=PATH [journal=PATH] [dialect=NAME] dsn=BASE".
+// parseDSN splits "driver=NAME rules=PATH [journal=PATH] [dialect=NAME] [checks=WHEN] dsn=BASE".
 func parseDSN(s string) (dsnConfig, error) {
 	var cfg dsnConfig
 	seen := map[string]bool{}
@@ -121,6 +124,11 @@ func parseDSN(s string) (dsnConfig, error) {
 			cfg.journal = val
 		case "dialect":
 			cfg.dialect = val
+		case "checks":
+			if val != "open" && val != "deferred" {
+				return cfg, fmt.Errorf("writeback: DSN: checks=%s: want open or deferred", val)
+			}
+			cfg.checks = val
 		case "dsn":
 			// dsn= takes the rest of the string verbatim: base DSNs have spaces.
 			if rest != "" {
@@ -128,7 +136,7 @@ func parseDSN(s string) (dsnConfig, error) {
 			}
 			cfg.dsn, rest = val, ""
 		default:
-			return cfg, fmt.Errorf("writeback: DSN: unknown key %q (known: driver, rules, journal, dialect, dsn)", key)
+			return cfg, fmt.Errorf("writeback: DSN: unknown key %q (known: driver, rules, journal, dialect, checks, dsn)", key)
 		}
 		if val == "" && key != "dsn" {
 			return cfg, fmt.Errorf("writeback: DSN: %s= is empty", key)
@@ -205,8 +213,8 @@ type Connector struct {
 	// dia is the base database's dialect, decided once at open.
 	dia dialect.Dialect
 
-	cache    sync.Map // SQL text → *stmtInfo
-	cacheLen atomic.Int64
+	cache  atomic.Pointer[stmtCache] // classifications under the current catalog
+	schema schemaKeeper
 
 	closeOnce sync.Once
 	closeErr  error
@@ -268,6 +276,10 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 		c.dia = dialect.Detect(base.Driver())
 	}
 	c.buf = newBuffer(rules, cfg.maxBufferBytes, cfg.log)
+	c.resetStatementCache()
+	if err := c.openSchema(cfg.closeTimeout, !cfg.deferChecks); err != nil {
+		return nil, err
+	}
 	if cfg.deadFile != "" {
 		dlf, err := openDeadLetterFile(cfg.deadFile)
 		if err != nil {

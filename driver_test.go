@@ -106,7 +106,7 @@ func TestOpenErrorsNameTheProblem(t *testing.T) {
 // TestBufferedArgumentsAreCopied: a caller may reuse its []byte after Exec
 // returns; the buffered row must keep the value it had.
 func TestBufferedArgumentsAreCopied(t *testing.T) {
-	wb := openWriteback(t, "sqlite3", sqliteDSN(t, "copy"), `
+	wb := openWritebackDeferred(t, "sqlite3", sqliteDSN(t, "copy"), `
 tables:
   blobs:
     mode: back
@@ -133,7 +133,7 @@ tables:
 // TestRawReachesNativePgx: pgx users reach the native *pgx.Conn through
 // sql.Conn.Raw and BaseConn, after flushing what they need ordered.
 func TestRawReachesNativePgx(t *testing.T) {
-	wb := openWriteback(t, "pgx", pgSchema(t, "raw"), counterRules)
+	wb := openWritebackDeferred(t, "pgx", pgSchema(t, "raw"), counterRules)
 	defer wb.Close()
 	execAll(t, wb, "CREATE TABLE counters (id BIGINT PRIMARY KEY, views BIGINT NOT NULL)")
 	mustExec(t, wb, "INSERT INTO counters (id, views) VALUES ($1, $2)", 1, 41)

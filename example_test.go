@@ -44,6 +44,18 @@ tables:
 		log.Fatal(err)
 	}
 	base := "file:" + filepath.Join(dir, "app.db") + "?_journal_mode=WAL&_busy_timeout=5000"
+
+	// The application's migrations have created its tables: writeback reads
+	// them when it opens, and refuses a rule that does not fit them.
+	migrations, err := sql.Open("sqlite3", base)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := migrations.Exec(`CREATE TABLE page_views (page_id INTEGER PRIMARY KEY, views INTEGER NOT NULL)`); err != nil {
+		log.Fatal(err)
+	}
+	migrations.Close()
+
 	db, err := sql.Open("writeback", "driver=sqlite3 rules="+rules+" dsn="+base)
 	if err != nil {
 		log.Fatal(err)
@@ -51,10 +63,6 @@ tables:
 	defer db.Close() // flushes whatever is still buffered
 
 	ctx := context.Background()
-	// DDL is not bufferable: it goes to SQLite as it is.
-	if _, err := db.ExecContext(ctx, `CREATE TABLE page_views (page_id INTEGER PRIMARY KEY, views INTEGER NOT NULL)`); err != nil {
-		log.Fatal(err)
-	}
 	// An INSERT that names the key is buffered; so are UPDATEs by key, and
 	// the UPDATEs coalesce into the pending INSERT.
 	if _, err := db.ExecContext(ctx, `INSERT INTO page_views (page_id, views) VALUES (?, 0)`, 1); err != nil {
@@ -120,6 +128,16 @@ tables:
 	if err != nil {
 		log.Fatal(err)
 	}
+	// The tables exist before the connector opens (migrations).
+	migrations, err := sql.Open("sqlite3", base)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := migrations.Exec(`CREATE TABLE page_views (page_id INTEGER PRIMARY KEY, views INTEGER NOT NULL DEFAULT 0);
+		CREATE TABLE orders (order_id INTEGER PRIMARY KEY, amount_cents INTEGER NOT NULL)`); err != nil {
+		log.Fatal(err)
+	}
+	migrations.Close()
 	c, err := writeback.NewConnector(sqliteConnector{dsn: base}, rules,
 		writeback.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
@@ -129,8 +147,6 @@ tables:
 
 	ctx := context.Background()
 	for _, q := range []string{
-		`CREATE TABLE page_views (page_id INTEGER PRIMARY KEY, views INTEGER NOT NULL DEFAULT 0)`,
-		`CREATE TABLE orders (order_id INTEGER PRIMARY KEY, amount_cents INTEGER NOT NULL)`,
 		`INSERT INTO orders (order_id, amount_cents) VALUES (1, 2500)`,           // write-through
 		`INSERT INTO page_views (page_id, views) VALUES (7, 41)`,                 // buffered
 		`UPDATE page_views SET views = views + 1 WHERE page_id = 7`,              // buffered, coalesced
@@ -179,8 +195,12 @@ func ExampleOpenDB() {
 	rules := &writeback.Rules{Tables: map[string]*writeback.TableRule{
 		"page_views": {Mode: writeback.ModeBack, Key: []string{"page_id"}, MaxLoss: time.Hour},
 	}}
+	// The table does not exist yet: it is created below, through db, as
+	// migrations run by the application would. WithDeferredChecks lets the
+	// connector open anyway; page_views is buffered once the CREATE TABLE
+	// has made it fit its rule.
 	db, err := writeback.OpenDB(sqliteConnector{dsn: base}, rules,
-		writeback.WithLogger(slog.New(slog.DiscardHandler)))
+		writeback.WithLogger(slog.New(slog.DiscardHandler)), writeback.WithDeferredChecks())
 	if err != nil {
 		log.Fatal(err)
 	}

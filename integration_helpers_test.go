@@ -87,6 +87,18 @@ func openWriteback(t testing.TB, driverName, baseDSN, rules string) *sql.DB {
 	return db
 }
 
+// openWritebackDeferred is openWriteback with checks=deferred: for tests
+// that create their tables through the returned *sql.DB, as migrations do.
+func openWritebackDeferred(t testing.TB, driverName, baseDSN, rules string) *sql.DB {
+	t.Helper()
+	path := writeRulesFile(t, rules)
+	db, err := sql.Open("writeback", "driver="+driverName+" rules="+path+" checks=deferred dsn="+baseDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // execAll runs each statement of a ;-separated script.
 func execAll(t testing.TB, db *sql.DB, script string) {
 	t.Helper()

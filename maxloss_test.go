@@ -32,14 +32,14 @@ tables:
     key: [id]
     max_loss: 300ms
 `
-	wb := openWriteback(t, driverName, wbDSN, rules)
-	defer wb.Close()
 	direct, err := sql.Open(driverName, directDSN)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer direct.Close()
 	createCounters(t, direct, keys, dollar)
+	wb := openWriteback(t, driverName, wbDSN, rules)
+	defer wb.Close()
 
 	const run = 3 * time.Second
 	ackAt := make([]atomic.Int64, 1<<22) // sequence → acknowledgment time (UnixNano)

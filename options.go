@@ -20,6 +20,7 @@ type config struct {
 	maxBufferBytes int64
 	dialect        dialect.Dialect // nil: detected from the base driver
 	flushConns     int             // 0: one per back table
+	deferChecks    bool            // WithDeferredChecks
 
 	// Test seams (crash tests): see withTestHooks.
 	hook         func(point string)
@@ -136,6 +137,21 @@ func WithMaxBufferBytes(n int64) Option {
 			return fmt.Errorf("writeback: WithMaxBufferBytes: %d is not positive", n)
 		}
 		c.maxBufferBytes = n
+		return nil
+	}
+}
+
+// WithDeferredChecks lets a connector open although a rule does not fit the
+// database's schema yet — typically because the tables are created after
+// opening, by migrations that run through the returned *sql.DB. Each such
+// table is logged at open, its writes go to the database unbuffered, and it
+// is checked again after every DDL statement that names it: once it fits,
+// its writes are buffered. Without this option (the default) the connector
+// refuses to open on such a rule, naming the rules file and line. The DSN
+// key checks=deferred does the same.
+func WithDeferredChecks() Option {
+	return func(c *config) error {
+		c.deferChecks = true
 		return nil
 	}
 }

@@ -262,6 +262,7 @@ tables:
     mode: back
     key: [id]
     max_loss: 1h
+    allow: [check]
 `, WithDeadLetterFile(dlPath), WithOnDeadLetter(func(DeadLetter) { hooked.Add(1) }))
 	const n, bad = 1000, 437
 	insert := fmt.Sprintf("INSERT INTO items (id, qty, label) VALUES (%s, %s, %s)", ph(1), ph(2), ph(3))
@@ -470,6 +471,7 @@ func TestNoGoroutineLeftAfterClose(t *testing.T) {
 			if journal {
 				rules = journalRules(filepath.Join(t.TempDir(), "journal"), "everysec", "disk", "50ms")
 			}
+			rules += "    allow: [check]\n"
 			base2, err := baseConnector("sqlite3", base)
 			if err != nil {
 				t.Fatal(err)

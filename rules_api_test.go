@@ -145,7 +145,14 @@ func TestValidateDoesNotModify(t *testing.T) {
 // fields work with NewConnector as they always have (names normalized,
 // defaults used) while the caller's Rules value is left unchanged.
 func TestNewConnectorHandBuiltRules(t *testing.T) {
-	base, err := baseConnector("sqlite3", sqliteDSN(t, "hand"))
+	dsn := sqliteDSN(t, "hand")
+	direct, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	execAll(t, direct, "CREATE TABLE page_views (page_id INTEGER PRIMARY KEY, views INTEGER NOT NULL); CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+	base, err := baseConnector("sqlite3", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +190,6 @@ func TestNewConnectorHandBuiltRules(t *testing.T) {
 		t.Errorf("the connector shares its rule with the caller: %+v", *st.rule)
 	}
 
-	mustExec(t, db, "CREATE TABLE page_views (page_id INTEGER PRIMARY KEY, views INTEGER NOT NULL)")
 	mustExec(t, db, "INSERT INTO page_views (page_id, views) VALUES (1, 0)")
 	mustExec(t, db, "UPDATE page_views SET views = views + 1 WHERE page_id = 1")
 	if s := c.Stats(); s.Buffered != 2 || s.Coalesced != 1 {

@@ -225,11 +225,19 @@ func AssignOK(kind dialect.Kind, c *Column, v any) (any, bool) {
 		}
 		return nil, false
 	case Text, Char:
-		s, ok := v.(string)
-		if !ok || c.Length > 0 && utf8.RuneCountInString(strings.TrimRight(s, " ")) > c.Length {
+		var s string
+		switch x := v.(type) {
+		case string:
+			s = x
+		case []byte: // pgx sends bytes to a text column as its text
+			s = string(x)
+		default:
 			return nil, false
 		}
-		return s, true
+		if !utf8.ValidString(s) || c.Length > 0 && utf8.RuneCountInString(strings.TrimRight(s, " ")) > c.Length {
+			return nil, false
+		}
+		return v, true
 	}
 	return v, true
 }

@@ -218,6 +218,10 @@ func (f *Flusher) Close() error {
 	return fmt.Errorf("writeback: close: %d buffered rows could not be flushed within %s: %w", left, f.cfg.CloseTimeout, lastErr)
 }
 
+// SchemaChanged tells the flusher that a DDL statement changed the tables:
+// the next flushes describe them afresh.
+func (f *Flusher) SchemaChanged() { f.pool.schemaChanged() }
+
 // Status returns the flusher's health now.
 func (f *Flusher) Status() Status {
 	f.mu.Lock()

@@ -13,6 +13,7 @@ import (
 type pconn struct {
 	conn   driver.Conn
 	writer dialect.Writer
+	epoch  uint64 // the pool's schema epoch the writer was made in
 }
 
 // pool holds the flush workers' connections to the base database: at most
@@ -29,6 +30,7 @@ type pool struct {
 	waiters []*waiter
 	seq     uint64
 	closed  bool
+	epoch   uint64 // raised when the schema changed: writers' caches are stale
 }
 
 type waiter struct {
@@ -45,18 +47,22 @@ func (p *pool) get(ctx context.Context, prio int) (*pconn, error) {
 		if n := len(p.idle); n > 0 {
 			pc := p.idle[n-1]
 			p.idle = p.idle[:n-1]
+			if pc.epoch != p.epoch {
+				pc.writer, pc.epoch = p.dia.NewWriter(pc.conn), p.epoch
+			}
 			p.mu.Unlock()
 			return pc, nil
 		}
 		if p.open < p.max {
 			p.open++
+			epoch := p.epoch
 			p.mu.Unlock()
 			conn, err := p.connector.Connect(ctx)
 			if err != nil {
 				p.release()
 				return nil, &connectFailure{err}
 			}
-			return &pconn{conn: conn, writer: p.dia.NewWriter(conn)}, nil
+			return &pconn{conn: conn, writer: p.dia.NewWriter(conn), epoch: epoch}, nil
 		}
 		p.seq++
 		w := &waiter{prio: prio, seq: p.seq, ch: make(chan struct{})}
@@ -75,6 +81,14 @@ func (p *pool) get(ctx context.Context, prio int) (*pconn, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// schemaChanged makes every connection's writer start afresh: what a
+// writer cached of the tables (PostgreSQL's column types) may be stale.
+func (p *pool) schemaChanged() {
+	p.mu.Lock()
+	p.epoch++
+	p.mu.Unlock()
 }
 
 // put gives a connection back for the next flush.

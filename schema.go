@@ -1,0 +1,244 @@
+package writeback
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/writeback-go/writeback/internal/catalog"
+	"github.com/writeback-go/writeback/internal/dialect"
+)
+
+// This file joins the connector to the database's catalog
+// (internal/catalog): at open, and again after DDL, the driver reads every
+// rules table's columns, keys, constraints, triggers and views, refuses to
+// open on a rule that does not fit them, and keeps what the statement path
+// needs to buffer only what it can apply exactly.
+
+// schemaState is what the connector knows of its rules' tables in the
+// database. It is replaced whole, never changed.
+type schemaState struct {
+	tables map[string]*catalog.Table // by rule name; nil: no such table
+	// views maps a view's lower-cased bare name to the back tables it
+	// reads, for barriers.
+	views map[string][]*tableState
+	// broken holds back tables whose rule no longer fits the schema (a
+	// DDL after open): their writes go to the database.
+	broken map[string]error
+}
+
+// schemaKeeper loads and reloads the catalog.
+type schemaKeeper struct {
+	state   atomic.Pointer[schemaState] // nil: not read (yet, or never: generic dialect)
+	pending atomic.Bool                 // a catalog exists but could not be read yet
+	mu      sync.Mutex                  // one load at a time
+	tried   time.Time                   // last failed load, under mu
+}
+
+// hasCatalog reports whether the dialect has a catalog to read.
+func hasCatalog(d dialect.Dialect) bool { return d.Kind() != dialect.Generic }
+
+// loadSchema reads the catalog of every rules table. With refuse, a rule
+// that does not fit is an error (at open); otherwise such tables are marked
+// broken and logged (after DDL).
+func (c *Connector) loadSchema(ctx context.Context, refuse bool) error {
+	db := sql.OpenDB(noCloseConnector{c.base})
+	db.SetMaxOpenConns(1)
+	defer db.Close()
+	names := make([]string, 0, len(c.rules.Tables))
+	for name := range c.rules.Tables {
+		names = append(names, name)
+	}
+	tables, err := catalog.Read(ctx, db, c.dia.Kind(), names)
+	if err != nil {
+		return fmt.Errorf("writeback: reading the catalog: %w", err)
+	}
+	st := &schemaState{tables: tables, views: map[string][]*tableState{}, broken: map[string]error{}}
+	for _, rule := range c.rules.sortedByLine() {
+		if err := checkRule(c.rules.File, rule, tables[rule.Name]); err != nil {
+			if refuse {
+				return err
+			}
+			st.broken[rule.Name] = err
+			c.log.Error("writeback: a table does not fit its rule; its writes go to the database until a DDL statement makes it fit", "table", rule.Name, "err", err)
+		}
+	}
+	for _, t := range c.buf.ordered {
+		if tab := tables[t.rule.Name]; tab != nil {
+			for _, v := range tab.Views {
+				bare := strings.ToLower(v[strings.LastIndexByte(v, '.')+1:])
+				st.views[bare] = append(st.views[bare], t)
+			}
+		}
+	}
+	c.schema.state.Store(st)
+	c.schema.pending.Store(false)
+	c.resetStatementCache()
+	return nil
+}
+
+// openSchema reads the catalog at open. A rule that does not fit refuses
+// the open; a database that cannot be reached leaves the catalog pending
+// (nothing is buffered until it is read).
+func (c *Connector) openSchema(timeout time.Duration, refuse bool) error {
+	if !hasCatalog(c.dia) {
+		c.log.Debug("writeback: no catalog for the generic dialect: column types are not checked", "dialect", c.dia.Kind())
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := c.loadSchema(ctx, refuse)
+	var re *RulesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &re):
+		return err
+	case dialect.ClassOf(err) != dialect.Permanent:
+		c.schema.pending.Store(true)
+		c.log.Warn("writeback: the catalog could not be read at open; writes go to the database until it is read", "err", err)
+		return nil
+	}
+	return err
+}
+
+// ensureSchema reads the catalog when it could not be read at open (the
+// database was down), at most once a second; until then nothing is
+// buffered. It is called on the statement path only while pending.
+func (c *Connector) ensureSchema(ctx context.Context) {
+	c.schema.mu.Lock()
+	defer c.schema.mu.Unlock()
+	if !c.schema.pending.Load() || time.Since(c.schema.tried) < time.Second {
+		return
+	}
+	if err := c.loadSchema(ctx, false); err != nil {
+		c.schema.tried = time.Now()
+	}
+}
+
+// afterDDL reads the catalog again once a DDL statement naming a back table
+// has run, so what the statement path knows of column types is current.
+func (c *Connector) afterDDL(ctx context.Context) {
+	if !hasCatalog(c.dia) {
+		return
+	}
+	c.buf.flusher.SchemaChanged()
+	c.schema.mu.Lock()
+	defer c.schema.mu.Unlock()
+	if err := c.loadSchema(ctx, false); err != nil {
+		// Nothing is buffered on stale types: wait for the next read.
+		c.schema.state.Store(nil)
+		c.schema.pending.Store(true)
+		c.schema.tried = time.Now()
+		c.resetStatementCache()
+		c.log.Error("writeback: could not read the catalog after DDL; bufferable writes go to the database until it is read", "err", err)
+	}
+}
+
+// sortedByLine lists the rules in file order, for errors in a stable order.
+func (r *Rules) sortedByLine() []*TableRule {
+	out := make([]*TableRule, 0, len(r.Tables))
+	for _, t := range r.Tables {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b *TableRule) int {
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out
+}
+
+// checkRule checks one rule against its table's catalog: the table exists;
+// for a back table, its key is the primary key or a unique key over NOT NULL
+// columns with exact comparison, and it has no feature the rule does not
+// allow.
+func checkRule(file string, r *TableRule, t *catalog.Table) error {
+	fail := func(format string, args ...any) error {
+		return &RulesError{File: file, Line: r.Line, Msg: "tables." + r.Name + ": " + fmt.Sprintf(format, args...)}
+	}
+	if t == nil {
+		return fail("table %s does not exist in the database", r.Name)
+	}
+	if r.Mode != ModeBack {
+		return nil
+	}
+	for _, k := range r.Key {
+		col := t.Column(k)
+		if col == nil {
+			return fail("key column %s does not exist in table %s", k, r.Name)
+		}
+		if col.CaseInsensitive {
+			return fail("key column %s has a case-insensitive collation (%s): spellings the database takes as one key would be two buffered rows", k, col.Type+" "+col.Collation)
+		}
+	}
+	if ok, why := t.IsUniqueKey(r.Key); !ok {
+		return fail("key (%s) is not the primary key or a unique index over NOT NULL columns: %s", strings.Join(r.Key, ", "), why)
+	}
+	return checkFeatures(r, t, fail)
+}
+
+// checkFeatures refuses schema features that can make a buffered write
+// differ from direct execution, unless the rule allows them.
+func checkFeatures(r *TableRule, t *catalog.Table, fail func(string, ...any) error) error {
+	const hint = "; allow: [%s] in the rule accepts that (see the README)"
+	if len(t.Triggers) > 0 && r.Allow&AllowTriggers == 0 {
+		return fail("table has triggers (%s), which would run at flush time, once per coalesced row"+hint, strings.Join(t.Triggers, ", "), "triggers")
+	}
+	if fks := append(slices.Clone(t.ForeignKeysOut), t.ForeignKeysIn...); len(fks) > 0 && r.Allow&AllowForeignKeys == 0 {
+		return fail("table has foreign keys (%s), checked at flush time in key order, not at Exec"+hint, strings.Join(fks, "; "), "foreign_keys")
+	}
+	if u := otherUniques(r, t); u != "" && r.Allow&AllowUnique == 0 {
+		return fail("table has a unique constraint other than the key (%s), checked at flush time in key order, not at Exec"+hint, u, "unique")
+	}
+	if len(t.Checks) > 0 && r.Allow&AllowCheck == 0 {
+		return fail("table has check constraints (%s), checked at flush time, not at Exec"+hint, strings.Join(t.Checks, ", "), "check")
+	}
+	for _, col := range t.Columns {
+		if r.Allow&AllowDefaults != 0 || slices.ContainsFunc(r.Key, func(k string) bool { return t.Column(k) == col }) {
+			continue
+		}
+		switch {
+		case col.Generated:
+			return fail("column %s is generated, computed at flush time"+hint, col.Name, "defaults")
+		case col.SequenceDefault || col.VolatileDefault:
+			return fail("column %s has a default drawn from a sequence or a volatile function (%s), evaluated at flush time in key order"+hint, col.Name, col.Default, "defaults")
+		}
+	}
+	return nil
+}
+
+// otherUniques describes the table's unique constraints other than the
+// rule's key ("" when none): the primary key when the key is another unique
+// index, and every other unique index.
+func otherUniques(r *TableRule, t *catalog.Table) string {
+	same := func(cols []string) bool {
+		if len(cols) != len(r.Key) {
+			return false
+		}
+		for _, k := range r.Key {
+			kc := t.Column(k)
+			if !slices.ContainsFunc(cols, func(c string) bool { return t.Column(c) == kc }) {
+				return false
+			}
+		}
+		return true
+	}
+	var out []string
+	if len(t.PrimaryKey) > 0 && !same(t.PrimaryKey) {
+		out = append(out, "PRIMARY KEY ("+strings.Join(t.PrimaryKey, ", ")+")")
+	}
+	for _, u := range append(slices.Clone(t.Uniques), t.OtherUniques...) {
+		if !same(u.Columns) {
+			out = append(out, "UNIQUE "+u.Name)
+		}
+	}
+	return strings.Join(out, ", ")
+}
