@@ -341,7 +341,8 @@ tables:
 			b.ReportMetric(float64(spent[1])/float64(spent[0]), "wrapped/raw")
 		}
 	}
-	ordersDDL := "CREATE TABLE orders (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)"
+	// counters is the back table next to orders in the rules: it must exist.
+	ordersDDL := "CREATE TABLE orders (id BIGINT PRIMARY KEY, n BIGINT NOT NULL); CREATE TABLE counters (id BIGINT PRIMARY KEY, views BIGINT NOT NULL)"
 	fillOrders := func(b *testing.B, db *sql.DB, dollar bool) {
 		execAll(b, db, ordersDDL)
 		tx, err := db.Begin()
