@@ -176,7 +176,7 @@ func checkRule(file string, r *TableRule, t *catalog.Table) error {
 			return fail("key column %s does not exist in table %s", k, r.Name)
 		}
 		if col.CaseInsensitive {
-			return fail("key column %s has a case-insensitive collation (%s): spellings the database takes as one key would be two buffered rows", k, col.Type+" "+col.Collation)
+			return fail("key column %s has a case-insensitive collation (%s): spellings the database takes as one key would be two buffered rows", k, strings.TrimSpace(col.Type+" "+col.Collation))
 		}
 	}
 	if ok, why := t.IsUniqueKey(r.Key); !ok {
@@ -191,6 +191,9 @@ func checkFeatures(r *TableRule, t *catalog.Table, fail func(string, ...any) err
 	const hint = "; allow: [%s] in the rule accepts that (see the README)"
 	if len(t.Triggers) > 0 && r.Allow&AllowTriggers == 0 {
 		return fail("table has triggers (%s), which would run at flush time, once per coalesced row"+hint, strings.Join(t.Triggers, ", "), "triggers")
+	}
+	if len(t.Rules) > 0 && r.Allow&AllowTriggers == 0 {
+		return fail("table has rewrite rules (%s), which would act at flush time, once per coalesced row"+hint, strings.Join(t.Rules, ", "), "triggers")
 	}
 	if fks := append(slices.Clone(t.ForeignKeysOut), t.ForeignKeysIn...); len(fks) > 0 && r.Allow&AllowForeignKeys == 0 {
 		return fail("table has foreign keys (%s), checked at flush time in key order, not at Exec"+hint, strings.Join(fks, "; "), "foreign_keys")
@@ -208,8 +211,12 @@ func checkFeatures(r *TableRule, t *catalog.Table, fail func(string, ...any) err
 		switch {
 		case col.Generated:
 			return fail("column %s is generated, computed at flush time"+hint, col.Name, "defaults")
-		case col.SequenceDefault || col.VolatileDefault:
-			return fail("column %s has a default drawn from a sequence or a volatile function (%s), evaluated at flush time in key order"+hint, col.Name, col.Default, "defaults")
+		case col.SequenceDefault || col.VolatileDefault || col.Identity:
+			what := "a default drawn from a sequence or a volatile function"
+			if col.Default != "" {
+				what += " (" + col.Default + ")"
+			}
+			return fail("column %s has %s, evaluated at flush time in key order"+hint, col.Name, what, "defaults")
 		}
 	}
 	return nil

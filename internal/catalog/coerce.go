@@ -21,9 +21,13 @@ import (
 func KeyValue(kind dialect.Kind, c *Column, v any) (any, bool) {
 	switch c.Class {
 	case Integer:
-		return integerKey(v)
+		return integerValue(c, v)
 	case Text:
-		return textKey(kind, v)
+		k, ok := textKey(kind, v)
+		if s, isStr := k.(string); ok && isStr && kind == dialect.Postgres && !textOK(s) {
+			return nil, false
+		}
+		return k, ok
 	case Char:
 		s, ok := v.(string)
 		if !ok {
@@ -51,9 +55,28 @@ func KeyValue(kind dialect.Kind, c *Column, v any) (any, bool) {
 			}
 			return nil, false
 		}
+		if str, isStr := v.(string); isStr && !fitsScale(str, c) {
+			return nil, false // the column rounds it: another spelling of another key
+		}
+		if _, isInt := v.(int64); isInt && c.Precision != 0 && c.Scale < 0 {
+			return nil, false
+		}
 		return canonicalDecimal(v)
 	}
 	return nil, false
+}
+
+// integerValue is integerKey within the column type's range.
+func integerValue(c *Column, v any) (any, bool) {
+	k, ok := integerKey(v)
+	if !ok {
+		return nil, false
+	}
+	lo, hi := intRange(c)
+	if i := k.(int64); i < lo || i > hi {
+		return nil, false
+	}
+	return k, true
 }
 
 // integerKey accepts an int64, or a string the database reads as the same
@@ -63,7 +86,7 @@ func integerKey(v any) (any, bool) {
 	case int64:
 		return x, true
 	case string:
-		s := strings.TrimSpace(x)
+		s := strings.Trim(x, asciiSpace) // int8in skips ASCII white space only
 		if s == "" {
 			return nil, false
 		}
@@ -93,7 +116,6 @@ func textKey(kind dialect.Kind, v any) (any, bool) {
 // canonicalUUID is PostgreSQL's uuid input: 32 hex digits, optionally in
 // braces, with dashes after any group of four; output lower-case 8-4-4-4-12.
 func canonicalUUID(s string) (any, bool) {
-	s = strings.TrimSpace(s)
 	if len(s) >= 2 && s[0] == '{' && s[len(s)-1] == '}' {
 		s = s[1 : len(s)-1]
 	}
@@ -125,7 +147,7 @@ func canonicalDecimal(v any) (any, bool) {
 	case int64:
 		return strconv.FormatInt(x, 10), true
 	case string:
-		s = strings.TrimSpace(x)
+		s = strings.Trim(x, asciiSpace)
 	default:
 		return nil, false
 	}
@@ -175,11 +197,14 @@ func DeltaExact(kind dialect.Kind, c *Column, v any) bool {
 		_, ok := v.(int64)
 		return ok
 	case Numeric:
+		if c.Precision != 0 && c.Scale < 0 {
+			return false
+		}
 		switch x := v.(type) {
 		case int64:
 			return true
 		case string:
-			return kind == dialect.Postgres && fitsScale(x, c.Scale)
+			return kind == dialect.Postgres && fitsScale(x, c)
 		}
 	case Float:
 		switch v.(type) {
@@ -190,12 +215,16 @@ func DeltaExact(kind dialect.Kind, c *Column, v any) bool {
 	return false
 }
 
-// AssignOK reports whether v may be buffered as the new value of column c:
-// the database would take it as it is, and a later delta coalesced into it
-// sums as the database would. A value the database would refuse or round
-// (NULL into NOT NULL, a string longer than varchar(n), text that is not an
-// integer into an integer column, a scale a numeric column rounds) is not
-// buffered: the statement goes to the database, which answers at Exec.
+// AssignOK reports whether v may be buffered as the new value of column c
+// (and returns it in canonical form), checking what can be checked cheaply
+// so that the database's refusal comes at Exec, as it would directly: NULL
+// into NOT NULL, a string longer than varchar(n) or not valid text, text
+// that is not an integer or an integer out of the type's range into an
+// integer column, a scale a numeric column would round (which a later delta
+// would then sum differently). Values for other types (float, uuid, time,
+// json, ...) are taken as they are: the flush casts them to the column's
+// type, and a value the database refuses then is a dead letter, not an
+// error at Exec.
 func AssignOK(kind dialect.Kind, c *Column, v any) (any, bool) {
 	if v == nil {
 		return nil, !c.NotNull
@@ -213,13 +242,16 @@ func AssignOK(kind dialect.Kind, c *Column, v any) (any, bool) {
 	}
 	switch c.Class {
 	case Integer:
-		return integerKey(v)
+		return integerValue(c, v)
 	case Numeric:
 		switch x := v.(type) {
 		case int64:
+			if c.Precision != 0 && c.Scale < 0 {
+				return nil, false
+			}
 			return x, true
 		case string:
-			if fitsScale(x, c.Scale) {
+			if fitsScale(x, c) {
 				return x, true
 			}
 		}
@@ -234,7 +266,7 @@ func AssignOK(kind dialect.Kind, c *Column, v any) (any, bool) {
 		default:
 			return nil, false
 		}
-		if !utf8.ValidString(s) || c.Length > 0 && utf8.RuneCountInString(strings.TrimRight(s, " ")) > c.Length {
+		if !textOK(s) || c.Length > 0 && utf8.RuneCountInString(strings.TrimRight(s, " ")) > c.Length {
 			return nil, false
 		}
 		return v, true
@@ -242,16 +274,38 @@ func AssignOK(kind dialect.Kind, c *Column, v any) (any, bool) {
 	return v, true
 }
 
-// fitsScale reports whether s is a decimal whose fractional digits fit a
-// numeric column's scale (scale < 0: unconstrained).
-func fitsScale(s string, scale int) bool {
+// asciiSpace is the white space PostgreSQL's number input skips.
+const asciiSpace = " \t\n\v\f\r"
+
+// fitsScale reports whether s is a decimal whose fractional digits fit
+// numeric column c's scale (no precision: unconstrained). A negative scale
+// (numeric(3,-1)) rounds integers: nothing fits it here.
+func fitsScale(s string, c *Column) bool {
 	d, ok := canonicalDecimal(s)
 	if !ok {
 		return false
 	}
-	if scale < 0 {
+	if c.Precision == 0 {
 		return true
 	}
 	_, frac, _ := strings.Cut(d.(string), ".")
-	return len(frac) <= scale
+	return c.Scale >= 0 && len(frac) <= c.Scale
+}
+
+// intRange is the range of an integer column's type (PostgreSQL smallint and
+// integer; bigint and SQLite: int64's).
+func intRange(c *Column) (lo, hi int64) {
+	switch strings.ToLower(c.Type) {
+	case "smallint", "int2":
+		return -1 << 15, 1<<15 - 1
+	case "integer", "int", "int4":
+		return -1 << 31, 1<<31 - 1
+	}
+	return -1 << 63, 1<<63 - 1
+}
+
+// textOK reports whether PostgreSQL's text input takes s: valid UTF-8
+// without NUL bytes.
+func textOK(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }
