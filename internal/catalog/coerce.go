@@ -81,10 +81,13 @@ func integerValue(c *Column, v any) (any, bool) {
 
 // integerKey accepts an int64, or a string the database reads as the same
 // integer ("01", " 7 ", "+3").
+//
+// Values already canonical are returned as given, not boxed again: this runs
+// on every buffered write.
 func integerKey(v any) (any, bool) {
 	switch x := v.(type) {
 	case int64:
-		return x, true
+		return v, true
 	case string:
 		s := strings.Trim(x, asciiSpace) // int8in skips ASCII white space only
 		if s == "" {
@@ -104,7 +107,7 @@ func integerKey(v any) (any, bool) {
 func textKey(kind dialect.Kind, v any) (any, bool) {
 	switch x := v.(type) {
 	case string:
-		return x, true
+		return v, true
 	case int64:
 		if kind == dialect.SQLite {
 			return strconv.FormatInt(x, 10), true
@@ -249,10 +252,10 @@ func AssignOK(kind dialect.Kind, c *Column, v any) (any, bool) {
 			if c.Precision != 0 && c.Scale < 0 {
 				return nil, false
 			}
-			return x, true
+			return v, true
 		case string:
 			if fitsScale(x, c) {
-				return x, true
+				return v, true
 			}
 		}
 		return nil, false
@@ -292,13 +295,15 @@ func fitsScale(s string, c *Column) bool {
 	return c.Scale >= 0 && len(frac) <= c.Scale
 }
 
-// intRange is the range of an integer column's type (PostgreSQL smallint and
-// integer; bigint and SQLite: int64's).
+// intRange is the range of an integer column's type: PostgreSQL's smallint
+// and integer (whose catalog names are these, lower-case); int64's for
+// bigint and for SQLite, whose integers are 64-bit whatever the declared type.
+// It runs on every buffered write: no allocation.
 func intRange(c *Column) (lo, hi int64) {
-	switch strings.ToLower(c.Type) {
-	case "smallint", "int2":
+	switch c.Type {
+	case "smallint":
 		return -1 << 15, 1<<15 - 1
-	case "integer", "int", "int4":
+	case "integer":
 		return -1 << 31, 1<<31 - 1
 	}
 	return -1 << 63, 1<<63 - 1
