@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"os"
@@ -139,7 +140,7 @@ tables:
 	}
 	migrations.Close()
 	c, err := writeback.NewConnector(sqliteConnector{dsn: base}, rules,
-		writeback.WithLogger(slog.New(slog.DiscardHandler)))
+		writeback.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -200,7 +201,7 @@ func ExampleOpenDB() {
 	// connector open anyway; page_views is buffered once the CREATE TABLE
 	// has made it fit its rule.
 	db, err := writeback.OpenDB(sqliteConnector{dsn: base}, rules,
-		writeback.WithLogger(slog.New(slog.DiscardHandler)), writeback.WithDeferredChecks())
+		writeback.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), writeback.WithDeferredChecks())
 	if err != nil {
 		log.Fatal(err)
 	}

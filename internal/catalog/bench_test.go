@@ -32,7 +32,7 @@ func BenchmarkReadPostgres20(b *testing.B) {
 	}
 	ctx := context.Background()
 	b.ResetTimer()
-	for b.Loop() {
+	for i := 0; i < b.N; i++ {
 		got, err := Read(ctx, db, dialect.Postgres, names)
 		if err != nil {
 			b.Fatal(err)

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"strings"
@@ -577,7 +578,7 @@ func TestKeyValueIntegerCharPostgresAgrees(t *testing.T) {
 // integer, the server refuses, and a numeric it refuses, the server rounds.
 func TestAssignOKPostgresAgrees(t *testing.T) {
 	db := pgOpen(t)
-	ctx := t.Context()
+	ctx := context.Background()
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -680,7 +680,7 @@ func BenchmarkClassify(b *testing.B) {
 	b.Run("update", func(b *testing.B) {
 		q := "UPDATE page_views SET views = views + $1, last_seen = $2 WHERE page_id = $3"
 		b.ReportAllocs()
-		for b.Loop() {
+		for i := 0; i < b.N; i++ {
 			if Classify(q, false).Kind != Update {
 				b.Fatal("not bufferable")
 			}
@@ -689,7 +689,7 @@ func BenchmarkClassify(b *testing.B) {
 	b.Run("insert", func(b *testing.B) {
 		q := "INSERT INTO events (id, kind, payload) VALUES (?, 'click', ?)"
 		b.ReportAllocs()
-		for b.Loop() {
+		for i := 0; i < b.N; i++ {
 			if Classify(q, true).Kind != Insert {
 				b.Fatal("not bufferable")
 			}
@@ -698,7 +698,7 @@ func BenchmarkClassify(b *testing.B) {
 	b.Run("select", func(b *testing.B) {
 		q := "SELECT p.id, p.title, v.views FROM pages p JOIN page_views v ON v.page_id = p.id WHERE p.id = $1 /* app */"
 		b.ReportAllocs()
-		for b.Loop() {
+		for i := 0; i < b.N; i++ {
 			Classify(q, false)
 		}
 	})
