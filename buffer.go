@@ -177,6 +177,9 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 	if t == nil || c.inTx || c.session || cn.buf.shared.Closed() || len(args) != info.c.NumParams {
 		return nil, false, nil
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, true, err // a context already done buffers nothing, as the database would run nothing
+	}
 	level := cn.ackLevel(ctx, t)
 	if level == AckThrough {
 		return nil, false, nil

@@ -342,10 +342,16 @@ func (c *Connector) Flush(ctx context.Context) error {
 // close timeout), stops the flusher and closes the base connector if it is an
 // io.Closer. It returns an error that says how many rows were left if the
 // flush could not finish. Later calls return the same result.
-func (c *Connector) Close() error {
+func (c *Connector) Close() error { return c.Shutdown(context.Background()) }
+
+// Shutdown is Close within the caller's context: the final flush ends when
+// ctx ends or the close timeout passes, whichever comes first, and what is
+// left is reported (and stays in the journal, if there is one). Like Close,
+// it runs once; later calls of either return the same result.
+func (c *Connector) Shutdown(ctx context.Context) error {
 	c.closeOnce.Do(func() {
 		c.buf.shared.Close()
-		c.closeErr = c.buf.flusher.Close()
+		c.closeErr = c.buf.flusher.CloseContext(ctx)
 		c.closeErr = errors.Join(c.closeErr, c.deadFile.close()) // the flushers, its only writers, have stopped
 		if j := c.buf.journal; j != nil {
 			c.closeErr = errors.Join(c.closeErr, j.Close(c.buf.pending()))
@@ -382,6 +388,19 @@ func Flush(ctx context.Context, db *sql.DB) error {
 		return err
 	}
 	return c.Flush(ctx)
+}
+
+// ShutdownContext flushes every write buffered through db within ctx and
+// closes db: the caller decides how long shutting down may take (Close uses
+// the connector's close timeout instead). It returns what could not be
+// flushed, and db's own Close error.
+func ShutdownContext(ctx context.Context, db *sql.DB) error {
+	c, err := connectorOf(db)
+	if err != nil {
+		return err
+	}
+	_ = c.Shutdown(ctx)
+	return db.Close() // closes the connector again, which returns Shutdown's result
 }
 
 // StatsOf returns the buffer's figures for a *sql.DB opened with writeback.

@@ -103,6 +103,12 @@ func sqliteCode(err error) (int, bool) {
 	return 0, false
 }
 
+// ErrCommitAmbiguous is a CommitUnknownError's Resolve answer when the
+// database cannot tell whether the transaction committed (a crash may have
+// given its id to another): asking again will not help. Only a fact the
+// transaction wrote itself (the journal's checkpoint) can decide.
+var ErrCommitAmbiguous = errors.New("writeback: the outcome of a flush transaction cannot be told")
+
 // CommitUnknownError is a COMMIT that got no answer: the connection broke after
 // the server may have committed. Retrying the rows blindly could apply a
 // counter's delta twice, so the flusher first asks the database what became

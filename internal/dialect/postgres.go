@@ -152,9 +152,11 @@ func (d *pgWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*Grou
 	}
 	// The transaction's id, so that a COMMIT whose answer is lost (the
 	// connection cut after the server committed) can be resolved with
-	// txid_status instead of writing the rows, deltas included, twice.
+	// txid_status instead of writing the rows, deltas included, twice; and
+	// the server's start time, because a crash can hand the id out again.
 	var xid int64
-	if err = tx.QueryRow(ctx, "SELECT txid_current()").Scan(&xid); err != nil {
+	var started time.Time
+	if err = tx.QueryRow(ctx, "SELECT txid_current(), pg_postmaster_start_time()").Scan(&xid, &started); err != nil {
 		return nil, fmt.Errorf("writeback: postgres txid: %w", err)
 	}
 	if err = tx.Commit(ctx); err != nil {
@@ -162,32 +164,50 @@ func (d *pgWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*Grou
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) {
 			// No answer from the server: it may have committed.
-			err = &CommitUnknownError{Err: err, Resolve: pgTxidStatus(xid)}
+			err = &CommitUnknownError{Err: err, Resolve: pgTxidStatus(xid, started)}
 		}
 		return nil, err
 	}
 	return noMatch, nil
 }
 
-// pgTxidStatus returns a commitUnknown resolver that asks the server, on a
-// new connection, whether transaction xid committed.
-func pgTxidStatus(xid int64) func(ctx context.Context, conn driver.Conn) (committed, known bool, err error) {
+// pgTxidStatus returns a CommitUnknownError resolver that asks the server,
+// on a new connection, what became of transaction xid, begun on a server
+// started at started.
+//
+// An id "in the future" (SQLSTATE 22023) was never committed: the server
+// crashed before the COMMIT record was durable, and the id was not used. A
+// server that restarted since can have handed the id to another
+// transaction: there "aborted" is still the truth (a durable commit would
+// have kept the id from being given out again), but "committed" or "in
+// progress" may be another transaction's, and the answer is
+// ErrCommitAmbiguous.
+func pgTxidStatus(xid int64, started time.Time) func(ctx context.Context, conn driver.Conn) (committed, known bool, err error) {
 	return func(ctx context.Context, conn driver.Conn) (bool, bool, error) {
 		pc, ok := conn.(pgxConner)
 		if !ok || pc.Conn() == nil {
 			return false, false, fmt.Errorf("writeback: postgres dialect needs a pgx stdlib connection, got %T", conn)
 		}
 		var status *string
-		if err := pc.Conn().QueryRow(ctx, "SELECT txid_status($1)", xid).Scan(&status); err != nil {
+		var now time.Time
+		err := pc.Conn().QueryRow(ctx, "SELECT txid_status($1), pg_postmaster_start_time()", xid).Scan(&status, &now)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "22023" {
+			return false, true, nil // "transaction ID ... is in the future": never committed
+		}
+		if err != nil {
 			return false, false, err
 		}
+		restarted := !now.Equal(started)
 		switch {
 		case status == nil: // too old to know: cannot happen within a flush's retries
-			return false, false, fmt.Errorf("writeback: txid_status(%d) is unknown", xid)
-		case *status == "committed":
-			return true, true, nil
+			return false, false, fmt.Errorf("%w: txid_status(%d) is unknown", ErrCommitAmbiguous, xid)
 		case *status == "aborted":
 			return false, true, nil
+		case restarted:
+			return false, false, fmt.Errorf("%w: the server restarted since transaction %d began, and the id may have been given out again (txid_status says %s)", ErrCommitAmbiguous, xid, *status)
+		case *status == "committed":
+			return true, true, nil
 		}
 		return false, false, nil // in progress: ask again
 	}

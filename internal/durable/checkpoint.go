@@ -233,3 +233,36 @@ func (d *Journal) checkpointStmts(m Mark, rows []*dirtyset.Row) func(exec dialec
 		return nil
 	}
 }
+
+// Committed decides, from the checkpoints in the target database, whether
+// a flush transaction of rows committed, when the database itself cannot
+// tell (dialect.ErrCommitAmbiguous): the transaction wrote the checkpoint of
+// every row it carried, all or nothing. A row whose journal records the
+// checkpoints cover was applied by it. Rows without journal records decide
+// nothing; when no row has any, or the checkpoints cover some rows and not
+// others, the answer is an error wrapping dialect.ErrCommitAmbiguous.
+func (d *Journal) Committed(ctx context.Context, db *sql.DB, table string, rows []*dirtyset.Row) (bool, error) {
+	cp, err := LoadCheckpoints(ctx, db, d.kind, d.ID())
+	if err != nil {
+		return false, err
+	}
+	covered, decided := 0, 0
+	for _, r := range rows {
+		if r.MaxLSN == 0 {
+			continue
+		}
+		decided++
+		if cp.Covers(table, r.KeyText(), r.MaxLSN) {
+			covered++
+		}
+	}
+	switch {
+	case decided == 0:
+		return false, fmt.Errorf("%w: its rows carry no journal record", dialect.ErrCommitAmbiguous)
+	case covered == decided:
+		return true, nil
+	case covered == 0:
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: the checkpoints cover %d of its %d journaled rows", dialect.ErrCommitAmbiguous, covered, decided)
+}

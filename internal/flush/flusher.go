@@ -187,7 +187,10 @@ func (f *Flusher) abandoned() bool {
 
 // Close stops every worker after each has flushed everything it can within
 // the close timeout, and returns what could not be flushed.
-func (f *Flusher) Close() error {
+func (f *Flusher) Close() error { return f.CloseContext(context.Background()) }
+
+// CloseContext is Close, ending the final flushes when ctx ends too.
+func (f *Flusher) CloseContext(ctx context.Context) error {
 	select {
 	case <-f.stop:
 		return errors.New("writeback: flusher closed twice")
@@ -195,9 +198,12 @@ func (f *Flusher) Close() error {
 		close(f.stop)
 	}
 	// Whatever a final flush is blocked in (a connect or a statement to a
-	// database that does not answer) ends at the close deadline.
+	// database that does not answer) ends at the close deadline, or when
+	// the caller's context ends.
 	giveUp := time.AfterFunc(f.cfg.CloseTimeout, f.cancel)
+	stopWatch := context.AfterFunc(ctx, f.cancel)
 	f.wg.Wait()
+	stopWatch()
 	giveUp.Stop()
 	f.cancel()
 	f.pool.close()
@@ -214,6 +220,9 @@ func (f *Flusher) Close() error {
 	}
 	if lastErr == nil {
 		lastErr = errors.New("rows were left")
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("writeback: close: %d buffered rows could not be flushed before the shutdown context ended: %w", left, lastErr)
 	}
 	return fmt.Errorf("writeback: close: %d buffered rows could not be flushed within %s: %w", left, f.cfg.CloseTimeout, lastErr)
 }

@@ -2,6 +2,7 @@ package flush
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -60,6 +61,11 @@ func (t *Table) writeRows(b *dirtyset.Batch, rows []*dirtyset.Row, mark durable.
 	var cu *dialect.CommitUnknownError
 	if errors.As(err, &cu) {
 		committed, rerr := t.resolveCommit(cu)
+		if errors.Is(rerr, dialect.ErrCommitAmbiguous) && t.f.cfg.Journal != nil {
+			// The database cannot tell; the journal's checkpoints, written
+			// by the transaction itself, can.
+			committed, rerr = t.committedByCheckpoint(rows, rerr)
+		}
 		switch {
 		case rerr != nil:
 			// Neither retried (it may have committed) nor dropped: each row
@@ -187,6 +193,26 @@ func (t *Table) deadLetter(r *dirtyset.Row, err error, noMatch bool) {
 	}
 }
 
+// committedByCheckpoint asks the checkpoints whether the flush of rows
+// committed. On an error it returns ambiguous joined with that error.
+func (t *Table) committedByCheckpoint(rows []*dirtyset.Row, ambiguous error) (bool, error) {
+	db := sql.OpenDB(noCloseConnector{t.f.cfg.Connector})
+	db.SetMaxOpenConns(1)
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(t.f.ctx, AttemptTimeout)
+	defer cancel()
+	committed, err := t.f.cfg.Journal.Committed(ctx, db, t.cfg.Name, rows)
+	if err != nil {
+		return false, errors.Join(ambiguous, err)
+	}
+	t.f.log.Warn("writeback: a flush's outcome was decided by the journal's checkpoints", "table", t.cfg.Name, "rows", len(rows), "committed", committed)
+	return committed, nil
+}
+
+// noCloseConnector hides a connector's Close from sql.OpenDB, whose Close
+// would close it.
+type noCloseConnector struct{ driver.Connector }
+
 // resolveCommit asks the database, until it answers, whether the
 // transaction of cu committed. While the database is down it keeps asking,
 // with the table's backoff, and counts each failed attempt as a failure
@@ -204,6 +230,9 @@ func (t *Table) resolveCommit(cu *dialect.CommitUnknownError) (committed bool, e
 		})
 		if err == nil && known {
 			return committed, nil
+		}
+		if errors.Is(err, dialect.ErrCommitAmbiguous) {
+			return false, err // asking again cannot help
 		}
 		if err == nil {
 			err = fmt.Errorf("%w: the transaction is still in progress", cu)

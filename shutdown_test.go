@@ -1,0 +1,80 @@
+package writeback
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestExecDoneContextBuffersNothing: a write with a context that is already
+// done is neither buffered nor applied, on a pinned connection (where
+// database/sql does not check the context itself).
+func TestExecDoneContextBuffersNothing(t *testing.T) {
+	dsn := sqliteDSN(t, "donectx")
+	direct, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	execAll(t, direct, "CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); INSERT INTO counters VALUES (1, 0)")
+	wb := openWriteback(t, "sqlite3", dsn, "tables:\n  counters:\n    mode: back\n    key: [id]\n    max_loss: 1h\n")
+	defer wb.Close()
+	conn, err := wb.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := conn.ExecContext(ctx, "UPDATE counters SET n = n + 1 WHERE id = ?", 1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Exec with a cancelled context: %v, want context.Canceled", err)
+	}
+	if err := Flush(context.Background(), wb); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := direct.QueryRow("SELECT n FROM counters WHERE id = 1").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("n = %d, %v; want 0: the cancelled write must not be applied", n, err)
+	}
+	if st, _ := StatsOf(wb); st.Buffered != 0 {
+		t.Fatalf("Buffered = %d, want 0", st.Buffered)
+	}
+}
+
+// TestShutdownContextBoundsTheFinalFlush: with the database unreachable,
+// ShutdownContext returns when its context ends (not after the close
+// timeout) and says how many rows were left.
+func TestShutdownContextBoundsTheFinalFlush(t *testing.T) {
+	p, viaProxy, direct := proxiedPostgres(t, "shutdown")
+	ddb, err := sql.Open("pgx", direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ddb.Close()
+	execAll(t, ddb, "CREATE TABLE counters (id bigint PRIMARY KEY, n bigint NOT NULL); INSERT INTO counters SELECT g, 0 FROM generate_series(0, 9) g")
+	wb, _ := openWritebackWith(t, "pgx", viaProxy, "tables:\n  counters:\n    mode: back\n    key: [id]\n    max_loss: 1h\n", WithCloseTimeout(time.Minute))
+	for i := range 10 {
+		if _, err := wb.Exec("UPDATE counters SET n = n + 1 WHERE id = $1", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := p.outage()
+	defer end()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = ShutdownContext(ctx, wb)
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "10 buffered rows") {
+		t.Fatalf("ShutdownContext during an outage: %v, want it to report the 10 rows left", err)
+	}
+	// Bounded by the context (300 ms), far below the one-minute close
+	// timeout; the margin is for -race on a shared machine.
+	if took > 10*time.Second {
+		t.Fatalf("ShutdownContext took %s with a 300ms context", took)
+	}
+	t.Logf("ShutdownContext returned after %s: %v", took.Round(time.Millisecond), err)
+}
