@@ -19,7 +19,7 @@ import (
 func TestCommittedByCheckpoint(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	set := dirtyset.NewShared(1<<20).NewTable(dirtyset.Config{Name: "t", MaxDirty: 100, MaxLoss: 1e9})
+	set := dirtyset.NewShared(1 << 20).NewTable(dirtyset.Config{Name: "t", MaxDirty: 100, MaxLoss: 1e9})
 	j, err := Open(filepath.Join(dir, "journal"), dialect.SQLite, []*dirtyset.Table{set}, Options{})
 	if err != nil {
 		t.Fatal(err)
