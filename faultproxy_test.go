@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -48,6 +49,8 @@ type faultProxy struct {
 	delay time.Duration
 	conns map[net.Conn]struct{} // both sides of every open connection
 	cuts  int
+	// accepted counts the connections clients opened to the proxy.
+	accepted atomic.Int64
 	// cutAfter, when set, sees every chunk going to the server; when it
 	// returns true the chunk is forwarded and every connection cut at once,
 	// before any answer can come back.
@@ -150,6 +153,7 @@ func (p *faultProxy) accept() {
 		if err != nil {
 			return // closed
 		}
+		p.accepted.Add(1)
 		mode, _ := p.state()
 		switch mode {
 		case proxyRefuse:

@@ -78,3 +78,56 @@ func TestShutdownContextBoundsTheFinalFlush(t *testing.T) {
 	}
 	t.Logf("ShutdownContext returned after %s: %v", took.Round(time.Millisecond), err)
 }
+
+// TestOutageOnFullThroughConnectionRate: during an outage, writes that meet
+// a full buffer under on_full: through go to the database after their
+// barrier; while the table's flushes fail, the barriers share the table's
+// next attempt (at most two a second) and fail with the database's error
+// ("database unavailable: ..."), instead of each write opening a connection.
+func TestOutageOnFullThroughConnectionRate(t *testing.T) {
+	p, viaProxy, direct := proxiedPostgres(t, "fullthrough")
+	ddb, err := sql.Open("pgx", direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ddb.Close()
+	execAll(t, ddb, "CREATE TABLE counters (id bigint PRIMARY KEY, n bigint NOT NULL)")
+	wb, _ := openWritebackWith(t, "pgx", viaProxy, "tables:\n  counters:\n    mode: back\n    key: [id]\n    max_loss: 50ms\n    max_dirty: 8\n    on_full: through\n", WithCloseTimeout(time.Second))
+	end := p.outage()
+	var failed, ok int
+	var unavailable error
+	// Counted over 3 s, from half a second into the outage: the first
+	// failures of a flush are retried quickly (backoff from 40 ms up).
+	const window = 3 * time.Second
+	warm := time.Now().Add(500 * time.Millisecond)
+	deadline := warm.Add(window)
+	before := int64(-1)
+	for i := int64(0); time.Now().Before(deadline); i++ {
+		if before < 0 && time.Now().After(warm) {
+			before = p.accepted.Load()
+		}
+		_, err := wb.Exec("INSERT INTO counters (id, n) VALUES ($1, 1)", i)
+		if err != nil {
+			failed++
+			if unavailable == nil && strings.Contains(err.Error(), "database unavailable") {
+				unavailable = err
+			}
+		} else {
+			ok++
+		}
+	}
+	attempts := p.accepted.Load() - before
+	end()
+	perSecond := float64(attempts) / window.Seconds()
+	t.Logf("outage of %s: %d writes acknowledged, %d failed, %d connection attempts (%.1f/s); first error: %v", window, ok, failed, attempts, perSecond, unavailable)
+	if perSecond >= 10 {
+		t.Fatalf("%.1f connection attempts a second during the outage, want under 10", perSecond)
+	}
+	if failed == 0 || unavailable == nil {
+		t.Fatalf("writes past the bound should fail with \"database unavailable\": %d failed, %v", failed, unavailable)
+	}
+	if ok < 16 {
+		// The first 16 are taken by the buffer (2 × max_dirty rows).
+		t.Fatalf("only %d writes acknowledged, want the buffer's 16", ok)
+	}
+}

@@ -18,13 +18,27 @@ type Table struct {
 	done chan struct{} // closed when the worker has stopped
 
 	// Only the worker's goroutine touches these.
-	retryAt   time.Time
-	failures  int
-	flushCost time.Duration // duration of the last flush, to start the next one early enough
-	finalErr  error         // the final flush's last error (read after the worker stopped)
+	retryAt     time.Time
+	failures    int
+	flushCost   time.Duration // duration of the last flush, to start the next one early enough
+	finalErr    error         // the final flush's last error (read after the worker stopped)
+	lastErr     error         // the last failed attempt's error
+	lastAttempt time.Time     // when the last failed attempt ended
 
 	stats counters
 }
+
+// minRequestGap is the least time between two flush attempts that barriers
+// or Flush ask of a failing table: at most two a second.
+const minRequestGap = 500 * time.Millisecond
+
+// UnavailableError is a barrier's or Flush's answer while the table's
+// flushes fail and the last attempt was moments ago: the database is
+// unavailable, and Err is why.
+type UnavailableError struct{ Err error }
+
+func (e *UnavailableError) Error() string { return "writeback: database unavailable: " + e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // request asks a worker to commit every row of its table that is dirty now.
 type request struct{ done chan error }
@@ -45,15 +59,22 @@ func (t *Table) run() {
 	defer close(t.done)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var reqs []*request // requests waiting for the table's next attempt
 	for {
-		timer.Reset(t.nextWake(time.Now()))
-		var reqs []*request
+		wake := t.nextWake(time.Now())
+		if len(reqs) > 0 {
+			wake = min(wake, time.Until(t.nextRequestAttempt()))
+		}
+		timer.Reset(max(wake, 0))
 		select {
 		case r := <-t.reqs:
 			reqs = append(reqs, r)
 		case <-t.kick:
 		case <-timer.C:
 		case <-t.f.stop:
+			for _, r := range reqs {
+				r.done <- ErrClosed
+			}
 			t.final()
 			return
 		}
@@ -67,11 +88,31 @@ func (t *Table) run() {
 				break drain
 			}
 		}
-		err := t.round(time.Now(), len(reqs) > 0)
+		now := time.Now()
+		if len(reqs) > 0 && now.Before(t.nextRequestAttempt()) {
+			// The table's circuit: while its flushes fail, the requests of
+			// barriers and Flush calls share the next attempt, at most two
+			// a second, rather than each opening a connection (an outage
+			// under on_full: through would otherwise try hundreds a second).
+			_ = t.round(now, false)
+			continue
+		}
+		err := t.round(now, len(reqs) > 0)
 		for _, r := range reqs {
 			r.done <- err
 		}
+		reqs = nil
 	}
+}
+
+// nextRequestAttempt is when a requested flush may next be tried: at once
+// while the table's flushes succeed, minRequestGap after the last failed
+// attempt while they fail.
+func (t *Table) nextRequestAttempt() time.Time {
+	if t.failures == 0 {
+		return time.Time{}
+	}
+	return t.lastAttempt.Add(minRequestGap)
 }
 
 // deadline is when the table's flush must start for its oldest row to be
@@ -110,6 +151,11 @@ func (t *Table) round(now time.Time, requested bool) error {
 	backingOff := d.Retry > 0 && t.retryAt.After(now)
 	due := !d.Oldest.IsZero() && !now.Before(t.deadline(d.Oldest))
 	switch {
+	case requested && t.failures > 0:
+		if err := t.flush(true); err != nil {
+			return &UnavailableError{Err: err}
+		}
+		return nil
 	case requested:
 		return t.flush(true)
 	case backingOff:
@@ -186,6 +232,7 @@ func (t *Table) flush(all bool) error {
 // permanent ones), so each call is one more retry.
 func (t *Table) noteFailure(err error) {
 	t.failures++
+	t.lastErr, t.lastAttempt = err, time.Now()
 	back := min(5*time.Second, 20*time.Millisecond<<min(t.failures, 10))
 	back = back/2 + rand.N(back/2+1)
 	t.retryAt = time.Now().Add(back)
