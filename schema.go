@@ -88,7 +88,7 @@ func (c *Connector) loadSchema(ctx context.Context, refuse bool) error {
 // (nothing is buffered until it is read).
 func (c *Connector) openSchema(timeout time.Duration, refuse bool) error {
 	if !hasCatalog(c.dia) {
-		c.log.Debug("writeback: no catalog for the generic dialect: column types are not checked", "dialect", c.dia.Kind())
+		c.log.Info("writeback: no catalog for the generic dialect: rules are not checked against the schema, column types are not checked", "dialect", c.dia.Kind())
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
