@@ -24,6 +24,13 @@ type conn struct {
 	base driver.Conn
 	cn   *Connector
 	inTx bool // an explicit transaction is open: nothing is buffered, everything is ordered
+	// txSnapshot: the open transaction keeps one snapshot from its first
+	// statement on (SQLite; isolation above read committed), and txBegun:
+	// that statement has run. Nothing committed after it can be visible to
+	// the transaction, so later statements need no barrier — and must not
+	// wait for one: a flush blocked by the transaction's own locks would
+	// wait for the transaction, which waits for the flush.
+	txSnapshot, txBegun bool
 	// session is set once the application changed a session setting that
 	// can change what a write means (a time zone, a search path): the
 	// flush connection does not share it, so this connection's writes go
@@ -135,7 +142,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if err != nil {
 		return nil, err
 	}
-	c.inTx = true
+	c.inTx, c.txSnapshot, c.txBegun = true, c.cn.dia.TxNeedsFlush(opts), false
 	return &wrappedTx{base: tx, conn: c}, nil
 }
 
@@ -243,7 +250,12 @@ func (c *conn) before(ctx context.Context, info *stmtInfo) error {
 	if info.target != nil {
 		info.target.passed.Add(1)
 	}
-	if len(info.barrier) == 0 {
+	if info.c.BeginsTx && !c.inTx && c.cn.dia.TxNeedsFlush(driver.TxOptions{}) {
+		// BEGIN in plain SQL, as BeginTx: the transaction's snapshot
+		// must hold every write acknowledged before it.
+		return c.cn.buf.barrier(ctx, c.cn.buf.ordered)
+	}
+	if len(info.barrier) == 0 || c.inTx && c.txSnapshot && c.txBegun {
 		return nil
 	}
 	return c.cn.buf.barrier(ctx, info.barrier)
@@ -255,8 +267,11 @@ func (c *conn) after(info *stmtInfo, err error) {
 	if err != nil {
 		return
 	}
-	if info.c.BeginsTx {
-		c.inTx = true
+	if c.inTx {
+		c.txBegun = true
+	}
+	if info.c.BeginsTx && !c.inTx {
+		c.inTx, c.txSnapshot, c.txBegun = true, c.cn.dia.TxNeedsFlush(driver.TxOptions{}), false
 	}
 	if info.c.EndsTx {
 		c.inTx = false
