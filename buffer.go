@@ -37,6 +37,14 @@ var ErrClosed = flush.ErrClosed
 // the application may retry later, or write elsewhere.
 var ErrBufferFull = errors.New("writeback: buffer is full")
 
+// ErrJournal is returned by Exec for a write the journal could not take (a
+// full disk, a failed fsync): nothing was buffered or written, as Redis
+// refuses writes when its append-only file cannot be written. The error
+// wraps the journal's. After a full disk, writes are taken again as soon as
+// the journal can append (it tries with every write); after a failed fsync
+// the journal is unusable until the connector is reopened.
+var ErrJournal = errors.New("writeback: the journal cannot take the write")
+
 // DefaultMaxBufferBytes is the default bound on the approximate memory held
 // by the dirty rows of all a connector's back tables.
 const DefaultMaxBufferBytes int64 = 256 << 20
@@ -227,7 +235,7 @@ func (cn *Connector) admitStmt(ctx context.Context, t *tableState, info *stmtInf
 		}
 	}
 	for {
-		res, lsn, out := cn.bufferStmt(t, info, args, throttle)
+		res, lsn, out, jerr := cn.bufferStmt(t, info, args, throttle)
 		switch out {
 		case dirtyset.Buffered:
 			return res, lsn, nil
@@ -238,6 +246,8 @@ func (cn *Connector) admitStmt(ctx context.Context, t *tableState, info *stmtInf
 				return nil, 0, ctx.Err()
 			}
 			// A failed flush means trouble in the database: go on, on_full bounds memory.
+		case dirtyset.JournalFailed:
+			return nil, 0, fmt.Errorf("%w: %w", ErrJournal, jerr)
 		case dirtyset.FullInflight:
 			// Whatever on_full says: the write is coalesced once the flush
 			// that holds its row ends (room is broadcast then).
@@ -266,20 +276,29 @@ func (cn *Connector) admitStmt(ctx context.Context, t *tableState, info *stmtInf
 
 // bufferStmt buffers the statement, journaling it when there is a journal; it
 // returns nil when the statement must go to the database, the record's LSN,
-// and the dirty set's outcome. With throttle, a write that needs a new row
-// may come back throttled.
-func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome) {
+// the dirty set's outcome, and with JournalFailed the journal's error. With
+// throttle, a write that needs a new row may come back throttled.
+func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
+	var jw *durable.Write
+	var res driver.Result
+	var lsn uint64
+	var out dirtyset.Outcome
 	switch info.c.Kind {
 	case sqlparse.Update:
-		return cn.bufferUpdate(t, info, args, throttle)
+		res, lsn, out = cn.bufferUpdate(t, info, args, throttle, &jw)
 	case sqlparse.Insert:
-		return cn.bufferInsert(t, info, args, throttle)
+		res, lsn, out = cn.bufferInsert(t, info, args, throttle, &jw)
+	default:
+		return nil, 0, dirtyset.PassThrough, nil
 	}
-	return nil, 0, dirtyset.PassThrough
+	if out == dirtyset.JournalFailed && jw != nil {
+		return nil, 0, out, jw.Err()
+	}
+	return res, lsn, out, nil
 }
 
 // bufferUpdate buffers a bufferable UPDATE.
-func (cn *Connector) bufferUpdate(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome) {
+func (cn *Connector) bufferUpdate(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool, jwOut **durable.Write) (driver.Result, uint64, dirtyset.Outcome) {
 	// Small fixed arrays keep the common statement off the heap: the
 	// dirty set copies what it keeps.
 	var keyBuf [4]any
@@ -313,7 +332,8 @@ func (cn *Connector) bufferUpdate(t *tableState, info *stmtInfo, args []driver.N
 			return nil, 0, dirtyset.PassThrough // a value the journal cannot hold: write it through
 		}
 		*bp = rec
-		jw = j.NewWrite(rec)
+		w := j.NewWrite(rec)
+		jw, *jwOut = w, w
 	}
 	out, lsn := t.set.Update(keyVals, changes, info.names, jw, throttle)
 	if out != dirtyset.Buffered {
@@ -323,7 +343,7 @@ func (cn *Connector) bufferUpdate(t *tableState, info *stmtInfo, args []driver.N
 }
 
 // bufferInsert buffers a bufferable INSERT, all its rows or none.
-func (cn *Connector) bufferInsert(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome) {
+func (cn *Connector) bufferInsert(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool, jwOut **durable.Write) (driver.Result, uint64, dirtyset.Outcome) {
 	keys := make([][]any, len(info.c.Rows))
 	rows := make([][]any, len(info.c.Rows))
 	for i, src := range info.c.Rows {
@@ -355,7 +375,8 @@ func (cn *Connector) bufferInsert(t *tableState, info *stmtInfo, args []driver.N
 			return nil, 0, dirtyset.PassThrough
 		}
 		*bp = rec
-		jw = j.NewWrite(rec)
+		w := j.NewWrite(rec)
+		jw, *jwOut = w, w
 	}
 	out, lsn := t.set.Insert(keys, rows, info.c.Cols, info.names, jw, throttle)
 	if out != dirtyset.Buffered {

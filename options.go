@@ -22,8 +22,9 @@ type config struct {
 	flushConns     int             // 0: one per back table
 	deferChecks    bool            // WithDeferredChecks
 
-	// Test seams (crash tests): see withTestHooks.
+	// Test seams (crash tests): see withTestHooks and withJournalFault.
 	hook         func(point string)
+	journalFault func(point string) error
 	segmentBytes int64
 	compactEvery time.Duration
 }
@@ -36,6 +37,15 @@ type config struct {
 func withTestHooks(hook func(point string), segmentBytes int64, compactEvery time.Duration) Option {
 	return func(c *config) error {
 		c.hook, c.segmentBytes, c.compactEvery = hook, segmentBytes, compactEvery
+		return nil
+	}
+}
+
+// withJournalFault injects failures into the journal's file layer at its
+// fault points (tests: a full disk).
+func withJournalFault(fault func(point string) error) Option {
+	return func(c *config) error {
+		c.journalFault = fault
 		return nil
 	}
 }

@@ -26,7 +26,7 @@ func (c *Connector) openJournal(rules *Rules, cfg *config) (*durable.Journal, er
 	policy := [...]journal.Policy{FsyncEverysec: journal.Everysec, FsyncAlways: journal.Always, FsyncNo: journal.No}[jr.Fsync]
 	return durable.Open(jr.Path, c.dia.Kind(), c.buf.sets(), durable.Options{
 		Fsync: policy, Where: where, Log: cfg.log,
-		SegmentBytes: cfg.segmentBytes, CompactEvery: cfg.compactEvery, Hook: cfg.hook,
+		SegmentBytes: cfg.segmentBytes, CompactEvery: cfg.compactEvery, Hook: cfg.hook, Fault: cfg.journalFault,
 	})
 }
 

@@ -4,7 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -129,5 +132,64 @@ func TestOutageOnFullThroughConnectionRate(t *testing.T) {
 	if ok < 16 {
 		// The first 16 are taken by the buffer (2 × max_dirty rows).
 		t.Fatalf("only %d writes acknowledged, want the buffer's 16", ok)
+	}
+}
+
+// TestJournalFullFailsWritesAndResumes: while the journal cannot append (a
+// full disk, injected), writes that need it fail with ErrJournal wrapping
+// ENOSPC and nothing is buffered; once it can, writes are taken again by
+// themselves; every acknowledged write reaches the database, and Close
+// returns nil.
+func TestJournalFullFailsWritesAndResumes(t *testing.T) {
+	dsn := sqliteDSN(t, "jfull")
+	direct, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	execAll(t, direct, "CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); INSERT INTO counters VALUES (0, 0), (1, 0)")
+	var full atomic.Bool
+	fault := withJournalFault(func(point string) error {
+		if point == "write" && full.Load() {
+			return syscall.ENOSPC
+		}
+		return nil
+	})
+	rulesPath := writeRulesFile(t, journalRules(filepath.Join(t.TempDir(), "journal"), "everysec", "memory", "1h"))
+	wb, err := openWithHooks("sqlite3", rulesPath, dsn, fault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := 0
+	inc := func() error {
+		_, err := wb.Exec("UPDATE counters SET n = n + 1 WHERE id = ?", acked%2)
+		if err == nil {
+			acked++
+		}
+		return err
+	}
+	for range 10 {
+		if err := inc(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full.Store(true)
+	for range 5 {
+		if err := inc(); !errors.Is(err, ErrJournal) || !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("write with the journal full: %v, want ErrJournal wrapping ENOSPC", err)
+		}
+	}
+	full.Store(false)
+	for range 10 {
+		if err := inc(); err != nil {
+			t.Fatalf("write after space came back: %v", err)
+		}
+	}
+	if err := wb.Close(); err != nil {
+		t.Fatalf("Close after everything was flushed: %v", err)
+	}
+	var sum int
+	if err := direct.QueryRow("SELECT SUM(n) FROM counters").Scan(&sum); err != nil || sum != acked {
+		t.Fatalf("SUM(n) = %d, %v; want the %d acknowledged writes", sum, err, acked)
 	}
 }

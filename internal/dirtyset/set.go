@@ -33,12 +33,13 @@ const maxShards = 16
 type Outcome uint8
 
 const (
-	Buffered     Outcome = iota // acknowledged from memory
-	PassThrough                 // not bufferable: run it on the database
-	FlushFirst                  // flush this table, then run the statement on the database
-	Full                        // a new row is needed and the buffer is at its bound: on_full decides
-	Throttled                   // a new row is needed and the flusher is behind max_loss: wait for a flush, then retry
-	FullInflight                // full, but the key's row is in a flush: wait for it to end, then coalesce
+	Buffered      Outcome = iota // acknowledged from memory
+	PassThrough                  // not bufferable: run it on the database
+	FlushFirst                   // flush this table, then run the statement on the database
+	Full                         // a new row is needed and the buffer is at its bound: on_full decides
+	Throttled                    // a new row is needed and the flusher is behind max_loss: wait for a flush, then retry
+	FullInflight                 // full, but the key's row is in a flush: wait for it to end, then coalesce
+	JournalFailed                // the journal could not take the write's record: nothing buffered
 )
 
 // Journal appends one buffered write's record. Log is called with the shard
@@ -386,7 +387,7 @@ func (t *Table) Update(keyVals []any, changes []Change, names *Names, j Journal,
 	lsn, err := t.logLocked(j, 1)
 	if err != nil {
 		t.unadmit(1, r.size)
-		return FlushFirst, 0
+		return JournalFailed, 0
 	}
 	r.Seq = t.rowSeq.Add(1)
 	r.noteLSN(lsn)
@@ -408,7 +409,7 @@ func (t *Table) coalesceLocked(s *shard, r *Row, changes []Change, j Journal) (O
 	}
 	lsn, err := t.logLocked(j, 1)
 	if err != nil {
-		return FlushFirst, 0
+		return JournalFailed, 0
 	}
 	if grew := r.commitUpdate(changes, next); grew != 0 {
 		t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
@@ -462,7 +463,7 @@ func (t *Table) Insert(keys [][]any, rows [][]any, cols []sqlparse.Ident, names 
 	lsn, err := t.logLocked(j, len(rows))
 	if err != nil {
 		t.unadmit(len(rows), size)
-		return FlushFirst, 0
+		return JournalFailed, 0
 	}
 	for _, r := range made {
 		r.Seq = t.rowSeq.Add(1)

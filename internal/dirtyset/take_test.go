@@ -351,16 +351,16 @@ func TestJournalFailureBuffersNothing(t *testing.T) {
 	j.fail = true
 
 	// A new row.
-	if out, lsn := tb.Update([]any{int64(2)}, []Change{add("n", int64(1))}, testNames(), j, false); out != FlushFirst || lsn != 0 {
-		t.Fatalf("new row with a failing journal: outcome %d lsn %d, want FlushFirst 0", out, lsn)
+	if out, lsn := tb.Update([]any{int64(2)}, []Change{add("n", int64(1))}, testNames(), j, false); out != JournalFailed || lsn != 0 {
+		t.Fatalf("new row with a failing journal: outcome %d lsn %d, want JournalFailed 0", out, lsn)
 	}
 	// A write that would coalesce.
-	if out, _ := tb.Update([]any{int64(1)}, []Change{add("n", int64(5)), set("m", "x")}, testNames(), j, false); out != FlushFirst {
-		t.Fatalf("coalescing with a failing journal: outcome %d, want FlushFirst", out)
+	if out, _ := tb.Update([]any{int64(1)}, []Change{add("n", int64(5)), set("m", "x")}, testNames(), j, false); out != JournalFailed {
+		t.Fatalf("coalescing with a failing journal: outcome %d, want JournalFailed", out)
 	}
 	// An INSERT.
-	if out, _ := tb.Insert([][]any{{int64(3)}, {int64(4)}}, [][]any{{int64(1)}, {int64(1)}}, []sqlparse.Ident{ident("a")}, testNames(), j, false); out != FlushFirst {
-		t.Fatalf("INSERT with a failing journal: outcome %d, want FlushFirst", out)
+	if out, _ := tb.Insert([][]any{{int64(3)}, {int64(4)}}, [][]any{{int64(1)}, {int64(1)}}, []sqlparse.Ident{ident("a")}, testNames(), j, false); out != JournalFailed {
+		t.Fatalf("INSERT with a failing journal: outcome %d, want JournalFailed", out)
 	}
 	if j.calls != 4 {
 		t.Fatalf("journal called %d times, want 4", j.calls)
@@ -533,8 +533,8 @@ func TestRoomSignal(t *testing.T) {
 	// A refused new row (journal failure) gives its reservation back and
 	// wakes waiters too.
 	j := &fakeJournal{fail: true}
-	if out, _ := tb.Update([]any{int64(2)}, []Change{set("a", int64(1))}, testNames(), j, false); out != FlushFirst {
-		t.Fatalf("outcome %d, want FlushFirst", out)
+	if out, _ := tb.Update([]any{int64(2)}, []Change{set("a", int64(1))}, testNames(), j, false); out != JournalFailed {
+		t.Fatalf("outcome %d, want JournalFailed", out)
 	}
 	select {
 	case <-r3:

@@ -55,6 +55,9 @@ type Options struct {
 	// Hook, when not nil, is called at the journal's fault points as
 	// "journal:<point>" (crash tests).
 	Hook func(point string)
+	// Fault, when not nil, is the journal's own fault injection
+	// (journal.Options.Fault): tests make appends fail as on a full disk.
+	Fault func(point string) error
 }
 
 // Journal is a connector's journal and what goes with it.
@@ -94,9 +97,14 @@ func Open(path string, kind dialect.Kind, tables []*dirtyset.Table, opts Options
 		opts.Log = slog.Default()
 	}
 	jopts := journal.Options{Fsync: opts.Fsync, Logger: opts.Log, SegmentBytes: opts.SegmentBytes}
-	if h := opts.Hook; h != nil {
+	if h, fault := opts.Hook, opts.Fault; h != nil || fault != nil {
 		jopts.Fault = func(point string) error {
-			h("journal:" + point)
+			if h != nil {
+				h("journal:" + point)
+			}
+			if fault != nil {
+				return fault(point)
+			}
 			return nil
 		}
 	}
@@ -191,7 +199,11 @@ type Write struct {
 	d   *Journal
 	rec []byte
 	lsn uint64
+	err error // why Log failed
 }
+
+// Err is why Log failed (nil when it did not).
+func (w *Write) Err() error { return w.err }
 
 // NewWrite returns the Write of an encoded record.
 func (d *Journal) NewWrite(rec []byte) *Write { return &Write{d: d, rec: rec} }
@@ -200,18 +212,24 @@ func (d *Journal) NewWrite(rec []byte) *Write { return &Write{d: d, rec: rec} }
 func (d *Journal) Replayed(lsn uint64) *Write { return &Write{d: d, lsn: lsn} }
 
 // Log appends the record, or takes the replayed record's LSN. An error
-// means the write must not be buffered: the journal failed, and the
-// statement goes to the database instead.
+// means the write must not be buffered, and its Exec fails: the journal
+// cannot take it (a full disk: a later append may succeed; a failed fsync:
+// the journal is unusable until the connector is reopened). The first
+// failure of a run is logged, and so is the first success after it.
 func (w *Write) Log(int) (uint64, error) {
 	if w.lsn != 0 {
 		return w.lsn, nil
 	}
 	lsn, err := w.d.j.Append(w.rec)
 	if err != nil {
+		w.err = err
 		if w.d.appendFailed.CompareAndSwap(false, true) {
-			w.d.log.Error("writeback: journal append failed; buffered writes go to the database until the connector is reopened", "journal", w.d.dir, "err", err)
+			w.d.log.Error("writeback: journal append failed; writes that need the journal fail until it takes appends again", "journal", w.d.dir, "err", err)
 		}
 		return 0, err
+	}
+	if w.d.appendFailed.Load() && w.d.appendFailed.CompareAndSwap(true, false) {
+		w.d.log.Info("writeback: journal appends work again", "journal", w.d.dir)
 	}
 	return lsn, nil
 }

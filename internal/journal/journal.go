@@ -93,10 +93,12 @@ type Options struct {
 	Logger       *slog.Logger  // default slog.Default()
 
 	// Fault, if set, is called at named points of the write path so that
-	// tests can inject failures or stall the journal: "after-write",
-	// "before-sync", "roll-after-create", "compact-before-remove",
-	// "compact-after-remove". An error returned from it is treated like an
-	// I/O error there (the Journal becomes unusable: a simulated crash).
+	// tests can inject failures or stall the journal: "write" (before the
+	// write(2) of an append: an error is a write that failed with nothing
+	// written, as with ENOSPC), "after-write", "before-sync",
+	// "roll-after-create", "compact-before-remove", "compact-after-remove".
+	// An error returned at the other points is treated like an I/O error
+	// there (the Journal becomes unusable: a simulated crash).
 	// It may block (to stall the journal) but must not call the Journal:
 	// some points run with its mutex held.
 	Fault func(point string) error
@@ -104,6 +106,18 @@ type Options struct {
 	now       func() time.Time // tests replace the clock used for lag
 	syncEvery time.Duration    // tests replace the Everysec interval
 }
+
+// AppendError is an append that failed with nothing written (a full disk,
+// an I/O error before any byte reached the file, or a partial write that
+// was cut off again): the Journal stays usable, and a later append may
+// succeed. (Of an AppendBatch that rolled to a new segment midway, the
+// records written before the roll stay appended.)
+type AppendError struct{ Err error }
+
+func (e *AppendError) Error() string {
+	return "journal: append failed, nothing written: " + e.Err.Error()
+}
+func (e *AppendError) Unwrap() error { return e.Err }
 
 // ErrClosed is returned by operations on a closed Journal.
 var ErrClosed = errors.New("journal: closed")
@@ -413,12 +427,24 @@ func (j *Journal) writeLocked(buf []byte, n int) error {
 		return nil
 	}
 	act := &j.segs[len(j.segs)-1]
+	if err := j.fault("write"); err != nil {
+		return &AppendError{Err: err}
+	}
 	w, err := j.active.Write(buf)
 	if err != nil {
-		// A partial record may be in the file now. Nothing more may be
-		// appended behind it, or it would become mid-file corruption;
-		// reopening cuts it as a torn tail.
-		return j.failLocked(fmt.Errorf("write %s: %w (%d of %d bytes written)", act.path, err, w, len(buf)))
+		// A partial record may be in the file now. Cut it: then nothing
+		// was appended, and the journal can take the next append (a full
+		// disk frees up). If it cannot be cut, nothing more may be appended
+		// behind it, or it would become mid-file corruption; reopening
+		// cuts it as a torn tail.
+		werr := fmt.Errorf("write %s: %w (%d of %d bytes written)", act.path, err, w, len(buf))
+		if w == 0 {
+			return &AppendError{Err: werr}
+		}
+		if terr := j.active.Truncate(act.size); terr != nil {
+			return j.failLocked(errors.Join(werr, terr))
+		}
+		return &AppendError{Err: werr}
 	}
 	act.size += int64(len(buf))
 	j.lag.push(j.lastLSN+1, j.opts.now(), j.opts.Fsync == No)
