@@ -201,12 +201,13 @@ type TableRule struct {
 //     on a non-key column is evaluated at flush time and in key order.
 type Allowance uint8
 
+// The features an Allowance can hold, as the rules file spells them.
 const (
-	AllowTriggers Allowance = 1 << iota
-	AllowForeignKeys
-	AllowUnique
-	AllowCheck
-	AllowDefaults
+	AllowTriggers    Allowance = 1 << iota // triggers (and PostgreSQL rewrite rules)
+	AllowForeignKeys                       // foreign_keys, from or to the table
+	AllowUnique                            // unique: unique constraints other than the key
+	AllowCheck                             // check: CHECK constraints
+	AllowDefaults                          // defaults: sequence or volatile defaults, generated columns
 )
 
 // allowNames are the rules file's spellings of the Allowance bits, in order.

@@ -19,9 +19,9 @@ type ID struct {
 type KeyKind uint8
 
 const (
-	KeyNone KeyKind = iota // not a key type: the statement is not buffered
-	KeyInt
-	KeyString
+	KeyNone   KeyKind = iota // not a key type: the statement is not buffered
+	KeyInt                   // int64
+	KeyString                // string
 )
 
 // KindOfKey is the key kind of a value.

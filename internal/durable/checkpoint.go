@@ -69,13 +69,13 @@ func checkpointSchema() []string {
 	}
 }
 
-// checkpoints is what the database says is applied, for one journal id.
+// Checkpoints is what the database says is applied, for one journal id.
 type Checkpoints struct {
 	watermark map[string]uint64            // table → lsn
 	applied   map[string]map[string]uint64 // table → row key → lsn
 }
 
-// covers reports whether record lsn of table's row key is applied.
+// Covers reports whether record lsn of table's row key is applied.
 func (c *Checkpoints) Covers(table, key string, lsn uint64) bool {
 	if lsn <= c.watermark[table] {
 		return true
