@@ -47,6 +47,12 @@ func (p *pool) get(ctx context.Context, prio int) (*pconn, error) {
 		if n := len(p.idle); n > 0 {
 			pc := p.idle[n-1]
 			p.idle = p.idle[:n-1]
+			if !connValid(pc.conn) { // the server went away while it was idle
+				p.open--
+				p.mu.Unlock()
+				_ = pc.conn.Close()
+				continue
+			}
 			if pc.epoch != p.epoch {
 				pc.writer, pc.epoch = p.dia.NewWriter(pc.conn), p.epoch
 			}

@@ -82,7 +82,10 @@ func (t *Table) writeRows(b *dirtyset.Batch, rows []*dirtyset.Row, mark durable.
 			t.stats.flushedRows.Add(int64(len(rows)))
 			return nil
 		}
-		// Aborted: an ordinary transient failure.
+		// Not committed: the rows are retried, whatever the class of the
+		// error that broke the connection (an EOF says nothing of them).
+		b.Fail(rows)
+		return err
 	}
 	if isTransient(err) {
 		b.Fail(rows)
@@ -113,12 +116,21 @@ func (t *Table) withConn(fn func(ctx context.Context, pc *pconn) error) error {
 		return err
 	}
 	err = fn(ctx, pc)
-	if err != nil && isConnError(err) {
+	if err != nil && (isConnError(err) || !connValid(pc.conn)) {
 		t.f.pool.discard(pc)
 	} else {
 		t.f.pool.put(pc)
 	}
 	return err
+}
+
+// connValid asks a driver connection that can tell whether it is still
+// usable (pgx's does): a server killed mid-transaction leaves errors
+// ("unexpected EOF", "conn closed") that say nothing of the class of the
+// failure, on a connection that must not be used again.
+func connValid(c driver.Conn) bool {
+	v, ok := c.(driver.Validator)
+	return !ok || v.IsValid()
 }
 
 // consumed records that a dead-lettered row's journal records are used up,
