@@ -242,7 +242,13 @@ func (cn *Connector) admitStmt(ctx context.Context, t *tableState, info *stmtInf
 		case dirtyset.Throttled:
 			throttle = false // one flush per write: progress even if the estimate is off
 			t.throttled.Add(1)
-			if err := cn.buf.flusher.Request(ctx, []*flush.Table{t.flush}); err != nil && ctx.Err() != nil {
+			// The wait is bounded by max_loss too: a flush that cannot
+			// finish (a row locked by another session) delays the table's
+			// writers by that much, then the buffer's bounds decide.
+			wctx, cancel := context.WithTimeout(ctx, t.rule.MaxLoss)
+			err := cn.buf.flusher.Request(wctx, []*flush.Table{t.flush})
+			cancel()
+			if err != nil && ctx.Err() != nil {
 				return nil, 0, ctx.Err()
 			}
 			// A failed flush means trouble in the database: go on, on_full bounds memory.
