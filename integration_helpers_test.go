@@ -13,16 +13,12 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "github.com/mattn/go-sqlite3"
+	"github.com/writeback-go/writeback/internal/testdb"
 )
 
 // postgresDSN is the base DSN of the test server: WRITEBACK_TEST_POSTGRES, or
 // the machine's local server.
-func postgresDSN() string {
-	if s := os.Getenv("WRITEBACK_TEST_POSTGRES"); s != "" {
-		return s
-	}
-	return "host=/var/run/postgresql dbname=test"
-}
+func postgresDSN() string { return testdb.PostgresDSN() }
 
 // requirePostgres skips the test when PostgreSQL is unreachable, with a
 // message that says how to point the tests at a server; under CI=true an

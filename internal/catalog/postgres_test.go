@@ -9,10 +9,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/testdb"
 )
 
 // These tests run against the PostgreSQL named by WRITEBACK_TEST_POSTGRES
@@ -20,31 +20,10 @@ import (
 // reached, unless CI=true, where that is a failure. Each test creates its
 // own schema wb_cat_<pid>_<n> and drops it.
 
-func pgDSN() string {
-	if s := os.Getenv("WRITEBACK_TEST_POSTGRES"); s != "" {
-		return s
-	}
-	return "host=/var/run/postgresql dbname=test"
-}
+func pgDSN() string { return testdb.PostgresDSN() }
 
 // pgOpen opens the test database through pgx's database/sql driver.
-func pgOpen(tb testing.TB) *sql.DB {
-	tb.Helper()
-	db, err := sql.Open("pgx", pgDSN())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = db.PingContext(ctx)
-		cancel()
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("PostgreSQL at %q unreachable: %v", pgDSN(), err)
-		}
-		tb.Skipf("PostgreSQL at %q unreachable (set WRITEBACK_TEST_POSTGRES): %v", pgDSN(), err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
-}
+func pgOpen(tb testing.TB) *sql.DB { return testdb.OpenPostgres(tb) }
 
 var pgSeq atomic.Int64
 

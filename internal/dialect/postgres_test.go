@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/writeback-go/writeback/internal/sqlparse"
+	"github.com/writeback-go/writeback/internal/testdb"
 )
 
 // These tests run against the PostgreSQL named by WRITEBACK_TEST_POSTGRES
@@ -24,32 +25,9 @@ import (
 // reached, unless CI=true, where that is a failure. Each test creates its
 // own tables named wb_pgd_* and drops them.
 
-func pgdDSN() string {
-	if s := os.Getenv("WRITEBACK_TEST_POSTGRES"); s != "" {
-		return s
-	}
-	return "host=/var/run/postgresql dbname=test"
-}
+func pgdDSN() string { return testdb.PostgresDSN() }
 
-// pgdOpen opens the test database through pgx's database/sql driver, the
-// way the flusher's base connector does.
-func pgdOpen(tb testing.TB) *sql.DB {
-	tb.Helper()
-	db, err := sql.Open("pgx", pgdDSN())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = db.PingContext(ctx)
-		cancel()
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("PostgreSQL at %q unreachable: %v", pgdDSN(), err)
-		}
-		tb.Skipf("PostgreSQL at %q unreachable (set WRITEBACK_TEST_POSTGRES): %v", pgdDSN(), err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
-}
+func pgdOpen(tb testing.TB) *sql.DB { return testdb.OpenPostgres(tb) }
 
 var pgdSeq atomic.Int64
 
