@@ -20,7 +20,6 @@ import (
 // reached, unless CI=true, where that is a failure. Each test creates its
 // own schema wb_cat_<pid>_<n> and drops it.
 
-
 // pgOpen opens the test database through pgx's database/sql driver.
 func pgOpen(tb testing.TB) *sql.DB { return testdb.OpenPostgres(tb) }
 

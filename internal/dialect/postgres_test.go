@@ -25,7 +25,6 @@ import (
 // reached, unless CI=true, where that is a failure. Each test creates its
 // own tables named wb_pgd_* and drops them.
 
-
 func pgdOpen(tb testing.TB) *sql.DB { return testdb.OpenPostgres(tb) }
 
 var pgdSeq atomic.Int64
