@@ -3,11 +3,11 @@ package writeback
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"fmt"
 
 	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/dirtyset"
+	"github.com/writeback-go/writeback/internal/drivercall"
 	"github.com/writeback-go/writeback/internal/durable"
 	"github.com/writeback-go/writeback/internal/journal"
 )
@@ -30,13 +30,9 @@ func (c *Connector) openJournal(rules *Rules, cfg *config) (*durable.Journal, er
 	})
 }
 
-// noCloseConnector hides a connector's Close from sql.OpenDB, whose Close
-// would close it: recovery borrows the base connector for a moment.
-type noCloseConnector struct{ driver.Connector }
-
 // recoverJournal replays the journal's unapplied records and flushes them.
 func (c *Connector) recoverJournal(ctx context.Context) error {
-	db := sql.OpenDB(noCloseConnector{c.base})
+	db := sql.OpenDB(drivercall.NoClose(c.base))
 	db.SetMaxOpenConns(1)
 	defer db.Close()
 	replayed, err := c.buf.journal.Recover(ctx, db, replayer{c})

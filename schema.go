@@ -13,6 +13,7 @@ import (
 
 	"github.com/writeback-go/writeback/internal/catalog"
 	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/drivercall"
 )
 
 // This file joins the connector to the database's catalog
@@ -48,7 +49,7 @@ func hasCatalog(d dialect.Dialect) bool { return d.Kind() != dialect.Generic }
 // that does not fit is an error (at open); otherwise such tables are marked
 // broken and logged (after DDL).
 func (c *Connector) loadSchema(ctx context.Context, refuse bool) error {
-	db := sql.OpenDB(noCloseConnector{c.base})
+	db := sql.OpenDB(drivercall.NoClose(c.base))
 	db.SetMaxOpenConns(1)
 	defer db.Close()
 	names := make([]string, 0, len(c.rules.Tables))

@@ -30,6 +30,7 @@ import (
 	"strings"
 
 	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
 // ErrNoCatalog is returned by Read for dialect.Generic: writeback knows no
@@ -206,7 +207,7 @@ func Read(ctx context.Context, q Querier, kind dialect.Kind, names []string) (ma
 // It returns nil when there is none.
 func (t *Table) Column(name string) *Column {
 	for _, c := range t.Columns {
-		if c.Name == name || t.kind == dialect.SQLite && asciiLower(c.Name) == asciiLower(name) {
+		if c.Name == name || t.kind == dialect.SQLite && sqlparse.FoldASCII(c.Name) == sqlparse.FoldASCII(name) {
 			return c
 		}
 	}
@@ -218,21 +219,9 @@ func (t *Table) Column(name string) *Column {
 // SQLite is as Column.
 func (t *Table) UnquotedColumn(name string) *Column {
 	if t.kind == dialect.Postgres {
-		name = asciiLower(name)
+		name = sqlparse.FoldASCII(name)
 	}
 	return t.Column(name)
-}
-
-// asciiLower folds ASCII letters only, as PostgreSQL folds unquoted names
-// in UTF-8 databases and SQLite compares names.
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // IsUniqueKey reports whether cols, taken as a set and looked up as Column
@@ -338,7 +327,7 @@ func ViewsReading(tables map[string]*Table) map[string][]string {
 			continue
 		}
 		for _, v := range t.Views {
-			v = asciiLower(v)
+			v = sqlparse.FoldASCII(v)
 			add(v, name)
 			if i := strings.LastIndexByte(v, '.'); i >= 0 {
 				add(v[i+1:], name)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
 // sqliteReader reads SQLite tables with the pragma table-valued functions,
@@ -119,8 +120,8 @@ func (r *sqliteReader) lookup(name string) (*Table, error) {
 		if err := rows.Scan(&f.schema, &f.name, &typ, &f.wr, &f.strict); err != nil {
 			return err
 		}
-		if typ == "table" && !strings.HasPrefix(asciiLower(f.name), "sqlite_") &&
-			(schema == "" || asciiLower(schema) == asciiLower(f.schema)) {
+		if typ == "table" && !strings.HasPrefix(sqlparse.FoldASCII(f.name), "sqlite_") &&
+			(schema == "" || sqlparse.FoldASCII(schema) == sqlparse.FoldASCII(f.schema)) {
 			hits = append(hits, f)
 		}
 		return nil
@@ -135,7 +136,7 @@ func (r *sqliteReader) lookup(name string) (*Table, error) {
 			break
 		}
 	}
-	key := best.schema + "\x00" + asciiLower(best.name)
+	key := best.schema + "\x00" + sqlparse.FoldASCII(best.name)
 	if t := r.tables[key]; t != nil {
 		return t, nil
 	}
@@ -194,7 +195,7 @@ func (r *sqliteReader) columns(t *Table, strict bool, text sqliteTableText) erro
 		if err := rows.Scan(&c.Name, &c.Type, &c.NotNull, &dflt, &pos, &hidden); err != nil {
 			return err
 		}
-		lower := asciiLower(c.Name)
+		lower := sqlparse.FoldASCII(c.Name)
 		c.Class = sqliteClass(c.Type, strict)
 		if c.Class == Numeric {
 			c.Scale = -1
@@ -316,17 +317,17 @@ func (r *sqliteReader) foreignKeys(t *Table) error {
 		}
 		r.fks[t.Schema] = rows
 	}
-	self := asciiLower(t.Name)
+	self := sqlparse.FoldASCII(t.Name)
 	for i := 0; i < len(rows); {
 		j := i + 1
 		for j < len(rows) && rows[j].child == rows[i].child && rows[j].id == rows[i].id {
 			j++
 		}
 		desc := fkText(rows[i:j])
-		if asciiLower(rows[i].child) == self {
+		if sqlparse.FoldASCII(rows[i].child) == self {
 			t.ForeignKeysOut = append(t.ForeignKeysOut, desc)
 		}
-		if asciiLower(rows[i].parent) == self {
+		if sqlparse.FoldASCII(rows[i].parent) == self {
 			t.ForeignKeysIn = append(t.ForeignKeysIn, rows[i].child+": "+desc)
 		}
 		i = j
@@ -390,7 +391,7 @@ func (r *sqliteReader) readViews(t *Table) error {
 			}
 		}
 	}
-	read := map[string]bool{asciiLower(t.Name): true} // names whose readers read t
+	read := map[string]bool{sqlparse.FoldASCII(t.Name): true} // names whose readers read t
 	found := make([]bool, len(r.views))
 	for grew := true; grew; {
 		grew = false
@@ -399,7 +400,7 @@ func (r *sqliteReader) readViews(t *Table) error {
 				continue
 			}
 			found[i], grew = true, true
-			read[asciiLower(v.name)] = true
+			read[sqlparse.FoldASCII(v.name)] = true
 			t.Views = append(t.Views, v.schema+"."+v.name)
 		}
 	}

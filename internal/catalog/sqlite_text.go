@@ -1,6 +1,10 @@
 package catalog
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/writeback-go/writeback/internal/sqlparse"
+)
 
 // This file reads what SQLite's pragmas do not report from the SQL text
 // SQLite stores in sqlite_schema: column collations, CHECK clauses, the
@@ -184,7 +188,7 @@ func (out *sqliteTableText) item(sql string, toks []token) {
 	case first.isWord("CONSTRAINT"), first.isWord("PRIMARY"), first.isWord("UNIQUE"),
 		first.isWord("CHECK"), first.isWord("FOREIGN"):
 	default:
-		column, from = asciiLower(first.text), 1
+		column, from = sqlparse.FoldASCII(first.text), 1
 	}
 	for i := from; i < len(toks); i++ {
 		t := toks[i]
@@ -215,7 +219,7 @@ func sqlWords(sql string) map[string]bool {
 	words := map[string]bool{}
 	for _, t := range sqlTokens(sql) {
 		if t.kind == tokWord || t.kind == tokIdent {
-			words[asciiLower(t.text)] = true
+			words[sqlparse.FoldASCII(t.text)] = true
 		}
 	}
 	return words
@@ -250,7 +254,7 @@ func sqliteVolatileDefault(dflt string) bool {
 		if t.kind == tokWord && strings.HasPrefix(strings.ToUpper(t.text), "CURRENT_") {
 			return true
 		}
-		if i+1 < len(toks) && toks[i+1].isPunct("(") && !sqliteDeterministic[asciiLower(t.text)] {
+		if i+1 < len(toks) && toks[i+1].isPunct("(") && !sqliteDeterministic[sqlparse.FoldASCII(t.text)] {
 			return true
 		}
 	}

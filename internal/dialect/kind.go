@@ -168,7 +168,7 @@ func (sqlite) Classify(q string) *sqlparse.Statement {
 	}
 	fold := func(id *sqlparse.Ident) {
 		if id.Quoted {
-			id.Norm = asciiLower(id.Norm)
+			id.Norm = sqlparse.FoldASCII(id.Norm)
 		}
 	}
 	if st.Schema != nil {
@@ -189,17 +189,6 @@ func (sqlite) Classify(q string) *sqlparse.Statement {
 			DDL: st.DDL, Session: st.Session, Style: st.Style, NumParams: st.NumParams}
 	}
 	return st
-}
-
-// asciiLower folds ASCII letters only, as SQLite compares names.
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // dupCols reports whether folding made two SET targets, WHERE columns or

@@ -95,3 +95,9 @@ func ValuesToNamed(vals []driver.Value) []driver.NamedValue {
 	}
 	return named
 }
+
+// NoClose hides a connector's Close from sql.OpenDB, whose Close would close
+// it: for a short-lived *sql.DB that borrows a connector owned elsewhere.
+func NoClose(c driver.Connector) driver.Connector { return noClose{c} }
+
+type noClose struct{ driver.Connector }

@@ -22,7 +22,6 @@ type Table struct {
 	failures    int
 	flushCost   time.Duration // duration of the last flush, to start the next one early enough
 	finalErr    error         // the final flush's last error (read after the worker stopped)
-	lastErr     error         // the last failed attempt's error
 	lastAttempt time.Time     // when the last failed attempt ended
 
 	stats counters
@@ -232,7 +231,7 @@ func (t *Table) flush(all bool) error {
 // permanent ones), so each call is one more retry.
 func (t *Table) noteFailure(err error) {
 	t.failures++
-	t.lastErr, t.lastAttempt = err, time.Now()
+	t.lastAttempt = time.Now()
 	back := min(5*time.Second, 20*time.Millisecond<<min(t.failures, 10))
 	back = back/2 + rand.N(back/2+1)
 	t.retryAt = time.Now().Add(back)

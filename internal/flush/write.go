@@ -13,6 +13,7 @@ import (
 
 	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/dirtyset"
+	"github.com/writeback-go/writeback/internal/drivercall"
 	"github.com/writeback-go/writeback/internal/durable"
 )
 
@@ -208,7 +209,7 @@ func (t *Table) deadLetter(r *dirtyset.Row, err error, noMatch bool) {
 // committedByCheckpoint asks the checkpoints whether the flush of rows
 // committed. On an error it returns ambiguous joined with that error.
 func (t *Table) committedByCheckpoint(rows []*dirtyset.Row, ambiguous error) (bool, error) {
-	db := sql.OpenDB(noCloseConnector{t.f.cfg.Connector})
+	db := sql.OpenDB(drivercall.NoClose(t.f.cfg.Connector))
 	db.SetMaxOpenConns(1)
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(t.f.ctx, AttemptTimeout)
@@ -220,10 +221,6 @@ func (t *Table) committedByCheckpoint(rows []*dirtyset.Row, ambiguous error) (bo
 	t.f.log.Warn("writeback: a flush's outcome was decided by the journal's checkpoints", "table", t.cfg.Name, "rows", len(rows), "committed", committed)
 	return committed, nil
 }
-
-// noCloseConnector hides a connector's Close from sql.OpenDB, whose Close
-// would close it.
-type noCloseConnector struct{ driver.Connector }
 
 // resolveCommit asks the database, until it answers, whether the
 // transaction of cu committed. While the database is down it keeps asking,

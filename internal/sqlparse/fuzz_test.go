@@ -140,7 +140,7 @@ func checkFirstWordAndNames(t *testing.T, q string, sqlite bool, c *Statement, t
 		default:
 			continue
 		}
-		if n != "" && !names[asciiLower(n)] {
+		if n != "" && !names[FoldASCII(n)] {
 			t.Fatalf("classify(%q, %v): names %q lack identifier %q", q, sqlite, c.Names, n)
 		}
 	}

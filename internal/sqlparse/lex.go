@@ -431,11 +431,11 @@ func smallAtoi(d string, limit int) (int, bool) {
 	return n, n >= 1
 }
 
-// asciiLower lower-cases ASCII letters only, as PostgreSQL and SQLite fold
+// FoldASCII lower-cases ASCII letters only, as PostgreSQL and SQLite fold
 // unquoted identifiers (and as the rules file does). It does not allocate
 // when there is nothing to change or when s is a known keyword, which is
 // most of the upper-case words of a statement.
-func asciiLower(s string) string {
+func FoldASCII(s string) string {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; 'A' <= c && c <= 'Z' {
 			if kw, ok := lookupKeyword(s); ok {

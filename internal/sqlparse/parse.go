@@ -101,7 +101,7 @@ func (c *classifier) addName(n string) {
 // when that differs, because barriers look names up by strings.ToLower of
 // the rule's name: either spelling must find the table.
 func (c *classifier) addIdentName(n string) {
-	l := asciiLower(n)
+	l := FoldASCII(n)
 	c.addName(l)
 	for i := 0; i < len(l); i++ {
 		if l[i] >= utf8.RuneSelf {

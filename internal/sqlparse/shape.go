@@ -220,7 +220,7 @@ func (p *parser) ident() (Ident, bool) {
 			return Ident{}, false
 		}
 		p.advance()
-		return Ident{Norm: asciiLower(raw), Raw: raw}, true
+		return Ident{Norm: FoldASCII(raw), Raw: raw}, true
 	case tkQIdent:
 		norm := unquoteIdent(raw)
 		if norm == "" || len(norm) > maxIdentLen {
