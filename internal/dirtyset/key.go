@@ -75,16 +75,13 @@ func MakeID(vals []any) ID {
 // fixed per table): the decimal integer for a single integer key, Go-quoted
 // text of the row identity otherwise (valid UTF-8 without NUL bytes, which
 // PostgreSQL's text needs). The journal's checkpoints store it.
-func KeyText(vals []any) string { return keyText(MakeID(vals), vals) }
-
-// keyText is KeyText for values whose identity is already made.
-func keyText(id ID, vals []any) string {
+func KeyText(vals []any) string {
 	if len(vals) == 1 {
-		if _, isInt := vals[0].(int64); isInt {
-			return strconv.FormatInt(id.i, 10)
+		if i, isInt := vals[0].(int64); isInt {
+			return strconv.FormatInt(i, 10)
 		}
 	}
-	return strconv.Quote(id.s)
+	return strconv.Quote(MakeID(vals).s)
 }
 
 // compareID orders identities: by integer, then by text.

@@ -42,7 +42,7 @@ type Row struct {
 func (r *Row) ID() ID { return r.id }
 
 // KeyText is the row's key as the journal's checkpoints store it.
-func (r *Row) KeyText() string { return keyText(r.id, r.Key) }
+func (r *Row) KeyText() string { return KeyText(r.Key) }
 
 // Values is the row's statement arguments: for an UPDATE its values then its
 // key, for an INSERT its values.
