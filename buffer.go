@@ -285,26 +285,29 @@ func (cn *Connector) admitStmt(ctx context.Context, t *tableState, info *stmtInf
 // the dirty set's outcome, and with JournalFailed the journal's error. With
 // throttle, a write that needs a new row may come back throttled.
 func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
-	var jw *durable.Write
-	var res driver.Result
-	var lsn uint64
-	var out dirtyset.Outcome
 	switch info.c.Kind {
 	case sqlparse.Update:
-		res, lsn, out = cn.bufferUpdate(t, info, args, throttle, &jw)
+		return cn.bufferUpdate(t, info, args, throttle)
 	case sqlparse.Insert:
-		res, lsn, out = cn.bufferInsert(t, info, args, throttle, &jw)
-	default:
-		return nil, 0, dirtyset.PassThrough, nil
+		return cn.bufferInsert(t, info, args, throttle)
 	}
-	if out == dirtyset.JournalFailed && jw != nil {
-		return nil, 0, out, jw.Err()
+	return nil, 0, dirtyset.PassThrough, nil
+}
+
+// bufferAnswer turns the dirty set's answer for a write of n rows into
+// bufferStmt's: a result when buffered, the journal's error when it failed.
+func bufferAnswer(out dirtyset.Outcome, lsn uint64, n int, w *durable.Write) (driver.Result, uint64, dirtyset.Outcome, error) {
+	switch {
+	case out == dirtyset.Buffered:
+		return bufferedResult(n), lsn, out, nil
+	case out == dirtyset.JournalFailed && w != nil:
+		return nil, 0, out, w.Err()
 	}
-	return res, lsn, out, nil
+	return nil, 0, out, nil
 }
 
 // bufferUpdate buffers a bufferable UPDATE.
-func (cn *Connector) bufferUpdate(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool, jwOut **durable.Write) (driver.Result, uint64, dirtyset.Outcome) {
+func (cn *Connector) bufferUpdate(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
 	// Small fixed arrays keep the common statement off the heap: the
 	// dirty set copies what it keeps.
 	var keyBuf [4]any
@@ -317,7 +320,7 @@ func (cn *Connector) bufferUpdate(t *tableState, info *stmtInfo, args []driver.N
 	for i, p := range info.keyPos {
 		v, ok := argValue(info.c.Where[p].Val, args)
 		if !ok || v == nil {
-			return nil, 0, dirtyset.PassThrough // WHERE k = NULL matches nothing: the database says so
+			return nil, 0, dirtyset.PassThrough, nil // WHERE k = NULL matches nothing: the database says so
 		}
 		keyVals[i] = v
 	}
@@ -327,29 +330,27 @@ func (cn *Connector) bufferUpdate(t *tableState, info *stmtInfo, args []driver.N
 	}
 	changes, ok := resolveSets(changes, info.c.Sets, args)
 	if !ok || !cn.exactUpdate(info, keyVals, changes) {
-		return nil, 0, dirtyset.PassThrough
+		return nil, 0, dirtyset.PassThrough, nil
 	}
 	var jw dirtyset.Journal
+	var w *durable.Write
 	if j := cn.buf.journal; j != nil {
 		bp := j.Buffer()
 		defer j.PutBuffer(bp)
 		rec, err := durable.EncodeUpdate((*bp)[:0], t.rule.Name, info.names, keyVals, changes)
 		if err != nil {
-			return nil, 0, dirtyset.PassThrough // a value the journal cannot hold: write it through
+			return nil, 0, dirtyset.PassThrough, nil // a value the journal cannot hold: write it through
 		}
 		*bp = rec
-		w := j.NewWrite(rec)
-		jw, *jwOut = w, w
+		w = j.NewWrite(rec)
+		jw = w
 	}
 	out, lsn := t.set.Update(keyVals, changes, info.names, jw, throttle)
-	if out != dirtyset.Buffered {
-		return nil, 0, out
-	}
-	return bufferedResult(1), lsn, dirtyset.Buffered
+	return bufferAnswer(out, lsn, 1, w)
 }
 
 // bufferInsert buffers a bufferable INSERT, all its rows or none.
-func (cn *Connector) bufferInsert(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool, jwOut **durable.Write) (driver.Result, uint64, dirtyset.Outcome) {
+func (cn *Connector) bufferInsert(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
 	keys := make([][]any, len(info.c.Rows))
 	rows := make([][]any, len(info.c.Rows))
 	for i, src := range info.c.Rows {
@@ -357,38 +358,36 @@ func (cn *Connector) bufferInsert(t *tableState, info *stmtInfo, args []driver.N
 		for j, s := range src {
 			v, ok := argValue(s, args)
 			if !ok {
-				return nil, 0, dirtyset.PassThrough
+				return nil, 0, dirtyset.PassThrough, nil
 			}
 			row[j] = v
 		}
 		if !cn.exactInsertRow(info, row) {
-			return nil, 0, dirtyset.PassThrough
+			return nil, 0, dirtyset.PassThrough, nil
 		}
 		kv := make([]any, len(info.keyPos))
 		for j, p := range info.keyPos {
 			if kv[j] = row[p]; kv[j] == nil {
-				return nil, 0, dirtyset.PassThrough
+				return nil, 0, dirtyset.PassThrough, nil
 			}
 		}
 		keys[i], rows[i] = kv, row
 	}
 	var jw dirtyset.Journal
+	var w *durable.Write
 	if j := cn.buf.journal; j != nil {
 		bp := j.Buffer()
 		defer j.PutBuffer(bp)
 		rec, err := durable.EncodeInsert((*bp)[:0], t.rule.Name, info.names, info.c.Cols, keys, rows)
 		if err != nil {
-			return nil, 0, dirtyset.PassThrough
+			return nil, 0, dirtyset.PassThrough, nil
 		}
 		*bp = rec
-		w := j.NewWrite(rec)
-		jw, *jwOut = w, w
+		w = j.NewWrite(rec)
+		jw = w
 	}
 	out, lsn := t.set.Insert(keys, rows, info.c.Cols, info.names, jw, throttle)
-	if out != dirtyset.Buffered {
-		return nil, 0, out
-	}
-	return bufferedResult(len(rows)), lsn, dirtyset.Buffered
+	return bufferAnswer(out, lsn, len(rows), w)
 }
 
 // exactUpdate brings an UPDATE's key values to their canonical form and

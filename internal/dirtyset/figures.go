@@ -43,13 +43,7 @@ func (t *Table) Snapshot() Snapshot {
 	var sn Snapshot
 	for _, s := range t.shards {
 		s.mu.Lock()
-		sn.Oldest = minNonZero(sn.Oldest, s.oldest)
-		for _, ts := range s.inflight {
-			sn.Oldest = minNonZero(sn.Oldest, ts.since)
-		}
-		for _, r := range s.retry {
-			sn.Oldest = minNonZero(sn.Oldest, r.Since)
-		}
+		sn.Oldest = minNonZero(sn.Oldest, s.oldestLocked())
 		sn.Buffered += s.buffered
 		sn.Coalesced += s.coalesced
 		s.mu.Unlock()

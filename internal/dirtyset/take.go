@@ -223,13 +223,20 @@ func (t *Table) checkMaxLoss(now time.Time) {
 func (t *Table) oldestLocked() time.Time {
 	var oldest time.Time
 	for _, s := range t.shards {
-		oldest = minNonZero(oldest, s.oldest)
-		for _, ts := range s.inflight {
-			oldest = minNonZero(oldest, ts.since)
-		}
-		for _, r := range s.retry {
-			oldest = minNonZero(oldest, r.Since)
-		}
+		oldest = minNonZero(oldest, s.oldestLocked())
+	}
+	return oldest
+}
+
+// oldestLocked is the Since of the shard's oldest row not yet committed:
+// untaken, in a flush, or put back; the caller holds s.mu.
+func (s *shard) oldestLocked() time.Time {
+	oldest := s.oldest
+	for _, ts := range s.inflight {
+		oldest = minNonZero(oldest, ts.since)
+	}
+	for _, r := range s.retry {
+		oldest = minNonZero(oldest, r.Since)
 	}
 	return oldest
 }
