@@ -61,6 +61,7 @@ type tableState struct {
 	rule  *TableRule
 	set   *dirtyset.Table
 	flush *flush.Table
+	locks rowLocks // rows open transactions hold locked (txlocks.go)
 
 	passed    atomic.Int64 // bufferable writes on this table that went to the database
 	barriers  atomic.Int64 // statements that waited for this table's flush

@@ -34,6 +34,9 @@ type stmtInfo struct {
 	keyCols, setCols, insCols []*catalog.Column
 	// provisional: built before the catalog could be read; not cached.
 	provisional bool
+	// writes: not a plain SELECT, so it may lock rows of the back tables
+	// it names (txlocks.go).
+	writes bool
 }
 
 // stmtCache holds the classifications of one schema: it is replaced whole
@@ -80,6 +83,7 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 		named = appendViewTables(named, sch, c.Names)
 	}
 	reads := isPlainSelect(query)
+	info.writes = !reads
 	for _, t := range named {
 		if reads && t.rule.Reads == ReadsStale {
 			continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"slices"
 
 	"github.com/writeback-go/writeback/internal/drivercall"
 	"github.com/writeback-go/writeback/internal/flush"
@@ -31,6 +32,9 @@ type conn struct {
 	// wait for one: a flush blocked by the transaction's own locks would
 	// wait for the transaction, which waits for the flush.
 	txSnapshot, txBegun bool
+	// tx is what the open transaction holds locked (txlocks.go); nil
+	// until it writes a back table.
+	tx *txWrites
 	// session is set once the application changed a session setting that
 	// can change what a write means (a time zone, a search path): the
 	// flush connection does not share it, so this connection's writes go
@@ -69,6 +73,7 @@ func (c *conn) attach(ctx context.Context) (driver.Conn, error) {
 
 // detach drops a dead base connection, keeping the writeback connection.
 func (c *conn) detach() {
+	c.endTx() // a dead connection's transaction is over
 	if c.base != nil {
 		_ = c.base.Close()
 		c.base = nil
@@ -113,6 +118,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 }
 
 func (c *conn) Close() error {
+	c.endTx()
 	if c.base == nil {
 		return nil
 	}
@@ -194,7 +200,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	if res, ok, err := c.cn.tryBuffer(ctx, c, info, args); ok {
 		return res, err
 	}
-	if err := c.before(ctx, info); err != nil {
+	if err := c.before(ctx, info, args); err != nil {
 		return nil, err
 	}
 	base, err := c.attach(ctx)
@@ -220,7 +226,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	info := c.cn.info(query)
-	if err := c.before(ctx, info); err != nil {
+	if err := c.before(ctx, info, args); err != nil {
 		return nil, err
 	}
 	base, err := c.attach(ctx)
@@ -246,7 +252,7 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 
 // before runs the ordering barrier for a statement that goes to the
 // database: every back table it names is committed first.
-func (c *conn) before(ctx context.Context, info *stmtInfo) error {
+func (c *conn) before(ctx context.Context, info *stmtInfo, args []driver.NamedValue) error {
 	if info.target != nil {
 		info.target.passed.Add(1)
 	}
@@ -255,10 +261,29 @@ func (c *conn) before(ctx context.Context, info *stmtInfo) error {
 		// must hold every write acknowledged before it.
 		return c.cn.buf.barrier(ctx, c.cn.buf.ordered)
 	}
-	if len(info.barrier) == 0 || c.inTx && c.txSnapshot && c.txBegun {
+	if len(info.barrier) == 0 {
 		return nil
 	}
-	return c.cn.buf.barrier(ctx, info.barrier)
+	if !c.inTx {
+		return c.cn.buf.barrier(ctx, info.barrier)
+	}
+	if !(c.txSnapshot && c.txBegun) {
+		tables := info.barrier
+		if c.tx != nil && len(c.tx.unkeyed) > 0 {
+			tables = slices.DeleteFunc(slices.Clone(tables), c.tx.skipsBarrier)
+		}
+		if err := c.cn.buf.barrier(ctx, tables); err != nil {
+			return err
+		}
+	}
+	if !info.writes {
+		return nil
+	}
+	unkeyed, err := c.lockRows(ctx, info, args)
+	for _, t := range unkeyed {
+		c.txState().unkeyed[t] = true
+	}
+	return err
 }
 
 // after follows transactions opened and closed with plain SQL (BEGIN,
@@ -274,7 +299,7 @@ func (c *conn) after(info *stmtInfo, err error) {
 		c.inTx, c.txSnapshot, c.txBegun = true, c.cn.dia.TxNeedsFlush(driver.TxOptions{}), false
 	}
 	if info.c.EndsTx {
-		c.inTx = false
+		c.endTx()
 	}
 	for _, name := range info.c.Session {
 		if name == "*" || !c.cn.dia.HarmlessSetting(name) {
@@ -295,12 +320,12 @@ type wrappedTx struct {
 }
 
 func (t *wrappedTx) Commit() error {
-	t.conn.inTx = false
+	defer t.conn.endTx() // after: the rows stay locked until the commit ends
 	return t.base.Commit()
 }
 
 func (t *wrappedTx) Rollback() error {
-	t.conn.inTx = false
+	defer t.conn.endTx()
 	return t.base.Rollback()
 }
 
@@ -334,7 +359,7 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 	if res, ok, err := s.conn.cn.tryBuffer(ctx, s.conn, s.info, args); ok {
 		return res, err
 	}
-	if err := s.conn.before(ctx, s.info); err != nil {
+	if err := s.conn.before(ctx, s.info, args); err != nil {
 		return nil, err
 	}
 	res, err := drivercall.StmtExec(ctx, s.base, args)
@@ -343,7 +368,7 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 }
 
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	if err := s.conn.before(ctx, s.info); err != nil {
+	if err := s.conn.before(ctx, s.info, args); err != nil {
 		return nil, err
 	}
 	rows, err := drivercall.StmtQuery(ctx, s.base, args)

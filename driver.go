@@ -219,6 +219,10 @@ type Connector struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// recovery is set when the journal's recovery waits for the database
+	// (it was down at open).
+	recovery atomic.Pointer[heldRecovery]
+
 	deadFile *deadLetterFile  // nil without WithDeadLetterFile
 	onDead   func(DeadLetter) // WithOnDeadLetter
 }
@@ -294,6 +298,9 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 			return nil, err
 		}
 		c.buf.journal = j
+		if !c.schema.pending.Load() {
+			c.saveSchema()
+		}
 	}
 	c.startFlusher(&cfg)
 	if c.buf.journal != nil {
@@ -302,6 +309,9 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.closeTimeout)
 		err := c.recoverJournal(ctx)
 		cancel()
+		if err != nil && c.deferRecovery(err) {
+			err = c.recoverLater(err)
+		}
 		if err != nil {
 			c.buf.shared.Close()
 			c.buf.flusher.Abandon()
@@ -315,11 +325,12 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 }
 
 // Connect opens a base connection and wraps it. When the database cannot be
-// reached it returns a detached connection, which connects on demand.
+// reached (a connection or transient error: SQLite's "unable to open" is
+// one) it returns a detached connection, which connects on demand.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	base, err := c.base.Connect(ctx)
 	if err != nil {
-		if dialect.ClassOf(err) != dialect.Connection {
+		if dialect.ClassOf(err) == dialect.Permanent {
 			return nil, err
 		}
 		// The database is unreachable: a detached connection still
@@ -350,6 +361,7 @@ func (c *Connector) Close() error { return c.Shutdown(context.Background()) }
 // it runs once; later calls of either return the same result.
 func (c *Connector) Shutdown(ctx context.Context) error {
 	c.closeOnce.Do(func() {
+		c.recovery.Load().stopRetry()
 		c.buf.shared.Close()
 		c.closeErr = c.buf.flusher.CloseContext(ctx)
 		c.closeErr = errors.Join(c.closeErr, c.deadFile.close()) // the flushers, its only writers, have stopped

@@ -4,11 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/writeback-go/writeback/internal/dirtyset"
 	"github.com/writeback-go/writeback/internal/durable"
@@ -313,10 +315,15 @@ func TestJournalAckDisk(t *testing.T) {
 	}
 }
 
-// TestJournalRecoveryNeedsDatabase opens a journal holding unapplied writes
-// against a database that cannot be reached: the open fails and says so, and
-// the journal keeps the writes for a later open.
-func TestJournalRecoveryNeedsDatabase(t *testing.T) {
+// TestJournalOpenWhileDatabaseDown opens copies of a journal holding
+// unapplied writes while the SQLite database cannot be opened (its
+// directory does not exist yet):
+//   - with the catalog kept beside the journal, the open succeeds and a
+//     write is acknowledged; Close, the database still down, says the
+//     records are kept; once the database exists, the held records and the
+//     new write are applied, the held ones first;
+//   - without it, the open refuses, saying recovery needs the database.
+func TestJournalOpenWhileDatabaseDown(t *testing.T) {
 	base, _ := sqliteCounters(t, "src", 2)
 	jdir := filepath.Join(t.TempDir(), "journal")
 	wb := openWriteback(t, "sqlite3", base, journalRules(jdir, "always", "disk", "1h"))
@@ -326,33 +333,61 @@ func TestJournalRecoveryNeedsDatabase(t *testing.T) {
 		}
 	}
 	snap := copyDir(t, jdir)
+	stillDown := copyDir(t, jdir)
+	noCatalog := copyDir(t, jdir)
 	if err := wb.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rules := writeRulesFile(t, journalRules(snap, "always", "disk", "1h"))
-	missing := "file:" + filepath.Join(t.TempDir(), "no", "such", "dir", "x.db") + "?mode=rw"
+	dbPath := filepath.Join(t.TempDir(), "later", "x.db")
+	missing := "file:" + dbPath + "?mode=rwc"
+
+	// The database never comes back before Close.
+	downDB := openWriteback(t, "sqlite3", missing, journalRules(stillDown, "always", "disk", "1h"))
+	if err := downDB.Close(); err == nil || !strings.Contains(err.Error(), "could not be reconciled") || !strings.Contains(err.Error(), "records are kept") {
+		t.Fatalf("Close with the database still down: %v", err)
+	}
+
+	// Without the kept catalog nothing could be buffered: the open refuses.
+	if err := os.Remove(filepath.Join(noCatalog, schemaSnapshot)); err != nil {
+		t.Fatal(err)
+	}
+	rules := writeRulesFile(t, journalRules(noCatalog, "always", "disk", "1h"))
 	_, err := sql.Open("writeback", "driver=sqlite3 rules="+rules+" dsn="+missing)
 	if err == nil || !strings.Contains(err.Error(), "recovery needs the database") || !strings.Contains(err.Error(), "journal is kept") {
-		t.Fatalf("open with the database unreachable: %v", err)
+		t.Fatalf("open with the database unreachable and no kept catalog: %v", err)
 	}
-	t.Log(err)
-	// A fresh database gets every write from the journal that was kept.
-	fresh := sqliteDSN(t, "dst")
-	fdb, err := sql.Open("sqlite3", fresh)
+
+	logs := newStateLog()
+	wdb, c := openWritebackWith(t, "sqlite3", missing, journalRules(snap, "always", "disk", "1h"), WithLogger(slog.New(logs)))
+	if c.recovery.Load() == nil {
+		t.Fatal("the open did not hold the journal for later")
+	}
+	if _, err := wdb.Exec("UPDATE counters SET n = n * 10 WHERE id = 0"); err == nil {
+		t.Fatal("a write that is not buffered reached a database that does not exist")
+	}
+	if _, err := wdb.Exec("UPDATE counters SET n = 100 WHERE id = 0"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := StatsOf(wdb); st.Buffered != 1 {
+		t.Fatalf("Buffered = %d, want 1", st.Buffered)
+	}
+	// The database appears.
+	if err := os.MkdirAll(filepath.Dir(dbPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fdb, err := sql.Open("sqlite3", missing)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fdb.Close()
 	createCounters(t, fdb, 2, false)
-	wdb, err := sql.Open("writeback", "driver=sqlite3 rules="+rules+" dsn="+fresh)
-	if err != nil {
-		t.Fatal(err)
-	}
+	logs.await(t, "reconciled", 30*time.Second)
 	if err := wdb.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := counterValues(t, fdb); got[0] != 5 || got[1] != 5 {
-		t.Fatalf("after recovery: %v", got)
+	// Row 0: five held deltas, then the assignment made during the outage.
+	if got := counterValues(t, fdb); got[0] != 100 || got[1] != 5 {
+		t.Fatalf("after the database appeared: %v, want 100 and 5", got)
 	}
 }
 
@@ -466,5 +501,82 @@ func TestJournalReplayFlushesWhenRecordsDoNotCoalesce(t *testing.T) {
 	}
 	if got := dumpTable(t, direct, "counters", "id"); !reflect.DeepEqual(got, []string{"1|10|17", "2|20|7"}) {
 		t.Fatalf("after replay: %v", got)
+	}
+}
+
+// TestHeldReplayKeepsRecordOrder is TestJournalReplayFlushesWhenRecordsDoNotCoalesce
+// for a connector that opened while the database was down: the records
+// that cannot be merged are held in two generations, flushed in order once
+// the database appears, and a write made during the outage lands after them.
+func TestHeldReplayKeepsRecordOrder(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "later", "x.db")
+	dsn := "file:" + dbPath + "?mode=rwc"
+	if err := os.MkdirAll(filepath.Dir(dbPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	direct, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	execAll(t, direct, "CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL, m BIGINT NOT NULL DEFAULT 7)")
+	jdir := filepath.Join(t.TempDir(), "journal")
+	rules := journalRules(jdir, "always", "disk", "1h")
+	// An open with the database up keeps its catalog beside the journal.
+	if err := openWriteback(t, "sqlite3", dsn, rules).Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, err := journal.Open(jdir, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := &dirtyset.Names{Table: sqlparse.Ident{Norm: "counters", Raw: "counters"}, KeyCols: []sqlparse.Ident{{Norm: "id", Raw: "id"}}, Style: sqlparse.ParamQuestion}
+	cols := []sqlparse.Ident{{Norm: "id", Raw: "id"}, {Norm: "n", Raw: "n"}}
+	ins, err := durable.EncodeInsert(nil, "counters", names, cols, [][]any{{int64(1)}, {int64(2)}}, [][]any{{int64(1), int64(10)}, {int64(2), int64(20)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd, err := durable.EncodeUpdate(nil, "counters", names, []any{int64(1)}, []dirtyset.Change{{Col: sqlparse.Ident{Norm: "m", Raw: "m"}, Delta: true, Val: int64(5)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range [][]byte{ins, upd, upd} {
+		if _, err := j.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The database goes away, and the connector opens without it.
+	direct.Close()
+	if err := os.Rename(filepath.Dir(dbPath), filepath.Dir(dbPath)+".away"); err != nil {
+		t.Fatal(err)
+	}
+	logs := newStateLog()
+	wb, c := openWritebackWith(t, "sqlite3", dsn, rules, WithLogger(slog.New(logs)))
+	if c.recovery.Load() == nil {
+		t.Fatal("the open did not hold the journal for later")
+	}
+	if _, err := wb.Exec("UPDATE counters SET m = m * 1, n = 99 WHERE id = 1"); err == nil {
+		t.Fatal("a write that cannot be buffered reached a database that is away")
+	}
+	if _, err := wb.Exec("UPDATE counters SET m = 0 WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Dir(dbPath)+".away", filepath.Dir(dbPath)); err != nil {
+		t.Fatal(err)
+	}
+	logs.await(t, "reconciled", 30*time.Second)
+	if err := wb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	direct, err = sql.Open("sqlite3", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	if got := dumpTable(t, direct, "counters", "id"); !reflect.DeepEqual(got, []string{"1|10|0", "2|20|7"}) {
+		t.Fatalf("after the held replay: %v", got)
 	}
 }

@@ -39,11 +39,12 @@ func (c *Connector) startFlusher(cfg *config) {
 		CloseTimeout: cfg.closeTimeout,
 		Connections:  cfg.flushConns,
 		Hook:         cfg.hook,
+		Gate:         c.finishRecovery,
 	})
 	for _, t := range c.buf.ordered {
 		t.flush = f.AddTable(flush.TableConfig{
 			Set: t.set, Name: t.rule.Name, MaxLoss: t.rule.MaxLoss,
-			Batch: t.rule.Batch, Priority: t.rule.Priority.rank(),
+			Batch: t.rule.Batch, Priority: t.rule.Priority.rank(), Locks: &t.locks,
 		})
 	}
 	c.buf.flusher = f

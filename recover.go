@@ -3,18 +3,26 @@ package writeback
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/dirtyset"
 	"github.com/writeback-go/writeback/internal/drivercall"
 	"github.com/writeback-go/writeback/internal/durable"
+	"github.com/writeback-go/writeback/internal/flush"
 	"github.com/writeback-go/writeback/internal/journal"
 )
 
 // This file joins the connector to its journal (internal/durable): opening
 // it with the rules' settings, and recovery, which replays the records the
 // database lacks into the dirty set before the connector serves anything.
+// When the database is down at open, recovery waits for it (recoverLater):
+// the connector serves at once, and the held records are placed before
+// everything written since, the first time a flush reaches the database.
 
 // openJournal opens the journal the rules name.
 func (c *Connector) openJournal(rules *Rules, cfg *config) (*durable.Journal, error) {
@@ -45,6 +53,192 @@ func (c *Connector) recoverJournal(ctx context.Context) error {
 	return nil
 }
 
+// heldRecovery is a recovery waiting for the database: the connector
+// opened while it was down, with the journal's records held in memory.
+type heldRecovery struct {
+	held   *durable.Held
+	done   atomic.Bool   // the held records are reconciled
+	mu     sync.Mutex    // one attempt at a time
+	failed error         // under mu: a failure retrying cannot mend
+	stop   chan struct{} // closed at Close: the retry loop ends
+	wg     sync.WaitGroup
+}
+
+// deferRecovery reports whether err, met by recovery at open, lets the
+// connector open without the database: the checkpoints could not be read
+// (nothing was replayed yet) for want of a connection, and there is a
+// catalog to buffer by.
+func (c *Connector) deferRecovery(err error) bool {
+	var ce *durable.CheckpointsError
+	if !errors.As(err, &ce) || dialect.ClassOf(err) == dialect.Permanent {
+		return false
+	}
+	return !hasCatalog(c.dia) || c.schema.state.Load() != nil
+}
+
+// recoverLater holds the journal's records in memory and starts the loop
+// that reconciles them once the database answers.
+func (c *Connector) recoverLater(cause error) error {
+	held, err := c.buf.journal.Hold()
+	if err != nil {
+		return err
+	}
+	rc := &heldRecovery{held: held, stop: make(chan struct{})}
+	c.recovery.Store(rc)
+	c.log.Warn("writeback: the database is down at open; the journal's records are held and reconciled when it answers, and writes are buffered meanwhile", "journal", c.buf.journal.Dir(), "records", held.Records(), "err", cause)
+	rc.wg.Add(1)
+	go c.retryRecovery(rc)
+	return nil
+}
+
+// retryRecovery tries to finish the held recovery with a growing pause
+// (250 ms to 5 s) until it is done, fails for good, or Close stops it.
+// Flushes try too (finishRecovery is their gate), so a barrier does not
+// wait for this loop.
+func (c *Connector) retryRecovery(rc *heldRecovery) {
+	defer rc.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-rc.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	pause := 250 * time.Millisecond
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-rc.stop:
+			return
+		case <-timer.C:
+		}
+		actx, acancel := context.WithTimeout(ctx, flush.AttemptTimeout)
+		err := c.finishRecovery(actx)
+		acancel()
+		if err == nil {
+			for _, t := range c.buf.ordered {
+				t.flush.Kick()
+			}
+			return
+		}
+		if rc.permanent() {
+			return
+		}
+		timer.Reset(pause)
+		pause = min(2*pause, 5*time.Second)
+	}
+}
+
+func (rc *heldRecovery) permanent() bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.failed != nil
+}
+
+// stopRetry ends the retry loop (at Close, before the final flush).
+func (rc *heldRecovery) stopRetry() {
+	if rc != nil {
+		close(rc.stop)
+		rc.wg.Wait()
+	}
+}
+
+// finishRecovery is every flush's gate while a recovery is held: it reads
+// the live catalog and the checkpoints, and adopts the held records the
+// database lacks into the dirty set ahead of the rows written since the
+// open. Until it succeeds no flush writes anything, so nothing newer can
+// overtake a held record. A replay error (the journal does not fit the
+// rules) stops it for good: the records stay in the journal and Close
+// reports them.
+func (c *Connector) finishRecovery(ctx context.Context) error {
+	rc := c.recovery.Load()
+	if rc == nil || rc.done.Load() {
+		return nil
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.done.Load() {
+		return nil
+	}
+	if rc.failed != nil {
+		return rc.failed
+	}
+	if c.schema.pending.Load() {
+		c.schema.mu.Lock()
+		err := c.loadSchema(ctx, false)
+		c.schema.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	db := sql.OpenDB(drivercall.NoClose(c.base))
+	db.SetMaxOpenConns(1)
+	defer db.Close()
+	rp := &olderReplayer{c: c, older: map[*tableState]*dirtyset.Table{}}
+	n, err := c.buf.journal.RecoverHeld(ctx, db, rc.held, rp)
+	rp.adoptAll()
+	if err != nil {
+		if rp.touched {
+			rc.failed = err
+			c.log.Error("writeback: the journal's held records cannot be replayed; nothing is flushed until the connector is reopened with rules that fit them", "journal", c.buf.journal.Dir(), "err", err)
+		}
+		return err
+	}
+	rc.done.Store(true)
+	c.log.Info("writeback: journal reconciled with the database", "journal", c.buf.journal.Dir(), "rows", n)
+	return nil
+}
+
+// olderReplayer replays held records into older tables (dirtyset.NewOlder)
+// and adopts them into the live ones, so they are flushed before the rows
+// the connector took while the database was down.
+type olderReplayer struct {
+	c       *Connector
+	older   map[*tableState]*dirtyset.Table
+	touched bool // a record reached Replay: a failure can no longer be retried
+}
+
+func (r *olderReplayer) Buffers(table string) bool   { return r.c.buf.tables[table] != nil }
+func (r *olderReplayer) Flush(context.Context) error { return nil }
+
+// Replay buffers one held record in its table's older table. A record that
+// cannot be coalesced with the older rows already there (written after
+// they were flushed) starts a new older table, once the current one is
+// adopted: adopted rows keep their order.
+func (r *olderReplayer) Replay(_ context.Context, rec *durable.Record, lsn uint64, cp *durable.Checkpoints) (int, error) {
+	r.touched = true
+	t := r.c.buf.tables[rec.Table]
+	try := func() (dirtyset.Outcome, int, error) {
+		o := r.older[t]
+		if o == nil {
+			o = t.set.NewOlder()
+			r.older[t] = o
+		}
+		return replayInto(t, o, rec, lsn, cp, r.c.buf.journal.Replayed(lsn))
+	}
+	out, n, err := try()
+	if err != nil || n == 0 || out == dirtyset.Buffered {
+		return n, err
+	}
+	t.set.Adopt(r.older[t])
+	delete(r.older, t)
+	if out, n, err = try(); err == nil && out != dirtyset.Buffered {
+		err = fmt.Errorf("writeback: journal %s: record %d of %s cannot be buffered again", r.c.buf.journal.Dir(), lsn, t.rule.Name)
+	}
+	return n, err
+}
+
+// adoptAll hands every older table still open to its live table.
+func (r *olderReplayer) adoptAll() {
+	for t, o := range r.older {
+		t.set.Adopt(o)
+	}
+	r.older = nil
+}
+
 // replayer is the connector as durable.Journal.Recover sees it.
 type replayer struct{ c *Connector }
 
@@ -59,26 +253,38 @@ func (r replayer) Replay(ctx context.Context, rec *durable.Record, lsn uint64, c
 	c := r.c
 	t := c.buf.tables[rec.Table]
 	jw := c.buf.journal.Replayed(lsn)
-	var try func() dirtyset.Outcome
-	n := 0
+	out, n, err := replayInto(t, t.set, rec, lsn, cp, jw)
+	if err != nil || n == 0 || out == dirtyset.Buffered {
+		return n, err
+	}
+	if err := c.buf.barrier(ctx, []*tableState{t}); err != nil {
+		return 0, c.buf.journal.Unreachable(err)
+	}
+	if out, _, _ := replayInto(t, t.set, rec, lsn, cp, jw); out != dirtyset.Buffered {
+		return 0, fmt.Errorf("writeback: journal %s: record %d of %s cannot be buffered again", c.buf.journal.Dir(), lsn, t.rule.Name)
+	}
+	return n, nil
+}
+
+// replayInto buffers the rows of journal record lsn that cp does not cover
+// in set (t's own, or an older one), and returns the outcome and how many
+// rows that was (0: nothing to replay).
+func replayInto(t *tableState, set *dirtyset.Table, rec *durable.Record, lsn uint64, cp *durable.Checkpoints, jw *durable.Write) (dirtyset.Outcome, int, error) {
 	switch rec.Op {
 	case dialect.Update:
-		if !t.set.CheckKey(rec.Key) {
-			return 0, fmt.Errorf("writeback: journal record %d: key of %s does not match the table's key kinds", lsn, t.rule.Name)
+		if !t.set.CheckKey(rec.Key) || !set.CheckKey(rec.Key) {
+			return 0, 0, fmt.Errorf("writeback: journal record %d: key of %s does not match the table's key kinds", lsn, t.rule.Name)
 		}
 		if cp.Covers(t.rule.Name, dirtyset.KeyText(rec.Key), lsn) {
-			return 0, nil
+			return dirtyset.Buffered, 0, nil
 		}
-		n = 1
-		try = func() dirtyset.Outcome {
-			out, _ := t.set.Update(rec.Key, rec.Changes, &rec.Names, jw, false)
-			return out
-		}
+		out, _ := set.Update(rec.Key, rec.Changes, &rec.Names, jw, false)
+		return out, 1, nil
 	case dialect.Insert:
 		var keys, rows [][]any
 		for i, k := range rec.Keys {
-			if !t.set.CheckKey(k) {
-				return 0, fmt.Errorf("writeback: journal record %d: key of %s does not match the table's key kinds", lsn, t.rule.Name)
+			if !t.set.CheckKey(k) || !set.CheckKey(k) {
+				return 0, 0, fmt.Errorf("writeback: journal record %d: key of %s does not match the table's key kinds", lsn, t.rule.Name)
 			}
 			if !cp.Covers(t.rule.Name, dirtyset.KeyText(k), lsn) {
 				keys = append(keys, k)
@@ -86,22 +292,10 @@ func (r replayer) Replay(ctx context.Context, rec *durable.Record, lsn uint64, c
 			}
 		}
 		if len(rows) == 0 {
-			return 0, nil
+			return dirtyset.Buffered, 0, nil
 		}
-		n = len(rows)
-		try = func() dirtyset.Outcome {
-			out, _ := t.set.Insert(keys, rows, rec.Cols, &rec.Names, jw, false)
-			return out
-		}
+		out, _ := set.Insert(keys, rows, rec.Cols, &rec.Names, jw, false)
+		return out, len(rows), nil
 	}
-	if try() == dirtyset.Buffered {
-		return n, nil
-	}
-	if err := c.buf.barrier(ctx, []*tableState{t}); err != nil {
-		return 0, c.buf.journal.Unreachable(err)
-	}
-	if try() != dirtyset.Buffered {
-		return 0, fmt.Errorf("writeback: journal %s: record %d of %s cannot be buffered again", c.buf.journal.Dir(), lsn, t.rule.Name)
-	}
-	return n, nil
+	return dirtyset.Buffered, 0, nil
 }

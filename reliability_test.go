@@ -67,6 +67,8 @@ func (h *stateLog) Handle(_ context.Context, r slog.Record) error {
 	case strings.HasPrefix(r.Message, "writeback: flush recovered"):
 		h.recover = append(h.recover, line)
 		kind = "recovered"
+	case strings.HasPrefix(r.Message, "writeback: journal reconciled"):
+		kind = "reconciled"
 	}
 	h.mu.Unlock()
 	if kind != "" {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -52,14 +53,21 @@ func (c *Connector) loadSchema(ctx context.Context, refuse bool) error {
 	db := sql.OpenDB(drivercall.NoClose(c.base))
 	db.SetMaxOpenConns(1)
 	defer db.Close()
-	names := make([]string, 0, len(c.rules.Tables))
-	for name := range c.rules.Tables {
-		names = append(names, name)
-	}
-	tables, err := catalog.Read(ctx, db, c.dia.Kind(), names)
+	tables, err := catalog.Read(ctx, db, c.dia.Kind(), c.rules.names())
 	if err != nil {
 		return fmt.Errorf("writeback: reading the catalog: %w", err)
 	}
+	if err := c.useSchema(tables, refuse); err != nil {
+		return err
+	}
+	c.schema.pending.Store(false)
+	c.saveSchema()
+	return nil
+}
+
+// useSchema checks the rules against tables and makes them what the
+// statement path buffers by.
+func (c *Connector) useSchema(tables map[string]*catalog.Table, refuse bool) error {
 	st := &schemaState{tables: tables, views: map[string][]*tableState{}, broken: map[string]error{}}
 	for _, rule := range c.rules.sortedByLine() {
 		if err := checkRule(c.rules.File, rule, tables[rule.Name]); err != nil {
@@ -79,14 +87,42 @@ func (c *Connector) loadSchema(ctx context.Context, refuse bool) error {
 		}
 	}
 	c.schema.state.Store(st)
-	c.schema.pending.Store(false)
 	c.resetStatementCache()
 	return nil
 }
 
+// names lists the rules' table names.
+func (r *Rules) names() []string {
+	names := make([]string, 0, len(r.Tables))
+	for name := range r.Tables {
+		names = append(names, name)
+	}
+	return names
+}
+
+// schemaSnapshot is the file in the journal's directory that keeps the last
+// catalog read, so that a connector can open while the database is down.
+const schemaSnapshot = "WRITEBACK_CATALOG"
+
+// saveSchema keeps the catalog just read beside the journal, if there is
+// one; failing to is logged, not fatal (the snapshot only serves an open
+// while the database is down).
+func (c *Connector) saveSchema() {
+	st := c.schema.state.Load()
+	if c.rules.Journal == nil || st == nil || c.buf.journal == nil {
+		return
+	}
+	path := filepath.Join(c.rules.Journal.Path, schemaSnapshot)
+	if err := catalog.SaveSnapshot(path, c.dia.Kind(), st.tables); err != nil {
+		c.log.Warn("writeback: could not keep the catalog beside the journal; an open while the database is down will not buffer until it answers", "path", path, "err", err)
+	}
+}
+
 // openSchema reads the catalog at open. A rule that does not fit refuses
-// the open; a database that cannot be reached leaves the catalog pending
-// (nothing is buffered until it is read).
+// the open. When the database cannot be reached, the catalog kept beside
+// the journal at the last read stands in for it (the live one is read as
+// soon as the database answers); without one, the catalog is left pending
+// and nothing is buffered until it is read.
 func (c *Connector) openSchema(timeout time.Duration, refuse bool) error {
 	if !hasCatalog(c.dia) {
 		c.log.Info("writeback: no catalog for the generic dialect: rules are not checked against the schema, column types are not checked", "dialect", c.dia.Kind())
@@ -101,12 +137,37 @@ func (c *Connector) openSchema(timeout time.Duration, refuse bool) error {
 		return nil
 	case errors.As(err, &re):
 		return err
-	case dialect.ClassOf(err) != dialect.Permanent:
-		c.schema.pending.Store(true)
-		c.log.Warn("writeback: the catalog could not be read at open; writes go to the database until it is read", "err", err)
-		return nil
+	case dialect.ClassOf(err) == dialect.Permanent:
+		return err
 	}
-	return err
+	c.schema.pending.Store(true)
+	if c.rules.Journal != nil {
+		path := filepath.Join(c.rules.Journal.Path, schemaSnapshot)
+		tables, read, serr := catalog.LoadSnapshot(path, c.dia.Kind())
+		switch {
+		case serr != nil:
+			c.log.Warn("writeback: the catalog kept beside the journal cannot be read", "path", path, "err", serr)
+		case tables != nil && c.snapshotCovers(tables):
+			if err := c.useSchema(tables, refuse); err != nil {
+				return err
+			}
+			c.log.Warn("writeback: the catalog could not be read at open; using the one kept beside the journal until the database answers", "read_at", read, "err", err)
+			return nil
+		}
+	}
+	c.log.Warn("writeback: the catalog could not be read at open; writes go to the database until it is read", "err", err)
+	return nil
+}
+
+// snapshotCovers reports whether a kept catalog knows every rules table (a
+// rule added since it was taken has never been checked).
+func (c *Connector) snapshotCovers(tables map[string]*catalog.Table) bool {
+	for name := range c.rules.Tables {
+		if _, ok := tables[name]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // ensureSchema reads the catalog when it could not be read at open (the

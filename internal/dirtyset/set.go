@@ -102,7 +102,7 @@ type Table struct {
 	cfg    Config
 	shared *Shared
 
-	// pending counts rows in every shard's lru, evicted, retry and inflight,
+	// pending counts rows in every shard's lru, evicted, retry, held and inflight,
 	// so a barrier on a clean table costs one atomic load.
 	pending atomic.Int64
 
@@ -113,7 +113,8 @@ type Table struct {
 	keyKinds atomic.Pointer[[]KeyKind] // Go kinds of the key values, fixed by the first buffered write
 	names    atomic.Pointer[Names]     // how the application writes the table's names
 
-	rowSeq atomic.Uint64 // numbers rows as they are made (Row.Seq)
+	rowSeq   atomic.Uint64 // numbers rows as they are made (Row.Seq), from olderSeqs
+	olderSeq atomic.Uint64 // the next number for a row of an older table (older.go)
 
 	// Journal bookkeeping (zero without a journal). lastLSN is the highest
 	// record appended for the table; it is raised under the shard lock of the
@@ -150,6 +151,7 @@ type shard struct {
 	lru       *simplelru.LRU[ID, *Row]
 	evicted   map[ID]*Row // pushed out of the LRU, flushed early, never dropped
 	retry     []*Row      // rows of a failed flush: written before any newer row
+	held      []*Row      // rows a flush left for a transaction's lock (Keep)
 	inflight  []*takenSet // what a flush took and has not finished with
 	capacity  int         // this shard's part of max_dirty
 	oldest    time.Time   // Since of the oldest row in lru/evicted/retry; zero when none
@@ -169,6 +171,7 @@ func (sh *Shared) NewTable(cfg Config) *Table {
 		cfg.Wake = func() {}
 	}
 	t := &Table{cfg: cfg, shared: sh, seed: maphash.MakeSeed()}
+	t.rowSeq.Store(olderSeqs)
 	n := 1
 	for n*2 <= maxShards && n*2 <= cfg.MaxDirty {
 		n *= 2
@@ -265,6 +268,11 @@ func (s *shard) keyBusyLocked(k ID) bool {
 		return true
 	}
 	for _, r := range s.retry {
+		if r.id == k {
+			return true
+		}
+	}
+	for _, r := range s.held {
 		if r.id == k {
 			return true
 		}

@@ -1,6 +1,7 @@
 package dirtyset
 
 import (
+	"context"
 	"slices"
 	"time"
 
@@ -146,8 +147,37 @@ func (b *Batch) Done(rows []*Row) {
 // Fail puts rows that could not be written back, ahead of any newer write
 // to the same keys: they are flushed first, in their own transaction.
 func (b *Batch) Fail(rows []*Row) {
+	b.t.failing.Store(true)
+	b.putBack(rows, false)
+}
+
+// Keep sets aside rows that the flush left for later because an open
+// transaction holds their keys locked: they stay pending, and busy for
+// INSERT, but no take sees them, and they do not age the table (its
+// max_loss and backpressure), until Unhold.
+func (b *Batch) Keep(rows []*Row) { b.putBack(rows, true) }
+
+// Unhold makes the rows set aside by Keep flushable again, ahead of newer
+// rows of their keys, and reports whether there were any.
+func (t *Table) Unhold() bool {
+	any := false
+	for _, s := range t.shards {
+		s.mu.Lock()
+		if len(s.held) > 0 {
+			any = true
+			for _, r := range s.held {
+				s.oldest = minNonZero(s.oldest, r.Since)
+			}
+			s.retry = append(s.retry, s.held...)
+			s.held = nil
+		}
+		s.mu.Unlock()
+	}
+	return any
+}
+
+func (b *Batch) putBack(rows []*Row, hold bool) {
 	t := b.t
-	t.failing.Store(true)
 	var byShard [maxShards][]*Row
 	for _, r := range rows {
 		i := slices.Index(t.shards, r.sh)
@@ -159,11 +189,42 @@ func (b *Batch) Fail(rows []*Row) {
 		}
 		s := t.shards[i]
 		s.mu.Lock()
-		for _, r := range mine {
-			s.oldest = minNonZero(s.oldest, r.Since)
+		if hold {
+			s.held = append(s.held, mine...)
+		} else {
+			for _, r := range mine {
+				s.oldest = minNonZero(s.oldest, r.Since)
+			}
+			s.retry = append(s.retry, mine...)
 		}
-		s.retry = append(s.retry, mine...)
 		s.mu.Unlock()
+	}
+}
+
+// AwaitIdle waits until no flush holds a row of any of ids (a flush that
+// took one before the caller locked it in the database must end first), or
+// ctx ends.
+func (t *Table) AwaitIdle(ctx context.Context, ids []ID) error {
+	for {
+		room := t.shared.room.wait() // before the check: a Release after it closes room
+		busy := false
+		for _, id := range ids {
+			s := t.shardFor(id)
+			s.mu.Lock()
+			busy = s.inflightHasLocked(id)
+			s.mu.Unlock()
+			if busy {
+				break
+			}
+		}
+		if !busy {
+			return nil
+		}
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 

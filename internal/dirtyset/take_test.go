@@ -672,3 +672,40 @@ func TestOldestCountsRetryAndInflightRows(t *testing.T) {
 		t.Errorf("all committed: Oldest %v Pending %d, want zero 0", sn.Oldest, sn.Pending)
 	}
 }
+
+// TestKeepSetsRowsAsideUntilUnhold: rows a flush keeps for a transaction's
+// lock stay pending and keep their key busy for INSERT, but no take sees
+// them and they do not age the table, until Unhold puts them first again.
+func TestKeepSetsRowsAsideUntilUnhold(t *testing.T) {
+	tb := newTable(100)
+	mustBuffer(t, upd(tb, int64(1), add("n", int64(1))))
+	mustBuffer(t, upd(tb, int64(2), add("n", int64(2))))
+	b := tb.Take(true)
+	byK := byKey(t, b.Rows)
+	b.Keep([]*Row{byK[int64(1)]})
+	b.Done([]*Row{byK[int64(2)]})
+	b.Release()
+	if tb.Pending() != 1 {
+		t.Fatalf("Pending = %d, want the kept row", tb.Pending())
+	}
+	if d := tb.Dirty(); d.N != 0 || !d.Oldest.IsZero() {
+		t.Fatalf("Dirty = %+v: a kept row is seen", d)
+	}
+	if b := tb.Take(true); len(b.Rows) != 0 {
+		t.Fatalf("a take saw %d kept rows", len(b.Rows))
+	}
+	if out := ins(tb, int64(1), []string{"n"}, int64(5)); out == Buffered {
+		t.Fatal("an INSERT of a kept key was buffered")
+	}
+	mustBuffer(t, upd(tb, int64(1), add("n", int64(10)))) // a newer row of the key
+	if !tb.Unhold() || tb.Unhold() {
+		t.Fatal("Unhold did not report the kept rows once")
+	}
+	b = tb.Take(true)
+	slices.SortFunc(b.Rows, Compare)
+	if len(b.Rows) != 2 || b.Rows[0].Vals[0] != int64(1) || b.Rows[1].Vals[0] != int64(10) {
+		t.Fatalf("after Unhold: %+v, want the kept row, then the newer one", b.Rows)
+	}
+	b.Done(b.Rows)
+	b.Release()
+}

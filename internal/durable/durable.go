@@ -316,10 +316,14 @@ func (d *Journal) CompactLoop(stop <-chan struct{}) {
 // otherwise what is left stays in it for the next open.
 func (d *Journal) Close(left int64) error {
 	var err error
-	if left == 0 && d.ready.Load() {
-		err = d.Compact(true)
-	} else if left > 0 {
+	switch {
+	case left > 0:
 		err = fmt.Errorf("writeback: close: %d buffered rows are kept in the journal %s and are replayed when it is next opened", left, d.dir)
+	case !d.ready.Load():
+		// Opened while the database was down, which never answered since.
+		err = fmt.Errorf("writeback: close: the database did not answer since the open, so the journal %s could not be reconciled with it; its records are kept and replayed when it is next opened", d.dir)
+	default:
+		err = d.Compact(true)
 	}
 	return errors.Join(err, d.j.Close())
 }

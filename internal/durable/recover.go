@@ -27,6 +27,13 @@ func (d *Journal) Unreachable(err error) error {
 	return fmt.Errorf("writeback: journal %s: recovery needs the database, which failed (the journal is kept and replayed on the next open): %w", d.dir, err)
 }
 
+// CheckpointsError is a recovery that could not begin: the database's
+// checkpoints could not be read, and nothing was replayed.
+type CheckpointsError struct{ Err error }
+
+func (e *CheckpointsError) Error() string { return e.Err.Error() }
+func (e *CheckpointsError) Unwrap() error { return e.Err }
+
 // Recover replays the journal's unapplied records into the buffer and
 // flushes them, before the connector serves anything. The database (db)
 // says which records are applied: those are skipped, so replay is
@@ -35,21 +42,119 @@ func (d *Journal) Unreachable(err error) error {
 func (d *Journal) Recover(ctx context.Context, db *sql.DB, r Replayer) (int, error) {
 	cp, err := LoadCheckpoints(ctx, db, d.kind, d.ID())
 	if err != nil {
-		return 0, d.Unreachable(err)
+		return 0, &CheckpointsError{d.Unreachable(err)}
 	}
-	for _, t := range d.tables {
-		t.SetApplied(cp.watermark[t.Name()])
-	}
-	replayed := 0
 	// Every record the journal still holds is read, not only those above
 	// the lowest watermark of the rules' tables: a table the rules no longer
 	// buffer may have records below it that are not applied. Compaction
 	// keeps what is held close to what is unapplied.
-	err = d.j.Replay(0, func(lsn uint64, b []byte) error {
+	replayed, err := d.replay(ctx, cp, r, func(fn func(uint64, *Record) error) error {
+		return d.j.Replay(0, func(lsn uint64, b []byte) error {
+			rec, err := DecodeRecord(b)
+			if err != nil {
+				return fmt.Errorf("writeback: journal %s: record %d: %w", d.dir, lsn, err)
+			}
+			return fn(lsn, rec)
+		})
+	})
+	if err != nil {
+		return replayed, err
+	}
+	if err := r.Flush(ctx); err != nil {
+		return replayed, d.Unreachable(err)
+	}
+	if err := d.renewIDIfBehind(cp, d.j.LastLSN()); err != nil {
+		return replayed, err
+	}
+	if err := d.Compact(true); err != nil {
+		return replayed, fmt.Errorf("writeback: journal %s: compact: %w", d.dir, err)
+	}
+	d.ready.Store(true)
+	return replayed, nil
+}
+
+// Held is every record a journal held when it was opened while the
+// database was down, read into memory: which of them are applied is known
+// only once the database answers (RecoverHeld). Records appended after
+// are not in it.
+type Held struct {
+	upTo uint64 // the journal's last LSN at the read
+	recs []heldRecord
+}
+
+type heldRecord struct {
+	lsn uint64
+	rec *Record
+}
+
+// Records is how many records are held.
+func (h *Held) Records() int { return len(h.recs) }
+
+// Hold reads and decodes every record the journal holds, for RecoverHeld.
+// It needs no database; it fails only on a journal it cannot read.
+func (d *Journal) Hold() (*Held, error) {
+	h := &Held{upTo: d.j.LastLSN()}
+	err := d.j.Replay(0, func(lsn uint64, b []byte) error {
 		rec, err := DecodeRecord(b)
 		if err != nil {
 			return fmt.Errorf("writeback: journal %s: record %d: %w", d.dir, lsn, err)
 		}
+		h.recs = append(h.recs, heldRecord{lsn, rec})
+		return nil
+	})
+	if err != nil {
+		var ce *journal.CorruptError
+		if errors.As(err, &ce) {
+			return nil, fmt.Errorf("writeback: %w", err)
+		}
+		return nil, err
+	}
+	return h, nil
+}
+
+// RecoverHeld finishes a recovery that had to wait for the database: it
+// reads the checkpoints and replays the held records the database lacks
+// through r, which must place them before every write the connector took
+// since it opened. It does not flush (the caller is about to), and enables
+// compaction. On an error nothing is replayed and it may be called again.
+func (d *Journal) RecoverHeld(ctx context.Context, db *sql.DB, h *Held, r Replayer) (int, error) {
+	cp, err := LoadCheckpoints(ctx, db, d.kind, d.ID())
+	if err != nil {
+		return 0, d.Unreachable(err)
+	}
+	replayed, err := d.replay(ctx, cp, r, func(fn func(uint64, *Record) error) error {
+		for _, hr := range h.recs {
+			if err := fn(hr.lsn, hr.rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return replayed, err
+	}
+	// Marks above what the journal held at open would hide the records
+	// appended since (renewIDIfBehind). The held records the database
+	// lacks are now buffered under the new id; the ones it has stay in the
+	// journal until compaction, so a crash before the next full flush would
+	// replay them again: the window the -fix repair leaves, kept as short
+	// as the flush interval.
+	if err := d.renewIDIfBehind(cp, h.upTo); err != nil {
+		return replayed, err
+	}
+	h.recs = nil
+	d.ready.Store(true)
+	return replayed, nil
+}
+
+// replay sets each table's applied watermark from cp and hands r every
+// record that cp does not say is applied, in LSN order.
+func (d *Journal) replay(ctx context.Context, cp *Checkpoints, r Replayer, each func(func(uint64, *Record) error) error) (int, error) {
+	for _, t := range d.tables {
+		t.SetApplied(cp.watermark[t.Name()])
+	}
+	replayed := 0
+	err := each(func(lsn uint64, rec *Record) error {
 		if lsn <= cp.watermark[rec.Table] {
 			return nil
 		}
@@ -70,24 +175,14 @@ func (d *Journal) Recover(ctx context.Context, db *sql.DB, r Replayer) (int, err
 		}
 		return replayed, err
 	}
-	if err := r.Flush(ctx); err != nil {
-		return replayed, d.Unreachable(err)
-	}
-	if err := d.renewIDIfBehind(cp); err != nil {
-		return replayed, err
-	}
-	if err := d.Compact(true); err != nil {
-		return replayed, fmt.Errorf("writeback: journal %s: compact: %w", d.dir, err)
-	}
-	d.ready.Store(true)
 	return replayed, nil
 }
 
 // renewIDIfBehind gives the journal a new id when the database's marks are
-// ahead of it. LSNs are only handed out again after the journal lost its
-// tail (the -fix repair); the marks of the lost records would hide the new
-// ones. Everything is applied when it runs: a new id starts the marks afresh.
-func (d *Journal) renewIDIfBehind(cp *Checkpoints) error {
+// ahead of its last record (upTo). LSNs are only handed out again after the
+// journal lost its tail (the -fix repair); the marks of the lost records
+// would hide the new ones. A new id starts the marks afresh.
+func (d *Journal) renewIDIfBehind(cp *Checkpoints, upTo uint64) error {
 	maxMarked := uint64(0)
 	for _, wm := range cp.watermark {
 		maxMarked = max(maxMarked, wm)
@@ -97,7 +192,7 @@ func (d *Journal) renewIDIfBehind(cp *Checkpoints) error {
 			maxMarked = max(maxMarked, lsn)
 		}
 	}
-	if maxMarked <= d.j.LastLSN() {
+	if maxMarked <= upTo {
 		return nil
 	}
 	id, err := journalID(d.dir, true)

@@ -58,6 +58,12 @@ type Config struct {
 	// not yet), "before-commit", "after-commit" (before the dirty set's
 	// accounting).
 	Hook func(point string)
+	// Gate, when not nil, is called before every flush takes rows, with
+	// the attempt's timeout; while it fails, flushes fail with its error
+	// and the table backs off as from a database error. A connector that
+	// opened while the database was down uses it to finish recovery
+	// before anything newer is written.
+	Gate func(ctx context.Context) error
 }
 
 // TableConfig describes one back table to a Flusher.
@@ -67,6 +73,17 @@ type TableConfig struct {
 	MaxLoss  time.Duration
 	Batch    int // rows a statement
 	Priority int // higher is served first when connections are scarce
+	// Locks, when not nil, names the rows that open transactions of the
+	// application hold locked in the database: a flush leaves them for
+	// when the transaction ends (LocksReleased) rather than wait for a
+	// transaction that may be waiting for the flush.
+	Locks Locks
+}
+
+// Locks is the set of a table's rows held locked by open transactions.
+type Locks interface {
+	Any() bool                // one atomic load: false in the common case
+	Held(id dirtyset.ID) bool // the row is locked by an open transaction
 }
 
 // Flusher runs the flush workers of one connector.

@@ -1,8 +1,11 @@
 package flush
 
 import (
+	"context"
+	"errors"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/writeback-go/writeback/internal/dirtyset"
@@ -23,6 +26,9 @@ type Table struct {
 	flushCost   time.Duration // duration of the last flush, to start the next one early enough
 	finalErr    error         // the final flush's last error (read after the worker stopped)
 	lastAttempt time.Time     // when the last failed attempt ended
+	keptAt      time.Time     // when a flush last set rows aside for a transaction's lock; zero when none are
+
+	released atomic.Bool // LocksReleased was called: retry the kept rows now
 
 	stats counters
 }
@@ -50,6 +56,20 @@ func (t *Table) Kick() {
 	}
 }
 
+// LocksReleased tells the worker that a transaction holding rows of its
+// table ended: the rows it kept are written at once.
+func (t *Table) LocksReleased() {
+	t.released.Store(true)
+	t.Kick()
+}
+
+// errLockedByTx is why the final flush could not write rows it kept.
+var errLockedByTx = errors.New("writeback: rows are locked by a transaction that is still open")
+
+// keptRetry is how often rows kept for an open transaction are looked at
+// again when no LocksReleased comes (the transaction's connection died).
+const keptRetry = time.Second
+
 // Name is the table's rule name.
 func (t *Table) Name() string { return t.cfg.Name }
 
@@ -76,6 +96,10 @@ func (t *Table) run() {
 			}
 			t.final()
 			return
+		}
+		if released := t.released.Swap(false); !t.keptAt.IsZero() && (released || time.Since(t.keptAt) >= keptRetry) {
+			t.keptAt = time.Time{}
+			t.set.Unhold()
 		}
 		// Serve every request that is already waiting in the same round.
 	drain:
@@ -129,6 +153,8 @@ func (t *Table) nextWake(now time.Time) time.Duration {
 	d := t.set.Dirty()
 	var wake time.Time
 	switch {
+	case d.N == 0 && !t.keptAt.IsZero():
+		wake = t.keptAt.Add(keptRetry) // look at the kept rows again
 	case d.N == 0:
 		return time.Hour
 	case d.Retry > 0 && t.retryAt.After(now):
@@ -137,6 +163,9 @@ func (t *Table) nextWake(now time.Time) time.Duration {
 		return 0
 	default:
 		wake = t.deadline(d.Oldest)
+	}
+	if !t.keptAt.IsZero() && t.keptAt.Add(keptRetry).Before(wake) {
+		wake = t.keptAt.Add(keptRetry)
 	}
 	return max(wake.Sub(now), 0)
 }
@@ -174,12 +203,19 @@ func (t *Table) final() {
 	}
 	ctx := t.f.ctx
 	for {
+		if !t.keptAt.IsZero() {
+			t.keptAt = time.Time{}
+			t.set.Unhold()
+		}
 		err := t.flush(true)
 		if t.set.Pending() == 0 {
 			return
 		}
-		if err == nil {
+		if err == nil && t.keptAt.IsZero() {
 			continue
+		}
+		if err == nil {
+			err = errLockedByTx
 		}
 		t.finalErr = err
 		if ctx.Err() != nil {
@@ -200,6 +236,15 @@ func (t *Table) final() {
 // that also advances the journal checkpoint; otherwise only the retry and
 // evicted rows are written.
 func (t *Table) flush(all bool) error {
+	if gate := t.f.cfg.Gate; gate != nil {
+		ctx, cancel := context.WithTimeout(t.f.ctx, AttemptTimeout)
+		err := gate(ctx)
+		cancel()
+		if err != nil {
+			t.noteFailure(err)
+			return err
+		}
+	}
 	b := t.set.Take(all)
 	if len(b.Rows) == 0 {
 		if t.failures > 0 && t.set.Pending() == 0 {
@@ -208,22 +253,55 @@ func (t *Table) flush(all bool) error {
 		return nil // nothing was taken: nothing to release
 	}
 	defer b.Release()
+	rows := t.leaveLocked(b)
+	if len(rows) == 0 {
+		return nil
+	}
 	// Key order makes flushes deterministic and takes row locks in one order.
 	// Rows of one key (an earlier failure and a newer row) stay in the
 	// order they were made.
-	slices.SortFunc(b.Rows, dirtyset.Compare)
+	slices.SortFunc(rows, dirtyset.Compare)
 	start := time.Now()
-	mark := markOf(t.cfg.Name, all, b.UpTo)
-	if err := t.writeRows(b, b.Rows, mark); err != nil {
+	// Rows left behind are not committed: the checkpoint cannot say that
+	// everything up to the take is applied, only these rows.
+	full := all && len(rows) == len(b.Rows)
+	mark := markOf(t.cfg.Name, full, b.UpTo)
+	if err := t.writeRows(b, rows, mark); err != nil {
 		t.noteFailure(err)
 		return err
 	}
-	if all && b.UpTo > 0 {
+	if full && b.UpTo > 0 {
 		t.set.RaiseApplied(b.UpTo)
 	}
 	t.flushCost = time.Since(start)
 	t.noteSuccess()
 	return nil
+}
+
+// leaveLocked puts back the batch's rows that an open transaction holds
+// locked (Locks) and returns the others. A flush never waits for such a
+// row: the transaction may be waiting for the flush (a barrier), and
+// directly the write it carries would still be waiting for the lock.
+func (t *Table) leaveLocked(b *dirtyset.Batch) []*dirtyset.Row {
+	locks := t.cfg.Locks
+	if locks == nil || !locks.Any() {
+		return b.Rows
+	}
+	var write, keep []*dirtyset.Row
+	for _, r := range b.Rows {
+		if locks.Held(r.ID()) {
+			keep = append(keep, r)
+		} else {
+			write = append(write, r)
+		}
+	}
+	if len(keep) > 0 {
+		if t.keptAt.IsZero() {
+			t.keptAt = time.Now()
+		}
+		b.Keep(keep)
+	}
+	return write
 }
 
 // noteFailure schedules the table's retry with capped exponential backoff and
