@@ -154,17 +154,38 @@ func (b *buffer) tablesNamed(names []string) []*tableState {
 // Only the workers of those tables are asked: a slow table delays only the
 // statements that name it.
 func (b *buffer) barrier(ctx context.Context, tables []*tableState) error {
+	return b.barrierFor(ctx, tables, nil)
+}
+
+// barrierFor is barrier for a statement of transaction tx (nil: none),
+// which does not wait for the rows it holds locked itself (txlocks.go).
+func (b *buffer) barrierFor(ctx context.Context, tables []*tableState, tx *txWrites) error {
 	var dirty []*flush.Table
+	var held []*tableState // the dirty ones: their flush may leave rows aside
+	var epochs []uint64
 	for _, t := range tables {
 		if t.set.Pending() > 0 {
 			t.barriers.Add(1)
 			dirty = append(dirty, t.flush)
+			held = append(held, t)
+			epochs = append(epochs, t.set.Unholds())
 		}
 	}
 	if len(dirty) == 0 {
 		return nil
 	}
-	return b.flusher.Request(ctx, dirty)
+	if err := b.flusher.Request(ctx, dirty); err != nil {
+		return err
+	}
+	for i, t := range held {
+		if t.set.Kept() == 0 && t.set.Unholds() == epochs[i] {
+			continue // the common case: two atomic loads
+		}
+		if err := b.awaitKept(ctx, t, tx, epochs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pending is the number of rows not yet committed in every table.

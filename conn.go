@@ -272,7 +272,7 @@ func (c *conn) before(ctx context.Context, info *stmtInfo, args []driver.NamedVa
 		if c.tx != nil && len(c.tx.unkeyed) > 0 {
 			tables = slices.DeleteFunc(slices.Clone(tables), c.tx.skipsBarrier)
 		}
-		if err := c.cn.buf.barrier(ctx, tables); err != nil {
+		if err := c.cn.buf.barrierFor(ctx, tables, c.tx); err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/writeback-go/writeback/internal/catalog"
 	"github.com/writeback-go/writeback/internal/dirtyset"
+	"github.com/writeback-go/writeback/internal/flush"
 	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
@@ -33,7 +34,8 @@ import (
 type rowLocks struct {
 	n    atomic.Int64 // registrations held
 	mu   sync.Mutex
-	held map[dirtyset.ID]int // key → open transactions holding it
+	held map[dirtyset.ID]int // key → registrations of open transactions
+	gone chan struct{}       // closed, and replaced, when registrations end
 }
 
 // Any reports whether any row is held.
@@ -58,21 +60,96 @@ func (l *rowLocks) add(ids []dirtyset.ID) {
 	l.n.Add(int64(len(ids)))
 }
 
-func (l *rowLocks) remove(ids []dirtyset.ID) {
+func (l *rowLocks) remove(ids map[dirtyset.ID]int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, id := range ids {
-		if l.held[id]--; l.held[id] <= 0 {
+	for id, n := range ids {
+		if l.held[id] -= n; l.held[id] <= 0 {
 			delete(l.held, id)
 		}
+		l.n.Add(-int64(n))
 	}
-	l.n.Add(-int64(len(ids)))
+	if l.gone != nil {
+		close(l.gone)
+		l.gone = nil
+	}
 }
+
+// changed returns a channel closed the next time registrations end.
+func (l *rowLocks) changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.gone == nil {
+		l.gone = make(chan struct{})
+	}
+	return l.gone
+}
+
+// heldBeyond reports how many registrations of id are not among mine.
+func (l *rowLocks) heldBeyond(id dirtyset.ID, mine int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.held[id] - mine
+}
+
+// awaitKept waits, after a flush of t, for the rows that flush left aside
+// because an open transaction other than tx (nil: any) holds them: they
+// were acknowledged before the statement the barrier serves, so it must
+// see them, as directly it would have waited for their writers, who would
+// have waited for the lock. Rows tx itself holds are not waited for. epoch
+// is t's Unholds before the flush: rows made flushable again since may not
+// have been written by it, so they are asked for again.
+func (b *buffer) awaitKept(ctx context.Context, t *tableState, tx *txWrites, epoch uint64) error {
+	var mine map[dirtyset.ID]int
+	if tx != nil {
+		mine = tx.keys[t]
+	}
+	request := func() error { return b.flusher.Request(ctx, []*flush.Table{t.flush}) }
+	for {
+		gone := t.locks.changed() // before the look: a release after it closes gone
+		if e := t.set.Unholds(); e != epoch {
+			epoch = e
+			if err := request(); err != nil {
+				return err
+			}
+			continue
+		}
+		wait, released := false, false
+		for _, id := range t.set.KeptKeys() {
+			switch n := t.locks.heldBeyond(id, mine[id]); {
+			case n > 0:
+				wait = true
+			case n == 0 && mine[id] == 0:
+				released = true // its transaction ended; the worker has not written it yet
+			}
+		}
+		switch {
+		case released:
+			// Written by the next flush, or kept again if another holder
+			// remains: nothing waits for a lock it cannot get. Unhold
+			// changes the epoch: the next turn asks for that flush.
+			t.set.Unhold()
+		case !wait:
+			return nil
+		default:
+			select {
+			case <-gone:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+}
+
+// maxTxKeys bounds the keys of one table a transaction registers (a bulk
+// load in one transaction would otherwise keep them all); beyond it the
+// table counts as written by other than its key.
+const maxTxKeys = 10000
 
 // txWrites is what one open transaction holds: the keys it registered, by
 // table, and the tables it wrote by other than their key.
 type txWrites struct {
-	keys    map[*tableState][]dirtyset.ID
+	keys    map[*tableState]map[dirtyset.ID]int // registrations by key
 	unkeyed map[*tableState]bool
 }
 
@@ -91,13 +168,18 @@ func (c *conn) lockRows(ctx context.Context, info *stmtInfo, args []driver.Named
 			continue
 		}
 		ids, ok := c.cn.stmtKeys(info, args)
-		if !ok {
+		if !ok || c.tx != nil && len(c.tx.keys[t])+len(ids) > maxTxKeys {
 			unkeyed = append(unkeyed, t)
 			continue
 		}
 		t.locks.add(ids)
 		w := c.txState()
-		w.keys[t] = append(w.keys[t], ids...)
+		if w.keys[t] == nil {
+			w.keys[t] = map[dirtyset.ID]int{}
+		}
+		for _, id := range ids {
+			w.keys[t][id]++
+		}
 		if err := t.set.AwaitIdle(ctx, ids); err != nil {
 			return nil, err
 		}
@@ -108,7 +190,7 @@ func (c *conn) lockRows(ctx context.Context, info *stmtInfo, args []driver.Named
 // txState returns the open transaction's holdings, made on first use.
 func (c *conn) txState() *txWrites {
 	if c.tx == nil {
-		c.tx = &txWrites{keys: map[*tableState][]dirtyset.ID{}, unkeyed: map[*tableState]bool{}}
+		c.tx = &txWrites{keys: map[*tableState]map[dirtyset.ID]int{}, unkeyed: map[*tableState]bool{}}
 	}
 	return c.tx
 }

@@ -138,8 +138,10 @@ type Table struct {
 	rowCost      atomic.Int64
 	overdueSince atomic.Int64
 
-	evictions  atomic.Int64 // rows set aside early because the LRU was full
-	violations atomic.Int64 // times the table went past its max_loss
+	kept       atomic.Int64  // rows set aside by Keep (held lists)
+	unholds    atomic.Uint64 // times Unhold moved rows
+	evictions  atomic.Int64  // rows set aside early because the LRU was full
+	violations atomic.Int64  // times the table went past its max_loss
 }
 
 // shard is one independently locked part of a table's dirty set: the rows

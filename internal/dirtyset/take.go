@@ -165,6 +165,8 @@ func (t *Table) Unhold() bool {
 		s.mu.Lock()
 		if len(s.held) > 0 {
 			any = true
+			t.unholds.Add(1)
+			t.kept.Add(-int64(len(s.held)))
 			for _, r := range s.held {
 				s.oldest = minNonZero(s.oldest, r.Since)
 			}
@@ -174,6 +176,26 @@ func (t *Table) Unhold() bool {
 		s.mu.Unlock()
 	}
 	return any
+}
+
+// Kept is the number of rows set aside by Keep: one atomic load.
+func (t *Table) Kept() int64 { return t.kept.Load() }
+
+// Unholds counts the times Unhold moved rows: a flush requested before a
+// change may not have written them.
+func (t *Table) Unholds() uint64 { return t.unholds.Load() }
+
+// KeptKeys lists the keys of the rows set aside by Keep.
+func (t *Table) KeptKeys() []ID {
+	var ids []ID
+	for _, s := range t.shards {
+		s.mu.Lock()
+		for _, r := range s.held {
+			ids = append(ids, r.id)
+		}
+		s.mu.Unlock()
+	}
+	return ids
 }
 
 func (b *Batch) putBack(rows []*Row, hold bool) {
@@ -191,6 +213,7 @@ func (b *Batch) putBack(rows []*Row, hold bool) {
 		s.mu.Lock()
 		if hold {
 			s.held = append(s.held, mine...)
+			t.kept.Add(int64(len(mine)))
 		} else {
 			for _, r := range mine {
 				s.oldest = minNonZero(s.oldest, r.Since)
