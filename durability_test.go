@@ -473,6 +473,21 @@ func TestJournalReplayFlushesWhenRecordsDoNotCoalesce(t *testing.T) {
 	defer direct.Close()
 	execAll(t, direct, "CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL, m BIGINT NOT NULL DEFAULT 7)")
 	jdir := filepath.Join(t.TempDir(), "journal")
+	appendUncoalescable(t, jdir)
+	wb := openWriteback(t, "sqlite3", base, journalRules(jdir, "always", "disk", "1h"))
+	if err := wb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := dumpTable(t, direct, "counters", "id"); !reflect.DeepEqual(got, []string{"1|10|17", "2|20|7"}) {
+		t.Fatalf("after replay: %v", got)
+	}
+}
+
+// appendUncoalescable appends to the journal in jdir records buffered as
+// two rows of one key: an INSERT of rows 1 and 2 (columns id and n), then
+// twice a delta of 5 on row 1's column m, which the INSERT did not set.
+func appendUncoalescable(t *testing.T, jdir string) {
+	t.Helper()
 	j, err := journal.Open(jdir, journal.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -494,13 +509,6 @@ func TestJournalReplayFlushesWhenRecordsDoNotCoalesce(t *testing.T) {
 	}
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
-	}
-	wb := openWriteback(t, "sqlite3", base, journalRules(jdir, "always", "disk", "1h"))
-	if err := wb.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got := dumpTable(t, direct, "counters", "id"); !reflect.DeepEqual(got, []string{"1|10|17", "2|20|7"}) {
-		t.Fatalf("after replay: %v", got)
 	}
 }
 
@@ -526,28 +534,7 @@ func TestHeldReplayKeepsRecordOrder(t *testing.T) {
 	if err := openWriteback(t, "sqlite3", dsn, rules).Close(); err != nil {
 		t.Fatal(err)
 	}
-	j, err := journal.Open(jdir, journal.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := &dirtyset.Names{Table: sqlparse.Ident{Norm: "counters", Raw: "counters"}, KeyCols: []sqlparse.Ident{{Norm: "id", Raw: "id"}}, Style: sqlparse.ParamQuestion}
-	cols := []sqlparse.Ident{{Norm: "id", Raw: "id"}, {Norm: "n", Raw: "n"}}
-	ins, err := durable.EncodeInsert(nil, "counters", names, cols, [][]any{{int64(1)}, {int64(2)}}, [][]any{{int64(1), int64(10)}, {int64(2), int64(20)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	upd, err := durable.EncodeUpdate(nil, "counters", names, []any{int64(1)}, []dirtyset.Change{{Col: sqlparse.Ident{Norm: "m", Raw: "m"}, Delta: true, Val: int64(5)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, rec := range [][]byte{ins, upd, upd} {
-		if _, err := j.Append(rec); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
+	appendUncoalescable(t, jdir)
 	// The database goes away, and the connector opens without it.
 	direct.Close()
 	if err := os.Rename(filepath.Dir(dbPath), filepath.Dir(dbPath)+".away"); err != nil {

@@ -57,10 +57,11 @@ func (c *Connector) recoverJournal(ctx context.Context) error {
 // opened while it was down, with the journal's records held in memory.
 type heldRecovery struct {
 	held   *durable.Held
-	done   atomic.Bool   // the held records are reconciled
-	mu     sync.Mutex    // one attempt at a time
-	failed error         // under mu: a failure retrying cannot mend
-	stop   chan struct{} // closed at Close: the retry loop ends
+	done   atomic.Bool     // the held records are reconciled
+	mu     sync.Mutex      // one attempt at a time
+	failed error           // under mu: a failure retrying cannot mend
+	ctx    context.Context // the retry loop's; cancelled at Close
+	stop   context.CancelFunc
 	wg     sync.WaitGroup
 }
 
@@ -83,7 +84,8 @@ func (c *Connector) recoverLater(cause error) error {
 	if err != nil {
 		return err
 	}
-	rc := &heldRecovery{held: held, stop: make(chan struct{})}
+	rc := &heldRecovery{held: held}
+	rc.ctx, rc.stop = context.WithCancel(context.Background())
 	c.recovery.Store(rc)
 	c.log.Warn("writeback: the database is down at open; the journal's records are held and reconciled when it answers, and writes are buffered meanwhile", "journal", c.buf.journal.Dir(), "records", held.Records(), "err", cause)
 	rc.wg.Add(1)
@@ -97,25 +99,16 @@ func (c *Connector) recoverLater(cause error) error {
 // wait for this loop.
 func (c *Connector) retryRecovery(rc *heldRecovery) {
 	defer rc.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-rc.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	pause := 250 * time.Millisecond
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
-		case <-rc.stop:
+		case <-rc.ctx.Done():
 			return
 		case <-timer.C:
 		}
-		actx, acancel := context.WithTimeout(ctx, flush.AttemptTimeout)
+		actx, acancel := context.WithTimeout(rc.ctx, flush.AttemptTimeout)
 		err := c.finishRecovery(actx)
 		acancel()
 		if err == nil {
@@ -141,7 +134,7 @@ func (rc *heldRecovery) permanent() bool {
 // stopRetry ends the retry loop (at Close, before the final flush).
 func (rc *heldRecovery) stopRetry() {
 	if rc != nil {
-		close(rc.stop)
+		rc.stop()
 		rc.wg.Wait()
 	}
 }

@@ -48,15 +48,7 @@ func (d *Journal) Recover(ctx context.Context, db *sql.DB, r Replayer) (int, err
 	// the lowest watermark of the rules' tables: a table the rules no longer
 	// buffer may have records below it that are not applied. Compaction
 	// keeps what is held close to what is unapplied.
-	replayed, err := d.replay(ctx, cp, r, func(fn func(uint64, *Record) error) error {
-		return d.j.Replay(0, func(lsn uint64, b []byte) error {
-			rec, err := DecodeRecord(b)
-			if err != nil {
-				return fmt.Errorf("writeback: journal %s: record %d: %w", d.dir, lsn, err)
-			}
-			return fn(lsn, rec)
-		})
-	})
+	replayed, err := d.replay(ctx, cp, r, d.eachRecord)
 	if err != nil {
 		return replayed, err
 	}
@@ -94,22 +86,31 @@ func (h *Held) Records() int { return len(h.recs) }
 // It needs no database; it fails only on a journal it cannot read.
 func (d *Journal) Hold() (*Held, error) {
 	h := &Held{upTo: d.j.LastLSN()}
+	err := d.eachRecord(func(lsn uint64, rec *Record) error {
+		h.recs = append(h.recs, heldRecord{lsn, rec})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// eachRecord decodes every record the journal holds, in LSN order, and
+// hands it to fn; a damaged journal's error names the repair.
+func (d *Journal) eachRecord(fn func(lsn uint64, rec *Record) error) error {
 	err := d.j.Replay(0, func(lsn uint64, b []byte) error {
 		rec, err := DecodeRecord(b)
 		if err != nil {
 			return fmt.Errorf("writeback: journal %s: record %d: %w", d.dir, lsn, err)
 		}
-		h.recs = append(h.recs, heldRecord{lsn, rec})
-		return nil
+		return fn(lsn, rec)
 	})
-	if err != nil {
-		var ce *journal.CorruptError
-		if errors.As(err, &ce) {
-			return nil, fmt.Errorf("writeback: %w", err)
-		}
-		return nil, err
+	var ce *journal.CorruptError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("writeback: %w", err)
 	}
-	return h, nil
+	return err
 }
 
 // RecoverHeld finishes a recovery that had to wait for the database: it
@@ -168,14 +169,7 @@ func (d *Journal) replay(ctx context.Context, cp *Checkpoints, r Replayer, each 
 		replayed += n
 		return err
 	})
-	if err != nil {
-		var ce *journal.CorruptError
-		if errors.As(err, &ce) {
-			return replayed, fmt.Errorf("writeback: %w", err)
-		}
-		return replayed, err
-	}
-	return replayed, nil
+	return replayed, err
 }
 
 // renewIDIfBehind gives the journal a new id when the database's marks are
