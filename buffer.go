@@ -62,6 +62,10 @@ type tableState struct {
 	set   *dirtyset.Table
 	flush *flush.Table
 	locks rowLocks // rows open transactions hold locked (txlocks.go)
+	known *knownRows // keys known to exist; nil with rows_affected: assume (exists.go)
+
+	probes        atomic.Int64 // point queries asking whether a key's row exists
+	probeFailures atomic.Int64 // probes the database did not answer (the write was assumed)
 
 	passed    atomic.Int64 // bufferable writes on this table that went to the database
 	barriers  atomic.Int64 // statements that waited for this table's flush
@@ -86,6 +90,9 @@ func newBuffer(rules *Rules, maxBytes int64, log *slog.Logger) *buffer {
 	b := &buffer{tables: map[string]*tableState{}, byBare: map[string][]*tableState{}, shared: dirtyset.NewShared(maxBytes)}
 	for _, rule := range rules.backTables() {
 		t := &tableState{rule: rule}
+		if rule.RowsAffected == RowsExact {
+			t.known = newKnownRows(2 * rule.MaxDirty)
+		}
 		t.set = b.shared.NewTable(dirtyset.Config{
 			Name: rule.Name, MaxDirty: rule.MaxDirty, MaxLoss: rule.MaxLoss, Log: log,
 			Wake: func() { t.flush.Kick() }, // t.flush is set before any row is buffered
@@ -214,7 +221,7 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 	if level == AckThrough {
 		return nil, false, nil
 	}
-	res, lsn, err := cn.admitStmt(ctx, t, info, args)
+	res, lsn, err := cn.admitStmt(ctx, &writeAttempt{c: c}, t, info, args)
 	if res == nil || err != nil {
 		return nil, err != nil, err
 	}
@@ -236,7 +243,7 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 // to the database after the table's barrier like any other pass-through;
 // error returns ErrBufferFull. No lock is held while waiting. It returns nil
 // and no error when the statement must go to the database.
-func (cn *Connector) admitStmt(ctx context.Context, t *tableState, info *stmtInfo, args []driver.NamedValue) (driver.Result, uint64, error) {
+func (cn *Connector) admitStmt(ctx context.Context, a *writeAttempt, t *tableState, info *stmtInfo, args []driver.NamedValue) (driver.Result, uint64, error) {
 	throttle := true
 	counted := false
 	// room is the signal's channel taken after a failed attempt: the
@@ -257,10 +264,15 @@ func (cn *Connector) admitStmt(ctx context.Context, t *tableState, info *stmtInf
 		}
 	}
 	for {
-		res, lsn, out, jerr := cn.bufferStmt(t, info, args, throttle)
+		res, lsn, out, jerr := cn.bufferStmt(a, t, info, args, throttle)
 		switch out {
 		case dirtyset.Buffered:
 			return res, lsn, nil
+		case dirtyset.Probe:
+			// No lock is held: the probe is a query on the caller's connection.
+			if !cn.probe(ctx, a, t, info) {
+				return nil, 0, ctx.Err()
+			}
 		case dirtyset.Throttled:
 			throttle = false // one flush per write: progress even if the estimate is off
 			t.throttled.Add(1)
@@ -306,12 +318,12 @@ func (cn *Connector) admitStmt(ctx context.Context, t *tableState, info *stmtInf
 // returns nil when the statement must go to the database, the record's LSN,
 // the dirty set's outcome, and with JournalFailed the journal's error. With
 // throttle, a write that needs a new row may come back throttled.
-func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
+func (cn *Connector) bufferStmt(a *writeAttempt, t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
 	switch info.c.Kind {
 	case sqlparse.Update:
-		return cn.bufferUpdate(t, info, args, throttle)
+		return cn.bufferUpdate(a, t, info, args, throttle)
 	case sqlparse.Insert:
-		return cn.bufferInsert(t, info, args, throttle)
+		return cn.bufferInsert(a, t, info, args, throttle)
 	}
 	return nil, 0, dirtyset.PassThrough, nil
 }
@@ -329,7 +341,7 @@ func bufferAnswer(out dirtyset.Outcome, lsn uint64, n int, w *durable.Write) (dr
 }
 
 // bufferUpdate buffers a bufferable UPDATE.
-func (cn *Connector) bufferUpdate(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
+func (cn *Connector) bufferUpdate(a *writeAttempt, t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
 	// Small fixed arrays keep the common statement off the heap: the
 	// dirty set copies what it keeps.
 	var keyBuf [4]any
@@ -367,12 +379,19 @@ func (cn *Connector) bufferUpdate(t *tableState, info *stmtInfo, args []driver.N
 		w = j.NewWrite(rec)
 		jw = w
 	}
-	out, lsn := t.set.Update(keyVals, changes, info.names, jw, throttle)
+	out, lsn := t.set.UpdateExisting(keyVals, changes, info.names, jw, throttle, a.exists(t))
+	if out == dirtyset.Probe {
+		a.probeKeys = [][]any{slices.Clone(keyVals)}
+	}
 	return bufferAnswer(out, lsn, 1, w)
 }
 
 // bufferInsert buffers a bufferable INSERT, all its rows or none.
-func (cn *Connector) bufferInsert(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
+func (cn *Connector) bufferInsert(a *writeAttempt, t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
+	var epoch uint64
+	if t.known != nil {
+		epoch = t.known.epoch.Load()
+	}
 	keys := make([][]any, len(info.c.Rows))
 	rows := make([][]any, len(info.c.Rows))
 	for i, src := range info.c.Rows {
@@ -408,7 +427,18 @@ func (cn *Connector) bufferInsert(t *tableState, info *stmtInfo, args []driver.N
 		w = j.NewWrite(rec)
 		jw = w
 	}
-	out, lsn := t.set.Insert(keys, rows, info.c.Cols, info.names, jw, throttle)
+	out, lsn := t.set.InsertNew(keys, rows, info.c.Cols, info.names, jw, throttle, a.exists(t))
+	switch {
+	case out == dirtyset.Probe:
+		a.probeKeys = keys
+	case out == dirtyset.Buffered && t.known != nil:
+		// Known from now on, also once flushed (a dead letter forgets).
+		ids := make([]dirtyset.ID, len(keys))
+		for i, kv := range keys {
+			ids[i] = dirtyset.MakeID(kv)
+		}
+		t.known.learn(epoch, ids...)
+	}
 	return bufferAnswer(out, lsn, len(rows), w)
 }
 

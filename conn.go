@@ -221,6 +221,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 		return nil, driver.ErrSkip // database/sql prepares and comes back through stmt
 	}
 	c.after(info, err)
+	c.cn.learnThrough(c, info, args, res, err)
 	return res, err
 }
 
@@ -289,6 +290,7 @@ func (c *conn) before(ctx context.Context, info *stmtInfo, args []driver.NamedVa
 // after follows transactions opened and closed with plain SQL (BEGIN,
 // COMMIT) and changes of session settings.
 func (c *conn) after(info *stmtInfo, err error) {
+	c.forgetAfter(info) // a failed statement may still have deleted rows (a statement list)
 	if err != nil {
 		return
 	}
@@ -364,6 +366,7 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 	}
 	res, err := drivercall.StmtExec(ctx, s.base, args)
 	s.conn.after(s.info, err)
+	s.conn.cn.learnThrough(s.conn, s.info, args, res, err)
 	return res, err
 }
 

@@ -64,6 +64,9 @@ func (c *Connector) deadLetter(t *flush.Table, r *dirtyset.Row, err error, noMat
 	}
 	dl.Values = r.Vals
 	dl.Delta = r.Delta
+	if ts := c.buf.tables[t.Name()]; ts != nil && ts.known != nil {
+		ts.known.forget() // an INSERT refused, or a row gone: what was learned may be wrong
+	}
 	if noMatch {
 		c.log.Warn("writeback: flushed UPDATE matched no row", "table", dl.Table, "key", r.Key, "writes", r.Writes)
 	} else {

@@ -381,7 +381,7 @@ func TestDeadLetterFileNoMatch(t *testing.T) {
 	defer ddb.Close()
 	execAll(t, ddb, "CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, at TEXT, r REAL)")
 	dlPath := filepath.Join(t.TempDir(), "dead.jsonl")
-	wb, _ := openWritebackWith(t, "sqlite3", base, "tables:\n  counters:\n    mode: back\n    key: [id]\n    max_loss: 1h\n", WithDeadLetterFile(dlPath))
+	wb, _ := openWritebackWith(t, "sqlite3", base, "tables:\n  counters:\n    mode: back\n    key: [id]\n    max_loss: 1h\n    rows_affected: assume\n", WithDeadLetterFile(dlPath))
 	at := time.Date(2026, 11, 25, 18, 0, 0, 123456789, time.UTC)
 	if _, err := wb.Exec("UPDATE counters SET n = n + ?, at = ?, r = ? WHERE id = ?", 3, at, 2.0, 99); err != nil {
 		t.Fatal(err)

@@ -91,6 +91,29 @@ func (a AckLevel) String() string {
 	return enumString("AckLevel", uint8(a), "memory", "disk", "through")
 }
 
+// RowsPolicy says how a buffered write's RowsAffected, and its key errors,
+// are known at Exec.
+type RowsPolicy uint8
+
+const (
+	// RowsExact makes RowsAffected and duplicate-key errors at Exec what
+	// direct execution gives. The connector keeps, per table, a bounded set
+	// of keys known to exist (learned from its own writes and from probes);
+	// a write to a key it does not know costs one point query first
+	// (SELECT 1 ... WHERE key = ...). An UPDATE of a missing row and an
+	// INSERT of an existing key then go to the database, which answers them.
+	RowsExact RowsPolicy = iota
+	// RowsAssume acknowledges every write from memory without asking: an
+	// UPDATE reports one row and an INSERT its rows, whether or not the
+	// rows exist; a write that matches nothing, or an INSERT of an existing
+	// key, is found at flush time and dead-lettered. For append-only
+	// tables, or keys the application knows exist.
+	RowsAssume
+)
+
+// String returns the policy as a rules file spells it: "exact" or "assume".
+func (r RowsPolicy) String() string { return enumString("RowsPolicy", uint8(r), "exact", "assume") }
+
 // OnFull says what a write does when the buffer cannot take it.
 type OnFull uint8
 
@@ -164,7 +187,7 @@ type JournalRule struct {
 // (DefaultMaxLoss, DefaultBatch, DefaultMaxDirty): NewConnector uses the
 // default, and ParseRules fills it in.
 // The other fields have no "unset" state: their zero values are ModeThrough,
-// PriorityNormal, ReadsFlush, AckMemory and FullBlock.
+// PriorityNormal, ReadsFlush, AckMemory, FullBlock and RowsExact.
 type TableRule struct {
 	Name     string // normalized, as in Rules.Tables
 	Mode     Mode
@@ -176,6 +199,8 @@ type TableRule struct {
 	Reads    ReadPolicy
 	Ack      AckLevel
 	OnFull   OnFull
+	// RowsAffected says how exact a buffered write's result is.
+	RowsAffected RowsPolicy
 	// Allow lists the schema features of a back table the rule accepts
 	// although they can make buffered writes differ from direct execution
 	// (see Allowance); the connector refuses to open on any other.
@@ -284,7 +309,7 @@ func LoadRules(path string) (*Rules, error) {
 // or through); a back table also needs key. Fields left out take their
 // defaults: max_loss DefaultMaxLoss, batch DefaultBatch (at most 100000),
 // max_dirty DefaultMaxDirty, priority normal, reads flush, ack memory,
-// on_full block, and the journal's fsync everysec. Fields that only matter to
+// on_full block, rows_affected exact, and the journal's fsync everysec. Fields that only matter to
 // back tables are accepted, and checked, on through tables too. ack: disk
 // needs a journal section.
 //
@@ -405,6 +430,8 @@ func (r *Rules) validateTable(where string, t *TableRule) error {
 		return r.errAt(t.Line, "%s.ack: unknown ack level %d", where, t.Ack)
 	case t.OnFull > FullError:
 		return r.errAt(t.Line, "%s.on_full: unknown on_full policy %d", where, t.OnFull)
+	case t.RowsAffected > RowsAssume:
+		return r.errAt(t.Line, "%s.rows_affected: unknown policy %d", where, t.RowsAffected)
 	case t.MaxLoss < 0:
 		return r.errAt(t.Line, "%s.max_loss: must be > 0, got %s", where, t.MaxLoss)
 	case t.Batch < 0:

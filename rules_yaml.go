@@ -379,7 +379,7 @@ func (p *rulesParser) tables(e *yamlEntry, r *Rules) error {
 }
 
 // ruleTableFields lists a table's fields, for messages.
-const ruleTableFields = "mode, key, max_loss, batch, max_dirty, priority, reads, ack, on_full, allow"
+const ruleTableFields = "mode, key, max_loss, batch, max_dirty, priority, reads, ack, on_full, rows_affected, allow"
 
 // table parses one table's rule.
 func (p *rulesParser) table(te yamlEntry, name string, haveJournal bool) (*TableRule, error) {
@@ -427,6 +427,9 @@ func (p *rulesParser) table(te yamlEntry, name string, haveJournal bool) (*Table
 		case "on_full":
 			i, err = p.enum(f.val, fw, "block", "through", "error")
 			t.OnFull = [...]OnFull{FullBlock, FullThrough, FullError}[i]
+		case "rows_affected":
+			i, err = p.enum(f.val, fw, "exact", "assume")
+			t.RowsAffected = [...]RowsPolicy{RowsExact, RowsAssume}[i]
 		case "allow":
 			t.Allow, err = p.allowance(f.val, fw)
 		default:

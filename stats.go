@@ -45,6 +45,11 @@ type TableStats struct {
 	PassedThrough int64
 	// Barriers counts statements that waited for a back table's flush.
 	Barriers int64
+	// Probes counts point queries asking whether a key's row exists
+	// (rows_affected: exact), made for keys not known to exist;
+	// ProbeFailures counts those the database did not answer, whose writes
+	// were acknowledged as with rows_affected: assume.
+	Probes, ProbeFailures int64
 	// Flushes counts committed flush transactions; FlushedRows the rows they wrote.
 	Flushes, FlushedRows int64
 	// FlushErrors counts failed flush attempts (each retried or isolated).
@@ -76,6 +81,8 @@ func (s *TableStats) add(t TableStats) {
 	s.Coalesced += t.Coalesced
 	s.PassedThrough += t.PassedThrough
 	s.Barriers += t.Barriers
+	s.Probes += t.Probes
+	s.ProbeFailures += t.ProbeFailures
 	s.Flushes += t.Flushes
 	s.FlushedRows += t.FlushedRows
 	s.FlushErrors += t.FlushErrors
@@ -130,6 +137,8 @@ func (t *tableState) stats(now time.Time) TableStats {
 		Buffered:          sn.Buffered,
 		Coalesced:         sn.Coalesced,
 		PassedThrough:     t.passed.Load(),
+		Probes:            t.probes.Load(),
+		ProbeFailures:     t.probeFailures.Load(),
 		Barriers:          t.barriers.Load(),
 		Flushes:           fs.Flushes,
 		FlushedRows:       fs.FlushedRows,

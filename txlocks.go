@@ -151,6 +151,7 @@ const maxTxKeys = 10000
 type txWrites struct {
 	keys    map[*tableState]map[dirtyset.ID]int // registrations by key
 	unkeyed map[*tableState]bool
+	forget  map[*tableState]bool // tables whose known rows it may have deleted (exists.go)
 }
 
 // skipsBarrier reports whether the transaction must not wait for t.
@@ -190,7 +191,7 @@ func (c *conn) lockRows(ctx context.Context, info *stmtInfo, args []driver.Named
 // txState returns the open transaction's holdings, made on first use.
 func (c *conn) txState() *txWrites {
 	if c.tx == nil {
-		c.tx = &txWrites{keys: map[*tableState]map[dirtyset.ID]int{}, unkeyed: map[*tableState]bool{}}
+		c.tx = &txWrites{keys: map[*tableState]map[dirtyset.ID]int{}, unkeyed: map[*tableState]bool{}, forget: map[*tableState]bool{}}
 	}
 	return c.tx
 }
@@ -205,6 +206,9 @@ func (c *conn) endTx() {
 	for t, ids := range c.tx.keys {
 		t.locks.remove(ids)
 		t.flush.LocksReleased()
+	}
+	for t := range c.tx.forget {
+		t.known.forget()
 	}
 	c.tx = nil
 }

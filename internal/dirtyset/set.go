@@ -40,7 +40,22 @@ const (
 	Throttled                    // a new row is needed and the flusher is behind max_loss: wait for a flush, then retry
 	FullInflight                 // full, but the key's row is in a flush: wait for it to end, then coalesce
 	JournalFailed                // the journal could not take the write's record: nothing buffered
+	Probe                        // whether the key's row exists is not known: ask the database, then retry
 )
+
+// Existence is what the caller knows of whether a key's row exists in the
+// database, for a write whose key has no row pending here.
+type Existence uint8
+
+const (
+	ExistUnknown Existence = iota // not known: the write comes back as Probe
+	ExistYes                      // the row exists
+	ExistNo                       // the row does not exist (the database said so just now)
+)
+
+// Exists tells the dirty set what is known of a key's row in the database.
+// It is called with the shard lock of the key held, so it must not block.
+type Exists func(ID) Existence
 
 // Journal appends one buffered write's record. Log is called with the shard
 // lock of every row the record touches (rows of them) held; it returns the
@@ -361,6 +376,15 @@ func (t *Table) logLocked(j Journal, rows int) (uint64, error) {
 // record's LSN is returned. With throttle, a write that needs a new row
 // while the flush is behind max_loss returns Throttled.
 func (t *Table) Update(keyVals []any, changes []Change, names *Names, j Journal, throttle bool) (Outcome, uint64) {
+	return t.UpdateExisting(keyVals, changes, names, j, throttle, nil)
+}
+
+// UpdateExisting is Update for a statement whose RowsAffected must be exact:
+// an UPDATE of a key with no row pending is buffered only when exists says
+// its row is in the database (it reports one row); when exists says it is
+// not, the write is PassThrough (the database reports the 0 rows itself),
+// and when exists does not know, Probe. A nil exists is Update.
+func (t *Table) UpdateExisting(keyVals []any, changes []Change, names *Names, j Journal, throttle bool, exists Exists) (Outcome, uint64) {
 	if !t.CheckKey(keyVals) {
 		return FlushFirst, 0
 	}
@@ -377,6 +401,16 @@ func (t *Table) Update(keyVals []any, changes []Change, names *Names, j Journal,
 	}
 	if r != nil {
 		return t.coalesceLocked(s, r, changes, j)
+	}
+	// A key with a row in a flush, held or put back was admitted before:
+	// the row exists as far as this write can tell.
+	if exists != nil && !s.keyBusyLocked(k) {
+		switch exists(k) {
+		case ExistUnknown:
+			return Probe, 0
+		case ExistNo:
+			return PassThrough, 0
+		}
 	}
 	now := time.Now()
 	r = &Row{id: k, sh: s, Key: slices.Clone(keyVals), Op: dialect.Update, Since: now, Writes: 1}
@@ -435,6 +469,15 @@ func (t *Table) coalesceLocked(s *shard, r *Row, changes []Change, j Journal) (O
 // shards involved are locked together, in index order. Every row of an
 // INSERT is new, so each is subject to the bounds.
 func (t *Table) Insert(keys [][]any, rows [][]any, cols []sqlparse.Ident, names *Names, j Journal, throttle bool) (Outcome, uint64) {
+	return t.InsertNew(keys, rows, cols, names, j, throttle, nil)
+}
+
+// InsertNew is Insert for a statement whose errors must be exact: it is
+// buffered only when exists says no row of its keys is in the database. A
+// key whose row exists makes it PassThrough (the database reports the
+// duplicate key at Exec), one that exists does not know makes it Probe. A
+// nil exists is Insert.
+func (t *Table) InsertNew(keys [][]any, rows [][]any, cols []sqlparse.Ident, names *Names, j Journal, throttle bool, exists Exists) (Outcome, uint64) {
 	rk := make([]ID, len(keys))
 	for i, kv := range keys {
 		if !t.CheckKey(kv) {
@@ -453,6 +496,20 @@ func (t *Table) Insert(keys [][]any, rows [][]any, cols []sqlparse.Ident, names 
 	for _, k := range rk {
 		if t.shardFor(k).keyBusyLocked(k) {
 			return FlushFirst, 0
+		}
+	}
+	if exists != nil {
+		probe := false
+		for _, k := range rk {
+			switch exists(k) {
+			case ExistYes:
+				return PassThrough, 0
+			case ExistUnknown:
+				probe = true
+			}
+		}
+		if probe {
+			return Probe, 0
 		}
 	}
 	now := time.Now()
