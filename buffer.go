@@ -61,7 +61,7 @@ type tableState struct {
 	rule  *TableRule
 	set   *dirtyset.Table
 	flush *flush.Table
-	locks rowLocks // rows open transactions hold locked (txlocks.go)
+	locks rowLocks   // rows open transactions hold locked (txlocks.go)
 	known *knownRows // keys known to exist; nil with rows_affected: assume (exists.go)
 
 	probes        atomic.Int64 // point queries asking whether a key's row exists

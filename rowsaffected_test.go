@@ -141,8 +141,8 @@ func exactRowsAffected(t *testing.T, driverName string) {
 	read := oracleStep{query: "SELECT id, n, note FROM counters ORDER BY id", read: true}
 	p.run(t,
 		up(1, 1), up(1, 1), // an existing row: 1, and buffered
-		up(99, 1),          // a missing row: 0
-		ins(2, 0),          // an existing key: a duplicate-key error at Exec
+		up(99, 1), // a missing row: 0
+		ins(2, 0), // an existing key: a duplicate-key error at Exec
 		// "ensure the row exists, then increment": the INSERT fails, the increments count
 		ins(3, 0), up(3, 5), up(3, 5),
 		ins(4, 0), up(4, 2), up(4, 2), // a new row, then increments coalesced into it
