@@ -40,6 +40,9 @@ type conn struct {
 	// flush connection does not share it, so this connection's writes go
 	// to the database from then on.
 	session bool
+	// lazy is the open transaction while it is not yet opened on the
+	// database (txlazy.go); inTx is false meanwhile.
+	lazy *lazyTx
 }
 
 var (
@@ -114,10 +117,11 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	if err != nil {
 		return nil, err
 	}
-	return &stmt{base: st, conn: c, info: c.cn.info(query)}, nil
+	return &stmt{base: st, conn: c, query: query, info: c.cn.info(query)}, nil
 }
 
 func (c *conn) Close() error {
+	c.lazy = nil
 	c.endTx()
 	if c.base == nil {
 		return nil
@@ -135,6 +139,19 @@ func (c *conn) Begin() (driver.Tx, error) {
 // snapshot may be taken before such a wait (SQLite, or an isolation level
 // above read committed), every back table is flushed first instead.
 func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if c.lazyTxOK(opts) {
+		c.lazy = &lazyTx{c: c, opts: opts}
+		return c.lazy, nil
+	}
+	tx, err := c.beginReal(ctx, opts)
+	if err != nil {
+		return nil, err // not a nil *wrappedTx in a non-nil interface
+	}
+	return tx, nil
+}
+
+// beginReal opens a transaction on the base connection.
+func (c *conn) beginReal(ctx context.Context, opts driver.TxOptions) (*wrappedTx, error) {
 	if c.cn.dia.TxNeedsFlush(opts) {
 		if err := c.cn.buf.barrier(ctx, c.cn.buf.ordered); err != nil {
 			return nil, err
@@ -197,36 +214,27 @@ func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
 
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	info := c.cn.info(query)
+	if c.lazy != nil {
+		if res, ok := c.holdLazy(ctx, query, info, args); ok {
+			return res, nil
+		}
+		if err := c.materialize(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if res, ok, err := c.cn.tryBuffer(ctx, c, info, args); ok {
 		return res, err
 	}
-	if err := c.before(ctx, info, args); err != nil {
-		return nil, err
-	}
-	base, err := c.attach(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var res driver.Result
-	switch b := base.(type) {
-	case driver.ExecerContext:
-		res, err = b.ExecContext(ctx, query, args)
-	//lint:ignore SA1019 the legacy interface is the fallback
-	case driver.Execer:
-		var vals []driver.Value
-		if vals, err = drivercall.NamedToValues(args); err == nil {
-			res, err = b.Exec(query, vals)
-		}
-	default:
-		return nil, driver.ErrSkip // database/sql prepares and comes back through stmt
-	}
-	c.after(info, err)
-	c.cn.learnThrough(c, info, args, res, err)
-	return res, err
+	return c.execThrough(ctx, query, info, args)
 }
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	info := c.cn.info(query)
+	if c.lazy != nil {
+		if err := c.materialize(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.before(ctx, info, args); err != nil {
 		return nil, err
 	}
@@ -334,9 +342,10 @@ func (t *wrappedTx) Rollback() error {
 // stmt wraps a base prepared statement; executing it is classified exactly
 // like the same SQL text sent with Exec.
 type stmt struct {
-	base driver.Stmt
-	conn *conn
-	info *stmtInfo
+	base  driver.Stmt
+	conn  *conn
+	query string
+	info  *stmtInfo
 }
 
 var (
@@ -358,6 +367,14 @@ func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
 }
 
 func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	if c := s.conn; c.lazy != nil {
+		if res, ok := c.holdLazy(ctx, s.query, s.info, args); ok {
+			return res, nil
+		}
+		if err := c.materialize(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if res, ok, err := s.conn.cn.tryBuffer(ctx, s.conn, s.info, args); ok {
 		return res, err
 	}
@@ -371,6 +388,11 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 }
 
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	if c := s.conn; c.lazy != nil {
+		if err := c.materialize(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.conn.before(ctx, s.info, args); err != nil {
 		return nil, err
 	}

@@ -120,11 +120,17 @@ func TestWrapperOverBareConnUsesFallbacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A statement that is not a bufferable write opens the transaction on
+	// the base (until then it is held: txlazy.go).
+	if _, err := tx.Exec("DELETE FROM orders WHERE id = ?", 2); err != nil {
+		t.Fatal(err)
+	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	// database/sql falls back to Prepare+Exec when the conn has no ExecerContext.
-	want := []string{"prepare DELETE FROM orders WHERE id = ?", "exec", "prepare SELECT 1", "query", "begin", "commit"}
+	want := []string{"prepare DELETE FROM orders WHERE id = ?", "exec", "prepare SELECT 1", "query",
+		"begin", "prepare DELETE FROM orders WHERE id = ?", "exec", "commit"}
 	if len(log) != len(want) {
 		t.Fatalf("calls %q; want %q", log, want)
 	}

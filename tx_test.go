@@ -36,6 +36,13 @@ func testTxOwnLock(t *testing.T, driverName, dsn string, level sql.IsolationLeve
 		t.Fatal(err)
 	}
 	defer tx.Rollback()
+	// A read first: the transaction is opened on the database (a transaction
+	// whose only statement so far is a bufferable write is held, and takes
+	// effect when it commits or first reads: TestLazyTxOrder).
+	var rows int64
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM counters").Scan(&rows); err != nil || rows != 3 {
+		t.Fatalf("count %d, %v", rows, err)
+	}
 	if _, err := tx.ExecContext(ctx, placeholders("UPDATE counters SET n = n + 1 WHERE id = ?", dollar), 3); err != nil {
 		t.Fatal(err)
 	}

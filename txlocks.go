@@ -216,8 +216,15 @@ func (c *conn) endTx() {
 // stmtKeys returns the keys, in canonical form, of the rows a by-key UPDATE
 // or an INSERT writes; ok is false when they cannot be known.
 func (cn *Connector) stmtKeys(info *stmtInfo, args []driver.NamedValue) (ids []dirtyset.ID, ok bool) {
+	ok = cn.eachStmtKey(info, args, func(vals []any) { ids = append(ids, dirtyset.MakeID(vals)) })
+	return ids, ok
+}
+
+// eachStmtKey calls fn with the canonical key values of each row a by-key
+// UPDATE or an INSERT writes; it returns false when they cannot be known.
+func (cn *Connector) eachStmtKey(info *stmtInfo, args []driver.NamedValue, fn func(vals []any)) bool {
 	if len(args) != info.c.NumParams {
-		return nil, false
+		return false
 	}
 	key := func(vals []any, cols []*catalog.Column) bool {
 		for i := range vals {
@@ -236,7 +243,7 @@ func (cn *Connector) stmtKeys(info *stmtInfo, args []driver.NamedValue) (ids []d
 		if !dirtyset.KeysValid(vals) {
 			return false
 		}
-		ids = append(ids, dirtyset.MakeID(vals))
+		fn(vals)
 		return true
 	}
 	switch info.c.Kind {
@@ -245,11 +252,11 @@ func (cn *Connector) stmtKeys(info *stmtInfo, args []driver.NamedValue) (ids []d
 		for i, p := range info.keyPos {
 			v, ok := argValue(info.c.Where[p].Val, args)
 			if !ok {
-				return nil, false
+				return false
 			}
 			vals[i] = v
 		}
-		return ids, key(vals, info.keyCols)
+		return key(vals, info.keyCols)
 	case sqlparse.Insert:
 		var cols []*catalog.Column
 		if info.insCols != nil {
@@ -263,15 +270,15 @@ func (cn *Connector) stmtKeys(info *stmtInfo, args []driver.NamedValue) (ids []d
 			for i, p := range info.keyPos {
 				v, ok := argValue(src[p], args)
 				if !ok {
-					return nil, false
+					return false
 				}
 				vals[i] = v
 			}
 			if !key(vals, cols) {
-				return nil, false
+				return false
 			}
 		}
-		return ids, true
+		return true
 	}
-	return nil, false
+	return false
 }

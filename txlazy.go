@@ -1,0 +1,230 @@
+package writeback
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+
+	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/dirtyset"
+	"github.com/writeback-go/writeback/internal/drivercall"
+	"github.com/writeback-go/writeback/internal/sqlparse"
+	"github.com/writeback-go/writeback/internal/value"
+)
+
+// This file buffers transactions made of one bufferable write. ORMs wrap
+// every write in a transaction of their own (GORM's default: BEGIN, the
+// UPDATE, COMMIT), and a transaction's statements go to the database, so
+// without this nothing an ORM writes would ever be buffered.
+//
+// A transaction at the default isolation (or read committed on PostgreSQL)
+// starts lazily: no transaction is opened on the database. A bufferable
+// write to a back table is held, answered with the RowsAffected direct
+// execution would give (exists.go), and buffered at COMMIT like the same
+// statement in autocommit, which is what a transaction of one statement is;
+// ROLLBACK drops it. Anything else — a read, a second write, a write to a
+// through table, DDL, a savepoint — first opens the real transaction (after
+// the barrier, as BeginTx does), replays the held write into it, and from
+// then on the transaction is exactly a direct one.
+
+// lazyTx is a transaction not yet opened on the database: the driver.Tx
+// database/sql holds for it.
+type lazyTx struct {
+	c    *conn
+	opts driver.TxOptions
+	held *heldWrite // the transaction's one write, nil before it
+	// real is the transaction once opened on the database; err is why
+	// opening it failed (Commit reports it).
+	real *wrappedTx
+	err  error
+}
+
+// heldWrite is a write a lazy transaction holds until COMMIT.
+type heldWrite struct {
+	query string
+	info  *stmtInfo
+	args  []driver.NamedValue
+}
+
+var _ driver.Tx = (*lazyTx)(nil)
+
+// lazyTxOK reports whether a transaction with opts may start lazily.
+func (c *conn) lazyTxOK(opts driver.TxOptions) bool {
+	if len(c.cn.buf.ordered) == 0 || opts.ReadOnly || c.session || c.inTx || c.cn.buf.shared.Closed() {
+		return false
+	}
+	switch sql.IsolationLevel(opts.Isolation) {
+	case sql.LevelDefault:
+		return true
+	case sql.LevelReadCommitted:
+		return c.cn.dia.Kind() == dialect.Postgres
+	}
+	return false
+}
+
+// holdLazy holds a write of the lazy transaction when it can be buffered at
+// COMMIT with the result it gets now. ok is false when the transaction must
+// be opened on the database first.
+func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (res driver.Result, ok bool) {
+	lz := c.lazy
+	t := info.target
+	if lz.held != nil || t == nil || len(args) != info.c.NumParams || c.cn.ackLevel(ctx, t) == AckThrough {
+		return nil, false
+	}
+	keys, ok := c.cn.stmtKeyVals(info, args)
+	if !ok {
+		return nil, false
+	}
+	for i := range keys {
+		for j := range i {
+			if dirtyset.MakeID(keys[i]) == dirtyset.MakeID(keys[j]) {
+				return nil, false // a key twice in one INSERT: the database refuses it
+			}
+		}
+	}
+	n := int64(1)
+	if info.c.Kind == sqlparse.Insert {
+		n = int64(len(keys))
+	}
+	if t.known != nil {
+		ids := make([]dirtyset.ID, len(keys))
+		known := 0
+		for i, kv := range keys {
+			ids[i] = dirtyset.MakeID(kv)
+			if t.known.has(ids[i]) {
+				known++
+			}
+		}
+		if known != len(ids) && known != 0 || info.c.Kind == sqlparse.Insert && known > 0 {
+			return nil, false
+		}
+		if known == 0 {
+			// Not known: ask, on this connection (no transaction is open on it).
+			epoch := t.known.epoch.Load()
+			t.probes.Add(1)
+			found, err := c.cn.probeRows(ctx, c, info, keys)
+			if err != nil {
+				t.probeFailures.Add(1)
+				return nil, false
+			}
+			if found != (info.c.Kind == sqlparse.Update) {
+				return nil, false // a missing row, a duplicate key: the database answers
+			}
+			if found && len(ids) == 1 {
+				t.known.learn(epoch, ids...)
+			}
+		}
+	}
+	held := &heldWrite{query: query, info: info, args: make([]driver.NamedValue, len(args))}
+	for i, a := range args {
+		v, ok := value.Copy(a.Value)
+		if !ok {
+			return nil, false
+		}
+		held.args[i] = a
+		held.args[i].Value = v
+	}
+	lz.held = held
+	return bufferedResult(n), true
+}
+
+// materialize opens the lazy transaction on the database and replays its
+// held write, before a statement that needs the real transaction.
+func (c *conn) materialize(ctx context.Context) error {
+	lz := c.lazy
+	c.lazy = nil
+	tx, err := c.beginReal(ctx, lz.opts)
+	if err != nil {
+		lz.err = err
+		return err
+	}
+	lz.real = tx
+	if h := lz.held; h != nil {
+		lz.held = nil
+		if _, err := c.execThrough(ctx, h.query, h.info, h.args); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Commit buffers the held write, as the same statement in autocommit would
+// be; one that cannot be buffered now goes to the database.
+func (lz *lazyTx) Commit() error {
+	c := lz.c
+	if c.lazy == lz {
+		c.lazy = nil
+	}
+	switch {
+	case lz.real != nil:
+		return lz.real.Commit()
+	case lz.err != nil:
+		return lz.err
+	case lz.held == nil:
+		return nil
+	}
+	held := lz.held
+	lz.held = nil
+	ctx := context.Background()
+	if _, ok, err := c.cn.tryBuffer(ctx, c, held.info, held.args); ok {
+		return err
+	}
+	_, err := c.execThrough(ctx, held.query, held.info, held.args)
+	return err
+}
+
+// Rollback drops the held write.
+func (lz *lazyTx) Rollback() error {
+	if lz.c.lazy == lz {
+		lz.c.lazy = nil
+	}
+	lz.held = nil
+	if lz.real != nil {
+		return lz.real.Rollback()
+	}
+	return nil
+}
+
+// execThrough runs a statement on the database after its barrier, as
+// ExecContext does for a statement it does not buffer.
+func (c *conn) execThrough(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Result, error) {
+	if err := c.before(ctx, info, args); err != nil {
+		return nil, err
+	}
+	base, err := c.attach(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var res driver.Result
+	switch b := base.(type) {
+	case driver.ExecerContext:
+		res, err = b.ExecContext(ctx, query, args)
+	//lint:ignore SA1019 the legacy interface is the fallback
+	case driver.Execer:
+		var vals []driver.Value
+		if vals, err = drivercall.NamedToValues(args); err == nil {
+			res, err = b.Exec(query, vals)
+		}
+	default:
+		err = driver.ErrSkip
+	}
+	if errors.Is(err, driver.ErrSkip) {
+		var st driver.Stmt
+		if st, err = drivercall.Prepare(ctx, base, query); err == nil {
+			res, err = drivercall.StmtExec(ctx, st, args)
+			st.Close()
+		}
+	}
+	c.after(info, err)
+	c.cn.learnThrough(c, info, args, res, err)
+	return res, err
+}
+
+// stmtKeyVals returns the canonical key values of the rows a by-key UPDATE
+// or an INSERT writes (stmtKeys' values).
+func (cn *Connector) stmtKeyVals(info *stmtInfo, args []driver.NamedValue) ([][]any, bool) {
+	var out [][]any
+	ok := cn.eachStmtKey(info, args, func(vals []any) { out = append(out, vals) })
+	return out, ok && len(out) > 0
+}
