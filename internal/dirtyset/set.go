@@ -153,6 +153,10 @@ type Table struct {
 	rowCost      atomic.Int64
 	overdueSince atomic.Int64
 
+	// takes and releases count flushes begun (Take) and ended (Release):
+	// equal while no flush is under way (overlay.go).
+	takes, releases atomic.Uint64
+
 	kept       atomic.Int64  // rows set aside by Keep (held lists)
 	unholds    atomic.Uint64 // times Unhold moved rows
 	evictions  atomic.Int64  // rows set aside early because the LRU was full

@@ -78,6 +78,7 @@ type Batch struct {
 	shards []*shard
 	sets   []*takenSet
 	start  time.Time // when the flush took its rows
+	ended  bool      // counted in the table's releases (overlay.go)
 	// Rows are the rows taken: earlier failures first, then the others.
 	Rows []*Row
 	// UpTo (a full take only) is the table's highest journal LSN at the
@@ -92,6 +93,7 @@ type Batch struct {
 // the evicted rows and, with all, every other dirty row. A full take holds
 // every shard's lock at once, in index order.
 func (t *Table) Take(all bool) *Batch {
+	t.takes.Add(1) // before any row leaves the shards (overlay.go)
 	b := &Batch{t: t, start: time.Now()}
 	var retry, rows []*Row
 	add := func(s *shard) {
@@ -122,6 +124,10 @@ func (t *Table) Take(all bool) *Batch {
 		}
 	}
 	b.Rows = append(retry, rows...)
+	if len(b.Rows) == 0 {
+		b.ended = true // nothing taken: nothing to release
+		t.releases.Add(1)
+	}
 	return b
 }
 
@@ -268,6 +274,10 @@ func (b *Batch) Release() {
 		t.rowCost.Store(int64(now.Sub(b.start)) / int64(len(b.Rows)))
 	}
 	t.checkMaxLoss(now)
+	if !b.ended {
+		b.ended = true
+		t.releases.Add(1) // after the rows are committed or back in the shards
+	}
 }
 
 // checkMaxLoss recomputes the table's oldest row not yet committed under

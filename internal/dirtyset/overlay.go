@@ -1,0 +1,63 @@
+package dirtyset
+
+import (
+	"slices"
+
+	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/sqlparse"
+)
+
+// This file lets a read by key be answered from the database plus the
+// buffer, without a flush: the read's query is rewritten to add the key's
+// pending deltas to the columns it returns. It is exact only while no flush
+// of the table is under way, from before the pending changes are read until
+// after the database answered: a flush could commit rows the read would then
+// count twice, or take rows it would then miss. Quiet and StillQuiet tell.
+
+// Quiet reports whether no flush of the table is under way, and returns the
+// epoch StillQuiet checks.
+func (t *Table) Quiet() (epoch uint64, ok bool) {
+	epoch = t.takes.Load()
+	return epoch, t.releases.Load() == epoch
+}
+
+// StillQuiet reports whether no flush of the table started since Quiet
+// returned epoch.
+func (t *Table) StillQuiet(epoch uint64) bool { return t.takes.Load() == epoch }
+
+// PendingRow returns a copy of the pending changes of the key's row: its
+// columns, values and which are deltas. found is false when nothing is
+// pending for the key. ok is false when the key's pending state is not one
+// UPDATE row waiting in the buffer (an INSERT, a row in a flush, put back
+// by a failed flush or set aside for a transaction, several generations):
+// the read must then wait for the flush instead.
+func (t *Table) PendingRow(keyVals []any) (cols []sqlparse.Ident, vals []any, delta []bool, found, ok bool) {
+	kp := t.keyKinds.Load()
+	if kp == nil {
+		return nil, nil, nil, false, t.pending.Load() == 0 // nothing was ever buffered
+	}
+	if len(*kp) != len(keyVals) {
+		return nil, nil, nil, false, false
+	}
+	for i, v := range keyVals {
+		if KindOfKey(v) != (*kp)[i] {
+			return nil, nil, nil, false, false
+		}
+	}
+	k := MakeID(keyVals)
+	s := t.shardFor(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.lookupLocked(k)
+	if s.inflightHasLocked(k) || slices.ContainsFunc(s.retry, func(o *Row) bool { return o.id == k }) ||
+		slices.ContainsFunc(s.held, func(o *Row) bool { return o.id == k }) {
+		return nil, nil, nil, false, false
+	}
+	if r == nil {
+		return nil, nil, nil, false, true
+	}
+	if r.Op != dialect.Update {
+		return nil, nil, nil, false, false
+	}
+	return slices.Clone(r.Cols), slices.Clone(r.Vals), slices.Clone(r.Delta), true, true
+}
