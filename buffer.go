@@ -64,6 +64,7 @@ type tableState struct {
 	locks rowLocks   // rows open transactions hold locked (txlocks.go)
 	known *knownRows // keys known to exist; nil with rows_affected: assume (exists.go)
 
+	readsByKey    atomic.Int64 // reads by key answered without a barrier (readkey.go)
 	probes        atomic.Int64 // point queries asking whether a key's row exists
 	probeFailures atomic.Int64 // probes the database did not answer (the write was assumed)
 

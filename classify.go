@@ -37,6 +37,9 @@ type stmtInfo struct {
 	// writes: not a plain SELECT, so it may lock rows of the back tables
 	// it names (txlocks.go).
 	writes bool
+	// read: a read of one row by key, answered from the database plus the
+	// buffer (readkey.go); nil for every other statement.
+	read *readPlan
 }
 
 // stmtCache holds the classifications of one schema: it is replaced whole
@@ -89,6 +92,9 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 			continue
 		}
 		info.barrier = append(info.barrier, t)
+	}
+	if reads && len(info.barrier) > 0 {
+		info.read = cn.planRead(query, info, sch)
 	}
 	if c.Kind == sqlparse.Other || !cn.dia.Accepts(c) {
 		return info

@@ -235,6 +235,11 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 			return nil, err
 		}
 	}
+	if info.read != nil && !c.inTx && !c.session {
+		if rows, ok, err := c.readByKey(ctx, query, info.read, args); ok {
+			return rows, err
+		}
+	}
 	if err := c.before(ctx, info, args); err != nil {
 		return nil, err
 	}
@@ -391,6 +396,11 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 	if c := s.conn; c.lazy != nil {
 		if err := c.materialize(ctx); err != nil {
 			return nil, err
+		}
+	}
+	if c := s.conn; s.info.read != nil && !c.inTx && !c.session {
+		if rows, ok, err := c.readByKey(ctx, s.query, s.info.read, args); ok {
+			return rows, err
 		}
 	}
 	if err := s.conn.before(ctx, s.info, args); err != nil {

@@ -45,6 +45,10 @@ type TableStats struct {
 	PassedThrough int64
 	// Barriers counts statements that waited for a back table's flush.
 	Barriers int64
+	// ReadsByKey counts reads of one row by key (SELECT cols FROM t WHERE
+	// key = ...) answered from the database plus the row's buffered deltas,
+	// without waiting for a flush.
+	ReadsByKey int64
 	// Probes counts point queries asking whether a key's row exists
 	// (rows_affected: exact), made for keys not known to exist;
 	// ProbeFailures counts those the database did not answer, whose writes
@@ -81,6 +85,7 @@ func (s *TableStats) add(t TableStats) {
 	s.Coalesced += t.Coalesced
 	s.PassedThrough += t.PassedThrough
 	s.Barriers += t.Barriers
+	s.ReadsByKey += t.ReadsByKey
 	s.Probes += t.Probes
 	s.ProbeFailures += t.ProbeFailures
 	s.Flushes += t.Flushes
@@ -138,6 +143,7 @@ func (t *tableState) stats(now time.Time) TableStats {
 		Coalesced:         sn.Coalesced,
 		PassedThrough:     t.passed.Load(),
 		Probes:            t.probes.Load(),
+		ReadsByKey:        t.readsByKey.Load(),
 		ProbeFailures:     t.probeFailures.Load(),
 		Barriers:          t.barriers.Load(),
 		Flushes:           fs.Flushes,
