@@ -312,6 +312,8 @@ func (cn *Connector) bufferStmt(t *tableState, info *stmtInfo, args []driver.Nam
 		return cn.bufferUpdate(t, info, args, throttle)
 	case sqlparse.Insert:
 		return cn.bufferInsert(t, info, args, throttle)
+	case sqlparse.Upsert:
+		return cn.bufferUpsert(t, info, args, throttle)
 	}
 	return nil, 0, dirtyset.PassThrough, nil
 }

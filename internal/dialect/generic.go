@@ -123,6 +123,9 @@ func execGroup(ctx context.Context, conn driver.Conn, query string, g *Group) ([
 // the application used: UPDATE t SET a = ?, b = b + ? WHERE k = ?, or
 // INSERT INTO t (a, b) VALUES (?, ?).
 func genericSQL(g *Group, style sqlparse.ParamStyle) string {
+	if g.Op == Upsert {
+		return upsertSQL(g, style, nil)
+	}
 	var sb strings.Builder
 	n := 0
 	ph := func() string {

@@ -1,0 +1,291 @@
+package writeback
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// The upsert oracle tests run the same statements on a database directly
+// and on an identical one through writeback: every result and read must be
+// the same, and after Flush every table.
+
+const upsertSchema = `
+CREATE TABLE counters (id BIGINT PRIMARY KEY, views BIGINT NOT NULL DEFAULT 0, label TEXT, score BIGINT CHECK (score IS NULL OR score < 1000000));
+CREATE TABLE pairs (a BIGINT NOT NULL, b TEXT NOT NULL, n BIGINT, PRIMARY KEY (a, b))`
+
+func upsertRules(maxLoss string) string {
+	return `
+tables:
+  counters:
+    mode: back
+    key: [id]
+    max_loss: ` + maxLoss + `
+    max_dirty: 40
+    allow: [check]
+  pairs:
+    mode: back
+    key: [a, b]
+    max_loss: ` + maxLoss + `
+    batch: 7
+`
+}
+
+// genUpsertWorkload makes a deterministic random mix of upserts of every
+// form the driver buffers, upserts it must not buffer, and plain INSERT,
+// UPDATE, DELETE and reads of the same keys.
+func genUpsertWorkload(seed uint64, n int) []diffOp {
+	r := rand.New(rand.NewPCG(seed, seed*31))
+	labels := []any{"a", "b", "it's", "", nil}
+	id := func() int64 { return r.Int64N(60) } // 0..39 exist at first
+	var ops []diffOp
+	one := func() diffOp {
+		switch p := r.IntN(100); {
+		case p < 18:
+			return diffOp{query: "INSERT INTO counters (id, views) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET views = counters.views + EXCLUDED.views", args: []any{id(), r.Int64N(10) - 3}}
+		case p < 24:
+			return diffOp{query: `INSERT INTO "counters" ("id","views","label") VALUES (?,?,?) ON CONFLICT ("id") DO UPDATE SET "views"="counters"."views"+EXCLUDED."views"`, args: []any{id(), r.Int64N(5), labels[r.IntN(len(labels))]}}
+		case p < 30:
+			return diffOp{query: `INSERT INTO "counters" ("id","views","label") VALUES (?,?,?) ON CONFLICT ("id") DO UPDATE SET "views"="excluded"."views","label"="excluded"."label"`, args: []any{id(), r.Int64N(50), labels[r.IntN(len(labels))]}}
+		case p < 35:
+			return diffOp{query: "INSERT INTO counters (id, views, label) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET views = counters.views + 1, label = excluded.label", args: []any{id(), r.Int64N(5), labels[r.IntN(len(labels))]}}
+		case p < 39:
+			return diffOp{query: "INSERT INTO counters (id, views) VALUES (?, 0) ON CONFLICT (id) DO UPDATE SET views = counters.views - ?", args: []any{id(), r.Int64N(3)}}
+		case p < 43:
+			// A delta on a column the insert leaves to its default.
+			return diffOp{query: "INSERT INTO counters (id) VALUES (?) ON CONFLICT (id) DO UPDATE SET score = counters.score + 1", args: []any{id()}}
+		case p < 46:
+			return diffOp{query: "INSERT INTO counters (id, score) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET score = EXCLUDED.score + counters.score", args: []any{id(), []any{nil, int64(2), int64(5)}[r.IntN(3)]}}
+		case p < 50:
+			a, b := id(), id()
+			if r.IntN(3) == 0 {
+				b = a // the same key twice: an error in PostgreSQL, two updates in SQLite
+			}
+			return diffOp{query: "INSERT INTO counters (id, views) VALUES (?, ?), (?, ?) ON CONFLICT (id) DO UPDATE SET views = counters.views + EXCLUDED.views", args: []any{a, int64(1), b, int64(2)}}
+		case p < 52:
+			// NOT NULL on the proposed row: an error directly, never buffered.
+			return diffOp{query: "INSERT INTO counters (id, views) VALUES (?, NULL) ON CONFLICT (id) DO UPDATE SET views = counters.views + 1", args: []any{id()}}
+		case p < 54:
+			// The conflict target is not the key: through.
+			return diffOp{query: "INSERT INTO pairs (a, b, n) VALUES (?, ?, 1) ON CONFLICT (a) DO UPDATE SET n = pairs.n + 1", args: []any{r.Int64N(5), "x"}}
+		case p < 62:
+			return diffOp{query: "INSERT INTO pairs (a, b, n) VALUES (?, ?, ?) ON CONFLICT (b, a) DO UPDATE SET n = pairs.n + EXCLUDED.n", args: []any{r.Int64N(6), []string{"x", "y"}[r.IntN(2)], r.Int64N(4)}}
+		case p < 72:
+			return diffOp{query: "UPDATE counters SET views = views + ? WHERE id = ?", args: []any{r.Int64N(7), id()}}
+		case p < 76:
+			return diffOp{query: "UPDATE counters SET label = ?, score = ? WHERE id = ?", args: []any{labels[r.IntN(len(labels))], r.Int64N(9), id()}}
+		case p < 80:
+			// Fresh keys only: a buffered INSERT of an existing key is
+			// refused at flush, not at Exec (as without upserts).
+			return diffOp{query: "INSERT INTO counters (id, views, label) VALUES (?, ?, ?)", args: []any{1000 + r.Int64N(1 << 40), r.Int64N(9), "ins"}}
+		case p < 83:
+			return diffOp{query: "DELETE FROM counters WHERE id = ?", args: []any{id()}}
+		case p < 93:
+			return diffOp{read: true, query: "SELECT views, label, score FROM counters WHERE id = ?", args: []any{id()}}
+		case p < 96:
+			return diffOp{read: true, query: "SELECT count(*), coalesce(sum(views), 0), count(label), coalesce(sum(score), 0) FROM counters"}
+		default:
+			return diffOp{read: true, query: "SELECT a, b, n FROM pairs ORDER BY a, b"}
+		}
+	}
+	for i := 0; i < n; i++ {
+		ops = append(ops, one())
+	}
+	return ops
+}
+
+func seedUpsertTables(t *testing.T, db *sql.DB, dollar bool) {
+	execAll(t, db, upsertSchema)
+	for id := 0; id < 40; id++ {
+		mustExec(t, db, placeholders("INSERT INTO counters (id, views, label, score) VALUES (?, ?, ?, ?)", dollar), id, id%5, "l"+strconv.Itoa(id%3), []any{nil, int64(id)}[id%2])
+	}
+	for a := 0; a < 4; a++ {
+		mustExec(t, db, placeholders("INSERT INTO pairs (a, b, n) VALUES (?, 'x', 0)", dollar), a)
+	}
+}
+
+func runUpsertDifferential(t *testing.T, direct, wb *sql.DB, dollar bool, seed uint64, n int) {
+	ctx := context.Background()
+	seedUpsertTables(t, direct, dollar)
+	seedUpsertTables(t, wb, dollar)
+	if err := Flush(ctx, wb); err != nil {
+		t.Fatal(err)
+	}
+	before, err := StatsOf(wb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, op := range genUpsertWorkload(seed, n) {
+		want := runOnCount(t, direct, op, dollar)
+		got := runOnCount(t, wb, op, dollar)
+		if got != want {
+			t.Fatalf("seed %d op %d %q %v: through writeback %q, direct %q", seed, i, op.query, op.args, got, want)
+		}
+	}
+	if err := Flush(ctx, wb); err != nil {
+		t.Fatal(err)
+	}
+	for _, tbl := range []struct{ name, order string }{{"counters", "id"}, {"pairs", "a, b"}} {
+		want, got := dumpTable(t, direct, tbl.name, tbl.order), dumpTable(t, wb, tbl.name, tbl.order)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("seed %d: table %s differs after Flush: %s", seed, tbl.name, firstDiff(got, want))
+		}
+	}
+	st, err := StatsOf(wb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Buffered-before.Buffered < int64(n)/4 || st.Coalesced == 0 {
+		t.Fatalf("the workload buffered too little: %+v", st)
+	}
+	if st.DeadLetters != 0 {
+		t.Fatalf("dead letters in a valid workload: %+v", st)
+	}
+	t.Logf("seed %d: %d ops, buffered %d (coalesced %d), passed through %d, flushes %d, rows flushed %d",
+		seed, n, st.Buffered-before.Buffered, st.Coalesced, st.PassedThrough, st.Flushes, st.FlushedRows)
+}
+
+// runOnCount is runOn with the RowsAffected of an INSERT or upsert in the
+// outcome (a buffered UPDATE's count is another matter).
+func runOnCount(t *testing.T, db *sql.DB, op diffOp, dollar bool) string {
+	if op.read || strings.HasPrefix(op.query, "UPDATE") {
+		return runOn(t, db, op, dollar)
+	}
+	res, err := db.Exec(placeholders(op.query, dollar), op.args...)
+	if err != nil {
+		return "error"
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "ok " + strconv.FormatInt(n, 10)
+}
+
+func TestUpsertDifferentialSQLite(t *testing.T) {
+	for _, s := range diffSeeds {
+		t.Run(fmt.Sprintf("seed%d_maxloss%s", s.seed, s.maxLoss), func(t *testing.T) {
+			direct, err := sql.Open("sqlite3", sqliteDSN(t, "direct"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer direct.Close()
+			wb := openWritebackDeferred(t, "sqlite3", sqliteDSN(t, "wb"), upsertRules(s.maxLoss))
+			defer func() {
+				if err := wb.Close(); err != nil {
+					t.Error(err)
+				}
+			}()
+			runUpsertDifferential(t, direct, wb, false, s.seed, diffOps())
+		})
+	}
+}
+
+func TestUpsertDifferentialPostgres(t *testing.T) {
+	requirePostgres(t)
+	for _, s := range diffSeeds {
+		t.Run(fmt.Sprintf("seed%d_maxloss%s", s.seed, s.maxLoss), func(t *testing.T) {
+			direct, err := sql.Open("pgx", pgSchema(t, "upd"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer direct.Close()
+			wb := openWritebackDeferred(t, "pgx", pgSchema(t, "upw"), upsertRules(s.maxLoss))
+			defer func() {
+				if err := wb.Close(); err != nil {
+					t.Error(err)
+				}
+			}()
+			runUpsertDifferential(t, direct, wb, true, s.seed, diffOps())
+		})
+	}
+}
+
+// upsertCounters runs, from goroutines goroutines, perG counter writes each
+// to a few hot keys: upserts of both delta forms and plain UPDATEs.
+func upsertCounters(t *testing.T, db *sql.DB, dollar bool, goroutines, perG int) {
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(g), 7))
+			for i := 0; i < perG; i++ {
+				// Every form commutes (an upsert inserts what it would add),
+				// so the final table does not depend on the interleaving.
+				id := r.Int64N(8)
+				var err error
+				switch i % 3 {
+				case 0:
+					_, err = db.Exec(placeholders("INSERT INTO counters (id, views, score) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET views = counters.views + EXCLUDED.views, score = counters.score + excluded.score", dollar), id, int64(g+1), int64(i))
+				case 1:
+					_, err = db.Exec(placeholders("INSERT INTO counters (id, views, score) VALUES (?, 1, ?) ON CONFLICT (id) DO UPDATE SET views = counters.views + 1, score = counters.score + ?", dollar), id, int64(i), int64(i))
+				default:
+					// Keys 0..3 exist from the start: the UPDATE always matches.
+					_, err = db.Exec(placeholders("UPDATE counters SET views = views + 2 WHERE id = ?", dollar), id%4)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+func runUpsertConcurrent(t *testing.T, direct, wb *sql.DB, dollar bool) {
+	for _, db := range []*sql.DB{direct, wb} {
+		execAll(t, db, upsertSchema)
+		execAll(t, db, "INSERT INTO counters (id, views, score) VALUES (0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0)")
+		upsertCounters(t, db, dollar, 8, 300)
+	}
+	if err := Flush(context.Background(), wb); err != nil {
+		t.Fatal(err)
+	}
+	want, got := dumpTable(t, direct, "counters", "id"), dumpTable(t, wb, "counters", "id")
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("counters differ:\nwriteback %s\ndirect    %s", strings.Join(got, "; "), strings.Join(want, "; "))
+	}
+	st, err := StatsOf(wb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Coalesced < 1000 || st.DeadLetters != 0 {
+		t.Fatalf("expected most writes coalesced and none dead: %+v", st)
+	}
+	t.Logf("buffered %d (coalesced %d), passed through %d, flushes %d, rows flushed %d", st.Buffered, st.Coalesced, st.PassedThrough, st.Flushes, st.FlushedRows)
+}
+
+func TestUpsertConcurrentSQLite(t *testing.T) {
+	direct, err := sql.Open("sqlite3", sqliteDSN(t, "direct"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	wb := openWritebackDeferred(t, "sqlite3", sqliteDSN(t, "wb"), upsertRules("20ms"))
+	defer wb.Close()
+	runUpsertConcurrent(t, direct, wb, false)
+}
+
+func TestUpsertConcurrentPostgres(t *testing.T) {
+	direct, err := sql.Open("pgx", pgSchema(t, "upcd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	wb := openWritebackDeferred(t, "pgx", pgSchema(t, "upcw"), upsertRules("20ms"))
+	defer wb.Close()
+	runUpsertConcurrent(t, direct, wb, true)
+}
