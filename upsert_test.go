@@ -83,7 +83,7 @@ func genUpsertWorkload(seed uint64, n int) []diffOp {
 		case p < 80:
 			// Fresh keys only: a buffered INSERT of an existing key is
 			// refused at flush, not at Exec (as without upserts).
-			return diffOp{query: "INSERT INTO counters (id, views, label) VALUES (?, ?, ?)", args: []any{1000 + r.Int64N(1 << 40), r.Int64N(9), "ins"}}
+			return diffOp{query: "INSERT INTO counters (id, views, label) VALUES (?, ?, ?)", args: []any{1000 + r.Int64N(1<<40), r.Int64N(9), "ins"}}
 		case p < 83:
 			return diffOp{query: "DELETE FROM counters WHERE id = ?", args: []any{id()}}
 		case p < 93:
