@@ -289,3 +289,93 @@ func TestUpsertConcurrentPostgres(t *testing.T) {
 	defer wb.Close()
 	runUpsertConcurrent(t, direct, wb, true)
 }
+
+// poisonUpsert buffers upserts of which one proposes a row that violates a
+// CHECK constraint, flushes, and checks that every other key holds its
+// expected value and the one row is dead-lettered alone, as an upsert.
+func poisonUpsert(t *testing.T, driverName, baseDSN string, dollar bool) {
+	ddb, err := sql.Open(driverName, baseDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ddb.Close()
+	execAll(t, ddb, "CREATE TABLE items (id bigint PRIMARY KEY, qty bigint NOT NULL CHECK (qty >= 0), label text)")
+	for id := 0; id < 50; id++ {
+		mustExec(t, ddb, placeholders("INSERT INTO items (id, qty) VALUES (?, 100)", dollar), id)
+	}
+	var dead []DeadLetter
+	var mu sync.Mutex
+	wb, _ := openWritebackWith(t, driverName, baseDSN, `
+tables:
+  items:
+    mode: back
+    key: [id]
+    max_loss: 1h
+    allow: [check]
+`, WithOnDeadLetter(func(d DeadLetter) { mu.Lock(); dead = append(dead, d); mu.Unlock() }))
+	const keys, bad = 100, 77 // keys 50..99 start absent; bad is one of them
+	upsert := placeholders("INSERT INTO items (id, qty, label) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET qty = items.qty + EXCLUDED.qty, label = EXCLUDED.label", dollar)
+	want := map[int64]int64{}
+	for id := int64(0); id < 50; id++ {
+		want[id] = 100
+	}
+	for round := int64(1); round <= 3; round++ {
+		for id := int64(0); id < keys; id++ {
+			qty := round
+			if id == bad {
+				qty = -1
+			}
+			res, err := wb.Exec(upsert, id, qty, fmt.Sprintf("r%d", round))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				t.Fatalf("RowsAffected %d, want 1", n)
+			}
+			want[id] += qty
+		}
+	}
+	delete(want, bad)
+	if err := Flush(context.Background(), wb); err != nil {
+		t.Fatalf("flush: %v (a permanent error is dead-lettered, not returned)", err)
+	}
+	rows, err := ddb.Query("SELECT id, qty, label FROM items ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]int64{}
+	for rows.Next() {
+		var id, qty int64
+		var label string
+		if err := rows.Scan(&id, &qty, &label); err != nil {
+			t.Fatal(err)
+		}
+		if label != "r3" {
+			t.Errorf("key %d: label %q, want r3", id, label)
+		}
+		got[id] = qty
+	}
+	rows.Close()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("items after flush:\n got %v\nwant %v", got, want)
+	}
+	st, _ := StatsOf(wb)
+	if st.DeadLetters != 1 || len(dead) != 1 {
+		t.Fatalf("DeadLetters %d (%d reported), want 1", st.DeadLetters, len(dead))
+	}
+	d := dead[0]
+	if d.Op != "upsert" || d.Key[0] != int64(bad) || d.Writes != 3 || !reflect.DeepEqual(d.UpdateColumns, []string{"label", "qty"}) || d.Err == nil {
+		t.Fatalf("dead letter %+v", d)
+	}
+	if st.Coalesced < 2*keys-1 {
+		t.Fatalf("Coalesced %d: the rounds were not coalesced", st.Coalesced)
+	}
+}
+
+func TestUpsertPoisonRowSQLite(t *testing.T) {
+	poisonUpsert(t, "sqlite3", sqliteDSN(t, "poison"), false)
+}
+
+func TestUpsertPoisonRowPostgres(t *testing.T) {
+	poisonUpsert(t, "pgx", pgSchema(t, "uppoison"), true)
+}
