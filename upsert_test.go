@@ -379,3 +379,77 @@ func TestUpsertPoisonRowSQLite(t *testing.T) {
 func TestUpsertPoisonRowPostgres(t *testing.T) {
 	poisonUpsert(t, "pgx", pgSchema(t, "uppoison"), true)
 }
+
+// TestUpsertPostgresIntDeltaRange coalesces upsert deltas on an integer
+// column whose sum exceeds the column's range while the final value fits:
+// the flush adds in bigint, as the single statements did one by one.
+func TestUpsertPostgresIntDeltaRange(t *testing.T) {
+	dsn := pgSchema(t, "upint")
+	direct, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	execAll(t, direct, "CREATE TABLE c (id int PRIMARY KEY, n int NOT NULL)")
+	mustExec(t, direct, "INSERT INTO c VALUES (1, -2000000000)")
+	wb := openWriteback(t, "pgx", dsn, "tables:\n  c:\n    mode: back\n    key: [id]\n    max_loss: 1h\n")
+	defer wb.Close()
+	for i := 0; i < 2; i++ {
+		if _, err := wb.Exec("INSERT INTO c (id, n) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET n = c.n + EXCLUDED.n", 1, 1500000000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ := StatsOf(wb)
+	if st.Buffered != 2 {
+		t.Fatalf("Buffered %d, want 2", st.Buffered)
+	}
+	if err := Flush(context.Background(), wb); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := direct.QueryRow("SELECT n FROM c WHERE id = 1").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1000000000 {
+		t.Fatalf("n = %d, want 1000000000", n)
+	}
+}
+
+// upsertProposedRow coalesces upserts whose insert part, composed, violates
+// a CHECK constraint that none of the statements' own proposed rows does:
+// for a key that exists, the flush must not propose that row (both
+// databases check an upsert's proposed row even when it conflicts).
+func upsertProposedRow(t *testing.T, driverName, dsn string, dollar bool) {
+	direct, err := sql.Open(driverName, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	execAll(t, direct, "CREATE TABLE c (id bigint PRIMARY KEY, n bigint NOT NULL CHECK (n < 100))")
+	mustExec(t, direct, "INSERT INTO c VALUES (1, 0)")
+	wb := openWriteback(t, driverName, dsn, "tables:\n  c:\n    mode: back\n    key: [id]\n    max_loss: 1h\n    allow: [check]\n")
+	defer wb.Close()
+	q := placeholders("INSERT INTO c (id, n) VALUES (?, 90) ON CONFLICT (id) DO UPDATE SET n = c.n + 20", dollar)
+	for _, id := range []int64{1, 1, 2} {
+		if _, err := wb.Exec(q, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Flush(context.Background(), wb); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dumpTable(t, direct, "c", "id"), []string{"1|40", "2|90"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("table c = %v, want %v", got, want)
+	}
+	if st, _ := StatsOf(wb); st.DeadLetters != 0 || st.Coalesced != 1 {
+		t.Fatalf("DeadLetters %d Coalesced %d, want 0 and 1", st.DeadLetters, st.Coalesced)
+	}
+}
+
+func TestUpsertProposedRowSQLite(t *testing.T) {
+	upsertProposedRow(t, "sqlite3", sqliteDSN(t, "proposed"), false)
+}
+
+func TestUpsertProposedRowPostgres(t *testing.T) {
+	upsertProposedRow(t, "pgx", pgSchema(t, "upprop"), true)
+}

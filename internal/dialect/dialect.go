@@ -49,7 +49,7 @@ type Group struct {
 	UpdDelta []bool
 	// Rows holds, for an UPDATE, the values of cols followed by the values of
 	// keyCols; for an INSERT, the values of cols; for an UPSERT, the values
-	// of cols followed by the values of updCols. Values are normalized Go
+	// of cols, then of updCols, then of keyCols. Values are normalized Go
 	// values: nil, int64, float64, bool, string, []byte, time.Time, or a
 	// deep-copied slice (arrays). A delta is an int64, a float64 or a decimal
 	// string; it may be negative.

@@ -46,6 +46,12 @@ func (d *genericWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []
 		if d.question {
 			style = sqlparse.ParamQuestion
 		}
+		if g.Op == Upsert {
+			if err = execUpsertGroup(ctx, conn, g, style); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if noMatch[gi], err = execGroup(ctx, conn, genericSQL(g, style), g); err != nil {
 			return nil, err
 		}
@@ -123,9 +129,6 @@ func execGroup(ctx context.Context, conn driver.Conn, query string, g *Group) ([
 // the application used: UPDATE t SET a = ?, b = b + ? WHERE k = ?, or
 // INSERT INTO t (a, b) VALUES (?, ?).
 func genericSQL(g *Group, style sqlparse.ParamStyle) string {
-	if g.Op == Upsert {
-		return upsertSQL(g, style, nil)
-	}
 	var sb strings.Builder
 	n := 0
 	ph := func() string {

@@ -446,7 +446,7 @@ func (w *pgTx) group(ctx context.Context, g *Group) ([]int, error) {
 	case Update:
 		names = append(append(make([]sqlparse.Ident, 0, len(g.Cols)+len(g.KeyCols)), g.Cols...), g.KeyCols...)
 	case Upsert:
-		names = append(append(make([]sqlparse.Ident, 0, len(g.Cols)+len(g.UpdCols)), g.Cols...), g.UpdCols...)
+		names = append(append(append(make([]sqlparse.Ident, 0, len(g.Cols)+len(g.UpdCols)+len(g.KeyCols)), g.Cols...), g.UpdCols...), g.KeyCols...)
 	}
 	for i, r := range g.Rows {
 		if len(r) != len(names) {

@@ -51,14 +51,15 @@ func (r *Row) ID() ID { return r.id }
 func (r *Row) KeyText() string { return KeyText(r.Key) }
 
 // Values is the row's statement arguments: for an UPDATE its values then its
-// key, for an INSERT its values.
+// key, for an INSERT its values, for an UPSERT its inserted values, its
+// update values, then its key.
 func (r *Row) Values() []any {
 	if r.Op == dialect.Insert {
 		return r.Vals
 	}
 	if r.Op == dialect.Upsert {
-		vals := make([]any, 0, len(r.Vals)+len(r.UVals))
-		return append(append(vals, r.Vals...), r.UVals...)
+		vals := make([]any, 0, len(r.Vals)+len(r.UVals)+len(r.Key))
+		return append(append(append(vals, r.Vals...), r.UVals...), r.Key...)
 	}
 	vals := make([]any, 0, len(r.Vals)+len(r.Key))
 	return append(append(vals, r.Vals...), r.Key...)
