@@ -128,7 +128,9 @@ func TestUpsertNotCoalescedFlushesFirst(t *testing.T) {
 		}, func(tb *Table) Outcome { return ins(tb, int64(1), []string{"n"}, int64(1)) }},
 		{"an overflowing sum", func(tb *Table) Outcome {
 			return ups(tb, 1, []string{"n"}, []any{int64(1) << 62}, add("n", int64(1)<<62))
-		}, func(tb *Table) Outcome { return ups(tb, 1, []string{"n"}, []any{int64(1) << 62}, add("n", int64(1)<<62)) }},
+		}, func(tb *Table) Outcome {
+			return ups(tb, 1, []string{"n"}, []any{int64(1) << 62}, add("n", int64(1)<<62))
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
