@@ -77,39 +77,63 @@ func planUpsertSets(info *stmtInfo, tab *catalog.Table, use func(*catalog.Column
 // bufferUpsert buffers a bufferable upsert, all its rows or none.
 func (cn *Connector) bufferUpsert(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
 	c := info.c
+	if len(c.Rows) == 1 && len(c.Cols) <= 8 && len(info.keyPos) <= 4 && len(c.Upsert.Sets) <= 8 {
+		// Small fixed arrays keep the common one-row statement off the
+		// heap: the dirty set copies what it keeps.
+		var rowBuf [8]any
+		var keyBuf [4]any
+		var changeBuf [8]dirtyset.Change
+		row, kv := rowBuf[:len(c.Cols)], keyBuf[:len(info.keyPos)]
+		changes, ok := cn.upsertRow(info, c.Rows[0], args, row, kv, changeBuf[:0])
+		if !ok {
+			return nil, 0, dirtyset.PassThrough, nil
+		}
+		return cn.upsertRows(t, info, [][]any{kv}, [][]any{row}, [][]dirtyset.Change{changes}, throttle)
+	}
 	keys := make([][]any, len(c.Rows))
 	rows := make([][]any, len(c.Rows))
 	upd := make([][]dirtyset.Change, len(c.Rows))
 	for i, src := range c.Rows {
-		row := make([]any, len(src))
-		for j, s := range src {
-			v, ok := argValue(s, args)
-			if !ok {
-				return nil, 0, dirtyset.PassThrough, nil
-			}
-			row[j] = v
-		}
-		if !cn.exactInsertRow(info, row) {
-			return nil, 0, dirtyset.PassThrough, nil
-		}
-		kv := make([]any, len(info.keyPos))
-		for j, p := range info.keyPos {
-			if kv[j] = row[p]; kv[j] == nil {
-				return nil, 0, dirtyset.PassThrough, nil
-			}
-		}
-		changes, ok := cn.upsertChanges(info, row, args)
+		row, kv := make([]any, len(src)), make([]any, len(info.keyPos))
+		changes, ok := cn.upsertRow(info, src, args, row, kv, nil)
 		if !ok {
 			return nil, 0, dirtyset.PassThrough, nil
 		}
 		keys[i], rows[i], upd[i] = kv, row, changes
 	}
+	return cn.upsertRows(t, info, keys, rows, upd, throttle)
+}
+
+// upsertRow resolves one VALUES row of an upsert into row (its values), kv
+// (its key values) and changes (its update part, appended); ok is false
+// when it cannot be buffered exactly.
+func (cn *Connector) upsertRow(info *stmtInfo, src []sqlparse.Operand, args []driver.NamedValue, row, kv []any, changes []dirtyset.Change) ([]dirtyset.Change, bool) {
+	for j, s := range src {
+		v, ok := argValue(s, args)
+		if !ok {
+			return nil, false
+		}
+		row[j] = v
+	}
+	if !cn.exactInsertRow(info, row) {
+		return nil, false
+	}
+	for j, p := range info.keyPos {
+		if kv[j] = row[p]; kv[j] == nil {
+			return nil, false
+		}
+	}
+	return cn.upsertChanges(changes, info, row, args)
+}
+
+// upsertRows journals and buffers an upsert's resolved rows.
+func (cn *Connector) upsertRows(t *tableState, info *stmtInfo, keys, rows [][]any, upd [][]dirtyset.Change, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
 	var jw dirtyset.Journal
 	var w *durable.Write
 	if j := cn.buf.journal; j != nil {
 		bp := j.Buffer()
 		defer j.PutBuffer(bp)
-		rec, err := durable.EncodeUpsert((*bp)[:0], t.rule.Name, info.names, c.Cols, keys, rows, upd)
+		rec, err := durable.EncodeUpsert((*bp)[:0], t.rule.Name, info.names, info.c.Cols, keys, rows, upd)
 		if err != nil {
 			return nil, 0, dirtyset.PassThrough, nil
 		}
@@ -117,17 +141,16 @@ func (cn *Connector) bufferUpsert(t *tableState, info *stmtInfo, args []driver.N
 		w = j.NewWrite(rec)
 		jw = w
 	}
-	out, lsn := t.set.Upsert(keys, rows, c.Cols, upd, info.names, jw, throttle)
+	out, lsn := t.set.Upsert(keys, rows, info.c.Cols, upd, info.names, jw, throttle)
 	return bufferAnswer(out, lsn, len(rows), w)
 }
 
-// upsertChanges resolves the DO UPDATE SET list for one proposed row:
-// EXCLUDED.c is the row's own value of c, t.c + NULL is an assignment of
-// NULL, a subtraction is a negated delta; each value is checked exact for
-// its column by the catalog (when there is one).
-func (cn *Connector) upsertChanges(info *stmtInfo, row []any, args []driver.NamedValue) ([]dirtyset.Change, bool) {
+// upsertChanges resolves the DO UPDATE SET list for one proposed row,
+// appending to changes: EXCLUDED.c is the row's own value of c, t.c + NULL
+// is an assignment of NULL, a subtraction is a negated delta; each value is
+// checked exact for its column by the catalog (when there is one).
+func (cn *Connector) upsertChanges(changes []dirtyset.Change, info *stmtInfo, row []any, args []driver.NamedValue) ([]dirtyset.Change, bool) {
 	sets := info.c.Upsert.Sets
-	changes := make([]dirtyset.Change, 0, len(sets))
 	kind := cn.dia.Kind()
 	for i, s := range sets {
 		var v any

@@ -106,74 +106,108 @@ func (r *Row) setParts(ins, upd colVals) (grew int64) {
 	return r.size - before
 }
 
-// planUpsertInto checks that an update (the update part of an upsert, or a
-// plain UPDATE) coalesces into the dirty row r and returns what commits it;
-// nil when it does not.
-func planUpsertInto(r *Row, changes []Change) func() (grew int64) {
+// upsertPlan is an update (the update part of an upsert, or a plain
+// UPDATE) checked to coalesce into the dirty row r, with the values it
+// leaves in each of r's parts; commit applies it. Planning first lets the
+// journal record be appended only for a write that will be coalesced.
+type upsertPlan struct {
+	r                *Row
+	nextIns, nextUpd []any
+	buf              [16]any // backing for next* in the common case of few columns
+}
+
+// plan checks changes against r; false when they do not coalesce exactly.
+func (p *upsertPlan) plan(r *Row, changes []Change) bool {
+	p.r = r
+	n := len(changes)
+	if 2*n <= len(p.buf) {
+		p.nextIns, p.nextUpd = p.buf[:n:n], p.buf[n:2*n:2*n]
+	} else {
+		p.nextIns, p.nextUpd = make([]any, n), make([]any, n)
+	}
 	switch r.Op {
 	case dialect.Insert:
-		next := make([]any, len(changes))
-		if !r.planUpdate(changes, next) {
-			return nil
-		}
-		return func() int64 { return r.commitUpdate(changes, next) }
+		return r.planUpdate(changes, p.nextIns)
 	case dialect.Upsert:
 		ins, upd := r.insertPart(), r.updatePart()
-		nextIns, nextUpd := make([]any, len(changes)), make([]any, len(changes))
-		if !ins.plan(changes, nextIns) || !upd.plan(changes, nextUpd) {
-			return nil
-		}
-		return func() int64 {
-			// In place: no flush reads a row that can be coalesced into.
-			ins.commit(changes, nextIns)
-			upd.commit(changes, nextUpd)
-			r.Writes++
-			return r.setParts(ins, upd)
-		}
+		return ins.plan(changes, p.nextIns) && upd.plan(changes, p.nextUpd)
 	}
-	return nil
+	return false
+}
+
+// commit applies the planned update (the changes given to plan) and
+// returns by how much the row grew.
+func (p *upsertPlan) commit(changes []Change) (grew int64) {
+	r := p.r
+	if r.Op == dialect.Insert {
+		return r.commitUpdate(changes, p.nextIns)
+	}
+	// In place: no flush reads a row that can be coalesced into.
+	ins, upd := r.insertPart(), r.updatePart()
+	ins.commit(changes, p.nextIns)
+	upd.commit(changes, p.nextUpd)
+	r.Writes++
+	return r.setParts(ins, upd)
 }
 
 // Upsert buffers the rows of one upsert, all or none: keys[i], the inserted
 // row rows[i] (values of cols) and its update part upd[i] (EXCLUDED already
 // resolved to the row's own values). No key may repeat within the statement.
 // The shards involved are locked together, in index order; rows for keys
-// with no dirty row are new and subject to the bounds.
+// with no dirty row are new and subject to the bounds. The dirty set keeps
+// copies of what it needs from the arguments.
 func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd [][]Change, names *Names, j Journal, throttle bool) (Outcome, uint64) {
-	rk := make([]ID, len(keys))
-	for i, kv := range keys {
+	var idBuf [1]ID
+	rk := idBuf[:0]
+	if len(keys) > 1 {
+		rk = make([]ID, 0, len(keys))
+	}
+	for _, kv := range keys {
 		if !t.CheckKey(kv) {
 			return FlushFirst, 0
 		}
-		rk[i] = MakeID(kv)
-		if slices.Contains(rk[:i], rk[i]) {
+		k := MakeID(kv)
+		if slices.Contains(rk, k) {
 			return PassThrough, 0 // PostgreSQL refuses a row affected twice; SQLite runs them in turn
 		}
+		rk = append(rk, k)
 	}
-	unlock := t.lockShardsOf(rk)
-	defer unlock()
+	if len(rk) == 1 {
+		s := t.shardFor(rk[0])
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	} else {
+		defer t.lockShardsOf(rk)()
+	}
 	if t.shared.closed.Load() {
 		return PassThrough, 0
 	}
-	commits := make([]func() int64, len(keys))
+	var planBuf [1]upsertPlan
+	plans := planBuf[:0]
+	if len(rk) > 1 {
+		plans = make([]upsertPlan, 0, len(rk)) // never grown: next* point into each plan's buf
+	}
+	var plannedBuf [1]int
+	planned := plannedBuf[:0] // the rows of plans
 	var made []*Row
 	var size int64
-	now := time.Now()
+	var now time.Time
 	inflight := false
 	for i, k := range rk {
 		s := t.shardFor(k)
-		r := s.lookupLocked(k)
-		if r == nil && len(s.retry) > 0 {
-			r = s.retryRowLocked(k)
-		}
-		if r != nil {
-			if commits[i] = planUpsertInto(r, upd[i]); commits[i] == nil {
+		if r := s.lookupOrRetryLocked(k); r != nil {
+			plans = append(plans, upsertPlan{})
+			if !plans[len(plans)-1].plan(r, upd[i]) {
 				return FlushFirst, 0
 			}
+			planned = append(planned, i)
 			continue
 		}
+		if now.IsZero() {
+			now = time.Now()
+		}
 		inflight = inflight || s.inflightHasLocked(k)
-		n := &Row{id: k, sh: s, Key: keys[i], Op: dialect.Upsert, Since: now, Writes: 1}
+		n := &Row{id: k, sh: s, Key: slices.Clone(keys[i]), Op: dialect.Upsert, Since: now, Writes: 1}
 		for j, c := range cols {
 			n.insertCol(c, rows[i][j], false)
 		}
@@ -201,17 +235,14 @@ func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd []
 		}
 		return JournalFailed, 0
 	}
-	for i, c := range commits {
-		if c == nil {
-			continue
-		}
-		r := t.shardFor(rk[i]).lookupOrRetryLocked(rk[i])
-		if grew := c(); grew != 0 {
+	for i := range plans {
+		p := &plans[i]
+		if grew := p.commit(upd[planned[i]]); grew != 0 {
 			t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
 		}
-		r.noteLSN(lsn)
-		r.sh.buffered++
-		r.sh.coalesced++
+		p.r.noteLSN(lsn)
+		p.r.sh.buffered++
+		p.r.sh.coalesced++
 	}
 	for _, r := range made {
 		r.Seq = t.rowSeq.Add(1)
@@ -232,15 +263,15 @@ func (s *shard) lookupOrRetryLocked(k ID) *Row {
 
 // coalesceUpsertLocked merges a plain UPDATE into the key's upsert row r.
 func (t *Table) coalesceUpsertLocked(s *shard, r *Row, changes []Change, j Journal) (Outcome, uint64) {
-	commit := planUpsertInto(r, changes)
-	if commit == nil {
+	var p upsertPlan
+	if !p.plan(r, changes) {
 		return FlushFirst, 0
 	}
 	lsn, err := t.logLocked(j, 1)
 	if err != nil {
 		return JournalFailed, 0
 	}
-	if grew := commit(); grew != 0 {
+	if grew := p.commit(changes); grew != 0 {
 		t.bytes.Add(grew)
 	}
 	r.noteLSN(lsn)
