@@ -209,8 +209,8 @@ func (c *conn) endTx() {
 	c.tx = nil
 }
 
-// stmtKeys returns the keys, in canonical form, of the rows a by-key UPDATE
-// or an INSERT writes; ok is false when they cannot be known.
+// stmtKeys returns the keys, in canonical form, of the rows a by-key UPDATE,
+// an INSERT or an upsert writes; ok is false when they cannot be known.
 func (cn *Connector) stmtKeys(info *stmtInfo, args []driver.NamedValue) (ids []dirtyset.ID, ok bool) {
 	if len(args) != info.c.NumParams {
 		return nil, false
@@ -246,7 +246,7 @@ func (cn *Connector) stmtKeys(info *stmtInfo, args []driver.NamedValue) (ids []d
 			vals[i] = v
 		}
 		return ids, key(vals, info.keyCols)
-	case sqlparse.Insert:
+	case sqlparse.Insert, sqlparse.Upsert: // an upsert locks the row of its key, inserted or updated
 		var cols []*catalog.Column
 		if info.insCols != nil {
 			cols = make([]*catalog.Column, len(info.keyPos))

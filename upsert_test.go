@@ -88,8 +88,15 @@ func genUpsertWorkload(seed uint64, n int) []diffOp {
 			return diffOp{query: "DELETE FROM counters WHERE id = ?", args: []any{id()}}
 		case p < 93:
 			return diffOp{read: true, query: "SELECT views, label, score FROM counters WHERE id = ?", args: []any{id()}}
-		case p < 96:
+		case p < 95:
 			return diffOp{read: true, query: "SELECT count(*), coalesce(sum(views), 0), count(label), coalesce(sum(score), 0) FROM counters"}
+		case p < 97:
+			k := id()
+			return diffOp{abort: r.IntN(2) == 0, tx: []diffOp{
+				{query: "INSERT INTO counters (id, views) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET views = counters.views + EXCLUDED.views", args: []any{k, int64(5)}},
+				{read: true, query: "SELECT views, label, score FROM counters WHERE id = ?", args: []any{k}},
+				{query: "INSERT INTO pairs (a, b, n) VALUES (?, 'y', 1) ON CONFLICT (a, b) DO UPDATE SET n = pairs.n + 1", args: []any{r.Int64N(6)}},
+			}}
 		default:
 			return diffOp{read: true, query: "SELECT a, b, n FROM pairs ORDER BY a, b"}
 		}
@@ -154,6 +161,25 @@ func runUpsertDifferential(t *testing.T, direct, wb *sql.DB, dollar bool, seed u
 // runOnCount is runOn with the RowsAffected of an INSERT or upsert in the
 // outcome (a buffered UPDATE's count is another matter).
 func runOnCount(t *testing.T, db *sql.DB, op diffOp, dollar bool) string {
+	if op.tx != nil {
+		tx, err := db.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, inner := range op.tx {
+			out = append(out, runOn(t, tx, inner, dollar))
+		}
+		if op.abort {
+			err = tx.Rollback()
+		} else {
+			err = tx.Commit()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(out, " ; ")
+	}
 	if op.read || strings.HasPrefix(op.query, "UPDATE") {
 		return runOn(t, db, op, dollar)
 	}
