@@ -55,7 +55,17 @@ func upsertInsertIndex(c *sqlparse.Statement, col sqlparse.Ident) int {
 // planUpsertSets finds the catalog's column of each DO UPDATE SET clause:
 // every one exists, a delta is on a numeric column, and a placeholder is
 // used for one type class (use).
+//
+// A table with CHECK constraints is refused: both databases check each
+// upsert's proposed row against them even when its key exists (the
+// statement then fails and updates nothing), and a buffered upsert whose
+// key exists is flushed as an UPDATE, which would apply what the statement
+// would have been refused. The other checks of a proposed row (types, NOT
+// NULL) are made at Exec by the catalog.
 func planUpsertSets(info *stmtInfo, tab *catalog.Table, use func(*catalog.Column, sqlparse.Operand) bool) bool {
+	if len(tab.Checks) > 0 {
+		return false
+	}
 	sets := info.c.Upsert.Sets
 	info.updCols = make([]*catalog.Column, len(sets))
 	for i, s := range sets {
