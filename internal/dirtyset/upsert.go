@@ -106,48 +106,41 @@ func (r *Row) setParts(ins, upd colVals) (grew int64) {
 	return r.size - before
 }
 
-// upsertPlan is an update (the update part of an upsert, or a plain
-// UPDATE) checked to coalesce into the dirty row r, with the values it
-// leaves in each of r's parts; commit applies it. Planning first lets the
-// journal record be appended only for a write that will be coalesced.
-type upsertPlan struct {
-	r                *Row
-	nextIns, nextUpd []any
-	buf              [16]any // backing for next* in the common case of few columns
-}
-
-// plan checks changes against r; false when they do not coalesce exactly.
-func (p *upsertPlan) plan(r *Row, changes []Change) bool {
-	p.r = r
-	n := len(changes)
-	if 2*n <= len(p.buf) {
-		p.nextIns, p.nextUpd = p.buf[:n:n], p.buf[n:2*n:2*n]
-	} else {
-		p.nextIns, p.nextUpd = make([]any, n), make([]any, n)
-	}
+// planInto checks that an update (the update part of an upsert, or a
+// plain UPDATE) coalesces into the dirty row r, computing the values it
+// leaves in r's insert part into nextIns and in its update part into
+// nextUpd (each len(changes)); commitInto then applies it. Planning first
+// lets the journal record be appended only for a write that will be
+// coalesced. The caller owns the slices (its stack, in the common case).
+func planInto(r *Row, changes []Change, nextIns, nextUpd []any) bool {
 	switch r.Op {
 	case dialect.Insert:
-		return r.planUpdate(changes, p.nextIns)
+		return r.planUpdate(changes, nextIns)
 	case dialect.Upsert:
 		ins, upd := r.insertPart(), r.updatePart()
-		return ins.plan(changes, p.nextIns) && upd.plan(changes, p.nextUpd)
+		return ins.plan(changes, nextIns) && upd.plan(changes, nextUpd)
 	}
 	return false
 }
 
-// commit applies the planned update (the changes given to plan) and
-// returns by how much the row grew.
-func (p *upsertPlan) commit(changes []Change) (grew int64) {
-	r := p.r
+// commitInto applies what planInto planned and returns by how much the row grew.
+func commitInto(r *Row, changes []Change, nextIns, nextUpd []any) (grew int64) {
 	if r.Op == dialect.Insert {
-		return r.commitUpdate(changes, p.nextIns)
+		return r.commitUpdate(changes, nextIns)
 	}
 	// In place: no flush reads a row that can be coalesced into.
 	ins, upd := r.insertPart(), r.updatePart()
-	ins.commit(changes, p.nextIns)
-	upd.commit(changes, p.nextUpd)
+	ins.commit(changes, nextIns)
+	upd.commit(changes, nextUpd)
 	r.Writes++
 	return r.setParts(ins, upd)
+}
+
+// upsertPlan is one row's planned coalescing, for a statement of several rows.
+type upsertPlan struct {
+	r                *Row
+	changes          []Change
+	nextIns, nextUpd []any
 }
 
 // Upsert buffers the rows of one upsert, all or none: keys[i], the inserted
@@ -182,13 +175,10 @@ func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd []
 	if t.shared.closed.Load() {
 		return PassThrough, 0
 	}
-	var planBuf [1]upsertPlan
-	plans := planBuf[:0]
-	if len(rk) > 1 {
-		plans = make([]upsertPlan, 0, len(rk)) // never grown: next* point into each plan's buf
-	}
-	var plannedBuf [1]int
-	planned := plannedBuf[:0] // the rows of plans
+	// One row coalesced (the common case) is planned in fixed arrays.
+	var one *Row
+	var insBuf, updBuf [8]any
+	var plans []upsertPlan
 	var made []*Row
 	var size int64
 	var now time.Time
@@ -196,11 +186,19 @@ func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd []
 	for i, k := range rk {
 		s := t.shardFor(k)
 		if r := s.lookupOrRetryLocked(k); r != nil {
-			plans = append(plans, upsertPlan{})
-			if !plans[len(plans)-1].plan(r, upd[i]) {
+			n := len(upd[i])
+			if len(rk) == 1 && n <= len(insBuf) {
+				if !planInto(r, upd[i], insBuf[:n], updBuf[:n]) {
+					return FlushFirst, 0
+				}
+				one = r
+				continue
+			}
+			p := upsertPlan{r: r, changes: upd[i], nextIns: make([]any, n), nextUpd: make([]any, n)}
+			if !planInto(r, p.changes, p.nextIns, p.nextUpd) {
 				return FlushFirst, 0
 			}
-			planned = append(planned, i)
+			plans = append(plans, p)
 			continue
 		}
 		if now.IsZero() {
@@ -235,14 +233,12 @@ func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd []
 		}
 		return JournalFailed, 0
 	}
-	for i := range plans {
-		p := &plans[i]
-		if grew := p.commit(upd[planned[i]]); grew != 0 {
-			t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
-		}
-		p.r.noteLSN(lsn)
-		p.r.sh.buffered++
-		p.r.sh.coalesced++
+	if one != nil {
+		n := len(upd[0])
+		t.committed(one, commitInto(one, upd[0], insBuf[:n], updBuf[:n]), lsn)
+	}
+	for _, p := range plans {
+		t.committed(p.r, commitInto(p.r, p.changes, p.nextIns, p.nextUpd), lsn)
 	}
 	for _, r := range made {
 		r.Seq = t.rowSeq.Add(1)
@@ -251,6 +247,16 @@ func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd []
 	}
 	t.noteNames(names)
 	return Buffered, lsn
+}
+
+// committed accounts for a write coalesced into r that grew it by grew.
+func (t *Table) committed(r *Row, grew int64, lsn uint64) {
+	if grew != 0 {
+		t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
+	}
+	r.noteLSN(lsn)
+	r.sh.buffered++
+	r.sh.coalesced++
 }
 
 // lookupOrRetryLocked finds the row a write to k coalesces into.
@@ -263,19 +269,20 @@ func (s *shard) lookupOrRetryLocked(k ID) *Row {
 
 // coalesceUpsertLocked merges a plain UPDATE into the key's upsert row r.
 func (t *Table) coalesceUpsertLocked(s *shard, r *Row, changes []Change, j Journal) (Outcome, uint64) {
-	var p upsertPlan
-	if !p.plan(r, changes) {
+	var insBuf, updBuf [8]any
+	nextIns, nextUpd := insBuf[:0], updBuf[:0]
+	if n := len(changes); n <= len(insBuf) {
+		nextIns, nextUpd = insBuf[:n], updBuf[:n]
+	} else {
+		nextIns, nextUpd = make([]any, n), make([]any, n)
+	}
+	if !planInto(r, changes, nextIns, nextUpd) {
 		return FlushFirst, 0
 	}
 	lsn, err := t.logLocked(j, 1)
 	if err != nil {
 		return JournalFailed, 0
 	}
-	if grew := p.commit(changes); grew != 0 {
-		t.bytes.Add(grew)
-	}
-	r.noteLSN(lsn)
-	s.buffered++
-	s.coalesced++
+	t.committed(r, commitInto(r, changes, nextIns, nextUpd), lsn)
 	return Buffered, lsn
 }
