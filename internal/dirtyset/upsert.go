@@ -139,7 +139,7 @@ func commitInto(r *Row, changes []Change, nextIns, nextUpd []any) (grew int64) {
 // upsertPlan is one row's planned coalescing, for a statement of several rows.
 type upsertPlan struct {
 	r                *Row
-	changes          []Change
+	row              int // its index in the statement
 	nextIns, nextUpd []any
 }
 
@@ -194,8 +194,8 @@ func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd []
 				one = r
 				continue
 			}
-			p := upsertPlan{r: r, changes: upd[i], nextIns: make([]any, n), nextUpd: make([]any, n)}
-			if !planInto(r, p.changes, p.nextIns, p.nextUpd) {
+			p := upsertPlan{r: r, row: i, nextIns: make([]any, n), nextUpd: make([]any, n)}
+			if !planInto(r, upd[i], p.nextIns, p.nextUpd) {
 				return FlushFirst, 0
 			}
 			plans = append(plans, p)
@@ -238,7 +238,7 @@ func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd []
 		t.committed(one, commitInto(one, upd[0], insBuf[:n], updBuf[:n]), lsn)
 	}
 	for _, p := range plans {
-		t.committed(p.r, commitInto(p.r, p.changes, p.nextIns, p.nextUpd), lsn)
+		t.committed(p.r, commitInto(p.r, upd[p.row], p.nextIns, p.nextUpd), lsn)
 	}
 	for _, r := range made {
 		r.Seq = t.rowSeq.Add(1)
