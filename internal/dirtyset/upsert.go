@@ -270,7 +270,7 @@ func (s *shard) lookupOrRetryLocked(k ID) *Row {
 // coalesceUpsertLocked merges a plain UPDATE into the key's upsert row r.
 func (t *Table) coalesceUpsertLocked(s *shard, r *Row, changes []Change, j Journal) (Outcome, uint64) {
 	var insBuf, updBuf [8]any
-	nextIns, nextUpd := insBuf[:0], updBuf[:0]
+	var nextIns, nextUpd []any
 	if n := len(changes); n <= len(insBuf) {
 		nextIns, nextUpd = insBuf[:n], updBuf[:n]
 	} else {
