@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -43,6 +45,7 @@ func genUpsertWorkload(seed uint64, n int) []diffOp {
 	r := rand.New(rand.NewPCG(seed, seed*31))
 	labels := []any{"a", "b", "it's", "", nil}
 	id := func() int64 { return r.Int64N(60) } // 0..39 exist at first
+	var fresh []int64                          // keys INSERTs wrote
 	var ops []diffOp
 	one := func() diffOp {
 		switch p := r.IntN(100); {
@@ -79,10 +82,14 @@ func genUpsertWorkload(seed uint64, n int) []diffOp {
 			return diffOp{query: "UPDATE counters SET views = views + ? WHERE id = ?", args: []any{r.Int64N(7), id()}}
 		case p < 76:
 			return diffOp{query: "UPDATE counters SET label = ?, score = ? WHERE id = ?", args: []any{labels[r.IntN(len(labels))], r.Int64N(9), id()}}
-		case p < 80:
+		case p < 78:
 			// Fresh keys only: a buffered INSERT of an existing key is
 			// refused at flush, not at Exec (as without upserts).
-			return diffOp{query: "INSERT INTO counters (id, views, label) VALUES (?, ?, ?)", args: []any{1000 + r.Int64N(1<<40), r.Int64N(9), "ins"}}
+			fresh = append(fresh, 1000+r.Int64N(1<<40))
+			return diffOp{query: "INSERT INTO counters (id, views, label) VALUES (?, ?, ?)", args: []any{fresh[len(fresh)-1], r.Int64N(9), "ins"}}
+		case p < 80 && len(fresh) > 0:
+			// An upsert of a key a recent INSERT wrote: it amends the INSERT.
+			return diffOp{query: "INSERT INTO counters (id, views, label) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET views = counters.views + EXCLUDED.views, label = EXCLUDED.label", args: []any{fresh[len(fresh)-1-r.IntN(min(3, len(fresh)))], r.Int64N(9), "ups"}}
 		case p < 83:
 			return diffOp{query: "DELETE FROM counters WHERE id = ?", args: []any{id()}}
 		case p < 93:
@@ -331,6 +338,7 @@ func poisonUpsert(t *testing.T, driverName, baseDSN string, dollar bool) {
 	}
 	var dead []DeadLetter
 	var mu sync.Mutex
+	dlPath := filepath.Join(t.TempDir(), "dead.jsonl")
 	wb, _ := openWritebackWith(t, driverName, baseDSN, `
 tables:
   items:
@@ -338,7 +346,7 @@ tables:
     key: [id]
     max_loss: 1h
     allow: [unique]
-`, WithOnDeadLetter(func(d DeadLetter) { mu.Lock(); dead = append(dead, d); mu.Unlock() }))
+`, WithOnDeadLetter(func(d DeadLetter) { mu.Lock(); dead = append(dead, d); mu.Unlock() }), WithDeadLetterFile(dlPath))
 	const keys, bad = 100, 77 // keys 50..99 start absent; bad is one of them
 	upsert := placeholders("INSERT INTO items (id, qty, label) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET qty = items.qty + EXCLUDED.qty", dollar)
 	want := map[int64]int64{}
@@ -390,8 +398,21 @@ tables:
 		t.Fatalf("DeadLetters %d (%d reported), want 1", st.DeadLetters, len(dead))
 	}
 	d := dead[0]
-	if d.Op != "upsert" || d.Key[0] != int64(bad) || d.Writes != 3 || !reflect.DeepEqual(d.UpdateColumns, []string{"qty"}) || d.Err == nil {
+	if d.Op != "upsert" || d.Key[0] != int64(bad) || d.Writes != 3 || !reflect.DeepEqual(d.UpdateColumns, []string{"qty"}) ||
+		!reflect.DeepEqual(d.UpdateValues, []any{int64(6)}) || !reflect.DeepEqual(d.UpdateDelta, []bool{true}) || d.Err == nil {
 		t.Fatalf("dead letter %+v", d)
+	}
+	line, err := os.ReadFile(dlPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := ParseDeadLetter(line[:len(line)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fd.Op != "upsert" || !reflect.DeepEqual(fd.UpdateColumns, d.UpdateColumns) || !reflect.DeepEqual(fd.UpdateValues, d.UpdateValues) ||
+		!reflect.DeepEqual(fd.UpdateDelta, d.UpdateDelta) || !reflect.DeepEqual(fd.Columns, d.Columns) {
+		t.Fatalf("dead-letter file %s, hook %+v", line, d)
 	}
 	if st.Coalesced < 2*keys-1 {
 		t.Fatalf("Coalesced %d: the rounds were not coalesced", st.Coalesced)
