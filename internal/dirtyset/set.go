@@ -409,7 +409,7 @@ func (t *Table) Update(keyVals []any, changes []Change, names *Names, j Journal,
 // coalesceLocked merges an UPDATE into the key's dirty row r.
 func (t *Table) coalesceLocked(s *shard, r *Row, changes []Change, j Journal) (Outcome, uint64) {
 	if r.Op == dialect.Upsert {
-		return t.coalesceUpsertLocked(s, r, changes, j)
+		return t.coalesceUpsertLocked(r, changes, j)
 	}
 	var stack [8]any // no allocation for the common few columns
 	next := stack[:0]

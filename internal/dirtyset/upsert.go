@@ -235,10 +235,10 @@ func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd []
 	}
 	if one != nil {
 		n := len(upd[0])
-		t.committed(one, commitInto(one, upd[0], insBuf[:n], updBuf[:n]), lsn)
+		t.noteCoalesced(one, commitInto(one, upd[0], insBuf[:n], updBuf[:n]), lsn)
 	}
 	for _, p := range plans {
-		t.committed(p.r, commitInto(p.r, upd[p.row], p.nextIns, p.nextUpd), lsn)
+		t.noteCoalesced(p.r, commitInto(p.r, upd[p.row], p.nextIns, p.nextUpd), lsn)
 	}
 	for _, r := range made {
 		r.Seq = t.rowSeq.Add(1)
@@ -249,8 +249,8 @@ func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd []
 	return Buffered, lsn
 }
 
-// committed accounts for a write coalesced into r that grew it by grew.
-func (t *Table) committed(r *Row, grew int64, lsn uint64) {
+// noteCoalesced accounts for a write coalesced into r that grew it by grew.
+func (t *Table) noteCoalesced(r *Row, grew int64, lsn uint64) {
 	if grew != 0 {
 		t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
 	}
@@ -268,7 +268,7 @@ func (s *shard) lookupOrRetryLocked(k ID) *Row {
 }
 
 // coalesceUpsertLocked merges a plain UPDATE into the key's upsert row r.
-func (t *Table) coalesceUpsertLocked(s *shard, r *Row, changes []Change, j Journal) (Outcome, uint64) {
+func (t *Table) coalesceUpsertLocked(r *Row, changes []Change, j Journal) (Outcome, uint64) {
 	var insBuf, updBuf [8]any
 	var nextIns, nextUpd []any
 	if n := len(changes); n <= len(insBuf) {
@@ -283,6 +283,6 @@ func (t *Table) coalesceUpsertLocked(s *shard, r *Row, changes []Change, j Journ
 	if err != nil {
 		return JournalFailed, 0
 	}
-	t.committed(r, commitInto(r, changes, nextIns, nextUpd), lsn)
+	t.noteCoalesced(r, commitInto(r, changes, nextIns, nextUpd), lsn)
 	return Buffered, lsn
 }
