@@ -57,8 +57,12 @@ func genUpsertWorkload(seed uint64, n int) []diffOp {
 			return diffOp{query: `INSERT INTO "counters" ("id","views","label") VALUES (?,?,?) ON CONFLICT ("id") DO UPDATE SET "views"="excluded"."views","label"="excluded"."label"`, args: []any{id(), r.Int64N(50), labels[r.IntN(len(labels))]}}
 		case p < 35:
 			return diffOp{query: "INSERT INTO counters (id, views, label) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET views = counters.views + 1, label = excluded.label", args: []any{id(), r.Int64N(5), labels[r.IntN(len(labels))]}}
-		case p < 39:
+		case p < 37:
 			return diffOp{query: "INSERT INTO counters (id, views) VALUES (?, 0) ON CONFLICT (id) DO UPDATE SET views = counters.views - ?", args: []any{id(), r.Int64N(3)}}
+		case p < 39:
+			// The column unqualified, as GORM's gorm.Expr("views + ?") writes
+			// it: SQLite's existing row; an ambiguity error in PostgreSQL.
+			return diffOp{query: "INSERT INTO counters (id, views) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET views = views + ?", args: []any{id(), int64(1), int64(1)}}
 		case p < 43:
 			// A delta on a column the insert leaves to its default.
 			return diffOp{query: "INSERT INTO counters (id) VALUES (?) ON CONFLICT (id) DO UPDATE SET score = counters.score + 1", args: []any{id()}}
