@@ -96,7 +96,8 @@ func newBuffer(rules *Rules, maxBytes int64, log *slog.Logger) *buffer {
 		}
 		t.set = b.shared.NewTable(dirtyset.Config{
 			Name: rule.Name, MaxDirty: rule.MaxDirty, MaxLoss: rule.MaxLoss, Log: log,
-			Wake: func() { t.flush.Kick() }, // t.flush is set before any row is buffered
+			Wake:         func() { t.flush.Kick() }, // t.flush is set before any row is buffered
+			UpdatesExist: rule.RowsAffected == RowsExact,
 		})
 		b.tables[rule.Name] = t
 		bare := strings.ToLower(rule.Name)
@@ -325,6 +326,8 @@ func (cn *Connector) bufferStmt(a *writeAttempt, t *tableState, info *stmtInfo, 
 		return cn.bufferUpdate(a, t, info, args, throttle)
 	case sqlparse.Insert:
 		return cn.bufferInsert(a, t, info, args, throttle)
+	case sqlparse.Upsert:
+		return cn.bufferUpsert(t, info, args, throttle)
 	}
 	return nil, 0, dirtyset.PassThrough, nil
 }

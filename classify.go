@@ -30,8 +30,9 @@ type stmtInfo struct {
 	// barrier lists the back tables to commit before the statement runs.
 	barrier []*tableState
 	// The catalog's columns (nil without a catalog): of the key, in the
-	// rule's order; of each SET clause; of each inserted column.
-	keyCols, setCols, insCols []*catalog.Column
+	// rule's order; of each SET clause; of each inserted column; of each
+	// upsert's DO UPDATE SET clause.
+	keyCols, setCols, insCols, updCols []*catalog.Column
 	// provisional: built before the catalog could be read; not cached.
 	provisional bool
 	// writes: not a plain SELECT, so it may lock rows of the back tables
@@ -126,7 +127,7 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 				return info
 			}
 		}
-	case sqlparse.Insert:
+	case sqlparse.Insert, sqlparse.Upsert:
 		for i, k := range keys {
 			pos[i] = -1
 			for j, col := range c.Cols {
@@ -137,6 +138,9 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 			if pos[i] < 0 {
 				return info
 			}
+		}
+		if c.Kind == sqlparse.Upsert && !upsertShapeOK(c, keys, cn.dia.Kind()) {
+			return info
 		}
 	}
 	if sch != nil && !planColumns(info, sch, t, pos) {
@@ -207,7 +211,10 @@ func planColumns(info *stmtInfo, sch *schemaState, t *tableState, keyPos []int) 
 			}
 			info.keyCols[i] = col
 		}
-	case sqlparse.Insert:
+	case sqlparse.Insert, sqlparse.Upsert:
+		if c.Kind == sqlparse.Upsert && !planUpsertSets(info, tab, use) {
+			return false
+		}
 		info.insCols = make([]*catalog.Column, len(c.Cols))
 		for i, id := range c.Cols {
 			if info.insCols[i] = tab.Column(id.Norm); info.insCols[i] == nil {

@@ -41,7 +41,7 @@ const (
 	envHook     = "WB_HOOK"     // hook point to exit at
 	envHookN    = "WB_HOOK_N"   // ... on its n-th call
 	envSegBytes = "WB_SEGBYTES" // journal segment size (small: compaction removes files)
-	envMode     = "WB_MODE"     // "counter" (default) or "seq"
+	envMode     = "WB_MODE"     // "counter" (default), "seq" or "upsert"
 )
 
 // crashExitCode is how the child ends at a hook point.
@@ -86,6 +86,7 @@ func TestCrashChild(t *testing.T) {
 		outMu.Unlock()
 	}
 	seqMode := os.Getenv(envMode) == "seq"
+	upsertMode := os.Getenv(envMode) == "upsert"
 	for g := 0; g < workers; g++ {
 		go func() {
 			for i := int64(1); ; i++ {
@@ -100,7 +101,12 @@ func TestCrashChild(t *testing.T) {
 				} else {
 					key, delta := rand.IntN(keys), 1+rand.IntN(9)
 					say("B %d %d %d", g, key, delta)
-					_, err = db.Exec(placeholders("UPDATE counters SET n = n + ? WHERE id = ?", dollar), delta, key)
+					query := "UPDATE counters SET n = n + ? WHERE id = ?"
+					if upsertMode && (key >= keys/2 || rand.IntN(3) > 0) {
+						// Keys from keys/2 up start absent: upserts insert them.
+						query = "INSERT INTO counters (n, id) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET n = counters.n + EXCLUDED.n"
+					}
+					_, err = db.Exec(placeholders(query, dollar), delta, key)
 					if err == nil {
 						say("A %d %d %d", g, key, delta)
 					}

@@ -73,6 +73,9 @@ type deadLetterJSON struct {
 	Columns []string          `json:"columns"`
 	Values  []json.RawMessage `json:"values"`
 	Delta   []bool            `json:"delta,omitempty"`
+	UpdCols []string          `json:"update_columns,omitempty"`
+	UpdVals []json.RawMessage `json:"update_values,omitempty"`
+	UpdDel  []bool            `json:"update_delta,omitempty"`
 	Writes  int               `json:"writes"`
 	NoMatch bool              `json:"no_match"`
 	Error   *string           `json:"error"`
@@ -84,6 +87,10 @@ func encodeDeadLetter(dl DeadLetter) []byte {
 		Time: dl.Time.UTC().Format(time.RFC3339Nano), Table: dl.Table, Op: dl.Op,
 		Columns: dl.Columns, Delta: dl.Delta, Writes: dl.Writes, NoMatch: dl.NoMatch,
 		Key: dlEncodeValues(dl.Key), Values: dlEncodeValues(dl.Values),
+		UpdCols: dl.UpdateColumns, UpdDel: dl.UpdateDelta,
+	}
+	if dl.UpdateValues != nil {
+		j.UpdVals = dlEncodeValues(dl.UpdateValues)
 	}
 	if j.Columns == nil {
 		j.Columns = []string{}
@@ -201,11 +208,12 @@ func ParseDeadLetter(line []byte) (DeadLetter, error) {
 	if err != nil {
 		return DeadLetter{}, fmt.Errorf("writeback: dead letter time: %w", err)
 	}
-	dl := DeadLetter{Time: tm, Table: j.Table, Op: j.Op, Columns: j.Columns, Delta: j.Delta, Writes: j.Writes, NoMatch: j.NoMatch}
+	dl := DeadLetter{Time: tm, Table: j.Table, Op: j.Op, Columns: j.Columns, Delta: j.Delta, Writes: j.Writes, NoMatch: j.NoMatch,
+		UpdateColumns: j.UpdCols, UpdateDelta: j.UpdDel}
 	for _, list := range []struct {
 		raw []json.RawMessage
 		out *[]any
-	}{{j.Key, &dl.Key}, {j.Values, &dl.Values}} {
+	}{{j.Key, &dl.Key}, {j.Values, &dl.Values}, {j.UpdVals, &dl.UpdateValues}} {
 		for i, r := range list.raw {
 			v, err := dlDecodeValue(r)
 			if err != nil {

@@ -271,7 +271,7 @@ func (c *conn) forgetAfter(info *stmtInfo) {
 	if !info.writes {
 		return
 	}
-	byKey := info.target != nil && (info.c.Kind == sqlparse.Insert || info.c.Kind == sqlparse.Update)
+	byKey := info.target != nil && (info.c.Kind == sqlparse.Insert || info.c.Kind == sqlparse.Update || info.c.Kind == sqlparse.Upsert)
 	for _, t := range info.barrier {
 		if t.known == nil || t == info.target && byKey {
 			continue
@@ -297,7 +297,7 @@ func (cn *Connector) learnThrough(c *conn, info *stmtInfo, args []driver.NamedVa
 		if n, rerr := res.RowsAffected(); rerr != nil || n == 0 {
 			return
 		}
-	case sqlparse.Insert:
+	case sqlparse.Insert, sqlparse.Upsert:
 	default:
 		return
 	}

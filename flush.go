@@ -6,6 +6,7 @@ import (
 	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/dirtyset"
 	"github.com/writeback-go/writeback/internal/flush"
+	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
 // This file joins the connector to its flush workers (internal/flush): one
@@ -19,13 +20,27 @@ type DeadLetter struct {
 	Time    time.Time
 	Table   string   // the rule's table name
 	Key     []any    // key values in the rule's key order
-	Op      string   // "insert" or "update"
-	Columns []string // the coalesced columns, normalized
+	Op      string   // "insert", "update" or "upsert"
+	Columns []string // the coalesced columns, normalized (upsert: the row to insert)
 	Values  []any    // their values (for an update, a delta where Delta[i])
 	Delta   []bool   // update only: Values[i] is added to the column
-	Writes  int      // application writes coalesced into this row
-	NoMatch bool     // an UPDATE whose key matched no row
-	Err     error    // the database's error; nil when NoMatch
+	// Upsert only: the update to apply when the key exists, as Columns,
+	// Values and Delta are for an update.
+	UpdateColumns []string
+	UpdateValues  []any
+	UpdateDelta   []bool
+	Writes        int   // application writes coalesced into this row
+	NoMatch       bool  // an UPDATE whose key matched no row
+	Err           error // the database's error; nil when NoMatch
+}
+
+// identNorms is the normalized names of ids.
+func identNorms(ids []sqlparse.Ident) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.Norm
+	}
+	return out
 }
 
 // startFlusher creates the flush workers of every back table and starts them.
@@ -56,8 +71,12 @@ func (c *Connector) startFlusher(cfg *config) {
 func (c *Connector) deadLetter(t *flush.Table, r *dirtyset.Row, err error, noMatch bool) {
 	dl := DeadLetter{Time: time.Now(), Table: t.Name(), Key: r.Key, Writes: r.Writes, NoMatch: noMatch, Err: err}
 	dl.Op = "update"
-	if r.Op == dialect.Insert {
+	switch r.Op {
+	case dialect.Insert:
 		dl.Op = "insert"
+	case dialect.Upsert:
+		dl.Op = "upsert"
+		dl.UpdateColumns, dl.UpdateValues, dl.UpdateDelta = identNorms(r.UCols), r.UVals, r.UDelta
 	}
 	for _, col := range r.Cols {
 		dl.Columns = append(dl.Columns, col.Norm)

@@ -289,6 +289,24 @@ func replayInto(t *tableState, set *dirtyset.Table, rec *durable.Record, lsn uin
 		}
 		out, _ := set.Insert(keys, rows, rec.Cols, &rec.Names, jw, false)
 		return out, len(rows), nil
+	case dialect.Upsert:
+		var keys, rows [][]any
+		var upd [][]dirtyset.Change
+		for i, k := range rec.Keys {
+			if !t.set.CheckKey(k) || !set.CheckKey(k) {
+				return 0, 0, fmt.Errorf("writeback: journal record %d: key of %s does not match the table's key kinds", lsn, t.rule.Name)
+			}
+			if !cp.Covers(t.rule.Name, dirtyset.KeyText(k), lsn) {
+				keys = append(keys, k)
+				rows = append(rows, rec.Rows[i])
+				upd = append(upd, rec.Upd[i])
+			}
+		}
+		if len(rows) == 0 {
+			return dirtyset.Buffered, 0, nil
+		}
+		out, _ := set.Upsert(keys, rows, rec.Cols, upd, &rec.Names, jw, false)
+		return out, len(rows), nil
 	}
 	return dirtyset.Buffered, 0, nil
 }

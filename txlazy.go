@@ -84,15 +84,17 @@ func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args 
 		}
 	}
 	n := int64(1)
-	if info.c.Kind == sqlparse.Insert {
+	if info.c.Kind != sqlparse.Update {
 		n = int64(len(keys))
 	}
-	if t.known != nil {
+	// An upsert's result does not depend on whether its rows exist.
+	if t.known != nil && info.c.Kind != sqlparse.Upsert {
 		ids := make([]dirtyset.ID, len(keys))
 		known := 0
 		for i, kv := range keys {
 			ids[i] = dirtyset.MakeID(kv)
-			if t.known.has(ids[i]) {
+			// A row buffered for the key will be in the database.
+			if t.set.Busy(kv) || t.known.has(ids[i]) {
 				known++
 			}
 		}

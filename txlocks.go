@@ -213,15 +213,16 @@ func (c *conn) endTx() {
 	c.tx = nil
 }
 
-// stmtKeys returns the keys, in canonical form, of the rows a by-key UPDATE
-// or an INSERT writes; ok is false when they cannot be known.
+// stmtKeys returns the keys, in canonical form, of the rows a by-key UPDATE,
+// an INSERT or an upsert writes; ok is false when they cannot be known.
 func (cn *Connector) stmtKeys(info *stmtInfo, args []driver.NamedValue) (ids []dirtyset.ID, ok bool) {
 	ok = cn.eachStmtKey(info, args, func(vals []any) { ids = append(ids, dirtyset.MakeID(vals)) })
 	return ids, ok
 }
 
 // eachStmtKey calls fn with the canonical key values of each row a by-key
-// UPDATE or an INSERT writes; it returns false when they cannot be known.
+// UPDATE, an INSERT or an upsert writes; it returns false when they cannot
+// be known.
 func (cn *Connector) eachStmtKey(info *stmtInfo, args []driver.NamedValue, fn func(vals []any)) bool {
 	if len(args) != info.c.NumParams {
 		return false
@@ -257,7 +258,7 @@ func (cn *Connector) eachStmtKey(info *stmtInfo, args []driver.NamedValue, fn fu
 			vals[i] = v
 		}
 		return key(vals, info.keyCols)
-	case sqlparse.Insert:
+	case sqlparse.Insert, sqlparse.Upsert: // an upsert locks the row of its key, inserted or updated
 		var cols []*catalog.Column
 		if info.insCols != nil {
 			cols = make([]*catalog.Column, len(info.keyPos))

@@ -25,6 +25,10 @@ type Op uint8
 const (
 	Update Op = iota // UPDATE t SET ... WHERE key = ...
 	Insert           // INSERT INTO t (cols) VALUES (...)
+	// Upsert is INSERT INTO t (cols) VALUES (...) ON CONFLICT (key) DO
+	// UPDATE SET ...: insert the row if its key is absent, else apply the
+	// update part (Group.Upd*).
+	Upsert
 )
 
 // Group is rows of one table that share one statement shape, so one
@@ -39,8 +43,13 @@ type Group struct {
 	Delta []bool
 	// KeyCols is the table's key, in the rule's order, as the application wrote it.
 	KeyCols []sqlparse.Ident
+	// UpdCols and UpdDelta (UPSERT only) are the DO UPDATE SET columns and
+	// whether each is written as col = col + v.
+	UpdCols  []sqlparse.Ident
+	UpdDelta []bool
 	// Rows holds, for an UPDATE, the values of cols followed by the values of
-	// keyCols; for an INSERT, the values of cols. Values are normalized Go
+	// keyCols; for an INSERT, the values of cols; for an UPSERT, the values
+	// of cols, then of updCols, then of keyCols. Values are normalized Go
 	// values: nil, int64, float64, bool, string, []byte, time.Time, or a
 	// deep-copied slice (arrays). A delta is an int64, a float64 or a decimal
 	// string; it may be negative.

@@ -46,6 +46,12 @@ func (d *genericWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []
 		if d.question {
 			style = sqlparse.ParamQuestion
 		}
+		if g.Op == Upsert {
+			if err = execUpsertGroup(ctx, conn, g, style); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if noMatch[gi], err = execGroup(ctx, conn, genericSQL(g, style), g); err != nil {
 			return nil, err
 		}

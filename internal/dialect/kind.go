@@ -134,6 +134,18 @@ func quoteOK(st *sqlparse.Statement, ok func(q byte) bool) bool {
 			return false
 		}
 	}
+	if u := st.Upsert; u != nil {
+		for _, c := range u.Target {
+			if !check(c) {
+				return false
+			}
+		}
+		for _, s := range u.Sets {
+			if !check(s.Col) {
+				return false
+			}
+		}
+	}
 	return true
 }
 
@@ -146,6 +158,9 @@ func (generic) Classify(q string) *sqlparse.Statement {
 	return sqlparse.Classify(q, false)
 }
 func (generic) Accepts(st *sqlparse.Statement) bool {
+	if st.Kind == sqlparse.Upsert {
+		return false // ON CONFLICT is not every database's
+	}
 	return quoteOK(st, func(q byte) bool { return q == '`' || q == '[' })
 }
 func (generic) TxNeedsFlush(opts driver.TxOptions) bool { return aboveReadCommitted(opts) }
@@ -183,6 +198,14 @@ func (sqlite) Classify(q string) *sqlparse.Statement {
 	}
 	for i := range st.Cols {
 		fold(&st.Cols[i])
+	}
+	if u := st.Upsert; u != nil {
+		for i := range u.Target {
+			fold(&u.Target[i])
+		}
+		for i := range u.Sets {
+			fold(&u.Sets[i].Col)
+		}
 	}
 	if dupCols(st) {
 		return &sqlparse.Statement{Names: st.Names, BeginsTx: st.BeginsTx, EndsTx: st.EndsTx,
@@ -240,6 +263,13 @@ func (postgres) Classify(q string) *sqlparse.Statement {
 func (postgres) Accepts(st *sqlparse.Statement) bool {
 	if st.Style == sqlparse.ParamQuestion || st.Style == sqlparse.ParamNamed {
 		return false
+	}
+	if u := st.Upsert; u != nil {
+		for _, s := range u.Sets {
+			if s.BareRef {
+				return false // PostgreSQL: "column reference is ambiguous"
+			}
+		}
 	}
 	return quoteOK(st, func(q byte) bool { return q == '"' })
 }

@@ -215,8 +215,11 @@ func pgTxidStatus(xid int64, started time.Time) func(ctx context.Context, conn d
 
 // pgOpName names an operation in errors.
 func pgOpName(op Op) string {
-	if op == Insert {
+	switch op {
+	case Insert:
 		return "insert into"
+	case Upsert:
+		return "upsert into"
 	}
 	return "update"
 }
@@ -439,8 +442,11 @@ func (w *pgTx) group(ctx context.Context, g *Group) ([]int, error) {
 	}
 	m := w.conn.TypeMap()
 	names := g.Cols
-	if g.Op == Update {
+	switch g.Op {
+	case Update:
 		names = append(append(make([]sqlparse.Ident, 0, len(g.Cols)+len(g.KeyCols)), g.Cols...), g.KeyCols...)
+	case Upsert:
+		names = append(append(append(make([]sqlparse.Ident, 0, len(g.Cols)+len(g.UpdCols)+len(g.KeyCols)), g.Cols...), g.UpdCols...), g.KeyCols...)
 	}
 	for i, r := range g.Rows {
 		if len(r) != len(names) {
@@ -456,6 +462,14 @@ func (w *pgTx) group(ctx context.Context, g *Group) ([]int, error) {
 			}
 			break
 		}
+	}
+	if g.Op == Upsert {
+		for _, id := range names {
+			if t.cols[id.Norm] == nil {
+				return nil, fmt.Errorf("column %s: %w", id.Raw, errPgNoColumn)
+			}
+		}
+		return nil, w.upsert(ctx, g, t)
 	}
 	cols := make([]pgCol, len(names))
 	for i, id := range names {

@@ -61,3 +61,23 @@ func (t *Table) PendingRow(keyVals []any) (cols []sqlparse.Ident, vals []any, de
 	}
 	return slices.Clone(r.Cols), slices.Clone(r.Vals), slices.Clone(r.Delta), true, true
 }
+
+// Busy reports whether the key has a row in any state: pending, in a flush,
+// put back or set aside. Such a key's row is going to exist in the database
+// (an INSERT of it must not be buffered).
+func (t *Table) Busy(keyVals []any) bool {
+	kp := t.keyKinds.Load()
+	if kp == nil || len(*kp) != len(keyVals) {
+		return false
+	}
+	for i, v := range keyVals {
+		if KindOfKey(v) != (*kp)[i] {
+			return false
+		}
+	}
+	k := MakeID(keyVals)
+	s := t.shardFor(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keyBusyLocked(k)
+}

@@ -23,6 +23,12 @@ type Row struct {
 	Cols  []sqlparse.Ident
 	Vals  []any
 	Delta []bool // UPDATE only: Cols[i] = Cols[i] + Vals[i]
+	// UPSERT only: Cols and Vals are the row to insert when its key is
+	// absent; UCols, UVals and UDelta the update to apply when it is present
+	// (UCols[i] = UCols[i] + UVals[i] where UDelta[i]).
+	UCols  []sqlparse.Ident
+	UVals  []any
+	UDelta []bool
 	// Since is when the oldest write coalesced into this row was acknowledged.
 	Since  time.Time
 	Writes int
@@ -45,10 +51,15 @@ func (r *Row) ID() ID { return r.id }
 func (r *Row) KeyText() string { return KeyText(r.Key) }
 
 // Values is the row's statement arguments: for an UPDATE its values then its
-// key, for an INSERT its values.
+// key, for an INSERT its values, for an UPSERT its inserted values, its
+// update values, then its key.
 func (r *Row) Values() []any {
 	if r.Op == dialect.Insert {
 		return r.Vals
+	}
+	if r.Op == dialect.Upsert {
+		vals := make([]any, 0, len(r.Vals)+len(r.UVals)+len(r.Key))
+		return append(append(append(vals, r.Vals...), r.UVals...), r.Key...)
 	}
 	vals := make([]any, 0, len(r.Vals)+len(r.Key))
 	return append(append(vals, r.Vals...), r.Key...)
@@ -71,6 +82,14 @@ func SameShape(a, b *Row) bool {
 	}
 	for i := range a.Cols {
 		if a.Cols[i].Norm != b.Cols[i].Norm || a.Op == dialect.Update && a.Delta[i] != b.Delta[i] {
+			return false
+		}
+	}
+	if len(a.UCols) != len(b.UCols) {
+		return false
+	}
+	for i := range a.UCols {
+		if a.UCols[i].Norm != b.UCols[i].Norm || a.UDelta[i] != b.UDelta[i] {
 			return false
 		}
 	}
@@ -197,6 +216,9 @@ func rowSize(r *Row) int64 {
 	}
 	for i := range r.Cols {
 		n += colOverhead + value.Size(r.Vals[i])
+	}
+	for i := range r.UCols {
+		n += colOverhead + value.Size(r.UVals[i])
 	}
 	return n
 }

@@ -110,6 +110,11 @@ type Config struct {
 	// from clean to dirty, or a row was evicted.
 	Wake func()
 	Log  *slog.Logger // max_loss violations; nil: slog.Default()
+	// UpdatesExist says the key of every UPDATE row exists in the
+	// database: the caller buffers an UPDATE only for a key it knows
+	// exists. An upsert of such a key is then its update part, coalesced
+	// into the row; otherwise the row is flushed first.
+	UpdatesExist bool
 }
 
 // Table is one back table's dirty set.
@@ -446,6 +451,9 @@ func (t *Table) UpdateExisting(keyVals []any, changes []Change, names *Names, j 
 
 // coalesceLocked merges an UPDATE into the key's dirty row r.
 func (t *Table) coalesceLocked(s *shard, r *Row, changes []Change, j Journal) (Outcome, uint64) {
+	if r.Op == dialect.Upsert {
+		return t.coalesceUpsertLocked(r, changes, j)
+	}
 	var stack [8]any // no allocation for the common few columns
 	next := stack[:0]
 	if len(changes) > len(stack) {

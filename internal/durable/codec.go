@@ -22,6 +22,7 @@ import (
 //	names   = hasSchema(1) [schema(ident)] table(ident) nkeys(uvarint) keyCols(ident)... style(1)
 //	update  = key(values) nchanges(uvarint) { col(ident) delta(1) value }...
 //	insert  = ncols(uvarint) cols(ident)... nrows(uvarint) { key(values) row(values) }...
+//	upsert  = ncols(uvarint) cols(ident)... nrows(uvarint) { key(values) row(values) nchanges(uvarint) { col(ident) delta(1) value }... }...
 //	values  = n(uvarint) value...
 //	ident   = norm(str) raw(str) quoted(1)
 //	str     = len(uvarint) bytes
@@ -45,6 +46,9 @@ type Record struct {
 	Cols []sqlparse.Ident
 	Keys [][]any
 	Rows [][]any
+	// UPSERT: Cols, Keys and Rows as for an INSERT, and per row the update
+	// to apply when its key exists.
+	Upd [][]dirtyset.Change
 }
 
 // Value tags.
@@ -118,6 +122,56 @@ func EncodeInsert(dst []byte, table string, names *dirtyset.Names, cols []sqlpar
 		}
 	}
 	return dst, nil
+}
+
+// EncodeUpsert encodes a buffered upsert (all its rows) onto dst: per row
+// its key, its inserted values and its resolved update.
+func EncodeUpsert(dst []byte, table string, names *dirtyset.Names, cols []sqlparse.Ident, keys, rows [][]any, upd [][]dirtyset.Change) ([]byte, error) {
+	dst = encodeHead(dst, table, dialect.Upsert, names)
+	dst = binary.AppendUvarint(dst, uint64(len(cols)))
+	for _, c := range cols {
+		dst = encodeIdent(dst, c)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(rows)))
+	var err error
+	for i := range rows {
+		if dst, err = encodeValues(dst, keys[i]); err != nil {
+			return nil, err
+		}
+		if dst, err = encodeValues(dst, rows[i]); err != nil {
+			return nil, err
+		}
+		if dst, err = encodeChanges(dst, upd[i]); err != nil {
+			return nil, err
+		}
+	}
+	return dst, nil
+}
+
+// encodeChanges encodes an UPDATE's resolved changes.
+func encodeChanges(dst []byte, changes []dirtyset.Change) ([]byte, error) {
+	dst = binary.AppendUvarint(dst, uint64(len(changes)))
+	var err error
+	for _, ch := range changes {
+		dst = encodeIdent(dst, ch.Col)
+		dst = encodeBool(dst, ch.Delta)
+		if dst, err = encodeValue(dst, ch.Val); err != nil {
+			return nil, err
+		}
+	}
+	return dst, nil
+}
+
+// changes decodes what encodeChanges wrote.
+func (d *decoder) changes() []dirtyset.Change {
+	n := d.count()
+	var out []dirtyset.Change
+	for i := 0; i < n && d.err == nil; i++ {
+		col := d.ident()
+		delta := d.bool1()
+		out = append(out, dirtyset.Change{Col: col, Delta: delta, Val: d.value()})
+	}
+	return out
 }
 
 func encodeHead(dst []byte, table string, op dialect.Op, n *dirtyset.Names) []byte {
@@ -472,6 +526,21 @@ func DecodeRecord(b []byte) (*Record, error) {
 			}
 			r.Keys = append(r.Keys, k)
 			r.Rows = append(r.Rows, row)
+		}
+	case dialect.Upsert:
+		nc := d.count()
+		for i := 0; i < nc && d.err == nil; i++ {
+			r.Cols = append(r.Cols, d.ident())
+		}
+		n := d.count()
+		for i := 0; i < n && d.err == nil; i++ {
+			k, row, ch := d.values(), d.values(), d.changes()
+			if d.err == nil && (len(k) != nk || len(row) != nc) {
+				d.fail("row does not match its columns")
+			}
+			r.Keys = append(r.Keys, k)
+			r.Rows = append(r.Rows, row)
+			r.Upd = append(r.Upd, ch)
 		}
 	default:
 		d.fail("bad operation")

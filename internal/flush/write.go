@@ -322,6 +322,9 @@ func (g *grouper) add(r *dirtyset.Row, gen int, names *dirtyset.Names, total int
 		if r.Op == dialect.Update {
 			grp.Delta = r.Delta
 		}
+		if r.Op == dialect.Upsert {
+			grp.UpdCols, grp.UpdDelta = r.UCols, r.UDelta
+		}
 		g.groups = append(g.groups, grp)
 		g.members = append(g.members, nil)
 	}
@@ -345,6 +348,16 @@ func (g *grouper) shapeKey(r *dirtyset.Row, gen int) string {
 		sb.WriteString(c.Norm)
 		if r.Op == dialect.Update && r.Delta[i] {
 			sb.WriteByte('+')
+		}
+	}
+	if r.Op == dialect.Upsert {
+		sb.WriteByte(1) // the update part
+		for i, c := range r.UCols {
+			sb.WriteByte(0)
+			sb.WriteString(c.Norm)
+			if r.UDelta[i] {
+				sb.WriteByte('+')
+			}
 		}
 	}
 	return sb.String()

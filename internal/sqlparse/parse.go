@@ -268,8 +268,11 @@ func Classify(query string, sqliteParams bool) *Statement {
 		p.i = 1
 		if p.insert(res) {
 			res.Kind = Insert
+			if res.Upsert != nil {
+				res.Kind = Upsert
+			}
 		} else {
-			res.Schema, res.Table, res.Cols, res.Rows = nil, Ident{}, nil, nil
+			res.Schema, res.Table, res.Cols, res.Rows, res.Upsert = nil, Ident{}, nil, nil, nil
 		}
 	}
 	return res

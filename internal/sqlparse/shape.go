@@ -637,5 +637,8 @@ func (p *parser) insert(res *Statement) bool {
 			break
 		}
 	}
+	if kwIs(p.word(p.i), "on") && !p.onConflict(res) {
+		return false
+	}
 	return p.end()
 }

@@ -12,6 +12,9 @@ const (
 	Update
 	// Insert is INSERT INTO t (cols) VALUES (...)[, (...)].
 	Insert
+	// Upsert is an Insert followed by ON CONFLICT (keys) DO UPDATE SET ...
+	// (see Upsert).
+	Upsert
 )
 
 // Ident is an identifier as the statement wrote it.
@@ -83,6 +86,9 @@ type Statement struct {
 	// INSERT: the column list and one []valueSrc per VALUES row.
 	Cols []Ident
 	Rows [][]Operand
+
+	// UPSERT: the ON CONFLICT clause (Cols and Rows hold the INSERT part).
+	Upsert *UpsertClause
 
 	// Names is every identifier the statement mentions, lower-cased and
 	// without quotes, de-duplicated (both parts of schema.table are listed

@@ -1,0 +1,291 @@
+package dirtyset
+
+import (
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/sqlparse"
+	"github.com/writeback-go/writeback/internal/value"
+)
+
+// This file coalesces upserts. A dirty row of Op dialect.Upsert means "insert
+// the row Cols/Vals if its key is absent, else apply the update part
+// UCols/UVals/UDelta to the existing row". Writes to one key compose into one
+// such row:
+//
+//   - upsert (I2, U2) after upsert (I1, U1): absent, the first inserts I1
+//     and the second updates it; present, both update. So (U2 applied to
+//     I1, U1 then U2).
+//   - plain UPDATE U2 after upsert (I1, U1): the row exists after the
+//     upsert, whichever part ran: (U2 applied to I1, U1 then U2).
+//   - upsert (I2, U2) after a buffered INSERT I1: the row exists, so the
+//     update part applies to the inserted row, which stays an INSERT.
+//   - upsert after a buffered UPDATE: whether the UPDATE matched a row is
+//     the database's to say, so the table is flushed first.
+//
+// "U2 applied to I" needs the value of every column a delta of U2 adds to:
+// a delta on a column the insert part leaves to its default cannot be
+// coalesced (the default is the database's), nor can a sum that does not fit.
+
+// colVals is one part of a row: its sorted columns and values, and for an
+// update part which of them are deltas (nil for an insert part).
+type colVals struct {
+	cols  []sqlparse.Ident
+	vals  []any
+	delta []bool
+	upd   bool
+}
+
+// plan computes into next (len(changes)) the values changes leave in the
+// part, without touching it; false when that is not exact.
+func (p *colVals) plan(changes []Change, next []any) bool {
+	for i, ch := range changes {
+		j := p.index(ch.Col.Norm)
+		switch {
+		case !ch.Delta:
+			next[i] = ch.Val
+		case j < 0:
+			if !p.upd {
+				return false // the inserted row's default for this column is unknown here
+			}
+			next[i] = ch.Val
+		default:
+			sum, ok := value.Add(p.vals[j], ch.Val)
+			if !ok {
+				return false
+			}
+			next[i] = sum
+		}
+	}
+	return true
+}
+
+// commit applies changes with the values plan computed.
+func (p *colVals) commit(changes []Change, next []any) {
+	for i, ch := range changes {
+		j := p.index(ch.Col.Norm)
+		if j < 0 {
+			k := sort.Search(len(p.cols), func(k int) bool { return p.cols[k].Norm >= ch.Col.Norm })
+			p.cols = slices.Insert(p.cols, k, ch.Col)
+			p.vals = slices.Insert(p.vals, k, next[i])
+			if p.upd {
+				p.delta = slices.Insert(p.delta, k, ch.Delta)
+			}
+			continue
+		}
+		p.vals[j] = next[i]
+		if p.upd {
+			p.delta[j] = ch.Delta && p.delta[j]
+		}
+	}
+}
+
+func (p *colVals) index(norm string) int {
+	for i := range p.cols {
+		if p.cols[i].Norm == norm {
+			return i
+		}
+	}
+	return -1
+}
+
+// insertPart and updatePart are views of an upsert row's two parts.
+func (r *Row) insertPart() colVals { return colVals{cols: r.Cols, vals: r.Vals} }
+func (r *Row) updatePart() colVals {
+	return colVals{cols: r.UCols, vals: r.UVals, delta: r.UDelta, upd: true}
+}
+
+// setParts stores the parts back and returns by how much the row grew.
+func (r *Row) setParts(ins, upd colVals) (grew int64) {
+	before := r.size
+	r.Cols, r.Vals = ins.cols, ins.vals
+	r.UCols, r.UVals, r.UDelta = upd.cols, upd.vals, upd.delta
+	r.size = rowSize(r)
+	return r.size - before
+}
+
+// planInto checks that an update (the update part of an upsert, or a
+// plain UPDATE) coalesces into the dirty row r, computing the values it
+// leaves in r's insert part into nextIns and in its update part into
+// nextUpd (each len(changes)); commitInto then applies it. Planning first
+// lets the journal record be appended only for a write that will be
+// coalesced. The caller owns the slices (its stack, in the common case).
+func planInto(r *Row, changes []Change, nextIns, nextUpd []any) bool {
+	switch r.Op {
+	case dialect.Insert:
+		return r.planUpdate(changes, nextIns)
+	case dialect.Upsert:
+		ins, upd := r.insertPart(), r.updatePart()
+		return ins.plan(changes, nextIns) && upd.plan(changes, nextUpd)
+	case dialect.Update:
+		// The row exists: an upsert of it is its update part.
+		return r.sh.t.cfg.UpdatesExist && r.planUpdate(changes, nextIns)
+	}
+	return false
+}
+
+// commitInto applies what planInto planned and returns by how much the row grew.
+func commitInto(r *Row, changes []Change, nextIns, nextUpd []any) (grew int64) {
+	if r.Op == dialect.Insert || r.Op == dialect.Update {
+		return r.commitUpdate(changes, nextIns)
+	}
+	// In place: no flush reads a row that can be coalesced into.
+	ins, upd := r.insertPart(), r.updatePart()
+	ins.commit(changes, nextIns)
+	upd.commit(changes, nextUpd)
+	r.Writes++
+	return r.setParts(ins, upd)
+}
+
+// upsertPlan is one row's planned coalescing, for a statement of several rows.
+type upsertPlan struct {
+	r                *Row
+	row              int // its index in the statement
+	nextIns, nextUpd []any
+}
+
+// Upsert buffers the rows of one upsert, all or none: keys[i], the inserted
+// row rows[i] (values of cols) and its update part upd[i] (EXCLUDED already
+// resolved to the row's own values). No key may repeat within the statement.
+// The shards involved are locked together, in index order; rows for keys
+// with no dirty row are new and subject to the bounds. The dirty set keeps
+// copies of what it needs from the arguments.
+func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd [][]Change, names *Names, j Journal, throttle bool) (Outcome, uint64) {
+	var idBuf [1]ID
+	rk := idBuf[:0]
+	if len(keys) > 1 {
+		rk = make([]ID, 0, len(keys))
+	}
+	for _, kv := range keys {
+		if !t.CheckKey(kv) {
+			return FlushFirst, 0
+		}
+		k := MakeID(kv)
+		if slices.Contains(rk, k) {
+			return PassThrough, 0 // PostgreSQL refuses a row affected twice; SQLite runs them in turn
+		}
+		rk = append(rk, k)
+	}
+	if len(rk) == 1 {
+		s := t.shardFor(rk[0])
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	} else {
+		defer t.lockShardsOf(rk)()
+	}
+	if t.shared.closed.Load() {
+		return PassThrough, 0
+	}
+	// One row coalesced (the common case) is planned in fixed arrays.
+	var one *Row
+	var insBuf, updBuf [8]any
+	var plans []upsertPlan
+	var made []*Row
+	var size int64
+	var now time.Time
+	inflight := false
+	for i, k := range rk {
+		s := t.shardFor(k)
+		if r := s.lookupOrRetryLocked(k); r != nil {
+			n := len(upd[i])
+			if len(rk) == 1 && n <= len(insBuf) {
+				if !planInto(r, upd[i], insBuf[:n], updBuf[:n]) {
+					return FlushFirst, 0
+				}
+				one = r
+				continue
+			}
+			p := upsertPlan{r: r, row: i, nextIns: make([]any, n), nextUpd: make([]any, n)}
+			if !planInto(r, upd[i], p.nextIns, p.nextUpd) {
+				return FlushFirst, 0
+			}
+			plans = append(plans, p)
+			continue
+		}
+		if now.IsZero() {
+			now = time.Now()
+		}
+		inflight = inflight || s.inflightHasLocked(k)
+		n := &Row{id: k, sh: s, Key: slices.Clone(keys[i]), Op: dialect.Upsert, Since: now, Writes: 1}
+		for j, c := range cols {
+			n.insertCol(c, rows[i][j], false)
+		}
+		u := colVals{upd: true}
+		next := make([]any, len(upd[i]))
+		u.plan(upd[i], next) // into an empty update part: always true
+		u.commit(upd[i], next)
+		n.UCols, n.UVals, n.UDelta = u.cols, u.vals, u.delta
+		n.size = rowSize(n)
+		size += n.size
+		made = append(made, n)
+	}
+	if len(made) > 0 {
+		if out := t.admit(len(made), size, now, throttle); out != Buffered {
+			if out == Full && inflight {
+				return FullInflight, 0
+			}
+			return out, 0
+		}
+	}
+	lsn, err := t.logLocked(j, len(keys))
+	if err != nil {
+		if len(made) > 0 {
+			t.unadmit(len(made), size)
+		}
+		return JournalFailed, 0
+	}
+	if one != nil {
+		n := len(upd[0])
+		t.noteCoalesced(one, commitInto(one, upd[0], insBuf[:n], updBuf[:n]), lsn)
+	}
+	for _, p := range plans {
+		t.noteCoalesced(p.r, commitInto(p.r, upd[p.row], p.nextIns, p.nextUpd), lsn)
+	}
+	for _, r := range made {
+		r.Seq = t.rowSeq.Add(1)
+		r.noteLSN(lsn)
+		r.sh.addLocked(r, now)
+	}
+	t.noteNames(names)
+	return Buffered, lsn
+}
+
+// noteCoalesced accounts for a write coalesced into r that grew it by grew.
+func (t *Table) noteCoalesced(r *Row, grew int64, lsn uint64) {
+	if grew != 0 {
+		t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
+	}
+	r.noteLSN(lsn)
+	r.sh.buffered++
+	r.sh.coalesced++
+}
+
+// lookupOrRetryLocked finds the row a write to k coalesces into.
+func (s *shard) lookupOrRetryLocked(k ID) *Row {
+	if r := s.lookupLocked(k); r != nil {
+		return r
+	}
+	return s.retryRowLocked(k)
+}
+
+// coalesceUpsertLocked merges a plain UPDATE into the key's upsert row r.
+func (t *Table) coalesceUpsertLocked(r *Row, changes []Change, j Journal) (Outcome, uint64) {
+	var insBuf, updBuf [8]any
+	var nextIns, nextUpd []any
+	if n := len(changes); n <= len(insBuf) {
+		nextIns, nextUpd = insBuf[:n], updBuf[:n]
+	} else {
+		nextIns, nextUpd = make([]any, n), make([]any, n)
+	}
+	if !planInto(r, changes, nextIns, nextUpd) {
+		return FlushFirst, 0
+	}
+	lsn, err := t.logLocked(j, 1)
+	if err != nil {
+		return JournalFailed, 0
+	}
+	t.noteCoalesced(r, commitInto(r, changes, nextIns, nextUpd), lsn)
+	return Buffered, lsn
+}

@@ -1,0 +1,184 @@
+package sqlparse
+
+// This file recognizes the ON CONFLICT clause of an upsert after the VALUES
+// rows of an INSERT:
+//
+//	ON CONFLICT (k [, k2 ...]) DO UPDATE SET c = <rhs> [, d = <rhs> ...]
+//
+// where each <rhs> is one of
+//
+//	v                      an assignment of a literal or placeholder
+//	EXCLUDED.c             an assignment of the row's own proposed value
+//	t.c + v | v + t.c      a delta (t.c - v too)
+//	t.c + EXCLUDED.c       a delta of the row's own proposed value (either order)
+//
+// with t the statement's table as written; SQLite also takes the column
+// unqualified (PostgreSQL calls that ambiguous, so the flag BareRef lets its
+// dialect refuse the statement). Anything else (DO NOTHING, a WHERE, a
+// conflict target with an index predicate or ON CONSTRAINT, RETURNING) leaves
+// the statement unbuffered.
+
+// UpsertClause is the ON CONFLICT ... DO UPDATE clause of an upsert.
+type UpsertClause struct {
+	// Target is the conflict target's columns, as written.
+	Target []Ident
+	// Sets is the DO UPDATE SET list, in order.
+	Sets []UpsertSet
+}
+
+// UpsertSet is one assignment of an upsert's DO UPDATE SET list.
+type UpsertSet struct {
+	Col Ident
+	// Delta is 0 for col = src, +1 for col = col + src, -1 for col = col - src.
+	Delta int8
+	// Excluded: src is the proposed row's value of Col (EXCLUDED.col);
+	// otherwise src is Val.
+	Excluded bool
+	Val      Operand
+	// BareRef: the existing row's column was written unqualified (SQLite
+	// reads it as the table's; PostgreSQL refuses it as ambiguous).
+	BareRef bool
+}
+
+// onConflict consumes the ON CONFLICT clause and sets res.Upsert.
+func (p *parser) onConflict(res *Statement) bool {
+	if res.Table.Norm == "excluded" || !p.keyword("on") || !p.keyword("conflict") || !p.op("(") {
+		return false
+	}
+	u := &UpsertClause{}
+	for {
+		id, ok := p.ident()
+		if !ok {
+			return false
+		}
+		for _, o := range u.Target {
+			if sameCol(o, id) {
+				return false
+			}
+		}
+		u.Target = append(u.Target, id)
+		if !p.op(",") {
+			break
+		}
+	}
+	if !p.op(")") || !p.keyword("do") || !p.keyword("update") || !p.keyword("set") {
+		return false
+	}
+	for {
+		s, ok := p.upsertSet(res)
+		if !ok {
+			return false
+		}
+		for _, o := range u.Sets {
+			if sameCol(o.Col, s.Col) {
+				return false
+			}
+		}
+		u.Sets = append(u.Sets, s)
+		if !p.op(",") {
+			break
+		}
+	}
+	res.Upsert = u
+	return true
+}
+
+// upsertSet consumes one assignment of the DO UPDATE SET list.
+func (p *parser) upsertSet(res *Statement) (UpsertSet, bool) {
+	col, ok := p.ident()
+	if !ok || !p.op("=") {
+		return UpsertSet{}, false
+	}
+	s := UpsertSet{Col: col}
+	if bare, ok := p.existingRef(res, col); ok {
+		// t.c + src | t.c - v
+		s.BareRef = bare
+		switch {
+		case p.op("+"):
+			s.Delta = 1
+		case p.op("-"):
+			s.Delta = -1
+		default:
+			return UpsertSet{}, false
+		}
+		if p.excludedRef(col) {
+			s.Excluded = s.Delta > 0 // c - EXCLUDED.c is left to the database
+			return s, s.Excluded
+		}
+		var kind valueKind
+		if s.Val, kind = p.value(); kind != vkParam && kind != vkNumber {
+			return UpsertSet{}, false
+		}
+		return s, true
+	}
+	if p.excludedRef(col) {
+		s.Excluded = true
+	} else {
+		var kind valueKind
+		if s.Val, kind = p.value(); kind == vkNone {
+			return UpsertSet{}, false
+		}
+		if !p.op("+") {
+			return s, true
+		}
+		if kind != vkParam && kind != vkNumber {
+			return UpsertSet{}, false
+		}
+	}
+	if !s.Excluded {
+		// v + t.c
+		bare, ok := p.existingRef(res, col)
+		s.Delta, s.BareRef = 1, bare
+		return s, ok
+	}
+	if !p.op("+") {
+		return s, true // EXCLUDED.c
+	}
+	// EXCLUDED.c + t.c
+	bare, ok := p.existingRef(res, col)
+	s.Delta, s.BareRef = 1, bare
+	return s, ok
+}
+
+// excludedRef consumes EXCLUDED.col for exactly the column col.
+func (p *parser) excludedRef(col Ident) bool {
+	save := p.i
+	t := p.peek()
+	if t.kind == tkIdent && kwIs(p.text(t), "excluded") || t.kind == tkQIdent && unquoteIdent(p.text(t)) == "excluded" {
+		p.advance()
+		if p.op(".") {
+			if id, ok := p.ident(); ok && id.Norm == col.Norm {
+				return true
+			}
+		}
+	}
+	p.i = save
+	return false
+}
+
+// existingRef consumes a reference to the existing row's column col: t.col,
+// or col alone (bare). It leaves EXCLUDED.col alone.
+func (p *parser) existingRef(res *Statement, col Ident) (bare, ok bool) {
+	save := p.i
+	id, ok := p.ident()
+	if !ok {
+		return false, false
+	}
+	if p.op(".") {
+		if id.Norm != res.Table.Norm {
+			p.i = save
+			return false, false
+		}
+		c, ok := p.ident()
+		if !ok || c.Norm != col.Norm {
+			p.i = save
+			return false, false
+		}
+		return false, true
+	}
+	if id.Norm != col.Norm {
+		p.i = save
+		return false, false
+	}
+	return true, true
+}

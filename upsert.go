@@ -1,0 +1,204 @@
+package writeback
+
+import (
+	"database/sql/driver"
+	"slices"
+
+	"github.com/writeback-go/writeback/internal/catalog"
+	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/dirtyset"
+	"github.com/writeback-go/writeback/internal/durable"
+	"github.com/writeback-go/writeback/internal/sqlparse"
+	"github.com/writeback-go/writeback/internal/value"
+)
+
+// This file buffers upserts, INSERT ... ON CONFLICT (key) DO UPDATE SET ...,
+// on PostgreSQL and SQLite: each row becomes "insert this row if the key is
+// absent, else apply this update", coalesced per key in the dirty set
+// (internal/dirtyset/upsert.go) and flushed as one upsert per row. Both
+// databases count one affected row per proposed row, inserted or updated,
+// so RowsAffected is exact without knowing whether the key exists.
+
+// upsertShapeOK reports whether an upsert's ON CONFLICT clause can be
+// buffered for a table keyed by keys: the conflict target is exactly the
+// key, no SET changes a key column, and every EXCLUDED.c names an inserted
+// column (otherwise its value is the column's default, the database's).
+func upsertShapeOK(c *sqlparse.Statement, keys []string, kind dialect.Kind) bool {
+	if kind != dialect.Postgres && kind != dialect.SQLite {
+		return false
+	}
+	u := c.Upsert
+	if len(u.Target) != len(keys) {
+		return false
+	}
+	for _, k := range keys {
+		if !slices.ContainsFunc(u.Target, func(id sqlparse.Ident) bool { return id.Norm == k }) {
+			return false
+		}
+	}
+	for _, s := range u.Sets {
+		if slices.Contains(keys, s.Col.Norm) {
+			return false
+		}
+		if s.Excluded && upsertInsertIndex(c, s.Col) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// upsertInsertIndex is the position of col among the inserted columns, or -1.
+func upsertInsertIndex(c *sqlparse.Statement, col sqlparse.Ident) int {
+	return slices.IndexFunc(c.Cols, func(id sqlparse.Ident) bool { return id.Norm == col.Norm })
+}
+
+// planUpsertSets finds the catalog's column of each DO UPDATE SET clause:
+// every one exists, a delta is on a numeric column, and a placeholder is
+// used for one type class (use).
+//
+// A table with CHECK constraints is refused: both databases check each
+// upsert's proposed row against them even when its key exists (the
+// statement then fails and updates nothing), and a buffered upsert whose
+// key exists is flushed as an UPDATE, which would apply what the statement
+// would have been refused. The other checks of a proposed row (types, NOT
+// NULL) are made at Exec by the catalog.
+func planUpsertSets(info *stmtInfo, tab *catalog.Table, use func(*catalog.Column, sqlparse.Operand) bool) bool {
+	if len(tab.Checks) > 0 {
+		return false
+	}
+	sets := info.c.Upsert.Sets
+	info.updCols = make([]*catalog.Column, len(sets))
+	for i, s := range sets {
+		col := tab.Column(s.Col.Norm)
+		if col == nil {
+			return false
+		}
+		if !s.Excluded && !use(col, s.Val) {
+			return false
+		}
+		if s.Delta != 0 && !numericClass(col.Class) {
+			return false
+		}
+		info.updCols[i] = col
+	}
+	return true
+}
+
+// bufferUpsert buffers a bufferable upsert, all its rows or none.
+func (cn *Connector) bufferUpsert(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
+	c := info.c
+	if len(c.Rows) == 1 && len(c.Cols) <= 8 && len(info.keyPos) <= 4 && len(c.Upsert.Sets) <= 8 {
+		// Small fixed arrays keep the common one-row statement off the
+		// heap: the dirty set copies what it keeps.
+		var rowBuf [8]any
+		var keyBuf [4]any
+		var changeBuf [8]dirtyset.Change
+		row, kv := rowBuf[:len(c.Cols)], keyBuf[:len(info.keyPos)]
+		changes, ok := cn.upsertRow(info, c.Rows[0], args, row, kv, changeBuf[:0])
+		if !ok {
+			return nil, 0, dirtyset.PassThrough, nil
+		}
+		return cn.upsertRows(t, info, [][]any{kv}, [][]any{row}, [][]dirtyset.Change{changes}, throttle)
+	}
+	keys := make([][]any, len(c.Rows))
+	rows := make([][]any, len(c.Rows))
+	upd := make([][]dirtyset.Change, len(c.Rows))
+	for i, src := range c.Rows {
+		row, kv := make([]any, len(src)), make([]any, len(info.keyPos))
+		changes, ok := cn.upsertRow(info, src, args, row, kv, nil)
+		if !ok {
+			return nil, 0, dirtyset.PassThrough, nil
+		}
+		keys[i], rows[i], upd[i] = kv, row, changes
+	}
+	return cn.upsertRows(t, info, keys, rows, upd, throttle)
+}
+
+// upsertRow resolves one VALUES row of an upsert into row (its values), kv
+// (its key values) and changes (its update part, appended); ok is false
+// when it cannot be buffered exactly.
+func (cn *Connector) upsertRow(info *stmtInfo, src []sqlparse.Operand, args []driver.NamedValue, row, kv []any, changes []dirtyset.Change) ([]dirtyset.Change, bool) {
+	for j, s := range src {
+		v, ok := argValue(s, args)
+		if !ok {
+			return nil, false
+		}
+		row[j] = v
+	}
+	if !cn.exactInsertRow(info, row) {
+		return nil, false
+	}
+	for j, p := range info.keyPos {
+		if kv[j] = row[p]; kv[j] == nil {
+			return nil, false
+		}
+	}
+	return cn.upsertChanges(changes, info, row, args)
+}
+
+// upsertRows journals and buffers an upsert's resolved rows.
+func (cn *Connector) upsertRows(t *tableState, info *stmtInfo, keys, rows [][]any, upd [][]dirtyset.Change, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
+	var jw dirtyset.Journal
+	var w *durable.Write
+	if j := cn.buf.journal; j != nil {
+		bp := j.Buffer()
+		defer j.PutBuffer(bp)
+		rec, err := durable.EncodeUpsert((*bp)[:0], t.rule.Name, info.names, info.c.Cols, keys, rows, upd)
+		if err != nil {
+			return nil, 0, dirtyset.PassThrough, nil
+		}
+		*bp = rec
+		w = j.NewWrite(rec)
+		jw = w
+	}
+	out, lsn := t.set.Upsert(keys, rows, info.c.Cols, upd, info.names, jw, throttle)
+	return bufferAnswer(out, lsn, len(rows), w)
+}
+
+// upsertChanges resolves the DO UPDATE SET list for one proposed row,
+// appending to changes: EXCLUDED.c is the row's own value of c, t.c + NULL
+// is an assignment of NULL, a subtraction is a negated delta; each value is
+// checked exact for its column by the catalog (when there is one).
+func (cn *Connector) upsertChanges(changes []dirtyset.Change, info *stmtInfo, row []any, args []driver.NamedValue) ([]dirtyset.Change, bool) {
+	sets := info.c.Upsert.Sets
+	kind := cn.dia.Kind()
+	for i, s := range sets {
+		var v any
+		if s.Excluded {
+			v = row[upsertInsertIndex(info.c, s.Col)]
+		} else {
+			var ok bool
+			if v, ok = argValue(s.Val, args); !ok {
+				return nil, false
+			}
+		}
+		var col *catalog.Column
+		if info.updCols != nil {
+			col = info.updCols[i]
+		}
+		if s.Delta == 0 || v == nil {
+			if col != nil {
+				var ok bool
+				if v, ok = catalog.AssignOK(kind, col, v); !ok {
+					return nil, false
+				}
+			}
+			changes = append(changes, dirtyset.Change{Col: s.Col, Val: v})
+			continue
+		}
+		if !value.IsDelta(v) {
+			return nil, false
+		}
+		if s.Delta < 0 {
+			var ok bool
+			if v, ok = value.Negate(v); !ok {
+				return nil, false
+			}
+		}
+		if col != nil && !catalog.DeltaExact(kind, col, v) {
+			return nil, false
+		}
+		changes = append(changes, dirtyset.Change{Col: s.Col, Delta: true, Val: v})
+	}
+	return changes, true
+}
