@@ -253,5 +253,7 @@ func (postgres) NewWriter(conn driver.Conn) Writer {
 	if isPgxConn(conn) {
 		return newPgWriter()
 	}
-	return newPgValuesWriter()
+	w := newPgValuesWriter()
+	w.pqText = isLibPQ(conn)
+	return w
 }

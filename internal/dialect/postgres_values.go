@@ -3,12 +3,15 @@ package dialect
 import (
 	"context"
 	"database/sql/driver"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/writeback-go/writeback/internal/drivercall"
 	"github.com/writeback-go/writeback/internal/sqlparse"
@@ -31,6 +34,20 @@ import (
 // pgMaxParams parameters (the protocol's limit). UPDATE rows that matched
 // nothing are found as the pgx writer finds them: a count short of the rows
 // sent costs a query for the keys that match no row.
+//
+// When the driver is lib/pq (or wraps it, through Raw), whose parameters all
+// travel as text made by a known function, a group whose values that
+// function encodes takes the pgx writer's statements instead, with one
+// text[] parameter a column:
+//
+//	UPDATE tbl AS t SET c = v.c0::T0 FROM unnest($1::text[], $2::text[]) AS v(c0, k0)
+//	  WHERE t.k = v.k0::K0
+//
+// each element the text lib/pq would send for the value (pqText), cast by
+// the column type's input function as the parameter would be. The statement
+// text does not grow with the rows, is prepared once a group, and plans as
+// the pgx writer's do (a join by the key's index); a long VALUES list makes
+// PostgreSQL hash the whole table instead.
 
 // pgMaxParams is the most parameters one statement may carry: the
 // protocol counts them in 16 bits.
@@ -44,11 +61,33 @@ type pgValuesWriter struct {
 	tables map[string]*pgTable // by pgTableName
 	// maxParams is pgMaxParams; tests lower it to cross statement limits.
 	maxParams int
+	// pqText: the connection is lib/pq's, whose parameter text pqText
+	// makes, so groups may travel as text arrays.
+	pqText bool
 }
 
 // newPgValuesWriter returns a writer with an empty type cache.
 func newPgValuesWriter() *pgValuesWriter {
 	return &pgValuesWriter{tables: map[string]*pgTable{}, maxParams: pgMaxParams}
+}
+
+// isLibPQ reports whether conn is, or wraps through Raw, a lib/pq connection.
+func isLibPQ(conn driver.Conn) bool {
+	for i := 0; i < maxWrapDepth && conn != nil; i++ {
+		t := reflect.TypeOf(conn)
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.PkgPath() == "github.com/lib/pq" {
+			return true
+		}
+		r, ok := conn.(rawConner)
+		if !ok {
+			return false
+		}
+		conn = r.Raw()
+	}
+	return false
 }
 
 func (d *pgValuesWriter) Name() string { return "postgres" }
@@ -231,6 +270,15 @@ func (w *pgvTx) group(ctx context.Context, g *Group) ([]int, error) {
 			types[i] = "pg_catalog.int8"
 		}
 	}
+	if w.d.pqText {
+		bases := make([]uint32, len(names))
+		for i, id := range names {
+			bases[i] = t.cols[id.Norm].base
+		}
+		if pqTextOK(g.Rows, bases) {
+			return w.textGroup(ctx, g, types, bases)
+		}
+	}
 	per := max(1, min(w.batch, w.d.maxParams/len(names)))
 	if g.Op == Insert {
 		return nil, w.insert(ctx, g, types, per)
@@ -320,6 +368,170 @@ func (w *pgvTx) missing(ctx context.Context, g *Group, keyTypes []string, rows [
 		noMatch = append(noMatch, off+int(n)-1)
 	}
 	return noMatch, nil
+}
+
+// textGroup writes g with the pgx writer's statements, every column a text
+// array cast per element to types[i], batch rows a statement.
+func (w *pgvTx) textGroup(ctx context.Context, g *Group, types []string, bases []uint32) ([]int, error) {
+	sqls := make([]pgColSQL, len(types))
+	for i, typ := range types {
+		sqls[i] = pgColSQL{typ: pgTextType, cast: typ}
+	}
+	var query string
+	if g.Op == Insert {
+		query = pgInsertSQL(g, sqls)
+	} else {
+		query = pgUpdateSQL(g, sqls[:len(g.Cols)], sqls[len(g.Cols):])
+	}
+	st, err := drivercall.Prepare(ctx, w.conn, query)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	checkFirst := false
+	if g.Op == Update {
+		for _, c := range g.Cols {
+			for _, k := range g.KeyCols {
+				checkFirst = checkFirst || c.Norm == k.Norm
+			}
+		}
+	}
+	var noMatch []int
+	for off := 0; off < len(g.Rows); off += w.batch {
+		rows := g.Rows[off:min(off+w.batch, len(g.Rows))]
+		w.args = w.args[:0]
+		for ci := range types {
+			w.args = append(w.args, driver.NamedValue{Ordinal: ci + 1, Value: pqTextArray(rows, ci, bases[ci])})
+		}
+		keyArgs := func() []any {
+			var out []any
+			for _, a := range w.args[len(g.Cols):] {
+				out = append(out, a.Value)
+			}
+			return out
+		}
+		if checkFirst {
+			if noMatch, err = w.textMissing(ctx, g, sqls[len(g.Cols):], keyArgs(), off, noMatch); err != nil {
+				return nil, err
+			}
+		}
+		res, err := drivercall.StmtExec(ctx, st, w.args)
+		if err != nil {
+			return nil, err
+		}
+		if g.Op == Insert {
+			continue
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, err
+		}
+		if !checkFirst && n < int64(len(rows)) {
+			if noMatch, err = w.textMissing(ctx, g, sqls[len(g.Cols):], keyArgs(), off, noMatch); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return noMatch, nil
+}
+
+// textMissing appends to noMatch the group indices of the keys in keyArgs
+// (text arrays) that match no row.
+func (w *pgvTx) textMissing(ctx context.Context, g *Group, keys []pgColSQL, keyArgs []any, off int, noMatch []int) ([]int, error) {
+	got, err := pgvQuery(ctx, w.conn, pgMissingSQL(g, keys)+" ORDER BY v.n", 1, keyArgs...)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range got {
+		n, err := pgvInt(r[0])
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("missing keys: unexpected row number %v", r[0])
+		}
+		noMatch = append(noMatch, off+int(n)-1)
+	}
+	return noMatch, nil
+}
+
+// pgOIDBytea is bytea's type OID: lib/pq sends values for it in hex.
+const pgOIDBytea = 17
+
+// pqTextOK reports whether pqText encodes every value of rows, whose
+// columns have the base types bases.
+func pqTextOK(rows [][]any, bases []uint32) bool {
+	for _, r := range rows {
+		for i, v := range r {
+			if _, ok := pqText(v, bases[i]); !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// pqText is the text lib/pq sends for v as a parameter of type base (its
+// encode function; nil for NULL), and false for a value it is not known to
+// send this way. Times outside years 1-9999 or with an offset in seconds,
+// which lib/pq spells its own way, are not encoded here.
+func pqText(v any, base uint32) (*string, bool) {
+	var s string
+	switch x := v.(type) {
+	case nil:
+		return nil, true
+	case int64:
+		s = strconv.FormatInt(x, 10)
+	case float64:
+		s = strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		s = strconv.FormatBool(x)
+	case string:
+		s = x
+		if base == pgOIDBytea {
+			s = `\x` + hex.EncodeToString([]byte(x))
+		}
+	case []byte:
+		if x == nil {
+			return nil, true
+		}
+		s = string(x)
+		if base == pgOIDBytea {
+			s = `\x` + hex.EncodeToString(x)
+		}
+	case time.Time:
+		_, offset := x.Zone()
+		if x.Year() < 1 || x.Year() > 9999 || offset%60 != 0 {
+			return nil, false
+		}
+		s = x.Format("2006-01-02 15:04:05.999999999Z07:00")
+	default:
+		return nil, false
+	}
+	return &s, true
+}
+
+// pqTextArray is column ci of rows as a text[] literal of pqText values.
+func pqTextArray(rows [][]any, ci int, base uint32) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, r := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		s, _ := pqText(r[ci], base)
+		if s == nil {
+			b.WriteString("NULL")
+			continue
+		}
+		b.WriteByte('"')
+		for j := 0; j < len(*s); j++ {
+			if c := (*s)[j]; c == '"' || c == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte((*s)[j])
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 // gather turns columns from..from+n of rows into the statement's arguments,
