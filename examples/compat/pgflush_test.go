@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -19,7 +20,7 @@ import (
 
 	"github.com/XSAM/otelsql"
 	_ "github.com/jackc/pgx/v5/stdlib"
-	_ "github.com/lib/pq"
+	"github.com/lib/pq"
 	"github.com/writeback-go/writeback"
 )
 
@@ -349,4 +350,129 @@ func TestPgFlushThroughDrivers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPgTypesThroughLibPQ writes values of many types once directly through
+// lib/pq and once through writeback over lib/pq (buffered, then flushed),
+// and requires the same stored values, and a refusal exactly where the
+// direct statement was refused (at Exec or, once flushed, as a dead letter).
+func TestPgTypesThroughLibPQ(t *testing.T) {
+	admin := pgAdmin(t)
+	quiet(t)
+	ctx := context.Background()
+	prefix := fmt.Sprintf("wb_types_%d", os.Getpid())
+	enum := prefix + "_mood"
+	if _, err := admin.Exec("CREATE TYPE " + enum + " AS ENUM ('sad', 'ok', 'happy')"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.Exec("DROP TYPE IF EXISTS " + enum + " CASCADE") })
+	ist := time.FixedZone("IST", 5*3600+30*60)
+	lmt := time.FixedZone("LMT", -(7*3600 + 52*60 + 58))
+	ts := time.Date(2024, 3, 1, 23, 34, 56, 123456789, ist)
+	cases := []struct {
+		typ string
+		val any
+	}{
+		{"bigint", int64(-1 << 63)}, {"bigint", int64(1<<63 - 1)}, {"integer", "17"}, {"integer", int64(1) << 40},
+		{"smallint", int64(32767)}, {"numeric", "12.345"}, {"numeric", int64(7)}, {"numeric", "NaN"},
+		{"numeric", float64(1.1)}, {"numeric(10,2)", "12.345"}, {"double precision", float64(0.1)},
+		{"double precision", math.MaxFloat64}, {"double precision", math.SmallestNonzeroFloat64},
+		{"double precision", math.Copysign(0, -1)}, {"double precision", math.Inf(1)}, {"double precision", math.NaN()},
+		{"double precision", int64(3)}, {"real", float64(3.14159265358979)},
+		{"text", "héllo \"q\" {a,b} NULL \\ ,"}, {"text", ""}, {"text", "NULL"}, {"varchar(5)", "abc"},
+		{"varchar(5)", "abcdefg"}, {"char(5)", "ab"}, {"boolean", true}, {"boolean", false}, {"boolean", "yes"},
+		{"bytea", []byte{0, 1, 2, 0xfe, 0xff}}, {"bytea", []byte{}}, {"bytea", `\x0102`},
+		{"uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"}, {"uuid", "{A0EEBC99-9C0B4EF8-BB6D6BB9-BD380A11}"},
+		{"jsonb", `{"b": 1, "a": [1, 2.50, "x"]}`}, {"jsonb", []byte(`{"k": null}`)}, {"json", `{"b": 1,  "a": [1, 2.50]}`},
+		{"timestamptz", ts}, {"timestamptz", ts.UTC()}, {"timestamptz", "2024-03-01 10:00:00"},
+		{"timestamptz", time.Date(1890, 1, 1, 12, 0, 0, 0, lmt)}, {"timestamptz", time.Date(0, 6, 1, 0, 0, 0, 0, time.UTC)},
+		{"timestamp", ts}, {"timestamp(0)", ts}, {"date", time.Date(2024, 2, 29, 23, 0, 0, 0, ist)}, {"date", "2024-02-29"},
+		{"time", ts}, {"int8[]", pq.Array([]int64{1, -2, 3})}, {"text[]", pq.Array([]string{"a", "b,c", "NULL", "", `q"uote`})},
+		{enum, "happy"}, {"interval", "1 day 02:03:04"}, {"inet", "10.0.0.1/8"}, {"int4range", "[1,5)"},
+	}
+	seen := map[string]bool{}
+	for _, c := range cases {
+		if !seen[c.typ] {
+			seen[c.typ] = true
+			cases = append(cases, struct {
+				typ string
+				val any
+			}{c.typ, nil})
+		}
+	}
+	var rules strings.Builder
+	rules.WriteString("tables:\n")
+	table := func(i int) string { return fmt.Sprintf("%s_%d", prefix, i) }
+	for i, c := range cases {
+		if _, err := admin.Exec("CREATE TABLE " + table(i) + " (id bigint PRIMARY KEY, c " + c.typ + ")"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = admin.Exec("DROP TABLE IF EXISTS " + table(i)) })
+		if _, err := admin.Exec("INSERT INTO " + table(i) + " (id) VALUES (1), (2)"); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&rules, "  %s:\n    mode: back\n    key: [id]\n    max_loss: 1h\n", table(i))
+	}
+	direct := pgOpen(t, pgSetup{driver: "postgres", dsn: pgDSN() + " sslmode=disable"}, "")
+	defer direct.Close()
+	wb := pgOpen(t, pgSetup{driver: "postgres", dsn: pgDSN() + " sslmode=disable", writeback: true}, rules.String())
+	defer wb.Close()
+
+	directErr := make([]bool, len(cases))
+	wbErr := make([]int, len(cases)) // refusals at Exec
+	for i, c := range cases {
+		_, err1 := direct.ExecContext(ctx, "UPDATE "+table(i)+" SET c = $1 WHERE id = 1", c.val)
+		_, err2 := direct.ExecContext(ctx, "INSERT INTO "+table(i)+" (id, c) VALUES (3, $1)", c.val)
+		if (err1 == nil) != (err2 == nil) {
+			t.Fatalf("%s %#v: direct UPDATE err %v, INSERT err %v", c.typ, c.val, err1, err2)
+		}
+		directErr[i] = err1 != nil
+		if _, err := wb.ExecContext(ctx, "UPDATE "+table(i)+" SET c = $1 WHERE id = 2", c.val); err != nil {
+			wbErr[i]++
+		}
+		if _, err := wb.ExecContext(ctx, "INSERT INTO "+table(i)+" (id, c) VALUES (4, $1)", c.val); err != nil {
+			wbErr[i]++
+		}
+	}
+	if err := writeback.Flush(ctx, wb); err != nil {
+		t.Fatal(err)
+	}
+	st, err := writeback.StatsOf(wb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Buffered < int64(len(cases)) {
+		t.Errorf("only %d of %d writes were buffered: the flush path is hardly tested", st.Buffered, 2*len(cases))
+	}
+	refusedWB := 0
+	refusedDirect := 0
+	for i, c := range cases {
+		if directErr[i] {
+			refusedDirect += 2
+		}
+		if directErr[i] != (wbErr[i] > 0) && directErr[i] != (st.Tables[table(i)].DeadLetters > 0) {
+			t.Errorf("%s %#v: direct refused %v, writeback refused %d at Exec and %d at flush", c.typ, c.val, directErr[i], wbErr[i], st.Tables[table(i)].DeadLetters)
+		}
+		refusedWB += wbErr[i] + int(st.Tables[table(i)].DeadLetters)
+		got := map[string][2]string{}
+		rows, err := admin.Query("SELECT id::text, coalesce(c::text, ''), (c IS NULL)::text FROM " + table(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id, v, null string
+			if err := rows.Scan(&id, &v, &null); err != nil {
+				t.Fatal(err)
+			}
+			got[id] = [2]string{v, null}
+		}
+		rows.Close()
+		if got["1"] != got["2"] || got["3"] != got["4"] {
+			t.Errorf("%s %#v: direct stored %q and %q, writeback %q and %q", c.typ, c.val, got["1"], got["3"], got["2"], got["4"])
+		}
+	}
+	if refusedWB != refusedDirect {
+		t.Errorf("writeback refused %d writes, lib/pq directly %d", refusedWB, refusedDirect)
+	}
+	t.Logf("%d cases, %d writes buffered, %d refused", len(cases), st.Buffered, refusedDirect)
 }

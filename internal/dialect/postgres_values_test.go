@@ -5,9 +5,11 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The multi-row writer is tested here on pgx connections, driven through
@@ -15,10 +17,12 @@ import (
 // lib/pq and otelsql are in the examples/compat module.
 
 // pgvWriter returns a multi-row writer whose statements carry at most
-// maxParams parameters.
-func pgvWriter(maxParams int) *pgValuesWriter {
+// maxParams parameters; with text, groups go as text arrays as they would
+// through lib/pq.
+func pgvWriter(maxParams int, text bool) *pgValuesWriter {
 	w := newPgValuesWriter()
 	w.maxParams = maxParams
+	w.pqText = text
 	return w
 }
 
@@ -55,7 +59,11 @@ func TestPgvTypesRoundTrip(t *testing.T) {
 // is in range, across statements split by the parameter limit.
 func TestPgvDeltasAndAssigns(t *testing.T) {
 	db := pgdOpen(t)
-	for _, maxParams := range []int{7, 14, pgMaxParams} { // 1, 2 and 3 rows a statement
+	for _, mp := range []struct {
+		maxParams int
+		text      bool
+	}{{7, false}, {14, false}, {pgMaxParams, false}, {0, true}} { // 1, 2, 3 rows a VALUES statement; text arrays
+		maxParams := mp.maxParams
 		table := pgdCreate(t, db, "vdelta", "id bigint PRIMARY KEY, title text, views bigint, small integer, amount numeric(12,3), ratio double precision, r real")
 		pgdExec(t, db, "INSERT INTO "+table+" VALUES (1, 'a', 10, 2000000000, 1.5, 0.5, 1), (2, 'b', NULL, 0, NULL, 1, 1), (3, 'c', 0, 0, 0, 0, 0)")
 		g := pgdUpdate(table, []string{"title", "views+", "small+", "amount+", "ratio+", "r+"}, []string{"id"},
@@ -63,7 +71,7 @@ func TestPgvDeltasAndAssigns(t *testing.T) {
 			[]any{nil, int64(5), int64(7), "2", float64(-2), float64(-1), int64(2)},
 			[]any{"C", int64(1), int64(1), int64(3), int64(2), float64(0.5), int64(3)},
 		)
-		nm, err := pgdFlush(t, db, pgvWriter(maxParams), 1000, g)
+		nm, err := pgdFlush(t, db, pgvWriter(maxParams, mp.text), 2, g)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +99,7 @@ func TestPgvNoMatch(t *testing.T) {
 	pgdExec(t, db, "INSERT INTO "+table+" SELECT g, 0 FROM generate_series(0, 19) g")
 	rounds := 0
 	for _, batch := range []int{1, 3, 1000} {
-		for _, maxParams := range []int{2, 8, pgMaxParams} {
+		for _, maxParams := range []int{2, 8, pgMaxParams, 0} { // 0: text arrays
 			var rows [][]any
 			var want []int
 			for i := 0; i < 10; i++ {
@@ -103,7 +111,7 @@ func TestPgvNoMatch(t *testing.T) {
 			}
 			rows = append(rows, []any{int64(1), nil})
 			want = append(want, 10)
-			nm, err := pgdFlush(t, db, pgvWriter(maxParams), batch, pgdUpdate(table, []string{"views+"}, []string{"id"}, rows...))
+			nm, err := pgdFlush(t, db, pgvWriter(maxParams, maxParams == 0), batch, pgdUpdate(table, []string{"views+"}, []string{"id"}, rows...))
 			if err != nil {
 				t.Fatalf("batch %d maxParams %d: %v", batch, maxParams, err)
 			}
@@ -122,20 +130,22 @@ func TestPgvNoMatch(t *testing.T) {
 
 	comp := pgdCreate(t, db, "vcomp", "tenant integer, page text, views bigint NOT NULL DEFAULT 0, PRIMARY KEY (tenant, page)")
 	pgdExec(t, db, "INSERT INTO "+comp+" (tenant, page) VALUES (1, 'a'), (1, 'b'), (2, 'a')")
-	nm, err := pgdFlush(t, db, pgvWriter(6), 1000, pgdUpdate(comp, []string{"views+"}, []string{"tenant", "page"},
-		[]any{int64(1), int64(1), "a"},
-		[]any{int64(2), int64(2), "b"}, // missing
-		[]any{int64(3), int64(2), "a"},
-		[]any{int64(4), int64(1), "c"}, // missing
-		[]any{int64(5), int64(1), "b"},
-	))
-	if err != nil {
-		t.Fatal(err)
+	for _, text := range []bool{false, true} {
+		nm, err := pgdFlush(t, db, pgvWriter(6, text), 1000, pgdUpdate(comp, []string{"views+"}, []string{"tenant", "page"},
+			[]any{int64(1), int64(1), "a"},
+			[]any{int64(2), int64(2), "b"}, // missing
+			[]any{int64(3), int64(2), "a"},
+			[]any{int64(4), int64(1), "c"}, // missing
+			[]any{int64(5), int64(1), "b"},
+		))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(nm, [][]int{{1, 3}}) {
+			t.Fatalf("text %v: noMatch = %v, want [[1 3]]", text, nm)
+		}
 	}
-	if !reflect.DeepEqual(nm, [][]int{{1, 3}}) {
-		t.Fatalf("noMatch = %v, want [[1 3]]", nm)
-	}
-	if got, want := pgdRows(t, db, "SELECT tenant, page, views FROM "+comp+" ORDER BY 1, 2"), [][]string{{"1", "a", "1"}, {"1", "b", "5"}, {"2", "a", "3"}}; !reflect.DeepEqual(got, want) {
+	if got, want := pgdRows(t, db, "SELECT tenant, page, views FROM "+comp+" ORDER BY 1, 2"), [][]string{{"1", "a", "2"}, {"1", "b", "10"}, {"2", "a", "6"}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("rows = %q, want %q", got, want)
 	}
 }
@@ -144,18 +154,20 @@ func TestPgvNoMatch(t *testing.T) {
 // keys before it runs.
 func TestPgvUpdateMovesKey(t *testing.T) {
 	db := pgdOpen(t)
-	table := pgdCreate(t, db, "vmovekey", "id bigint PRIMARY KEY, views bigint")
-	pgdExec(t, db, "INSERT INTO "+table+" VALUES (1, 0), (2, 0)")
-	nm, err := pgdFlush(t, db, pgvWriter(4), 10, pgdUpdate(table, []string{"id"}, []string{"id"},
-		[]any{int64(100), int64(1)}, []any{int64(300), int64(3)}, []any{int64(200), int64(2)}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(nm, [][]int{{1}}) {
-		t.Fatalf("noMatch = %v, want [[1]]", nm)
-	}
-	if got := pgdRows(t, db, "SELECT string_agg(id::text, ',' ORDER BY id) FROM "+table); got[0][0] != "100,200" {
-		t.Fatalf("ids = %s", got[0][0])
+	for _, text := range []bool{false, true} {
+		table := pgdCreate(t, db, "vmovekey", "id bigint PRIMARY KEY, views bigint")
+		pgdExec(t, db, "INSERT INTO "+table+" VALUES (1, 0), (2, 0)")
+		nm, err := pgdFlush(t, db, pgvWriter(4, text), 10, pgdUpdate(table, []string{"id"}, []string{"id"},
+			[]any{int64(100), int64(1)}, []any{int64(300), int64(3)}, []any{int64(200), int64(2)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(nm, [][]int{{1}}) {
+			t.Fatalf("text %v: noMatch = %v, want [[1]]", text, nm)
+		}
+		if got := pgdRows(t, db, "SELECT string_agg(id::text, ',' ORDER BY id) FROM "+table); got[0][0] != "100,200" {
+			t.Fatalf("text %v: ids = %s", text, got[0][0])
+		}
 	}
 }
 
@@ -164,7 +176,7 @@ func TestPgvUpdateMovesKey(t *testing.T) {
 // isolates the row), leaving nothing of it committed.
 func TestPgvInsert(t *testing.T) {
 	db := pgdOpen(t)
-	for _, maxParams := range []int{3, 7, pgMaxParams} {
+	for _, maxParams := range []int{3, 7, pgMaxParams, 0} { // 0: text arrays
 		for _, batch := range []int{1, 4, 100} {
 			table := pgdCreate(t, db, "vins", "id bigint PRIMARY KEY, name text, amount numeric, at timestamptz DEFAULT '2000-01-01Z'")
 			var rows [][]any
@@ -175,7 +187,7 @@ func TestPgvInsert(t *testing.T) {
 				}
 				rows = append(rows, []any{int64(i), fmt.Sprintf("n%d", i), amount})
 			}
-			nm, err := pgdFlush(t, db, pgvWriter(maxParams), batch, pgdInsert(table, []string{"id", "name", "amount"}, rows...))
+			nm, err := pgdFlush(t, db, pgvWriter(maxParams, maxParams == 0), batch, pgdInsert(table, []string{"id", "name", "amount"}, rows...))
 			if err != nil {
 				t.Fatalf("maxParams %d batch %d: %v", maxParams, batch, err)
 			}
@@ -188,7 +200,7 @@ func TestPgvInsert(t *testing.T) {
 				t.Fatalf("maxParams %d batch %d: %q, want %q", maxParams, batch, got[0], want)
 			}
 
-			_, err = pgdFlush(t, db, pgvWriter(maxParams), batch,
+			_, err = pgdFlush(t, db, pgvWriter(maxParams, maxParams == 0), batch,
 				pgdUpdate(table, []string{"name"}, []string{"id"}, []any{"changed", int64(0)}),
 				pgdInsert(table, []string{"id", "name"}, []any{int64(10), "new"}, []any{int64(3), "dup"}, []any{int64(11), "new"}))
 			if code, _ := SQLState(err); code != "23505" {
@@ -410,5 +422,55 @@ func TestClassOfSQLState(t *testing.T) {
 	}
 	if _, ok := SQLState(errors.New("plain")); ok {
 		t.Error("a plain error has a SQLSTATE")
+	}
+}
+
+// TestPqText pins the text lib/pq sends for each value (its encode), and
+// the values left to VALUES lists.
+func TestPqText(t *testing.T) {
+	lmt := time.FixedZone("LMT", 3600+17)
+	ist := time.FixedZone("IST", 5*3600+30*60)
+	for _, c := range []struct {
+		v    any
+		base uint32
+		want any // string, nil for NULL, false for not encoded
+	}{
+		{nil, pgOIDText, nil},
+		{int64(-42), pgOIDInt4, "-42"},
+		{float64(0.1), 701, "0.1"},
+		{float64(1e21), 701, "1000000000000000000000"},
+		{math.Inf(-1), 701, "-Inf"},
+		{true, 16, "true"},
+		{"a\"b\\c", pgOIDText, "a\"b\\c"},
+		{"\\x01", pgOIDBytea, `\x5c783031`}, // lib/pq sends a string's bytes to bytea, unparsed
+		{[]byte{0, 0xff}, pgOIDBytea, `\x00ff`},
+		{[]byte("{}"), pgOIDJSONB, "{}"},
+		{[]byte(nil), pgOIDBytea, nil},
+		{time.Date(2024, 3, 1, 23, 4, 5, 123456789, ist), 1184, "2024-03-01 23:04:05.123456789+05:30"},
+		{time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC), 1184, "2024-03-01 00:00:00Z"},
+		{time.Date(2024, 3, 1, 0, 0, 0, 0, lmt), 1184, false},
+		{time.Date(0, 3, 1, 0, 0, 0, 0, time.UTC), 1184, false},
+		{[]int64{1}, 1016, false},
+		{int32(1), pgOIDInt4, false},
+	} {
+		got, ok := pqText(c.v, c.base)
+		switch want := c.want.(type) {
+		case nil:
+			if !ok || got != nil {
+				t.Errorf("%#v: got %v %v, want NULL", c.v, got, ok)
+			}
+		case bool:
+			if ok {
+				t.Errorf("%#v: encoded as %q, want it left to VALUES", c.v, *got)
+			}
+		case string:
+			if !ok || got == nil || *got != want {
+				t.Errorf("%#v: got %v %v, want %q", c.v, got, ok, want)
+			}
+		}
+	}
+	rows := [][]any{{"a,b"}, {nil}, {`q"\`}, {"NULL"}, {""}}
+	if got, want := pqTextArray(rows, 0, pgOIDText), `{"a,b",NULL,"q\"\\","NULL",""}`; got != want {
+		t.Errorf("array literal %s, want %s", got, want)
 	}
 }
