@@ -65,6 +65,7 @@ type pgSetup struct {
 	dsn       string
 	writeback bool
 	dialect   string // dialect=, for drivers writeback does not recognize
+	journal   bool   // with a journal, whose checkpoints commit with the rows
 }
 
 func pgSetups(t testing.TB) []pgSetup {
@@ -80,6 +81,7 @@ func pgSetups(t testing.TB) []pgSetup {
 		{name: "wb_pq", driver: "postgres", dsn: pq, writeback: true},
 		{name: "wb_otelpgx", driver: names[0], dsn: pgDSN(), writeback: true, dialect: "postgres"},
 		{name: "wb_otelpq", driver: names[1], dsn: pq, writeback: true, dialect: "postgres"},
+		{name: "wb_pq_journal", driver: "postgres", dsn: pq, writeback: true, journal: true},
 	}
 }
 
@@ -150,6 +152,9 @@ func pgOpen(t testing.TB, s pgSetup, rules string) *sql.DB {
 	dsn := "driver=" + s.driver + " rules=" + path
 	if s.dialect != "" {
 		dsn += " dialect=" + s.dialect
+	}
+	if s.journal {
+		dsn += " journal=" + filepath.Join(filepath.Dir(path), "wb.journal")
 	}
 	db, err := sql.Open("writeback", dsn+" dsn="+s.dsn)
 	if err != nil {
@@ -317,8 +322,8 @@ func TestPgFlushThroughDrivers(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if st.Dirty != 0 {
-					t.Fatalf("%d rows still dirty after Flush", st.Dirty)
+				if st.Dirty != 0 || st.JournalUnapplied != 0 {
+					t.Fatalf("%d rows still dirty, %d journaled writes unapplied after Flush", st.Dirty, st.JournalUnapplied)
 				}
 				if st.NoMatch == 0 {
 					t.Errorf("no UPDATE matched nothing: the workload should have some")
