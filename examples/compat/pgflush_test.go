@@ -481,3 +481,39 @@ func TestPgTypesThroughLibPQ(t *testing.T) {
 	}
 	t.Logf("%d cases, %d writes buffered, %d refused", len(cases), st.Buffered, refusedDirect)
 }
+
+// TestPgDialectDetected: lib/pq (driver=postgres) is read as PostgreSQL,
+// whose catalog checks the rules at open (a rule naming a missing table
+// refuses it); otelsql's driver is not recognized, and is PostgreSQL only
+// with dialect=postgres.
+func TestPgDialectDetected(t *testing.T) {
+	pgAdmin(t)
+	quiet(t)
+	names, err := otelDrivers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := "tables:\n  wb_no_such_table_h1:\n    mode: back\n    key: [id]\n"
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(path, []byte(rules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pq := " dsn=" + pgDSN() + " sslmode=disable"
+	for _, c := range []struct {
+		dsn      string
+		postgres bool
+		whatIsIt string
+	}{
+		{"driver=postgres rules=" + path + pq, true, "lib/pq"},
+		{"driver=" + names[1] + " rules=" + path + pq, false, "otelsql over lib/pq"},
+		{"driver=" + names[1] + " dialect=postgres rules=" + path + pq, true, "otelsql over lib/pq, dialect=postgres"},
+	} {
+		db, err := sql.Open("writeback", c.dsn)
+		if err == nil {
+			db.Close()
+		}
+		if refused := err != nil && strings.Contains(err.Error(), "wb_no_such_table_h1"); refused != c.postgres {
+			t.Errorf("%s: open err = %v; want the missing table refused: %v", c.whatIsIt, err, c.postgres)
+		}
+	}
+}
