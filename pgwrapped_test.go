@@ -197,3 +197,11 @@ tables:
 		}
 	}
 }
+
+// TestCommitAnswerLostWrapped: through a driver that hides pgx, the flush's
+// COMMIT whose answer is lost is resolved by the transaction's id too, and
+// no delta is applied twice.
+func TestCommitAnswerLostWrapped(t *testing.T) {
+	registerWrapped()
+	commitAnswerLost(t, "wb_test_pgx_hidden", WithDialect("postgres"))
+}
