@@ -57,6 +57,50 @@ var otelDrivers = sync.OnceValues(func() ([2]string, error) {
 	return [2]string{pgx, pq}, err
 })
 
+// hiddenDriver wraps lib/pq's driver under a name writeback does not know,
+// and hides its connections' type (no Raw), as some instrumentation does:
+// writeback then flushes with placeholders only (dialect=postgres).
+type hiddenDriver struct{ base driver.Driver }
+
+func (d hiddenDriver) Open(dsn string) (driver.Conn, error) {
+	c, err := d.base.Open(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return hiddenConn{c}, nil
+}
+
+// hiddenConn forwards database/sql/driver's interfaces, and nothing else.
+type hiddenConn struct{ c driver.Conn }
+
+func (h hiddenConn) Prepare(q string) (driver.Stmt, error) { return h.c.Prepare(q) }
+func (h hiddenConn) Close() error                          { return h.c.Close() }
+func (h hiddenConn) Begin() (driver.Tx, error) {
+	//lint:ignore SA1019 delegates the legacy method driver.Conn requires
+	return h.c.Begin()
+}
+func (h hiddenConn) BeginTx(ctx context.Context, o driver.TxOptions) (driver.Tx, error) {
+	return h.c.(driver.ConnBeginTx).BeginTx(ctx, o)
+}
+func (h hiddenConn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
+	return h.c.(driver.ConnPrepareContext).PrepareContext(ctx, q)
+}
+func (h hiddenConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
+	return h.c.(driver.ExecerContext).ExecContext(ctx, q, args)
+}
+func (h hiddenConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+	return h.c.(driver.QueryerContext).QueryContext(ctx, q, args)
+}
+func (h hiddenConn) CheckNamedValue(nv *driver.NamedValue) error {
+	return h.c.(driver.NamedValueChecker).CheckNamedValue(nv)
+}
+func (h hiddenConn) IsValid() bool { return h.c.(driver.Validator).IsValid() }
+func (h hiddenConn) ResetSession(ctx context.Context) error {
+	return h.c.(driver.SessionResetter).ResetSession(ctx)
+}
+
+var registerHidden = sync.OnceFunc(func() { sql.Register("wb_hidden_pq", hiddenDriver{pq.Driver{}}) })
+
 // pgSetup is one way of reaching the database: a base driver, and whether
 // writeback wraps it.
 type pgSetup struct {
@@ -73,6 +117,7 @@ func pgSetups(t testing.TB) []pgSetup {
 	if err != nil {
 		t.Fatal(err)
 	}
+	registerHidden()
 	pq := pgDSN() + " sslmode=disable"
 	return []pgSetup{
 		{name: "direct_pgx", driver: "pgx", dsn: pgDSN()},
@@ -82,6 +127,7 @@ func pgSetups(t testing.TB) []pgSetup {
 		{name: "wb_otelpgx", driver: names[0], dsn: pgDSN(), writeback: true, dialect: "postgres"},
 		{name: "wb_otelpq", driver: names[1], dsn: pq, writeback: true, dialect: "postgres"},
 		{name: "wb_pq_journal", driver: "postgres", dsn: pq, writeback: true, journal: true},
+		{name: "wb_hiddenpq", driver: "wb_hidden_pq", dsn: pq, writeback: true, dialect: "postgres"},
 	}
 }
 
@@ -185,8 +231,7 @@ func pgWorkload(prefix string, seed, n int) []pgOp {
 	r := rand.New(rand.NewPCG(7, uint64(seed)))
 	zone := time.FixedZone("X", -(3*3600 + 30*60))
 	// In the second half, some times have an offset in seconds (a local
-	// mean time), which lib/pq spells its own way: the multi-row writer
-	// then sends those groups as VALUES lists, not text arrays.
+	// mean time), which drivers spell each their own way.
 	lmt := time.FixedZone("LMT", 3600+17)
 	var ops []pgOp
 	nextEvent := int64(1000)
@@ -293,8 +338,8 @@ func TestPgFlushThroughDrivers(t *testing.T) {
 			refused := 0
 			for k, op := range pgWorkload(prefix, seed, n) {
 				if k == n/2 && s.writeback {
-					// Flush the first half alone: its groups travel as
-					// text arrays through lib/pq, the second half's as VALUES.
+					// Flush the first half alone: the second half's rows
+					// then meet rows already flushed, and new ones.
 					if err := writeback.Flush(ctx, db); err != nil {
 						t.Fatal(err)
 					}

@@ -253,7 +253,5 @@ func (postgres) NewWriter(conn driver.Conn) Writer {
 	if isPgxConn(conn) {
 		return newPgWriter()
 	}
-	w := newPgValuesWriter()
-	w.pqText = isLibPQ(conn)
-	return w
+	return newPgValuesWriter()
 }

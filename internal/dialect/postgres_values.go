@@ -3,15 +3,12 @@ package dialect
 import (
 	"context"
 	"database/sql/driver"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/writeback-go/writeback/internal/drivercall"
 	"github.com/writeback-go/writeback/internal/sqlparse"
@@ -35,19 +32,16 @@ import (
 // nothing are found as the pgx writer finds them: a count short of the rows
 // sent costs a query for the keys that match no row.
 //
-// When the driver is lib/pq (or wraps it, through Raw), whose parameters all
-// travel as text made by a known function, a group whose values that
-// function encodes takes the pgx writer's statements instead, with one
-// text[] parameter a column:
+// An UPDATE's rows go as one array a column instead of a VALUES list when
+// every column's type can be an array element (see pgvSource), so that
+// PostgreSQL joins them to the table by its key's index, as it does the pgx
+// writer's statements:
 //
-//	UPDATE tbl AS t SET c = v.c0::T0 FROM unnest($1::text[], $2::text[]) AS v(c0, k0)
-//	  WHERE t.k = v.k0::K0
+//	UPDATE tbl AS t SET c = v.c0 FROM unnest((SELECT ARRAY[$1::T0, $3::T0]),
+//	  (SELECT ARRAY[$2::K0, $4::K0])) AS v(c0, k0) WHERE t.k = v.k0
 //
-// each element the text lib/pq would send for the value (pqText), cast by
-// the column type's input function as the parameter would be. The statement
-// text does not grow with the rows, is prepared once a group, and plans as
-// the pgx writer's do (a join by the key's index); a long VALUES list makes
-// PostgreSQL hash the whole table instead.
+// A group of several full-size statements prepares the statement once:
+// parsing thousands of placeholders costs more than the round trip.
 
 // pgMaxParams is the most parameters one statement may carry: the
 // protocol counts them in 16 bits.
@@ -61,33 +55,13 @@ type pgValuesWriter struct {
 	tables map[string]*pgTable // by pgTableName
 	// maxParams is pgMaxParams; tests lower it to cross statement limits.
 	maxParams int
-	// pqText: the connection is lib/pq's, whose parameter text pqText
-	// makes, so groups may travel as text arrays.
-	pqText bool
+	// valuesOnly makes UPDATEs use VALUES lists, not arrays (tests).
+	valuesOnly bool
 }
 
 // newPgValuesWriter returns a writer with an empty type cache.
 func newPgValuesWriter() *pgValuesWriter {
 	return &pgValuesWriter{tables: map[string]*pgTable{}, maxParams: pgMaxParams}
-}
-
-// isLibPQ reports whether conn is, or wraps through Raw, a lib/pq connection.
-func isLibPQ(conn driver.Conn) bool {
-	for i := 0; i < maxWrapDepth && conn != nil; i++ {
-		t := reflect.TypeOf(conn)
-		if t.Kind() == reflect.Pointer {
-			t = t.Elem()
-		}
-		if t.PkgPath() == "github.com/lib/pq" {
-			return true
-		}
-		r, ok := conn.(rawConner)
-		if !ok {
-			return false
-		}
-		conn = r.Raw()
-	}
-	return false
 }
 
 func (d *pgValuesWriter) Name() string { return "postgres" }
@@ -270,44 +244,63 @@ func (w *pgvTx) group(ctx context.Context, g *Group) ([]int, error) {
 			types[i] = "pg_catalog.int8"
 		}
 	}
-	if w.d.pqText {
-		bases := make([]uint32, len(names))
-		for i, id := range names {
-			bases[i] = t.cols[id.Norm].base
-		}
-		if pqTextOK(g.Rows, bases) {
-			return w.textGroup(ctx, g, types, bases)
-		}
-	}
 	per := max(1, min(w.batch, w.d.maxParams/len(names)))
 	if g.Op == Insert {
 		return nil, w.insert(ctx, g, types, per)
 	}
-	return w.update(ctx, g, types, per)
+	arrays := !w.d.valuesOnly
+	for _, id := range names {
+		c := t.cols[id.Norm]
+		// unnest would flatten an array of arrays and expand composites.
+		arrays = arrays && c.kind != 'c' && c.category != 'A' && c.array != 0
+	}
+	return w.update(ctx, g, types, per, arrays)
 }
 
 // insert runs the group's INSERTs, per rows a statement.
 func (w *pgvTx) insert(ctx context.Context, g *Group, types []string, per int) error {
-	var sqlFull string
+	var full pgvStmt
+	defer full.close()
 	for off := 0; off < len(g.Rows); off += per {
 		rows := g.Rows[off:min(off+per, len(g.Rows))]
-		query := sqlFull
-		if len(rows) < per || query == "" {
-			query = pgvInsertSQL(g, types, len(rows))
-			if len(rows) == per {
-				sqlFull = query
-			}
-		}
-		if _, err := pgvExec(ctx, w.conn, query, w.gather(rows, 0, len(types))); err != nil {
+		sql := func() string { return pgvInsertSQL(g, types, len(rows)) }
+		if _, err := full.exec(ctx, w.conn, len(rows) == per && len(g.Rows) >= 2*per, sql, w.gather(rows, 0, len(types))); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// pgvStmt runs a group's full-size statements: prepared on the first when
+// the group has several (parsing a statement of thousands of parameters
+// costs more than a round trip), each run by itself otherwise.
+type pgvStmt struct{ st driver.Stmt }
+
+// exec runs the statement sql() returns; reuse says it is the full-size one
+// and prepares it once.
+func (p *pgvStmt) exec(ctx context.Context, conn driver.Conn, reuse bool, sql func() string, args []driver.NamedValue) (driver.Result, error) {
+	if !reuse {
+		return pgvExec(ctx, conn, sql(), args)
+	}
+	if p.st == nil {
+		st, err := drivercall.Prepare(ctx, conn, sql())
+		if err != nil {
+			return nil, err
+		}
+		p.st = st
+	}
+	return drivercall.StmtExec(ctx, p.st, args)
+}
+
+func (p *pgvStmt) close() {
+	if p.st != nil {
+		_ = p.st.Close()
+	}
+}
+
 // update runs the group's UPDATEs, per rows a statement, and finds the rows
 // that matched nothing.
-func (w *pgvTx) update(ctx context.Context, g *Group, types []string, per int) ([]int, error) {
+func (w *pgvTx) update(ctx context.Context, g *Group, types []string, per int, arrays bool) ([]int, error) {
 	// If a SET column is also a key column, the keys can only be checked
 	// before the UPDATE moves them.
 	checkFirst := false
@@ -317,24 +310,19 @@ func (w *pgvTx) update(ctx context.Context, g *Group, types []string, per int) (
 		}
 	}
 	keyTypes := types[len(g.Cols):]
-	var sqlFull string
+	var full pgvStmt
+	defer full.close()
 	var noMatch []int
 	for off := 0; off < len(g.Rows); off += per {
 		rows := g.Rows[off:min(off+per, len(g.Rows))]
 		if checkFirst {
 			var err error
-			if noMatch, err = w.missing(ctx, g, keyTypes, rows, off, noMatch); err != nil {
+			if noMatch, err = w.missing(ctx, g, keyTypes, rows, off, noMatch, arrays); err != nil {
 				return nil, err
 			}
 		}
-		query := sqlFull
-		if len(rows) < per || query == "" {
-			query = pgvUpdateSQL(g, types, len(rows))
-			if len(rows) == per {
-				sqlFull = query
-			}
-		}
-		res, err := pgvExec(ctx, w.conn, query, w.gather(rows, 0, len(types)))
+		sql := func() string { return pgvUpdateSQL(g, types, len(rows), arrays) }
+		res, err := full.exec(ctx, w.conn, len(rows) == per && len(g.Rows) >= 2*per, sql, w.gather(rows, 0, len(types)))
 		if err != nil {
 			return nil, err
 		}
@@ -345,7 +333,7 @@ func (w *pgvTx) update(ctx context.Context, g *Group, types []string, per int) (
 		// Every key exists (the common case) when the UPDATE touched every
 		// row: only a short count costs a query to say which keys missed.
 		if !checkFirst && n < int64(len(rows)) {
-			if noMatch, err = w.missing(ctx, g, keyTypes, rows, off, noMatch); err != nil {
+			if noMatch, err = w.missing(ctx, g, keyTypes, rows, off, noMatch, arrays); err != nil {
 				return nil, err
 			}
 		}
@@ -355,8 +343,8 @@ func (w *pgvTx) update(ctx context.Context, g *Group, types []string, per int) (
 
 // missing appends to noMatch the group indices (off + position in rows)
 // of the keys of rows that match no row.
-func (w *pgvTx) missing(ctx context.Context, g *Group, keyTypes []string, rows [][]any, off int, noMatch []int) ([]int, error) {
-	got, err := pgvQuery(ctx, w.conn, pgvMissingSQL(g, keyTypes, len(rows)), 1, w.gatherAny(rows, len(g.Cols), len(keyTypes))...)
+func (w *pgvTx) missing(ctx context.Context, g *Group, keyTypes []string, rows [][]any, off int, noMatch []int, arrays bool) ([]int, error) {
+	got, err := pgvQuery(ctx, w.conn, pgvMissingSQL(g, keyTypes, len(rows), arrays), 1, w.gatherAny(rows, len(g.Cols), len(keyTypes))...)
 	if err != nil {
 		return nil, err
 	}
@@ -368,170 +356,6 @@ func (w *pgvTx) missing(ctx context.Context, g *Group, keyTypes []string, rows [
 		noMatch = append(noMatch, off+int(n)-1)
 	}
 	return noMatch, nil
-}
-
-// textGroup writes g with the pgx writer's statements, every column a text
-// array cast per element to types[i], batch rows a statement.
-func (w *pgvTx) textGroup(ctx context.Context, g *Group, types []string, bases []uint32) ([]int, error) {
-	sqls := make([]pgColSQL, len(types))
-	for i, typ := range types {
-		sqls[i] = pgColSQL{typ: pgTextType, cast: typ}
-	}
-	var query string
-	if g.Op == Insert {
-		query = pgInsertSQL(g, sqls)
-	} else {
-		query = pgUpdateSQL(g, sqls[:len(g.Cols)], sqls[len(g.Cols):])
-	}
-	st, err := drivercall.Prepare(ctx, w.conn, query)
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	checkFirst := false
-	if g.Op == Update {
-		for _, c := range g.Cols {
-			for _, k := range g.KeyCols {
-				checkFirst = checkFirst || c.Norm == k.Norm
-			}
-		}
-	}
-	var noMatch []int
-	for off := 0; off < len(g.Rows); off += w.batch {
-		rows := g.Rows[off:min(off+w.batch, len(g.Rows))]
-		w.args = w.args[:0]
-		for ci := range types {
-			w.args = append(w.args, driver.NamedValue{Ordinal: ci + 1, Value: pqTextArray(rows, ci, bases[ci])})
-		}
-		keyArgs := func() []any {
-			var out []any
-			for _, a := range w.args[len(g.Cols):] {
-				out = append(out, a.Value)
-			}
-			return out
-		}
-		if checkFirst {
-			if noMatch, err = w.textMissing(ctx, g, sqls[len(g.Cols):], keyArgs(), off, noMatch); err != nil {
-				return nil, err
-			}
-		}
-		res, err := drivercall.StmtExec(ctx, st, w.args)
-		if err != nil {
-			return nil, err
-		}
-		if g.Op == Insert {
-			continue
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return nil, err
-		}
-		if !checkFirst && n < int64(len(rows)) {
-			if noMatch, err = w.textMissing(ctx, g, sqls[len(g.Cols):], keyArgs(), off, noMatch); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return noMatch, nil
-}
-
-// textMissing appends to noMatch the group indices of the keys in keyArgs
-// (text arrays) that match no row.
-func (w *pgvTx) textMissing(ctx context.Context, g *Group, keys []pgColSQL, keyArgs []any, off int, noMatch []int) ([]int, error) {
-	got, err := pgvQuery(ctx, w.conn, pgMissingSQL(g, keys)+" ORDER BY v.n", 1, keyArgs...)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range got {
-		n, err := pgvInt(r[0])
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("missing keys: unexpected row number %v", r[0])
-		}
-		noMatch = append(noMatch, off+int(n)-1)
-	}
-	return noMatch, nil
-}
-
-// pgOIDBytea is bytea's type OID: lib/pq sends values for it in hex.
-const pgOIDBytea = 17
-
-// pqTextOK reports whether pqText encodes every value of rows, whose
-// columns have the base types bases.
-func pqTextOK(rows [][]any, bases []uint32) bool {
-	for _, r := range rows {
-		for i, v := range r {
-			if _, ok := pqText(v, bases[i]); !ok {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// pqText is the text lib/pq sends for v as a parameter of type base (its
-// encode function; nil for NULL), and false for a value it is not known to
-// send this way. Times outside years 1-9999 or with an offset in seconds,
-// which lib/pq spells its own way, are not encoded here.
-func pqText(v any, base uint32) (*string, bool) {
-	var s string
-	switch x := v.(type) {
-	case nil:
-		return nil, true
-	case int64:
-		s = strconv.FormatInt(x, 10)
-	case float64:
-		s = strconv.FormatFloat(x, 'f', -1, 64)
-	case bool:
-		s = strconv.FormatBool(x)
-	case string:
-		s = x
-		if base == pgOIDBytea {
-			s = `\x` + hex.EncodeToString([]byte(x))
-		}
-	case []byte:
-		if x == nil {
-			return nil, true
-		}
-		s = string(x)
-		if base == pgOIDBytea {
-			s = `\x` + hex.EncodeToString(x)
-		}
-	case time.Time:
-		_, offset := x.Zone()
-		if x.Year() < 1 || x.Year() > 9999 || offset%60 != 0 {
-			return nil, false
-		}
-		s = x.Format("2006-01-02 15:04:05.999999999Z07:00")
-	default:
-		return nil, false
-	}
-	return &s, true
-}
-
-// pqTextArray is column ci of rows as a text[] literal of pqText values.
-func pqTextArray(rows [][]any, ci int, base uint32) string {
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, r := range rows {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		s, _ := pqText(r[ci], base)
-		if s == nil {
-			b.WriteString("NULL")
-			continue
-		}
-		b.WriteByte('"')
-		for j := 0; j < len(*s); j++ {
-			if c := (*s)[j]; c == '"' || c == '\\' {
-				b.WriteByte('\\')
-			}
-			b.WriteByte((*s)[j])
-		}
-		b.WriteByte('"')
-	}
-	b.WriteByte('}')
-	return b.String()
 }
 
 // gather turns columns from..from+n of rows into the statement's arguments,
@@ -583,11 +407,52 @@ func pgvValues(sb *strings.Builder, types []string, n int, extra func(sb *string
 	}
 }
 
+// pgvSource writes the n rows of a statement, placeholders $1... row after
+// row, each cast to its column's type in types: a VALUES list, or with
+// arrays one array a column, unnested. An unnest of a sub-select's array is
+// estimated at a few rows, so PostgreSQL joins it to the table by the key's
+// index, as the pgx writer's statements are joined; it estimates a VALUES
+// list exactly, and for a long one hashes the whole table. ordinal adds a
+// last column numbering the rows from 1.
+func pgvSource(sb *strings.Builder, types []string, n int, arrays, ordinal bool) {
+	if !arrays {
+		sb.WriteString("(VALUES ")
+		var extra func(sb *strings.Builder, i int)
+		if ordinal {
+			extra = func(sb *strings.Builder, i int) { sb.WriteString(strconv.Itoa(i + 1)) }
+		}
+		pgvValues(sb, types, n, extra)
+		sb.WriteByte(')')
+		return
+	}
+	sb.WriteString("unnest(")
+	for j, typ := range types {
+		if j > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(SELECT ARRAY[")
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteByte('$')
+			sb.WriteString(strconv.Itoa(i*len(types) + j + 1))
+			sb.WriteString("::")
+			sb.WriteString(typ)
+		}
+		sb.WriteString("])")
+	}
+	sb.WriteByte(')')
+	if ordinal {
+		sb.WriteString(" WITH ORDINALITY")
+	}
+}
+
 // pgvUpdateSQL is the UPDATE of n rows of g: types are the casts of g.Cols
-// then g.KeyCols. The VALUES columns are named c0.. and k0.., so no
+// then g.KeyCols. The rows' columns are named c0.. and k0.., so no
 // application name can clash with them, and table columns are qualified by
 // the alias t.
-func pgvUpdateSQL(g *Group, types []string, n int) string {
+func pgvUpdateSQL(g *Group, types []string, n int, arrays bool) string {
 	var sb strings.Builder
 	sb.WriteString("UPDATE ")
 	sb.WriteString(pgTableName(g))
@@ -606,9 +471,9 @@ func pgvUpdateSQL(g *Group, types []string, n int) string {
 		sb.WriteString("v.c")
 		sb.WriteString(strconv.Itoa(i))
 	}
-	sb.WriteString(" FROM (VALUES ")
-	pgvValues(&sb, types, n, nil)
-	sb.WriteString(") AS v(")
+	sb.WriteString(" FROM ")
+	pgvSource(&sb, types, n, arrays, false)
+	sb.WriteString(" AS v(")
 	pgAliases(&sb, "c", len(g.Cols))
 	sb.WriteString(", ")
 	pgAliases(&sb, "k", len(g.KeyCols))
@@ -619,11 +484,11 @@ func pgvUpdateSQL(g *Group, types []string, n int) string {
 
 // pgvMissingSQL lists, 1-based, which of n keys (of keyTypes, as $1...)
 // match no row of g's table.
-func pgvMissingSQL(g *Group, keyTypes []string, n int) string {
+func pgvMissingSQL(g *Group, keyTypes []string, n int, arrays bool) string {
 	var sb strings.Builder
-	sb.WriteString("SELECT v.n FROM (VALUES ")
-	pgvValues(&sb, keyTypes, n, func(sb *strings.Builder, i int) { sb.WriteString(strconv.Itoa(i + 1)) })
-	sb.WriteString(") AS v(")
+	sb.WriteString("SELECT v.n FROM ")
+	pgvSource(&sb, keyTypes, n, arrays, true)
+	sb.WriteString(" AS v(")
 	pgAliases(&sb, "k", len(keyTypes))
 	sb.WriteString(", n) WHERE NOT EXISTS (SELECT 1 FROM ")
 	sb.WriteString(pgTableName(g))

@@ -5,11 +5,9 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"math"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 )
 
 // The multi-row writer is tested here on pgx connections, driven through
@@ -17,13 +15,20 @@ import (
 // lib/pq and otelsql are in the examples/compat module.
 
 // pgvWriter returns a multi-row writer whose statements carry at most
-// maxParams parameters; with text, groups go as text arrays as they would
-// through lib/pq.
-func pgvWriter(maxParams int, text bool) *pgValuesWriter {
+// maxParams parameters.
+func pgvWriter(maxParams int) *pgValuesWriter {
 	w := newPgValuesWriter()
 	w.maxParams = maxParams
-	w.pqText = text
 	return w
+}
+
+// pgvModes are the writer's two ways of carrying an UPDATE's rows.
+var pgvModes = []struct {
+	name string
+	w    func(maxParams int) *pgValuesWriter
+}{
+	{"values", func(mp int) *pgValuesWriter { w := pgvWriter(mp); w.valuesOnly = true; return w }},
+	{"arrays", pgvWriter},
 }
 
 // TestPgvTypesRoundTrip: a value stored by the multi-row writer is stored
@@ -33,10 +38,12 @@ func TestPgvTypesRoundTrip(t *testing.T) {
 	for i, c := range pgdTypeCases(t, db) {
 		t.Run(fmt.Sprintf("%02d_%s_%T", i, c.typ, c.val), func(t *testing.T) {
 			table := pgdCreate(t, db, "vrt", "id bigint PRIMARY KEY, c "+c.typ)
-			pgdExec(t, db, "INSERT INTO "+table+" (id) VALUES (1), (2)")
+			pgdExec(t, db, "INSERT INTO "+table+" (id) VALUES (1), (2), (5)")
 			_, directErr := db.Exec("UPDATE "+table+" SET c = $1 WHERE id = 1", c.val)
 			_, flushErr := pgdFlush(t, db, newPgValuesWriter(), 10, pgdUpdate(table, []string{"c"}, []string{"id"}, []any{c.val, int64(2)}))
 			pgdSameOutcome(t, "update", directErr, flushErr)
+			_, flushErr = pgdFlush(t, db, pgvModes[0].w(pgMaxParams), 10, pgdUpdate(table, []string{"c"}, []string{"id"}, []any{c.val, int64(5)}))
+			pgdSameOutcome(t, "update (values)", directErr, flushErr)
 			_, directErr = db.Exec("INSERT INTO "+table+" (id, c) VALUES (3, $1)", c.val)
 			_, flushErr = pgdFlush(t, db, newPgValuesWriter(), 10, pgdInsert(table, []string{"id", "c"}, []any{int64(4), c.val}))
 			pgdSameOutcome(t, "insert", directErr, flushErr)
@@ -45,7 +52,7 @@ func TestPgvTypesRoundTrip(t *testing.T) {
 			for _, r := range pgdRows(t, db, "SELECT id, c::text, c IS NULL FROM "+table+" ORDER BY id") {
 				byID[r[0]] = r[1:]
 			}
-			for _, pair := range [][2]string{{"1", "2"}, {"3", "4"}} {
+			for _, pair := range [][2]string{{"1", "2"}, {"1", "5"}, {"3", "4"}} {
 				if !reflect.DeepEqual(byID[pair[0]], byID[pair[1]]) {
 					t.Errorf("%s %#v: direct row %s = %q, flushed row %s = %q", c.typ, c.val, pair[0], byID[pair[0]], pair[1], byID[pair[1]])
 				}
@@ -61,8 +68,8 @@ func TestPgvDeltasAndAssigns(t *testing.T) {
 	db := pgdOpen(t)
 	for _, mp := range []struct {
 		maxParams int
-		text      bool
-	}{{7, false}, {14, false}, {pgMaxParams, false}, {0, true}} { // 1, 2, 3 rows a VALUES statement; text arrays
+		mode      int
+	}{{7, 0}, {14, 0}, {pgMaxParams, 0}, {7, 1}, {14, 1}, {pgMaxParams, 1}} { // 1, 2, 3 rows a statement
 		maxParams := mp.maxParams
 		table := pgdCreate(t, db, "vdelta", "id bigint PRIMARY KEY, title text, views bigint, small integer, amount numeric(12,3), ratio double precision, r real")
 		pgdExec(t, db, "INSERT INTO "+table+" VALUES (1, 'a', 10, 2000000000, 1.5, 0.5, 1), (2, 'b', NULL, 0, NULL, 1, 1), (3, 'c', 0, 0, 0, 0, 0)")
@@ -71,7 +78,7 @@ func TestPgvDeltasAndAssigns(t *testing.T) {
 			[]any{nil, int64(5), int64(7), "2", float64(-2), float64(-1), int64(2)},
 			[]any{"C", int64(1), int64(1), int64(3), int64(2), float64(0.5), int64(3)},
 		)
-		nm, err := pgdFlush(t, db, pgvWriter(maxParams, mp.text), 2, g)
+		nm, err := pgdFlush(t, db, pgvModes[mp.mode].w(maxParams), 1000, g)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +92,7 @@ func TestPgvDeltasAndAssigns(t *testing.T) {
 			{"3", "C", "1", "1", "3.000", "2", "0.5"},
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("maxParams %d: rows:\n got %q\nwant %q", maxParams, got, want)
+			t.Fatalf("%s, maxParams %d: rows:\n got %q\nwant %q", pgvModes[mp.mode].name, maxParams, got, want)
 		}
 	}
 }
@@ -99,26 +106,28 @@ func TestPgvNoMatch(t *testing.T) {
 	pgdExec(t, db, "INSERT INTO "+table+" SELECT g, 0 FROM generate_series(0, 19) g")
 	rounds := 0
 	for _, batch := range []int{1, 3, 1000} {
-		for _, maxParams := range []int{2, 8, pgMaxParams, 0} { // 0: text arrays
-			var rows [][]any
-			var want []int
-			for i := 0; i < 10; i++ {
-				id := int64(i * 3) // ids above 19 are missing
-				if id > 19 {
-					want = append(want, i)
+		for _, mode := range pgvModes {
+			for _, maxParams := range []int{2, 8, pgMaxParams} {
+				var rows [][]any
+				var want []int
+				for i := 0; i < 10; i++ {
+					id := int64(i * 3) // ids above 19 are missing
+					if id > 19 {
+						want = append(want, i)
+					}
+					rows = append(rows, []any{int64(1), id})
 				}
-				rows = append(rows, []any{int64(1), id})
+				rows = append(rows, []any{int64(1), nil})
+				want = append(want, 10)
+				nm, err := pgdFlush(t, db, mode.w(maxParams), batch, pgdUpdate(table, []string{"views+"}, []string{"id"}, rows...))
+				if err != nil {
+					t.Fatalf("%s batch %d maxParams %d: %v", mode.name, batch, maxParams, err)
+				}
+				if !reflect.DeepEqual(nm, [][]int{want}) {
+					t.Fatalf("%s batch %d maxParams %d: noMatch = %v, want [%v]", mode.name, batch, maxParams, nm, want)
+				}
+				rounds++
 			}
-			rows = append(rows, []any{int64(1), nil})
-			want = append(want, 10)
-			nm, err := pgdFlush(t, db, pgvWriter(maxParams, maxParams == 0), batch, pgdUpdate(table, []string{"views+"}, []string{"id"}, rows...))
-			if err != nil {
-				t.Fatalf("batch %d maxParams %d: %v", batch, maxParams, err)
-			}
-			if !reflect.DeepEqual(nm, [][]int{want}) {
-				t.Fatalf("batch %d maxParams %d: noMatch = %v, want [%v]", batch, maxParams, nm, want)
-			}
-			rounds++
 		}
 	}
 	got := pgdRows(t, db, "SELECT string_agg(views::text, ',' ORDER BY id) FROM "+table)
@@ -130,8 +139,8 @@ func TestPgvNoMatch(t *testing.T) {
 
 	comp := pgdCreate(t, db, "vcomp", "tenant integer, page text, views bigint NOT NULL DEFAULT 0, PRIMARY KEY (tenant, page)")
 	pgdExec(t, db, "INSERT INTO "+comp+" (tenant, page) VALUES (1, 'a'), (1, 'b'), (2, 'a')")
-	for _, text := range []bool{false, true} {
-		nm, err := pgdFlush(t, db, pgvWriter(6, text), 1000, pgdUpdate(comp, []string{"views+"}, []string{"tenant", "page"},
+	for _, mode := range pgvModes {
+		nm, err := pgdFlush(t, db, mode.w(6), 1000, pgdUpdate(comp, []string{"views+"}, []string{"tenant", "page"},
 			[]any{int64(1), int64(1), "a"},
 			[]any{int64(2), int64(2), "b"}, // missing
 			[]any{int64(3), int64(2), "a"},
@@ -142,7 +151,7 @@ func TestPgvNoMatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(nm, [][]int{{1, 3}}) {
-			t.Fatalf("text %v: noMatch = %v, want [[1 3]]", text, nm)
+			t.Fatalf("%s: noMatch = %v, want [[1 3]]", mode.name, nm)
 		}
 	}
 	if got, want := pgdRows(t, db, "SELECT tenant, page, views FROM "+comp+" ORDER BY 1, 2"), [][]string{{"1", "a", "2"}, {"1", "b", "10"}, {"2", "a", "6"}}; !reflect.DeepEqual(got, want) {
@@ -154,19 +163,19 @@ func TestPgvNoMatch(t *testing.T) {
 // keys before it runs.
 func TestPgvUpdateMovesKey(t *testing.T) {
 	db := pgdOpen(t)
-	for _, text := range []bool{false, true} {
+	for _, mode := range pgvModes {
 		table := pgdCreate(t, db, "vmovekey", "id bigint PRIMARY KEY, views bigint")
 		pgdExec(t, db, "INSERT INTO "+table+" VALUES (1, 0), (2, 0)")
-		nm, err := pgdFlush(t, db, pgvWriter(4, text), 10, pgdUpdate(table, []string{"id"}, []string{"id"},
+		nm, err := pgdFlush(t, db, mode.w(4), 10, pgdUpdate(table, []string{"id"}, []string{"id"},
 			[]any{int64(100), int64(1)}, []any{int64(300), int64(3)}, []any{int64(200), int64(2)}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(nm, [][]int{{1}}) {
-			t.Fatalf("text %v: noMatch = %v, want [[1]]", text, nm)
+			t.Fatalf("%s: noMatch = %v, want [[1]]", mode.name, nm)
 		}
 		if got := pgdRows(t, db, "SELECT string_agg(id::text, ',' ORDER BY id) FROM "+table); got[0][0] != "100,200" {
-			t.Fatalf("text %v: ids = %s", text, got[0][0])
+			t.Fatalf("%s: ids = %s", mode.name, got[0][0])
 		}
 	}
 }
@@ -176,7 +185,7 @@ func TestPgvUpdateMovesKey(t *testing.T) {
 // isolates the row), leaving nothing of it committed.
 func TestPgvInsert(t *testing.T) {
 	db := pgdOpen(t)
-	for _, maxParams := range []int{3, 7, pgMaxParams, 0} { // 0: text arrays
+	for _, maxParams := range []int{3, 7, pgMaxParams} {
 		for _, batch := range []int{1, 4, 100} {
 			table := pgdCreate(t, db, "vins", "id bigint PRIMARY KEY, name text, amount numeric, at timestamptz DEFAULT '2000-01-01Z'")
 			var rows [][]any
@@ -187,7 +196,7 @@ func TestPgvInsert(t *testing.T) {
 				}
 				rows = append(rows, []any{int64(i), fmt.Sprintf("n%d", i), amount})
 			}
-			nm, err := pgdFlush(t, db, pgvWriter(maxParams, maxParams == 0), batch, pgdInsert(table, []string{"id", "name", "amount"}, rows...))
+			nm, err := pgdFlush(t, db, pgvWriter(maxParams), batch, pgdInsert(table, []string{"id", "name", "amount"}, rows...))
 			if err != nil {
 				t.Fatalf("maxParams %d batch %d: %v", maxParams, batch, err)
 			}
@@ -200,7 +209,7 @@ func TestPgvInsert(t *testing.T) {
 				t.Fatalf("maxParams %d batch %d: %q, want %q", maxParams, batch, got[0], want)
 			}
 
-			_, err = pgdFlush(t, db, pgvWriter(maxParams, maxParams == 0), batch,
+			_, err = pgdFlush(t, db, pgvWriter(maxParams), batch,
 				pgdUpdate(table, []string{"name"}, []string{"id"}, []any{"changed", int64(0)}),
 				pgdInsert(table, []string{"id", "name"}, []any{int64(10), "new"}, []any{int64(3), "dup"}, []any{int64(11), "new"}))
 			if code, _ := SQLState(err); code != "23505" {
@@ -305,23 +314,26 @@ func TestPgvTxidStatus(t *testing.T) {
 // TestPgvSQL pins the statements' text.
 func TestPgvSQL(t *testing.T) {
 	g := pgdUpdate("pages", []string{"title", "views+"}, []string{"id"})
-	got := pgvUpdateSQL(g, []string{"pg_catalog.text", "pg_catalog.int8", "pg_catalog.int4"}, 2)
-	want := "UPDATE pages AS t SET title = v.c0, views = t.views + v.c1 FROM (VALUES " +
-		"($1::pg_catalog.text, $2::pg_catalog.int8, $3::pg_catalog.int4), ($4::pg_catalog.text, $5::pg_catalog.int8, $6::pg_catalog.int4)) " +
-		"AS v(c0, c1, k0) WHERE t.id = v.k0"
-	if got != want {
-		t.Errorf("update:\n got %s\nwant %s", got, want)
-	}
-	got = pgvMissingSQL(g, []string{"pg_catalog.int4"}, 2)
-	want = "SELECT v.n FROM (VALUES ($1::pg_catalog.int4, 1), ($2::pg_catalog.int4, 2)) AS v(k0, n) " +
-		"WHERE NOT EXISTS (SELECT 1 FROM pages AS t WHERE t.id = v.k0) ORDER BY v.n"
-	if got != want {
-		t.Errorf("missing:\n got %s\nwant %s", got, want)
-	}
-	got = pgvInsertSQL(pgdInsert("pages", []string{"id", "title"}), []string{"pg_catalog.int4", "pg_catalog.text"}, 2)
-	want = "INSERT INTO pages (id, title) VALUES ($1::pg_catalog.int4, $2::pg_catalog.text), ($3::pg_catalog.int4, $4::pg_catalog.text)"
-	if got != want {
-		t.Errorf("insert:\n got %s\nwant %s", got, want)
+	types := []string{"pg_catalog.text", "pg_catalog.int8", "pg_catalog.int4"}
+	for _, c := range []struct {
+		got, want string
+	}{
+		{pgvUpdateSQL(g, types, 2, false), "UPDATE pages AS t SET title = v.c0, views = t.views + v.c1 FROM (VALUES " +
+			"($1::pg_catalog.text, $2::pg_catalog.int8, $3::pg_catalog.int4), ($4::pg_catalog.text, $5::pg_catalog.int8, $6::pg_catalog.int4)) " +
+			"AS v(c0, c1, k0) WHERE t.id = v.k0"},
+		{pgvUpdateSQL(g, types, 2, true), "UPDATE pages AS t SET title = v.c0, views = t.views + v.c1 FROM unnest(" +
+			"(SELECT ARRAY[$1::pg_catalog.text, $4::pg_catalog.text]), (SELECT ARRAY[$2::pg_catalog.int8, $5::pg_catalog.int8]), " +
+			"(SELECT ARRAY[$3::pg_catalog.int4, $6::pg_catalog.int4])) AS v(c0, c1, k0) WHERE t.id = v.k0"},
+		{pgvMissingSQL(g, []string{"pg_catalog.int4"}, 2, false), "SELECT v.n FROM (VALUES ($1::pg_catalog.int4, 1), ($2::pg_catalog.int4, 2)) AS v(k0, n) " +
+			"WHERE NOT EXISTS (SELECT 1 FROM pages AS t WHERE t.id = v.k0) ORDER BY v.n"},
+		{pgvMissingSQL(g, []string{"pg_catalog.int4"}, 2, true), "SELECT v.n FROM unnest((SELECT ARRAY[$1::pg_catalog.int4, $2::pg_catalog.int4])) WITH ORDINALITY AS v(k0, n) " +
+			"WHERE NOT EXISTS (SELECT 1 FROM pages AS t WHERE t.id = v.k0) ORDER BY v.n"},
+		{pgvInsertSQL(pgdInsert("pages", []string{"id", "title"}), []string{"pg_catalog.int4", "pg_catalog.text"}, 2),
+			"INSERT INTO pages (id, title) VALUES ($1::pg_catalog.int4, $2::pg_catalog.text), ($3::pg_catalog.int4, $4::pg_catalog.text)"},
+	} {
+		if c.got != c.want {
+			t.Errorf("\n got %s\nwant %s", c.got, c.want)
+		}
 	}
 }
 
@@ -422,55 +434,5 @@ func TestClassOfSQLState(t *testing.T) {
 	}
 	if _, ok := SQLState(errors.New("plain")); ok {
 		t.Error("a plain error has a SQLSTATE")
-	}
-}
-
-// TestPqText pins the text lib/pq sends for each value (its encode), and
-// the values left to VALUES lists.
-func TestPqText(t *testing.T) {
-	lmt := time.FixedZone("LMT", 3600+17)
-	ist := time.FixedZone("IST", 5*3600+30*60)
-	for _, c := range []struct {
-		v    any
-		base uint32
-		want any // string, nil for NULL, false for not encoded
-	}{
-		{nil, pgOIDText, nil},
-		{int64(-42), pgOIDInt4, "-42"},
-		{float64(0.1), 701, "0.1"},
-		{float64(1e21), 701, "1000000000000000000000"},
-		{math.Inf(-1), 701, "-Inf"},
-		{true, 16, "true"},
-		{"a\"b\\c", pgOIDText, "a\"b\\c"},
-		{"\\x01", pgOIDBytea, `\x5c783031`}, // lib/pq sends a string's bytes to bytea, unparsed
-		{[]byte{0, 0xff}, pgOIDBytea, `\x00ff`},
-		{[]byte("{}"), pgOIDJSONB, "{}"},
-		{[]byte(nil), pgOIDBytea, nil},
-		{time.Date(2024, 3, 1, 23, 4, 5, 123456789, ist), 1184, "2024-03-01 23:04:05.123456789+05:30"},
-		{time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC), 1184, "2024-03-01 00:00:00Z"},
-		{time.Date(2024, 3, 1, 0, 0, 0, 0, lmt), 1184, false},
-		{time.Date(0, 3, 1, 0, 0, 0, 0, time.UTC), 1184, false},
-		{[]int64{1}, 1016, false},
-		{int32(1), pgOIDInt4, false},
-	} {
-		got, ok := pqText(c.v, c.base)
-		switch want := c.want.(type) {
-		case nil:
-			if !ok || got != nil {
-				t.Errorf("%#v: got %v %v, want NULL", c.v, got, ok)
-			}
-		case bool:
-			if ok {
-				t.Errorf("%#v: encoded as %q, want it left to VALUES", c.v, *got)
-			}
-		case string:
-			if !ok || got == nil || *got != want {
-				t.Errorf("%#v: got %v %v, want %q", c.v, got, ok, want)
-			}
-		}
-	}
-	rows := [][]any{{"a,b"}, {nil}, {`q"\`}, {"NULL"}, {""}}
-	if got, want := pqTextArray(rows, 0, pgOIDText), `{"a,b",NULL,"q\"\\","NULL",""}`; got != want {
-		t.Errorf("array literal %s, want %s", got, want)
 	}
 }
