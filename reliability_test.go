@@ -515,7 +515,11 @@ func TestNoGoroutineLeftAfterClose(t *testing.T) {
 // reaches PostgreSQL, before the answer comes back: the server committed, the
 // flusher saw only a broken connection. Retrying would apply every delta
 // twice; the flusher asks txid_status instead and counts the rows flushed.
-func TestCommitAnswerLost(t *testing.T) {
+func TestCommitAnswerLost(t *testing.T) { commitAnswerLost(t, "pgx") }
+
+// commitAnswerLost is TestCommitAnswerLost through a base driver that sends
+// COMMIT as pgx does.
+func commitAnswerLost(t *testing.T, driverName string, opts ...Option) {
 	p, viaProxy, direct := proxiedPostgres(t, "commitlost")
 	ddb, err := sql.Open("pgx", direct)
 	if err != nil {
@@ -523,7 +527,7 @@ func TestCommitAnswerLost(t *testing.T) {
 	}
 	defer ddb.Close()
 	execAll(t, ddb, "CREATE TABLE counters (id bigint PRIMARY KEY, n bigint NOT NULL); INSERT INTO counters SELECT g, 0 FROM generate_series(0, 9) g")
-	wb, _ := openWritebackWith(t, "pgx", viaProxy, "tables:\n  counters:\n    mode: back\n    key: [id]\n    max_loss: 1h\n")
+	wb, _ := openWritebackWith(t, driverName, viaProxy, "tables:\n  counters:\n    mode: back\n    key: [id]\n    max_loss: 1h\n", opts...)
 	for i := range 100 {
 		if _, err := wb.Exec("UPDATE counters SET n = n + $1 WHERE id = $2", 1, i%10); err != nil {
 			t.Fatal(err)

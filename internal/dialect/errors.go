@@ -19,17 +19,16 @@ const (
 	Connection                   // the connection is gone: reconnect and retry
 )
 
-// ClassOf classifies an error from a flush. PostgreSQL errors go by
-// SQLSTATE class, SQLite errors by result code (read by reflection so that
-// PostgreSQL-only programs need not link cgo SQLite); network and context
-// errors are connection-level.
+// ClassOf classifies an error from a flush. Errors that carry a SQLSTATE
+// (PostgreSQL's, through pgx or lib/pq) go by its class, SQLite errors by
+// result code (read by reflection so that PostgreSQL-only programs need not
+// link cgo SQLite); network and context errors are connection-level.
 func ClassOf(err error) ErrorClass {
 	if err == nil {
 		return Permanent
 	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgStateClass(pgErr.Code)
+	if code, ok := SQLState(err); ok {
+		return pgStateClass(code)
 	}
 	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return Connection
@@ -55,6 +54,21 @@ func ClassOf(err error) ErrorClass {
 		return Permanent
 	}
 	return Permanent
+}
+
+// sqlStater is what a driver's database error offers to say its SQLSTATE:
+// pgx's *pgconn.PgError and lib/pq's *pq.Error have it.
+type sqlStater interface{ SQLState() string }
+
+// SQLState returns the SQLSTATE of the database error in err's chain, and
+// whether there is one: an error with a SQLSTATE is the server's answer, one
+// without is the driver's or the network's.
+func SQLState(err error) (string, bool) {
+	var s sqlStater
+	if errors.As(err, &s) {
+		return s.SQLState(), true
+	}
+	return "", false
 }
 
 // pgStateClass maps a SQLSTATE to an error class.

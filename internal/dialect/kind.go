@@ -67,9 +67,9 @@ var harmless = map[Kind]map[string]bool{
 }
 
 // Detect picks the dialect of a base driver by its package: pgx's stdlib
-// is Postgres, go-sqlite3 is SQLite, anything else Generic. A driver that
-// wraps another (otelsql, sqlmw) or another PostgreSQL driver (lib/pq) is
-// Generic unless the application names its dialect (ByName).
+// and lib/pq are Postgres, go-sqlite3 is SQLite, anything else Generic. A
+// driver that wraps another (otelsql, sqlmw) is Generic unless the
+// application names its dialect (ByName).
 func Detect(d driver.Driver) Dialect {
 	t := reflect.TypeOf(d)
 	if t == nil {
@@ -81,7 +81,7 @@ func Detect(d driver.Driver) Dialect {
 	switch t.PkgPath() {
 	case "github.com/mattn/go-sqlite3":
 		return sqlite{}
-	case "github.com/jackc/pgx/v5/stdlib":
+	case "github.com/jackc/pgx/v5/stdlib", "github.com/lib/pq":
 		return postgres{}
 	}
 	return generic{}
@@ -276,11 +276,12 @@ func (postgres) Accepts(st *sqlparse.Statement) bool {
 func (postgres) TxNeedsFlush(opts driver.TxOptions) bool { return aboveReadCommitted(opts) }
 func (postgres) HarmlessSetting(n string) bool           { return harmless[Postgres][n] }
 
-// NewWriter writes natively through pgx when conn is pgx's, and with the
-// generic writer ($N placeholders, as the application wrote them) otherwise.
+// NewWriter writes natively through pgx when conn is, or wraps (otelsql),
+// a pgx connection, and with multi-row statements through plain
+// database/sql/driver calls otherwise (lib/pq, other wrappers).
 func (postgres) NewWriter(conn driver.Conn) Writer {
 	if isPgxConn(conn) {
 		return newPgWriter()
 	}
-	return &genericWriter{dialectName: "postgres"}
+	return newPgValuesWriter()
 }

@@ -86,11 +86,34 @@ func newPgWriter() *pgWriter {
 // the native connection.
 type pgxConner interface{ Conn() *pgx.Conn }
 
-// isPgxConn reports whether conn is a pgx stdlib connection, whose native
-// *pgx.Conn the PostgreSQL dialect can use.
+// rawConner is what a driver that wraps another offers to reach the
+// connection it wraps (otelsql's connection has it).
+type rawConner interface{ Raw() driver.Conn }
+
+// maxWrapDepth bounds the walk through wrapping connections, which a
+// connection that returned itself from Raw would make endless.
+const maxWrapDepth = 8
+
+// pgxOf returns the pgx stdlib connection conn is, or wraps (through Raw),
+// whose native *pgx.Conn the PostgreSQL dialect can use; nil when there is
+// none. A flush through it bypasses the wrappers (their tracing, metrics).
+func pgxOf(conn driver.Conn) pgxConner {
+	for i := 0; i < maxWrapDepth && conn != nil; i++ {
+		if pc, ok := conn.(pgxConner); ok {
+			return pc
+		}
+		r, ok := conn.(rawConner)
+		if !ok {
+			return nil
+		}
+		conn = r.Raw()
+	}
+	return nil
+}
+
+// isPgxConn reports whether conn is, or wraps, a pgx stdlib connection.
 func isPgxConn(conn driver.Conn) bool {
-	_, ok := conn.(pgxConner)
-	return ok
+	return pgxOf(conn) != nil
 }
 
 func (d *pgWriter) Name() string { return "postgres" }
@@ -98,8 +121,8 @@ func (d *pgWriter) Name() string { return "postgres" }
 // WriteTx writes every group in one transaction on conn's native pgx
 // connection, at most batch rows a statement, and commits. See dialect.
 func (d *pgWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*Group, batch int, inTx func(exec Exec) error) (noMatch [][]int, err error) {
-	pc, ok := conn.(pgxConner)
-	if !ok {
+	pc := pgxOf(conn)
+	if pc == nil {
 		return nil, fmt.Errorf("writeback: postgres dialect needs a pgx stdlib connection, got %T", conn)
 	}
 	native := pc.Conn()
@@ -184,8 +207,8 @@ func (d *pgWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*Grou
 // ErrCommitAmbiguous.
 func pgTxidStatus(xid int64, started time.Time) func(ctx context.Context, conn driver.Conn) (committed, known bool, err error) {
 	return func(ctx context.Context, conn driver.Conn) (bool, bool, error) {
-		pc, ok := conn.(pgxConner)
-		if !ok || pc.Conn() == nil {
+		pc := pgxOf(conn)
+		if pc == nil || pc.Conn() == nil {
 			return false, false, fmt.Errorf("writeback: postgres dialect needs a pgx stdlib connection, got %T", conn)
 		}
 		var status *string
@@ -241,9 +264,8 @@ func pgExecMode(c *pgx.Conn) pgx.QueryExecMode {
 // type cache says (a column or table gone, a type changed), so the cache entry
 // should be reloaded on the next try.
 func pgSchemaChanged(err error) bool {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch pe.Code {
+	if code, ok := SQLState(err); ok {
+		switch code {
 		case "42703", // undefined_column
 			"42P01", // undefined_table
 			"42804", // datatype_mismatch

@@ -67,12 +67,12 @@ func pgdDialect(byCopy bool) *pgWriter {
 func pgdIdent(s string) sqlparse.Ident { return sqlparse.Ident{Norm: strings.ToLower(s), Raw: s} }
 
 // pgdFlush runs d.writeTx on a connection of db.
-func pgdFlush(tb testing.TB, db *sql.DB, d *pgWriter, batch int, groups ...*Group) ([][]int, error) {
+func pgdFlush(tb testing.TB, db *sql.DB, d Writer, batch int, groups ...*Group) ([][]int, error) {
 	tb.Helper()
 	return pgdFlushCtx(context.Background(), tb, db, d, batch, groups...)
 }
 
-func pgdFlushCtx(ctx context.Context, tb testing.TB, db *sql.DB, d *pgWriter, batch int, groups ...*Group) ([][]int, error) {
+func pgdFlushCtx(ctx context.Context, tb testing.TB, db *sql.DB, d Writer, batch int, groups ...*Group) ([][]int, error) {
 	tb.Helper()
 	c, err := db.Conn(context.Background())
 	if err != nil {
@@ -216,29 +216,27 @@ func (pgdFakeConn) Prepare(string) (driver.Stmt, error) { return nil, errors.New
 func (pgdFakeConn) Close() error                        { return nil }
 func (pgdFakeConn) Begin() (driver.Tx, error)           { return nil, errors.New("fake") }
 
-// TestPgTypesRoundTrip stores each value once with a direct single-row
-// statement through database/sql and pgx, and once through the dialect, and
-// requires the database to hold the same thing (compared as c::text and
-// c IS NULL), for UPDATE and for INSERT by both COPY and unnest. A value the
-// direct statement rejects must make the flush fail too, with the same
-// SQLSTATE, or without one when pgx refused the value before sending it.
-func TestPgTypesRoundTrip(t *testing.T) {
-	db := pgdOpen(t)
+// pgdTypeCase is a column type and a value to store in it.
+type pgdTypeCase struct {
+	typ string
+	val any
+}
+
+// pgdTypeCases creates the types the cases use (dropped when the test ends)
+// and returns values of many types, each type also with NULL.
+func pgdTypeCases(tb testing.TB, db *sql.DB) []pgdTypeCase {
 	dom, enum := pgdName("posint"), pgdName("mood")
-	pgdExec(t, db, fmt.Sprintf("CREATE DOMAIN %s AS integer CHECK (VALUE > 0)", dom))
-	t.Cleanup(func() { _, _ = db.Exec("DROP DOMAIN IF EXISTS " + dom + " CASCADE") })
-	pgdExec(t, db, fmt.Sprintf("CREATE TYPE %s AS ENUM ('sad', 'ok', 'happy')", enum))
-	t.Cleanup(func() { _, _ = db.Exec("DROP TYPE IF EXISTS " + enum + " CASCADE") })
+	pgdExec(tb, db, fmt.Sprintf("CREATE DOMAIN %s AS integer CHECK (VALUE > 0)", dom))
+	tb.Cleanup(func() { _, _ = db.Exec("DROP DOMAIN IF EXISTS " + dom + " CASCADE") })
+	pgdExec(tb, db, fmt.Sprintf("CREATE TYPE %s AS ENUM ('sad', 'ok', 'happy')", enum))
+	tb.Cleanup(func() { _, _ = db.Exec("DROP TYPE IF EXISTS " + enum + " CASCADE") })
 	darr := pgdName("intlist")
-	pgdExec(t, db, fmt.Sprintf("CREATE DOMAIN %s AS bigint[] CHECK (cardinality(VALUE) < 5)", darr))
-	t.Cleanup(func() { _, _ = db.Exec("DROP DOMAIN IF EXISTS " + darr + " CASCADE") })
+	pgdExec(tb, db, fmt.Sprintf("CREATE DOMAIN %s AS bigint[] CHECK (cardinality(VALUE) < 5)", darr))
+	tb.Cleanup(func() { _, _ = db.Exec("DROP DOMAIN IF EXISTS " + darr + " CASCADE") })
 
 	ist := time.FixedZone("IST", 5*3600+30*60)
 	ts := time.Date(2024, 3, 1, 23, 34, 56, 123456789, ist)
-	cases := []struct {
-		typ string
-		val any
-	}{
+	cases := []pgdTypeCase{
 		{"bigint", int64(math.MinInt64)},
 		{"bigint", int64(math.MaxInt64)},
 		{"integer", int64(math.MinInt32)},
@@ -301,12 +299,21 @@ func TestPgTypesRoundTrip(t *testing.T) {
 		types[c.typ] = true
 	}
 	for typ := range types {
-		cases = append(cases, struct {
-			typ string
-			val any
-		}{typ, nil})
+		cases = append(cases, pgdTypeCase{typ, nil})
 	}
 
+	return cases
+}
+
+// TestPgTypesRoundTrip stores each value once with a direct single-row
+// statement through database/sql and pgx, and once through the dialect, and
+// requires the database to hold the same thing (compared as c::text and
+// c IS NULL), for UPDATE and for INSERT by both COPY and unnest. A value the
+// direct statement rejects must make the flush fail too, with the same
+// SQLSTATE, or without one when pgx refused the value before sending it.
+func TestPgTypesRoundTrip(t *testing.T) {
+	db := pgdOpen(t)
+	cases := pgdTypeCases(t, db)
 	for i, c := range cases {
 		t.Run(fmt.Sprintf("%02d_%s_%T", i, c.typ, c.val), func(t *testing.T) {
 			table := pgdCreate(t, db, "rt", "id bigint PRIMARY KEY, c "+c.typ)
