@@ -207,6 +207,11 @@ type pgvTx struct {
 // group writes one flush group and returns the indices of UPDATE rows that
 // matched nothing.
 func (w *pgvTx) group(ctx context.Context, g *Group) ([]int, error) {
+	if g.Op == Upsert {
+		// The update part as one prepared UPDATE, then one-row upserts for
+		// the keys it matched nothing of (upsert.go).
+		return nil, execUpsertGroup(ctx, w.conn, g, sqlparse.ParamDollar)
+	}
 	names := g.Cols
 	if g.Op == Update {
 		names = append(append(make([]sqlparse.Ident, 0, len(g.Cols)+len(g.KeyCols)), g.Cols...), g.KeyCols...)
