@@ -1,0 +1,89 @@
+package compat
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"testing"
+
+	"github.com/DATA-DOG/go-sqlmock"
+
+	"github.com/writeback-go/writeback"
+)
+
+// A unit test of application code that runs through writeback over
+// go-sqlmock. The application's statement is what the test expects; the
+// helpers below write the expectations for what writeback sends around it:
+// the probe that makes RowsAffected exact, and the flush.
+
+// expectExists expects writeback's probe of one key not yet known to
+// exist, and answers that the row exists (or not).
+func expectExists(mock sqlmock.Sqlmock, table, keyCol string, key driver.Value, exists bool) {
+	rows := sqlmock.NewRows([]string{"1"})
+	if exists {
+		rows.AddRow(1)
+	}
+	mock.ExpectQuery(fmt.Sprintf("SELECT 1 FROM %s WHERE (%s = ?) LIMIT 1", table, keyCol)).WithArgs(key).WillReturnRows(rows)
+}
+
+// expectFlush expects one flush of rows written with the application's
+// statement: a transaction, the statement prepared once, one execution per
+// coalesced row (its arguments as the statement takes them), the commit.
+func expectFlush(mock sqlmock.Sqlmock, query string, rows ...[]driver.Value) {
+	mock.ExpectBegin()
+	prep := mock.ExpectPrepare(query)
+	for _, args := range rows {
+		prep.ExpectExec().WithArgs(args...).WillReturnResult(sqlmock.NewResult(0, 1))
+	}
+	mock.ExpectCommit()
+}
+
+// countView is the application code under test.
+func countView(ctx context.Context, db *sql.DB, page int64) error {
+	res, err := db.ExecContext(ctx, "UPDATE counters SET views = views + ? WHERE id = ?", 1, page)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("page %d: no such page", page)
+	}
+	return nil
+}
+
+func TestSqlmockThroughWriteback(t *testing.T) {
+	_, mock, err := sqlmock.NewWithDSN("compat_sqlmock", sqlmock.QueryMatcherOption(sqlmock.QueryMatcherEqual))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("writeback", "driver=sqlmock rules="+rulesFile(t, counterRules)+" dsn=compat_sqlmock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1) // sqlmock has one connection
+	ctx := context.Background()
+
+	expectExists(mock, "counters", "id", int64(7), true)
+	for i := 0; i < 3; i++ {
+		if err := countView(ctx, db, 7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expectExists(mock, "counters", "id", int64(8), false)
+	// The missing page's UPDATE goes to the database, which says 0 rows;
+	// first, as for any statement that goes to the database, the table's
+	// buffered rows are flushed: the three views of page 7 as one row write.
+	expectFlush(mock, "UPDATE counters SET views = views + ? WHERE id = ?", []driver.Value{int64(3), int64(7)})
+	mock.ExpectExec("UPDATE counters SET views = views + ? WHERE id = ?").WithArgs(1, 8).WillReturnResult(sqlmock.NewResult(0, 0))
+	if err := countView(ctx, db, 8); err == nil {
+		t.Fatal("a missing page must be reported")
+	}
+	// Nothing is left to flush.
+	if err := writeback.Flush(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := mock.ExpectationsWereMet(); err != nil {
+		t.Fatal(err)
+	}
+}
