@@ -41,6 +41,7 @@ const (
 	FullInflight                 // full, but the key's row is in a flush: wait for it to end, then coalesce
 	JournalFailed                // the journal could not take the write's record: nothing buffered
 	Probe                        // whether the key's row exists is not known: ask the database, then retry
+	Unmatched                    // a guard of the UPDATE is false for the key's buffered row: it matches no row, nothing is buffered
 )
 
 // Existence is what the caller knows of whether a key's row exists in the
@@ -394,6 +395,18 @@ func (t *Table) Update(keyVals []any, changes []Change, names *Names, j Journal,
 // not, the write is PassThrough (the database reports the 0 rows itself),
 // and when exists does not know, Probe. A nil exists is Update.
 func (t *Table) UpdateExisting(keyVals []any, changes []Change, names *Names, j Journal, throttle bool, exists Exists) (Outcome, uint64) {
+	return t.UpdateGuarded(keyVals, changes, names, j, throttle, exists, nil, nil)
+}
+
+// UpdateGuarded is UpdateExisting for an UPDATE whose WHERE also puts
+// guards on columns of the row (guard.go). Where the key's buffered row
+// sets a guarded column, its value decides the guard, and a false guard
+// makes the write Unmatched; where it does not, hold tells whether the
+// database's row satisfies the guards, and when hold says no (not known),
+// the write comes back as Probe. A delta on a guarded column, a guarded
+// column an INSERT leaves to its default, an upsert row, or a row in a
+// flush make it FlushFirst. Without guards it is UpdateExisting.
+func (t *Table) UpdateGuarded(keyVals []any, changes []Change, names *Names, j Journal, throttle bool, exists Exists, guards []Guard, hold GuardsHold) (Outcome, uint64) {
 	if !t.CheckKey(keyVals) {
 		return FlushFirst, 0
 	}
@@ -409,7 +422,24 @@ func (t *Table) UpdateExisting(keyVals []any, changes []Change, names *Names, j 
 		r = s.retryRowLocked(k)
 	}
 	if r != nil {
+		if len(guards) > 0 {
+			if out := guardsOnRow(r, guards, hold); out != Buffered {
+				return out, 0
+			}
+		}
 		return t.coalesceLocked(s, r, changes, j)
+	}
+	if len(guards) > 0 {
+		switch {
+		case s.keyBusyLocked(k):
+			return FlushFirst, 0
+		case exists == nil || hold == nil:
+			return PassThrough, 0
+		case exists(k) == ExistNo:
+			return PassThrough, 0
+		case exists(k) != ExistYes || !hold(k):
+			return Probe, 0
+		}
 	}
 	// A key with a row in a flush, held or put back was admitted before:
 	// the row exists as far as this write can tell.

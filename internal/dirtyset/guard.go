@@ -1,0 +1,68 @@
+package dirtyset
+
+import (
+	"strings"
+
+	"github.com/writeback-go/writeback/internal/dialect"
+)
+
+// Guard is a condition an UPDATE's WHERE puts on a column of its row
+// besides the key, the soft-delete shape: WHERE id = ? AND deleted_at IS
+// NULL. A buffered UPDATE holds no guard: the guard is decided when the
+// write is buffered, against the key's buffered row or, where that does not
+// set the column, against what the caller knows of the database's row, and
+// the write is buffered as a plain UPDATE or not at all.
+type Guard struct {
+	Col  string // the column's normalized name
+	Null bool   // IS NULL; otherwise IS NOT NULL
+	// Fold compares column names ignoring ASCII case (SQLite's names).
+	Fold bool
+}
+
+// GuardsHold reports whether the database's row of a key satisfies an
+// UPDATE's guards, as far as the caller knows (false: not known). It is
+// called with the key's shard lock held, so it must not block.
+type GuardsHold func(ID) bool
+
+// col finds the guard's column among cols.
+func (g Guard) col(cols []string) int {
+	for i, c := range cols {
+		if c == g.Col || g.Fold && strings.EqualFold(c, g.Col) {
+			return i
+		}
+	}
+	return -1
+}
+
+// guardsOnRow decides guards against the key's buffered row r: Buffered
+// when they hold, Unmatched when one is false, Probe when a column r does
+// not set leaves it to the database's row and hold does not know it,
+// FlushFirst when r cannot tell (a delta on the column, an INSERT's default,
+// an upsert).
+func guardsOnRow(r *Row, guards []Guard, hold GuardsHold) Outcome {
+	if r.Op != dialect.Update && r.Op != dialect.Insert {
+		return FlushFirst
+	}
+	names := make([]string, len(r.Cols))
+	for i, c := range r.Cols {
+		names[i] = c.Norm
+	}
+	fromDB := false
+	for _, g := range guards {
+		i := g.col(names)
+		switch {
+		case i < 0 && r.Op == dialect.Insert:
+			return FlushFirst // the column's default: the database's to say
+		case i < 0:
+			fromDB = true
+		case r.Op == dialect.Update && r.Delta[i]:
+			return FlushFirst
+		case (r.Vals[i] == nil) != g.Null:
+			return Unmatched
+		}
+	}
+	if fromDB && (hold == nil || !hold(r.id)) {
+		return Probe
+	}
+	return Buffered
+}
