@@ -136,6 +136,9 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 	if sch != nil && !planColumns(info, sch, t, pos) {
 		return info
 	}
+	if !planShapes(cn.dia.Kind(), info, pos) { // shapes.go
+		return info
+	}
 	info.target, info.keyPos = t, pos
 	info.names = &dirtyset.Names{Schema: c.Schema, Table: c.Table, KeyCols: keyCols, Style: c.Style}
 	return info

@@ -197,8 +197,10 @@ func digits(s string) bool {
 func DeltaExact(kind dialect.Kind, c *Column, v any) bool {
 	switch c.Class {
 	case Integer:
-		_, ok := v.(int64)
-		return ok
+		// A delta outside the type's range fails directly, whatever the row.
+		i, ok := v.(int64)
+		lo, hi := intRange(c)
+		return ok && lo <= i && i <= hi
 	case Numeric:
 		if c.Precision != 0 && c.Scale < 0 {
 			return false

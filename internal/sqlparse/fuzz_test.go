@@ -199,8 +199,10 @@ func checkClassifiedInvariants(t *testing.T, q string, sqlite bool, c *Statement
 	checkVal := func(v Operand) {
 		t.Helper()
 		if v.IsLit {
-			switch v.Lit.(type) {
+			switch x := v.Lit.(type) {
 			case nil, int64, bool, string:
+			case Decimal:
+				checkDecimal(fail, x)
 			default:
 				fail("literal of type %T", v.Lit)
 			}
@@ -262,6 +264,9 @@ func (k shapeCheck) update(c *Statement) {
 		fail("update shape")
 	}
 	checkIdent(c.Table)
+	if c.Alias != nil {
+		checkIdent(*c.Alias)
+	}
 	for i, s := range c.Sets {
 		checkIdent(s.Col)
 		checkVal(s.Val)
@@ -269,10 +274,10 @@ func (k shapeCheck) update(c *Statement) {
 			fail("delta %d", s.Delta)
 		}
 		if s.Delta != 0 && s.Val.IsLit {
-			if _, ok := s.Val.Lit.(int64); !ok {
-				if _, ok := s.Val.Lit.(string); !ok {
-					fail("non-numeric delta %v", s.Val.Lit)
-				}
+			switch s.Val.Lit.(type) {
+			case int64, Decimal:
+			default:
+				fail("non-numeric delta %v", s.Val.Lit)
 			}
 		}
 		for _, o := range c.Sets[:i] {
@@ -297,6 +302,19 @@ func (k shapeCheck) update(c *Statement) {
 				fail("key %q twice", w.Col.Norm)
 			}
 		}
+	}
+}
+
+// checkDecimal checks a Decimal's promised form: [-]digits[.digits].
+func checkDecimal(fail func(format string, args ...any), d Decimal) {
+	s := strings.TrimPrefix(string(d), "-")
+	ip, frac, dot := strings.Cut(s, ".")
+	ok := ip != "" && (!dot || frac != "")
+	for _, r := range ip + frac {
+		ok = ok && '0' <= r && r <= '9'
+	}
+	if !ok {
+		fail("bad decimal %q", d)
 	}
 }
 
@@ -330,7 +348,13 @@ func (k shapeCheck) insert(c *Statement) {
 // unqualified columns, c = c + v deltas, placeholders in the statement's
 // style with their ordinals or names.
 func classifiedSQL(c *Statement) string {
-	val := func(v Operand, delta bool) string {
+	var val func(v Operand, delta bool) string
+	val = func(v Operand, delta bool) string {
+		if v.Cast != "" { // CAST(...) rather than ::, which SQLite refuses
+			plain := v
+			plain.Cast = ""
+			return "CAST(" + val(plain, delta) + " AS " + v.Cast + ")"
+		}
 		if !v.IsLit {
 			switch {
 			case v.Name != "":
@@ -348,10 +372,12 @@ func classifiedSQL(c *Statement) string {
 			return strings.ToUpper(strconv.FormatBool(x))
 		case int64:
 			return strconv.FormatInt(x, 10)
-		case string:
-			if delta { // a numeric delta kept as decimal text
-				return x
+		case Decimal:
+			if !strings.Contains(string(x), ".") {
+				return string(x) + "." // 5. stays a decimal
 			}
+			return string(x)
+		case string:
 			return "'" + strings.ReplaceAll(x, "'", "''") + "'"
 		}
 		return "?bad"
@@ -360,6 +386,9 @@ func classifiedSQL(c *Statement) string {
 	tbl := c.Table.Raw
 	if c.Schema != nil {
 		tbl = c.Schema.Raw + "." + tbl
+	}
+	if c.Alias != nil {
+		tbl += " AS " + c.Alias.Raw
 	}
 	if c.Kind == Update {
 		b.WriteString("UPDATE " + tbl + " SET ")

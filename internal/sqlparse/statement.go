@@ -29,8 +29,8 @@ type Ident struct {
 // or a bind parameter.
 type Operand struct {
 	// IsLit: the value is lit, a literal from the SQL text: nil (NULL),
-	// int64, bool, string (a quoted string, or a non-integer numeric literal
-	// kept as its decimal text, e.g. "1.5").
+	// int64, bool, string (a quoted string) or Decimal (a numeric literal
+	// with a decimal point).
 	IsLit bool
 	Lit   any
 	// Ordinal is the 1-based bind position of a parameter (?, ?N, $N, and for
@@ -39,7 +39,21 @@ type Operand struct {
 	// Name is the parameter Name without its prefix for :Name, @Name (and
 	// $Name in SQLite style); "" for positional parameters.
 	Name string
+	// Cast is the type the operand was cast to, v::type or CAST(v AS type),
+	// as lower-case words joined by one space ("bigint", "double
+	// precision"); "" when there is none. Casts with a type modifier
+	// (varchar(10)), to arrays or to quoted or qualified type names are not
+	// recognized. Whether a cast changes nothing is the caller's to decide,
+	// from the column's type.
+	Cast string
 }
+
+// Decimal is a numeric literal with a decimal point, as its canonical text:
+// an optional '-', at least one digit before the point, and the point only
+// when digits follow it ("1.50", "-0.5"; "5." is "5"). Its type is the
+// database's to decide (numeric in PostgreSQL, REAL in SQLite), so the
+// caller turns it into a value only knowing the column it goes to.
+type Decimal string
 
 // SetClause is one assignment of an UPDATE: col = v, col = col + v or col = col - v.
 type SetClause struct {
@@ -75,6 +89,10 @@ type Statement struct {
 	// the statement wrote Schema.table.
 	Schema *Ident
 	Table  Ident
+	// Alias is an UPDATE's alias for its table (UPDATE t AS a, or UPDATE t a
+	// outside SQLite, which refuses it); nil when none. Columns qualified
+	// with it are the table's, and then only with it.
+	Alias *Ident
 
 	// UPDATE: the SET list in order, and the WHERE equalities in order.
 	Sets  []SetClause

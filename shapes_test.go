@@ -1,0 +1,219 @@
+package writeback
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+)
+
+// Oracle tests of the wider statement shapes (shapes.go): table aliases,
+// parenthesized WHERE clauses, casts and decimal literals. Each case runs on
+// the exact oracle (exact_test.go): the same statements directly and through
+// writeback, then reads, errors and final tables compared. TestShapesBuffered
+// checks which of them are in fact buffered, since the oracle alone would
+// also pass if they all went to the database.
+
+// pairsDDL is a table with a composite key.
+const pairsDDL = `CREATE TABLE pairs (a BIGINT NOT NULL, b TEXT NOT NULL, n BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (a, b));
+INSERT INTO pairs (a, b, n) VALUES (1, 'x', 0), (1, 'y', 0), (2, 'x', 0)`
+
+// moneyDDL has a numeric column with a scale, an unconstrained numeric, a
+// float (REAL affinity on SQLite) and an integer column, each a target of
+// decimal literals, and an int4 column for casts (INTEGER on SQLite).
+const moneyDDL = `CREATE TABLE money (id BIGINT NOT NULL PRIMARY KEY, amount NUMERIC(12,2) NOT NULL DEFAULT 0,
+u NUMERIC, f DOUBLE PRECISION NOT NULL DEFAULT 0, n BIGINT NOT NULL DEFAULT 0, small INTEGER NOT NULL DEFAULT 0, label VARCHAR(5));
+INSERT INTO money (id, amount, u, f, n) VALUES (1, 0, 0, 0, 0), (2, 10, NULL, 0.5, 7)`
+
+const dumpMoney = "SELECT * FROM money ORDER BY id"
+
+var shapeCases = []exactCase{
+	{name: "shape_alias", dbs: onBoth, schema: countersDDL, rules: countersRules,
+		steps: []exactStep{
+			execStep("UPDATE counters AS c SET n = c.n + 1 WHERE c.id = ?", 1),
+			execStep("UPDATE counters AS c SET n = n + ?, label = ? WHERE c.id = ?", 2, "q", 1),
+			execStep("UPDATE counters AS C SET n = 1 + c.n WHERE C.id = ?", 2),
+			execStep("UPDATE counters AS counters SET n = counters.n + 1 WHERE counters.id = ?", 2),
+			// The table's name no longer qualifies: both databases refuse it.
+			execStep("UPDATE counters AS c SET n = counters.n + 1 WHERE c.id = 1"),
+			execStep("UPDATE counters AS c SET n = n + 1 WHERE counters.id = 1"),
+			// SQLite refuses an alias without AS; PostgreSQL takes it.
+			execStep("UPDATE counters c SET n = c.n + ? WHERE c.id = ?", 5, 2),
+			queryStep("SELECT id, n, label FROM counters WHERE id = ?", 1),
+			execStep(`UPDATE "counters" SET "n" = "counters"."n" + ? WHERE "counters"."id" = ?`, 3, 1),
+			execStep(`UPDATE counters AS c SET n = c.n + 1 WHERE c.id = ?`, 3), // no such row
+		},
+		final: []string{dumpCounters}, want: wantSame},
+
+	{name: "shape_where_parens", dbs: onBoth, schema: countersDDL + ";\n" + pairsDDL,
+		rules: countersRules + "  pairs:\n    mode: back\n    key: [a, b]\n    max_loss: 1h\n",
+		steps: []exactStep{
+			execStep("UPDATE counters SET n = n + 1 WHERE (id = ?)", 1),
+			execStep("UPDATE counters SET n = n + 1 WHERE ((id = ?))", 1),
+			execStep("UPDATE pairs SET n = n + 1 WHERE (a = ?) AND (b = ?)", 1, "x"),
+			execStep("UPDATE pairs SET n = n + 2 WHERE (a = ? AND b = ?)", 1, "y"),
+			execStep("UPDATE pairs SET n = n + 3 WHERE (b = ? AND (a = ?))", "x", 2),
+			execStep(`UPDATE "pairs" SET "n"=n + ? WHERE "pairs"."a" = ? AND "pairs"."b" = ?`, 4, 1, "x"),
+			// Through: OR, and a key twice.
+			execStep("UPDATE pairs SET n = n + 1 WHERE (a = ? AND b = ?) OR a = ?", 1, "x", 2),
+			execStep("UPDATE pairs SET n = n + 1 WHERE (b = ? AND a = ?) AND a = ?", "y", 1, 1),
+			queryStep("SELECT a, b, n FROM pairs ORDER BY a, b"),
+			execStep("UPDATE pairs SET n = n + 1 WHERE (a = ?) AND (b = ?)", 2, "x"),
+		},
+		final: []string{dumpCounters, "SELECT * FROM pairs ORDER BY a, b"}, want: wantSame},
+
+	{name: "shape_casts", dbs: onBoth, schema: moneyDDL, rules: backRules("money", "id"),
+		steps: []exactStep{
+			// PostgreSQL: casts to the column's own type are buffered; on
+			// SQLite "::" is an error and CAST goes to the database.
+			execStep("UPDATE money SET n = n + ?::bigint WHERE id = ?::int8", 2, 1),
+			execStep("UPDATE money SET n = n + CAST(? AS bigint) WHERE id = CAST(? AS BIGINT)", 3, 1),
+			execStep("UPDATE money SET n = n + 1::bigint, small = small + 2::int WHERE id = 2::bigint"),
+			execStep("UPDATE money SET small = small + CAST(? AS integer) WHERE id = ?", 5, 1),
+			execStep("UPDATE money SET n = '9'::bigint WHERE id = '2'::bigint"),
+			execStep("UPDATE money SET label = ?::varchar WHERE id = ?", "abc", 1),
+			execStep("UPDATE money SET u = u + ?::numeric, amount = amount + CAST(? AS decimal) WHERE id = ?", "1.5", "0.25", 1),
+			// Another type, or a type modifier: to the database.
+			execStep("UPDATE money SET n = n + ?::int WHERE id = ?", 3000000000, 1),
+			execStep("UPDATE money SET small = small + ?::int WHERE id = ?", 3000000000, 1),
+			execStep("UPDATE money SET small = small + ? WHERE id = ?", 3000000000, 1),
+			execStep("UPDATE money SET label = ?::varchar(2) WHERE id = ?", "xyz", 2),
+			execStep("UPDATE money SET label = ?::text WHERE id = ?", "toolong", 2),
+			execStep("UPDATE money SET label = ?::varchar WHERE id = ?", "toolong", 2),
+			execStep("UPDATE money SET amount = amount + ?::numeric WHERE id = ?", "0.005", 1),
+			queryStep("SELECT n, small, label FROM money WHERE id = ?", 1),
+			execStep("INSERT INTO money (id, n, small) VALUES (?::bigint, CAST(? AS bigint), ?::integer)", 3, 4, 5),
+			execStep("UPDATE money SET n = n + ?::bigint WHERE id = ?", 1, 3),
+		},
+		final: []string{dumpMoney}, want: wantSame},
+
+	{name: "shape_decimals", dbs: onBoth, schema: moneyDDL, rules: backRules("money", "id"),
+		steps: []exactStep{
+			execStep("UPDATE money SET amount = amount + 1.25 WHERE id = ?", 1),
+			execStep("UPDATE money SET amount = amount - 0.5, u = u + 1.50 WHERE id = ?", 1),
+			execStep("UPDATE money SET amount = amount + -0.75, u = .5 + u WHERE id = ?", 1),
+			execStep("UPDATE money SET f = f + 1.5 WHERE id = ?", 1),
+			execStep("UPDATE money SET f = f - 0.25 WHERE id = ?", 1),
+			execStep("UPDATE money SET f = f + 0.1 WHERE id = ?", 2),
+			execStep("UPDATE money SET f = f + 0.2 WHERE id = ?", 2),
+			queryStep("SELECT amount, u, f FROM money WHERE id = ?", 1),
+			execStep("UPDATE money SET amount = 2.50, u = 3. WHERE id = ?", 2),
+			execStep("UPDATE money SET amount = amount + 0.5 WHERE id = ?", 2),
+			// Rounded by the column, or an integer column: to the database.
+			execStep("UPDATE money SET amount = amount + 0.005 WHERE id = ?", 2),
+			execStep("UPDATE money SET n = n + 1.5 WHERE id = ?", 2),
+			execStep("UPDATE money SET n = n + 1.5 WHERE id = ?", 2),
+			execStep("UPDATE money SET n = 2.0, label = 1.50 WHERE id = ?", 1),
+			execStep("UPDATE money SET f = -0.0 WHERE id = ?", 2),
+			execStep("UPDATE money SET u = u + 1.5 WHERE id = ?", 2), // NULL + 1.5
+			execStep("INSERT INTO money (id, amount, u, f) VALUES (?, 1.5, -2.25, 0.75), (?, 0.10, 5., -1.5)", 3, 4),
+			execStep("UPDATE money SET amount = amount + 1.1, f = f + 1.5 WHERE id = ?", 3),
+			execStep("UPDATE money SET amount = 1.5 WHERE id = 1.0"),
+		},
+		final: []string{dumpMoney}, want: wantSame},
+}
+
+func TestShapesExact(t *testing.T) {
+	for _, d := range []struct {
+		name string
+		db   exactDB
+	}{{"sqlite", onSQLite}, {"postgres", onPostgres}} {
+		t.Run(d.name, func(t *testing.T) {
+			if d.db == onPostgres {
+				requirePostgres(t)
+			}
+			for _, c := range shapeCases {
+				if c.dbs&d.db != 0 {
+					t.Run(c.name, func(t *testing.T) { runExact(t, c, d.db == onPostgres) })
+				}
+			}
+		})
+	}
+}
+
+// TestShapesBuffered checks, statement by statement, whether writeback
+// buffers it (true) or sends it to the database (false).
+func TestShapesBuffered(t *testing.T) {
+	type stmt struct {
+		q        string
+		args     []any
+		buffered bool
+	}
+	both := []stmt{
+		{"UPDATE counters AS c SET n = c.n + 1 WHERE c.id = ?", []any{1}, true},
+		{`UPDATE "counters" SET "n" = "counters"."n" + ? WHERE "counters"."id" = ?`, []any{1, 1}, true},
+		{"UPDATE counters SET n = n + 1 WHERE (id = ?)", []any{1}, true},
+		{"UPDATE counters SET n = n + 1 WHERE ((id = ?))", []any{2}, true},
+		{"UPDATE pairs SET n = n + 1 WHERE (a = ?) AND (b = ?)", []any{1, "x"}, true},
+		{"UPDATE pairs SET n = n + 1 WHERE (a = ? AND b = ?)", []any{1, "x"}, true},
+		{"UPDATE money SET f = f + 1.5 WHERE id = ?", []any{1}, true},
+		{"UPDATE money SET n = n + 1.5 WHERE id = ?", []any{1}, false},
+		{"UPDATE counters AS c SET n = counters.n + 1 WHERE c.id = ?", []any{1}, false},
+		{"UPDATE pairs SET n = n + 1 WHERE (a = ? AND b = ?) OR a = ?", []any{1, "x", 2}, false},
+	}
+	pgOnly := []stmt{
+		{"UPDATE counters c SET n = c.n + 1 WHERE c.id = ?", []any{1}, true},
+		{"UPDATE money SET n = n + ?::bigint WHERE id = ?::int8", []any{1, 1}, true},
+		{"UPDATE money SET n = n + CAST(? AS bigint), small = small + 1::int WHERE id = CAST(? AS bigint)", []any{1, 1}, true},
+		{"UPDATE money SET label = ?::varchar WHERE id = ?", []any{"a", 1}, true},
+		{"UPDATE money SET amount = amount + 1.25, u = u - 0.5 WHERE id = ?", []any{1}, true},
+		{"UPDATE money SET f = f + 0.1 WHERE id = ?", []any{1}, true},
+		{"INSERT INTO money (id, amount, f) VALUES (?, 1.5, 0.1)", []any{5}, true},
+		{"UPDATE money SET n = n + ?::int WHERE id = ?", []any{1, 1}, false},
+		{"UPDATE money SET label = ?::text WHERE id = ?", []any{"a", 1}, false},
+		{"UPDATE money SET amount = amount + 0.005 WHERE id = ?", []any{1}, false},
+		{"UPDATE money SET amount = 1.5 WHERE id = 1.0", nil, false},
+	}
+	sqliteOnly := []stmt{
+		{"UPDATE money SET f = f + 0.1 WHERE id = ?", []any{1}, false}, // no exact binary value
+		{"UPDATE money SET amount = amount + 1.25 WHERE id = ?", []any{1}, false},
+		{"UPDATE money SET n = n + CAST(? AS INTEGER) WHERE id = ?", []any{1, 1}, false},
+		{"INSERT INTO money (id, f) VALUES (?, 0.75)", []any{5}, true},
+	}
+	rules := countersRules + "  pairs:\n    mode: back\n    key: [a, b]\n    max_loss: 1h\n" +
+		"  money:\n    mode: back\n    key: [id]\n    max_loss: 1h\n"
+	schema := countersDDL + ";\n" + pairsDDL + ";\n" + moneyDDL
+	for _, pg := range []bool{false, true} {
+		name, list := "sqlite", append(append([]stmt{}, both...), sqliteOnly...)
+		if pg {
+			name, list = "postgres", append(append([]stmt{}, both...), pgOnly...)
+		}
+		t.Run(name, func(t *testing.T) {
+			env := newExactEnv(t, pg)
+			base := env.openPlain(t, env.wbDSN)
+			if _, err := base.Exec(schema); err != nil {
+				t.Fatal(err)
+			}
+			wb := openWriteback(t, env.driver, env.wbDSN, rules)
+			defer wb.Close()
+			ctx := context.Background()
+			conn, err := wb.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			for _, s := range list {
+				q := exactSQL(s.q, pg)
+				before := bufferedCount(t, wb)
+				if _, err := conn.ExecContext(ctx, q, s.args...); err != nil {
+					if s.buffered {
+						t.Errorf("%s: %v", q, err)
+					}
+					continue // an error from the database: it went there
+				}
+				if got := bufferedCount(t, wb) > before; got != s.buffered {
+					t.Errorf("%s %v: buffered %v, want %v", q, s.args, got, s.buffered)
+				}
+			}
+		})
+	}
+}
+
+// bufferedCount is the number of writes the connector has buffered.
+func bufferedCount(t *testing.T, db *sql.DB) int64 {
+	t.Helper()
+	st, err := StatsOf(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Buffered
+}
