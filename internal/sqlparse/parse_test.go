@@ -762,6 +762,15 @@ func BenchmarkClassify(b *testing.B) {
 			}
 		}
 	})
+	b.Run("update-shapes", func(b *testing.B) {
+		q := `UPDATE "page_views" AS v SET "views" = v."views" + $1::bigint, last_seen = 1.5 WHERE (v."page_id" = $2)`
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if Classify(q, false).Kind != Update {
+				b.Fatal("not bufferable")
+			}
+		}
+	})
 	b.Run("insert", func(b *testing.B) {
 		q := "INSERT INTO events (id, kind, payload) VALUES (?, 'click', ?)"
 		b.ReportAllocs()

@@ -265,7 +265,8 @@ func (p *parser) alias(res *Statement) bool {
 	if !ok {
 		return !as
 	}
-	res.Alias = &id
+	alias := id // allocated only when there is an alias
+	res.Alias = &alias
 	return true
 }
 
