@@ -3,7 +3,13 @@ package writeback
 import (
 	"context"
 	"database/sql"
+	"math"
+	"strings"
 	"testing"
+
+	"github.com/writeback-go/writeback/internal/catalog"
+	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
 // Oracle tests of the wider statement shapes (shapes.go): table aliases,
@@ -216,4 +222,126 @@ func bufferedCount(t *testing.T, db *sql.DB) int64 {
 		t.Fatal(err)
 	}
 	return st.Buffered
+}
+
+func TestCastIsColumnType(t *testing.T) {
+	for _, c := range []struct {
+		col, cast string
+		want      bool
+	}{
+		{"bigint", "bigint", true},
+		{"bigint", "int8", true},
+		{"bigint", "int", false},
+		{"integer", "int4", true},
+		{"integer", "int", true},
+		{"smallint", "int2", true},
+		{"numeric(12,2)", "numeric", true},
+		{"numeric", "decimal", true},
+		{"character varying(20)", "varchar", true},
+		{"character varying", "character varying", true},
+		{"character varying(20)", "text", false},
+		{"text", "text", true},
+		{"text", "varchar", false},
+		{"character(5)", "char", false}, // char is char(1): it truncates
+		{"character(5)", "character", false},
+		{"character(5)", "bpchar", false},
+		{"bit(3)", "bit", false},
+		{"double precision", "float8", true},
+		{"double precision", "float", true},
+		{"real", "float4", true},
+		{"real", "double precision", false},
+		{"timestamp(3) with time zone", "timestamptz", true},
+		{"timestamp without time zone", "timestamp", true},
+		{"timestamp with time zone", "timestamp", false},
+		{"boolean", "bool", true},
+		{"uuid", "uuid", true},
+		{"integer[]", "integer", false},
+		{"posint", "posint", true}, // a domain, by its name
+		{`"MyDomain"`, "mydomain", false},
+	} {
+		if got := castIsColumnType(c.col, c.cast); got != c.want {
+			t.Errorf("castIsColumnType(%q, %q) = %v, want %v", c.col, c.cast, got, c.want)
+		}
+	}
+}
+
+func TestDecimalValue(t *testing.T) {
+	num := &catalog.Column{Class: catalog.Numeric, Type: "numeric(12,2)"}
+	dbl := &catalog.Column{Class: catalog.Float, Type: "double precision"}
+	flt4 := &catalog.Column{Class: catalog.Float, Type: "real"}
+	integer := &catalog.Column{Class: catalog.Integer, Type: "bigint"}
+	text := &catalog.Column{Class: catalog.Text, Type: "text"}
+	sqReal := &catalog.Column{Class: catalog.Float, Type: "REAL"}
+	sqNum := &catalog.Column{Class: catalog.Numeric, Type: "NUMERIC(12,2)"}
+	pg, sq := dialect.Postgres, dialect.SQLite
+	for _, c := range []struct {
+		kind dialect.Kind
+		col  *catalog.Column
+		d    string
+		want any // nil: refused
+	}{
+		{pg, num, "1.50", "1.50"},
+		{pg, num, "-0.005", "-0.005"}, // the column's scale is AssignOK's and DeltaExact's to check
+		{pg, dbl, "0.1", 0.1},
+		{pg, dbl, "-1.5", -1.5},
+		{pg, dbl, "-0.0", 0.0},
+		{pg, dbl, "1" + strings.Repeat("0", 400), nil}, // infinite as a float8: an error directly
+		{pg, flt4, "1.5", nil},
+		{pg, integer, "1.0", nil},
+		{pg, text, "1.5", nil},
+		{sq, sqReal, "1.5", 1.5},
+		{sq, sqReal, "-0.25", -0.25},
+		{sq, sqReal, "0.1", nil}, // no exact binary value
+		{sq, sqReal, "-0.0", nil},
+		{sq, sqNum, "1.5", nil},
+		{sq, integer, "2.0", nil},
+		{dialect.Generic, dbl, "1.5", nil},
+	} {
+		got, ok := decimalValue(c.kind, c.col, sqlparse.Decimal(c.d))
+		if ok != (c.want != nil) || ok && got != c.want {
+			t.Errorf("decimalValue(%s, %s, %s) = %v, %v; want %v", c.kind, c.col.Type, c.d, got, ok, c.want)
+		}
+		if f, isF := got.(float64); isF && f == 0 && math.Signbit(f) {
+			t.Errorf("decimalValue(%s, %s, %s) = -0", c.kind, c.col.Type, c.d)
+		}
+	}
+}
+
+// TestPlanShapesGeneric: without a catalog, nothing of the wider shapes is
+// buffered, and the plain statement still is.
+func TestPlanShapesGeneric(t *testing.T) {
+	for q, want := range map[string]bool{
+		"UPDATE t SET n = n + 1 WHERE id = ?":                 true,
+		"UPDATE t SET n = n + 1 WHERE (id = ?)":               true,
+		"UPDATE t AS a SET n = a.n + 1 WHERE a.id = ?":        false,
+		"UPDATE t SET n = n + CAST(? AS bigint) WHERE id = ?": false,
+		"UPDATE t SET n = n + 1.5 WHERE id = ?":               false,
+		"INSERT INTO t (id, n) VALUES (?, 1.5)":               false,
+	} {
+		c := sqlparse.Classify(q, false)
+		if c.Kind == sqlparse.Other {
+			t.Fatalf("%s: not recognized", q)
+		}
+		if got := planShapes(dialect.Generic, &stmtInfo{c: c}, []int{0}); got != want {
+			t.Errorf("planShapes(generic, %q) = %v, want %v", q, got, want)
+		}
+	}
+}
+
+// TestPlanShapesCopies: the decimal's value replaces it in a copy; the
+// classification, which may be shared, is left as it was.
+func TestPlanShapesCopies(t *testing.T) {
+	c := sqlparse.Classify("UPDATE t SET a = a + 1.5, b = 2 WHERE id = 2.50", false)
+	dbl := &catalog.Column{Class: catalog.Float, Type: "double precision"}
+	num := &catalog.Column{Class: catalog.Numeric, Type: "numeric"}
+	info := &stmtInfo{c: c, setCols: []*catalog.Column{dbl, num}, keyCols: []*catalog.Column{num}}
+	if !planShapes(dialect.Postgres, info, []int{0}) {
+		t.Fatal("refused")
+	}
+	if info.c == c || info.c.Sets[0].Val.Lit != 1.5 || info.c.Where[0].Val.Lit != "2.50" || info.c.Sets[1].Val.Lit != int64(2) {
+		t.Errorf("planned %+v", info.c)
+	}
+	if c.Sets[0].Val.Lit != sqlparse.Decimal("1.5") || c.Where[0].Val.Lit != sqlparse.Decimal("2.50") {
+		t.Errorf("the classification changed: %+v", c)
+	}
 }
