@@ -12,14 +12,14 @@ import (
 )
 
 // This file decides what the recognizer's wider shapes mean for one
-// database: a table alias, a cast on an operand, a decimal literal. The
-// recognizer accepts them as written; they are buffered only where the
-// column's type shows that they change nothing (a cast to the column's own
-// type) or say exactly which value is meant (a decimal literal, whose type
-// is the database's to decide).
+// database: a table alias, a cast on an operand, a decimal literal,
+// COALESCE(c, 0) + v. The recognizer accepts them as written; they are
+// buffered only where the column shows that they change nothing (a cast to
+// the column's own type, COALESCE on a NOT NULL column) or say exactly which
+// value is meant (a decimal literal, whose type is the database's to decide).
 
-// planShapes checks a bufferable statement's aliases, casts and decimal
-// literals against the columns planColumns found, and replaces each decimal
+// planShapes checks a bufferable statement's alias, casts, decimal
+// literals and COALESCE deltas against the columns planColumns found, and replaces each decimal
 // literal by the value the database would make of it for its column, in a
 // copy of the statement kept in info. keyPos is as stmtInfo.keyPos. It
 // reports false when the statement must go to the database: without a
@@ -48,6 +48,9 @@ func planShapes(kind dialect.Kind, info *stmtInfo, keyPos []int) bool {
 	switch c.Kind {
 	case sqlparse.Update:
 		for i, s := range c.Sets {
+			if s.NullAsZero && !nullIsImpossible(kind, info.setCols[i]) {
+				return false
+			}
 			op, ok := operand(info.setCols[i], s.Val)
 			if !ok {
 				return false
@@ -87,8 +90,16 @@ func planShapes(kind dialect.Kind, info *stmtInfo, keyPos []int) bool {
 	return true
 }
 
-// hasShapes reports whether the statement has an alias, a cast or a decimal
-// literal: the common statement has none and is left as it is.
+// nullIsImpossible reports whether COALESCE(c, 0) is c itself in a delta of
+// column c, so that the delta is a plain one: c is NOT NULL. PostgreSQL's
+// COALESCE(smallint, 0) is an integer, whose arithmetic fails differently:
+// not taken.
+func nullIsImpossible(kind dialect.Kind, c *catalog.Column) bool {
+	return c.NotNull && !(kind == dialect.Postgres && c.Type == "smallint")
+}
+
+// hasShapes reports whether the statement has an alias, a cast, a decimal
+// literal or a COALESCE: the common statement has none and is left as it is.
 func hasShapes(c *sqlparse.Statement) bool {
 	if c.Alias != nil {
 		return true
@@ -98,7 +109,7 @@ func hasShapes(c *sqlparse.Statement) bool {
 		return dec || op.Cast != ""
 	}
 	for _, s := range c.Sets {
-		if special(s.Val) {
+		if special(s.Val) || s.NullAsZero {
 			return true
 		}
 	}

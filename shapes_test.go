@@ -118,6 +118,23 @@ var shapeCases = []exactCase{
 		final: []string{dumpMoney}, want: wantSame},
 }
 
+// coalesceCases: COALESCE(c, 0) + v is a plain delta on a NOT NULL column;
+// on a nullable one it goes to the database.
+var coalesceCases = []exactCase{
+	{name: "shape_coalesce", dbs: onBoth, schema: moneyDDL, rules: backRules("money", "id"),
+		steps: []exactStep{
+			execStep("UPDATE money SET n = COALESCE(n, 0) + ? WHERE id = ?", 2, 1),
+			execStep("UPDATE money SET n = COALESCE(n, 0) - 1, f = 1.5 + COALESCE(f, 0) WHERE id = ?", 1),
+			execStep("UPDATE money SET amount = COALESCE(amount, 0) + ? WHERE id = ?", "1.25", 2),
+			execStep("UPDATE money SET u = COALESCE(u, 0) + 1 WHERE id = ?", 2), // nullable, NULL
+			execStep("UPDATE money SET u = COALESCE(u, 0) + 1 WHERE id = ?", 1), // nullable, 0
+			execStep("UPDATE money AS m SET small = COALESCE(m.small, 0) + ? WHERE m.id = ?", 40000, 1),
+			queryStep("SELECT n, f, u, small FROM money ORDER BY id"),
+			execStep("UPDATE money SET n = COALESCE(n, 0) + ? WHERE id = ?", 5, 9), // no such row
+		},
+		final: []string{dumpMoney}, want: wantSame},
+}
+
 func TestShapesExact(t *testing.T) {
 	for _, d := range []struct {
 		name string
@@ -127,7 +144,7 @@ func TestShapesExact(t *testing.T) {
 			if d.db == onPostgres {
 				requirePostgres(t)
 			}
-			for _, c := range shapeCases {
+			for _, c := range append(append([]exactCase{}, shapeCases...), coalesceCases...) {
 				if c.dbs&d.db != 0 {
 					t.Run(c.name, func(t *testing.T) { runExact(t, c, d.db == onPostgres) })
 				}
@@ -155,6 +172,8 @@ func TestShapesBuffered(t *testing.T) {
 		{"UPDATE money SET n = n + 1.5 WHERE id = ?", []any{1}, false},
 		{"UPDATE counters AS c SET n = counters.n + 1 WHERE c.id = ?", []any{1}, false},
 		{"UPDATE pairs SET n = n + 1 WHERE (a = ? AND b = ?) OR a = ?", []any{1, "x", 2}, false},
+		{"UPDATE money SET n = COALESCE(n, 0) + ? WHERE id = ?", []any{1, 1}, true},
+		{"UPDATE money SET u = COALESCE(u, 0) + ? WHERE id = ?", []any{1, 1}, false},
 	}
 	pgOnly := []stmt{
 		{"UPDATE counters c SET n = c.n + 1 WHERE c.id = ?", []any{1}, true},

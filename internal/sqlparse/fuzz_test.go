@@ -270,8 +270,8 @@ func (k shapeCheck) update(c *Statement) {
 	for i, s := range c.Sets {
 		checkIdent(s.Col)
 		checkVal(s.Val)
-		if s.Delta < -1 || s.Delta > 1 {
-			fail("delta %d", s.Delta)
+		if s.Delta < -1 || s.Delta > 1 || s.NullAsZero && s.Delta == 0 {
+			fail("delta %d (null as zero %v)", s.Delta, s.NullAsZero)
 		}
 		if s.Delta != 0 && s.Val.IsLit {
 			switch s.Val.Lit.(type) {
@@ -396,13 +396,17 @@ func classifiedSQL(c *Statement) string {
 			if i > 0 {
 				b.WriteString(", ")
 			}
+			cur := s.Col.Raw
+			if s.NullAsZero {
+				cur = "COALESCE(" + cur + ", 0)"
+			}
 			switch s.Delta {
 			case 0:
 				b.WriteString(s.Col.Raw + " = " + val(s.Val, false))
 			case 1:
-				b.WriteString(s.Col.Raw + " = " + s.Col.Raw + " + " + val(s.Val, true))
+				b.WriteString(s.Col.Raw + " = " + cur + " + " + val(s.Val, true))
 			default:
-				b.WriteString(s.Col.Raw + " = " + s.Col.Raw + " - " + val(s.Val, true))
+				b.WriteString(s.Col.Raw + " = " + cur + " - " + val(s.Val, true))
 			}
 		}
 		b.WriteString(" WHERE ")

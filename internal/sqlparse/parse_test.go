@@ -36,6 +36,9 @@ func describeClassified(c *Statement) string {
 			case -1:
 				op = "-="
 			}
+			if s.NullAsZero {
+				op = "?" + op // NULL counts as 0
+			}
 			b.WriteString(" " + idn(s.Col) + op + val(s.Val))
 		}
 		b.WriteString(" where")

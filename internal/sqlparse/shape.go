@@ -590,6 +590,29 @@ func (p *parser) setList(res *Statement) bool {
 	}
 }
 
+// current consumes a column's current value in a delta: the column, as
+// column does, or COALESCE(column, 0) (zero is then true). It leaves the
+// position unchanged when there is neither.
+func (p *parser) current(res *Statement) (col Ident, ok, zero bool) {
+	if !kwIs(p.word(p.i), "coalesce") || p.toks[p.i+1].kind != tkOp || p.text(&p.toks[p.i+1]) != "(" {
+		col, ok = p.tryColumn(res)
+		return col, ok, false
+	}
+	save := p.i
+	p.advance()
+	p.advance()
+	if col, ok = p.column(res); ok && p.op(",") {
+		if t := p.peek(); t.kind == tkInt && p.text(t) == "0" {
+			p.advance()
+			if p.op(")") {
+				return col, true, true
+			}
+		}
+	}
+	p.i = save
+	return Ident{}, false, false
+}
+
 // setClause consumes one assignment and appends it to res.Sets: c = v, or a
 // delta of the same column, c = c + v, c = c - v or c = v + c, where v is a
 // placeholder or a number.
@@ -603,7 +626,8 @@ func (p *parser) setClause(res *Statement) bool {
 	}
 	sc := SetClause{Col: col}
 	var kind valueKind
-	if rc, ok := p.tryColumn(res); ok {
+	if rc, ok, zero := p.current(res); ok {
+		sc.NullAsZero = zero
 		// c = c + v or c = c - v: the same column exactly, by norm.
 		if rc.Norm != col.Norm {
 			return false
@@ -624,9 +648,11 @@ func (p *parser) setClause(res *Statement) bool {
 			return false
 		}
 		if p.op("+") { // c = v + c
-			if rc, ok := p.column(res); !ok || rc.Norm != col.Norm {
+			rc, ok, zero := p.current(res)
+			if !ok || rc.Norm != col.Norm {
 				return false
 			}
+			sc.NullAsZero = zero
 			if kind != vkParam && kind != vkNumber {
 				return false
 			}

@@ -55,12 +55,16 @@ type Operand struct {
 // caller turns it into a value only knowing the column it goes to.
 type Decimal string
 
-// SetClause is one assignment of an UPDATE: col = v, col = col + v or col = col - v.
+// SetClause is one assignment of an UPDATE: col = v, col = col + v or col =
+// col - v (col + v may also be written v + col, and col COALESCE(col, 0)).
 type SetClause struct {
 	Col Ident
 	// Delta is 0 for col = v, +1 for col = col + v, -1 for col = col - v.
 	Delta int8
-	Val   Operand
+	// NullAsZero: the delta's column was written COALESCE(col, 0), so a
+	// NULL counts as 0. The same as a plain delta on a NOT NULL column.
+	NullAsZero bool
+	Val        Operand
 }
 
 // KeyEq is one equality of an UPDATE's WHERE clause: col = v.
