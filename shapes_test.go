@@ -336,6 +336,7 @@ func TestPlanShapesGeneric(t *testing.T) {
 		"UPDATE t SET n = n + CAST(? AS bigint) WHERE id = ?": false,
 		"UPDATE t SET n = n + 1.5 WHERE id = ?":               false,
 		"INSERT INTO t (id, n) VALUES (?, 1.5)":               false,
+		"UPDATE t SET n = COALESCE(n, 0) + 1 WHERE id = ?":    false,
 	} {
 		c := sqlparse.Classify(q, false)
 		if c.Kind == sqlparse.Other {
