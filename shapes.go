@@ -18,12 +18,13 @@ import (
 // the column's own type, COALESCE on a NOT NULL column) or say exactly which
 // value is meant (a decimal literal, whose type is the database's to decide).
 
-// planShapes checks a bufferable statement's alias, casts, decimal
-// literals and COALESCE deltas against the columns planColumns found, and replaces each decimal
-// literal by the value the database would make of it for its column, in a
-// copy of the statement kept in info. keyPos is as stmtInfo.keyPos. It
-// reports false when the statement must go to the database: without a
-// catalog (a generic database) none of these is buffered.
+// planShapes checks a bufferable statement's alias, casts, decimal literals
+// and COALESCE deltas against the columns planColumns found, and replaces
+// each decimal literal by the value the database would make of it for its
+// column, in a copy of the statement kept in info. keyPos is as
+// stmtInfo.keyPos. It reports false when the statement must go to the
+// database: without a catalog (a generic database) none of these is
+// buffered.
 func planShapes(kind dialect.Kind, info *stmtInfo, keyPos []int) bool {
 	c := info.c
 	if !hasShapes(c) {
@@ -32,7 +33,7 @@ func planShapes(kind dialect.Kind, info *stmtInfo, keyPos []int) bool {
 	if kind == dialect.Generic {
 		return false
 	}
-	var cp *sqlparse.Statement // the copy, made at the first decimal
+	var cp *sqlparse.Statement // the copy, made at the first decimal literal
 	operand := func(col *catalog.Column, op sqlparse.Operand) (sqlparse.Operand, bool) {
 		if op.Cast != "" && (kind != dialect.Postgres || !castIsColumnType(col.Type, op.Cast)) {
 			return op, false

@@ -189,7 +189,7 @@ func digits(s string) bool {
 
 // DeltaExact reports whether a delta v added to column c, coalesced with
 // other deltas and summed in memory, gives what the statements one by one
-// would: integers to integer columns, decimals within a numeric column's
+// would: integers within the type's range to integer columns, decimals within a numeric column's
 // scale, numbers to float columns (float64 sums, whose rounding may differ
 // in the last bit from one addition at a time). Anything else — a float to an
 // integer column (truncated per statement), text +, a scale the column would
