@@ -189,11 +189,11 @@ func digits(s string) bool {
 
 // DeltaExact reports whether a delta v added to column c, coalesced with
 // other deltas and summed in memory, gives what the statements one by one
-// would: integers within the type's range to integer columns, decimals within a numeric column's
-// scale, numbers to float columns (float64 sums, whose rounding may differ
-// in the last bit from one addition at a time). Anything else — a float to an
-// integer column (truncated per statement), text +, a scale the column would
-// round — is not coalesced.
+// would: integers within the type's range to integer columns, decimals
+// within a numeric column's scale, numbers to float columns (float64 sums,
+// whose rounding may differ in the last bit from one addition at a time).
+// Anything else — a float to an integer column (truncated per statement),
+// text +, a scale the column would round — is not coalesced.
 func DeltaExact(kind dialect.Kind, c *Column, v any) bool {
 	switch c.Class {
 	case Integer:
