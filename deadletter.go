@@ -73,6 +73,7 @@ type deadLetterJSON struct {
 	Columns []string          `json:"columns"`
 	Values  []json.RawMessage `json:"values"`
 	Delta   []bool            `json:"delta,omitempty"`
+	Func    []string          `json:"func,omitempty"`
 	Writes  int               `json:"writes"`
 	NoMatch bool              `json:"no_match"`
 	Error   *string           `json:"error"`
@@ -82,7 +83,7 @@ type deadLetterJSON struct {
 func encodeDeadLetter(dl DeadLetter) []byte {
 	j := deadLetterJSON{
 		Time: dl.Time.UTC().Format(time.RFC3339Nano), Table: dl.Table, Op: dl.Op,
-		Columns: dl.Columns, Delta: dl.Delta, Writes: dl.Writes, NoMatch: dl.NoMatch,
+		Columns: dl.Columns, Delta: dl.Delta, Func: dl.Func, Writes: dl.Writes, NoMatch: dl.NoMatch,
 		Key: dlEncodeValues(dl.Key), Values: dlEncodeValues(dl.Values),
 	}
 	if j.Columns == nil {
@@ -201,7 +202,7 @@ func ParseDeadLetter(line []byte) (DeadLetter, error) {
 	if err != nil {
 		return DeadLetter{}, fmt.Errorf("writeback: dead letter time: %w", err)
 	}
-	dl := DeadLetter{Time: tm, Table: j.Table, Op: j.Op, Columns: j.Columns, Delta: j.Delta, Writes: j.Writes, NoMatch: j.NoMatch}
+	dl := DeadLetter{Time: tm, Table: j.Table, Op: j.Op, Columns: j.Columns, Delta: j.Delta, Func: j.Func, Writes: j.Writes, NoMatch: j.NoMatch}
 	for _, list := range []struct {
 		raw []json.RawMessage
 		out *[]any

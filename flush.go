@@ -23,9 +23,13 @@ type DeadLetter struct {
 	Columns []string // the coalesced columns, normalized
 	Values  []any    // their values (for an update, a delta where Delta[i])
 	Delta   []bool   // update only: Values[i] is added to the column
-	Writes  int      // application writes coalesced into this row
-	NoMatch bool     // an UPDATE whose key matched no row
-	Err     error    // the database's error; nil when NoMatch
+	// Func (update only; nil when none) names the function of the column's
+	// current value Values[i] is applied with: "coalesce" (a delta that
+	// counts NULL as 0), "greatest", "least"; "" for none.
+	Func    []string
+	Writes  int   // application writes coalesced into this row
+	NoMatch bool  // an UPDATE whose key matched no row
+	Err     error // the database's error; nil when NoMatch
 }
 
 // startFlusher creates the flush workers of every back table and starts them.
@@ -64,6 +68,14 @@ func (c *Connector) deadLetter(t *flush.Table, r *dirtyset.Row, err error, noMat
 	}
 	dl.Values = r.Vals
 	dl.Delta = r.Delta
+	for i, fn := range r.Fn {
+		if fn != dialect.FnNone && dl.Func == nil {
+			dl.Func = make([]string, len(r.Fn))
+		}
+		if dl.Func != nil {
+			dl.Func[i] = fn.String()
+		}
+	}
 	if noMatch {
 		c.log.Warn("writeback: flushed UPDATE matched no row", "table", dl.Table, "key", r.Key, "writes", r.Writes)
 	} else {

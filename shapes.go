@@ -49,10 +49,15 @@ func planShapes(kind dialect.Kind, info *stmtInfo, keyPos []int) bool {
 	switch c.Kind {
 	case sqlparse.Update:
 		for i, s := range c.Sets {
-			if s.NullAsZero && !nullIsImpossible(kind, info.setCols[i]) {
+			col := info.setCols[i]
+			if (s.NullAsZero || s.Extreme != 0) && (!numericClass(col.Class) || kind == dialect.Postgres && col.Type == "smallint") {
 				return false
 			}
-			op, ok := operand(info.setCols[i], s.Val)
+			if s.NullAsZero && col.NotNull {
+				cp = copyStatement(c, cp) // COALESCE(c, 0) is c: a plain delta, which merges with more
+				cp.Sets[i].NullAsZero = false
+			}
+			op, ok := operand(col, s.Val)
 			if !ok {
 				return false
 			}
@@ -91,12 +96,12 @@ func planShapes(kind dialect.Kind, info *stmtInfo, keyPos []int) bool {
 	return true
 }
 
-// nullIsImpossible reports whether COALESCE(c, 0) is c itself in a delta of
-// column c, so that the delta is a plain one: c is NOT NULL. PostgreSQL's
-// COALESCE(smallint, 0) is an integer, whose arithmetic fails differently:
-// not taken.
-func nullIsImpossible(kind dialect.Kind, c *catalog.Column) bool {
-	return c.NotNull && !(kind == dialect.Postgres && c.Type == "smallint")
+// extremeFn is the dirty set's function of a SET clause's Extreme.
+func extremeFn(e int8) dialect.ColFn {
+	if e > 0 {
+		return dialect.FnGreatest
+	}
+	return dialect.FnLeast
 }
 
 // hasShapes reports whether the statement has an alias, a cast, a decimal
@@ -110,7 +115,7 @@ func hasShapes(c *sqlparse.Statement) bool {
 		return dec || op.Cast != ""
 	}
 	for _, s := range c.Sets {
-		if special(s.Val) || s.NullAsZero {
+		if special(s.Val) || s.NullAsZero || s.Extreme != 0 {
 			return true
 		}
 	}

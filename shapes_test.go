@@ -121,8 +121,9 @@ var shapeCases = []exactCase{
 		final: []string{dumpMoney}, want: wantSame},
 }
 
-// coalesceCases: COALESCE(c, 0) + v is a plain delta on a NOT NULL column;
-// on a nullable one it goes to the database.
+// coalesceCases: COALESCE(c, 0) + v, a plain delta on a NOT NULL column and
+// a delta counting NULL as 0 on a nullable one; GREATEST and LEAST (max and
+// min on SQLite), merged with each other, assignments and deltas.
 var coalesceCases = []exactCase{
 	{name: "shape_coalesce", dbs: onBoth, schema: moneyDDL, rules: backRules("money", "id"),
 		steps: []exactStep{
@@ -131,11 +132,88 @@ var coalesceCases = []exactCase{
 			execStep("UPDATE money SET amount = COALESCE(amount, 0) + ? WHERE id = ?", "1.25", 2),
 			execStep("UPDATE money SET u = COALESCE(u, 0) + 1 WHERE id = ?", 2), // nullable, NULL
 			execStep("UPDATE money SET u = COALESCE(u, 0) + 1 WHERE id = ?", 1), // nullable, 0
+			execStep("UPDATE money SET u = COALESCE(u, 0) + ? WHERE id = ?", 2, 2),
+			execStep("UPDATE money SET u = u + 1 WHERE id = ?", 2), // a delta after a COALESCE delta
+			execStep("UPDATE money SET u = NULL WHERE id = ?", 1),
+			execStep("UPDATE money SET u = COALESCE(u, 0) - 2.5 WHERE id = ?", 1), // after NULL: -2.5
+			execStep("UPDATE money SET u = u + 1.5 WHERE id = ?", 1),
+			execStep("UPDATE money SET u = COALESCE(u, 0) + 1.5 WHERE id = ?", 1), // after a delta: through
 			execStep("UPDATE money AS m SET small = COALESCE(m.small, 0) + ? WHERE m.id = ?", 40000, 1),
 			queryStep("SELECT n, f, u, small FROM money ORDER BY id"),
 			execStep("UPDATE money SET n = COALESCE(n, 0) + ? WHERE id = ?", 5, 9), // no such row
 		},
 		final: []string{dumpMoney}, want: wantSame},
+	{name: "shape_coalesce_nullable", dbs: onBoth,
+		schema: `CREATE TABLE c (id BIGINT NOT NULL PRIMARY KEY, n BIGINT, f DOUBLE PRECISION);
+INSERT INTO c (id, n, f) VALUES (1, NULL, NULL), (2, 5, 0.5), (3, NULL, NULL)`,
+		rules: backRules("c", "id"),
+		steps: []exactStep{
+			execStep("UPDATE c SET n = COALESCE(n, 0) + 1, f = COALESCE(f, 0) + 0.5 WHERE id = ?", 1),
+			execStep("UPDATE c SET n = COALESCE(n, 0) + ? WHERE id = ?", 2, 1),
+			execStep("UPDATE c SET n = COALESCE(n, 0) + 1 WHERE id = ?", 2),
+			execStep("UPDATE c SET n = n + 3 WHERE id = ?", 2),
+			execStep("UPDATE c SET n = COALESCE(n, 0) + 1 WHERE id = ?", 9), // no such row
+			queryStep("SELECT * FROM c ORDER BY id"),
+			execStep("UPDATE c SET n = COALESCE(n, 0) + 1 WHERE id = ?", 3),
+			execStep("UPDATE c SET n = ? WHERE id = ?", nil, 3),
+			execStep("UPDATE c SET n = COALESCE(n, 0) + 4 WHERE id = ?", 3),
+			execStep("INSERT INTO c (id, n) VALUES (?, NULL)", 4),
+			execStep("UPDATE c SET n = COALESCE(n, 0) + 1, f = COALESCE(f, 0) + 1.5 WHERE id = ?", 4), // f not inserted: through
+			execStep("UPDATE c SET n = COALESCE(n, 0) + 1 WHERE id = ?", 4),
+		},
+		final: []string{"SELECT * FROM c ORDER BY id"}, want: wantSame},
+	{name: "shape_greatest_least", dbs: onBoth,
+		schema: `CREATE TABLE g (id BIGINT NOT NULL PRIMARY KEY, hi BIGINT, lo BIGINT NOT NULL DEFAULT 100, f DOUBLE PRECISION, m NUMERIC(10,2));
+INSERT INTO g (id, hi, lo, f, m) VALUES (1, 5, 100, 1.5, 1.25), (2, NULL, 100, NULL, NULL)`,
+		rules: backRules("g", "id"),
+		steps: greatestSteps(),
+		final: []string{"SELECT * FROM g ORDER BY id"}, want: wantSame},
+}
+
+// greatestSteps are the steps of shape_greatest_least. The harness runs one
+// text on both databases, so each is written with PostgreSQL's GREATEST and
+// LEAST and again with SQLite's max and min: the other database's spelling
+// fails on both sides alike.
+func greatestSteps() []exactStep {
+	var out []exactStep
+	for _, st := range []struct {
+		q    string
+		args []any
+	}{
+		{"UPDATE g SET hi = GREATEST(hi, ?), lo = LEAST(lo, ?) WHERE id = ?", []any{7, 50, 1}},
+		{"UPDATE g SET hi = GREATEST(hi, ?), lo = LEAST(lo, ?) WHERE id = ?", []any{6, 60, 1}},
+		{"UPDATE g SET hi = GREATEST(hi, ?) WHERE id = ?", []any{3, 2}}, // NULL: PostgreSQL 3, SQLite NULL
+		{"UPDATE g SET hi = GREATEST(hi, ?), f = GREATEST(f, 2.5) WHERE id = ?", []any{9, 2}},
+		{"UPDATE g SET f = LEAST(f, 1.25), m = GREATEST(m, ?) WHERE id = ?", []any{"2.50", 1}},
+		{"UPDATE g SET m = GREATEST(m, 2.5) WHERE id = ?", []any{1}},
+		{"SELECT * FROM g ORDER BY id", nil},
+		{"UPDATE g SET hi = ? WHERE id = ?", []any{20, 1}},
+		{"UPDATE g SET hi = GREATEST(hi, ?) WHERE id = ?", []any{15, 1}}, // after an assignment
+		{"UPDATE g SET hi = GREATEST(hi, ?) WHERE id = ?", []any{25, 1}},
+		{"UPDATE g SET hi = hi + 1 WHERE id = ?", []any{1}},          // a delta after it
+		{"UPDATE g SET hi = LEAST(hi, ?) WHERE id = ?", []any{2, 1}}, // LEAST after a delta: through
+		{"UPDATE g SET lo = LEAST(lo, ?) WHERE id = ?", []any{40, 2}},
+		{"UPDATE g SET lo = GREATEST(lo, ?) WHERE id = ?", []any{45, 2}}, // the other function: through
+		{"UPDATE g SET hi = NULL WHERE id = ?", []any{2}},
+		{"UPDATE g SET hi = GREATEST(hi, ?) WHERE id = ?", []any{1, 2}}, // after NULL: through
+		{"UPDATE g SET hi = GREATEST(hi, ?) WHERE id = ?", []any{1, 9}}, // no such row
+		{"UPDATE g SET f = GREATEST(f, ?) WHERE id = ?", []any{0.0, 1}},
+		{"INSERT INTO g (id, hi, lo) VALUES (?, ?, ?)", []any{3, 4, 4}},
+		{"UPDATE g SET hi = GREATEST(hi, ?), lo = LEAST(lo, ?) WHERE id = ?", []any{3, 3, 3}},
+	} {
+		lite := strings.NewReplacer("GREATEST(", "max(", "LEAST(", "min(").Replace(st.q)
+		for _, q := range []string{st.q, lite} {
+			if st.args == nil {
+				out = append(out, queryStep(q))
+			} else {
+				out = append(out, execStep(q, st.args...))
+			}
+			if lite == st.q {
+				break
+			}
+		}
+	}
+	return out
 }
 
 func TestShapesExact(t *testing.T) {
@@ -176,9 +254,11 @@ func TestShapesBuffered(t *testing.T) {
 		{"UPDATE counters AS c SET n = counters.n + 1 WHERE c.id = ?", []any{1}, false},
 		{"UPDATE pairs SET n = n + 1 WHERE (a = ? AND b = ?) OR a = ?", []any{1, "x", 2}, false},
 		{"UPDATE money SET n = COALESCE(n, 0) + ? WHERE id = ?", []any{1, 1}, true},
-		{"UPDATE money SET u = COALESCE(u, 0) + ? WHERE id = ?", []any{1, 1}, false},
+		{"UPDATE money SET u = COALESCE(u, 0) + ? WHERE id = ?", []any{1, 2}, true},
 	}
 	pgOnly := []stmt{
+		{"UPDATE money SET n = GREATEST(n, ?), small = LEAST(small, 3) WHERE id = ?", []any{5, 2}, true},
+		{"UPDATE money SET n = max(n, ?) WHERE id = ?", []any{5, 1}, false},
 		{"UPDATE counters c SET n = c.n + 1 WHERE c.id = ?", []any{1}, true},
 		{"UPDATE money SET n = n + ?::bigint WHERE id = ?::int8", []any{1, 1}, true},
 		{"UPDATE money SET n = n + CAST(? AS bigint), small = small + 1::int WHERE id = CAST(? AS bigint)", []any{1, 1}, true},
@@ -192,6 +272,8 @@ func TestShapesBuffered(t *testing.T) {
 		{"UPDATE money SET amount = 1.5 WHERE id = 1.0", nil, false},
 	}
 	sqliteOnly := []stmt{
+		{"UPDATE money SET n = max(n, ?), small = min(small, 3) WHERE id = ?", []any{5, 2}, true},
+		{"UPDATE money SET label = max(label, ?) WHERE id = ?", []any{"x", 1}, false},
 		{"UPDATE money SET f = f + 0.1 WHERE id = ?", []any{1}, false}, // no exact binary value
 		{"UPDATE money SET amount = amount + 1.25 WHERE id = ?", []any{1}, false},
 		{"UPDATE money SET n = n + CAST(? AS INTEGER) WHERE id = ?", []any{1, 1}, false},

@@ -381,7 +381,7 @@ func (t *Table) Update(keyVals []any, changes []Change, names *Names, j Journal,
 	now := time.Now()
 	r = &Row{id: k, sh: s, Key: slices.Clone(keyVals), Op: dialect.Update, Since: now, Writes: 1}
 	for _, ch := range changes {
-		r.insertCol(ch.Col, ch.Val, ch.Delta)
+		r.insertCol(ch.Col, ch.Val, ch.Delta, ch.Fn)
 	}
 	r.size = rowSize(r)
 	// Admitted before the journal record: a record is appended only for a
@@ -461,7 +461,7 @@ func (t *Table) Insert(keys [][]any, rows [][]any, cols []sqlparse.Ident, names 
 	for i := range rows {
 		r := &Row{id: rk[i], sh: t.shardFor(rk[i]), Key: keys[i], Op: dialect.Insert, Since: now, Writes: 1}
 		for j, c := range cols {
-			r.insertCol(c, rows[i][j], false)
+			r.insertCol(c, rows[i][j], false, dialect.FnNone)
 		}
 		r.size = rowSize(r)
 		size += r.size

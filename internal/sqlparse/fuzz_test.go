@@ -80,7 +80,7 @@ func checkClassify(t *testing.T, q string, sqlite bool) {
 
 	// Round trip: canonical SQL written from the result means the same.
 	if c.Kind != Other {
-		canon := classifiedSQL(c)
+		canon := classifiedSQL(c, sqlite)
 		c2 := Classify(canon, sqlite)
 		c2.Names, c2.BeginsTx, c2.EndsTx = c.Names, c.BeginsTx, c.EndsTx
 		if !reflect.DeepEqual(c, c2) {
@@ -270,8 +270,15 @@ func (k shapeCheck) update(c *Statement) {
 	for i, s := range c.Sets {
 		checkIdent(s.Col)
 		checkVal(s.Val)
-		if s.Delta < -1 || s.Delta > 1 || s.NullAsZero && s.Delta == 0 {
-			fail("delta %d (null as zero %v)", s.Delta, s.NullAsZero)
+		if s.Delta < -1 || s.Delta > 1 || s.NullAsZero && s.Delta == 0 || s.Extreme < -1 || s.Extreme > 1 || s.Extreme != 0 && (s.Delta != 0 || s.NullAsZero) {
+			fail("delta %d, null as zero %v, extreme %d", s.Delta, s.NullAsZero, s.Extreme)
+		}
+		if s.Extreme != 0 && s.Val.IsLit {
+			switch s.Val.Lit.(type) {
+			case int64, Decimal:
+			default:
+				fail("non-numeric extreme %v", s.Val.Lit)
+			}
 		}
 		if s.Delta != 0 && s.Val.IsLit {
 			switch s.Val.Lit.(type) {
@@ -347,7 +354,7 @@ func (k shapeCheck) insert(c *Statement) {
 // classifiedSQL writes a bufferable classification back as SQL: raw names,
 // unqualified columns, c = c + v deltas, placeholders in the statement's
 // style with their ordinals or names.
-func classifiedSQL(c *Statement) string {
+func classifiedSQL(c *Statement, sqlite bool) string {
 	var val func(v Operand, delta bool) string
 	val = func(v Operand, delta bool) string {
 		if v.Cast != "" { // CAST(...) rather than ::, which SQLite refuses
@@ -400,10 +407,16 @@ func classifiedSQL(c *Statement) string {
 			if s.NullAsZero {
 				cur = "COALESCE(" + cur + ", 0)"
 			}
-			switch s.Delta {
-			case 0:
+			fns := [2]string{"LEAST", "GREATEST"}
+			if sqlite {
+				fns = [2]string{"min", "max"}
+			}
+			switch {
+			case s.Extreme != 0:
+				b.WriteString(s.Col.Raw + " = " + fns[(s.Extreme+1)/2] + "(" + s.Col.Raw + ", " + val(s.Val, true) + ")")
+			case s.Delta == 0:
 				b.WriteString(s.Col.Raw + " = " + val(s.Val, false))
-			case 1:
+			case s.Delta == 1:
 				b.WriteString(s.Col.Raw + " = " + cur + " + " + val(s.Val, true))
 			default:
 				b.WriteString(s.Col.Raw + " = " + cur + " - " + val(s.Val, true))

@@ -39,6 +39,12 @@ func describeClassified(c *Statement) string {
 			if s.NullAsZero {
 				op = "?" + op // NULL counts as 0
 			}
+			switch s.Extreme {
+			case 1:
+				op = "^="
+			case -1:
+				op = "v="
+			}
 			b.WriteString(" " + idn(s.Col) + op + val(s.Val))
 		}
 		b.WriteString(" where")

@@ -590,6 +590,30 @@ func (p *parser) setList(res *Statement) bool {
 	}
 }
 
+// extreme consumes "GREATEST(" (+1) or "LEAST(" (-1), on SQLite "max("
+// or "min(", and returns 0 when neither comes next.
+func (p *parser) extreme() int8 {
+	w := p.word(p.i)
+	if w == "" {
+		return 0
+	}
+	if t := &p.toks[p.i+1]; t.kind != tkOp || p.text(t) != "(" {
+		return 0 // p.i+1 is in range: the current token is a word, not EOF
+	}
+	var e int8
+	switch {
+	case !p.sqlite && kwIs(w, "greatest"), p.sqlite && kwIs(w, "max"):
+		e = 1
+	case !p.sqlite && kwIs(w, "least"), p.sqlite && kwIs(w, "min"):
+		e = -1
+	}
+	if e != 0 {
+		p.advance()
+		p.advance()
+	}
+	return e
+}
+
 // current consumes a column's current value in a delta: the column, as
 // column does, or COALESCE(column, 0) (zero is then true). It leaves the
 // position unchanged when there is neither.
@@ -626,7 +650,16 @@ func (p *parser) setClause(res *Statement) bool {
 	}
 	sc := SetClause{Col: col}
 	var kind valueKind
-	if rc, ok, zero := p.current(res); ok {
+	if sc.Extreme = p.extreme(); sc.Extreme != 0 {
+		// c = GREATEST(c, v): the column first, so that a tie keeps it.
+		rc, ok := p.column(res)
+		if !ok || rc.Norm != col.Norm || !p.op(",") {
+			return false
+		}
+		if sc.Val, kind = p.value(); kind != vkParam && kind != vkNumber || !p.op(")") {
+			return false
+		}
+	} else if rc, ok, zero := p.current(res); ok {
 		sc.NullAsZero = zero
 		// c = c + v or c = c - v: the same column exactly, by norm.
 		if rc.Norm != col.Norm {

@@ -64,7 +64,12 @@ type SetClause struct {
 	// NullAsZero: the delta's column was written COALESCE(col, 0), so a
 	// NULL counts as 0. The same as a plain delta on a NOT NULL column.
 	NullAsZero bool
-	Val        Operand
+	// Extreme is +1 for col = GREATEST(col, v) and -1 for col = LEAST(col,
+	// v), written max(col, v) and min(col, v) on SQLite (which has no
+	// GREATEST and whose max and min return NULL when either is NULL);
+	// Delta is then 0.
+	Extreme int8
+	Val     Operand
 }
 
 // KeyEq is one equality of an UPDATE's WHERE clause: col = v.
