@@ -13,15 +13,18 @@ import (
 
 // This file decides what the recognizer's wider shapes mean for one
 // database: a table alias, a cast on an operand, a decimal literal,
-// COALESCE(c, 0) + v. The recognizer accepts them as written; they are
-// buffered only where the column shows that they change nothing (a cast to
-// the column's own type, COALESCE on a NOT NULL column) or say exactly which
-// value is meant (a decimal literal, whose type is the database's to decide).
+// COALESCE(c, 0) + v, GREATEST(c, v) and LEAST(c, v). The recognizer accepts
+// them as written; they are buffered only where the column shows that they
+// change nothing (a cast to the column's own type, COALESCE on a NOT NULL
+// column), say exactly which value is meant (a decimal literal, whose type
+// is the database's to decide), or are functions the dirty set can merge
+// (on numeric columns: see dialect.ColFn and dirtyset's planUpdate).
 
-// planShapes checks a bufferable statement's alias, casts, decimal literals
-// and COALESCE deltas against the columns planColumns found, and replaces
-// each decimal literal by the value the database would make of it for its
-// column, in a copy of the statement kept in info. keyPos is as
+// planShapes checks a bufferable statement's alias, casts, decimal
+// literals, COALESCE deltas, GREATEST and LEAST against the columns
+// planColumns found, and replaces each decimal literal by the value the
+// database would make of it for its column (and COALESCE on a NOT NULL
+// column by a plain delta), in a copy of the statement kept in info. keyPos is as
 // stmtInfo.keyPos. It reports false when the statement must go to the
 // database: without a catalog (a generic database) none of these is
 // buffered.
@@ -105,7 +108,7 @@ func extremeFn(e int8) dialect.ColFn {
 }
 
 // hasShapes reports whether the statement has an alias, a cast, a decimal
-// literal or a COALESCE: the common statement has none and is left as it is.
+// literal or a function: the common statement has none and is left as it is.
 func hasShapes(c *sqlparse.Statement) bool {
 	if c.Alias != nil {
 		return true

@@ -545,8 +545,10 @@ func (p *parser) fresh(res *Statement, col Ident) bool {
 //	tbl [[AS] a] SET c = v [, d = d + v | d = d - v | d = v + d ...]
 //	WHERE k = v [AND k2 = v ...] [;]
 //
-// where the WHERE clause's equalities may be parenthesized in any way
-// (only AND joins them, so parentheses change nothing).
+// where d in a delta may be written COALESCE(d, 0), a SET clause may also be
+// c = GREATEST(c, v) or LEAST(c, v) (max, min on SQLite), and the WHERE
+// clause's equalities may be parenthesized in any way (only AND joins them,
+// so parentheses change nothing).
 func (p *parser) update(res *Statement) bool {
 	if !p.table(res) {
 		return false
@@ -638,7 +640,8 @@ func (p *parser) current(res *Statement) (col Ident, ok, zero bool) {
 }
 
 // setClause consumes one assignment and appends it to res.Sets: c = v, or a
-// delta of the same column, c = c + v, c = c - v or c = v + c, where v is a
+// delta of the same column, c = c + v, c = c - v or c = v + c (c possibly
+// COALESCE(c, 0)), or c = GREATEST(c, v) or LEAST(c, v), where v is a
 // placeholder or a number.
 func (p *parser) setClause(res *Statement) bool {
 	col, ok := p.ident() // a SET target is never qualified: both databases refuse t.c = ...
