@@ -1,6 +1,7 @@
 package writeback
 
 import (
+	"slices"
 	"time"
 
 	"github.com/writeback-go/writeback/internal/dialect"
@@ -68,11 +69,9 @@ func (c *Connector) deadLetter(t *flush.Table, r *dirtyset.Row, err error, noMat
 	}
 	dl.Values = r.Vals
 	dl.Delta = r.Delta
-	for i, fn := range r.Fn {
-		if fn != dialect.FnNone && dl.Func == nil {
-			dl.Func = make([]string, len(r.Fn))
-		}
-		if dl.Func != nil {
+	if slices.ContainsFunc(r.Fn, func(fn dialect.ColFn) bool { return fn != dialect.FnNone }) {
+		dl.Func = make([]string, len(r.Fn))
+		for i, fn := range r.Fn {
 			dl.Func[i] = fn.String()
 		}
 	}

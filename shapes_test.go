@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/writeback-go/writeback/internal/catalog"
 	"github.com/writeback-go/writeback/internal/dialect"
@@ -585,5 +586,61 @@ INSERT INTO c (id, n, hi, lo) VALUES (1, NULL, 5, 5), (2, 3, NULL, 9)`
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("after replay %q, directly %q", got, want)
+	}
+}
+
+// TestDeadLetterFunc: a dead letter's column functions survive the file.
+func TestDeadLetterFunc(t *testing.T) {
+	dl := DeadLetter{Time: time.Unix(1, 0), Table: "g", Key: []any{int64(1)}, Op: "update",
+		Columns: []string{"a", "hi", "n"}, Values: []any{int64(1), int64(2), int64(3)},
+		Delta: []bool{false, false, true}, Func: []string{"", "greatest", "coalesce"}, Writes: 2}
+	got, err := ParseDeadLetter(encodeDeadLetter(dl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Func, dl.Func) || !reflect.DeepEqual(got.Delta, dl.Delta) {
+		t.Errorf("func %q, delta %v; want %q, %v", got.Func, got.Delta, dl.Func, dl.Delta)
+	}
+	dl.Func = nil
+	if line := encodeDeadLetter(dl); strings.Contains(string(line), `"func"`) {
+		t.Errorf("a dead letter without functions says func: %s", line)
+	}
+}
+
+// TestDeadLetterOfFunction: a GREATEST the database refuses at its flush (a
+// CHECK constraint, allowed in the rules) is dead-lettered with its function.
+func TestDeadLetterOfFunction(t *testing.T) {
+	dsn := sqliteDSN(t, "dl")
+	base, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	if _, err := base.Exec(`CREATE TABLE g (id BIGINT NOT NULL PRIMARY KEY, hi BIGINT CHECK (hi < 10), n BIGINT);
+INSERT INTO g (id, hi, n) VALUES (1, 1, NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan DeadLetter, 1)
+	rules := writeRulesFile(t, backRules("g", "id", "allow: [check]"))
+	wb, err := openWithHooks("sqlite3", rules, dsn, WithOnDeadLetter(func(d DeadLetter) { got <- d }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wb.Close()
+	if _, err := wb.Exec("UPDATE g SET hi = max(hi, ?), n = COALESCE(n, 0) + 1 WHERE id = ?", 50, 1); err != nil {
+		t.Fatal(err)
+	}
+	if n := bufferedCount(t, wb); n != 1 {
+		t.Fatalf("buffered %d", n)
+	}
+	_ = Flush(context.Background(), wb) // the row is refused: a dead letter, not an error to retry
+	var dl DeadLetter
+	select {
+	case dl = <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no dead letter")
+	}
+	if !reflect.DeepEqual(dl.Columns, []string{"hi", "n"}) || !reflect.DeepEqual(dl.Func, []string{"greatest", "coalesce"}) || !reflect.DeepEqual(dl.Delta, []bool{false, true}) {
+		t.Errorf("dead letter columns %q, func %q, delta %v", dl.Columns, dl.Func, dl.Delta)
 	}
 }
