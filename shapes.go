@@ -99,6 +99,21 @@ func planShapes(kind dialect.Kind, info *stmtInfo, keyPos []int) bool {
 	return true
 }
 
+// extremeValueOK reports whether v, the value of a GREATEST or LEAST
+// already checked as an assignment, may be buffered: on SQLite a number,
+// since max and min order strings as text ('10' < '9'), which the dirty set
+// could not follow when it merges two of them.
+func extremeValueOK(kind dialect.Kind, v any) bool {
+	if kind != dialect.SQLite {
+		return true
+	}
+	switch v.(type) {
+	case int64, float64:
+		return true
+	}
+	return false
+}
+
 // extremeFn is the dirty set's function of a SET clause's Extreme.
 func extremeFn(e int8) dialect.ColFn {
 	if e > 0 {
