@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/writeback-go/writeback/internal/catalog"
+	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/dirtyset"
 	"github.com/writeback-go/writeback/internal/durable"
 	"github.com/writeback-go/writeback/internal/flush"
@@ -471,7 +472,7 @@ func (cn *Connector) exactUpdate(info *stmtInfo, keyVals []any, changes []dirtys
 			continue
 		}
 		v, ok := catalog.AssignOK(kind, col, changes[i].Val)
-		if !ok {
+		if !ok || changes[i].Fn != dialect.FnNone && !extremeValueOK(kind, v) { // shapes.go
 			return false
 		}
 		changes[i].Val = v

@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/writeback-go/writeback/internal/catalog"
+	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/dirtyset"
 	"github.com/writeback-go/writeback/internal/sqlparse"
 	"github.com/writeback-go/writeback/internal/value"
@@ -144,6 +145,9 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 		}
 	}
 	if sch != nil && !planColumns(info, sch, t, pos) {
+		return info
+	}
+	if !planShapes(cn.dia.Kind(), info, pos) { // shapes.go
 		return info
 	}
 	info.target, info.keyPos = t, pos
@@ -289,6 +293,13 @@ func resolveSets(dst []dirtyset.Change, sets []sqlparse.SetClause, args []driver
 		if !ok {
 			return nil, false
 		}
+		if s.Extreme != 0 {
+			if v == nil {
+				return nil, false // GREATEST(c, NULL) is c on PostgreSQL, max(c, NULL) NULL on SQLite: through
+			}
+			dst = append(dst, dirtyset.Change{Col: s.Col, Fn: extremeFn(s.Extreme), Val: v})
+			continue
+		}
 		if s.Delta != 0 && v == nil {
 			dst = append(dst, dirtyset.Change{Col: s.Col}) // c = c + NULL is NULL: an assignment
 			continue
@@ -303,7 +314,11 @@ func resolveSets(dst []dirtyset.Change, sets []sqlparse.SetClause, args []driver
 				}
 			}
 		}
-		dst = append(dst, dirtyset.Change{Col: s.Col, Delta: s.Delta != 0, Val: v})
+		ch := dirtyset.Change{Col: s.Col, Delta: s.Delta != 0, Val: v}
+		if s.NullAsZero {
+			ch.Fn = dialect.FnNullZero
+		}
+		dst = append(dst, ch)
 	}
 	return dst, true
 }

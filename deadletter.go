@@ -73,6 +73,7 @@ type deadLetterJSON struct {
 	Columns []string          `json:"columns"`
 	Values  []json.RawMessage `json:"values"`
 	Delta   []bool            `json:"delta,omitempty"`
+	Func    []string          `json:"func,omitempty"`
 	UpdCols []string          `json:"update_columns,omitempty"`
 	UpdVals []json.RawMessage `json:"update_values,omitempty"`
 	UpdDel  []bool            `json:"update_delta,omitempty"`
@@ -85,7 +86,7 @@ type deadLetterJSON struct {
 func encodeDeadLetter(dl DeadLetter) []byte {
 	j := deadLetterJSON{
 		Time: dl.Time.UTC().Format(time.RFC3339Nano), Table: dl.Table, Op: dl.Op,
-		Columns: dl.Columns, Delta: dl.Delta, Writes: dl.Writes, NoMatch: dl.NoMatch,
+		Columns: dl.Columns, Delta: dl.Delta, Func: dl.Func, Writes: dl.Writes, NoMatch: dl.NoMatch,
 		Key: dlEncodeValues(dl.Key), Values: dlEncodeValues(dl.Values),
 		UpdCols: dl.UpdateColumns, UpdDel: dl.UpdateDelta,
 	}
@@ -208,7 +209,7 @@ func ParseDeadLetter(line []byte) (DeadLetter, error) {
 	if err != nil {
 		return DeadLetter{}, fmt.Errorf("writeback: dead letter time: %w", err)
 	}
-	dl := DeadLetter{Time: tm, Table: j.Table, Op: j.Op, Columns: j.Columns, Delta: j.Delta, Writes: j.Writes, NoMatch: j.NoMatch,
+	dl := DeadLetter{Time: tm, Table: j.Table, Op: j.Op, Columns: j.Columns, Delta: j.Delta, Func: j.Func, Writes: j.Writes, NoMatch: j.NoMatch,
 		UpdateColumns: j.UpdCols, UpdateDelta: j.UpdDel}
 	for _, list := range []struct {
 		raw []json.RawMessage

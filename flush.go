@@ -1,6 +1,7 @@
 package writeback
 
 import (
+	"slices"
 	"time"
 
 	"github.com/writeback-go/writeback/internal/dialect"
@@ -24,6 +25,10 @@ type DeadLetter struct {
 	Columns []string // the coalesced columns, normalized (upsert: the row to insert)
 	Values  []any    // their values (for an update, a delta where Delta[i])
 	Delta   []bool   // update only: Values[i] is added to the column
+	// Func (update only; nil when none) names the function of the column's
+	// current value Values[i] is applied with: "coalesce" (a delta that
+	// counts NULL as 0), "greatest", "least"; "" for none.
+	Func []string
 	// Upsert only: the update to apply when the key exists, as Columns,
 	// Values and Delta are for an update.
 	UpdateColumns []string
@@ -85,6 +90,12 @@ func (c *Connector) deadLetter(t *flush.Table, r *dirtyset.Row, err error, noMat
 	dl.Delta = r.Delta
 	if ts := c.buf.tables[t.Name()]; ts != nil && ts.known != nil {
 		ts.known.forget() // an INSERT refused, or a row gone: what was learned may be wrong
+	}
+	if slices.ContainsFunc(r.Fn, func(fn dialect.ColFn) bool { return fn != dialect.FnNone }) {
+		dl.Func = make([]string, len(r.Fn))
+		for i, fn := range r.Fn {
+			dl.Func[i] = fn.String()
+		}
 	}
 	if noMatch {
 		c.log.Warn("writeback: flushed UPDATE matched no row", "table", dl.Table, "key", r.Key, "writes", r.Writes)

@@ -42,6 +42,10 @@ func readByKeyOracle(t *testing.T, driverName string) {
 		w("UPDATE pairs SET n = n + ? WHERE a = ? AND b = ?", 3, 1, "x"),
 		r("SELECT n FROM pairs WHERE b = ? AND a = ?", "x", 1),
 		r("SELECT n FROM counters WHERE id = 1"),
+		// A delta that counts NULL as 0, on a NULL: not a plain sum.
+		w(`UPDATE counters SET "Mixed" = NULL WHERE id > ?`, 0),
+		w(`UPDATE counters SET "Mixed" = COALESCE("Mixed", 0) + ? WHERE id = ?`, 7, 1),
+		r(`SELECT "Mixed" FROM counters WHERE id = ?`, 1),
 	)
 	p.same(t, "counters", "pairs")
 	st := p.conn.Stats()

@@ -189,16 +189,18 @@ func digits(s string) bool {
 
 // DeltaExact reports whether a delta v added to column c, coalesced with
 // other deltas and summed in memory, gives what the statements one by one
-// would: integers to integer columns, decimals within a numeric column's
-// scale, numbers to float columns (float64 sums, whose rounding may differ
-// in the last bit from one addition at a time). Anything else — a float to an
-// integer column (truncated per statement), text +, a scale the column would
-// round — is not coalesced.
+// would: integers within the type's range to integer columns, decimals
+// within a numeric column's scale, numbers to float columns (float64 sums,
+// whose rounding may differ in the last bit from one addition at a time).
+// Anything else — a float to an integer column (truncated per statement),
+// text +, a scale the column would round — is not coalesced.
 func DeltaExact(kind dialect.Kind, c *Column, v any) bool {
 	switch c.Class {
 	case Integer:
-		_, ok := v.(int64)
-		return ok
+		// A delta outside the type's range fails directly, whatever the row.
+		i, ok := v.(int64)
+		lo, hi := intRange(c)
+		return ok && lo <= i && i <= hi
 	case Numeric:
 		if c.Precision != 0 && c.Scale < 0 {
 			return false

@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -362,6 +363,11 @@ func TestDeltaExact(t *testing.T) {
 			dc{k, intCol, float64(1), false},
 			dc{k, intCol, "1", false},
 			dc{k, intCol, nil, false},
+			dc{k, intCol, int64(math.MaxInt64), true},
+			// A delta out of the type's range fails directly.
+			dc{k, Column{Class: Integer, Type: "integer"}, int64(1 << 31), false},
+			dc{k, Column{Class: Integer, Type: "integer"}, int64(-1 << 31), true},
+			dc{k, Column{Class: Integer, Type: "smallint"}, int64(-1<<15 - 1), false},
 			// Numeric: an int64 always.
 			dc{k, num2, int64(3), true},
 			dc{k, numFree, int64(-3), true},

@@ -41,6 +41,10 @@ type Group struct {
 	Cols []sqlparse.Ident
 	// Delta[i] (UPDATE only) says cols[i] is written as col = col + v; otherwise col = v.
 	Delta []bool
+	// Fn[i] (UPDATE only; nil when every column's is FnNone) is the
+	// function cols[i] is written with: COALESCE(col, 0) + v with a delta,
+	// GREATEST(col, v) or LEAST(col, v) without.
+	Fn []ColFn
 	// KeyCols is the table's key, in the rule's order, as the application wrote it.
 	KeyCols []sqlparse.Ident
 	// UpdCols and UpdDelta (UPSERT only) are the DO UPDATE SET columns and

@@ -52,7 +52,7 @@ func (d *genericWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []
 			}
 			continue
 		}
-		if noMatch[gi], err = execGroup(ctx, conn, genericSQL(g, style), g); err != nil {
+		if noMatch[gi], err = execGroup(ctx, conn, genericSQL(g, style, d.question), g); err != nil {
 			return nil, err
 		}
 	}
@@ -127,8 +127,8 @@ func execGroup(ctx context.Context, conn driver.Conn, query string, g *Group) ([
 
 // genericSQL is the one-row statement for a group, in the placeholder style
 // the application used: UPDATE t SET a = ?, b = b + ? WHERE k = ?, or
-// INSERT INTO t (a, b) VALUES (?, ?).
-func genericSQL(g *Group, style sqlparse.ParamStyle) string {
+// INSERT INTO t (a, b) VALUES (?, ?). sqlite names SQLite's functions.
+func genericSQL(g *Group, style sqlparse.ParamStyle, sqlite bool) string {
 	var sb strings.Builder
 	n := 0
 	ph := func() string {
@@ -165,11 +165,9 @@ func genericSQL(g *Group, style sqlparse.ParamStyle) string {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
-		if g.Delta[i] {
-			fmt.Fprintf(&sb, "%s = %s + %s", c.Raw, c.Raw, ph())
-		} else {
-			fmt.Fprintf(&sb, "%s = %s", c.Raw, ph())
-		}
+		sb.WriteString(c.Raw)
+		sb.WriteString(" = ")
+		writeSet(&sb, c.Raw, g.Delta[i], g.fnAt(i), sqlite, func(sb *strings.Builder) { sb.WriteString(ph()) })
 	}
 	sb.WriteString(" WHERE ")
 	for i, k := range g.KeyCols {

@@ -66,12 +66,8 @@ func pgUpdateSQL(g *Group, set, key []pgColSQL) string {
 		}
 		sb.WriteString(c.Raw)
 		sb.WriteString(" = ")
-		if i < len(g.Delta) && g.Delta[i] {
-			sb.WriteString("t.")
-			sb.WriteString(c.Raw)
-			sb.WriteString(" + ")
-		}
-		pgElem(&sb, "c", i, set[i])
+		delta := i < len(g.Delta) && g.Delta[i]
+		writeSet(&sb, "t."+c.Raw, delta, g.fnAt(i), false, func(sb *strings.Builder) { pgElem(sb, "c", i, set[i]) })
 	}
 	sb.WriteString(" FROM ")
 	pgUnnest(&sb, 1, set, key)

@@ -114,7 +114,7 @@ func upsertSQL(g *Group, style sqlparse.ParamStyle, castDelta func(col sqlparse.
 // prepared upsert, row by row.
 func execUpsertGroup(ctx context.Context, conn driver.Conn, g *Group, style sqlparse.ParamStyle) error {
 	u := upsertUpdate(g)
-	upd, err := drivercall.Prepare(ctx, conn, genericSQL(u, style))
+	upd, err := drivercall.Prepare(ctx, conn, genericSQL(u, style, false)) // an update part has no column functions
 	if err != nil {
 		return err
 	}

@@ -55,8 +55,8 @@ func guardsOnRow(r *Row, guards []Guard, hold GuardsHold) Outcome {
 			return FlushFirst // the column's default: the database's to say
 		case i < 0:
 			fromDB = true
-		case r.Op == dialect.Update && r.Delta[i]:
-			return FlushFirst
+		case r.Op == dialect.Update && (r.Delta[i] || r.FnAt(i) != dialect.FnNone):
+			return FlushFirst // the column's value depends on the database's
 		case (r.Vals[i] == nil) != g.Null:
 			return Unmatched
 		}

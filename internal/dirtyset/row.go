@@ -23,6 +23,9 @@ type Row struct {
 	Cols  []sqlparse.Ident
 	Vals  []any
 	Delta []bool // UPDATE only: Cols[i] = Cols[i] + Vals[i]
+	// Fn (UPDATE only; nil while every column's is FnNone) is the function
+	// Cols[i] is written with: see dialect.ColFn.
+	Fn []dialect.ColFn
 	// UPSERT only: Cols and Vals are the row to insert when its key is
 	// absent; UCols, UVals and UDelta the update to apply when it is present
 	// (UCols[i] = UCols[i] + UVals[i] where UDelta[i]).
@@ -81,7 +84,7 @@ func SameShape(a, b *Row) bool {
 		return false
 	}
 	for i := range a.Cols {
-		if a.Cols[i].Norm != b.Cols[i].Norm || a.Op == dialect.Update && a.Delta[i] != b.Delta[i] {
+		if a.Cols[i].Norm != b.Cols[i].Norm || a.Op == dialect.Update && (a.Delta[i] != b.Delta[i] || a.FnAt(i) != b.FnAt(i)) {
 			return false
 		}
 	}
@@ -94,6 +97,14 @@ func SameShape(a, b *Row) bool {
 		}
 	}
 	return true
+}
+
+// FnAt is the function column i is written with.
+func (r *Row) FnAt(i int) dialect.ColFn {
+	if i < len(r.Fn) {
+		return r.Fn[i]
+	}
+	return dialect.FnNone
 }
 
 // noteLSN records that journal record lsn was coalesced into the row.
@@ -119,7 +130,7 @@ func (r *Row) colIndex(norm string) int {
 }
 
 // insertCol adds a column keeping Cols sorted.
-func (r *Row) insertCol(c sqlparse.Ident, v any, delta bool) {
+func (r *Row) insertCol(c sqlparse.Ident, v any, delta bool, fn dialect.ColFn) {
 	i := sort.Search(len(r.Cols), func(i int) bool { return r.Cols[i].Norm >= c.Norm })
 	r.Cols = append(r.Cols, sqlparse.Ident{})
 	copy(r.Cols[i+1:], r.Cols[i:])
@@ -131,6 +142,14 @@ func (r *Row) insertCol(c sqlparse.Ident, v any, delta bool) {
 		r.Delta = append(r.Delta, false)
 		copy(r.Delta[i+1:], r.Delta[i:])
 		r.Delta[i] = delta
+		if r.Fn != nil || fn != dialect.FnNone {
+			if r.Fn == nil {
+				r.Fn = make([]dialect.ColFn, len(r.Cols)-1, len(r.Cols))
+			}
+			r.Fn = append(r.Fn, dialect.FnNone)
+			copy(r.Fn[i+1:], r.Fn[i:])
+			r.Fn[i] = fn
+		}
 	}
 }
 
@@ -147,7 +166,10 @@ type Names struct {
 type Change struct {
 	Col   sqlparse.Ident
 	Delta bool // Col = Col + Val
-	Val   any
+	// Fn is the function of the column's current value: FnNullZero with
+	// Delta, FnGreatest or FnLeast without.
+	Fn  dialect.ColFn
+	Val any
 }
 
 // planUpdate checks that an UPDATE's changes can be coalesced into the row
@@ -155,11 +177,19 @@ type Change struct {
 // does not touch the row: on false the caller flushes it and runs the
 // statement through instead. Checking first lets the journal record be
 // appended only for a write that will be coalesced.
+//
+// A column's pending write is an assignment (of an INSERT, too), a delta,
+// a COALESCE delta or a GREATEST or LEAST; a change merges into it as
+// follows, and any other pair is refused: an assignment replaces anything;
+// a delta adds to an assignment (NULL stays NULL), a delta or a COALESCE
+// delta; a COALESCE delta adds to an assignment (NULL counting as 0) or a
+// COALESCE delta; GREATEST and LEAST pick from a non-NULL assignment or the
+// same function's value, keeping the older on a tie as the databases do.
 func (r *Row) planUpdate(changes []Change, next []any) bool {
 	for i, ch := range changes {
 		j := r.colIndex(ch.Col.Norm)
 		switch {
-		case !ch.Delta:
+		case !ch.Delta && ch.Fn == dialect.FnNone:
 			next[i] = ch.Val
 		case j < 0:
 			if r.Op == dialect.Insert {
@@ -167,14 +197,47 @@ func (r *Row) planUpdate(changes []Change, next []any) bool {
 			}
 			next[i] = ch.Val
 		default:
-			sum, ok := value.Add(r.Vals[j], ch.Val)
+			v, ok := r.merge(j, ch)
 			if !ok {
 				return false
 			}
-			next[i] = sum
+			next[i] = v
 		}
 	}
 	return true
+}
+
+// merge is the value of column j after change ch (a delta or a function),
+// or false when the two do not merge (see planUpdate).
+func (r *Row) merge(j int, ch Change) (any, bool) {
+	assigned := r.Op == dialect.Insert || !r.Delta[j] && r.FnAt(j) == dialect.FnNone
+	cur := r.Vals[j]
+	switch {
+	case ch.Fn == dialect.FnNone: // a delta
+		if fn := r.FnAt(j); fn == dialect.FnGreatest || fn == dialect.FnLeast {
+			return nil, false
+		}
+		return value.Add(cur, ch.Val)
+	case ch.Fn == dialect.FnNullZero:
+		switch {
+		case assigned && cur == nil:
+			return value.AddToZero(ch.Val)
+		case assigned || r.FnAt(j) == dialect.FnNullZero:
+			return value.Add(cur, ch.Val)
+		}
+		return nil, false // after a plain delta: NULL + d is not COALESCE(NULL, 0) + d
+	}
+	if !(assigned && cur != nil || r.FnAt(j) == ch.Fn) {
+		return nil, false
+	}
+	c, ok := value.Compare(ch.Val, cur)
+	if !ok {
+		return nil, false
+	}
+	if ch.Fn == dialect.FnGreatest && c > 0 || ch.Fn == dialect.FnLeast && c < 0 {
+		return ch.Val, true
+	}
+	return cur, true
 }
 
 // commitUpdate coalesces changes into the row with the values planUpdate
@@ -183,16 +246,20 @@ func (r *Row) commitUpdate(changes []Change, next []any) (grew int64) {
 	for i, ch := range changes {
 		j := r.colIndex(ch.Col.Norm)
 		if j < 0 {
-			r.insertCol(ch.Col, next[i], ch.Delta && r.Op == dialect.Update)
+			r.insertCol(ch.Col, next[i], ch.Delta && r.Op == dialect.Update, ch.Fn)
 			grew += colOverhead + value.Size(next[i])
 			continue
 		}
 		grew += value.Size(next[i]) - value.Size(r.Vals[j])
 		r.Vals[j] = next[i]
-		if r.Op == dialect.Update {
-			// delta after delta stays a delta; anything after an assign, and
-			// an assign after anything, is an assign.
-			r.Delta[j] = ch.Delta && r.Delta[j]
+		if r.Op == dialect.Update && !ch.Delta && ch.Fn == dialect.FnNone {
+			// An assignment after anything is an assignment; anything
+			// else merged (planUpdate) leaves the column's kind as it was:
+			// an assignment, a delta, a COALESCE delta, GREATEST or LEAST.
+			r.Delta[j] = false
+			if j < len(r.Fn) {
+				r.Fn[j] = dialect.FnNone
+			}
 		}
 	}
 	r.Writes++

@@ -454,7 +454,7 @@ func (t *Table) UpdateGuarded(keyVals []any, changes []Change, names *Names, j J
 	now := time.Now()
 	r = &Row{id: k, sh: s, Key: slices.Clone(keyVals), Op: dialect.Update, Since: now, Writes: 1}
 	for _, ch := range changes {
-		r.insertCol(ch.Col, ch.Val, ch.Delta)
+		r.insertCol(ch.Col, ch.Val, ch.Delta, ch.Fn)
 	}
 	r.size = rowSize(r)
 	// Admitted before the journal record: a record is appended only for a
@@ -560,7 +560,7 @@ func (t *Table) InsertNew(keys [][]any, rows [][]any, cols []sqlparse.Ident, nam
 	for i := range rows {
 		r := &Row{id: rk[i], sh: t.shardFor(rk[i]), Key: keys[i], Op: dialect.Insert, Since: now, Writes: 1}
 		for j, c := range cols {
-			r.insertCol(c, rows[i][j], false)
+			r.insertCol(c, rows[i][j], false, dialect.FnNone)
 		}
 		r.size = rowSize(r)
 		size += r.size

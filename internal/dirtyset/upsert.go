@@ -44,6 +44,8 @@ func (p *colVals) plan(changes []Change, next []any) bool {
 	for i, ch := range changes {
 		j := p.index(ch.Col.Norm)
 		switch {
+		case ch.Fn != dialect.FnNone:
+			return false // COALESCE, GREATEST, LEAST: not in an upsert's parts
 		case !ch.Delta:
 			next[i] = ch.Val
 		case j < 0:
@@ -210,7 +212,7 @@ func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd []
 		inflight = inflight || s.inflightHasLocked(k)
 		n := &Row{id: k, sh: s, Key: slices.Clone(keys[i]), Op: dialect.Upsert, Since: now, Writes: 1}
 		for j, c := range cols {
-			n.insertCol(c, rows[i][j], false)
+			n.insertCol(c, rows[i][j], false, dialect.FnNone)
 		}
 		u := colVals{upd: true}
 		next := make([]any, len(upd[i]))

@@ -20,12 +20,15 @@ import (
 //
 //	record  = version(1) op(1) table(str) names changes-or-rows
 //	names   = hasSchema(1) [schema(ident)] table(ident) nkeys(uvarint) keyCols(ident)... style(1)
-//	update  = key(values) nchanges(uvarint) { col(ident) delta(1) value }...
+//	update  = key(values) nchanges(uvarint) { col(ident) kind(1) value }...
 //	insert  = ncols(uvarint) cols(ident)... nrows(uvarint) { key(values) row(values) }...
 //	upsert  = ncols(uvarint) cols(ident)... nrows(uvarint) { key(values) row(values) nchanges(uvarint) { col(ident) delta(1) value }... }...
 //	values  = n(uvarint) value...
 //	ident   = norm(str) raw(str) quoted(1)
 //	str     = len(uvarint) bytes
+//
+// A change's kind is 0 for an assignment, 1 for a delta (so far, the bool
+// they were), 2 for a COALESCE delta, 3 for GREATEST and 4 for LEAST.
 //
 // A value is a tag byte and its payload (see the val* constants); time.Time
 // uses its MarshalBinary form, which keeps the instant to the nanosecond and
@@ -96,7 +99,7 @@ func EncodeUpdate(dst []byte, table string, names *dirtyset.Names, key []any, ch
 	dst = binary.AppendUvarint(dst, uint64(len(changes)))
 	for _, ch := range changes {
 		dst = encodeIdent(dst, ch.Col)
-		dst = encodeBool(dst, ch.Delta)
+		dst = append(dst, changeKind(ch))
 		if dst, err = encodeValue(dst, ch.Val); err != nil {
 			return nil, err
 		}
@@ -354,6 +357,39 @@ func (d *decoder) bytes() []byte {
 
 func (d *decoder) str() string { return string(d.bytes()) }
 
+// changeKind is the kind byte of a change (see the format above).
+func changeKind(ch dirtyset.Change) byte {
+	switch {
+	case ch.Fn == dialect.FnGreatest:
+		return 3
+	case ch.Fn == dialect.FnLeast:
+		return 4
+	case ch.Delta && ch.Fn == dialect.FnNullZero:
+		return 2
+	case ch.Delta:
+		return 1
+	}
+	return 0
+}
+
+// change makes the change of a kind byte, without its column and value.
+func (d *decoder) change(kind byte) dirtyset.Change {
+	switch kind {
+	case 0:
+		return dirtyset.Change{}
+	case 1:
+		return dirtyset.Change{Delta: true}
+	case 2:
+		return dirtyset.Change{Delta: true, Fn: dialect.FnNullZero}
+	case 3:
+		return dirtyset.Change{Fn: dialect.FnGreatest}
+	case 4:
+		return dirtyset.Change{Fn: dialect.FnLeast}
+	}
+	d.fail("bad change kind")
+	return dirtyset.Change{}
+}
+
 func (d *decoder) bool1() bool {
 	switch d.byte1() {
 	case 0:
@@ -507,8 +543,9 @@ func DecodeRecord(b []byte) (*Record, error) {
 		n := d.count()
 		for i := 0; i < n && d.err == nil; i++ {
 			col := d.ident()
-			delta := d.bool1()
-			r.Changes = append(r.Changes, dirtyset.Change{Col: col, Delta: delta, Val: d.value()})
+			ch := d.change(d.byte1())
+			ch.Col, ch.Val = col, d.value()
+			r.Changes = append(r.Changes, ch)
 		}
 		if d.err == nil && len(r.Key) != nk {
 			d.fail("key values do not match the key columns")

@@ -320,7 +320,7 @@ func (g *grouper) add(r *dirtyset.Row, gen int, names *dirtyset.Names, total int
 			grp.Rows = make([][]any, 0, total) // rows mostly share one shape
 		}
 		if r.Op == dialect.Update {
-			grp.Delta = r.Delta
+			grp.Delta, grp.Fn = r.Delta, r.Fn
 		}
 		if r.Op == dialect.Upsert {
 			grp.UpdCols, grp.UpdDelta = r.UCols, r.UDelta
@@ -348,6 +348,9 @@ func (g *grouper) shapeKey(r *dirtyset.Row, gen int) string {
 		sb.WriteString(c.Norm)
 		if r.Op == dialect.Update && r.Delta[i] {
 			sb.WriteByte('+')
+		}
+		if fn := r.FnAt(i); fn != dialect.FnNone {
+			sb.WriteByte('0' + byte(fn))
 		}
 	}
 	if r.Op == dialect.Upsert {

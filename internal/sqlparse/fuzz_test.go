@@ -80,7 +80,7 @@ func checkClassify(t *testing.T, q string, sqlite bool) {
 
 	// Round trip: canonical SQL written from the result means the same.
 	if c.Kind != Other {
-		canon := classifiedSQL(c)
+		canon := classifiedSQL(c, sqlite)
 		c2 := Classify(canon, sqlite)
 		c2.Names, c2.BeginsTx, c2.EndsTx = c.Names, c.BeginsTx, c.EndsTx
 		if !reflect.DeepEqual(c, c2) {
@@ -199,8 +199,10 @@ func checkClassifiedInvariants(t *testing.T, q string, sqlite bool, c *Statement
 	checkVal := func(v Operand) {
 		t.Helper()
 		if v.IsLit {
-			switch v.Lit.(type) {
+			switch x := v.Lit.(type) {
 			case nil, int64, bool, string:
+			case Decimal:
+				checkDecimal(fail, x)
 			default:
 				fail("literal of type %T", v.Lit)
 			}
@@ -262,17 +264,27 @@ func (k shapeCheck) update(c *Statement) {
 		fail("update shape")
 	}
 	checkIdent(c.Table)
+	if c.Alias != nil {
+		checkIdent(*c.Alias)
+	}
 	for i, s := range c.Sets {
 		checkIdent(s.Col)
 		checkVal(s.Val)
-		if s.Delta < -1 || s.Delta > 1 {
-			fail("delta %d", s.Delta)
+		if s.Delta < -1 || s.Delta > 1 || s.NullAsZero && s.Delta == 0 || s.Extreme < -1 || s.Extreme > 1 || s.Extreme != 0 && (s.Delta != 0 || s.NullAsZero) {
+			fail("delta %d, null as zero %v, extreme %d", s.Delta, s.NullAsZero, s.Extreme)
+		}
+		if s.Extreme != 0 && s.Val.IsLit {
+			switch s.Val.Lit.(type) {
+			case int64, Decimal:
+			default:
+				fail("non-numeric extreme %v", s.Val.Lit)
+			}
 		}
 		if s.Delta != 0 && s.Val.IsLit {
-			if _, ok := s.Val.Lit.(int64); !ok {
-				if _, ok := s.Val.Lit.(string); !ok {
-					fail("non-numeric delta %v", s.Val.Lit)
-				}
+			switch s.Val.Lit.(type) {
+			case int64, Decimal:
+			default:
+				fail("non-numeric delta %v", s.Val.Lit)
 			}
 		}
 		for _, o := range c.Sets[:i] {
@@ -297,6 +309,19 @@ func (k shapeCheck) update(c *Statement) {
 				fail("key %q twice", w.Col.Norm)
 			}
 		}
+	}
+}
+
+// checkDecimal checks a Decimal's promised form: [-]digits[.digits].
+func checkDecimal(fail func(format string, args ...any), d Decimal) {
+	s := strings.TrimPrefix(string(d), "-")
+	ip, frac, dot := strings.Cut(s, ".")
+	ok := ip != "" && (!dot || frac != "")
+	for _, r := range ip + frac {
+		ok = ok && '0' <= r && r <= '9'
+	}
+	if !ok {
+		fail("bad decimal %q", d)
 	}
 }
 
@@ -329,8 +354,14 @@ func (k shapeCheck) insert(c *Statement) {
 // classifiedSQL writes a bufferable classification back as SQL: raw names,
 // unqualified columns, c = c + v deltas, placeholders in the statement's
 // style with their ordinals or names.
-func classifiedSQL(c *Statement) string {
-	val := func(v Operand, delta bool) string {
+func classifiedSQL(c *Statement, sqlite bool) string {
+	var val func(v Operand, delta bool) string
+	val = func(v Operand, delta bool) string {
+		if v.Cast != "" { // CAST(...) rather than ::, which SQLite refuses
+			plain := v
+			plain.Cast = ""
+			return "CAST(" + val(plain, delta) + " AS " + v.Cast + ")"
+		}
 		if !v.IsLit {
 			switch {
 			case v.Name != "":
@@ -348,10 +379,12 @@ func classifiedSQL(c *Statement) string {
 			return strings.ToUpper(strconv.FormatBool(x))
 		case int64:
 			return strconv.FormatInt(x, 10)
-		case string:
-			if delta { // a numeric delta kept as decimal text
-				return x
+		case Decimal:
+			if !strings.Contains(string(x), ".") {
+				return string(x) + "." // 5. stays a decimal
 			}
+			return string(x)
+		case string:
 			return "'" + strings.ReplaceAll(x, "'", "''") + "'"
 		}
 		return "?bad"
@@ -361,19 +394,32 @@ func classifiedSQL(c *Statement) string {
 	if c.Schema != nil {
 		tbl = c.Schema.Raw + "." + tbl
 	}
+	if c.Alias != nil {
+		tbl += " AS " + c.Alias.Raw
+	}
 	if c.Kind == Update {
 		b.WriteString("UPDATE " + tbl + " SET ")
 		for i, s := range c.Sets {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			switch s.Delta {
-			case 0:
+			cur := s.Col.Raw
+			if s.NullAsZero {
+				cur = "COALESCE(" + cur + ", 0)"
+			}
+			fns := [2]string{"LEAST", "GREATEST"}
+			if sqlite {
+				fns = [2]string{"min", "max"}
+			}
+			switch {
+			case s.Extreme != 0:
+				b.WriteString(s.Col.Raw + " = " + fns[(s.Extreme+1)/2] + "(" + s.Col.Raw + ", " + val(s.Val, true) + ")")
+			case s.Delta == 0:
 				b.WriteString(s.Col.Raw + " = " + val(s.Val, false))
-			case 1:
-				b.WriteString(s.Col.Raw + " = " + s.Col.Raw + " + " + val(s.Val, true))
+			case s.Delta == 1:
+				b.WriteString(s.Col.Raw + " = " + cur + " + " + val(s.Val, true))
 			default:
-				b.WriteString(s.Col.Raw + " = " + s.Col.Raw + " - " + val(s.Val, true))
+				b.WriteString(s.Col.Raw + " = " + cur + " - " + val(s.Val, true))
 			}
 		}
 		b.WriteString(" WHERE ")

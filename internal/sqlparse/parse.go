@@ -252,7 +252,7 @@ func Classify(query string, sqliteParams bool) *Statement {
 		// PostgreSQL rejects such text; SQLite may stop at a NUL.
 		c.unsafe = true
 	}
-	p := parser{q: &query, toks: toks}
+	p := parser{q: &query, toks: toks, sqlite: sqliteParams}
 	p.txState(res)
 	first := p.word(0)
 	switch {
@@ -262,7 +262,7 @@ func Classify(query string, sqliteParams bool) *Statement {
 		if p.update(res) {
 			res.Kind = Update
 		} else {
-			res.Schema, res.Table, res.Sets, res.Where = nil, Ident{}, nil, nil
+			res.Schema, res.Table, res.Alias, res.Sets, res.Where = nil, Ident{}, nil, nil, nil
 		}
 	case kwIs(first, "insert"):
 		p.i = 1

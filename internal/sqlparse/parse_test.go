@@ -19,6 +19,9 @@ func describeClassified(c *Statement) string {
 	if c.Schema != nil {
 		tbl = idn(*c.Schema) + "." + tbl
 	}
+	if c.Alias != nil {
+		tbl += " as " + idn(*c.Alias)
+	}
 	switch c.Kind {
 	case Update:
 		b.WriteString("update " + tbl + " set")
@@ -32,6 +35,15 @@ func describeClassified(c *Statement) string {
 				op = "+="
 			case -1:
 				op = "-="
+			}
+			if s.NullAsZero {
+				op = "?" + op // NULL counts as 0
+			}
+			switch s.Extreme {
+			case 1:
+				op = "^="
+			case -1:
+				op = "v="
 			}
 			b.WriteString(" " + idn(s.Col) + op + val(s.Val))
 		}
@@ -80,8 +92,14 @@ func describeIdent(i Ident) string {
 }
 
 // describeOperand writes an operand for describeClassified: #ordinal (with
-// :name) for a placeholder, else the literal.
+// :name) for a placeholder, else the literal (a Decimal as d"text"); a cast
+// follows as ::type.
 func describeOperand(v Operand) string {
+	if v.Cast != "" {
+		c := v
+		c.Cast = ""
+		return describeOperand(c) + "::" + v.Cast
+	}
 	if !v.IsLit {
 		if v.Name != "" {
 			return fmt.Sprintf(":%s#%d", v.Name, v.Ordinal)
@@ -97,6 +115,8 @@ func describeOperand(v Operand) string {
 		return fmt.Sprint(x)
 	case string:
 		return fmt.Sprintf("%q", x)
+	case Decimal:
+		return fmt.Sprintf("d%q", string(x))
 	}
 	return fmt.Sprintf("?%T", v.Lit)
 }
@@ -136,10 +156,12 @@ var shapeTests = []struct {
 	// Literal kinds.
 	{"int literals", "UPDATE t SET a = 5, b = -7, c = +3, d = - 2 WHERE k = 10", false, "update t set a=5, b=-7, c=3, d=-2 where k=10", clsNone, 0},
 	{"int64 bounds", "UPDATE t SET a = 9223372036854775807, b = -9223372036854775808 WHERE k = 007", false, "update t set a=9223372036854775807, b=-9223372036854775808 where k=7", clsNone, 0},
-	// Decimal literals pass through: their type is the database's to decide.
-	{"decimals", "UPDATE t SET a = 1.50 WHERE k = 1", false, `other`, clsNone, 0},
-	{"decimal signed", "UPDATE t SET b = -0.25 WHERE k = 1", false, `other`, clsNone, 0},
-	{"decimal leading dot", "UPDATE t SET c = .5 WHERE k = 1", false, `other`, clsNone, 0},
+	// Decimal literals keep their text: their type is the database's to decide.
+	{"decimals", "UPDATE t SET a = 1.50 WHERE k = 1", false, `update t set a=d"1.50" where k=1`, clsNone, 0},
+	{"decimal signed", "UPDATE t SET b = -0.25, c = +0.5 WHERE k = 1", false, `update t set b=d"-0.25", c=d"0.5" where k=1`, clsNone, 0},
+	{"decimal leading dot", "UPDATE t SET c = .5 WHERE k = 1", false, `update t set c=d"0.5" where k=1`, clsNone, 0},
+	{"decimal trailing dot", "UPDATE t SET c = 5. WHERE k = 1", false, `update t set c=d"5" where k=1`, clsNone, 0},
+	{"decimal exponent", "UPDATE t SET c = 1.5e3 WHERE k = 1", false, `other`, clsNone, 0},
 	{"strings", "UPDATE t SET a = 'it''s', b = '', c = 'x' WHERE k = 'key'", false, `update t set a="it's", b="", c="x" where k="key"`, clsNone, 0},
 	{"null true false", "UPDATE t SET a = NULL, b = true, c = FALSE WHERE k = 1", false, "update t set a=NULL, b=TRUE, c=FALSE where k=1", clsNone, 0},
 	{"unicode string", "UPDATE t SET a = 'héllo ☃' WHERE k = 1", false, `update t set a="héllo ☃" where k=1`, clsNone, 0},
@@ -149,13 +171,47 @@ var shapeTests = []struct {
 	{"delta minus", "UPDATE t SET n = n - ? WHERE k = ?", false, "update t set n-=#1 where k=#2", clsQ, 2},
 	{"delta v+c", "UPDATE t SET n = ? + n WHERE k = ?", false, "update t set n+=#1 where k=#2", clsQ, 2},
 	{"delta literal v+c", "UPDATE t SET n = -2 + n WHERE k = 1", false, `update t set n+=-2 where k=1`, clsNone, 0},
-	{"decimal delta", "UPDATE t SET n = n + 2.5 WHERE k = 1", false, `other`, clsNone, 0},
+	{"decimal delta", "UPDATE t SET n = n + 2.5, m = m - .25, o = 1.5 + o WHERE k = 1", false, `update t set n+=d"2.5", m-=d"0.25", o+=d"1.5" where k=1`, clsNone, 0},
+	{"decimal delta negative", "UPDATE t SET n = n + -2.5 WHERE k = 1.0", false, `update t set n+=d"-2.5" where k=d"1.0"`, clsNone, 0},
 	{"delta negative literal", "UPDATE t SET n = n + -1, m = m - -2 WHERE k = 1", false, "update t set n+=-1, m-=-2 where k=1", clsNone, 0},
 	{"delta qualified", "UPDATE t SET n = t.n + 1 WHERE t.k = 1", false, "update t set n+=1 where k=1", clsNone, 0},
 	{"delta mixed", "UPDATE counters SET hits = hits + 1, last = ?, bytes = bytes + ? WHERE id = ?", false, "update counters set hits+=1, last=#1, bytes+=#2 where id=#3", clsQ, 3},
 	{"delta case-insensitive", "UPDATE t SET N = n + 1 WHERE k = 1", false, "update t set n+=1 where k=1", clsNone, 0},
 
-	// Keys.
+	// Aliases.
+	{"alias", "UPDATE counters AS c SET n = c.n + 1 WHERE c.id = 1", false, "update counters as c set n+=1 where id=1", clsNone, 0},
+	{"alias unqualified", "UPDATE counters AS c SET n = n + 1 WHERE id = ?", false, "update counters as c set n+=1 where id=#1", clsQ, 1},
+	{"bare alias", "UPDATE counters c SET n = c.n + $1 WHERE c.id = $2", false, "update counters as c set n+=#1 where id=#2", clsD, 2},
+	{"alias SQLite", "UPDATE counters AS c SET n = c.n + ? WHERE c.id = ?", true, "update counters as c set n+=#1 where id=#2", clsQ, 2},
+	{"alias quoted", `UPDATE "counters" AS "C" SET "n" = "C"."n" + $1 WHERE "C"."id" = $2`, false, "update {counters} as {C} set {n}+=#1 where {id}=#2", clsD, 2},
+	{"alias case", "UPDATE counters AS C SET n = c.n + 1 WHERE C.id = 1", false, "update counters as c set n+=1 where id=1", clsNone, 0},
+	{"alias schema", "UPDATE app.counters AS c SET n = 1 + c.n WHERE c.id = 1", false, "update app.counters as c set n+=1 where id=1", clsNone, 0},
+	{"alias is table name", "UPDATE counters AS counters SET n = counters.n + 1 WHERE counters.id = 1", false, "update counters as counters set n+=1 where id=1", clsNone, 0},
+	{"qualified by table", `UPDATE "counters" SET "n" = "counters"."n" + $1 WHERE "counters"."id" = $2`, false, "update {counters} set {n}+=#1 where {id}=#2", clsD, 2},
+	{"gorm qualified keys", `UPDATE "tallies" SET "n"=n + $1 WHERE "tallies"."a" = $2 AND "tallies"."b" = $3`, false, "update {tallies} set {n}+=#1 where {a}=#2 and {b}=#3", clsD, 3},
+
+	// Parenthesized WHERE.
+	{"where parens", "UPDATE t SET a = 1 WHERE (k = 1)", false, "update t set a=1 where k=1", clsNone, 0},
+	{"where double parens", "UPDATE t SET a = $2 WHERE ((k = $1))", false, "update t set a=#2 where k=#1", clsD, 2},
+	{"where parens each", "UPDATE t SET a = 1 WHERE (k1 = 1) AND (k2 = 2)", false, "update t set a=1 where k1=1 and k2=2", clsNone, 0},
+	{"where parens around and", "UPDATE t SET a = 1 WHERE (k1 = 1 AND k2 = 2)", false, "update t set a=1 where k1=1 and k2=2", clsNone, 0},
+	{"where parens gorm", `UPDATE "tallies" SET "n"=n + $1 WHERE (b = $2 AND a = $3) AND "c" = $4`, false, "update {tallies} set {n}+=#1 where b=#2 and a=#3 and {c}=#4", clsD, 4},
+	{"where parens nested", "UPDATE t SET a = 1 WHERE ((k1 = 1) AND ((k2 = 2) AND k3 = 3));", false, "update t set a=1 where k1=1 and k2=2 and k3=3", clsNone, 0},
+	{"where parens reversed", "UPDATE t SET a = 1 WHERE (1 = k)", false, "update t set a=1 where k=1", clsNone, 0},
+	{"where parens deep", "UPDATE t SET a = 1 WHERE " + strings.Repeat("(", 16) + "k = 1" + strings.Repeat(")", 16), false, "update t set a=1 where k=1", clsNone, 0},
+
+	// Casts.
+	{"cast key", "UPDATE t SET a = $1 WHERE id = $2::bigint", false, "update t set a=#1 where id=#2::bigint", clsD, 2},
+	{"cast delta", "UPDATE t SET n = n + $1::int WHERE id = $2::INT8", false, "update t set n+=#1::int where id=#2::int8", clsD, 2},
+	{"cast spaced", "UPDATE t SET a = $1 :: text WHERE k = $2", false, "update t set a=#1::text where k=#2", clsD, 2},
+	{"CAST", "UPDATE t SET n = n + CAST(? AS bigint) WHERE k = cast(? as integer)", false, "update t set n+=#1::bigint where k=#2::integer", clsQ, 2},
+	{"CAST SQLite", "UPDATE t SET n = n + CAST(? AS INTEGER) WHERE k = ?", true, "update t set n+=#1::integer where k=#2", clsQ, 2},
+	{"CAST negative", "UPDATE t SET n = CAST(-1 AS bigint) + n WHERE k = 1", false, "update t set n+=-1::bigint where k=1", clsNone, 0},
+	{"cast literals", "UPDATE t SET a = 1::bigint, b = 'x'::text, c = 1.5::numeric, d = NULL::int WHERE k = 2::int", false, `update t set a=1::bigint, b="x"::text, c=d"1.5"::numeric, d=NULL::int where k=2::int`, clsNone, 0},
+	{"cast multi-word", "UPDATE t SET a = $1::double precision, b = $2::character varying, c = $3::timestamp with time zone, d = $4::time without time zone, e = $5::char varying WHERE k = $6::timestamp", false,
+		"update t set a=#1::double precision, b=#2::character varying, c=#3::timestamp with time zone, d=#4::time without time zone, e=#5::char varying where k=#6::timestamp", clsD, 6},
+	{"insert cast", "INSERT INTO t (a, b) VALUES ($1::int, CAST($2 AS text))", false, "insert t (a,b) values (#1::int,#2::text)", clsD, 2},
+
 	{"composite key", "UPDATE t SET a = ? WHERE k1 = ? AND k2 = ? AND k3 = 'x'", false, `update t set a=#1 where k1=#2 and k2=#3 and k3="x"`, clsQ, 3},
 	{"key reversed", "UPDATE t SET a = ? WHERE ? = k", false, "update t set a=#1 where k=#2", clsQ, 2},
 	{"key literal reversed", "UPDATE t SET a = 1 WHERE 5 = k AND k2 = 6", false, "update t set a=1 where k=5 and k2=6", clsNone, 0},
@@ -193,7 +249,7 @@ var shapeTests = []struct {
 	{"insert $N", "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)", false, "insert t (a,b) values (#1,#2), (#3,#4)", clsD, 4},
 	{"insert named", "INSERT INTO t (a, b) VALUES (:a, :b)", true, "insert t (a,b) values (:a#1,:b#2)", clsNm, 2},
 	{"insert literals", "insert into s.t(a,b,c,d,e) values(1,'x',NULL,TRUE,-15);", false, `insert s.t (a,b,c,d,e) values (1,"x",NULL,TRUE,-15)`, clsNone, 0},
-	{"insert decimal", "insert into s.t(a,e) values(1,-1.5);", false, `other`, clsNone, 0},
+	{"insert decimal", "insert into s.t(a,e) values(1,-1.5);", false, `insert s.t (a,e) values (1,d"-1.5")`, clsNone, 0},
 	{"insert quoted", "INSERT INTO \"T\" (\"A\", `b`, [c]) VALUES (1, 2, 3)", false, "insert {T} ({A},{b},{c}) values (1,2,3)", clsNone, 0},
 	{"insert multi-row", "INSERT INTO t (k, v) VALUES (1, 'a'), (2, 'b'), (3, 'c')", false, `insert t (k,v) values (1,"a"), (2,"b"), (3,"c")`, clsNone, 0},
 	{"insert comments", "INSERT /*x*/ INTO t /*y*/ (a) -- z\n VALUES (?) -- end", false, "insert t (a) values (#1)", clsQ, 1},
@@ -210,7 +266,16 @@ var shapeTests = []struct {
 	{"where is null", "UPDATE t SET a = 1 WHERE k IS NULL", false, "other", clsNone, 0},
 	{"where = null", "UPDATE t SET a = 1 WHERE k = NULL", false, "other", clsNone, 0},
 	{"where null = k", "UPDATE t SET a = 1 WHERE NULL = k", false, "other", clsNone, 0},
-	{"where parens", "UPDATE t SET a = 1 WHERE (k = 1)", false, "other", clsNone, 0},
+	{"where parens, SET list", "UPDATE t SET (a) = 1 WHERE (k = 1)", false, "other", clsNone, 0},
+	{"where parens unbalanced", "UPDATE t SET a = 1 WHERE (k = 1", false, "other", clsNone, 0},
+	{"where parens unbalanced right", "UPDATE t SET a = 1 WHERE k = 1)", false, "other", clsNone, 0},
+	{"where parens or", "UPDATE t SET a = 1 WHERE (k = 1 OR k = 2)", false, "other", clsNone, 0},
+	{"where parens and or", "UPDATE t SET a = 1 WHERE j = 1 AND (k = 1 OR k = 2)", false, "other", clsNone, 0},
+	{"where parens not", "UPDATE t SET a = 1 WHERE NOT (k = 1)", false, "other", clsNone, 0},
+	{"where parens column", "UPDATE t SET a = 1 WHERE (k) = 1", false, "other", clsNone, 0},
+	{"where parens empty", "UPDATE t SET a = 1 WHERE () AND k = 1", false, "other", clsNone, 0},
+	{"where parens dup key", "UPDATE t SET a = 1 WHERE (k = 1) AND (k = 1)", false, "other", clsNone, 0},
+	{"where parens too deep", "UPDATE t SET a = 1 WHERE " + strings.Repeat("(", 17) + "k = 1" + strings.Repeat(")", 17), false, "other", clsNone, 0},
 	{"where parens value", "UPDATE t SET a = 1 WHERE k = (1)", false, "other", clsNone, 0},
 	{"where function", "UPDATE t SET a = 1 WHERE k = lower(?)", false, "other", clsQ, 1},
 	{"where col = col", "UPDATE t SET a = 1 WHERE k = j", false, "other", clsNone, 0},
@@ -241,9 +306,22 @@ var shapeTests = []struct {
 	{"set function", "UPDATE t SET a = now() WHERE k = 1", false, "other", clsNone, 0},
 	{"set niladic", "UPDATE t SET a = CURRENT_TIMESTAMP WHERE k = 1", false, "other", clsNone, 0},
 	{"set subquery", "UPDATE t SET a = (SELECT 1) WHERE k = 1", false, "other", clsNone, 0},
-	{"set cast", "UPDATE t SET a = $1::int WHERE k = $2", false, "other", clsD, 2},
-	{"set cast spaced", "UPDATE t SET a = $1 :: int WHERE k = $2", false, "other", clsD, 2},
-	{"set CAST", "UPDATE t SET a = CAST(? AS int) WHERE k = ?", false, "other", clsQ, 2},
+	{"cast with modifier", "UPDATE t SET a = $1::varchar(10) WHERE k = $2", false, "other", clsD, 2},
+	{"CAST with modifier", "UPDATE t SET a = CAST($1 AS numeric(10,2)) WHERE k = $2", false, "other", clsD, 2},
+	{"cast to array", "UPDATE t SET a = $1::int[] WHERE k = $2", false, "other", clsD, 2},
+	{"cast to quoted type", `UPDATE t SET a = $1::"int" WHERE k = $2`, false, "other", clsD, 2},
+	{"cast to qualified type", "UPDATE t SET a = $1::pg_catalog.int8 WHERE k = $2", false, "other", clsD, 2},
+	{"cast twice", "UPDATE t SET a = $1::text::int WHERE k = $2", false, "other", clsD, 2},
+	{"cast after sign", "UPDATE t SET a = -1::int WHERE k = 1", false, "other", clsNone, 0},
+	{"cast on SQLite", "UPDATE t SET a = 1::int WHERE k = 1", true, "other", clsNone, 0},
+	{"cast double alone", "UPDATE t SET a = $1::double WHERE k = $2", false, "other", clsD, 2},
+	{"cast time with", "UPDATE t SET a = $1::timestamp with zone WHERE k = $2", false, "other", clsD, 2},
+	{"cast of column", "UPDATE t SET a = a::int + 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"cast of delta", "UPDATE t SET a = (a + 1)::int WHERE k = 1", false, "other", clsNone, 0},
+	{"CAST unclosed", "UPDATE t SET a = CAST(1 AS int WHERE k = 1", false, "other", clsNone, 0},
+	{"CAST no AS", "UPDATE t SET a = CAST(1 int) WHERE k = 1", false, "other", clsNone, 0},
+	{"CAST nested", "UPDATE t SET a = CAST(CAST(1 AS int) AS int) WHERE k = 1", false, "other", clsNone, 0},
+	{"cast null key", "UPDATE t SET a = 1 WHERE k = NULL::int", false, "other", clsNone, 0},
 	{"set collate", "UPDATE t SET a = 'x' COLLATE nocase WHERE k = 1", false, "other", clsNone, 0},
 	{"set typed literal", "UPDATE t SET a = DATE '2020-01-01' WHERE k = 1", false, "other", clsNone, 0},
 	{"set negative param", "UPDATE t SET a = -? WHERE k = 1", false, "other", clsQ, 1},
@@ -285,8 +363,15 @@ var shapeTests = []struct {
 	{"from", "UPDATE t SET a = u.a FROM u WHERE t.k = u.k", false, "other", clsNone, 0},
 	{"limit", "UPDATE t SET a = 1 WHERE k = 1 LIMIT 1", false, "other", clsNone, 0},
 	{"order by", "UPDATE t SET a = 1 WHERE k = 1 ORDER BY k", false, "other", clsNone, 0},
-	{"alias", "UPDATE t AS x SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
-	{"bare alias", "UPDATE t x SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"alias, table qualifies", "UPDATE t AS x SET a = t.a + 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"alias, table qualifies key", "UPDATE t AS x SET a = 1 WHERE t.k = 1", false, "other", clsNone, 0},
+	{"alias qualified SET target", "UPDATE t AS x SET x.a = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"alias other name", "UPDATE t AS x SET a = y.a + 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"alias quoted mismatch", `UPDATE t AS "X" SET a = x.a + 1 WHERE k = 1`, false, "other", clsNone, 0},
+	{"alias reserved", "UPDATE t AS where SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"alias AS alone", "UPDATE t AS SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
+	{"bare alias SQLite", "UPDATE t x SET a = 1 WHERE k = 1", true, "other", clsNone, 0},
+	{"two aliases", "UPDATE t AS x y SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
 	{"only", "UPDATE ONLY t SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
 	{"star", "UPDATE t * SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
 	{"ignore", "UPDATE IGNORE t SET a = 1 WHERE k = 1", false, "other", clsNone, 0},
@@ -324,7 +409,7 @@ var shapeTests = []struct {
 	{"insert default values", "INSERT INTO t DEFAULT VALUES", false, "other", clsNone, 0},
 	{"insert default", "INSERT INTO t (a, b) VALUES (1, DEFAULT)", false, "other", clsNone, 0},
 	{"insert function", "INSERT INTO t (a) VALUES (now())", false, "other", clsNone, 0},
-	{"insert cast", "INSERT INTO t (a) VALUES ($1::int)", false, "other", clsD, 1},
+	{"insert cast modifier", "INSERT INTO t (a) VALUES ($1::varchar(3))", false, "other", clsD, 1},
 	{"insert or replace", "INSERT OR REPLACE INTO t (a) VALUES (1)", false, "other", clsNone, 0},
 	{"insert or ignore", "INSERT OR IGNORE INTO t (a) VALUES (1)", false, "other", clsNone, 0},
 	{"replace", "REPLACE INTO t (a) VALUES (1)", false, "other", clsNone, 0},
@@ -679,6 +764,15 @@ func TestLexerProgress(t *testing.T) {
 func BenchmarkClassify(b *testing.B) {
 	b.Run("update", func(b *testing.B) {
 		q := "UPDATE page_views SET views = views + $1, last_seen = $2 WHERE page_id = $3"
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if Classify(q, false).Kind != Update {
+				b.Fatal("not bufferable")
+			}
+		}
+	})
+	b.Run("update-shapes", func(b *testing.B) {
+		q := `UPDATE "page_views" AS v SET "views" = v."views" + $1::bigint, last_seen = 1.5 WHERE (v."page_id" = $2)`
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			if Classify(q, false).Kind != Update {

@@ -19,6 +19,9 @@ type parser struct {
 	q    *string
 	toks []token
 	i    int
+	// sqlite: the base database is SQLite, which refuses "::" casts and an
+	// UPDATE alias without AS.
+	sqlite bool
 	// seen holds the fold keys of the columns so far, once there are many.
 	seen map[string]struct{}
 }
@@ -250,8 +253,25 @@ func (p *parser) table(res *Statement) bool {
 	return true
 }
 
-// column consumes col or tbl.col, where tbl is the statement's table as
-// written (compared by norm), and returns col.
+// alias consumes an UPDATE's optional alias, AS a or (outside SQLite) a.
+// The table's name no longer qualifies its columns then: both databases
+// refuse t.c after UPDATE t AS a.
+func (p *parser) alias(res *Statement) bool {
+	as := p.keyword("as")
+	if !as && (p.sqlite || p.peek().kind != tkIdent && p.peek().kind != tkQIdent) {
+		return true // SET comes next, or the text fails later
+	}
+	id, ok := p.ident() // reserved words (SET among them) are no alias
+	if !ok {
+		return !as
+	}
+	alias := id // allocated only when there is an alias
+	res.Alias = &alias
+	return true
+}
+
+// column consumes col or q.col, where q is the statement's alias, or its
+// table when it has none, as written (compared by norm), and returns col.
 func (p *parser) column(res *Statement) (Ident, bool) {
 	id, ok := p.ident()
 	if !ok {
@@ -260,7 +280,11 @@ func (p *parser) column(res *Statement) (Ident, bool) {
 	if !p.op(".") {
 		return id, true
 	}
-	if id.Norm != res.Table.Norm {
+	qual := res.Table.Norm
+	if res.Alias != nil {
+		qual = res.Alias.Norm
+	}
+	if id.Norm != qual {
 		return Ident{}, false
 	}
 	return p.ident()
@@ -287,8 +311,86 @@ const (
 )
 
 // value consumes one operand: a placeholder, a signed integer or decimal, a
-// plain string, NULL, TRUE or FALSE.
+// plain string, NULL, TRUE or FALSE, optionally cast: v::type (not on
+// SQLite, and not after a sign: -v::type is -(v::type), whose cast may
+// fail where -v fits) or CAST(v AS type).
 func (p *parser) value() (Operand, valueKind) {
+	if kwIs(p.word(p.i), "cast") {
+		return p.castValue()
+	}
+	signed := p.peek().kind == tkOp
+	v, kind := p.plainValue()
+	if kind == vkNone || !p.op("::") {
+		return v, kind
+	}
+	if signed || p.sqlite {
+		return Operand{}, vkNone
+	}
+	var ok bool
+	if v.Cast, ok = p.typeName(); !ok {
+		return Operand{}, vkNone
+	}
+	return v, kind
+}
+
+// castValue consumes CAST(v AS type).
+func (p *parser) castValue() (Operand, valueKind) {
+	p.advance()
+	if !p.op("(") {
+		return Operand{}, vkNone
+	}
+	v, kind := p.plainValue()
+	if kind == vkNone || !p.keyword("as") {
+		return Operand{}, vkNone
+	}
+	var ok bool
+	if v.Cast, ok = p.typeName(); !ok || !p.op(")") {
+		return Operand{}, vkNone
+	}
+	return v, kind
+}
+
+// typeName consumes a type name of unquoted words: one word, or one of
+// the SQL standard's multi-word names (double precision, character
+// varying, timestamp with[out] time zone ...). A type modifier or array
+// brackets that follow are left to fail the statement.
+func (p *parser) typeName() (string, bool) {
+	w := p.word(p.i)
+	if w == "" {
+		return "", false
+	}
+	p.advance()
+	name := FoldASCII(w)
+	switch name {
+	case "double":
+		if !p.keyword("precision") {
+			return "", false
+		}
+		return "double precision", true
+	case "character", "char", "bit":
+		if p.keyword("varying") {
+			name += " varying"
+		}
+	case "timestamp", "time":
+		zone := ""
+		switch {
+		case p.keyword("with"):
+			zone = " with time zone"
+		case p.keyword("without"):
+			zone = " without time zone"
+		default:
+			return name, true
+		}
+		if !p.keyword("time") || !p.keyword("zone") {
+			return "", false
+		}
+		name += zone
+	}
+	return name, true
+}
+
+// plainValue is value without a cast.
+func (p *parser) plainValue() (Operand, valueKind) {
 	t := p.peek()
 	switch t.kind {
 	case tkParam:
@@ -340,8 +442,8 @@ func (p *parser) value() (Operand, valueKind) {
 	return Operand{}, vkNone
 }
 
-// number makes the literal of an unsigned integer token: int64 for integers
-// that fit; others, and decimals, are not bufferable.
+// number makes the literal of an unsigned integer or decimal token: int64
+// for integers that fit (others are not bufferable), Decimal for decimals.
 func number(digits string, neg bool) (Operand, valueKind) {
 	if strings.IndexByte(digits, '.') < 0 {
 		u, err := strconv.ParseUint(digits, 10, 64)
@@ -354,11 +456,18 @@ func number(digits string, neg bool) (Operand, valueKind) {
 		}
 		return Operand{IsLit: true, Lit: n}, vkNumber
 	}
-	// A decimal literal is not buffered: its type is the database's to decide
+	// A decimal keeps its text: its type is the database's to decide
 	// (numeric in PostgreSQL, REAL in SQLite), and a bound string or float in
 	// its place would not always mean the same (bigint + 1.5 is numeric in
-	// PostgreSQL, but bigint + '1.5' is an error). Bound decimals are buffered.
-	return Operand{}, vkNone
+	// PostgreSQL, but bigint + '1.5' is an error).
+	if digits[0] == '.' {
+		digits = "0" + digits
+	}
+	digits = strings.TrimSuffix(digits, ".") // 5. is 5, of scale 0
+	if neg {
+		digits = "-" + digits
+	}
+	return Operand{IsLit: true, Lit: Decimal(digits)}, vkNumber
 }
 
 // end accepts an optional ';' and then the end of the text.
@@ -433,14 +542,22 @@ func (p *parser) fresh(res *Statement, col Ident) bool {
 
 // update recognizes, after UPDATE:
 //
-//	tbl SET c = v [, d = d + v | d = d - v | d = v + d ...]
+//	tbl [[AS] a] SET c = v [, d = d + v | d = d - v | d = v + d ...]
 //	WHERE k = v [AND k2 = v ...] [;]
+//
+// where d in a delta may be written COALESCE(d, 0), a SET clause may also be
+// c = GREATEST(c, v) or LEAST(c, v) (max, min on SQLite), and the WHERE
+// clause's equalities may be parenthesized in any way (only AND joins them,
+// so parentheses change nothing).
 func (p *parser) update(res *Statement) bool {
-	if !p.table(res) || !p.keyword("set") {
+	if !p.table(res) {
+		return false
+	}
+	if !p.alias(res) || !p.keyword("set") {
 		return false
 	}
 	p.allocUpdateLists(res)
-	return p.setList(res) && p.keyword("where") && p.whereList(res) && p.end()
+	return p.setList(res) && p.keyword("where") && p.whereList(res, 0) && p.end()
 }
 
 // allocUpdateLists sizes res.Sets and res.Where in one allocation each, from
@@ -475,8 +592,56 @@ func (p *parser) setList(res *Statement) bool {
 	}
 }
 
+// extreme consumes "GREATEST(" (+1) or "LEAST(" (-1), on SQLite "max("
+// or "min(", and returns 0 when neither comes next.
+func (p *parser) extreme() int8 {
+	w := p.word(p.i)
+	if w == "" {
+		return 0
+	}
+	if t := &p.toks[p.i+1]; t.kind != tkOp || p.text(t) != "(" {
+		return 0 // p.i+1 is in range: the current token is a word, not EOF
+	}
+	var e int8
+	switch {
+	case !p.sqlite && kwIs(w, "greatest"), p.sqlite && kwIs(w, "max"):
+		e = 1
+	case !p.sqlite && kwIs(w, "least"), p.sqlite && kwIs(w, "min"):
+		e = -1
+	}
+	if e != 0 {
+		p.advance()
+		p.advance()
+	}
+	return e
+}
+
+// current consumes a column's current value in a delta: the column, as
+// column does, or COALESCE(column, 0) (zero is then true). It leaves the
+// position unchanged when there is neither.
+func (p *parser) current(res *Statement) (col Ident, ok, zero bool) {
+	if !kwIs(p.word(p.i), "coalesce") || p.toks[p.i+1].kind != tkOp || p.text(&p.toks[p.i+1]) != "(" {
+		col, ok = p.tryColumn(res)
+		return col, ok, false
+	}
+	save := p.i
+	p.advance()
+	p.advance()
+	if col, ok = p.column(res); ok && p.op(",") {
+		if t := p.peek(); t.kind == tkInt && p.text(t) == "0" {
+			p.advance()
+			if p.op(")") {
+				return col, true, true
+			}
+		}
+	}
+	p.i = save
+	return Ident{}, false, false
+}
+
 // setClause consumes one assignment and appends it to res.Sets: c = v, or a
-// delta of the same column, c = c + v, c = c - v or c = v + c, where v is a
+// delta of the same column, c = c + v, c = c - v or c = v + c (c possibly
+// COALESCE(c, 0)), or c = GREATEST(c, v) or LEAST(c, v), where v is a
 // placeholder or a number.
 func (p *parser) setClause(res *Statement) bool {
 	col, ok := p.ident() // a SET target is never qualified: both databases refuse t.c = ...
@@ -488,7 +653,17 @@ func (p *parser) setClause(res *Statement) bool {
 	}
 	sc := SetClause{Col: col}
 	var kind valueKind
-	if rc, ok := p.tryColumn(res); ok {
+	if sc.Extreme = p.extreme(); sc.Extreme != 0 {
+		// c = GREATEST(c, v): the column first, so that a tie keeps it.
+		rc, ok := p.column(res)
+		if !ok || rc.Norm != col.Norm || !p.op(",") {
+			return false
+		}
+		if sc.Val, kind = p.value(); kind != vkParam && kind != vkNumber || !p.op(")") {
+			return false
+		}
+	} else if rc, ok, zero := p.current(res); ok {
+		sc.NullAsZero = zero
 		// c = c + v or c = c - v: the same column exactly, by norm.
 		if rc.Norm != col.Norm {
 			return false
@@ -509,9 +684,11 @@ func (p *parser) setClause(res *Statement) bool {
 			return false
 		}
 		if p.op("+") { // c = v + c
-			if rc, ok := p.column(res); !ok || rc.Norm != col.Norm {
+			rc, ok, zero := p.current(res)
+			if !ok || rc.Norm != col.Norm {
 				return false
 			}
+			sc.NullAsZero = zero
 			if kind != vkParam && kind != vkNumber {
 				return false
 			}
@@ -522,11 +699,19 @@ func (p *parser) setClause(res *Statement) bool {
 	return true
 }
 
-// whereList consumes the AND-separated key equalities after WHERE into
-// res.Where.
-func (p *parser) whereList(res *Statement) bool {
+// maxParenDepth bounds the nesting of parentheses in a WHERE clause: the
+// recognizer recurses on them.
+const maxParenDepth = 16
+
+// whereList consumes AND-separated terms after WHERE, each a key equality
+// or a parenthesized whereList, into res.Where.
+func (p *parser) whereList(res *Statement, depth int) bool {
 	for {
-		if !p.keyEq(res) {
+		if p.op("(") {
+			if depth == maxParenDepth || !p.whereList(res, depth+1) || !p.op(")") {
+				return false
+			}
+		} else if !p.keyEq(res) {
 			return false
 		}
 		if !p.keyword("and") {

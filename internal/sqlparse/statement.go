@@ -32,8 +32,8 @@ type Ident struct {
 // or a bind parameter.
 type Operand struct {
 	// IsLit: the value is lit, a literal from the SQL text: nil (NULL),
-	// int64, bool, string (a quoted string, or a non-integer numeric literal
-	// kept as its decimal text, e.g. "1.5").
+	// int64, bool, string (a quoted string) or Decimal (a numeric literal
+	// with a decimal point).
 	IsLit bool
 	Lit   any
 	// Ordinal is the 1-based bind position of a parameter (?, ?N, $N, and for
@@ -42,14 +42,37 @@ type Operand struct {
 	// Name is the parameter Name without its prefix for :Name, @Name (and
 	// $Name in SQLite style); "" for positional parameters.
 	Name string
+	// Cast is the type the operand was cast to, v::type or CAST(v AS type),
+	// as lower-case words joined by one space ("bigint", "double
+	// precision"); "" when there is none. Casts with a type modifier
+	// (varchar(10)), to arrays or to quoted or qualified type names are not
+	// recognized. Whether a cast changes nothing is the caller's to decide,
+	// from the column's type.
+	Cast string
 }
 
-// SetClause is one assignment of an UPDATE: col = v, col = col + v or col = col - v.
+// Decimal is a numeric literal with a decimal point, as its canonical text:
+// an optional '-', at least one digit before the point, and the point only
+// when digits follow it ("1.50", "-0.5"; "5." is "5"). Its type is the
+// database's to decide (numeric in PostgreSQL, REAL in SQLite), so the
+// caller turns it into a value only knowing the column it goes to.
+type Decimal string
+
+// SetClause is one assignment of an UPDATE: col = v, col = col + v or col =
+// col - v (col + v may also be written v + col, and col COALESCE(col, 0)).
 type SetClause struct {
 	Col Ident
 	// Delta is 0 for col = v, +1 for col = col + v, -1 for col = col - v.
 	Delta int8
-	Val   Operand
+	// NullAsZero: the delta's column was written COALESCE(col, 0), so a
+	// NULL counts as 0. The same as a plain delta on a NOT NULL column.
+	NullAsZero bool
+	// Extreme is +1 for col = GREATEST(col, v) and -1 for col = LEAST(col,
+	// v), written max(col, v) and min(col, v) on SQLite (which has no
+	// GREATEST and whose max and min return NULL when either is NULL);
+	// Delta is then 0.
+	Extreme int8
+	Val     Operand
 }
 
 // KeyEq is one equality of an UPDATE's WHERE clause: col = v.
@@ -78,6 +101,10 @@ type Statement struct {
 	// the statement wrote Schema.table.
 	Schema *Ident
 	Table  Ident
+	// Alias is an UPDATE's alias for its table (UPDATE t AS a, or UPDATE t a
+	// outside SQLite, which refuses it); nil when none. Columns qualified
+	// with it are the table's, and then only with it.
+	Alias *Ident
 
 	// UPDATE: the SET list in order, and the WHERE equalities in order.
 	Sets  []SetClause
