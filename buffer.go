@@ -228,6 +228,14 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 	if res == nil || err != nil {
 		return nil, err != nil, err
 	}
+	if t.known != nil && t.known.hasGuards.Load() {
+		// The write may set a guarded column of its rows.
+		if ids, ok := cn.stmtKeys(info, args); ok {
+			t.known.dropGuardsOf(ids, changedCols(info))
+		} else {
+			t.known.dropGuards()
+		}
+	}
 	if level == AckDisk && lsn != 0 {
 		// Outside every shard lock: writers of other rows go on while this
 		// one waits, and share its fsync (group commit).
@@ -384,9 +392,20 @@ func (cn *Connector) bufferUpdate(a *writeAttempt, t *tableState, info *stmtInfo
 		w = j.NewWrite(rec)
 		jw = w
 	}
-	out, lsn := t.set.UpdateExisting(keyVals, changes, info.names, jw, throttle, a.exists(t))
-	if out == dirtyset.Probe {
+	var out dirtyset.Outcome
+	var lsn uint64
+	if info.guards != nil {
+		out, lsn = t.set.UpdateGuarded(keyVals, changes, info.names, jw, throttle, a.exists(t), info.guards, a.guardsHold(t, info.guards))
+	} else {
+		out, lsn = t.set.UpdateExisting(keyVals, changes, info.names, jw, throttle, a.exists(t))
+	}
+	switch out {
+	case dirtyset.Probe:
 		a.probeKeys = [][]any{slices.Clone(keyVals)}
+	case dirtyset.Unmatched:
+		// A guard is false for the key's buffered row: the UPDATE matches
+		// nothing, as it would directly, and nothing is buffered.
+		return bufferedResult(0), 0, dirtyset.Buffered, nil
 	}
 	return bufferAnswer(out, lsn, 1, w)
 }

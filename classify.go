@@ -42,6 +42,9 @@ type stmtInfo struct {
 	// read: a read of one row by key, answered from the database plus the
 	// buffer (readkey.go); nil for every other statement.
 	read *readPlan
+	// guards: an UPDATE's IS [NOT] NULL conditions besides its key
+	// (guard.go); nil when it has none.
+	guards []dirtyset.Guard
 }
 
 // stmtCache holds the classifications of one schema: it is replaced whole
@@ -127,6 +130,9 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 			if pos[i] < 0 {
 				return info
 			}
+		}
+		if len(c.Guards) > 0 && !cn.planGuards(info, t, sch) {
+			return info
 		}
 	case sqlparse.Insert, sqlparse.Upsert:
 		for i, k := range keys {

@@ -48,9 +48,13 @@ const minKnownRows = 1 << 16
 // A thread-safe shell over golang-lru's simple LRU: hot keys stay, cold
 // ones are forgotten and probed again.
 type knownRows struct {
-	mu    sync.Mutex // guards keys and orders learn against forget
-	keys  *simplelru.LRU[dirtyset.ID, struct{}]
-	epoch atomic.Uint64 // raised by every forget
+	mu   sync.Mutex // guards keys and guards, and orders learn against forget
+	keys *simplelru.LRU[dirtyset.ID, struct{}]
+	// guards holds the keys whose rows are known to satisfy a guard
+	// (guard.go); hasGuards is set once one was learned.
+	guards    *simplelru.LRU[guardKey, struct{}]
+	hasGuards atomic.Bool
+	epoch     atomic.Uint64 // raised by every forget
 }
 
 func newKnownRows(size int) *knownRows {
@@ -58,7 +62,11 @@ func newKnownRows(size int) *knownRows {
 	if err != nil { // the size is positive
 		panic("writeback: " + err.Error())
 	}
-	return &knownRows{keys: keys}
+	guards, err := simplelru.NewLRU[guardKey, struct{}](max(size, minKnownRows), nil)
+	if err != nil {
+		panic("writeback: " + err.Error())
+	}
+	return &knownRows{keys: keys, guards: guards}
 }
 
 // has reports whether id's row is known to exist. It keeps id's place among
@@ -88,6 +96,7 @@ func (k *knownRows) forget() {
 	k.mu.Lock()
 	k.epoch.Add(1)
 	k.keys.Purge()
+	k.guards.Purge()
 	k.mu.Unlock()
 }
 
@@ -117,6 +126,12 @@ type writeAttempt struct {
 	// assume: the probe could not be made (the database is unreachable or
 	// failing): the write is acknowledged as with rows_affected: assume.
 	assume bool
+}
+
+// guardsHold returns the callback that tells the dirty set whether a key's
+// row satisfies the UPDATE's guards in the database.
+func (a *writeAttempt) guardsHold(t *tableState, guards []dirtyset.Guard) dirtyset.GuardsHold {
+	return func(id dirtyset.ID) bool { return a.present || t.known.guardsHold(id, guards) }
 }
 
 // exists returns the existence callback for table t in this attempt: nil
@@ -164,6 +179,9 @@ func (cn *Connector) probe(ctx context.Context, a *writeAttempt, t *tableState, 
 	}
 	if len(ids) == 1 {
 		t.known.learn(epoch, ids...)
+		if len(info.guards) > 0 {
+			t.known.learnGuards(epoch, ids[0], info.guards)
+		}
 	}
 	a.present = true
 	return info.c.Kind == sqlparse.Update
@@ -178,7 +196,7 @@ func (cn *Connector) probeRows(ctx context.Context, c *conn, info *stmtInfo, key
 	if err != nil {
 		return false, err
 	}
-	query, args := probeSQL(info.names, info.c.Style, keys)
+	query, args := probeSQL(info.names, info.c.Style, keys, info.c.Guards)
 	var rows driver.Rows
 	if q, ok := base.(driver.QueryerContext); ok {
 		rows, err = q.QueryContext(pctx, query, args)
@@ -228,7 +246,7 @@ func (r closeStmtRows) Close() error {
 
 // probeSQL is the probe of keys, written with the names and placeholder
 // style the application used for the table.
-func probeSQL(names *dirtyset.Names, style sqlparse.ParamStyle, keys [][]any) (string, []driver.NamedValue) {
+func probeSQL(names *dirtyset.Names, style sqlparse.ParamStyle, keys [][]any, guards []sqlparse.Guard) (string, []driver.NamedValue) {
 	var sb strings.Builder
 	sb.WriteString("SELECT 1 FROM ")
 	if names.Schema != nil {
@@ -256,6 +274,15 @@ func probeSQL(names *dirtyset.Names, style sqlparse.ParamStyle, keys [][]any) (s
 				sb.WriteByte('?')
 			}
 		}
+		for _, g := range guards {
+			sb.WriteString(" AND ")
+			sb.WriteString(g.Col.Raw)
+			if g.NotNull {
+				sb.WriteString(" IS NOT NULL")
+			} else {
+				sb.WriteString(" IS NULL")
+			}
+		}
 		sb.WriteByte(')')
 	}
 	sb.WriteString(" LIMIT 1")
@@ -273,7 +300,15 @@ func (c *conn) forgetAfter(info *stmtInfo) {
 	}
 	byKey := info.target != nil && (info.c.Kind == sqlparse.Insert || info.c.Kind == sqlparse.Update || info.c.Kind == sqlparse.Upsert)
 	for _, t := range info.barrier {
-		if t.known == nil || t == info.target && byKey {
+		if t.known == nil {
+			continue
+		}
+		if t == info.target && byKey {
+			// A write by key deletes no row, but may set a guarded column.
+			t.known.dropGuards()
+			if c.inTx && t.known.hasGuards.Load() {
+				c.txState().forget[t] = true
+			}
 			continue
 		}
 		t.known.forget()

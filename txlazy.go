@@ -69,7 +69,7 @@ func (c *conn) lazyTxOK(opts driver.TxOptions) bool {
 func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (res driver.Result, ok bool) {
 	lz := c.lazy
 	t := info.target
-	if lz.held != nil || t == nil || len(args) != info.c.NumParams || c.cn.ackLevel(ctx, t) == AckThrough {
+	if lz.held != nil || t == nil || info.guards != nil || len(args) != info.c.NumParams || c.cn.ackLevel(ctx, t) == AckThrough {
 		return nil, false
 	}
 	keys, ok := c.cn.stmtKeyVals(info, args)

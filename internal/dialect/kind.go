@@ -129,6 +129,11 @@ func quoteOK(st *sqlparse.Statement, ok func(q byte) bool) bool {
 			return false
 		}
 	}
+	for _, g := range st.Guards {
+		if !check(g.Col) {
+			return false
+		}
+	}
 	for _, c := range st.Cols {
 		if !check(c) {
 			return false
@@ -158,8 +163,8 @@ func (generic) Classify(q string) *sqlparse.Statement {
 	return sqlparse.Classify(q, false)
 }
 func (generic) Accepts(st *sqlparse.Statement) bool {
-	if st.Kind == sqlparse.Upsert {
-		return false // ON CONFLICT is not every database's
+	if st.Kind == sqlparse.Upsert || len(st.Guards) > 0 {
+		return false // ON CONFLICT is not every database's; guards need the catalog
 	}
 	return quoteOK(st, func(q byte) bool { return q == '`' || q == '[' })
 }
@@ -195,6 +200,9 @@ func (sqlite) Classify(q string) *sqlparse.Statement {
 	}
 	for i := range st.Where {
 		fold(&st.Where[i].Col)
+	}
+	for i := range st.Guards {
+		fold(&st.Guards[i].Col)
 	}
 	for i := range st.Cols {
 		fold(&st.Cols[i])

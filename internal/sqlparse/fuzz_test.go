@@ -429,6 +429,13 @@ func classifiedSQL(c *Statement, sqlite bool) string {
 			}
 			b.WriteString(w.Col.Raw + " = " + val(w.Val, false))
 		}
+		for _, g := range c.Guards {
+			b.WriteString(" AND " + g.Col.Raw + " IS ")
+			if g.NotNull {
+				b.WriteString("NOT ")
+			}
+			b.WriteString("NULL")
+		}
 		return b.String()
 	}
 	b.WriteString("INSERT INTO " + tbl + " (")

@@ -262,7 +262,7 @@ func Classify(query string, sqliteParams bool) *Statement {
 		if p.update(res) {
 			res.Kind = Update
 		} else {
-			res.Schema, res.Table, res.Alias, res.Sets, res.Where = nil, Ident{}, nil, nil, nil
+			res.Schema, res.Table, res.Alias, res.Sets, res.Where, res.Guards = nil, Ident{}, nil, nil, nil, nil
 		}
 	case kwIs(first, "insert"):
 		p.i = 1

@@ -54,6 +54,13 @@ func describeClassified(c *Statement) string {
 			}
 			b.WriteString(" " + idn(w.Col) + "=" + val(w.Val))
 		}
+		for _, g := range c.Guards {
+			b.WriteString(" and " + idn(g.Col) + " is")
+			if g.NotNull {
+				b.WriteString(" not")
+			}
+			b.WriteString(" null")
+		}
 	case Insert:
 		b.WriteString("insert " + tbl + " (")
 		for i, col := range c.Cols {
@@ -264,6 +271,11 @@ var shapeTests = []struct {
 	{"where ==", "UPDATE t SET a = 1 WHERE k == 1", false, "other", clsNone, 0},
 	{"where in", "UPDATE t SET a = 1 WHERE k IN (1, 2)", false, "other", clsNone, 0},
 	{"where is null", "UPDATE t SET a = 1 WHERE k IS NULL", false, "other", clsNone, 0},
+	{"guard", "UPDATE t SET a = 1 WHERE k = 1 AND d IS NULL", false, "update t set a=1 where k=1 and d is null", clsNone, 0},
+	{"guard first, GORM's soft delete", `UPDATE "pages" SET "views"=views + $1 WHERE "pages"."deleted_at" IS NULL AND "id" = $2`, false, "update {pages} set {views}+=#1 where {id}=#2 and {deleted_at} is null", clsD, 2},
+	{"guard not null, parens", "UPDATE t SET d = ? WHERE (k = ? AND d IS NOT NULL)", false, "update t set d=#1 where k=#2 and d is not null", clsQ, 2},
+	{"guard is not", "UPDATE t SET a = 1 WHERE k = 1 AND d IS NOT 5", false, "other", clsNone, 0},
+	{"guard is true", "UPDATE t SET a = 1 WHERE k = 1 AND d IS TRUE", false, "other", clsNone, 0},
 	{"where = null", "UPDATE t SET a = 1 WHERE k = NULL", false, "other", clsNone, 0},
 	{"where null = k", "UPDATE t SET a = 1 WHERE NULL = k", false, "other", clsNone, 0},
 	{"where parens, SET list", "UPDATE t SET (a) = 1 WHERE (k = 1)", false, "other", clsNone, 0},

@@ -557,7 +557,7 @@ func (p *parser) update(res *Statement) bool {
 		return false
 	}
 	p.allocUpdateLists(res)
-	return p.setList(res) && p.keyword("where") && p.whereList(res, 0) && p.end()
+	return p.setList(res) && p.keyword("where") && p.whereList(res, 0) && len(res.Where) > 0 && p.end()
 }
 
 // allocUpdateLists sizes res.Sets and res.Where in one allocation each, from
@@ -711,13 +711,32 @@ func (p *parser) whereList(res *Statement, depth int) bool {
 			if depth == maxParenDepth || !p.whereList(res, depth+1) || !p.op(")") {
 				return false
 			}
-		} else if !p.keyEq(res) {
+		} else if !p.guard(res) && !p.keyEq(res) {
 			return false
 		}
 		if !p.keyword("and") {
 			return true
 		}
 	}
+}
+
+// guard consumes col IS [NOT] NULL, if that comes next, and appends it to
+// res.Guards. The column may also be set by the statement (a soft delete
+// sets the column it guards).
+func (p *parser) guard(res *Statement) bool {
+	save := p.i
+	col, ok := p.tryColumn(res)
+	if !ok || !p.keyword("is") {
+		p.i = save
+		return false
+	}
+	g := Guard{Col: col, NotNull: p.keyword("not")}
+	if !p.keyword("null") {
+		p.i = save
+		return false
+	}
+	res.Guards = append(res.Guards, g)
+	return true
 }
 
 // keyEq consumes one key equality, k = v or v = k, and appends it to

@@ -81,6 +81,13 @@ type KeyEq struct {
 	Val Operand
 }
 
+// Guard is a condition of an UPDATE's WHERE clause on a column besides the
+// key: col IS NULL, or col IS NOT NULL (NotNull), the soft-delete shape.
+type Guard struct {
+	Col     Ident
+	NotNull bool
+}
+
 // ParamStyle is the placeholder syntax the statement used, so the flusher's
 // generic dialect can speak the same way.
 type ParamStyle uint8
@@ -109,6 +116,8 @@ type Statement struct {
 	// UPDATE: the SET list in order, and the WHERE equalities in order.
 	Sets  []SetClause
 	Where []KeyEq
+	// Guards are the WHERE clause's IS [NOT] NULL conditions, in order.
+	Guards []Guard
 
 	// INSERT: the column list and one []valueSrc per VALUES row.
 	Cols []Ident

@@ -1,0 +1,50 @@
+package writeback
+
+import "testing"
+
+const guardSchema = "CREATE TABLE pages (id BIGINT PRIMARY KEY, views BIGINT NOT NULL DEFAULT 0, title TEXT, deleted_at TEXT);" +
+	"INSERT INTO pages (id, views, title) VALUES (1, 0, 'a'), (3, 0, 'c');" +
+	"INSERT INTO pages (id, views, title, deleted_at) VALUES (2, 0, 'b', '2026-01-01')"
+
+// guardOracle: UPDATEs guarded by IS [NOT] NULL (the soft-delete shape)
+// give the results and tables direct execution gives, and are buffered.
+func guardOracle(t *testing.T, driverName string) {
+	p := newOraclePair(t, driverName, guardSchema, "tables:\n  pages:\n    mode: back\n    key: [id]\n    max_loss: 1h\n")
+	w := func(q string, args ...any) oracleStep { return oracleStep{query: q, args: args} }
+	r := func(q string, args ...any) oracleStep { return oracleStep{query: q, args: args, read: true} }
+	inc := func(id int) oracleStep {
+		return w("UPDATE pages SET views = views + ? WHERE pages.deleted_at IS NULL AND id = ?", 1, id)
+	}
+	softDelete := func(id int) oracleStep {
+		return w("UPDATE pages SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL", "2026-11-30", id)
+	}
+	before := p.conn.Stats()
+	p.run(t,
+		inc(1), inc(1), inc(1),
+		inc(2),  // soft-deleted in the database: 0
+		inc(99), // no such row: 0
+		w("UPDATE pages SET title = ? WHERE (id = ?) AND (deleted_at IS NULL)", "renamed", 1),
+		softDelete(1),
+		softDelete(1), // already deleted (buffered): 0
+		inc(1),        // 0
+		w("UPDATE pages SET views = views + ? WHERE id = ? AND deleted_at IS NOT NULL", 10, 1),
+		w("UPDATE pages SET views = views + ? WHERE id = ?", 100, 1),
+		r("SELECT id, views, title, deleted_at FROM pages ORDER BY id"),
+		w("UPDATE pages SET deleted_at = NULL WHERE id = ?", 1), // restored
+		inc(1),
+		inc(3), softDelete(3), inc(3),
+		w("UPDATE pages SET deleted_at = NULL WHERE id = ? AND deleted_at IS NOT NULL", 2),
+		inc(2), // restored in the database by a buffered write: 1
+		w("DELETE FROM pages WHERE id = ?", 3),
+		inc(3), // gone: 0
+		r("SELECT id, views, title, deleted_at FROM pages ORDER BY id"),
+	)
+	p.same(t, "pages")
+	st := p.conn.Stats()
+	if b := st.Buffered - before.Buffered; b < 10 {
+		t.Fatalf("%d guarded writes buffered, want at least 10", b)
+	}
+}
+
+func TestGuardSQLite(t *testing.T)   { guardOracle(t, "sqlite3") }
+func TestGuardPostgres(t *testing.T) { guardOracle(t, "pgx") }
