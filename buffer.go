@@ -231,7 +231,7 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 	if t.known != nil && t.known.hasGuards.Load() {
 		// The write may set a guarded column of its rows.
 		if ids, ok := cn.stmtKeys(info, args); ok {
-			t.known.dropGuardsOf(ids, changedCols(info))
+			t.known.dropGuardsOf(ids, setCols(info), info.c.Kind != sqlparse.Update)
 		} else {
 			t.known.dropGuards()
 		}

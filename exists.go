@@ -52,7 +52,8 @@ type knownRows struct {
 	keys *simplelru.LRU[dirtyset.ID, struct{}]
 	// guards holds the keys whose rows are known to satisfy a guard
 	// (guard.go); hasGuards is set once one was learned.
-	guards    *simplelru.LRU[guardKey, struct{}]
+	guards    *simplelru.LRU[guardKey, bool]
+	specs     map[string][]string // every guards' spec learned, and its columns
 	hasGuards atomic.Bool
 	epoch     atomic.Uint64 // raised by every forget
 }
@@ -62,7 +63,7 @@ func newKnownRows(size int) *knownRows {
 	if err != nil { // the size is positive
 		panic("writeback: " + err.Error())
 	}
-	guards, err := simplelru.NewLRU[guardKey, struct{}](max(size, minKnownRows), nil)
+	guards, err := simplelru.NewLRU[guardKey, bool](max(size, minKnownRows), nil)
 	if err != nil {
 		panic("writeback: " + err.Error())
 	}
@@ -131,7 +132,15 @@ type writeAttempt struct {
 // guardsHold returns the callback that tells the dirty set whether a key's
 // row satisfies the UPDATE's guards in the database.
 func (a *writeAttempt) guardsHold(t *tableState, guards []dirtyset.Guard) dirtyset.GuardsHold {
-	return func(id dirtyset.ID) bool { return a.present || t.known.guardsHold(id, guards) }
+	return func(id dirtyset.ID) dirtyset.Existence {
+		switch {
+		case a.present:
+			return dirtyset.ExistYes
+		case a.absent:
+			return dirtyset.ExistNo
+		}
+		return t.known.guardsHold(id, guards)
+	}
 }
 
 // exists returns the existence callback for table t in this attempt: nil
@@ -170,8 +179,13 @@ func (cn *Connector) probe(ctx context.Context, a *writeAttempt, t *tableState, 
 		return true
 	}
 	if !found {
+		// An INSERT is buffered; an UPDATE matches nothing, as it would
+		// have when the database answered: it is answered with 0 rows.
 		a.absent = true
-		return info.c.Kind == sqlparse.Insert
+		if len(info.guards) > 0 && len(keys) == 1 {
+			t.known.learnGuards(epoch, dirtyset.MakeID(keys[0]), info.guards, false)
+		}
+		return true
 	}
 	ids := make([]dirtyset.ID, len(keys))
 	for i, kv := range keys {
@@ -180,7 +194,7 @@ func (cn *Connector) probe(ctx context.Context, a *writeAttempt, t *tableState, 
 	if len(ids) == 1 {
 		t.known.learn(epoch, ids...)
 		if len(info.guards) > 0 {
-			t.known.learnGuards(epoch, ids[0], info.guards)
+			t.known.learnGuards(epoch, ids[0], info.guards, true)
 		}
 	}
 	a.present = true

@@ -2,6 +2,7 @@ package writeback
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/dirtyset"
@@ -36,41 +37,72 @@ func (cn *Connector) planGuards(info *stmtInfo, t *tableState, sch *schemaState)
 	return true
 }
 
-// guardKey is one key's guard known to hold in the database.
+// guardKey is what is known of one key's row against one set of guards.
 type guardKey struct {
 	id   dirtyset.ID
-	col  string
-	null bool
+	spec string // the guards, as guardSpec writes them
 }
 
-// guardsHold reports whether every guard is known to hold for id's row.
-func (k *knownRows) guardsHold(id dirtyset.ID, guards []dirtyset.Guard) bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for _, g := range guards {
-		if _, ok := k.guards.Get(guardKey{id, g.Col, g.Null}); !ok {
-			return false
+// guardSpec names a set of guards: "deleted_at null", "a null,b not null".
+func guardSpec(guards []dirtyset.Guard) string {
+	var sb strings.Builder
+	for i, g := range guards {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(g.Col)
+		if g.Null {
+			sb.WriteString(" null")
+		} else {
+			sb.WriteString(" not null")
 		}
 	}
-	return true
+	return sb.String()
 }
 
-// learnGuards records that the guards hold for id's row, unless the set was
-// forgotten since epoch.
-func (k *knownRows) learnGuards(epoch uint64, id dirtyset.ID, guards []dirtyset.Guard) {
+// guardsHold tells what is known of id's row against the guards: ExistYes
+// (it exists and satisfies them), ExistNo (no row does), ExistUnknown.
+func (k *knownRows) guardsHold(id dirtyset.ID, guards []dirtyset.Guard) dirtyset.Existence {
+	if !k.hasGuards.Load() {
+		return dirtyset.ExistUnknown
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	holds, ok := k.guards.Get(guardKey{id, guardSpec(guards)})
+	switch {
+	case !ok:
+		return dirtyset.ExistUnknown
+	case holds:
+		return dirtyset.ExistYes
+	}
+	return dirtyset.ExistNo
+}
+
+// learnGuards records what the database said of id's row against the
+// guards, unless the set was forgotten since epoch.
+func (k *knownRows) learnGuards(epoch uint64, id dirtyset.ID, guards []dirtyset.Guard, holds bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.epoch.Load() != epoch {
 		return
 	}
-	k.hasGuards.Store(true)
-	for _, g := range guards {
-		k.guards.Add(guardKey{id, g.Col, g.Null}, struct{}{})
+	spec := guardSpec(guards)
+	if k.specs == nil {
+		k.specs = map[string][]string{}
 	}
+	if _, ok := k.specs[spec]; !ok {
+		cols := make([]string, len(guards))
+		for i, g := range guards {
+			cols[i] = g.Col
+		}
+		k.specs[spec] = cols
+	}
+	k.hasGuards.Store(true)
+	k.guards.Add(guardKey{id, spec}, holds)
 }
 
-// dropGuards forgets every guard known to hold: a write may have changed a
-// guarded column.
+// dropGuards forgets what is known of every row against guards: a write
+// may have changed a guarded column.
 func (k *knownRows) dropGuards() {
 	if !k.hasGuards.Load() {
 		return
@@ -81,35 +113,30 @@ func (k *knownRows) dropGuards() {
 	k.mu.Unlock()
 }
 
-// dropGuardsOf forgets the guards known for the rows of ids, after a
-// buffered write to them: it may set a guarded column.
-func (k *knownRows) dropGuardsOf(ids []dirtyset.ID, cols []string) {
+// dropGuardsOf forgets what is known of the rows of ids against the
+// guards on any of cols, after a write to them set those columns; with all,
+// against every guard (the write may have inserted the row).
+func (k *knownRows) dropGuardsOf(ids []dirtyset.ID, cols []string, all bool) {
 	if !k.hasGuards.Load() {
 		return
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	for _, id := range ids {
-		for _, c := range cols {
-			k.guards.Remove(guardKey{id, c, true})
-			k.guards.Remove(guardKey{id, c, false})
+	for spec, guarded := range k.specs {
+		if !all && !slices.ContainsFunc(guarded, func(c string) bool { return slices.Contains(cols, c) }) {
+			continue
+		}
+		for _, id := range ids {
+			k.guards.Remove(guardKey{id, spec})
 		}
 	}
 }
 
-// changedCols lists the columns a bufferable write sets.
-func changedCols(info *stmtInfo) []string {
-	var cols []string
-	for _, s := range info.c.Sets {
-		cols = append(cols, s.Col.Norm)
-	}
-	for _, c := range info.c.Cols {
-		cols = append(cols, c.Norm)
-	}
-	if u := info.c.Upsert; u != nil {
-		for _, s := range u.Sets {
-			cols = append(cols, s.Col.Norm)
-		}
+// setCols lists the columns an UPDATE sets.
+func setCols(info *stmtInfo) []string {
+	cols := make([]string, len(info.c.Sets))
+	for i, s := range info.c.Sets {
+		cols[i] = s.Col.Norm
 	}
 	return cols
 }

@@ -69,7 +69,7 @@ func (c *conn) lazyTxOK(opts driver.TxOptions) bool {
 func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (res driver.Result, ok bool) {
 	lz := c.lazy
 	t := info.target
-	if lz.held != nil || t == nil || info.guards != nil || len(args) != info.c.NumParams || c.cn.ackLevel(ctx, t) == AckThrough {
+	if lz.held != nil || t == nil || len(args) != info.c.NumParams || c.cn.ackLevel(ctx, t) == AckThrough {
 		return nil, false
 	}
 	keys, ok := c.cn.stmtKeyVals(info, args)
@@ -87,8 +87,17 @@ func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args 
 	if info.c.Kind != sqlparse.Update {
 		n = int64(len(keys))
 	}
-	// An upsert's result does not depend on whether its rows exist.
-	if t.known != nil && info.c.Kind != sqlparse.Upsert {
+	if info.guards != nil {
+		// One key, guarded (planGuards requires rows_affected: exact).
+		matched, ok := c.guardedLazy(ctx, t, info, keys[0])
+		if !ok {
+			return nil, false
+		}
+		if !matched {
+			return bufferedResult(0), true // matches nothing, as directly: nothing to hold
+		}
+	} else if t.known != nil && info.c.Kind != sqlparse.Upsert {
+		// An upsert's result does not depend on whether its rows exist.
 		ids := make([]dirtyset.ID, len(keys))
 		known := 0
 		for i, kv := range keys {
@@ -229,4 +238,28 @@ func (cn *Connector) stmtKeyVals(info *stmtInfo, args []driver.NamedValue) ([][]
 	var out [][]any
 	ok := cn.eachStmtKey(info, args, func(vals []any) { out = append(out, vals) })
 	return out, ok && len(out) > 0
+}
+
+// guardedLazy answers a guarded UPDATE a lazy transaction holds: whether it
+// matches the key's row now (dirtyset.GuardCheck, asking the database when
+// that is not known). ok is false when the transaction must be opened on
+// the database for it.
+func (c *conn) guardedLazy(ctx context.Context, t *tableState, info *stmtInfo, key []any) (matched, ok bool) {
+	a := &writeAttempt{c: c}
+	for range 2 {
+		switch t.set.GuardCheck(key, a.exists(t), info.guards, a.guardsHold(t, info.guards)) {
+		case dirtyset.Buffered:
+			return true, true
+		case dirtyset.Unmatched:
+			return false, true
+		case dirtyset.Probe:
+			a.probeKeys = [][]any{key}
+			if !c.cn.probe(ctx, a, t, info) || a.assume {
+				return false, false // missing, or not answered: the database decides
+			}
+		default:
+			return false, false
+		}
+	}
+	return false, false
 }

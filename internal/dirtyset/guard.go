@@ -19,10 +19,12 @@ type Guard struct {
 	Fold bool
 }
 
-// GuardsHold reports whether the database's row of a key satisfies an
-// UPDATE's guards, as far as the caller knows (false: not known). It is
-// called with the key's shard lock held, so it must not block.
-type GuardsHold func(ID) bool
+// GuardsHold tells whether the database's row of a key satisfies an
+// UPDATE's guards, as far as the caller knows: ExistYes (the row exists and
+// they hold), ExistNo (no row satisfies them: missing, or a guard false),
+// ExistUnknown. It is called with the key's shard lock held, so it must not
+// block.
+type GuardsHold func(ID) Existence
 
 // col finds the guard's column among cols.
 func (g Guard) col(cols []string) int {
@@ -61,8 +63,67 @@ func guardsOnRow(r *Row, guards []Guard, hold GuardsHold) Outcome {
 			return Unmatched
 		}
 	}
-	if fromDB && (hold == nil || !hold(r.id)) {
+	if !fromDB {
+		return Buffered
+	}
+	if hold == nil {
 		return Probe
 	}
-	return Buffered
+	switch hold(r.id) {
+	case ExistYes:
+		return Buffered
+	case ExistNo:
+		return Unmatched
+	}
+	return Probe
+}
+
+// GuardCheck decides, without buffering anything, what UpdateGuarded would
+// do with an UPDATE of the key with guards now: Buffered (it matches the
+// row), Unmatched, Probe, FlushFirst or PassThrough. A transaction that
+// holds the UPDATE until its COMMIT answers it by this.
+func (t *Table) GuardCheck(keyVals []any, exists Exists, guards []Guard, hold GuardsHold) Outcome {
+	kp := t.keyKinds.Load()
+	if kp != nil {
+		if len(*kp) != len(keyVals) {
+			return FlushFirst
+		}
+		for i, v := range keyVals {
+			if KindOfKey(v) != (*kp)[i] {
+				return FlushFirst
+			}
+		}
+	}
+	k := MakeID(keyVals)
+	s := t.shardFor(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.lookupLocked(k)
+	if r == nil && len(s.retry) > 0 {
+		r = s.retryRowLocked(k)
+	}
+	if r != nil {
+		return guardsOnRow(r, guards, hold)
+	}
+	if s.keyBusyLocked(k) {
+		return FlushFirst
+	}
+	return guardsOnNoRow(k, exists, hold)
+}
+
+// guardsOnNoRow decides guards for a key with no row buffered: the
+// database's row decides, as hold knows it.
+func guardsOnNoRow(k ID, exists Exists, hold GuardsHold) Outcome {
+	if exists == nil || hold == nil {
+		return PassThrough
+	}
+	switch {
+	case exists(k) == ExistNo:
+		return Unmatched
+	case hold(k) == ExistNo:
+		return Unmatched
+	case hold(k) == ExistYes:
+		return Buffered // the row exists, and the guards hold
+	}
+	return Probe
 }

@@ -5,8 +5,8 @@ import "testing"
 func TestUpdateGuarded(t *testing.T) {
 	tb := newTable(16)
 	yes := func(ID) Existence { return ExistYes }
-	known := false
-	hold := func(ID) bool { return known }
+	known := ExistUnknown
+	hold := func(ID) Existence { return known }
 	notDeleted := []Guard{{Col: "deleted_at", Null: true}}
 	upd := func(key int64, guards []Guard, changes ...Change) Outcome {
 		out, _ := tb.UpdateGuarded([]any{key}, changes, testNames(), nil, false, yes, guards, hold)
@@ -16,7 +16,11 @@ func TestUpdateGuarded(t *testing.T) {
 	if out := upd(1, notDeleted, add("n", int64(1))); out != Probe {
 		t.Fatalf("unknown guard: %v, want Probe", out)
 	}
-	known = true
+	known = ExistNo
+	if out := upd(1, notDeleted, add("n", int64(1))); out != Unmatched {
+		t.Fatalf("guard known false: %v, want Unmatched", out)
+	}
+	known = ExistYes
 	if out := upd(1, notDeleted, add("n", int64(1))); out != Buffered {
 		t.Fatalf("known guard: %v, want Buffered", out)
 	}

@@ -392,8 +392,9 @@ func (t *Table) Update(keyVals []any, changes []Change, names *Names, j Journal,
 // UpdateExisting is Update for a statement whose RowsAffected must be exact:
 // an UPDATE of a key with no row pending is buffered only when exists says
 // its row is in the database (it reports one row); when exists says it is
-// not, the write is PassThrough (the database reports the 0 rows itself),
-// and when exists does not know, Probe. A nil exists is Update.
+// not (the database said so just now), the write is Unmatched (it matches
+// no row, as it would have then), and when exists does not know, Probe. A
+// nil exists is Update.
 func (t *Table) UpdateExisting(keyVals []any, changes []Change, names *Names, j Journal, throttle bool, exists Exists) (Outcome, uint64) {
 	return t.UpdateGuarded(keyVals, changes, names, j, throttle, exists, nil, nil)
 }
@@ -430,25 +431,22 @@ func (t *Table) UpdateGuarded(keyVals []any, changes []Change, names *Names, j J
 		return t.coalesceLocked(s, r, changes, j)
 	}
 	if len(guards) > 0 {
-		switch {
-		case s.keyBusyLocked(k):
+		if s.keyBusyLocked(k) {
 			return FlushFirst, 0
-		case exists == nil || hold == nil:
-			return PassThrough, 0
-		case exists(k) == ExistNo:
-			return PassThrough, 0
-		case exists(k) != ExistYes || !hold(k):
-			return Probe, 0
 		}
-	}
-	// A key with a row in a flush, held or put back was admitted before:
-	// the row exists as far as this write can tell.
-	if exists != nil && !s.keyBusyLocked(k) {
+		if out := guardsOnNoRow(k, exists, hold); out != Buffered {
+			return out, 0
+		}
+	} else if exists != nil && !s.keyBusyLocked(k) {
+		// A key with a row in a flush, held or put back was admitted
+		// before: the row exists as far as this write can tell.
 		switch exists(k) {
 		case ExistUnknown:
 			return Probe, 0
 		case ExistNo:
-			return PassThrough, 0
+			// The database said just now that no row has the key: the
+			// UPDATE matches nothing, as it would have then.
+			return Unmatched, 0
 		}
 	}
 	now := time.Now()
