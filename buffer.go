@@ -438,6 +438,19 @@ func (cn *Connector) bufferInsert(a *writeAttempt, t *tableState, info *stmtInfo
 		}
 		keys[i], rows[i] = kv, row
 	}
+	if info.ignore {
+		// The row is skipped, with 0 rows, when its key exists (or will:
+		// a row buffered for it). A NULL the database could refuse (OR
+		// IGNORE skips those too) goes to the database.
+		for j, v := range rows[0] {
+			if v == nil && info.insCols != nil && info.insCols[j].NotNull {
+				return nil, 0, dirtyset.PassThrough, nil
+			}
+		}
+		if a.present || t.set.Busy(keys[0]) || t.known.has(dirtyset.MakeID(keys[0])) {
+			return bufferedResult(0), 0, dirtyset.Buffered, nil
+		}
+	}
 	var jw dirtyset.Journal
 	var w *durable.Write
 	if j := cn.buf.journal; j != nil {

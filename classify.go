@@ -45,6 +45,9 @@ type stmtInfo struct {
 	// guards: an UPDATE's IS [NOT] NULL conditions besides its key
 	// (guard.go); nil when it has none.
 	guards []dirtyset.Guard
+	// ignore: an INSERT that skips a row whose key exists (ON CONFLICT DO
+	// NOTHING, INSERT OR IGNORE: guard.go).
+	ignore bool
 }
 
 // stmtCache holds the classifications of one schema: it is replaced whole
@@ -147,6 +150,9 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 			}
 		}
 		if c.Kind == sqlparse.Upsert && !upsertShapeOK(c, keys, cn.dia.Kind()) {
+			return info
+		}
+		if c.IgnoreConflict && !planIgnore(info, t, sch) {
 			return info
 		}
 	}

@@ -198,7 +198,7 @@ func (cn *Connector) probe(ctx context.Context, a *writeAttempt, t *tableState, 
 		}
 	}
 	a.present = true
-	return info.c.Kind == sqlparse.Update
+	return info.c.Kind == sqlparse.Update || info.ignore // an ignored row answers 0
 }
 
 // probeRows runs SELECT 1 FROM t WHERE (k = ...) OR ... LIMIT 1 on the

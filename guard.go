@@ -140,3 +140,49 @@ func setCols(info *stmtInfo) []string {
 	}
 	return cols
 }
+
+// planIgnore checks an INSERT that skips a row whose key exists (ON
+// CONFLICT DO NOTHING, INSERT OR IGNORE): it is buffered, one row at a time,
+// only where the key is the one thing that can make the database skip the
+// row — no other unique constraint, no CHECK — and its result can be exact.
+func planIgnore(info *stmtInfo, t *tableState, sch *schemaState) bool {
+	c := info.c
+	if t.known == nil || sch == nil || len(c.Rows) != 1 {
+		return false
+	}
+	if c.ConflictTarget != nil {
+		if len(c.ConflictTarget) != len(t.rule.Key) {
+			return false
+		}
+		for _, id := range c.ConflictTarget {
+			if !slices.Contains(t.rule.Key, id.Norm) {
+				return false
+			}
+		}
+	}
+	tab := sch.tables[t.rule.Name]
+	if tab == nil || len(tab.Checks) > 0 || len(tab.OtherUniques) > 0 {
+		return false
+	}
+	isKey := func(cols []string) bool {
+		if len(cols) != len(t.rule.Key) {
+			return false
+		}
+		for _, col := range cols {
+			if !slices.ContainsFunc(t.rule.Key, func(k string) bool { return strings.EqualFold(k, col) }) {
+				return false
+			}
+		}
+		return true
+	}
+	if len(tab.PrimaryKey) > 0 && !isKey(tab.PrimaryKey) {
+		return false
+	}
+	for _, u := range tab.Uniques {
+		if !isKey(u.Columns) {
+			return false
+		}
+	}
+	info.ignore = true
+	return true
+}

@@ -48,3 +48,37 @@ func guardOracle(t *testing.T, driverName string) {
 
 func TestGuardSQLite(t *testing.T)   { guardOracle(t, "sqlite3") }
 func TestGuardPostgres(t *testing.T) { guardOracle(t, "pgx") }
+
+// ignoreOracle: "ensure the row exists, then increment" — an INSERT that
+// skips an existing key (INSERT OR IGNORE, ON CONFLICT DO NOTHING) before
+// each increment — gives the direct results, is buffered, and makes no
+// flush happen per request.
+func ignoreOracle(t *testing.T, driverName string) {
+	p := newOraclePair(t, driverName, exactSchema, exactRules)
+	ensures := []string{"INSERT INTO counters (id, n) VALUES (?, 0) ON CONFLICT (id) DO NOTHING",
+		"INSERT INTO counters (id, n) VALUES (?, 0) ON CONFLICT DO NOTHING"}
+	if driverName == "sqlite3" {
+		ensures = append(ensures, "INSERT OR IGNORE INTO counters (id, n) VALUES (?, 0)")
+	}
+	before := p.conn.Stats()
+	var steps []oracleStep
+	for i := 0; i < 30; i++ {
+		id := []int{1, 2, 10, 11, 1, 12}[i%6]
+		steps = append(steps,
+			oracleStep{query: ensures[i%len(ensures)], args: []any{id}},
+			oracleStep{query: "UPDATE counters SET n = n + 1 WHERE id = ?", args: []any{id}})
+	}
+	steps = append(steps, oracleStep{query: "SELECT id, n FROM counters ORDER BY id", read: true})
+	p.run(t, steps...)
+	p.same(t, "counters")
+	st := p.conn.Stats()
+	if b := st.Buffered - before.Buffered; b < 30+3 {
+		t.Fatalf("%d writes buffered, want every increment and the new rows' INSERTs", b)
+	}
+	if st.Barriers-before.Barriers > 1 {
+		t.Fatalf("%d barriers: the skipped INSERTs must not flush", st.Barriers-before.Barriers)
+	}
+}
+
+func TestIgnoreInsertSQLite(t *testing.T)   { ignoreOracle(t, "sqlite3") }
+func TestIgnoreInsertPostgres(t *testing.T) { ignoreOracle(t, "pgx") }

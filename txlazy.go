@@ -107,6 +107,9 @@ func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args 
 				known++
 			}
 		}
+		if info.ignore && known > 0 {
+			return bufferedResult(0), true // skipped, as directly: nothing to hold
+		}
 		if known != len(ids) && known != 0 || info.c.Kind == sqlparse.Insert && known > 0 {
 			return nil, false
 		}
@@ -118,6 +121,10 @@ func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args 
 			if err != nil {
 				t.probeFailures.Add(1)
 				return nil, false
+			}
+			if found && info.ignore {
+				t.known.learn(epoch, ids...)
+				return bufferedResult(0), true
 			}
 			if found != (info.c.Kind == sqlparse.Update) {
 				return nil, false // a missing row, a duplicate key: the database answers

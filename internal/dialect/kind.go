@@ -163,7 +163,7 @@ func (generic) Classify(q string) *sqlparse.Statement {
 	return sqlparse.Classify(q, false)
 }
 func (generic) Accepts(st *sqlparse.Statement) bool {
-	if st.Kind == sqlparse.Upsert || len(st.Guards) > 0 {
+	if st.Kind == sqlparse.Upsert || len(st.Guards) > 0 || st.IgnoreConflict {
 		return false // ON CONFLICT is not every database's; guards need the catalog
 	}
 	return quoteOK(st, func(q byte) bool { return q == '`' || q == '[' })
@@ -206,6 +206,9 @@ func (sqlite) Classify(q string) *sqlparse.Statement {
 	}
 	for i := range st.Cols {
 		fold(&st.Cols[i])
+	}
+	for i := range st.ConflictTarget {
+		fold(&st.ConflictTarget[i])
 	}
 	if u := st.Upsert; u != nil {
 		for i := range u.Target {
@@ -269,6 +272,9 @@ func (postgres) Classify(q string) *sqlparse.Statement {
 	return sqlparse.Classify(q, false)
 }
 func (postgres) Accepts(st *sqlparse.Statement) bool {
+	if st.OrIgnore {
+		return false // SQLite's syntax
+	}
 	if st.Style == sqlparse.ParamQuestion || st.Style == sqlparse.ParamNamed {
 		return false
 	}

@@ -438,7 +438,11 @@ func classifiedSQL(c *Statement, sqlite bool) string {
 		}
 		return b.String()
 	}
-	b.WriteString("INSERT INTO " + tbl + " (")
+	if c.OrIgnore {
+		b.WriteString("INSERT OR IGNORE INTO " + tbl + " (")
+	} else {
+		b.WriteString("INSERT INTO " + tbl + " (")
+	}
 	for i, col := range c.Cols {
 		if i > 0 {
 			b.WriteString(", ")
@@ -458,6 +462,20 @@ func classifiedSQL(c *Statement, sqlite bool) string {
 			b.WriteString(val(v, false))
 		}
 		b.WriteString(")")
+	}
+	if c.IgnoreConflict && !c.OrIgnore {
+		b.WriteString(" ON CONFLICT ")
+		if c.ConflictTarget != nil {
+			b.WriteString("(")
+			for i, id := range c.ConflictTarget {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString(id.Raw)
+			}
+			b.WriteString(") ")
+		}
+		b.WriteString("DO NOTHING")
 	}
 	return b.String()
 }

@@ -273,6 +273,7 @@ func Classify(query string, sqliteParams bool) *Statement {
 			}
 		} else {
 			res.Schema, res.Table, res.Cols, res.Rows, res.Upsert = nil, Ident{}, nil, nil, nil
+			res.IgnoreConflict, res.OrIgnore, res.ConflictTarget = false, false, nil
 		}
 	}
 	return res

@@ -83,6 +83,15 @@ func describeClassified(c *Statement) string {
 			}
 			b.WriteString(")")
 		}
+		switch {
+		case c.OrIgnore:
+			b.WriteString(" or ignore")
+		case c.IgnoreConflict:
+			b.WriteString(" do nothing")
+			for _, id := range c.ConflictTarget {
+				b.WriteString(" " + idn(id))
+			}
+		}
 	default:
 		b.WriteString("other")
 	}
@@ -259,6 +268,12 @@ var shapeTests = []struct {
 	{"insert decimal", "insert into s.t(a,e) values(1,-1.5);", false, `insert s.t (a,e) values (1,d"-1.5")`, clsNone, 0},
 	{"insert quoted", "INSERT INTO \"T\" (\"A\", `b`, [c]) VALUES (1, 2, 3)", false, "insert {T} ({A},{b},{c}) values (1,2,3)", clsNone, 0},
 	{"insert multi-row", "INSERT INTO t (k, v) VALUES (1, 'a'), (2, 'b'), (3, 'c')", false, `insert t (k,v) values (1,"a"), (2,"b"), (3,"c")`, clsNone, 0},
+	{"insert or ignore", "INSERT OR IGNORE INTO t (k, v) VALUES (?, 0)", true, "insert t (k,v) values (#1,0) or ignore", clsQ, 1},
+	{"insert or replace", "INSERT OR REPLACE INTO t (k, v) VALUES (?, 0)", true, "other", clsQ, 1},
+	{"do nothing", "INSERT INTO t (k, v) VALUES ($1, 0) ON CONFLICT (k) DO NOTHING", false, "insert t (k,v) values (#1,0) do nothing k", clsD, 1},
+	{"do nothing, no target", `INSERT INTO "t" ("k","v") VALUES ($1,$2) ON CONFLICT DO NOTHING`, false, "insert {t} ({k},{v}) values (#1,#2) do nothing", clsD, 2},
+	{"or ignore and on conflict", "INSERT OR IGNORE INTO t (k) VALUES (1) ON CONFLICT DO NOTHING", true, "other", clsNone, 0},
+	{"do nothing where", "INSERT INTO t (k) VALUES (1) ON CONFLICT (k) WHERE k > 0 DO NOTHING", false, "other", clsNone, 0},
 	{"insert comments", "INSERT /*x*/ INTO t /*y*/ (a) -- z\n VALUES (?) -- end", false, "insert t (a) values (#1)", clsQ, 1},
 	{"insert value column", "INSERT INTO kv (key, value) VALUES (?, ?)", false, "insert kv (key,value) values (#1,#2)", clsQ, 2},
 
@@ -423,11 +438,11 @@ var shapeTests = []struct {
 	{"insert function", "INSERT INTO t (a) VALUES (now())", false, "other", clsNone, 0},
 	{"insert cast modifier", "INSERT INTO t (a) VALUES ($1::varchar(3))", false, "other", clsD, 1},
 	{"insert or replace", "INSERT OR REPLACE INTO t (a) VALUES (1)", false, "other", clsNone, 0},
-	{"insert or ignore", "INSERT OR IGNORE INTO t (a) VALUES (1)", false, "other", clsNone, 0},
+	{"insert or ignore, SQLite's", "INSERT OR IGNORE INTO t (a) VALUES (1)", false, "insert t (a) values (1) or ignore", clsNone, 0},
 	{"replace", "REPLACE INTO t (a) VALUES (1)", false, "other", clsNone, 0},
 	{"insert ignore", "INSERT IGNORE INTO t (a) VALUES (1)", false, "other", clsNone, 0},
 	{"insert without into", "INSERT t (a) VALUES (1)", false, "other", clsNone, 0},
-	{"on conflict", "INSERT INTO t (a) VALUES (1) ON CONFLICT DO NOTHING", false, "other", clsNone, 0},
+	{"on conflict do nothing", "INSERT INTO t (a) VALUES (1) ON CONFLICT DO NOTHING", false, "insert t (a) values (1) do nothing", clsNone, 0},
 	{"on duplicate key", "INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = 2", false, "other", clsNone, 0},
 	{"insert returning", "INSERT INTO t (a) VALUES (1) RETURNING id", false, "other", clsNone, 0},
 	{"insert value keyword", "INSERT INTO t (a) VALUE (1)", false, "other", clsNone, 0},

@@ -777,6 +777,12 @@ func (p *parser) keyEq(res *Statement) bool {
 //
 //	INTO tbl (c1, c2 ...) VALUES (v, v ...) [, (v, v ...) ...] [;]
 func (p *parser) insert(res *Statement) bool {
+	if p.keyword("or") {
+		if !p.keyword("ignore") {
+			return false // OR REPLACE, OR ABORT ...
+		}
+		res.IgnoreConflict, res.OrIgnore = true, true
+	}
 	if !p.keyword("into") || !p.table(res) || !p.op("(") {
 		return false
 	}
@@ -841,7 +847,7 @@ func (p *parser) insert(res *Statement) bool {
 			break
 		}
 	}
-	if kwIs(p.word(p.i), "on") && !p.onConflict(res) {
+	if kwIs(p.word(p.i), "on") && (res.OrIgnore || !p.onConflict(res)) {
 		return false
 	}
 	return p.end()

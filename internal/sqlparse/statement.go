@@ -126,6 +126,12 @@ type Statement struct {
 	// UPSERT: the ON CONFLICT clause (Cols and Rows hold the INSERT part).
 	Upsert *UpsertClause
 
+	// INSERT that skips a row whose key exists: ON CONFLICT [(target)] DO
+	// NOTHING (IgnoreConflict, with ConflictTarget as written, nil without
+	// one), or SQLite's INSERT OR IGNORE (OrIgnore too).
+	IgnoreConflict, OrIgnore bool
+	ConflictTarget           []Ident
+
 	// Names is every identifier the statement mentions, lower-cased and
 	// without quotes, de-duplicated (both parts of schema.table are listed
 	// separately). Barriers compare it with the back tables' Names; being

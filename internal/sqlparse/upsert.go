@@ -42,7 +42,14 @@ type UpsertSet struct {
 
 // onConflict consumes the ON CONFLICT clause and sets res.Upsert.
 func (p *parser) onConflict(res *Statement) bool {
-	if res.Table.Norm == "excluded" || !p.keyword("on") || !p.keyword("conflict") || !p.op("(") {
+	if res.Table.Norm == "excluded" || !p.keyword("on") || !p.keyword("conflict") {
+		return false
+	}
+	if p.keyword("do") { // ON CONFLICT DO NOTHING, no target
+		res.IgnoreConflict = p.keyword("nothing")
+		return res.IgnoreConflict
+	}
+	if !p.op("(") {
 		return false
 	}
 	u := &UpsertClause{}
@@ -61,7 +68,14 @@ func (p *parser) onConflict(res *Statement) bool {
 			break
 		}
 	}
-	if !p.op(")") || !p.keyword("do") || !p.keyword("update") || !p.keyword("set") {
+	if !p.op(")") || !p.keyword("do") {
+		return false
+	}
+	if p.keyword("nothing") {
+		res.IgnoreConflict, res.ConflictTarget = true, u.Target
+		return true
+	}
+	if !p.keyword("update") || !p.keyword("set") {
 		return false
 	}
 	for {
