@@ -229,7 +229,7 @@ func checkClassifiedInvariants(t *testing.T, q string, sqlite bool, c *Statement
 	switch c.Kind {
 	case Update:
 		sc.update(c)
-	case Insert:
+	case Insert, Upsert:
 		sc.insert(c)
 	default:
 		if c.Schema != nil || c.Table != (Ident{}) || c.Sets != nil || c.Where != nil || c.Cols != nil || c.Rows != nil {
@@ -462,6 +462,37 @@ func classifiedSQL(c *Statement, sqlite bool) string {
 			b.WriteString(val(v, false))
 		}
 		b.WriteString(")")
+	}
+	if u := c.Upsert; u != nil {
+		b.WriteString(" ON CONFLICT (")
+		for i, id := range u.Target {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(id.Raw)
+		}
+		b.WriteString(") DO UPDATE SET ")
+		for i, s := range u.Sets {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			src := val(s.Val, s.Delta != 0)
+			if s.Excluded {
+				src = "EXCLUDED." + s.Col.Raw
+			}
+			cur := c.Table.Raw + "." + s.Col.Raw
+			if s.BareRef {
+				cur = s.Col.Raw
+			}
+			switch s.Delta {
+			case 0:
+				b.WriteString(s.Col.Raw + " = " + src)
+			case 1:
+				b.WriteString(s.Col.Raw + " = " + cur + " + " + src)
+			default:
+				b.WriteString(s.Col.Raw + " = " + cur + " - " + src)
+			}
+		}
 	}
 	if c.IgnoreConflict && !c.OrIgnore {
 		b.WriteString(" ON CONFLICT ")
