@@ -66,6 +66,7 @@ type tableState struct {
 	known *knownRows // keys known to exist; nil with rows_affected: assume (exists.go)
 
 	readsByKey    atomic.Int64 // reads by key answered without a barrier (readkey.go)
+	prober        probeBatcher // probes of cold keys, joined (probebatch.go)
 	probes        atomic.Int64 // point queries asking whether a key's row exists
 	probeFailures atomic.Int64 // probes the database did not answer (the write was assumed)
 

@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/writeback-go/writeback/internal/dirtyset"
-	"github.com/writeback-go/writeback/internal/drivercall"
 	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
@@ -168,8 +167,14 @@ func (cn *Connector) probe(ctx context.Context, a *writeAttempt, t *tableState, 
 		return true
 	}
 	epoch := t.known.epoch.Load()
-	t.probes.Add(1)
-	found, err := cn.probeRows(ctx, a.c, info, keys)
+	var found bool
+	var err error
+	if len(keys) == 1 && len(info.guards) == 0 {
+		found, err = cn.probeKey(ctx, a.c, t, info, keys[0]) // joined with concurrent probes
+	} else {
+		t.probes.Add(1)
+		found, err = cn.probeRows(ctx, a.c, info, keys)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return false // the caller gave up: the statement fails with its context at the database
@@ -206,30 +211,9 @@ func (cn *Connector) probe(ctx context.Context, a *writeAttempt, t *tableState, 
 func (cn *Connector) probeRows(ctx context.Context, c *conn, info *stmtInfo, keys [][]any) (bool, error) {
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	base, err := c.attach(pctx)
-	if err != nil {
-		return false, err
-	}
 	query, args := probeSQL(info.names, info.c.Style, keys, info.c.Guards)
-	var rows driver.Rows
-	if q, ok := base.(driver.QueryerContext); ok {
-		rows, err = q.QueryContext(pctx, query, args)
-	}
-	if rows == nil && (err == nil || errors.Is(err, driver.ErrSkip)) {
-		var st driver.Stmt
-		if st, err = drivercall.Prepare(pctx, base, query); err == nil {
-			rows, err = drivercall.StmtQuery(pctx, st, args)
-			if err != nil {
-				st.Close()
-			} else {
-				rows = closeStmtRows{rows, st}
-			}
-		}
-	}
+	rows, err := c.queryBase(pctx, query, args)
 	if err != nil {
-		if errors.Is(err, driver.ErrBadConn) {
-			c.detach()
-		}
 		return false, err
 	}
 	defer rows.Close()
