@@ -28,9 +28,13 @@ const maxProbeBatch = 256
 // probeBatcher is one table's queue of probes.
 type probeBatcher struct {
 	mu      sync.Mutex
-	running bool        // a probe query is in flight
+	running int         // probe queries in flight
 	queue   []*probeReq // probes waiting for the next query; queue[0] leads it
 }
+
+// maxProbesInFlight is how many probe queries of one table run at once
+// before the next probes wait and are joined into one.
+const maxProbesInFlight = 4
 
 // probeReq is one writer's probe of one key.
 type probeReq struct {
@@ -48,10 +52,9 @@ func (cn *Connector) probeKey(ctx context.Context, c *conn, t *tableState, info 
 	r := &probeReq{key: key, done: make(chan struct{}), lead: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, r)
-	if !b.running {
-		b.running = true
-		b.mu.Unlock()
-		return cn.leadProbes(ctx, c, t, info, r)
+	if b.running < maxProbesInFlight {
+		b.running++
+		close(r.lead) // a free slot: this writer leads at once
 	}
 	b.mu.Unlock()
 	select {
@@ -68,8 +71,8 @@ func (cn *Connector) probeKey(ctx context.Context, c *conn, t *tableState, info 
 		return false, ctx.Err()
 	}
 	b.mu.Unlock()
-	// Taken into a query, or handed the lead: see it through, so the
-	// writers behind it are answered.
+	// Taken into a query, or handed a lead: see it through, so the writers
+	// behind it are answered.
 	select {
 	case <-r.done:
 		return r.found, r.err
@@ -88,30 +91,52 @@ func closed(ch chan struct{}) bool {
 	}
 }
 
-// leadProbes sends the queued probes (r among them) as one query on c,
-// answers them, and hands the lead to the first writer queued since.
+// passLeadLocked hands the lead a query just ended held to the first
+// queued writer without one, or frees the slot.
+func (b *probeBatcher) passLeadLocked() {
+	for _, q := range b.queue {
+		if !closed(q.lead) {
+			close(q.lead)
+			return
+		}
+	}
+	b.running--
+}
+
+// leadProbes sends the queued probes, r first, as one query on c, answers
+// them, and passes the lead on. If another leader already took r into its
+// query, it passes the lead on and waits for that answer.
 func (cn *Connector) leadProbes(ctx context.Context, c *conn, t *tableState, info *stmtInfo, r *probeReq) (bool, error) {
 	b := &t.prober
 	b.mu.Lock()
-	n := min(len(b.queue), maxProbeBatch)
-	batch := slices.Clone(b.queue[:n])
+	i := slices.Index(b.queue, r)
+	if i < 0 {
+		b.passLeadLocked()
+		b.mu.Unlock()
+		<-r.done
+		return r.found, r.err
+	}
+	// r first, then the others queued, up to maxProbeBatch; those with a
+	// lead of their own find themselves taken and pass it on.
+	b.queue = slices.Delete(b.queue, i, i+1)
+	n := min(len(b.queue), maxProbeBatch-1)
+	batch := append([]*probeReq{r}, b.queue[:n]...)
 	b.queue = slices.Delete(b.queue, 0, n)
 	b.mu.Unlock()
 	// The others wait for this query: it runs even if the caller gives up.
 	t.probes.Add(1)
 	found, err := cn.probeMany(context.WithoutCancel(ctx), c, info, batch)
+	if err != nil {
+		found = make([]bool, len(batch))
+	}
 	for i, q := range batch {
 		q.found, q.err = found[i], err
 		close(q.done)
 	}
 	b.mu.Lock()
-	if len(b.queue) > 0 {
-		close(b.queue[0].lead)
-	} else {
-		b.running = false
-	}
+	b.passLeadLocked()
 	b.mu.Unlock()
-	return r.found, r.err // r leads queue[0]: it is in batch
+	return r.found, r.err
 }
 
 // probeMany asks the database which of the requests' keys have a row: one

@@ -16,7 +16,7 @@ func TestProbeBatch(t *testing.T) {
 			tab := p.conn.buf.tables["counters"]
 			b := &tab.prober
 			b.mu.Lock()
-			b.running = true // as if another writer's probe were in flight
+			b.running = maxProbesInFlight // as if other writers' probes were in flight
 			b.mu.Unlock()
 			before := tab.probes.Load()
 			ids := []int64{1, 50, 2, 51, 3}
@@ -44,9 +44,12 @@ func TestProbeBatch(t *testing.T) {
 				runtime.Gosched()
 			}
 			b.mu.Lock()
-			close(b.queue[0].lead) // the probe in flight ends: the first queued leads
+			b.passLeadLocked() // one probe in flight ends: the first queued leads them all
 			b.mu.Unlock()
 			wg.Wait()
+			b.mu.Lock()
+			b.running -= maxProbesInFlight - 1 // the others "in flight" end
+			b.mu.Unlock()
 			if got := tab.probes.Load() - before; got != 1 {
 				t.Fatalf("%d probe queries for %d keys, want 1", got, len(ids))
 			}
