@@ -45,6 +45,7 @@ type heldWrite struct {
 	query string
 	info  *stmtInfo
 	args  []driver.NamedValue
+	ack   AckLevel // what the statement's context asked for (ContextWithAck)
 }
 
 var _ driver.Tx = (*lazyTx)(nil)
@@ -134,7 +135,7 @@ func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args 
 			}
 		}
 	}
-	held := &heldWrite{query: query, info: info, args: make([]driver.NamedValue, len(args))}
+	held := &heldWrite{query: query, info: info, args: make([]driver.NamedValue, len(args)), ack: ackOf(ctx)}
 	for i, a := range args {
 		v, ok := value.Copy(a.Value)
 		if !ok {
@@ -184,7 +185,7 @@ func (lz *lazyTx) Commit() error {
 	}
 	held := lz.held
 	lz.held = nil
-	ctx := context.Background()
+	ctx := ContextWithAck(context.Background(), held.ack) // the level the write asked for
 	if _, ok, err := c.cn.tryBuffer(ctx, c, held.info, held.args); ok {
 		return err
 	}

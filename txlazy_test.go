@@ -213,3 +213,34 @@ func TestLazyTxOrder(t *testing.T) {
 		t.Fatalf("n = %d, %v; want the committed transaction's 5", n, err)
 	}
 }
+
+// TestLazyTxAckDisk: a held write committed is acknowledged at the level
+// its statement's context asked for: COMMIT returns once its journal record
+// is fsynced, although the table acknowledges from memory and the journal
+// never fsyncs on its own.
+func TestLazyTxAckDisk(t *testing.T) {
+	p := newOraclePair(t, "sqlite3", exactSchema, journalRules(t.TempDir(), "no", "memory", "1h"))
+	ctx := ContextWithAck(context.Background(), AckDisk)
+	syncs := func() uint64 { return p.conn.buf.journal.Stats().Syncs }
+	// Key 1 known first, so the transaction's write needs no probe.
+	if _, err := p.wb.Exec("UPDATE counters SET n = n + 1 WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	before := syncs()
+	tx, err := p.wb.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE counters SET n = n + 1 WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if syncs() == before {
+		t.Fatal("COMMIT returned before the held write's journal record was fsynced")
+	}
+	if st := p.conn.Stats(); st.Buffered != 2 {
+		t.Fatalf("buffered %d, want 2", st.Buffered)
+	}
+}
