@@ -322,10 +322,22 @@ func (c *conn) after(info *stmtInfo, err error) {
 		}
 	}
 	if info.c.DDL && len(info.barrier) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), flush.AttemptTimeout)
-		c.cn.afterDDL(ctx)
-		cancel()
+		if c.inTx {
+			// Other connections, the catalog's among them, see the change
+			// only once the transaction commits (GORM migrates in one).
+			c.txState().ddl = true
+			return
+		}
+		c.cn.readCatalogAfterDDL()
 	}
+}
+
+// readCatalogAfterDDL reads the catalog again after a DDL statement naming a
+// back table took effect.
+func (cn *Connector) readCatalogAfterDDL() {
+	ctx, cancel := context.WithTimeout(context.Background(), flush.AttemptTimeout)
+	cn.afterDDL(ctx)
+	cancel()
 }
 
 // wrappedTx clears the connection's transaction state when it ends.

@@ -82,3 +82,50 @@ func ignoreOracle(t *testing.T, driverName string) {
 
 func TestIgnoreInsertSQLite(t *testing.T)   { ignoreOracle(t, "sqlite3") }
 func TestIgnoreInsertPostgres(t *testing.T) { ignoreOracle(t, "pgx") }
+
+// TestDDLInTransaction: a back table created inside a transaction (GORM
+// migrates in one) is read from the catalog once the transaction commits,
+// and its writes are buffered from then on.
+func TestDDLInTransaction(t *testing.T) {
+	for _, driverName := range []string{"sqlite3", "pgx"} {
+		t.Run(driverName, func(t *testing.T) {
+			var dsn string
+			if driverName == "pgx" {
+				dsn = pgSchema(t, "ddltx")
+			} else {
+				dsn = sqliteDSN(t, "ddltx")
+			}
+			wb := openWritebackDeferred(t, driverName, dsn, "tables:\n  counters:\n    mode: back\n    key: [id]\n    max_loss: 1h\n")
+			defer wb.Close()
+			tx, err := wb.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec("CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL DEFAULT 0)"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec("INSERT INTO counters (id, n) VALUES (1, 0)"); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			q := "UPDATE counters SET n = n + 1 WHERE id = ?"
+			if driverName == "pgx" {
+				q = "UPDATE counters SET n = n + 1 WHERE id = $1"
+			}
+			for i := 0; i < 3; i++ {
+				if _, err := wb.Exec(q, 1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st, err := StatsOf(wb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Buffered != 3 {
+				t.Fatalf("buffered %d of 3 writes after the transaction that created the table", st.Buffered)
+			}
+		})
+	}
+}

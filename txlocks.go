@@ -152,6 +152,7 @@ type txWrites struct {
 	keys    map[*tableState]map[dirtyset.ID]int // registrations by key
 	unkeyed map[*tableState]bool
 	forget  map[*tableState]bool // tables whose known rows it may have deleted (exists.go)
+	ddl     bool                 // it changed a back table's schema: read the catalog when it ends
 }
 
 // skipsBarrier reports whether the transaction must not wait for t.
@@ -210,7 +211,11 @@ func (c *conn) endTx() {
 	for t := range c.tx.forget {
 		t.known.forget()
 	}
+	ddl := c.tx.ddl
 	c.tx = nil
+	if ddl {
+		c.cn.readCatalogAfterDDL()
+	}
 }
 
 // stmtKeys returns the keys, in canonical form, of the rows a by-key UPDATE,
