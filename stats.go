@@ -49,8 +49,9 @@ type TableStats struct {
 	// key = ...) answered from the database plus the row's buffered deltas,
 	// without waiting for a flush.
 	ReadsByKey int64
-	// Probes counts point queries asking whether a key's row exists
-	// (rows_affected: exact), made for keys not known to exist;
+	// Probes counts the queries asking whether rows exist (rows_affected:
+	// exact), made for keys not known to exist; one query may ask for the
+	// keys of several writers that waited for another;
 	// ProbeFailures counts those the database did not answer, whose writes
 	// were acknowledged as with rows_affected: assume.
 	Probes, ProbeFailures int64
