@@ -52,8 +52,8 @@ type TableStats struct {
 	// Probes counts the queries asking whether rows exist (rows_affected:
 	// exact), made for keys not known to exist; one query may ask for the
 	// keys of several writers that waited for another;
-	// ProbeFailures counts those the database did not answer, whose writes
-	// were acknowledged as with rows_affected: assume.
+	// ProbeFailures counts the writes whose probe the database did not
+	// answer; they were acknowledged as with rows_affected: assume.
 	Probes, ProbeFailures int64
 	// Flushes counts committed flush transactions; FlushedRows the rows they wrote.
 	Flushes, FlushedRows int64
