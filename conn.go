@@ -87,6 +87,13 @@ func (c *conn) detach() {
 // API (pgx users: stdlib.Conn's Conn()). Statements sent on it bypass the
 // buffer's ordering: call Flush first when they touch back tables.
 func (c *conn) Unwrap() driver.Conn {
+	if c.lazy != nil {
+		// The caller may run statements of the open transaction on the base
+		// connection (a COPY in it): the transaction must be open there.
+		if err := c.materialize(context.Background()); err != nil {
+			return nil
+		}
+	}
 	base, _ := c.attach(context.Background())
 	return base
 }

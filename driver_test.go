@@ -163,3 +163,50 @@ func TestRawReachesNativePgx(t *testing.T) {
 		t.Fatalf("native pgx read %d, want 42", views)
 	}
 }
+
+// TestRawInLazyTransaction: the base connection reached inside a
+// transaction (Conn.BeginTx, then Conn.Raw) is in the transaction, even
+// when nothing has opened it on the database yet: a native statement there
+// is rolled back with it.
+func TestRawInLazyTransaction(t *testing.T) {
+	dsn := pgSchema(t, "rawtx")
+	wb := openWritebackDeferred(t, "pgx", dsn, counterRules)
+	defer wb.Close()
+	execAll(t, wb, "CREATE TABLE counters (id BIGINT PRIMARY KEY, views BIGINT NOT NULL)")
+	mustExec(t, wb, "INSERT INTO counters (id, views) VALUES ($1, $2)", 1, 0)
+	ctx := context.Background()
+	c, err := wb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE counters SET views = views + 1 WHERE id = $1", 1); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Raw(func(dc any) error {
+		base, ok := BaseConn(dc)
+		if !ok {
+			return errors.New("not a writeback connection")
+		}
+		_, err := base.(*stdlib.Conn).Conn().Exec(ctx, "INSERT INTO counters (id, views) VALUES (2, 0)")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := wb.QueryRow("SELECT COUNT(*) FROM counters").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d rows, %v: the native INSERT must be rolled back with the transaction", n, err)
+	}
+	var views int64
+	if err := wb.QueryRow("SELECT views FROM counters WHERE id = 1").Scan(&views); err != nil || views != 0 {
+		t.Fatalf("views %d, %v: the rolled-back UPDATE must not count", views, err)
+	}
+}
