@@ -247,11 +247,7 @@ func (r closeStmtRows) Close() error {
 func probeSQL(names *dirtyset.Names, style sqlparse.ParamStyle, keys [][]any, guards []sqlparse.Guard) (string, []driver.NamedValue) {
 	var sb strings.Builder
 	sb.WriteString("SELECT 1 FROM ")
-	if names.Schema != nil {
-		sb.WriteString(names.Schema.Raw)
-		sb.WriteByte('.')
-	}
-	sb.WriteString(names.Table.Raw)
+	writeProbeTable(&sb, names)
 	sb.WriteString(" WHERE ")
 	args := make([]driver.NamedValue, 0, len(keys)*len(names.KeyCols))
 	for i, kv := range keys {
@@ -259,19 +255,7 @@ func probeSQL(names *dirtyset.Names, style sqlparse.ParamStyle, keys [][]any, gu
 			sb.WriteString(" OR ")
 		}
 		sb.WriteByte('(')
-		for j, v := range kv {
-			if j > 0 {
-				sb.WriteString(" AND ")
-			}
-			args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
-			sb.WriteString(names.KeyCols[j].Raw)
-			sb.WriteString(" = ")
-			if style == sqlparse.ParamDollar {
-				sb.WriteString("$" + strconv.Itoa(len(args)))
-			} else {
-				sb.WriteByte('?')
-			}
-		}
+		args = writeProbeKey(&sb, names, style, kv, args)
 		for _, g := range guards {
 			sb.WriteString(" AND ")
 			sb.WriteString(g.Col.Raw)
@@ -285,6 +269,34 @@ func probeSQL(names *dirtyset.Names, style sqlparse.ParamStyle, keys [][]any, gu
 	}
 	sb.WriteString(" LIMIT 1")
 	return sb.String(), args
+}
+
+// writeProbeTable writes the table as the application named it.
+func writeProbeTable(sb *strings.Builder, names *dirtyset.Names) {
+	if names.Schema != nil {
+		sb.WriteString(names.Schema.Raw)
+		sb.WriteByte('.')
+	}
+	sb.WriteString(names.Table.Raw)
+}
+
+// writeProbeKey writes k1 = <ph> AND k2 = <ph> for one key's values and
+// returns args with them appended.
+func writeProbeKey(sb *strings.Builder, names *dirtyset.Names, style sqlparse.ParamStyle, kv []any, args []driver.NamedValue) []driver.NamedValue {
+	for j, v := range kv {
+		if j > 0 {
+			sb.WriteString(" AND ")
+		}
+		args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
+		sb.WriteString(names.KeyCols[j].Raw)
+		sb.WriteString(" = ")
+		if style == sqlparse.ParamDollar {
+			sb.WriteString("$" + strconv.Itoa(len(args)))
+		} else {
+			sb.WriteByte('?')
+		}
+	}
+	return args
 }
 
 // forgetAfter runs after every statement that went to the database: a

@@ -199,25 +199,9 @@ func probeUnionSQL(names *dirtyset.Names, style sqlparse.ParamStyle, keys [][]an
 		sb.WriteString("SELECT ")
 		sb.WriteString(strconv.Itoa(i + 1))
 		sb.WriteString(" WHERE EXISTS (SELECT 1 FROM ")
-		if names.Schema != nil {
-			sb.WriteString(names.Schema.Raw)
-			sb.WriteByte('.')
-		}
-		sb.WriteString(names.Table.Raw)
+		writeProbeTable(&sb, names)
 		sb.WriteString(" WHERE ")
-		for j, v := range kv {
-			if j > 0 {
-				sb.WriteString(" AND ")
-			}
-			args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
-			sb.WriteString(names.KeyCols[j].Raw)
-			sb.WriteString(" = ")
-			if style == sqlparse.ParamDollar {
-				sb.WriteString("$" + strconv.Itoa(len(args)))
-			} else {
-				sb.WriteByte('?')
-			}
-		}
+		args = writeProbeKey(&sb, names, style, kv, args)
 		sb.WriteByte(')')
 	}
 	return sb.String(), args
