@@ -83,16 +83,8 @@ func guardsOnRow(r *Row, guards []Guard, hold GuardsHold) Outcome {
 // row), Unmatched, Probe, FlushFirst or PassThrough. A transaction that
 // holds the UPDATE until its COMMIT answers it by this.
 func (t *Table) GuardCheck(keyVals []any, exists Exists, guards []Guard, hold GuardsHold) Outcome {
-	kp := t.keyKinds.Load()
-	if kp != nil {
-		if len(*kp) != len(keyVals) {
-			return FlushFirst
-		}
-		for i, v := range keyVals {
-			if KindOfKey(v) != (*kp)[i] {
-				return FlushFirst
-			}
-		}
+	if match, set := t.keyKindsMatch(keyVals); set && !match {
+		return FlushFirst
 	}
 	k := MakeID(keyVals)
 	s := t.shardFor(k)
@@ -102,6 +94,14 @@ func (t *Table) GuardCheck(keyVals []any, exists Exists, guards []Guard, hold Gu
 	if r == nil && len(s.retry) > 0 {
 		r = s.retryRowLocked(k)
 	}
+	return s.guardsLocked(k, r, exists, guards, hold)
+}
+
+// guardsLocked decides guards for key k, whose buffered row is r (nil:
+// none), under the shard lock: against r, or against the database's row as
+// exists and hold know it; a row of k in a flush, held or put back cannot
+// tell (FlushFirst).
+func (s *shard) guardsLocked(k ID, r *Row, exists Exists, guards []Guard, hold GuardsHold) Outcome {
 	if r != nil {
 		return guardsOnRow(r, guards, hold)
 	}

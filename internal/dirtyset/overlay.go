@@ -32,17 +32,12 @@ func (t *Table) StillQuiet(epoch uint64) bool { return t.takes.Load() == epoch }
 // by a failed flush or set aside for a transaction, several generations):
 // the read must then wait for the flush instead.
 func (t *Table) PendingRow(keyVals []any) (cols []sqlparse.Ident, vals []any, delta []bool, found, ok bool) {
-	kp := t.keyKinds.Load()
-	if kp == nil {
+	match, set := t.keyKindsMatch(keyVals)
+	if !set {
 		return nil, nil, nil, false, t.pending.Load() == 0 // nothing was ever buffered
 	}
-	if len(*kp) != len(keyVals) {
+	if !match {
 		return nil, nil, nil, false, false
-	}
-	for i, v := range keyVals {
-		if KindOfKey(v) != (*kp)[i] {
-			return nil, nil, nil, false, false
-		}
 	}
 	k := MakeID(keyVals)
 	s := t.shardFor(k)
@@ -66,14 +61,8 @@ func (t *Table) PendingRow(keyVals []any) (cols []sqlparse.Ident, vals []any, de
 // put back or set aside. Such a key's row is going to exist in the database
 // (an INSERT of it must not be buffered).
 func (t *Table) Busy(keyVals []any) bool {
-	kp := t.keyKinds.Load()
-	if kp == nil || len(*kp) != len(keyVals) {
+	if match, _ := t.keyKindsMatch(keyVals); !match {
 		return false
-	}
-	for i, v := range keyVals {
-		if KindOfKey(v) != (*kp)[i] {
-			return false
-		}
 	}
 	k := MakeID(keyVals)
 	s := t.shardFor(k)

@@ -321,11 +321,26 @@ func (t *Table) CheckKey(vals []any) bool {
 		t.keyKinds.CompareAndSwap(nil, &kinds)
 		kp = t.keyKinds.Load()
 	}
-	if len(*kp) != len(vals) {
+	return kindsMatch(*kp, vals)
+}
+
+// keyKindsMatch is CheckKey without fixing the kinds: set is false while
+// none are fixed (nothing was buffered yet).
+func (t *Table) keyKindsMatch(vals []any) (match, set bool) {
+	kp := t.keyKinds.Load()
+	if kp == nil {
+		return false, false
+	}
+	return kindsMatch(*kp, vals), true
+}
+
+// kindsMatch reports whether vals are of kinds, one by one.
+func kindsMatch(kinds []KeyKind, vals []any) bool {
+	if len(kinds) != len(vals) {
 		return false
 	}
 	for i, v := range vals {
-		if KindOfKey(v) != (*kp)[i] {
+		if KindOfKey(v) != kinds[i] {
 			return false
 		}
 	}
@@ -422,22 +437,15 @@ func (t *Table) UpdateGuarded(keyVals []any, changes []Change, names *Names, j J
 	if r == nil && len(s.retry) > 0 {
 		r = s.retryRowLocked(k)
 	}
-	if r != nil {
-		if len(guards) > 0 {
-			if out := guardsOnRow(r, guards, hold); out != Buffered {
-				return out, 0
-			}
-		}
-		return t.coalesceLocked(s, r, changes, j)
-	}
 	if len(guards) > 0 {
-		if s.keyBusyLocked(k) {
-			return FlushFirst, 0
-		}
-		if out := guardsOnNoRow(k, exists, hold); out != Buffered {
+		if out := s.guardsLocked(k, r, exists, guards, hold); out != Buffered {
 			return out, 0
 		}
-	} else if exists != nil && !s.keyBusyLocked(k) {
+	}
+	if r != nil {
+		return t.coalesceLocked(s, r, changes, j)
+	}
+	if len(guards) == 0 && exists != nil && !s.keyBusyLocked(k) {
 		// A key with a row in a flush, held or put back was admitted
 		// before: the row exists as far as this write can tell.
 		switch exists(k) {
