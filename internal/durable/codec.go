@@ -109,28 +109,19 @@ func EncodeUpdate(dst []byte, table string, names *dirtyset.Names, key []any, ch
 
 // EncodeInsert encodes a buffered INSERT (all its rows) onto dst.
 func EncodeInsert(dst []byte, table string, names *dirtyset.Names, cols []sqlparse.Ident, keys, rows [][]any) ([]byte, error) {
-	dst = encodeHead(dst, table, dialect.Insert, names)
-	dst = binary.AppendUvarint(dst, uint64(len(cols)))
-	for _, c := range cols {
-		dst = encodeIdent(dst, c)
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(rows)))
-	var err error
-	for i := range rows {
-		if dst, err = encodeValues(dst, keys[i]); err != nil {
-			return nil, err
-		}
-		if dst, err = encodeValues(dst, rows[i]); err != nil {
-			return nil, err
-		}
-	}
-	return dst, nil
+	return encodeRows(dst, table, dialect.Insert, names, cols, keys, rows, nil)
 }
 
 // EncodeUpsert encodes a buffered upsert (all its rows) onto dst: per row
 // its key, its inserted values and its resolved update.
 func EncodeUpsert(dst []byte, table string, names *dirtyset.Names, cols []sqlparse.Ident, keys, rows [][]any, upd [][]dirtyset.Change) ([]byte, error) {
-	dst = encodeHead(dst, table, dialect.Upsert, names)
+	return encodeRows(dst, table, dialect.Upsert, names, cols, keys, rows, upd)
+}
+
+// encodeRows encodes the rows of an INSERT, or of an upsert with the
+// update of each row (upd, nil for an INSERT).
+func encodeRows(dst []byte, table string, op dialect.Op, names *dirtyset.Names, cols []sqlparse.Ident, keys, rows [][]any, upd [][]dirtyset.Change) ([]byte, error) {
+	dst = encodeHead(dst, table, op, names)
 	dst = binary.AppendUvarint(dst, uint64(len(cols)))
 	for _, c := range cols {
 		dst = encodeIdent(dst, c)
@@ -144,8 +135,10 @@ func EncodeUpsert(dst []byte, table string, names *dirtyset.Names, cols []sqlpar
 		if dst, err = encodeValues(dst, rows[i]); err != nil {
 			return nil, err
 		}
-		if dst, err = encodeChanges(dst, upd[i]); err != nil {
-			return nil, err
+		if upd != nil {
+			if dst, err = encodeChanges(dst, upd[i]); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return dst, nil
