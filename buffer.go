@@ -256,7 +256,7 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 // error returns ErrBufferFull. No lock is held while waiting. It returns nil
 // and no error when the statement must go to the database.
 func (cn *Connector) admitStmt(ctx context.Context, a *writeAttempt, t *tableState, info *stmtInfo, args []driver.NamedValue) (driver.Result, uint64, error) {
-	throttle := true
+	adm := dirtyset.AdmitThrottled
 	counted := false
 	// room is the signal's channel taken after a failed attempt: the
 	// attempt is made once more before waiting on it, so a commit between
@@ -276,7 +276,7 @@ func (cn *Connector) admitStmt(ctx context.Context, a *writeAttempt, t *tableSta
 		}
 	}
 	for {
-		res, lsn, out, jerr := cn.bufferStmt(a, t, info, args, throttle)
+		res, lsn, out, jerr := cn.bufferStmt(a, t, info, args, adm)
 		switch out {
 		case dirtyset.Buffered:
 			return res, lsn, nil
@@ -286,7 +286,7 @@ func (cn *Connector) admitStmt(ctx context.Context, a *writeAttempt, t *tableSta
 				return nil, 0, ctx.Err()
 			}
 		case dirtyset.Throttled:
-			throttle = false // one flush per write: progress even if the estimate is off
+			adm = dirtyset.AdmitNow // one flush per write: progress even if the estimate is off
 			t.throttled.Add(1)
 			// The wait is bounded by max_loss too: a flush that cannot
 			// finish (a row locked by another session) delays the table's
@@ -329,15 +329,16 @@ func (cn *Connector) admitStmt(ctx context.Context, a *writeAttempt, t *tableSta
 // bufferStmt buffers the statement, journaling it when there is a journal; it
 // returns nil when the statement must go to the database, the record's LSN,
 // the dirty set's outcome, and with JournalFailed the journal's error. With
-// throttle, a write that needs a new row may come back throttled.
-func (cn *Connector) bufferStmt(a *writeAttempt, t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
+// dirtyset.AdmitThrottled, a write that needs a new row may come back
+// throttled.
+func (cn *Connector) bufferStmt(a *writeAttempt, t *tableState, info *stmtInfo, args []driver.NamedValue, adm dirtyset.Admission) (driver.Result, uint64, dirtyset.Outcome, error) {
 	switch info.c.Kind {
 	case sqlparse.Update:
-		return cn.bufferUpdate(a, t, info, args, throttle)
+		return cn.bufferUpdate(a, t, info, args, adm)
 	case sqlparse.Insert:
-		return cn.bufferInsert(a, t, info, args, throttle)
+		return cn.bufferInsert(a, t, info, args, adm)
 	case sqlparse.Upsert:
-		return cn.bufferUpsert(t, info, args, throttle)
+		return cn.bufferUpsert(t, info, args, adm)
 	}
 	return nil, 0, dirtyset.PassThrough, nil
 }
@@ -355,7 +356,7 @@ func bufferAnswer(out dirtyset.Outcome, lsn uint64, n int, w *durable.Write) (dr
 }
 
 // bufferUpdate buffers a bufferable UPDATE.
-func (cn *Connector) bufferUpdate(a *writeAttempt, t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
+func (cn *Connector) bufferUpdate(a *writeAttempt, t *tableState, info *stmtInfo, args []driver.NamedValue, adm dirtyset.Admission) (driver.Result, uint64, dirtyset.Outcome, error) {
 	// Small fixed arrays keep the common statement off the heap: the
 	// dirty set copies what it keeps.
 	var keyBuf [4]any
@@ -365,19 +366,12 @@ func (cn *Connector) bufferUpdate(a *writeAttempt, t *tableState, info *stmtInfo
 		keyVals = make([]any, 0, len(info.keyPos))
 	}
 	keyVals = keyVals[:len(info.keyPos)]
-	for i, p := range info.keyPos {
-		v, ok := argValue(info.c.Where[p].Val, args)
-		if !ok || v == nil {
-			return nil, 0, dirtyset.PassThrough, nil // WHERE k = NULL matches nothing: the database says so
-		}
-		keyVals[i] = v
-	}
 	changes := changeBuf[:0]
 	if len(info.c.Sets) > len(changeBuf) {
 		changes = make([]dirtyset.Change, 0, len(info.c.Sets))
 	}
-	changes, ok := resolveSets(changes, info.c.Sets, args)
-	if !ok || !cn.exactUpdate(info, keyVals, changes) {
+	changes, ok := cn.updateValues(info, args, keyVals, changes)
+	if !ok {
 		return nil, 0, dirtyset.PassThrough, nil
 	}
 	var jw dirtyset.Journal
@@ -396,9 +390,9 @@ func (cn *Connector) bufferUpdate(a *writeAttempt, t *tableState, info *stmtInfo
 	var out dirtyset.Outcome
 	var lsn uint64
 	if info.guards != nil {
-		out, lsn = t.set.UpdateGuarded(keyVals, changes, info.names, jw, throttle, a.exists(t), info.guards, a.guardsHold(t, info.guards))
+		out, lsn = t.set.UpdateGuarded(keyVals, changes, info.names, jw, adm, a.exists(t), info.guards, a.guardsHold(t, info.guards))
 	} else {
-		out, lsn = t.set.UpdateExisting(keyVals, changes, info.names, jw, throttle, a.exists(t))
+		out, lsn = t.set.UpdateExisting(keyVals, changes, info.names, jw, adm, a.exists(t))
 	}
 	switch out {
 	case dirtyset.Probe:
@@ -411,43 +405,75 @@ func (cn *Connector) bufferUpdate(a *writeAttempt, t *tableState, info *stmtInfo
 	return bufferAnswer(out, lsn, 1, w)
 }
 
-// bufferInsert buffers a bufferable INSERT, all its rows or none.
-func (cn *Connector) bufferInsert(a *writeAttempt, t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
-	var epoch uint64
-	if t.known != nil {
-		epoch = t.known.epoch.Load()
+// updateValues resolves a by-key UPDATE's key values (into keyVals, one per
+// key column) and its changes (appended to changes) from the arguments, in
+// canonical form; ok is false when the statement must go to the database.
+func (cn *Connector) updateValues(info *stmtInfo, args []driver.NamedValue, keyVals []any, changes []dirtyset.Change) ([]dirtyset.Change, bool) {
+	for i, p := range info.keyPos {
+		v, ok := argValue(info.c.Where[p].Val, args)
+		if !ok || v == nil {
+			return nil, false // WHERE k = NULL matches nothing: the database says so
+		}
+		keyVals[i] = v
 	}
-	keys := make([][]any, len(info.c.Rows))
-	rows := make([][]any, len(info.c.Rows))
+	changes, ok := resolveSets(changes, info.c.Sets, args)
+	if !ok || !cn.exactUpdate(info, keyVals, changes) {
+		return nil, false
+	}
+	return changes, true
+}
+
+// insertValues resolves an INSERT's rows and their key values from the
+// arguments, in canonical form; ok is false when the statement must go to
+// the database.
+func (cn *Connector) insertValues(info *stmtInfo, args []driver.NamedValue) (keys, rows [][]any, ok bool) {
+	keys = make([][]any, len(info.c.Rows))
+	rows = make([][]any, len(info.c.Rows))
 	for i, src := range info.c.Rows {
 		row := make([]any, len(src))
 		for j, s := range src {
 			v, ok := argValue(s, args)
 			if !ok {
-				return nil, 0, dirtyset.PassThrough, nil
+				return nil, nil, false
 			}
 			row[j] = v
 		}
 		if !cn.exactInsertRow(info, row) {
-			return nil, 0, dirtyset.PassThrough, nil
+			return nil, nil, false
 		}
 		kv := make([]any, len(info.keyPos))
 		for j, p := range info.keyPos {
 			if kv[j] = row[p]; kv[j] == nil {
-				return nil, 0, dirtyset.PassThrough, nil
+				return nil, nil, false
 			}
 		}
 		keys[i], rows[i] = kv, row
 	}
 	if info.ignore {
-		// The row is skipped, with 0 rows, when its key exists (or will:
-		// a row buffered for it). A NULL the database could refuse (OR
-		// IGNORE skips those too) goes to the database.
+		// A NULL the database could refuse (OR IGNORE skips those too)
+		// goes to the database.
 		for j, v := range rows[0] {
 			if v == nil && info.insCols != nil && info.insCols[j].NotNull {
-				return nil, 0, dirtyset.PassThrough, nil
+				return nil, nil, false
 			}
 		}
+	}
+	return keys, rows, true
+}
+
+// bufferInsert buffers a bufferable INSERT, all its rows or none.
+func (cn *Connector) bufferInsert(a *writeAttempt, t *tableState, info *stmtInfo, args []driver.NamedValue, adm dirtyset.Admission) (driver.Result, uint64, dirtyset.Outcome, error) {
+	var epoch uint64
+	if t.known != nil {
+		epoch = t.known.epoch.Load()
+	}
+	keys, rows, ok := cn.insertValues(info, args)
+	if !ok {
+		return nil, 0, dirtyset.PassThrough, nil
+	}
+	if info.ignore {
+		// The row is skipped, with 0 rows, when its key exists (or will:
+		// a row buffered for it).
 		if a.present || t.set.Busy(keys[0]) || t.known.has(dirtyset.MakeID(keys[0])) {
 			return bufferedResult(0), 0, dirtyset.Buffered, nil
 		}
@@ -465,7 +491,7 @@ func (cn *Connector) bufferInsert(a *writeAttempt, t *tableState, info *stmtInfo
 		w = j.NewWrite(rec)
 		jw = w
 	}
-	out, lsn := t.set.InsertNew(keys, rows, info.c.Cols, info.names, jw, throttle, a.exists(t))
+	out, lsn := t.set.InsertNew(keys, rows, info.c.Cols, info.names, jw, adm, a.exists(t))
 	switch {
 	case out == dirtyset.Probe:
 		a.probeKeys = keys

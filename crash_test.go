@@ -87,11 +87,25 @@ func TestCrashChild(t *testing.T) {
 	}
 	seqMode := os.Getenv(envMode) == "seq"
 	upsertMode := os.Getenv(envMode) == "upsert"
+	transferMode := os.Getenv(envMode) == "transfer"
 	for g := 0; g < workers; g++ {
 		go func() {
 			for i := int64(1); ; i++ {
 				var err error
-				if seqMode {
+				if transferMode {
+					// A transaction moves delta from one key to another:
+					// the counters' total stays 0 unless a transaction is
+					// applied in part.
+					from, to := rand.IntN(keys), rand.IntN(keys-1)
+					if to >= from {
+						to++
+					}
+					delta := 1 + rand.IntN(9)
+					say("B %d %d %d %d", g, from, -delta, to)
+					if err = transfer(db, dollar, from, to, delta); err == nil {
+						say("A %d %d %d %d", g, from, -delta, to)
+					}
+				} else if seqMode {
 					// Goroutine g owns key g and sets it to i: what survives
 					// says which acknowledged writes were lost.
 					_, err = db.Exec(placeholders("UPDATE counters SET n = ? WHERE id = ?", dollar), i, g)
@@ -175,6 +189,7 @@ func crashBase(t *testing.T, driver string, keys int) (string, *sql.DB) {
 // childWrite is one write the child reported.
 type childWrite struct {
 	g, key, delta int64
+	to            int64 // transfer mode: the key that gains -delta
 }
 
 // runChild starts the child and returns its report once it has ended: the
@@ -224,6 +239,9 @@ func runChild(t *testing.T, c crashConfig, dsn, rules string, killAfter int, ext
 			w.g, _ = strconv.ParseInt(f[1], 10, 64)
 			w.key, _ = strconv.ParseInt(f[2], 10, 64)
 			w.delta, _ = strconv.ParseInt(f[3], 10, 64)
+			if len(f) > 4 {
+				w.to, _ = strconv.ParseInt(f[4], 10, 64)
+			}
 			switch f[0] {
 			case "B":
 				begun[w.g] = w

@@ -305,7 +305,7 @@ func replayInto(t *tableState, set *dirtyset.Table, rec *durable.Record, lsn uin
 		if len(rows) == 0 {
 			return dirtyset.Buffered, 0, nil
 		}
-		out, _ := set.Upsert(keys, rows, rec.Cols, upd, &rec.Names, jw, false)
+		out, _ := set.Upsert(keys, rows, rec.Cols, upd, &rec.Names, jw, dirtyset.AdmitNow)
 		return out, len(rows), nil
 	}
 	return dirtyset.Buffered, 0, nil

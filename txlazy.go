@@ -13,27 +13,29 @@ import (
 	"github.com/writeback-go/writeback/internal/value"
 )
 
-// This file buffers transactions made of one bufferable write. ORMs wrap
-// every write in a transaction of their own (GORM's default: BEGIN, the
-// UPDATE, COMMIT), and a transaction's statements go to the database, so
-// without this nothing an ORM writes would ever be buffered.
+// This file buffers transactions made of bufferable writes. ORMs wrap every
+// write in a transaction of their own (GORM's default: BEGIN, the UPDATE,
+// COMMIT), and a transaction's statements go to the database, so without
+// this nothing an ORM writes would ever be buffered.
 //
 // A transaction at the default isolation (or read committed on PostgreSQL)
-// starts lazily: no transaction is opened on the database. A bufferable
-// write to a back table is held, answered with the RowsAffected direct
-// execution would give (exists.go), and buffered at COMMIT like the same
-// statement in autocommit, which is what a transaction of one statement is;
-// ROLLBACK drops it. Anything else — a read, a second write, a write to a
-// through table, DDL, a savepoint — first opens the real transaction (after
-// the barrier, as BeginTx does), replays the held write into it, and from
-// then on the transaction is exactly a direct one.
+// starts lazily: no transaction is opened on the database. Bufferable writes
+// to back tables are held, each answered with the RowsAffected direct
+// execution would give (exists.go), and buffered at COMMIT: one write like
+// the same statement in autocommit, which is what a transaction of one
+// statement is; several together, all or none (txgroup.go). ROLLBACK drops
+// them. Anything else — a read, a write to a through table, a second write
+// of a row already written, DDL, a savepoint — first opens the real
+// transaction (after the barrier, as BeginTx does), replays the held writes
+// into it in order, and from then on the transaction is exactly a direct
+// one.
 
 // lazyTx is a transaction not yet opened on the database: the driver.Tx
 // database/sql holds for it.
 type lazyTx struct {
 	c    *conn
 	opts driver.TxOptions
-	held *heldWrite // the transaction's one write, nil before it
+	held []*heldWrite // the transaction's writes, in order
 	// real is the transaction once opened on the database; err is why
 	// opening it failed (Commit reports it).
 	real *wrappedTx
@@ -45,7 +47,8 @@ type heldWrite struct {
 	query string
 	info  *stmtInfo
 	args  []driver.NamedValue
-	ack   AckLevel // what the statement's context asked for (ContextWithAck)
+	ack   AckLevel       // what the statement's context asked for (ContextWithAck)
+	ids   []dirtyset.ID // the rows it writes
 }
 
 var _ driver.Tx = (*lazyTx)(nil)
@@ -70,19 +73,24 @@ func (c *conn) lazyTxOK(opts driver.TxOptions) bool {
 func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (res driver.Result, ok bool) {
 	lz := c.lazy
 	t := info.target
-	if lz.held != nil || t == nil || len(args) != info.c.NumParams || c.cn.ackLevel(ctx, t) == AckThrough {
+	if len(lz.held) >= maxHeldWrites || t == nil || len(args) != info.c.NumParams || c.cn.ackLevel(ctx, t) == AckThrough {
 		return nil, false
 	}
 	keys, ok := c.cn.stmtKeyVals(info, args)
 	if !ok {
 		return nil, false
 	}
+	rowIDs := make([]dirtyset.ID, len(keys))
 	for i := range keys {
+		rowIDs[i] = dirtyset.MakeID(keys[i])
 		for j := range i {
-			if dirtyset.MakeID(keys[i]) == dirtyset.MakeID(keys[j]) {
+			if rowIDs[i] == rowIDs[j] {
 				return nil, false // a key twice in one INSERT: the database refuses it
 			}
 		}
+	}
+	if !lz.heldKeysFree(t, rowIDs) {
+		return nil, false
 	}
 	n := int64(1)
 	if info.c.Kind != sqlparse.Update {
@@ -127,15 +135,18 @@ func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args 
 				t.known.learn(epoch, ids...)
 				return bufferedResult(0), true
 			}
+			if !found && info.c.Kind == sqlparse.Update {
+				return bufferedResult(0), true // matches nothing, as directly: nothing to hold
+			}
 			if found != (info.c.Kind == sqlparse.Update) {
-				return nil, false // a missing row, a duplicate key: the database answers
+				return nil, false // a duplicate key: the database answers
 			}
 			if found && len(ids) == 1 {
 				t.known.learn(epoch, ids...)
 			}
 		}
 	}
-	held := &heldWrite{query: query, info: info, args: make([]driver.NamedValue, len(args)), ack: ackOf(ctx)}
+	held := &heldWrite{query: query, info: info, args: make([]driver.NamedValue, len(args)), ack: ackOf(ctx), ids: rowIDs}
 	for i, a := range args {
 		v, ok := value.Copy(a.Value)
 		if !ok {
@@ -144,12 +155,12 @@ func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args 
 		held.args[i] = a
 		held.args[i].Value = v
 	}
-	lz.held = held
+	lz.held = append(lz.held, held)
 	return bufferedResult(n), true
 }
 
 // materialize opens the lazy transaction on the database and replays its
-// held write, before a statement that needs the real transaction.
+// held writes, before a statement that needs the real transaction.
 func (c *conn) materialize(ctx context.Context) error {
 	lz := c.lazy
 	c.lazy = nil
@@ -159,8 +170,9 @@ func (c *conn) materialize(ctx context.Context) error {
 		return err
 	}
 	lz.real = tx
-	if h := lz.held; h != nil {
-		lz.held = nil
+	held := lz.held
+	lz.held = nil
+	for _, h := range held {
 		if _, err := c.execThrough(ctx, h.query, h.info, h.args); err != nil {
 			return err
 		}
@@ -168,8 +180,9 @@ func (c *conn) materialize(ctx context.Context) error {
 	return nil
 }
 
-// Commit buffers the held write, as the same statement in autocommit would
-// be; one that cannot be buffered now goes to the database.
+// Commit buffers the held writes: one as the same statement in autocommit
+// would be, several together (bufferGroup). What cannot be buffered now
+// goes to the database: one write alone, several as their transaction.
 func (lz *lazyTx) Commit() error {
 	c := lz.c
 	if c.lazy == lz {
@@ -180,10 +193,18 @@ func (lz *lazyTx) Commit() error {
 		return lz.real.Commit()
 	case lz.err != nil:
 		return lz.err
-	case lz.held == nil:
+	case len(lz.held) == 0:
 		return nil
+	case len(lz.held) > 1:
+		if ok, err := c.bufferGroup(lz.held); ok {
+			lz.held = nil
+			return err
+		}
+		err := c.commitThrough(lz)
+		lz.held = nil
+		return err
 	}
-	held := lz.held
+	held := lz.held[0]
 	lz.held = nil
 	ctx := ContextWithAck(context.Background(), held.ack) // the level the write asked for
 	if _, ok, err := c.cn.tryBuffer(ctx, c, held.info, held.args); ok {

@@ -85,7 +85,7 @@ func planUpsertSets(info *stmtInfo, tab *catalog.Table, use func(*catalog.Column
 }
 
 // bufferUpsert buffers a bufferable upsert, all its rows or none.
-func (cn *Connector) bufferUpsert(t *tableState, info *stmtInfo, args []driver.NamedValue, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
+func (cn *Connector) bufferUpsert(t *tableState, info *stmtInfo, args []driver.NamedValue, adm dirtyset.Admission) (driver.Result, uint64, dirtyset.Outcome, error) {
 	c := info.c
 	if len(c.Rows) == 1 && len(c.Cols) <= 8 && len(info.keyPos) <= 4 && len(c.Upsert.Sets) <= 8 {
 		// Small fixed arrays keep the common one-row statement off the
@@ -98,20 +98,31 @@ func (cn *Connector) bufferUpsert(t *tableState, info *stmtInfo, args []driver.N
 		if !ok {
 			return nil, 0, dirtyset.PassThrough, nil
 		}
-		return cn.upsertRows(t, info, [][]any{kv}, [][]any{row}, [][]dirtyset.Change{changes}, throttle)
+		return cn.upsertRows(t, info, [][]any{kv}, [][]any{row}, [][]dirtyset.Change{changes}, adm)
 	}
-	keys := make([][]any, len(c.Rows))
-	rows := make([][]any, len(c.Rows))
-	upd := make([][]dirtyset.Change, len(c.Rows))
+	keys, rows, upd, ok := cn.upsertValues(info, args)
+	if !ok {
+		return nil, 0, dirtyset.PassThrough, nil
+	}
+	return cn.upsertRows(t, info, keys, rows, upd, adm)
+}
+
+// upsertValues resolves every row of an upsert (upsertRow); ok is false
+// when it cannot be buffered exactly.
+func (cn *Connector) upsertValues(info *stmtInfo, args []driver.NamedValue) (keys, rows [][]any, upd [][]dirtyset.Change, ok bool) {
+	c := info.c
+	keys = make([][]any, len(c.Rows))
+	rows = make([][]any, len(c.Rows))
+	upd = make([][]dirtyset.Change, len(c.Rows))
 	for i, src := range c.Rows {
 		row, kv := make([]any, len(src)), make([]any, len(info.keyPos))
 		changes, ok := cn.upsertRow(info, src, args, row, kv, nil)
 		if !ok {
-			return nil, 0, dirtyset.PassThrough, nil
+			return nil, nil, nil, false
 		}
 		keys[i], rows[i], upd[i] = kv, row, changes
 	}
-	return cn.upsertRows(t, info, keys, rows, upd, throttle)
+	return keys, rows, upd, true
 }
 
 // upsertRow resolves one VALUES row of an upsert into row (its values), kv
@@ -137,7 +148,7 @@ func (cn *Connector) upsertRow(info *stmtInfo, src []sqlparse.Operand, args []dr
 }
 
 // upsertRows journals and buffers an upsert's resolved rows.
-func (cn *Connector) upsertRows(t *tableState, info *stmtInfo, keys, rows [][]any, upd [][]dirtyset.Change, throttle bool) (driver.Result, uint64, dirtyset.Outcome, error) {
+func (cn *Connector) upsertRows(t *tableState, info *stmtInfo, keys, rows [][]any, upd [][]dirtyset.Change, adm dirtyset.Admission) (driver.Result, uint64, dirtyset.Outcome, error) {
 	var jw dirtyset.Journal
 	var w *durable.Write
 	if j := cn.buf.journal; j != nil {
@@ -151,7 +162,7 @@ func (cn *Connector) upsertRows(t *tableState, info *stmtInfo, keys, rows [][]an
 		w = j.NewWrite(rec)
 		jw = w
 	}
-	out, lsn := t.set.Upsert(keys, rows, info.c.Cols, upd, info.names, jw, throttle)
+	out, lsn := t.set.Upsert(keys, rows, info.c.Cols, upd, info.names, jw, adm)
 	return bufferAnswer(out, lsn, len(rows), w)
 }
 

@@ -14,6 +14,28 @@ const pendingFactor = 2
 // maxPending is the table's bound on rows not yet committed.
 func (t *Table) maxPending() int64 { return pendingFactor * int64(t.cfg.MaxDirty) }
 
+// Admission says which bounds a write is subject to.
+type Admission uint8
+
+const (
+	// AdmitThrottled: a write that needs a new row while the flush is
+	// behind max_loss comes back Throttled, and the bounds apply.
+	AdmitThrottled Admission = iota
+	// AdmitNow: the bounds apply, without throttling.
+	AdmitNow
+	// admitForce: neither; for the members of a group admitted whole
+	// (group.go), which must not wait with shard locks held.
+	admitForce
+)
+
+// admissionOf is the Admission of the throttle flag of Update and Insert.
+func admissionOf(throttle bool) Admission {
+	if throttle {
+		return AdmitThrottled
+	}
+	return AdmitNow
+}
+
 // admit decides whether n new rows of size bytes in all may be made. It
 // runs under the rows' shard locks but never waits: the caller waits for
 // what the outcome says, with no lock held. On Buffered the rows are
@@ -23,11 +45,20 @@ func (t *Table) maxPending() int64 { return pendingFactor * int64(t.cfg.MaxDirty
 // The row bound is exact (a reservation on pending); the byte bound is
 // checked then added, so concurrent writers of different shards may pass it
 // together by their rows' size: approximate, as documented.
-func (t *Table) admit(n int, size int64, now time.Time, throttle bool) Outcome {
+func (t *Table) admit(n int, size int64, now time.Time, adm Admission) Outcome {
+	if adm == admitForce {
+		// A group's member (group.go): its group was let in as a whole.
+		t.pending.Add(int64(n))
+		t.bytes.Add(size)
+		if t.oldest.Load() == 0 {
+			t.oldest.CompareAndSwap(0, now.UnixNano())
+		}
+		return Buffered
+	}
 	if int64(n) > t.maxPending() || size > t.shared.maxBytes {
 		return FlushFirst // could never fit: write it through rather than wait forever
 	}
-	if throttle && t.behind(now, n) {
+	if adm == AdmitThrottled && t.behind(now, n) {
 		return Throttled
 	}
 	if t.pending.Add(int64(n)) > t.maxPending() {

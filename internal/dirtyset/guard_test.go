@@ -9,7 +9,7 @@ func TestUpdateGuarded(t *testing.T) {
 	hold := func(ID) Existence { return known }
 	notDeleted := []Guard{{Col: "deleted_at", Null: true}}
 	upd := func(key int64, guards []Guard, changes ...Change) Outcome {
-		out, _ := tb.UpdateGuarded([]any{key}, changes, testNames(), nil, false, yes, guards, hold)
+		out, _ := tb.UpdateGuarded([]any{key}, changes, testNames(), nil, AdmitNow, yes, guards, hold)
 		return out
 	}
 	// Nothing buffered, the guard not known: ask the database.

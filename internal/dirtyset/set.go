@@ -122,6 +122,7 @@ type Config struct {
 type Table struct {
 	cfg    Config
 	shared *Shared
+	index  int // in shared.tables: the order a group locks tables' shards in (group.go)
 
 	// pending counts rows in every shard's lru, evicted, retry, held and inflight,
 	// so a barrier on a clean table costs one atomic load.
@@ -144,7 +145,8 @@ type Table struct {
 	// flush last committed: every record of the table up to it is applied.
 	lastLSN   atomic.Uint64
 	applied   atomic.Uint64
-	unapplied atomic.Int64 // journaled writes (rows) not yet applied
+	unapplied atomic.Int64  // journaled writes (rows) not yet applied
+	groupLSN  atomic.Uint64 // the last record of the last group with rows here (group.go)
 
 	// Bounds and backpressure (bound.go). bytes is the approximate memory
 	// of the rows counted in pending; oldest is the Since (UnixNano) of the
@@ -197,7 +199,7 @@ func (sh *Shared) NewTable(cfg Config) *Table {
 	if cfg.Wake == nil {
 		cfg.Wake = func() {}
 	}
-	t := &Table{cfg: cfg, shared: sh, seed: maphash.MakeSeed()}
+	t := &Table{cfg: cfg, shared: sh, seed: maphash.MakeSeed(), index: len(sh.tables)}
 	t.rowSeq.Store(olderSeqs)
 	n := 1
 	for n*2 <= maxShards && n*2 <= cfg.MaxDirty {
@@ -227,15 +229,18 @@ func (s *shard) newLRU() *simplelru.LRU[ID, *Row] {
 }
 
 // shardFor picks the shard of a row by a hash of its key.
-func (t *Table) shardFor(k ID) *shard {
+func (t *Table) shardFor(k ID) *shard { return t.shards[t.shardIndex(k)] }
+
+// shardIndex is the index of k's shard in t.shards.
+func (t *Table) shardIndex(k ID) int {
 	if t.shardBits == 0 {
-		return t.shards[0]
+		return 0
 	}
 	h := uint64(k.i) * 0x9E3779B97F4A7C15
 	if k.s != "" {
 		h ^= maphash.String(t.seed, k.s)
 	}
-	return t.shards[h>>(64-t.shardBits)]
+	return int(h >> (64 - t.shardBits))
 }
 
 // onEvict runs under s.mu inside lru.Add: the coldest row is set aside to be
@@ -401,7 +406,7 @@ func (t *Table) logLocked(j Journal, rows int) (uint64, error) {
 // record's LSN is returned. With throttle, a write that needs a new row
 // while the flush is behind max_loss returns Throttled.
 func (t *Table) Update(keyVals []any, changes []Change, names *Names, j Journal, throttle bool) (Outcome, uint64) {
-	return t.UpdateExisting(keyVals, changes, names, j, throttle, nil)
+	return t.UpdateExisting(keyVals, changes, names, j, admissionOf(throttle), nil)
 }
 
 // UpdateExisting is Update for a statement whose RowsAffected must be exact:
@@ -410,8 +415,8 @@ func (t *Table) Update(keyVals []any, changes []Change, names *Names, j Journal,
 // not (the database said so just now), the write is Unmatched (it matches
 // no row, as it would have then), and when exists does not know, Probe. A
 // nil exists is Update.
-func (t *Table) UpdateExisting(keyVals []any, changes []Change, names *Names, j Journal, throttle bool, exists Exists) (Outcome, uint64) {
-	return t.UpdateGuarded(keyVals, changes, names, j, throttle, exists, nil, nil)
+func (t *Table) UpdateExisting(keyVals []any, changes []Change, names *Names, j Journal, adm Admission, exists Exists) (Outcome, uint64) {
+	return t.UpdateGuarded(keyVals, changes, names, j, adm, exists, nil, nil)
 }
 
 // UpdateGuarded is UpdateExisting for an UPDATE whose WHERE also puts
@@ -422,7 +427,7 @@ func (t *Table) UpdateExisting(keyVals []any, changes []Change, names *Names, j 
 // the write comes back as Probe. A delta on a guarded column, a guarded
 // column an INSERT leaves to its default, an upsert row, or a row in a
 // flush make it FlushFirst. Without guards it is UpdateExisting.
-func (t *Table) UpdateGuarded(keyVals []any, changes []Change, names *Names, j Journal, throttle bool, exists Exists, guards []Guard, hold GuardsHold) (Outcome, uint64) {
+func (t *Table) UpdateGuarded(keyVals []any, changes []Change, names *Names, j Journal, adm Admission, exists Exists, guards []Guard, hold GuardsHold) (Outcome, uint64) {
 	if !t.CheckKey(keyVals) {
 		return FlushFirst, 0
 	}
@@ -433,6 +438,11 @@ func (t *Table) UpdateGuarded(keyVals []any, changes []Change, names *Names, j J
 	if t.shared.closed.Load() {
 		return PassThrough, 0 // checked under s.mu: Close's final Take locks s.mu after closing
 	}
+	return t.updateLocked(s, k, keyVals, changes, names, j, adm, exists, guards, hold)
+}
+
+// updateLocked is UpdateGuarded with the key's shard s locked.
+func (t *Table) updateLocked(s *shard, k ID, keyVals []any, changes []Change, names *Names, j Journal, adm Admission, exists Exists, guards []Guard, hold GuardsHold) (Outcome, uint64) {
 	r := s.lookupLocked(k)
 	if r == nil && len(s.retry) > 0 {
 		r = s.retryRowLocked(k)
@@ -465,7 +475,7 @@ func (t *Table) UpdateGuarded(keyVals []any, changes []Change, names *Names, j J
 	r.size = rowSize(r)
 	// Admitted before the journal record: a record is appended only for a
 	// write that is buffered.
-	if out := t.admit(1, r.size, now, throttle); out != Buffered {
+	if out := t.admit(1, r.size, now, adm); out != Buffered {
 		if out == Full && s.inflightHasLocked(k) {
 			// The key's row is being flushed: when that ends it is back (or
 			// committed), and this write is coalesced, not a new row.
@@ -517,7 +527,7 @@ func (t *Table) coalesceLocked(s *shard, r *Row, changes []Change, j Journal) (O
 // shards involved are locked together, in index order. Every row of an
 // INSERT is new, so each is subject to the bounds.
 func (t *Table) Insert(keys [][]any, rows [][]any, cols []sqlparse.Ident, names *Names, j Journal, throttle bool) (Outcome, uint64) {
-	return t.InsertNew(keys, rows, cols, names, j, throttle, nil)
+	return t.InsertNew(keys, rows, cols, names, j, admissionOf(throttle), nil)
 }
 
 // InsertNew is Insert for a statement whose errors must be exact: it is
@@ -525,22 +535,37 @@ func (t *Table) Insert(keys [][]any, rows [][]any, cols []sqlparse.Ident, names 
 // key whose row exists makes it PassThrough (the database reports the
 // duplicate key at Exec), one that exists does not know makes it Probe. A
 // nil exists is Insert.
-func (t *Table) InsertNew(keys [][]any, rows [][]any, cols []sqlparse.Ident, names *Names, j Journal, throttle bool, exists Exists) (Outcome, uint64) {
-	rk := make([]ID, len(keys))
-	for i, kv := range keys {
-		if !t.CheckKey(kv) {
-			return FlushFirst, 0
-		}
-		rk[i] = MakeID(kv)
-		if slices.Contains(rk[:i], rk[i]) {
-			return PassThrough, 0 // the database reports the duplicate itself
-		}
+func (t *Table) InsertNew(keys [][]any, rows [][]any, cols []sqlparse.Ident, names *Names, j Journal, adm Admission, exists Exists) (Outcome, uint64) {
+	rk, out := t.insertIDs(keys)
+	if out != Buffered {
+		return out, 0
 	}
 	unlock := t.lockShardsOf(rk)
 	defer unlock()
 	if t.shared.closed.Load() {
 		return PassThrough, 0
 	}
+	return t.insertLocked(rk, keys, rows, cols, names, j, adm, exists)
+}
+
+// insertIDs returns the row ids of an INSERT's keys; an outcome other than
+// Buffered when the statement cannot be buffered whatever the rows hold.
+func (t *Table) insertIDs(keys [][]any) ([]ID, Outcome) {
+	rk := make([]ID, len(keys))
+	for i, kv := range keys {
+		if !t.CheckKey(kv) {
+			return nil, FlushFirst
+		}
+		rk[i] = MakeID(kv)
+		if slices.Contains(rk[:i], rk[i]) {
+			return nil, PassThrough // the database reports the duplicate itself
+		}
+	}
+	return rk, Buffered
+}
+
+// insertLocked is InsertNew with the shards of every key (rk) locked.
+func (t *Table) insertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlparse.Ident, names *Names, j Journal, adm Admission, exists Exists) (Outcome, uint64) {
 	for _, k := range rk {
 		if t.shardFor(k).keyBusyLocked(k) {
 			return FlushFirst, 0
@@ -572,7 +597,7 @@ func (t *Table) InsertNew(keys [][]any, rows [][]any, cols []sqlparse.Ident, nam
 		size += r.size
 		made[i] = r
 	}
-	if out := t.admit(len(rows), size, now, throttle); out != Buffered {
+	if out := t.admit(len(rows), size, now, adm); out != Buffered {
 		return out, 0
 	}
 	lsn, err := t.logLocked(j, len(rows))

@@ -87,6 +87,10 @@ type Batch struct {
 	// flushed before, and a commit of the whole batch may advance the
 	// table's checkpoint to UpTo.
 	UpTo uint64
+	// SyncTo is the journal LSN up to which the records must be durable
+	// before the batch is committed: the last record of every group with
+	// rows in the table (group.go); 0 when none.
+	SyncTo uint64
 }
 
 // Take collects the table's rows to flush from every shard: the retry rows,
@@ -124,6 +128,7 @@ func (t *Table) Take(all bool) *Batch {
 		}
 	}
 	b.Rows = append(retry, rows...)
+	b.SyncTo = t.groupLSN.Load() // after the shards: covers every group whose rows were taken
 	if len(b.Rows) == 0 {
 		b.ended = true // nothing taken: nothing to release
 		t.releases.Add(1)

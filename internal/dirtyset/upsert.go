@@ -154,21 +154,15 @@ type upsertPlan struct {
 // The shards involved are locked together, in index order; rows for keys
 // with no dirty row are new and subject to the bounds. The dirty set keeps
 // copies of what it needs from the arguments.
-func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd [][]Change, names *Names, j Journal, throttle bool) (Outcome, uint64) {
+func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd [][]Change, names *Names, j Journal, adm Admission) (Outcome, uint64) {
 	var idBuf [1]ID
 	rk := idBuf[:0]
 	if len(keys) > 1 {
 		rk = make([]ID, 0, len(keys))
 	}
-	for _, kv := range keys {
-		if !t.CheckKey(kv) {
-			return FlushFirst, 0
-		}
-		k := MakeID(kv)
-		if slices.Contains(rk, k) {
-			return PassThrough, 0 // PostgreSQL refuses a row affected twice; SQLite runs them in turn
-		}
-		rk = append(rk, k)
+	rk, out := t.upsertIDs(rk, keys)
+	if out != Buffered {
+		return out, 0
 	}
 	if len(rk) == 1 {
 		s := t.shardFor(rk[0])
@@ -180,6 +174,28 @@ func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd []
 	if t.shared.closed.Load() {
 		return PassThrough, 0
 	}
+	return t.upsertLocked(rk, keys, rows, cols, upd, names, j, adm)
+}
+
+// upsertIDs appends the row ids of an upsert's keys to rk; an outcome
+// other than Buffered when the statement cannot be buffered whatever the
+// rows hold.
+func (t *Table) upsertIDs(rk []ID, keys [][]any) ([]ID, Outcome) {
+	for _, kv := range keys {
+		if !t.CheckKey(kv) {
+			return nil, FlushFirst
+		}
+		k := MakeID(kv)
+		if slices.Contains(rk, k) {
+			return nil, PassThrough // PostgreSQL refuses a row affected twice; SQLite runs them in turn
+		}
+		rk = append(rk, k)
+	}
+	return rk, Buffered
+}
+
+// upsertLocked is Upsert with the shards of every key (rk) locked.
+func (t *Table) upsertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlparse.Ident, upd [][]Change, names *Names, j Journal, adm Admission) (Outcome, uint64) {
 	// One row coalesced (the common case) is planned in fixed arrays.
 	var one *Row
 	var insBuf, updBuf [8]any
@@ -224,7 +240,7 @@ func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd []
 		made = append(made, n)
 	}
 	if len(made) > 0 {
-		if out := t.admit(len(made), size, now, throttle); out != Buffered {
+		if out := t.admit(len(made), size, now, adm); out != Buffered {
 			if out == Full && inflight {
 				return FullInflight, 0
 			}

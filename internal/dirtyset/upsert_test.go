@@ -18,7 +18,7 @@ func ups(tb *Table, key int64, cols []string, vals []any, changes ...Change) Out
 		ids = append(ids, ident(c))
 		row = append(row, vals[i])
 	}
-	out, _ := tb.Upsert([][]any{{key}}, [][]any{row}, ids, [][]Change{changes}, testNames(), nil, false)
+	out, _ := tb.Upsert([][]any{{key}}, [][]any{row}, ids, [][]Change{changes}, testNames(), nil, AdmitNow)
 	return out
 }
 
@@ -168,7 +168,7 @@ func TestUpsertAllOrNone(t *testing.T) {
 	mustBuffer(t, upd(tb, int64(2), add("n", int64(1))))
 	ids := []sqlparse.Ident{ident("id"), ident("n")}
 	out, _ := tb.Upsert([][]any{{int64(1)}, {int64(2)}}, [][]any{{int64(1), int64(1)}, {int64(2), int64(1)}}, ids,
-		[][]Change{{add("n", int64(1))}, {add("n", int64(1))}}, testNames(), nil, false)
+		[][]Change{{add("n", int64(1))}, {add("n", int64(1))}}, testNames(), nil, AdmitNow)
 	if out != FlushFirst {
 		t.Fatalf("outcome %d, want FlushFirst (key 2 has a pending UPDATE)", out)
 	}
@@ -176,7 +176,7 @@ func TestUpsertAllOrNone(t *testing.T) {
 		t.Fatalf("%d rows pending, want 1: the upsert's other row was buffered", n)
 	}
 	out, _ = tb.Upsert([][]any{{int64(3)}, {int64(3)}}, [][]any{{int64(3), int64(1)}, {int64(3), int64(1)}}, ids,
-		[][]Change{{add("n", int64(1))}, {add("n", int64(1))}}, testNames(), nil, false)
+		[][]Change{{add("n", int64(1))}, {add("n", int64(1))}}, testNames(), nil, AdmitNow)
 	if out != PassThrough {
 		t.Fatalf("a key twice: outcome %d, want PassThrough", out)
 	}
@@ -188,7 +188,7 @@ func TestUpsertJournalsOncePerStatement(t *testing.T) {
 	ids := []sqlparse.Ident{ident("id"), ident("n")}
 	for i := 0; i < 3; i++ {
 		out, lsn := tb.Upsert([][]any{{int64(1)}, {int64(2)}}, [][]any{{int64(1), int64(1)}, {int64(2), int64(1)}}, ids,
-			[][]Change{{add("n", int64(1))}, {add("n", int64(1))}}, testNames(), j, false)
+			[][]Change{{add("n", int64(1))}, {add("n", int64(1))}}, testNames(), j, AdmitNow)
 		mustBuffer(t, out)
 		if lsn == 0 {
 			t.Fatal("no LSN")

@@ -18,7 +18,8 @@ import (
 // application's statement would have led to (the table's names as written,
 // their quoting, the placeholder style), without the statement text.
 //
-//	record  = version(1) op(1) table(str) names changes-or-rows
+//	record  = [group] version(1) op(1) table(str) names changes-or-rows
+//	group   = groupTag(1) id(8) index(uvarint) count(uvarint)
 //	names   = hasSchema(1) [schema(ident)] table(ident) nkeys(uvarint) keyCols(ident)... style(1)
 //	update  = key(values) nchanges(uvarint) { col(ident) kind(1) value }...
 //	insert  = ncols(uvarint) cols(ident)... nrows(uvarint) { key(values) row(values) }...
@@ -37,6 +38,34 @@ import (
 
 const journalRecordVersion = 1
 
+// groupTag starts the envelope of a record that is one of the writes of a
+// committed transaction (AppendGroupHead): recovery replays the group's
+// records only when its last one is in the journal.
+const groupTag byte = 0x47
+
+// maxGroup bounds a group's records, so a damaged count is not believed.
+const maxGroup = 1 << 16
+
+// Group places a record in its transaction's group.
+type Group struct {
+	ID    uint64 // random, the same for every record of the group
+	Index int    // the record's place in the group, from 0
+	Count int    // the group's records
+}
+
+// Last reports whether the record is its group's last.
+func (g *Group) Last() bool { return g.Index == g.Count-1 }
+
+// AppendGroupHead appends the envelope that makes the record encoded after
+// it (by EncodeUpdate, EncodeInsert or EncodeUpsert) record index of a
+// group of count.
+func AppendGroupHead(dst []byte, g Group) []byte {
+	dst = append(dst, groupTag)
+	dst = binary.LittleEndian.AppendUint64(dst, g.ID)
+	dst = binary.AppendUvarint(dst, uint64(g.Index))
+	return binary.AppendUvarint(dst, uint64(g.Count))
+}
+
 // Record is one buffered statement as the journal holds it.
 type Record struct {
 	Table string // the rule's normalized name
@@ -52,6 +81,8 @@ type Record struct {
 	// UPSERT: Cols, Keys and Rows as for an INSERT, and per row the update
 	// to apply when its key exists.
 	Upd [][]dirtyset.Change
+	// Group is the record's transaction group; nil for a write alone.
+	Group *Group
 }
 
 // Value tags.
@@ -512,10 +543,22 @@ func (d *decoder) slice() any {
 // not a record this version wrote is an error wrapping errBadRecord.
 func DecodeRecord(b []byte) (*Record, error) {
 	d := &decoder{b: b}
+	var g *Group
+	if len(b) > 0 && b[0] == groupTag {
+		d.byte1()
+		id, index, count := d.u64(), d.uvarint(), d.uvarint()
+		g = &Group{ID: id, Index: int(index), Count: int(count)}
+		if d.err == nil && (count < 2 || count > maxGroup || index >= count) {
+			d.fail("bad group")
+		}
+		if d.err != nil {
+			return nil, d.err
+		}
+	}
 	if v := d.byte1(); d.err == nil && v != journalRecordVersion {
 		return nil, fmt.Errorf("%w: version %d, this driver reads %d", errBadRecord, v, journalRecordVersion)
 	}
-	r := &Record{Op: dialect.Op(d.byte1())}
+	r := &Record{Op: dialect.Op(d.byte1()), Group: g}
 	r.Table = d.str()
 	if d.bool1() {
 		s := d.ident()

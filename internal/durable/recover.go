@@ -154,8 +154,18 @@ func (d *Journal) replay(ctx context.Context, cp *Checkpoints, r Replayer, each 
 	for _, t := range d.tables {
 		t.SetApplied(cp.watermark[t.Name()])
 	}
+	complete, cut, err := completeGroups(each)
+	if err != nil {
+		return 0, err
+	}
+	if cut > 0 {
+		d.log.Warn("writeback: journal holds part of a transaction whose last record was never written (the process stopped while journaling its commit); none of it is replayed, as the commit did not return", "journal", d.dir, "records", cut)
+	}
 	replayed := 0
-	err := each(func(lsn uint64, rec *Record) error {
+	err = each(func(lsn uint64, rec *Record) error {
+		if rec.Group != nil && !complete[rec.Group.ID] {
+			return nil
+		}
 		if lsn <= cp.watermark[rec.Table] {
 			return nil
 		}
@@ -170,6 +180,32 @@ func (d *Journal) replay(ctx context.Context, cp *Checkpoints, r Replayer, each 
 		return err
 	})
 	return replayed, err
+}
+
+// completeGroups reads the records once and returns the groups (committed
+// transactions) whose last record the journal holds, and how many records
+// belong to the others. A group's records are appended in order, and
+// compaction drops only records up to a point, so a group whose last record
+// is present has every record that is not yet applied; one without it was
+// cut by a crash (or a refused append) before its commit returned.
+func completeGroups(each func(func(uint64, *Record) error) error) (complete map[uint64]bool, cut int, err error) {
+	complete = map[uint64]bool{}
+	seen := map[uint64]int{}
+	err = each(func(_ uint64, rec *Record) error {
+		if g := rec.Group; g != nil {
+			seen[g.ID]++
+			if g.Last() {
+				complete[g.ID] = true
+			}
+		}
+		return nil
+	})
+	for id, n := range seen {
+		if !complete[id] {
+			cut += n
+		}
+	}
+	return complete, cut, err
 }
 
 // renewIDIfBehind gives the journal a new id when the database's marks are

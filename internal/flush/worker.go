@@ -261,6 +261,18 @@ func (t *Table) flush(all bool) error {
 	// Rows of one key (an earlier failure and a newer row) stay in the
 	// order they were made.
 	slices.SortFunc(rows, dirtyset.Compare)
+	if j := t.f.cfg.Journal; j != nil && b.SyncTo > 0 {
+		// Rows of a committed transaction's group: the database must not
+		// hold part of a group whose records a power loss could take.
+		ctx, cancel := context.WithTimeout(t.f.ctx, AttemptTimeout)
+		err := j.Sync(ctx, b.SyncTo)
+		cancel()
+		if err != nil {
+			b.Fail(rows)
+			t.noteFailure(err)
+			return err
+		}
+	}
 	start := time.Now()
 	// Rows left behind are not committed: the checkpoint cannot say that
 	// everything up to the take is applied, only these rows.
