@@ -47,7 +47,7 @@ type heldWrite struct {
 	query string
 	info  *stmtInfo
 	args  []driver.NamedValue
-	ack   AckLevel       // what the statement's context asked for (ContextWithAck)
+	ack   AckLevel      // what the statement's context asked for (ContextWithAck)
 	ids   []dirtyset.ID // the rows it writes
 }
 
