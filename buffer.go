@@ -530,7 +530,7 @@ func (cn *Connector) exactUpdate(info *stmtInfo, keyVals []any, changes []dirtys
 			}
 			continue
 		}
-		v, ok := catalog.AssignOK(kind, col, changes[i].Val)
+		v, ok := assignValue(kind, col, changes[i].Val)
 		if !ok || changes[i].Fn != dialect.FnNone && !extremeValueOK(kind, v) { // shapes.go
 			return false
 		}
@@ -552,7 +552,7 @@ func (cn *Connector) exactInsertRow(info *stmtInfo, row []any) bool {
 		if slices.Contains(info.keyPos, j) {
 			v, ok = catalog.KeyValue(kind, col, row[j])
 		} else {
-			v, ok = catalog.AssignOK(kind, col, row[j])
+			v, ok = assignValue(kind, col, row[j])
 		}
 		if !ok {
 			return false

@@ -48,6 +48,9 @@ type stmtInfo struct {
 	// ignore: an INSERT that skips a row whose key exists (ON CONFLICT DO
 	// NOTHING, INSERT OR IGNORE: guard.go).
 	ignore bool
+	// returning: the RETURNING list of a bufferable write, answered from
+	// its own values (returning.go); nil when it has none.
+	returning []returnCol
 }
 
 // stmtCache holds the classifications of one schema: it is replaced whole
@@ -160,6 +163,9 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 		return info
 	}
 	if !planShapes(cn.dia.Kind(), info, pos) { // shapes.go
+		return info
+	}
+	if len(c.Returning) > 0 && !planReturning(cn.dia.Kind(), info, pos) {
 		return info
 	}
 	info.target, info.keyPos = t, pos

@@ -237,6 +237,11 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	info := c.cn.info(query)
+	if info.returning != nil {
+		if rows, ok, err := c.queryReturning(ctx, query, info, args); ok {
+			return rows, err
+		}
+	}
 	if c.lazy != nil {
 		if err := c.materialize(ctx); err != nil {
 			return nil, err
@@ -412,6 +417,11 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 }
 
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	if s.info.returning != nil {
+		if rows, ok, err := s.conn.queryReturning(ctx, s.query, s.info, args); ok {
+			return rows, err
+		}
+	}
 	if c := s.conn; c.lazy != nil {
 		if err := c.materialize(ctx); err != nil {
 			return nil, err

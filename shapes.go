@@ -1,6 +1,8 @@
 package writeback
 
 import (
+	"time"
+
 	"math"
 	"math/big"
 	"strconv"
@@ -36,10 +38,16 @@ func planShapes(kind dialect.Kind, info *stmtInfo, keyPos []int) bool {
 	if kind == dialect.Generic {
 		return false
 	}
+	if c.Kind == sqlparse.Upsert && hasClock(c) {
+		return false
+	}
 	var cp *sqlparse.Statement // the copy, made at the first decimal literal
 	operand := func(col *catalog.Column, op sqlparse.Operand) (sqlparse.Operand, bool) {
 		if op.Cast != "" && (kind != dialect.Postgres || !castIsColumnType(col.Type, op.Cast)) {
 			return op, false
+		}
+		if _, isClock := op.Lit.(sqlparse.Clock); isClock {
+			return op, clockOK(kind, col) // evaluated at Exec (clockValue)
 		}
 		d, isDec := op.Lit.(sqlparse.Decimal)
 		if !isDec {
@@ -130,7 +138,8 @@ func hasShapes(c *sqlparse.Statement) bool {
 	}
 	special := func(op sqlparse.Operand) bool {
 		_, dec := op.Lit.(sqlparse.Decimal)
-		return dec || op.Cast != ""
+		_, clock := op.Lit.(sqlparse.Clock)
+		return dec || clock || op.Cast != ""
 	}
 	for _, s := range c.Sets {
 		if special(s.Val) || s.NullAsZero || s.Extreme != 0 {
@@ -150,6 +159,70 @@ func hasShapes(c *sqlparse.Statement) bool {
 		}
 	}
 	return false
+}
+
+// hasClock reports whether a statement has a Clock operand anywhere.
+func hasClock(c *sqlparse.Statement) bool {
+	is := func(op sqlparse.Operand) bool {
+		_, ok := op.Lit.(sqlparse.Clock)
+		return ok
+	}
+	for _, s := range c.Sets {
+		if is(s.Val) {
+			return true
+		}
+	}
+	for _, row := range c.Rows {
+		for _, v := range row {
+			if is(v) {
+				return true
+			}
+		}
+	}
+	if c.Upsert != nil {
+		for _, s := range c.Upsert.Sets {
+			if is(s.Val) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// clockOK reports whether the driver can give col the value a clock
+// function would, with the application's clock: a timestamptz on
+// PostgreSQL (an instant, whatever the session's time zone; a timestamp
+// without time zone would take the session's zone, which the driver does
+// not follow), and on SQLite a column that stores CURRENT_TIMESTAMP's text
+// as text (not INTEGER or REAL affinity).
+func clockOK(kind dialect.Kind, col *catalog.Column) bool {
+	switch kind {
+	case dialect.Postgres:
+		return col.Class == catalog.Time && col.Type == "timestamp with time zone"
+	case dialect.SQLite:
+		return col.Class == catalog.Text || col.Class == catalog.Numeric || col.Class == catalog.Other
+	}
+	return false
+}
+
+// clockValue is what a clock function gives a column planned by clockOK,
+// read from the application's clock now: the instant on PostgreSQL (which
+// keeps microseconds), SQLite's UTC text ("2006-01-02 15:04:05").
+func clockValue(kind dialect.Kind) any {
+	now := time.Now()
+	if kind == dialect.SQLite {
+		return now.UTC().Format(time.DateTime)
+	}
+	return now.Truncate(time.Microsecond)
+}
+
+// assignValue is catalog.AssignOK for a value about to be buffered, with a
+// clock evaluated.
+func assignValue(kind dialect.Kind, col *catalog.Column, v any) (any, bool) {
+	if _, isClock := v.(sqlparse.Clock); isClock {
+		return clockValue(kind), true
+	}
+	return catalog.AssignOK(kind, col, v)
 }
 
 // copyStatement returns cp, or when it is nil a copy of c whose operand

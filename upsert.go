@@ -190,7 +190,7 @@ func (cn *Connector) upsertChanges(changes []dirtyset.Change, info *stmtInfo, ro
 		if s.Delta == 0 || v == nil {
 			if col != nil {
 				var ok bool
-				if v, ok = catalog.AssignOK(kind, col, v); !ok {
+				if v, ok = assignValue(kind, col, v); !ok {
 					return nil, false
 				}
 			}

@@ -35,6 +35,13 @@ type Page struct {
 	DeletedAt gorm.DeletedAt
 }
 
+// Visit has GORM's default primary key (an auto-increment id): GORM's
+// INSERTs of it end with RETURNING "id", even when the id is set.
+type Visit struct {
+	ID    uint
+	Views int64
+}
+
 type Order struct {
 	ID    int64 `gorm:"primaryKey;autoIncrement:false"`
 	Total int64
@@ -47,6 +54,10 @@ tables:
     key: [id]
     max_loss: 1s
   pages:
+    mode: back
+    key: [id]
+    max_loss: 1s
+  visits:
     mode: back
     key: [id]
     max_loss: 1s
@@ -97,7 +108,7 @@ func newGormPair(t *testing.T, backend string) *gormPair {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := g.AutoMigrate(&Counter{}, &Page{}, &Order{}); err != nil {
+		if err := g.AutoMigrate(&Counter{}, &Page{}, &Order{}, &Visit{}); err != nil {
 			t.Fatal(err)
 		}
 		for i := int64(1); i <= 10; i++ {

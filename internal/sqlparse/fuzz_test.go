@@ -203,6 +203,12 @@ func checkClassifiedInvariants(t *testing.T, q string, sqlite bool, c *Statement
 			case nil, int64, bool, string:
 			case Decimal:
 				checkDecimal(fail, x)
+			case Clock:
+				switch x {
+				case ClockCurrentTimestamp, ClockNow, ClockTransactionTimestamp, ClockDatetimeNow:
+				default:
+					fail("clock %q", x)
+				}
 			default:
 				fail("literal of type %T", v.Lit)
 			}
@@ -386,6 +392,8 @@ func classifiedSQL(c *Statement, sqlite bool) string {
 			return string(x)
 		case string:
 			return "'" + strings.ReplaceAll(x, "'", "''") + "'"
+		case Clock:
+			return string(x)
 		}
 		return "?bad"
 	}
@@ -436,6 +444,7 @@ func classifiedSQL(c *Statement, sqlite bool) string {
 			}
 			b.WriteString("NULL")
 		}
+		writeReturning(&b, c)
 		return b.String()
 	}
 	if c.OrIgnore {
@@ -508,5 +517,18 @@ func classifiedSQL(c *Statement, sqlite bool) string {
 		}
 		b.WriteString("DO NOTHING")
 	}
+	writeReturning(&b, c)
 	return b.String()
+}
+
+// writeReturning writes a statement's RETURNING list, if any.
+func writeReturning(b *strings.Builder, c *Statement) {
+	for i, id := range c.Returning {
+		if i == 0 {
+			b.WriteString(" RETURNING ")
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString(id.Raw)
+	}
 }

@@ -125,7 +125,7 @@ func (p *parser) keyRead(kr *KeyRead) bool {
 			return false
 		}
 		v, kind := p.value()
-		if kind == vkNone || v.IsLit && v.Lit == nil {
+		if kind == vkNone || kind == vkClock || v.IsLit && v.Lit == nil {
 			return false
 		}
 		res.Where = append(res.Where, KeyEq{Col: col, Val: v})

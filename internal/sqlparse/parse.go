@@ -262,7 +262,7 @@ func Classify(query string, sqliteParams bool) *Statement {
 		if p.update(res) {
 			res.Kind = Update
 		} else {
-			res.Schema, res.Table, res.Alias, res.Sets, res.Where, res.Guards = nil, Ident{}, nil, nil, nil, nil
+			res.Schema, res.Table, res.Alias, res.Sets, res.Where, res.Guards, res.Returning = nil, Ident{}, nil, nil, nil, nil, nil
 		}
 	case kwIs(first, "insert"):
 		p.i = 1
@@ -272,7 +272,7 @@ func Classify(query string, sqliteParams bool) *Statement {
 				res.Kind = Upsert
 			}
 		} else {
-			res.Schema, res.Table, res.Cols, res.Rows, res.Upsert = nil, Ident{}, nil, nil, nil
+			res.Schema, res.Table, res.Cols, res.Rows, res.Upsert, res.Returning = nil, Ident{}, nil, nil, nil, nil
 			res.IgnoreConflict, res.OrIgnore, res.ConflictTarget = false, false, nil
 		}
 	}

@@ -95,6 +95,14 @@ func describeClassified(c *Statement) string {
 	default:
 		b.WriteString("other")
 	}
+	for i, id := range c.Returning {
+		if i == 0 {
+			b.WriteString(" returning ")
+		} else {
+			b.WriteString(",")
+		}
+		b.WriteString(idn(id))
+	}
 	return b.String()
 }
 
@@ -123,6 +131,8 @@ func describeOperand(v Operand) string {
 		return fmt.Sprintf("#%d", v.Ordinal)
 	}
 	switch x := v.Lit.(type) {
+	case Clock:
+		return "clock:" + string(x)
 	case nil:
 		return "NULL"
 	case bool:
@@ -330,8 +340,10 @@ var shapeTests = []struct {
 	{"set key column", "UPDATE t SET k = 2 WHERE k = 1", false, "other", clsNone, 0},
 	{"set key column case", `UPDATE t SET "K" = 2 WHERE k = 1`, false, "other", clsNone, 0},
 	{"set default", "UPDATE t SET a = DEFAULT WHERE k = 1", false, "other", clsNone, 0},
-	{"set function", "UPDATE t SET a = now() WHERE k = 1", false, "other", clsNone, 0},
-	{"set niladic", "UPDATE t SET a = CURRENT_TIMESTAMP WHERE k = 1", false, "other", clsNone, 0},
+	{"set function", "UPDATE t SET a = now() WHERE k = 1", false, "update t set a=clock:now() where k=1", clsNone, 0},
+	{"set other function", "UPDATE t SET a = lower(b) WHERE k = 1", false, "other", clsNone, 0},
+	{"set niladic", "UPDATE t SET a = CURRENT_TIMESTAMP WHERE k = 1", false, "update t set a=clock:CURRENT_TIMESTAMP where k=1", clsNone, 0},
+	{"set other niladic", "UPDATE t SET a = CURRENT_DATE WHERE k = 1", false, "other", clsNone, 0},
 	{"set subquery", "UPDATE t SET a = (SELECT 1) WHERE k = 1", false, "other", clsNone, 0},
 	{"cast with modifier", "UPDATE t SET a = $1::varchar(10) WHERE k = $2", false, "other", clsD, 2},
 	{"CAST with modifier", "UPDATE t SET a = CAST($1 AS numeric(10,2)) WHERE k = $2", false, "other", clsD, 2},
@@ -386,7 +398,22 @@ var shapeTests = []struct {
 	{"mysql -- without space", "UPDATE t SET a = 5 --1\nWHERE k = 1", false, "other", clsNone, 0},
 	{"comment lone CR", "UPDATE t SET a = 5 -- x\r, b = 2\nWHERE k = 1", false, "other", clsNone, 0},
 	{"hash comment", "UPDATE t SET a = 1 WHERE k = 1 # c", false, "other", clsNone, 0},
-	{"returning", "UPDATE t SET a = 1 WHERE k = 1 RETURNING a", false, "other", clsNone, 0},
+	{"returning", "UPDATE t SET a = 1 WHERE k = 1 RETURNING a", false, "update t set a=1 where k=1 returning a", clsNone, 0},
+	{"returning columns", `UPDATE t SET a = 1 WHERE k = 1 RETURNING k, "A", t.b`, false, "update t set a=1 where k=1 returning k,{A},b", clsNone, 0},
+	{"now", "UPDATE t SET seen = now(), n = n + 1 WHERE k = $1", false, "update t set seen=clock:now(), n+=1 where k=#1", clsD, 1},
+	{"current_timestamp", "UPDATE t SET seen = CURRENT_TIMESTAMP WHERE k = ?", true, "update t set seen=clock:CURRENT_TIMESTAMP where k=#1", clsQ, 1},
+	{"transaction_timestamp", "INSERT INTO t (k, seen) VALUES ($1, transaction_timestamp())", false, "insert t (k,seen) values (#1,clock:transaction_timestamp())", clsD, 1},
+	{"datetime now", "UPDATE t SET seen = datetime('now') WHERE k = ?", true, "update t set seen=clock:datetime('now') where k=#1", clsQ, 1},
+	{"datetime other", "UPDATE t SET seen = datetime('now', 'localtime') WHERE k = ?", true, "other", clsQ, 1},
+	{"now on sqlite", "UPDATE t SET seen = now() WHERE k = ?", true, "other", clsQ, 1},
+	{"now in key", "UPDATE t SET n = 1 WHERE k = now()", false, "other", clsNone, 0},
+	{"now delta", "UPDATE t SET n = n + now() WHERE k = 1", false, "other", clsNone, 0},
+	{"clock_timestamp", "UPDATE t SET seen = clock_timestamp() WHERE k = 1", false, "other", clsNone, 0},
+	{"returning star", "UPDATE t SET a = 1 WHERE k = 1 RETURNING *", false, "other", clsNone, 0},
+	{"returning expression", "UPDATE t SET a = 1 WHERE k = 1 RETURNING a + 1", false, "other", clsNone, 0},
+	{"returning alias", "UPDATE t SET a = 1 WHERE k = 1 RETURNING a AS x", false, "other", clsNone, 0},
+	{"returning other table", "UPDATE t SET a = 1 WHERE k = 1 RETURNING u.a", false, "other", clsNone, 0},
+	{"returning nothing", "UPDATE t SET a = 1 WHERE k = 1 RETURNING", false, "other", clsNone, 0},
 	{"from", "UPDATE t SET a = u.a FROM u WHERE t.k = u.k", false, "other", clsNone, 0},
 	{"limit", "UPDATE t SET a = 1 WHERE k = 1 LIMIT 1", false, "other", clsNone, 0},
 	{"order by", "UPDATE t SET a = 1 WHERE k = 1 ORDER BY k", false, "other", clsNone, 0},
@@ -435,7 +462,8 @@ var shapeTests = []struct {
 	{"insert select", "INSERT INTO t (a) SELECT 1", false, "other", clsNone, 0},
 	{"insert default values", "INSERT INTO t DEFAULT VALUES", false, "other", clsNone, 0},
 	{"insert default", "INSERT INTO t (a, b) VALUES (1, DEFAULT)", false, "other", clsNone, 0},
-	{"insert function", "INSERT INTO t (a) VALUES (now())", false, "other", clsNone, 0},
+	{"insert function", "INSERT INTO t (a) VALUES (now())", false, "insert t (a) values (clock:now())", clsNone, 0},
+	{"insert other function", "INSERT INTO t (a) VALUES (random())", false, "other", clsNone, 0},
 	{"insert cast modifier", "INSERT INTO t (a) VALUES ($1::varchar(3))", false, "other", clsD, 1},
 	{"insert or replace", "INSERT OR REPLACE INTO t (a) VALUES (1)", false, "other", clsNone, 0},
 	{"insert or ignore, SQLite's", "INSERT OR IGNORE INTO t (a) VALUES (1)", false, "insert t (a) values (1) or ignore", clsNone, 0},
@@ -444,7 +472,8 @@ var shapeTests = []struct {
 	{"insert without into", "INSERT t (a) VALUES (1)", false, "other", clsNone, 0},
 	{"on conflict do nothing", "INSERT INTO t (a) VALUES (1) ON CONFLICT DO NOTHING", false, "insert t (a) values (1) do nothing", clsNone, 0},
 	{"on duplicate key", "INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = 2", false, "other", clsNone, 0},
-	{"insert returning", "INSERT INTO t (a) VALUES (1) RETURNING id", false, "other", clsNone, 0},
+	{"insert returning", "INSERT INTO t (a) VALUES (1) RETURNING id", false, "insert t (a) values (1) returning id", clsNone, 0},
+	{"insert returning gorm", `INSERT INTO "t" ("v","id") VALUES ($1,$2) RETURNING "id"`, false, "insert {t} ({v},{id}) values (#1,#2) returning {id}", clsD, 2},
 	{"insert value keyword", "INSERT INTO t (a) VALUE (1)", false, "other", clsNone, 0},
 	{"insert short row", "INSERT INTO t (a, b) VALUES (1)", false, "other", clsNone, 0},
 	{"insert long row", "INSERT INTO t (a) VALUES (1, 2)", false, "other", clsNone, 0},

@@ -308,6 +308,7 @@ const (
 	vkParam             // a placeholder
 	vkNumber            // an integer or decimal literal
 	vkLiteral           // NULL, TRUE, FALSE or a string
+	vkClock             // the current time (Clock)
 )
 
 // value consumes one operand: a placeholder, a signed integer or decimal, a
@@ -425,6 +426,9 @@ func (p *parser) plainValue() (Operand, valueKind) {
 		return number(p.text(n), op == "-")
 	case tkIdent:
 		w := p.text(t)
+		if c, ok := p.clock(); ok {
+			return Operand{IsLit: true, Lit: c}, vkClock
+		}
 		var v Operand
 		switch {
 		case kwIs(w, "null"):
@@ -440,6 +444,50 @@ func (p *parser) plainValue() (Operand, valueKind) {
 		return v, vkLiteral
 	}
 	return Operand{}, vkNone
+}
+
+// clock consumes a function of the current time the driver can evaluate
+// itself: CURRENT_TIMESTAMP; on PostgreSQL now() and
+// transaction_timestamp() (the transaction's start, which is the
+// statement's in autocommit); on SQLite datetime('now').
+func (p *parser) clock() (Clock, bool) {
+	w := p.word(p.i)
+	call := func(args ...string) bool {
+		k := p.i + 1
+		if !p.isOp(k, "(") {
+			return false
+		}
+		k++
+		for _, a := range args {
+			if t := &p.toks[k]; t.kind != tkStr || p.text(t) != a {
+				return false
+			}
+			k++
+		}
+		if !p.isOp(k, ")") {
+			return false
+		}
+		p.i = k
+		p.advance()
+		return true
+	}
+	switch {
+	case kwIs(w, "current_timestamp"):
+		p.advance()
+		return ClockCurrentTimestamp, true
+	case !p.sqlite && kwIs(w, "now") && call():
+		return ClockNow, true
+	case !p.sqlite && kwIs(w, "transaction_timestamp") && call():
+		return ClockTransactionTimestamp, true
+	case p.sqlite && kwIs(w, "datetime") && call("'now'"):
+		return ClockDatetimeNow, true
+	}
+	return "", false
+}
+
+// isOp reports whether token k is the operator op.
+func (p *parser) isOp(k int, op string) bool {
+	return k < len(p.toks) && p.toks[k].kind == tkOp && p.text(&p.toks[k]) == op
 }
 
 // number makes the literal of an unsigned integer or decimal token: int64
@@ -557,7 +605,25 @@ func (p *parser) update(res *Statement) bool {
 		return false
 	}
 	p.allocUpdateLists(res)
-	return p.setList(res) && p.keyword("where") && p.whereList(res, 0) && len(res.Where) > 0 && p.end()
+	return p.setList(res) && p.keyword("where") && p.whereList(res, 0) && len(res.Where) > 0 && p.returning(res) && p.end()
+}
+
+// returning accepts an optional RETURNING list of plain column names (no
+// expressions, no *, no aliases) into res.Returning.
+func (p *parser) returning(res *Statement) bool {
+	if !p.keyword("returning") {
+		return true
+	}
+	for {
+		col, ok := p.column(res)
+		if !ok {
+			return false
+		}
+		res.Returning = append(res.Returning, col)
+		if !p.op(",") {
+			return true
+		}
+	}
 }
 
 // allocUpdateLists sizes res.Sets and res.Where in one allocation each, from
@@ -620,6 +686,14 @@ func (p *parser) extreme() int8 {
 // column does, or COALESCE(column, 0) (zero is then true). It leaves the
 // position unchanged when there is neither.
 func (p *parser) current(res *Statement) (col Ident, ok, zero bool) {
+	if save := p.i; p.isOp(p.i+1, "(") {
+		if !kwIs(p.word(p.i), "coalesce") {
+			return Ident{}, false, false // a function: no column
+		}
+	} else if _, isClock := p.clock(); isClock {
+		p.i = save // CURRENT_TIMESTAMP: a value, not a column
+		return Ident{}, false, false
+	}
 	if !kwIs(p.word(p.i), "coalesce") || p.toks[p.i+1].kind != tkOp || p.text(&p.toks[p.i+1]) != "(" {
 		col, ok = p.tryColumn(res)
 		return col, ok, false
@@ -761,7 +835,7 @@ func (p *parser) keyEq(res *Statement) bool {
 		}
 	}
 	// k = NULL matches no row: the database must say so.
-	if kind == vkNone || k.Val.IsLit && k.Val.Lit == nil {
+	if kind == vkNone || kind == vkClock || k.Val.IsLit && k.Val.Lit == nil {
 		return false
 	}
 	// A key twice, or a key the statement also sets (it would change
@@ -850,5 +924,5 @@ func (p *parser) insert(res *Statement) bool {
 	if kwIs(p.word(p.i), "on") && (res.OrIgnore || !p.onConflict(res)) {
 		return false
 	}
-	return p.end()
+	return p.returning(res) && p.end()
 }

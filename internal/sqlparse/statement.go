@@ -32,8 +32,8 @@ type Ident struct {
 // or a bind parameter.
 type Operand struct {
 	// IsLit: the value is lit, a literal from the SQL text: nil (NULL),
-	// int64, bool, string (a quoted string) or Decimal (a numeric literal
-	// with a decimal point).
+	// int64, bool, string (a quoted string), Decimal (a numeric literal
+	// with a decimal point) or Clock.
 	IsLit bool
 	Lit   any
 	// Ordinal is the 1-based bind position of a parameter (?, ?N, $N, and for
@@ -57,6 +57,19 @@ type Operand struct {
 // database's to decide (numeric in PostgreSQL, REAL in SQLite), so the
 // caller turns it into a value only knowing the column it goes to.
 type Decimal string
+
+// Clock is a function of the current time in a value's place, as its
+// canonical spelling: the driver evaluates it itself, with the
+// application's clock, where the column's type makes that exact.
+type Clock string
+
+// The recognized clocks.
+const (
+	ClockCurrentTimestamp     Clock = "CURRENT_TIMESTAMP"       // both dialects
+	ClockNow                  Clock = "now()"                   // PostgreSQL
+	ClockTransactionTimestamp Clock = "transaction_timestamp()" // PostgreSQL
+	ClockDatetimeNow          Clock = "datetime('now')"         // SQLite
+)
 
 // SetClause is one assignment of an UPDATE: col = v, col = col + v or col =
 // col - v (col + v may also be written v + col, and col COALESCE(col, 0)).
@@ -122,6 +135,10 @@ type Statement struct {
 	// INSERT: the column list and one []valueSrc per VALUES row.
 	Cols []Ident
 	Rows [][]Operand
+
+	// Returning is the statement's RETURNING list, when it has one made of
+	// plain column names.
+	Returning []Ident
 
 	// UPSERT: the ON CONFLICT clause (Cols and Rows hold the INSERT part).
 	Upsert *UpsertClause
