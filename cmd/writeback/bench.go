@@ -222,7 +222,7 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) in
 			fmt.Fprintln(stderr, "writeback bench: writing the chart:", err)
 			return exitProblems
 		}
-		fmt.Fprintf(stdout, "chart: %s\n", o.svg)
+		fmt.Fprintf(stdout, "chart: %s\n", absPath(o.svg))
 	}
 	if !ok {
 		return exitProblems
@@ -568,4 +568,13 @@ func writeBenchChart(o benchOptions, results []*modeResult) error {
 		return err
 	}
 	return f.Close()
+}
+
+// absPath is path made absolute, to say where a file went; path itself if
+// that fails.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
 }

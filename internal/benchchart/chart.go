@@ -249,7 +249,7 @@ func (c Chart) drawLines(s *svg, y int, id, title string, colours map[string]str
 		tMax = time.Second
 	}
 	yMax *= 1.05 // headroom: a line along the top stays visible
-	yStep := niceStep(yMax, 5)
+	yStep := niceStep(yMax, 6)
 	yTop := math.Ceil(yMax/yStep) * yStep
 	if yTop <= 0 {
 		yTop = yStep

@@ -73,6 +73,7 @@ type Running struct {
 	printed    int // length of the last line written with \r
 	lastPrint  time.Time
 	lastWrites int64 // the writes at lastPrint
+	lines      int   // progress lines printed
 }
 
 // Start begins sampling; Stop ends it.
@@ -124,6 +125,7 @@ func (r *Running) read(now time.Time) Sample {
 func (r *Running) print(now time.Time, s Sample) {
 	rate := float64(s.Writes-r.lastWrites) / now.Sub(r.lastPrint).Seconds()
 	r.lastPrint, r.lastWrites = now, s.Writes
+	r.lines++
 	if r.m.Out == nil {
 		return
 	}
@@ -154,7 +156,7 @@ func (r *Running) Stop() []Sample {
 	now := time.Now()
 	s := r.read(now)
 	r.samples = append(r.samples, s)
-	if now.Sub(r.lastPrint) >= r.m.PrintEvery/2 {
+	if r.lines == 0 || now.Sub(r.lastPrint) >= r.m.PrintEvery/2 {
 		r.print(now, s)
 	}
 	if r.m.Terminal && r.printed > 0 && r.m.Out != nil {

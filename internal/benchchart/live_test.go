@@ -132,3 +132,15 @@ func TestCounterSums(t *testing.T) {
 		t.Errorf("Load = %d, want 4000", got)
 	}
 }
+
+func TestMonitorShortRunPrintsOneLine(t *testing.T) {
+	out := &lockedBuffer{}
+	r := Monitor{Label: "short", Out: out, Writes: func() int64 { return 3 }, PrintEvery: time.Hour}.Start()
+	samples := r.Stop()
+	if got := strings.Count(out.String(), "writes/s"); got != 1 {
+		t.Errorf("a run shorter than PrintEvery printed %d lines, want 1: %q", got, out.String())
+	}
+	if len(samples) != 1 || samples[0].Writes != 3 {
+		t.Errorf("samples %+v, want the one Stop takes", samples)
+	}
+}
