@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver for -db postgres
 	_ "github.com/mattn/go-sqlite3"    // the "sqlite3" driver for -db sqlite
 
@@ -43,20 +44,21 @@ type benchOptions struct {
 func benchUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintf(w, `usage: writeback bench [flags]
 
-Runs a counter workload (UPDATE %s SET n = n + 1 WHERE id = ?, keys
-Zipf-skewed) for the same time in each mode, one after the other:
+Runs a counter workload, UPDATE %s SET n = n + 1 WHERE id = ?
+over Zipf-skewed keys, for the same time in each mode, one after the other:
   direct                 autocommit UPDATEs on the base driver
   synchronous_commit=off the same, with that session setting (PostgreSQL only)
   ack: memory            through writeback, acknowledged from memory
   memory + journal       the same, with a journal (fsync everysec)
   ack: disk              acknowledged once the journal record is fsynced
-and prints a progress line each second, a table (writes/s, ratio to direct,
+It prints a progress line each second, a table (writes/s, ratio to direct,
 row writes to the database, Exec latency), and checks that after Flush the
 sum of n equals the writes acknowledged (exit 1 if not). -svg writes a chart.
 
 The table is dropped and created afresh before each mode, and dropped at the
 end; journals go to a temporary directory. On PostgreSQL the journal modes
-leave their checkpoint rows in writeback_checkpoint.
+leave writeback's tables writeback_checkpoint and writeback_applied behind,
+with one checkpoint row per journal.
 
 flags:
 `, benchTable)
@@ -82,7 +84,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 			benchUsage(stdout, fs)
 			return exitOK
 		}
-		benchUsage(stderr, fs)
+		fmt.Fprintln(stderr, `run "writeback bench -h" for usage`)
 		return exitUsage
 	}
 	if err := o.validate(fs.Args()); err != nil {
@@ -116,8 +118,9 @@ func (o benchOptions) validate(rest []string) error {
 type benchMode struct {
 	label    string
 	async    bool   // direct, with synchronous_commit=off
-	rules    string // writeback: the rules file's ack and journal lines ("" for direct modes)
-	buffered bool
+	buffered bool   // through writeback
+	ack      string // writeback: the table's ack level
+	fsync    string // writeback: the journal's fsync policy; "" for no journal
 }
 
 // benchModes are the modes run on db, in order.
@@ -127,9 +130,9 @@ func benchModes(db string) []benchMode {
 		modes = append(modes, benchMode{label: "synchronous_commit=off", async: true})
 	}
 	return append(modes,
-		benchMode{label: "ack: memory", buffered: true, rules: "ack: memory"},
-		benchMode{label: "memory + journal (everysec)", buffered: true, rules: "ack: memory\njournal: everysec"},
-		benchMode{label: "ack: disk (fsync always)", buffered: true, rules: "ack: disk\njournal: always"},
+		benchMode{label: "ack: memory", buffered: true, ack: "memory"},
+		benchMode{label: "memory + journal (everysec)", buffered: true, ack: "memory", fsync: "everysec"},
+		benchMode{label: "ack: disk (fsync always)", buffered: true, ack: "disk", fsync: "always"},
 	)
 }
 
@@ -163,6 +166,7 @@ type benchEnv struct {
 	admin    *sql.DB // direct connections: schema, sums, and the direct mode
 	terminal bool
 	stdout   io.Writer
+	runs     int // write-back modes run so far: numbers their rules files and journals
 }
 
 func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) int {
@@ -188,12 +192,10 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) in
 		}
 	case "postgres":
 		env.driver = "pgx"
-		if where == "" {
-			where = "PG* environment variables"
-		}
+		where = describePostgres(o.dsn)
 	}
 	if env.admin, err = openChecked(ctx, env.driver, env.dsn); err != nil {
-		fmt.Fprintf(stderr, "writeback bench: cannot connect to %s (-dsn %q): %v\n", o.db, o.dsn, err)
+		fmt.Fprintf(stderr, "writeback bench: cannot connect to %s (%s): %v\n", o.db, where, err)
 		return exitUsage
 	}
 	defer env.admin.Close()
@@ -216,6 +218,10 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) in
 	}
 	fmt.Fprintln(stdout)
 	printBenchTable(stdout, results, o.maxLoss)
+	if o.db == "sqlite" && o.dsn == "" {
+		fmt.Fprintln(stdout, "SQLite in WAL mode with synchronous=NORMAL does not fsync at each commit: direct is not durable against\n"+
+			"power loss there, where ack: disk is (its journal record is fsynced before Exec returns).")
+	}
 	ok := printBenchChecks(stdout, results)
 	if o.svg != "" {
 		if err := writeBenchChart(o, results); err != nil {
@@ -228,6 +234,20 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) in
 		return exitProblems
 	}
 	return exitOK
+}
+
+// describePostgres names the server and database a pgx DSN leads to,
+// without its password: the DSN itself may hold one.
+func describePostgres(dsn string) string {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return "-dsn not understood"
+	}
+	from := ""
+	if dsn == "" {
+		from = ", from the PG* environment variables"
+	}
+	return fmt.Sprintf("user %s, host %s, port %d, database %s%s", cfg.User, cfg.Host, cfg.Port, cfg.Database, from)
 }
 
 // errConnect marks the failures to reach the database (exit status 2).
@@ -313,24 +333,16 @@ func asyncDSN(dsn string) string {
 	return strings.TrimSpace(dsn + " synchronous_commit=off")
 }
 
-// rulesFor is the rules file of a write-back mode.
+// rulesFor is the rules file of write-back mode m, the nth run; its journal
+// (if any) is a new directory.
 func (e *benchEnv) rulesFor(m benchMode, n int) string {
 	var b strings.Builder
-	ack := "memory"
-	for _, line := range strings.Split(m.rules, "\n") {
-		k, v, _ := strings.Cut(line, ": ")
-		switch k {
-		case "ack":
-			ack = v
-		case "journal":
-			fmt.Fprintf(&b, "journal:\n  path: %s\n  fsync: %s\n", filepath.Join(e.dir, fmt.Sprintf("journal-%d", n)), v)
-		}
+	if m.fsync != "" {
+		fmt.Fprintf(&b, "journal:\n  path: %s\n  fsync: %s\n", filepath.Join(e.dir, fmt.Sprintf("journal-%d", n)), m.fsync)
 	}
-	fmt.Fprintf(&b, "tables:\n  %s:\n    mode: back\n    key: [id]\n    max_loss: %s\n    ack: %s\n", benchTable, e.o.maxLoss, ack)
+	fmt.Fprintf(&b, "tables:\n  %s:\n    mode: back\n    key: [id]\n    max_loss: %s\n    ack: %s\n", benchTable, e.o.maxLoss, m.ack)
 	return b.String()
 }
-
-var modeSeq atomic.Int64 // numbers the rules files and journals of one process
 
 // runMode runs the workload in mode m on a fresh table and reads back the sum.
 func (e *benchEnv) runMode(ctx context.Context, m benchMode) (*modeResult, error) {
@@ -353,9 +365,9 @@ func (e *benchEnv) runMode(ctx context.Context, m benchMode) (*modeResult, error
 		poolFor(adb, e.o.goroutines)
 		db = adb
 	case m.buffered:
-		n := modeSeq.Add(1)
-		rulesPath := filepath.Join(e.dir, fmt.Sprintf("rules-%d.yaml", n))
-		if err := os.WriteFile(rulesPath, []byte(e.rulesFor(m, int(n))), 0o644); err != nil {
+		e.runs++
+		rulesPath := filepath.Join(e.dir, fmt.Sprintf("rules-%d.yaml", e.runs))
+		if err := os.WriteFile(rulesPath, []byte(e.rulesFor(m, e.runs)), 0o644); err != nil {
 			return nil, err
 		}
 		wb, err := sql.Open("writeback", "driver="+e.driver+" rules="+rulesPath+" dsn="+e.dsn)
@@ -547,6 +559,7 @@ func writeBenchChart(o benchOptions, results []*modeResult) error {
 		Subtitle: "UPDATE " + benchTable + " SET n = n + 1 WHERE id = ?; write-back throughput includes the final Flush",
 		Unit:     "writes/s",
 		MaxLoss:  o.maxLoss,
+		Span:     o.duration,
 	}
 	direct := results[0].rate()
 	for _, r := range results {
@@ -559,15 +572,7 @@ func writeBenchChart(o benchOptions, results []*modeResult) error {
 			c.Series = append(c.Series, benchchart.Series{Label: r.mode.label, Points: benchchart.Points(r.samples)})
 		}
 	}
-	f, err := os.Create(o.svg)
-	if err != nil {
-		return err
-	}
-	if err := c.WriteSVG(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return c.WriteFile(o.svg)
 }
 
 // absPath is path made absolute, to say where a file went; path itself if

@@ -142,15 +142,20 @@ func TestBenchUsage(t *testing.T) {
 
 func TestBenchPostgresUnreachable(t *testing.T) {
 	// A socket directory with no server in it: the connection is refused at once.
-	dsn := "host=" + t.TempDir() + " dbname=nothing connect_timeout=2"
+	dir := t.TempDir()
+	dsn := "host=" + dir + " dbname=nothing password=secret connect_timeout=2"
 	var stdout, stderr bytes.Buffer
 	start := time.Now()
 	code := run([]string{"bench", "-db", "postgres", "-dsn", dsn, "-duration", "1s"}, &stdout, &stderr)
 	if code != exitUsage {
 		t.Fatalf("exit %d, want 2; stderr %q", code, stderr.String())
 	}
-	if msg := stderr.String(); !strings.Contains(msg, "cannot connect to postgres") || !strings.Contains(msg, dsn) {
+	msg := stderr.String()
+	if !strings.Contains(msg, "cannot connect to postgres") || !strings.Contains(msg, "host "+dir) || !strings.Contains(msg, "database nothing") {
 		t.Errorf("message %q does not say it cannot connect, and to what", msg)
+	}
+	if strings.Contains(msg, "secret") {
+		t.Errorf("message %q shows the password", msg)
 	}
 	if el := time.Since(start); el > 20*time.Second {
 		t.Errorf("took %s to give up", el)

@@ -515,15 +515,7 @@ func writeChart(o options, d directRun, b writeBackRun) error {
 		MaxLoss:  o.maxLoss,
 		Span:     o.duration,
 	}
-	f, err := os.Create(o.svg)
-	if err != nil {
-		return err
-	}
-	if err := c.WriteSVG(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return c.WriteFile(o.svg)
 }
 
 // absPath is path made absolute, to say where a file went; path itself if

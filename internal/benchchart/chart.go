@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -113,6 +114,19 @@ func (c Chart) WriteSVG(w io.Writer) error {
 	bw.WriteString(body.String())
 	bw.WriteString("</svg>\n")
 	return bw.Flush()
+}
+
+// WriteFile writes the chart to the file at path, replacing it.
+func (c Chart) WriteFile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := c.WriteSVG(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (c Chart) maxLossTitle() string {

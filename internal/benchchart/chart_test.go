@@ -267,3 +267,13 @@ func TestCount(t *testing.T) {
 		}
 	}
 }
+
+func TestChartWriteFile(t *testing.T) {
+	path := t.TempDir() + "/c.svg"
+	if err := sampleChart().WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := sampleChart().WriteFile(t.TempDir() + "/no/such/dir/c.svg"); err == nil {
+		t.Error("WriteFile into a missing directory returned no error")
+	}
+}
