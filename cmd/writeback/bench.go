@@ -533,8 +533,12 @@ func printBenchChecks(w io.Writer, results []*modeResult) bool {
 		if r.mode.buffered {
 			after = " after Flush"
 		}
-		fmt.Fprintf(w, "check %-28s SUM(n)%s %s = acknowledged %s: %s\n", r.mode.label+":", after,
-			benchchart.Count(float64(r.sum)), benchchart.Count(float64(r.acked)), verdict)
+		eq := "="
+		if r.sum != r.acked {
+			eq = "!="
+		}
+		fmt.Fprintf(w, "check %-28s SUM(n)%s %s %s acknowledged %s: %s\n", r.mode.label+":", after,
+			benchchart.Count(float64(r.sum)), eq, benchchart.Count(float64(r.acked)), verdict)
 	}
 	return ok
 }

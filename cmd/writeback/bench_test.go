@@ -221,3 +221,23 @@ func TestLatencyHist(t *testing.T) {
 		}
 	}
 }
+
+func TestBenchChecksReportMismatch(t *testing.T) {
+	good := &modeResult{mode: benchMode{label: "direct"}, acked: 10, sum: 10}
+	lost := &modeResult{mode: benchMode{label: "ack: memory", buffered: true}, acked: 10, sum: 9}
+	lost.stats.Buffered = 10
+	var out bytes.Buffer
+	if printBenchChecks(&out, []*modeResult{good, lost}) {
+		t.Fatalf("a sum one short of the acknowledged writes passed:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "check direct:") || !strings.Contains(out.String(), "SUM(n) 10 = acknowledged 10: OK") {
+		t.Errorf("the passing mode's line is missing:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "SUM(n) after Flush 9 != acknowledged 10: FAILED: SUM(n) differs by -1") {
+		t.Errorf("the failing mode's line is missing:\n%s", out.String())
+	}
+	out.Reset()
+	if !printBenchChecks(&out, []*modeResult{good}) {
+		t.Errorf("matching sums failed:\n%s", out.String())
+	}
+}

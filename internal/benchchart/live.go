@@ -98,8 +98,8 @@ func (r *Running) loop() {
 		select {
 		case <-r.stop:
 			return
-		case now := <-tick.C:
-			s := r.read(now)
+		case <-tick.C:
+			now, s := r.read()
 			r.samples = append(r.samples, s)
 			if now.Sub(r.lastPrint) >= r.m.PrintEvery-r.m.SampleTick/2 {
 				r.print(now, s)
@@ -108,16 +108,19 @@ func (r *Running) loop() {
 	}
 }
 
-// read takes one sample at now.
-func (r *Running) read(now time.Time) Sample {
-	s := Sample{At: now.Sub(r.start)}
+// read takes one sample and says when: after the reads, not at the tick,
+// which on a busy machine may be received late, or the reads may wait.
+func (r *Running) read() (time.Time, Sample) {
+	var s Sample
 	if r.m.Writes != nil {
 		s.Writes = r.m.Writes()
 	}
 	if r.m.Buffer != nil {
 		s.Dirty, s.Oldest, s.Buffered = r.m.Buffer()
 	}
-	return s
+	now := time.Now()
+	s.At = now.Sub(r.start)
+	return now, s
 }
 
 // print writes the progress line for s, taken at now: the writes per
@@ -153,8 +156,7 @@ func (r *Running) print(now time.Time, s Sample) {
 func (r *Running) Stop() []Sample {
 	close(r.stop)
 	<-r.done
-	now := time.Now()
-	s := r.read(now)
+	now, s := r.read()
 	r.samples = append(r.samples, s)
 	if r.lines == 0 || now.Sub(r.lastPrint) >= r.m.PrintEvery/2 {
 		r.print(now, s)
