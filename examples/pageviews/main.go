@@ -6,7 +6,7 @@
 //
 // Run it from the repository root; it needs no set-up:
 //
-//	go run ./examples/pageviews [-pages 1000] [-goroutines 8] [-duration 3s] [-maxloss 1s] [-keep]
+//	go run ./examples/pageviews [-pages 1000] [-goroutines 8] [-duration 3s] [-maxloss 1s] [-svg pageviews.svg] [-keep]
 //
 // It creates a temporary folder holding two SQLite databases (WAL,
 // synchronous=NORMAL, busy_timeout) and the rules file (writeback.yaml from
@@ -15,6 +15,13 @@
 // A second, write-through table, orders, gets at most one INSERT every 5ms in
 // both runs, to show the split: its rows are in the database as soon as Exec
 // returns, while page_views lags by at most max_loss until writeback.Flush.
+//
+// While each run goes it prints a progress line every second: updates per
+// second and, through writeback, the dirty rows and the oldest one's age
+// (rewritten in place on a terminal). At the end it writes a chart,
+// pageviews.svg in the current directory (-svg names another file, -svg ""
+// none): both throughputs, and the write-back run's dirty rows and oldest age
+// over time against max_loss.
 //
 // The report ends with a check: after Flush, SUM(views) in each database
 // equals the number of UPDATEs acknowledged to the application. The command
@@ -43,6 +50,7 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/writeback-go/writeback"
+	"github.com/writeback-go/writeback/internal/benchchart"
 )
 
 // defaultRules is the rules file; its max_loss is replaced by -maxloss.
@@ -60,6 +68,8 @@ type options struct {
 	pages, goroutines int
 	duration, maxLoss time.Duration
 	keep              bool
+	svg               string // the chart's file; "" writes none
+	terminal          bool   // stdout is a terminal: progress rewritten in place
 }
 
 func main() {
@@ -69,7 +79,9 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 3*time.Second, "how long each of the two runs lasts")
 	flag.DurationVar(&o.maxLoss, "maxloss", time.Second, "max_loss of page_views in the rules file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder (databases and rules file)")
+	flag.StringVar(&o.svg, "svg", "pageviews.svg", `write the chart to this SVG file ("" for none)`)
 	flag.Parse()
+	o.terminal = benchchart.IsTerminal(os.Stdout)
 	if err := validate(o); err != nil {
 		fmt.Fprintln(os.Stderr, "pageviews:", err)
 		os.Exit(2)
@@ -113,6 +125,7 @@ func rulesText(d time.Duration) (string, error) {
 type result struct {
 	views, orders int64 // UPDATEs of page_views and INSERTs into orders that returned no error
 	elapsed       time.Duration
+	samples       []benchchart.Sample // the run's progress, sampled
 }
 
 // dbFigures are what a plain sqlite3 connection reads from a database file.
@@ -163,15 +176,21 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	fmt.Fprintf(out, "pageviews: %d pages (Zipf s=%.1f), %d goroutines, %s per run, SQLite WAL synchronous=NORMAL, page_views max_loss %s\n",
 		o.pages, zipfS, o.goroutines, o.duration, o.maxLoss)
 
-	d, err := runDirect(ctx, o, s.directDSN)
+	d, err := runDirect(ctx, o, s.directDSN, out)
 	if err != nil {
 		return err
 	}
-	b, err := runWriteBack(ctx, o, s.rulesPath, s.backDSN)
+	b, err := runWriteBack(ctx, o, s.rulesPath, s.backDSN, out)
 	if err != nil {
 		return err
 	}
 	printReport(out, o, d, b)
+	if o.svg != "" {
+		if err := writeChart(o, d, b); err != nil {
+			return fmt.Errorf("writing the chart: %w", err)
+		}
+		fmt.Fprintf(out, "chart: %s\n", absPath(o.svg))
+	}
 	return printChecks(out, d, b)
 }
 
@@ -201,13 +220,13 @@ func prepare(ctx context.Context, dir string, o options) (s setup, err error) {
 
 // runDirect is run (a): the workload directly on sqlite3, every view an
 // autocommit UPDATE.
-func runDirect(ctx context.Context, o options, dsn string) (d directRun, err error) {
+func runDirect(ctx context.Context, o options, dsn string, out io.Writer) (d directRun, err error) {
 	direct, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return d, err
 	}
 	poolFor(direct, o)
-	d.res, err = workload(ctx, direct, o, nil)
+	d.res, err = workload(ctx, direct, o, benchchart.Monitor{Label: "direct", Out: out, Terminal: o.terminal})
 	if cerr := direct.Close(); err == nil {
 		err = cerr
 	}
@@ -220,23 +239,25 @@ func runDirect(ctx context.Context, o options, dsn string) (d directRun, err err
 
 // runWriteBack is run (b): the same workload through writeback, page_views
 // buffered, followed by a final Flush and Close.
-func runWriteBack(ctx context.Context, o options, rulesPath, dsn string) (b writeBackRun, err error) {
+func runWriteBack(ctx context.Context, o options, rulesPath, dsn string, out io.Writer) (b writeBackRun, err error) {
 	wb, err := sql.Open("writeback", "driver=sqlite3 rules="+rulesPath+" dsn="+dsn)
 	if err != nil {
 		return b, err
 	}
 	defer wb.Close() // flushes what is left if we return early
 	poolFor(wb, o)
-	var oldest atomic.Int64 // largest Stats.OldestAge seen while the workload ran
-	b.res, err = workload(ctx, wb, o, func() {
-		if st, err := writeback.StatsOf(wb); err == nil && int64(st.OldestAge) > oldest.Load() {
-			oldest.Store(int64(st.OldestAge))
-		}
+	b.res, err = workload(ctx, wb, o, benchchart.Monitor{
+		Label: "write-back", Out: out, Terminal: o.terminal,
+		SampleTick: 10 * time.Millisecond, // often: the oldest age reported is the largest sampled
+		Buffer: func() (int, time.Duration, bool) {
+			st, err := writeback.StatsOf(wb)
+			return st.Dirty, st.OldestAge, err == nil
+		},
 	})
 	if err != nil {
 		return b, fmt.Errorf("write-back run: %w", err)
 	}
-	b.oldest = time.Duration(oldest.Load())
+	b.oldest = benchchart.MaxOldest(b.res.samples)
 	if b.before, err = writeback.StatsOf(wb); err != nil {
 		return b, err
 	}
@@ -379,23 +400,26 @@ func (s *runState) fail(err error) {
 }
 
 // workload runs o.goroutines page-view counters and one order writer on db
-// for o.duration, calling sample (when not nil) every 10ms meanwhile. It
-// stops at the first error and returns it.
-func workload(ctx context.Context, db *sql.DB, o options, sample func()) (result, error) {
+// for o.duration, watched by mon (its progress lines and samples). It stops
+// at the first error and returns it.
+func workload(ctx context.Context, db *sql.DB, o options, mon benchchart.Monitor) (result, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	var (
-		s             runState
-		views, orders atomic.Int64
-		wg            sync.WaitGroup
+		s      runState
+		orders atomic.Int64
+		wg     sync.WaitGroup
 	)
+	views := benchchart.NewCounter(o.goroutines)
+	mon.Writes = views.Load
+	running := mon.Start()
 	start := time.Now()
 	go func() { <-ctx.Done(); s.stop.Store(true) }()
 	for g := range o.goroutines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			views.Add(countViews(db, o, g, &s))
+			countViews(db, o, g, &s, views)
 		}()
 	}
 	wg.Add(1)
@@ -403,15 +427,9 @@ func workload(ctx context.Context, db *sql.DB, o options, sample func()) (result
 		defer wg.Done()
 		writeOrders(ctx, db, o, &s, &orders)
 	}()
-	if sample != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sampleEvery(ctx, 10*time.Millisecond, &s, sample)
-		}()
-	}
 	wg.Wait()
 	res := result{views: views.Load(), orders: orders.Load(), elapsed: time.Since(start)}
+	res.samples = running.Stop()
 	if s.firstErr != nil {
 		return res, s.firstErr
 	}
@@ -423,22 +441,20 @@ func workload(ctx context.Context, db *sql.DB, o options, sample func()) (result
 }
 
 // countViews is page-view counter number g: it UPDATEs page_views, one view
-// of a Zipf-distributed page at a time, until the run stops, and returns how
-// many UPDATEs returned no error.
-func countViews(db *sql.DB, o options, g int, s *runState) int64 {
+// of a Zipf-distributed page at a time, until the run stops, counting in
+// views (slot g) each UPDATE that returned no error.
+func countViews(db *sql.DB, o options, g int, s *runState, views *benchchart.Counter) {
 	// The same seeds in both runs: the same sequence of pages.
 	zipf := rand.NewZipf(rand.New(rand.NewPCG(1, uint64(g))), zipfS, 1, uint64(o.pages-1))
-	var n int64
 	for !s.stop.Load() {
 		page := int64(zipf.Uint64()) + 1
 		// A fresh context: stopping the run must not fail an UPDATE in flight.
 		if _, err := db.ExecContext(context.Background(), `UPDATE page_views SET views = views + 1 WHERE page_id = ?`, page); err != nil {
 			s.fail(fmt.Errorf("UPDATE page_views (page %d): %w", page, err))
-			break
+			return
 		}
-		n++
+		views.Add(g)
 	}
-	return n
 }
 
 // writeOrders is the checkout traffic on a write-through table: at most one
@@ -463,20 +479,6 @@ func writeOrders(ctx context.Context, db *sql.DB, o options, s *runState, orders
 	}
 }
 
-// sampleEvery calls sample every interval until the run stops.
-func sampleEvery(ctx context.Context, interval time.Duration, s *runState, sample func()) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for !s.stop.Load() {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			sample()
-		}
-	}
-}
-
 // num formats n with thousands separators.
 func num(n int64) string {
 	s := strconv.FormatInt(n, 10)
@@ -493,4 +495,34 @@ func num(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// writeChart writes the chart of the two runs to o.svg: both throughputs,
+// and the write-back run's dirty rows and oldest age against max_loss.
+func writeChart(o options, d directRun, b writeBackRun) error {
+	dRate := float64(d.res.views) / d.res.elapsed.Seconds()
+	bRate := float64(b.res.views) / (b.res.elapsed + b.flushTime).Seconds()
+	note := ""
+	if dRate > 0 {
+		note = fmt.Sprintf("(%.1f× direct)", bRate/dRate)
+	}
+	c := benchchart.Chart{
+		Title:    fmt.Sprintf("pageviews: %d pages (Zipf s=%.1f), %d goroutines, %s per run, SQLite", o.pages, zipfS, o.goroutines, o.duration),
+		Subtitle: "UPDATE page_views SET views = views + 1 WHERE page_id = ?; write-back throughput includes the final Flush",
+		Unit:     "updates/s",
+		Bars:     []benchchart.Bar{{Label: "direct", Value: dRate}, {Label: "write-back", Value: bRate, Note: note}},
+		Series:   []benchchart.Series{{Label: "write-back", Points: benchchart.Points(b.res.samples)}},
+		MaxLoss:  o.maxLoss,
+		Span:     o.duration,
+	}
+	return c.WriteFile(o.svg)
+}
+
+// absPath is path made absolute, to say where a file went; path itself if
+// that fails.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
 }
