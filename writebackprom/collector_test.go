@@ -341,3 +341,45 @@ writeback_flushed_rows_total{table="views"} %d
 		t.Error(err)
 	}
 }
+
+// Two writeback databases export into one registry, told apart by a label
+// added with WrapRegistererWith.
+func TestTwoDatabasesOneRegistry(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	for _, name := range []string{"a", "b"} {
+		wb, _ := openWorkload(t)
+		c, err := writebackprom.NewCollector(wb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := prometheus.WrapRegistererWith(prometheus.Labels{"db": name}, reg).Register(c); err != nil {
+			t.Fatalf("registering db %s: %v", name, err)
+		}
+	}
+	want := fmt.Sprintf(`
+# HELP writeback_buffered_writes_total Writes acknowledged from memory.
+# TYPE writeback_buffered_writes_total counter
+writeback_buffered_writes_total{db="a",table="counters"} %[1]d
+writeback_buffered_writes_total{db="a",table="views"} %[2]d
+writeback_buffered_writes_total{db="b",table="counters"} %[1]d
+writeback_buffered_writes_total{db="b",table="views"} %[2]d
+`, N+D, M)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "writeback_buffered_writes_total"); err != nil {
+		t.Error(err)
+	}
+	// Without the label the second registration collides with the first.
+	wb, _ := openWorkload(t)
+	c, err := writebackprom.NewCollector(wb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainReg := prometheus.NewRegistry()
+	plainReg.MustRegister(c)
+	c2, err := writebackprom.NewCollector(wb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plainReg.Register(c2); err == nil {
+		t.Error("a second collector with the same metrics registered without a label")
+	}
+}
