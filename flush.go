@@ -57,6 +57,7 @@ func (c *Connector) startFlusher(cfg *config) {
 		Dialect:      c.dia,
 		Journal:      c.buf.journal,
 		Log:          c.log,
+		RowLogs:      c.rowLogs,
 		OnDead:       c.deadLetter,
 		CloseTimeout: cfg.closeTimeout,
 		Connections:  cfg.flushConns,
