@@ -224,9 +224,12 @@ type Connector struct {
 	// (it was down at open).
 	recovery atomic.Pointer[heldRecovery]
 
-	deadFile *deadLetterFile    // nil without WithDeadLetterFile
-	onDead   func(DeadLetter)   // WithOnDeadLetter
-	rowLogs  *logagg.Aggregator // per-row events (dead letters), a line a second per table and kind
+	deadFile *deadLetterFile  // nil without WithDeadLetterFile
+	onDead   func(DeadLetter) // WithOnDeadLetter
+
+	// rowLogs logs per-row events (dead letters) a line a second per table
+	// and kind; Close logs what is pending.
+	rowLogs *logagg.Aggregator
 }
 
 var (
@@ -368,7 +371,8 @@ func (c *Connector) Shutdown(ctx context.Context) error {
 		c.recovery.Load().stopRetry()
 		c.buf.shared.Close()
 		c.closeErr = c.buf.flusher.CloseContext(ctx)
-		c.rowLogs.Close()                                        // the flushers, its only writers, have stopped: log what is pending
+		// After the flushers, its writers: what is pending is logged.
+		c.rowLogs.Close()
 		c.closeErr = errors.Join(c.closeErr, c.deadFile.close()) // the flushers, its only writers, have stopped
 		if j := c.buf.journal; j != nil {
 			c.closeErr = errors.Join(c.closeErr, j.Close(c.buf.pending()))
