@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 
 	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/logagg"
 )
 
 func init() {
@@ -225,6 +226,10 @@ type Connector struct {
 
 	deadFile *deadLetterFile  // nil without WithDeadLetterFile
 	onDead   func(DeadLetter) // WithOnDeadLetter
+
+	// rowLogs logs per-row events (dead letters) a line a second per table
+	// and kind; Close logs what is pending.
+	rowLogs *logagg.Aggregator
 }
 
 var (
@@ -274,6 +279,7 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 		}
 	}
 	c := &Connector{base: base, rules: rules, log: cfg.log, onDead: cfg.onDead}
+	c.rowLogs = logagg.New(logagg.Config{Log: cfg.log, Clock: cfg.logClock})
 	c.drv = &connDriver{c: c}
 	c.dia = cfg.dialect
 	if c.dia == nil {
@@ -316,6 +322,7 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 			c.buf.shared.Close()
 			c.buf.flusher.Abandon()
 			_ = c.buf.flusher.Close()
+			c.rowLogs.Close()
 			_ = c.buf.journal.Abandon()
 			_ = c.deadFile.close()
 			return nil, err
@@ -364,6 +371,8 @@ func (c *Connector) Shutdown(ctx context.Context) error {
 		c.recovery.Load().stopRetry()
 		c.buf.shared.Close()
 		c.closeErr = c.buf.flusher.CloseContext(ctx)
+		// After the flushers, its writers: what is pending is logged.
+		c.rowLogs.Close()
 		c.closeErr = errors.Join(c.closeErr, c.deadFile.close()) // the flushers, its only writers, have stopped
 		if j := c.buf.journal; j != nil {
 			c.closeErr = errors.Join(c.closeErr, j.Close(c.buf.pending()))

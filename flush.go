@@ -1,12 +1,14 @@
 package writeback
 
 import (
+	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/dirtyset"
 	"github.com/writeback-go/writeback/internal/flush"
+	"github.com/writeback-go/writeback/internal/logagg"
 	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
@@ -55,6 +57,7 @@ func (c *Connector) startFlusher(cfg *config) {
 		Dialect:      c.dia,
 		Journal:      c.buf.journal,
 		Log:          c.log,
+		RowLogs:      c.rowLogs,
 		OnDead:       c.deadLetter,
 		CloseTimeout: cfg.closeTimeout,
 		Connections:  cfg.flushConns,
@@ -70,6 +73,13 @@ func (c *Connector) startFlusher(cfg *config) {
 	c.buf.flusher = f
 	f.Start()
 }
+
+// The kinds of per-row log lines: a flush can dead-letter thousands of rows
+// at once, so their lines are aggregated (internal/logagg).
+var (
+	noMatchLog = logagg.Kind{Level: slog.LevelWarn, Msg: "writeback: flushed UPDATEs matched no row"}
+	refusedLog = logagg.Kind{Level: slog.LevelError, Msg: "writeback: the database refused buffered rows"}
+)
 
 // deadLetter reports a row that did not take effect: log, file and hook. It
 // runs on the table's flush worker, outside every dirty-set lock.
@@ -98,13 +108,14 @@ func (c *Connector) deadLetter(t *flush.Table, r *dirtyset.Row, err error, noMat
 		}
 	}
 	if noMatch {
-		c.log.Warn("writeback: flushed UPDATE matched no row", "table", dl.Table, "key", r.Key, "writes", r.Writes)
+		c.rowLogs.Add(noMatchLog, dl.Table, r.Key, nil)
 	} else {
-		c.log.Error("writeback: database refused a buffered row", "table", dl.Table, "key", r.Key, "op", dl.Op, "err", err)
+		c.rowLogs.Add(refusedLog, dl.Table, r.Key, err)
 	}
 	if c.deadFile != nil {
 		if werr := c.deadFile.write(dl); werr != nil {
-			// The row is still traced: the log line carries it whole.
+			// The row is still traced: the log line carries it whole. Not
+			// aggregated: this line is the row's only record.
 			c.log.Error("writeback: could not append to the dead-letter file", "path", c.deadFile.path, "err", werr, "dead_letter", string(encodeDeadLetter(dl)))
 		}
 	}

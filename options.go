@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/logagg"
 )
 
 // Option configures a Connector.
@@ -27,6 +28,7 @@ type config struct {
 	journalFault func(point string) error
 	segmentBytes int64
 	compactEvery time.Duration
+	logClock     logagg.Clock // withLogClock: when per-row log lines are aggregated
 }
 
 // withTestHooks sets the crash tests' seams: hook is called at the named
@@ -37,6 +39,15 @@ type config struct {
 func withTestHooks(hook func(point string), segmentBytes int64, compactEvery time.Duration) Option {
 	return func(c *config) error {
 		c.hook, c.segmentBytes, c.compactEvery = hook, segmentBytes, compactEvery
+		return nil
+	}
+}
+
+// withLogClock sets the clock that ends the windows of aggregated log lines
+// (tests: a fake one that only Close ends).
+func withLogClock(clock logagg.Clock) Option {
+	return func(c *config) error {
+		c.logClock = clock
 		return nil
 	}
 }
@@ -82,7 +93,9 @@ func WithDialect(name string) Option {
 }
 
 // WithLogger sends the driver's logs (flush failures, UPDATEs that matched no
-// row, refused rows) to l instead of slog.Default().
+// row, refused rows) to l instead of slog.Default(). Events of single rows
+// are logged at most once a second per table and kind, as one line with their
+// count (README "Logs").
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l == nil {

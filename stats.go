@@ -36,6 +36,9 @@ type TableStats struct {
 	Dirty int
 	// OldestAge is how long the oldest not yet committed row has waited.
 	OldestAge time.Duration
+	// MaxLoss is the table's max_loss rule, the bound OldestAge is kept
+	// under; it is zero in Stats' sums, since each table has its own.
+	MaxLoss time.Duration
 	// Buffered counts writes acknowledged from memory; Coalesced counts those
 	// merged into a row that was already dirty.
 	Buffered, Coalesced int64
@@ -78,7 +81,8 @@ type TableStats struct {
 	OverdueSince                                    time.Time
 }
 
-// add sums another table's figures into s: counts add up, ages take the worst.
+// add sums another table's figures into s: counts add up, ages take the
+// worst; MaxLoss, a rule rather than a figure, is left alone.
 func (s *TableStats) add(t TableStats) {
 	s.Dirty += t.Dirty
 	s.OldestAge = max(s.OldestAge, t.OldestAge)
@@ -140,6 +144,7 @@ func (t *tableState) stats(now time.Time) TableStats {
 	fs := t.flush.Stats()
 	ts := TableStats{
 		Dirty:             int(sn.Pending),
+		MaxLoss:           t.rule.MaxLoss,
 		Buffered:          sn.Buffered,
 		Coalesced:         sn.Coalesced,
 		PassedThrough:     t.passed.Load(),

@@ -26,6 +26,7 @@ import (
 	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/dirtyset"
 	"github.com/writeback-go/writeback/internal/durable"
+	"github.com/writeback-go/writeback/internal/logagg"
 )
 
 // AttemptTimeout bounds one flush attempt (connect, or one transaction): a
@@ -44,6 +45,10 @@ type Config struct {
 	// Journal, when not nil, gets a checkpoint in every flush transaction.
 	Journal *durable.Journal
 	Log     *slog.Logger // slog.Default() when nil
+	// RowLogs, when not nil, takes the log events of single rows, so a batch
+	// of failing rows logs one line, not one per row; its owner closes it
+	// after the flusher.
+	RowLogs *logagg.Aggregator
 	// OnDead is called, on the table's worker, for every row the database
 	// refused permanently (err) or that matched no row (noMatch).
 	OnDead func(t *Table, r *dirtyset.Row, err error, noMatch bool)

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/writeback-go/writeback/internal/dirtyset"
 	"github.com/writeback-go/writeback/internal/drivercall"
 	"github.com/writeback-go/writeback/internal/durable"
+	"github.com/writeback-go/writeback/internal/logagg"
 )
 
 // counters are a table's flush figures.
@@ -146,10 +148,19 @@ func (t *Table) consumed(r *dirtyset.Row, mark durable.Mark) {
 		_, err := pc.writer.WriteTx(ctx, pc.conn, nil, 1, j.CheckpointTx(mark, []*dirtyset.Row{r}))
 		return err
 	})
-	if err != nil {
-		t.f.log.Error("writeback: could not record a dead-lettered row as consumed; a recovery would replay it", "table", t.cfg.Name, "key", r.Key, "err", err)
+	if err == nil {
+		return
 	}
+	if l := t.f.cfg.RowLogs; l != nil {
+		l.Add(unconsumedLog, t.cfg.Name, r.Key, err)
+		return
+	}
+	t.f.log.Error(unconsumedLog.Msg, "table", t.cfg.Name, "key", r.Key, "err", err)
 }
+
+// unconsumedLog is the log line of rows whose consumption consumed could
+// not record.
+var unconsumedLog = logagg.Kind{Level: slog.LevelError, Msg: "writeback: could not record dead-lettered rows as consumed; a recovery would replay them"}
 
 // writeOnce is one transaction: rows grouped by shape, handed to the
 // dialect's writer, with the journal checkpoint of mark when there is a
