@@ -140,7 +140,7 @@ func (e *SchemaError) Error() string {
 	if e.Managed {
 		return msg + "; where the connection's role may not create tables, create them beforehand (writeback.SchemaSQL returns the DDL; this table's is: " + ddl + ") and set manage_schema: false in the rules (or manage_schema=false in the DSN), so that the driver only checks them"
 	}
-	return msg + "; with manage_schema false the driver does not create or alter its tables: make it as this DDL does (writeback.SchemaSQL returns every statement): " + ddl
+	return msg + "; with manage_schema false the driver only checks its tables, which migrations create with writeback.SchemaSQL's DDL; this table's is: " + ddl
 }
 
 // Unwrap returns the database's error, if any.
