@@ -3,6 +3,7 @@ package writeback
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -358,5 +359,46 @@ func TestCheckOnlyGeneric(t *testing.T) {
 	m.writeAndCheck(t, wb)
 	if err := wb.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestParseRulesManageSchema(t *testing.T) {
+	for src, checkOnly := range map[string]bool{
+		"tables: {}\n":                       false,
+		"manage_schema: true\ntables: {}\n":  false,
+		"manage_schema: false\ntables: {}\n": true,
+		"manage_schema: False\n":             true,
+	} {
+		r, err := ParseRules([]byte(src), "")
+		if err != nil {
+			t.Fatalf("%q: %v", src, err)
+		}
+		if r.SchemaCheckOnly != checkOnly {
+			t.Errorf("%q: SchemaCheckOnly = %v, want %v", src, r.SchemaCheckOnly, checkOnly)
+		}
+		c, err := r.withDefaults()
+		if err != nil || c.SchemaCheckOnly != checkOnly {
+			t.Errorf("%q: the connector's copy has SchemaCheckOnly = %v (%v)", src, c.SchemaCheckOnly, err)
+		}
+	}
+	bad := []struct {
+		src  string
+		line int
+		want string
+	}{
+		{"tables: {}\nmanage_schema: no\n", 2, `manage_schema: "no" is not true or false`},
+		{"tables: {}\nmanage_schema: \"false\"\n", 2, `manage_schema: "false" is not true or false`},
+		{"manage_schema: 0\n", 1, `manage_schema: "0" is not true or false`},
+		{"manage_schema:\n", 1, "manage_schema: missing value (want true or false)"},
+		{"manage_schema: [false]\n", 1, "manage_schema: want true or false, not a list"},
+		{"manage_schema: false\nmanage_schema: true\n", 2, `duplicate key "manage_schema"`},
+		{"manage_scheme: false\n", 1, `unknown top-level field "manage_scheme" (want journal, manage_schema, tables)`},
+	}
+	for _, b := range bad {
+		_, err := ParseRules([]byte(b.src), "rules.yaml")
+		var re *RulesError
+		if !errors.As(err, &re) || re.Line != b.line || !strings.Contains(re.Msg, b.want) {
+			t.Errorf("%q: error %v, want rules.yaml:%d: ...%s", b.src, err, b.line, b.want)
+		}
 	}
 }
