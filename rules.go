@@ -312,8 +312,9 @@ func LoadRules(path string) (*Rules, error) {
 // and values out of range are errors, each a *RulesError carrying the line of
 // the offending node. The file must hold exactly one YAML document, a mapping
 // with the optional sections journal and tables and the optional
-// manage_schema (true or false; see Rules.SchemaCheckOnly); an empty file is an error,
-// while tables: {} (or no tables section) means every table is write-through. Every table needs mode (back
+// manage_schema (true or false; see Rules.SchemaCheckOnly); an empty file is
+// an error, while tables: {} (or no tables section) means every table is
+// write-through. Every table needs mode (back
 // or through); a back table also needs key. Fields left out take their
 // defaults: max_loss DefaultMaxLoss, batch DefaultBatch (at most 100000),
 // max_dirty DefaultMaxDirty, priority normal, reads flush, ack memory,

@@ -206,14 +206,17 @@ func CheckSchema(ctx context.Context, db *sql.DB, kind dialect.Kind) error {
 
 // pgPrivileges checks that the current role may read and write table.
 func pgPrivileges(ctx context.Context, db *sql.DB, table string) error {
+	privs := []string{"SELECT", "INSERT", "UPDATE", "DELETE"}
+	has := make([]bool, len(privs))
+	err := db.QueryRowContext(ctx, "SELECT has_table_privilege(to_regclass($1), 'SELECT'), has_table_privilege(to_regclass($1), 'INSERT'), "+
+		"has_table_privilege(to_regclass($1), 'UPDATE'), has_table_privilege(to_regclass($1), 'DELETE')", table).Scan(&has[0], &has[1], &has[2], &has[3])
+	if err != nil {
+		return err
+	}
 	var lacking []string
-	for _, priv := range []string{"SELECT", "INSERT", "UPDATE", "DELETE"} {
-		var ok bool
-		if err := db.QueryRowContext(ctx, "SELECT has_table_privilege(to_regclass($1), $2)", table, priv).Scan(&ok); err != nil {
-			return err
-		}
+	for i, ok := range has {
 		if !ok {
-			lacking = append(lacking, priv)
+			lacking = append(lacking, privs[i])
 		}
 	}
 	if len(lacking) > 0 {
