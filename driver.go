@@ -25,9 +25,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/logagg"
@@ -54,10 +58,38 @@ func (d *Driver) Open(string) (driver.Conn, error) {
 
 // OpenConnector parses a DSN of space-separated key=value pairs:
 // driver=NAME (a registered database/sql driver), rules=PATH (the rules
-// file), optional journal=PATH, dialect=postgres|sqlite|generic (see
-// WithDialect) and checks=open|deferred (see WithDeferredChecks), and dsn=BASE last, which takes the rest of the
-// string verbatim as the base driver's DSN.
+// file; the WRITEBACK_RULES environment variable when absent), optional
+// journal=PATH, dialect=postgres|sqlite|generic (see WithDialect),
+// checks=open|deferred (see WithDeferredChecks), manage_schema=true|false
+// (see Rules.SchemaCheckOnly), close_timeout=DURATION (WithCloseTimeout),
+// dead_letter_file=PATH (WithDeadLetterFile), max_buffer_bytes=N, with an
+// optional KiB, MiB or GiB suffix (WithMaxBufferBytes) and
+// log_level=debug|info|warn|error (the level of the driver's records, sent
+// to slog.Default()'s handler), and dsn=BASE last, which takes the rest of
+// the string verbatim as the base driver's DSN. journal= and manage_schema=
+// override the rules file.
 func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
+	return connectorFromDSN(dsn, nil)
+}
+
+// OpenDSN is sql.Open("writeback", dsn) with options that a DSN cannot carry
+// (WithOnDeadLetter, WithLogger, ...). When an option and a DSN key set the
+// same thing (WithCloseTimeout and close_timeout=, WithDeadLetterFile and
+// dead_letter_file=, WithMaxBufferBytes and max_buffer_bytes=, WithDialect
+// and dialect=, WithLogger and log_level=), the option wins: the DSN is
+// configuration, the option is the program's explicit choice. Closing the
+// *sql.DB flushes every buffered write and closes the connector.
+func OpenDSN(dsn string, opts ...Option) (*sql.DB, error) {
+	c, err := connectorFromDSN(dsn, opts)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
+}
+
+// connectorFromDSN opens the connector a DSN describes; opts come after the
+// DSN's own options, so they win.
+func connectorFromDSN(dsn string, opts []Option) (*Connector, error) {
 	cfg, err := parseDSN(dsn)
 	if err != nil {
 		return nil, err
@@ -77,14 +109,10 @@ func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
 		}
 		rules.Journal.Path = cfg.journal
 	}
-	var opts []Option
-	if cfg.dialect != "" {
-		opts = append(opts, WithDialect(cfg.dialect))
+	if cfg.manageSchema != "" {
+		rules.SchemaCheckOnly = cfg.manageSchema == "false"
 	}
-	if cfg.checks == "deferred" {
-		opts = append(opts, WithDeferredChecks())
-	}
-	c, err := NewConnector(base, rules, opts...)
+	c, err := NewConnector(base, rules, append(cfg.options(), opts...)...)
 	if err != nil {
 		closeQuietly(base)
 		return nil, err
@@ -94,9 +122,26 @@ func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
 
 type dsnConfig struct {
 	driver, rules, journal, dialect, checks, dsn string
+
+	manageSchema   string // "", "true" or "false"
+	logLevel       string // "" or a key of logLevels
+	deadLetterFile string
+	closeTimeout   time.Duration // 0: not given
+	maxBufferBytes int64         // 0: not given
 }
 
-// parseDSN splits "driver=NAME rules=PATH [journal=PATH] [dialect=NAME] [checks=WHEN] dsn=BASE".
+// rulesEnv names the environment variable that gives the rules file when
+// the DSN has no rules= key.
+const rulesEnv = "WRITEBACK_RULES"
+
+// dsnKeys lists the keys parseDSN knows, for its error messages.
+const dsnKeys = "driver, rules, journal, dialect, checks, manage_schema, close_timeout, dead_letter_file, max_buffer_bytes, log_level, dsn"
+
+// logLevels are the log_level= names.
+var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+
+// parseDSN splits "driver=NAME rules=PATH [key=VALUE ...] dsn=BASE" (see
+// OpenConnector) and checks every value.
 func parseDSN(s string) (dsnConfig, error) {
 	var cfg dsnConfig
 	seen := map[string]bool{}
@@ -116,6 +161,9 @@ func parseDSN(s string) (dsnConfig, error) {
 			return cfg, fmt.Errorf("writeback: DSN: %s= given twice", key)
 		}
 		seen[key] = true
+		if val == "" && key != "dsn" {
+			return cfg, fmt.Errorf("writeback: DSN: %s= is empty", key)
+		}
 		switch key {
 		case "driver":
 			cfg.driver = val
@@ -130,6 +178,30 @@ func parseDSN(s string) (dsnConfig, error) {
 				return cfg, fmt.Errorf("writeback: DSN: checks=%s: want open or deferred", val)
 			}
 			cfg.checks = val
+		case "manage_schema":
+			if val != "true" && val != "false" {
+				return cfg, fmt.Errorf("writeback: DSN: manage_schema=%s: want true or false", val)
+			}
+			cfg.manageSchema = val
+		case "close_timeout":
+			d, err := time.ParseDuration(val)
+			if err != nil || d <= 0 {
+				return cfg, fmt.Errorf("writeback: DSN: close_timeout=%s: want a positive duration like 30s or 1m30s", val)
+			}
+			cfg.closeTimeout = d
+		case "dead_letter_file":
+			cfg.deadLetterFile = val
+		case "max_buffer_bytes":
+			n, err := parseByteSize(val)
+			if err != nil {
+				return cfg, fmt.Errorf("writeback: DSN: max_buffer_bytes=%s: %v", val, err)
+			}
+			cfg.maxBufferBytes = n
+		case "log_level":
+			if _, ok := logLevels[val]; !ok {
+				return cfg, fmt.Errorf("writeback: DSN: log_level=%s: want debug, info, warn or error", val)
+			}
+			cfg.logLevel = val
 		case "dsn":
 			// dsn= takes the rest of the string verbatim: base DSNs have spaces.
 			if rest != "" {
@@ -137,10 +209,7 @@ func parseDSN(s string) (dsnConfig, error) {
 			}
 			cfg.dsn, rest = val, ""
 		default:
-			return cfg, fmt.Errorf("writeback: DSN: unknown key %q (known: driver, rules, journal, dialect, checks, dsn)", key)
-		}
-		if val == "" && key != "dsn" {
-			return cfg, fmt.Errorf("writeback: DSN: %s= is empty", key)
+			return cfg, fmt.Errorf("writeback: DSN: unknown key %q (known: %s)", key, dsnKeys)
 		}
 	}
 	if cfg.driver == "" {
@@ -149,13 +218,70 @@ func parseDSN(s string) (dsnConfig, error) {
 	if cfg.driver == "writeback" {
 		return cfg, errors.New("writeback: DSN: driver=writeback would wrap itself")
 	}
+	if !seen["rules"] {
+		cfg.rules = os.Getenv(rulesEnv)
+	}
 	if cfg.rules == "" {
-		return cfg, errors.New("writeback: DSN: rules=PATH is required")
+		return cfg, errors.New("writeback: DSN: rules=PATH is required (or the " + rulesEnv + " environment variable)")
 	}
 	if !seen["dsn"] {
 		return cfg, errors.New("writeback: DSN: dsn=BASE is required (it comes last)")
 	}
 	return cfg, nil
+}
+
+// options are the NewConnector options the DSN's keys ask for.
+func (cfg dsnConfig) options() []Option {
+	var opts []Option
+	if cfg.dialect != "" {
+		opts = append(opts, WithDialect(cfg.dialect))
+	}
+	if cfg.checks == "deferred" {
+		opts = append(opts, WithDeferredChecks())
+	}
+	if cfg.closeTimeout > 0 {
+		opts = append(opts, WithCloseTimeout(cfg.closeTimeout))
+	}
+	if cfg.deadLetterFile != "" {
+		opts = append(opts, WithDeadLetterFile(cfg.deadLetterFile))
+	}
+	if cfg.maxBufferBytes > 0 {
+		opts = append(opts, WithMaxBufferBytes(cfg.maxBufferBytes))
+	}
+	if cfg.logLevel != "" {
+		opts = append(opts, withLogLevel(logLevels[cfg.logLevel]))
+	}
+	return opts
+}
+
+// byteUnits are the suffixes max_buffer_bytes= takes.
+var byteUnits = []struct {
+	suffix string
+	shift  uint
+}{{"KiB", 10}, {"MiB", 20}, {"GiB", 30}}
+
+// parseByteSize reads a positive byte count: digits, optionally followed by
+// KiB, MiB or GiB (powers of 1024).
+func parseByteSize(s string) (int64, error) {
+	digits, shift := s, uint(0)
+	for _, u := range byteUnits {
+		if d, ok := strings.CutSuffix(s, u.suffix); ok {
+			digits, shift = d, u.shift
+			break
+		}
+	}
+	const want = "want a positive number of bytes, optionally with a KiB, MiB or GiB suffix (e.g. 67108864 or 64MiB)"
+	if digits == "" || strings.TrimLeft(digits, "0123456789") != "" {
+		return 0, errors.New(want)
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	switch {
+	case err != nil || n > math.MaxInt64>>shift:
+		return 0, errors.New("too large")
+	case n == 0:
+		return 0, errors.New(want)
+	}
+	return n << shift, nil
 }
 
 // baseConnector finds a registered driver by name and returns a connector

@@ -12,6 +12,7 @@ import (
 )
 
 func TestParseDSN(t *testing.T) {
+	t.Setenv(rulesEnv, "") // "rules=PATH is required" below
 	good := []struct {
 		in   string
 		want dsnConfig

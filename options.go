@@ -1,6 +1,7 @@
 package writeback
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -104,6 +105,35 @@ func WithLogger(l *slog.Logger) Option {
 		c.log = l
 		return nil
 	}
+}
+
+// withLogLevel is the DSN's log_level=: the driver's records at level and
+// above go to slog.Default()'s handler, whatever level that handler is set
+// to (the DSN sets the driver's level, not the program's). A WithLogger
+// given after it replaces it.
+func withLogLevel(level slog.Level) Option {
+	return func(c *config) error {
+		c.log = slog.New(levelHandler{min: level, h: slog.Default().Handler()})
+		return nil
+	}
+}
+
+// levelHandler passes the records at or above min to h.
+type levelHandler struct {
+	min slog.Level
+	h   slog.Handler
+}
+
+func (l levelHandler) Enabled(_ context.Context, level slog.Level) bool { return level >= l.min }
+
+func (l levelHandler) Handle(ctx context.Context, r slog.Record) error { return l.h.Handle(ctx, r) }
+
+func (l levelHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return levelHandler{min: l.min, h: l.h.WithAttrs(attrs)}
+}
+
+func (l levelHandler) WithGroup(name string) slog.Handler {
+	return levelHandler{min: l.min, h: l.h.WithGroup(name)}
 }
 
 // WithOnDeadLetter calls fn, from the flusher's goroutine, for every buffered

@@ -35,6 +35,7 @@ func (c *Connector) openJournal(rules *Rules, cfg *config) (*durable.Journal, er
 	return durable.Open(jr.Path, c.dia.Kind(), c.buf.sets(), durable.Options{
 		Fsync: policy, Where: where, Log: cfg.log,
 		SegmentBytes: cfg.segmentBytes, CompactEvery: cfg.compactEvery, Hook: cfg.hook, Fault: cfg.journalFault,
+		CheckSchema: rules.SchemaCheckOnly,
 	})
 }
 

@@ -172,6 +172,13 @@ type Rules struct {
 	// Tables maps a normalized table name to its rule. Unquoted names are
 	// lower-cased, quoted ones ("Name") kept exactly; "schema.table" is allowed.
 	Tables map[string]*TableRule
+	// SchemaCheckOnly is the rules file's manage_schema: false. The
+	// connector then checks that the tables it keeps in the database (the
+	// journal's checkpoint tables, see SchemaSQL) exist, with their columns
+	// and key, instead of creating them: migrations create them, and the
+	// connection's role needs no CREATE privilege. The zero value, false,
+	// is manage_schema: true: the connector creates them when missing.
+	SchemaCheckOnly bool
 }
 
 // JournalRule configures the durable local journal.
@@ -304,8 +311,10 @@ func LoadRules(path string) (*Rules, error) {
 // Decoding is strict: unknown fields, duplicate keys, values of the wrong type
 // and values out of range are errors, each a *RulesError carrying the line of
 // the offending node. The file must hold exactly one YAML document, a mapping
-// with the optional sections journal and tables; an empty file is an error,
-// while tables: {} (or no tables section) means every table is write-through. Every table needs mode (back
+// with the optional sections journal and tables and the optional
+// manage_schema (true or false; see Rules.SchemaCheckOnly); an empty file is
+// an error, while tables: {} (or no tables section) means every table is
+// write-through. Every table needs mode (back
 // or through); a back table also needs key. Fields left out take their
 // defaults: max_loss DefaultMaxLoss, batch DefaultBatch (at most 100000),
 // max_dirty DefaultMaxDirty, priority normal, reads flush, ack memory,
@@ -466,7 +475,7 @@ func (r *Rules) withDefaults() (*Rules, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &Rules{File: r.File, Tables: make(map[string]*TableRule, len(r.Tables))}
+	out := &Rules{File: r.File, Tables: make(map[string]*TableRule, len(r.Tables)), SchemaCheckOnly: r.SchemaCheckOnly}
 	if r.Journal != nil {
 		j := *r.Journal
 		out.Journal = &j

@@ -283,6 +283,7 @@ func (p *rulesParser) rules(doc *yaml.Node) (*Rules, error) {
 	if err != nil {
 		return nil, err
 	}
+	r := &Rules{Tables: make(map[string]*TableRule)}
 	var journal, tables *yamlEntry
 	for i := range ents {
 		switch ents[i].name {
@@ -290,11 +291,16 @@ func (p *rulesParser) rules(doc *yaml.Node) (*Rules, error) {
 			journal = &ents[i]
 		case "tables":
 			tables = &ents[i]
+		case "manage_schema":
+			manage, err := p.boolean(ents[i].val, "manage_schema")
+			if err != nil {
+				return nil, err
+			}
+			r.SchemaCheckOnly = !manage
 		default:
-			return nil, p.errAt(ents[i].key.Line, "", "unknown top-level field %q (want journal, tables)", ents[i].name)
+			return nil, p.errAt(ents[i].key.Line, "", "unknown top-level field %q (want journal, manage_schema, tables)", ents[i].name)
 		}
 	}
-	r := &Rules{Tables: make(map[string]*TableRule)}
 	if journal != nil {
 		if r.Journal, err = p.journal(journal); err != nil {
 			return nil, err
@@ -515,6 +521,25 @@ func (p *rulesParser) enum(v *yaml.Node, where string, names ...string) (int, er
 		return i, nil
 	}
 	return 0, p.errAt(v.Line, where, "%q is not %s", s, want)
+}
+
+// boolean returns v, which must be written true or false (yes, no, on and
+// off are YAML 1.1 spellings that readers disagree on: refused).
+func (p *rulesParser) boolean(v *yaml.Node, where string) (bool, error) {
+	const want = "true or false"
+	n, err := p.scalar(v, where, want)
+	if err != nil {
+		return false, err
+	}
+	if n.ShortTag() == "!!bool" {
+		switch n.Value {
+		case "true", "True", "TRUE":
+			return true, nil
+		case "false", "False", "FALSE":
+			return false, nil
+		}
+	}
+	return false, p.errAt(v.Line, where, "%q is not %s", n.Value, want)
 }
 
 // positive returns v as an integer in [1, limit].

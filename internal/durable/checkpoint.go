@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 	"strconv"
+	"strings"
 
+	"github.com/writeback-go/writeback/internal/catalog"
 	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/dirtyset"
 )
@@ -16,7 +18,9 @@ import (
 // records the database does not say are applied, so a counter delta is never
 // applied twice, whatever instant the process died at.
 //
-// Two tables hold it, created when a connector with a journal opens:
+// Two tables hold it, created when a connector with a journal opens (or,
+// when the schema is not managed, created by migrations with Schema's DDL
+// and only checked):
 //
 //	writeback_checkpoint(journal_id, table_name, lsn)
 //	    the watermark: every record of the table with LSN <= lsn is applied.
@@ -61,12 +65,182 @@ func (f cpFlavor) ph(n int) string {
 	return "?"
 }
 
-// checkpointSchema is the DDL that creates the checkpoint tables if missing.
-func checkpointSchema() []string {
-	return []string{
-		"CREATE TABLE IF NOT EXISTS " + checkpointTable + " (journal_id VARCHAR(64) NOT NULL, table_name VARCHAR(512) NOT NULL, lsn BIGINT NOT NULL, PRIMARY KEY (journal_id, table_name))",
-		"CREATE TABLE IF NOT EXISTS " + appliedTable + " (journal_id VARCHAR(64) NOT NULL, table_name VARCHAR(512) NOT NULL, row_key TEXT NOT NULL, lsn BIGINT NOT NULL, PRIMARY KEY (journal_id, table_name, row_key))",
+// cpColumn is one column of a checkpoint table.
+type cpColumn struct{ name, typ string }
+
+// cpTable describes one checkpoint table: its DDL (Schema) and the check
+// of an existing table (CheckSchema) are both made from it.
+type cpTable struct {
+	name string
+	cols []cpColumn
+	key  []string // the primary key: PostgreSQL's ON CONFLICT needs it
+}
+
+// cpTables are the tables the journal keeps in the target database.
+var cpTables = []cpTable{
+	{checkpointTable, []cpColumn{{"journal_id", "VARCHAR(64)"}, {"table_name", "VARCHAR(512)"}, {"lsn", "BIGINT"}},
+		[]string{"journal_id", "table_name"}},
+	{appliedTable, []cpColumn{{"journal_id", "VARCHAR(64)"}, {"table_name", "VARCHAR(512)"}, {"row_key", "TEXT"}, {"lsn", "BIGINT"}},
+		[]string{"journal_id", "table_name", "row_key"}},
+}
+
+// ddl is the statement that creates the table if it is missing.
+func (t cpTable) ddl() string {
+	var b strings.Builder
+	b.WriteString("CREATE TABLE IF NOT EXISTS " + t.name + " (")
+	for _, c := range t.cols {
+		b.WriteString(c.name + " " + c.typ + " NOT NULL, ")
 	}
+	b.WriteString("PRIMARY KEY (" + strings.Join(t.key, ", ") + "))")
+	return b.String()
+}
+
+// colNames lists the table's columns, in order.
+func (t cpTable) colNames() []string {
+	names := make([]string, len(t.cols))
+	for i, c := range t.cols {
+		names[i] = c.name
+	}
+	return names
+}
+
+// Schema is the DDL of the checkpoint tables, one statement each: what a
+// journal runs when it manages the schema, and what migrations run when it
+// does not (writeback.SchemaSQL). The same statements serve every dialect.
+func Schema() []string {
+	out := make([]string, len(cpTables))
+	for i, t := range cpTables {
+		out[i] = t.ddl()
+	}
+	return out
+}
+
+// SchemaError is a checkpoint table the journal cannot use: missing,
+// lacking a column, its key or a privilege (when the schema is checked), or
+// impossible to create (when it is managed). Retrying does not mend it.
+type SchemaError struct {
+	Table   string // the checkpoint table
+	Problem string // what is wrong, e.g. "does not exist"
+	Managed bool   // the journal tried to create the table
+	Err     error  // the database's error, if any
+}
+
+// Error names the table, the problem and the way out: the DDL to run.
+func (e *SchemaError) Error() string {
+	var ddl string
+	for _, t := range cpTables {
+		if t.name == e.Table {
+			ddl = t.ddl()
+		}
+	}
+	msg := "writeback: journal checkpoint table " + e.Table + " " + e.Problem
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	if e.Managed {
+		return msg + "; where the connection's role may not create tables, create them beforehand (writeback.SchemaSQL returns the DDL; this table's is: " + ddl + ") and set manage_schema: false in the rules (or manage_schema=false in the DSN), so that the driver only checks them"
+	}
+	return msg + "; with manage_schema false the driver only checks its tables, which migrations create with writeback.SchemaSQL's DDL; this table's is: " + ddl
+}
+
+// Unwrap returns the database's error, if any.
+func (e *SchemaError) Unwrap() error { return e.Err }
+
+// createSchema runs Schema. A failure the database will repeat (a
+// permission, a clashing object) is a *SchemaError; others (the database
+// is down) are returned as they are, so that recovery can wait.
+func createSchema(ctx context.Context, db *sql.DB) error {
+	for _, t := range cpTables {
+		if _, err := db.ExecContext(ctx, t.ddl()); err != nil {
+			if _, ok := dialect.SQLState(err); ok && dialect.ClassOf(err) == dialect.Permanent {
+				return &SchemaError{Table: t.name, Problem: "cannot be created", Managed: true, Err: err}
+			}
+			return fmt.Errorf("create %s: %w", t.name, err)
+		}
+	}
+	return nil
+}
+
+// CheckSchema checks, without changing anything, that the checkpoint
+// tables exist where an unqualified name finds them, with every column and
+// the primary key the journal writes by, and (PostgreSQL) that the
+// connection's role may read and write them. What is wrong is a
+// *SchemaError; a failed query is returned as it is.
+func CheckSchema(ctx context.Context, db *sql.DB, kind dialect.Kind) error {
+	if kind == dialect.Generic {
+		return probeSchema(ctx, db)
+	}
+	names := make([]string, len(cpTables))
+	for i, t := range cpTables {
+		names[i] = t.name
+	}
+	found, err := catalog.Read(ctx, db, kind, names)
+	if err != nil {
+		return err
+	}
+	for _, want := range cpTables {
+		got := found[want.name]
+		if got == nil {
+			return &SchemaError{Table: want.name, Problem: "does not exist (it is looked up unqualified, in the connection's default schema)"}
+		}
+		var missing []string
+		for _, c := range want.cols {
+			if got.Column(c.name) == nil {
+				missing = append(missing, c.name)
+			}
+		}
+		if len(missing) > 0 {
+			return &SchemaError{Table: want.name, Problem: "has no column " + strings.Join(missing, ", ")}
+		}
+		if ok, why := got.IsUniqueKey(want.key); !ok {
+			return &SchemaError{Table: want.name, Problem: "needs its primary key (" + strings.Join(want.key, ", ") + "), and has " + why}
+		}
+		if kind == dialect.Postgres {
+			if err := pgPrivileges(ctx, db, want.name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// pgPrivileges checks that the current role may read and write table.
+func pgPrivileges(ctx context.Context, db *sql.DB, table string) error {
+	privs := []string{"SELECT", "INSERT", "UPDATE", "DELETE"}
+	has := make([]bool, len(privs))
+	err := db.QueryRowContext(ctx, "SELECT has_table_privilege(to_regclass($1), 'SELECT'), has_table_privilege(to_regclass($1), 'INSERT'), "+
+		"has_table_privilege(to_regclass($1), 'UPDATE'), has_table_privilege(to_regclass($1), 'DELETE')", table).Scan(&has[0], &has[1], &has[2], &has[3])
+	if err != nil {
+		return err
+	}
+	var lacking []string
+	for i, ok := range has {
+		if !ok {
+			lacking = append(lacking, privs[i])
+		}
+	}
+	if len(lacking) > 0 {
+		return &SchemaError{Table: table, Problem: "is not writable by the connection's role: it lacks " + strings.Join(lacking, ", ") + " (GRANT SELECT, INSERT, UPDATE, DELETE ON " + table + " TO the role)"}
+	}
+	return nil
+}
+
+// probeSchema checks the tables of a database without a catalog by reading
+// no row of each: a missing table or column fails the query.
+func probeSchema(ctx context.Context, db *sql.DB) error {
+	for _, t := range cpTables {
+		rows, err := db.QueryContext(ctx, "SELECT "+strings.Join(t.colNames(), ", ")+" FROM "+t.name+" WHERE 1 = 0")
+		if err == nil {
+			err = rows.Close()
+		}
+		if err != nil {
+			if dialect.ClassOf(err) != dialect.Permanent {
+				return err
+			}
+			return &SchemaError{Table: t.name, Problem: "is missing or lacks a column of (" + strings.Join(t.colNames(), ", ") + ")", Err: err}
+		}
+	}
+	return nil
 }
 
 // Checkpoints is what the database says is applied, for one journal id.
@@ -83,15 +257,25 @@ func (c *Checkpoints) Covers(table, key string, lsn uint64) bool {
 	return lsn <= c.applied[table][key]
 }
 
-// LoadCheckpoints creates the checkpoint tables if needed and reads the
-// watermarks and exceptions of journal id.
-func LoadCheckpoints(ctx context.Context, db *sql.DB, kind dialect.Kind, id string) (*Checkpoints, error) {
-	f := flavorOf(kind)
-	for i, q := range checkpointSchema() {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			return nil, fmt.Errorf("create %s: %w", [...]string{checkpointTable, appliedTable}[i], err)
-		}
+// loadCheckpoints creates the checkpoint tables if needed, or checks them
+// when the journal does not manage the schema, and reads the watermarks and
+// exceptions of the journal's id.
+func (d *Journal) loadCheckpoints(ctx context.Context, db *sql.DB) (*Checkpoints, error) {
+	var err error
+	if d.checkSchema {
+		err = CheckSchema(ctx, db, d.kind)
+	} else {
+		err = createSchema(ctx, db)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return readCheckpoints(ctx, db, d.kind, d.ID())
+}
+
+// readCheckpoints reads the watermarks and exceptions of journal id.
+func readCheckpoints(ctx context.Context, db *sql.DB, kind dialect.Kind, id string) (*Checkpoints, error) {
+	f := flavorOf(kind)
 	cp := &Checkpoints{watermark: map[string]uint64{}, applied: map[string]map[string]uint64{}}
 	rows, err := db.QueryContext(ctx, "SELECT table_name, lsn FROM "+checkpointTable+" WHERE journal_id = "+f.ph(1), id)
 	if err != nil {
@@ -242,7 +426,7 @@ func (d *Journal) checkpointStmts(m Mark, rows []*dirtyset.Row) func(exec dialec
 // nothing; when no row has any, or the checkpoints cover some rows and not
 // others, the answer is an error wrapping dialect.ErrCommitAmbiguous.
 func (d *Journal) Committed(ctx context.Context, db *sql.DB, table string, rows []*dirtyset.Row) (bool, error) {
-	cp, err := LoadCheckpoints(ctx, db, d.kind, d.ID())
+	cp, err := d.loadCheckpoints(ctx, db)
 	if err != nil {
 		return false, err
 	}

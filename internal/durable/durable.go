@@ -58,16 +58,21 @@ type Options struct {
 	// Fault, when not nil, is the journal's own fault injection
 	// (journal.Options.Fault): tests make appends fail as on a full disk.
 	Fault func(point string) error
+	// CheckSchema makes the journal check that its checkpoint tables exist
+	// (CheckSchema) instead of creating them: migrations made them, and
+	// the connection's role may not create tables.
+	CheckSchema bool
 }
 
 // Journal is a connector's journal and what goes with it.
 type Journal struct {
-	j      *journal.Journal
-	dir    string
-	kind   dialect.Kind // how checkpoint SQL is written
-	log    *slog.Logger
-	every  time.Duration
-	tables []*dirtyset.Table
+	j           *journal.Journal
+	dir         string
+	kind        dialect.Kind // how checkpoint SQL is written
+	checkSchema bool         // the checkpoint tables are checked, not created
+	log         *slog.Logger
+	every       time.Duration
+	tables      []*dirtyset.Table
 
 	idp atomic.Pointer[string] // the journal id (replaced if the journal's LSNs went back)
 
@@ -120,7 +125,7 @@ func Open(path string, kind dialect.Kind, tables []*dirtyset.Table, opts Options
 		_ = jr.Close()
 		return nil, fmt.Errorf("writeback: %s: %w", where, err)
 	}
-	d := &Journal{j: jr, dir: path, kind: kind, log: opts.Log, every: opts.CompactEvery, tables: tables}
+	d := &Journal{j: jr, dir: path, kind: kind, checkSchema: opts.CheckSchema, log: opts.Log, every: opts.CompactEvery, tables: tables}
 	if d.every <= 0 {
 		d.every = DefaultCompactEvery
 	}

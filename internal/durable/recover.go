@@ -40,7 +40,11 @@ func (e *CheckpointsError) Unwrap() error { return e.Err }
 // exactly-once. On an error the journal is left as it is. It returns the
 // rows replayed.
 func (d *Journal) Recover(ctx context.Context, db *sql.DB, r Replayer) (int, error) {
-	cp, err := LoadCheckpoints(ctx, db, d.kind, d.ID())
+	cp, err := d.loadCheckpoints(ctx, db)
+	var se *SchemaError
+	if errors.As(err, &se) {
+		return 0, err // not the database's absence: waiting for it cannot help
+	}
 	if err != nil {
 		return 0, &CheckpointsError{d.Unreachable(err)}
 	}
@@ -119,7 +123,11 @@ func (d *Journal) eachRecord(fn func(lsn uint64, rec *Record) error) error {
 // since it opened. It does not flush (the caller is about to), and enables
 // compaction. On an error nothing is replayed and it may be called again.
 func (d *Journal) RecoverHeld(ctx context.Context, db *sql.DB, h *Held, r Replayer) (int, error) {
-	cp, err := LoadCheckpoints(ctx, db, d.kind, d.ID())
+	cp, err := d.loadCheckpoints(ctx, db)
+	var se *SchemaError
+	if errors.As(err, &se) {
+		return 0, err
+	}
 	if err != nil {
 		return 0, d.Unreachable(err)
 	}
