@@ -3,9 +3,11 @@ package durable
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 
+	"github.com/writeback-go/writeback/internal/catalog"
 	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/dirtyset"
 )
@@ -86,12 +88,33 @@ func (c *Checkpoints) Covers(table, key string, lsn uint64) bool {
 // LoadCheckpoints creates the checkpoint tables if needed and reads the
 // watermarks and exceptions of journal id.
 func LoadCheckpoints(ctx context.Context, db *sql.DB, kind dialect.Kind, id string) (*Checkpoints, error) {
-	f := flavorOf(kind)
 	for i, q := range checkpointSchema() {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("create %s: %w", [...]string{checkpointTable, appliedTable}[i], err)
 		}
 	}
+	return readCheckpoints(ctx, db, kind, id)
+}
+
+// ReadCheckpoints reads the watermarks and exceptions of journal id without
+// changing the database: where the checkpoint tables do not exist (no
+// connector with a journal ever opened on it), nothing is applied.
+func ReadCheckpoints(ctx context.Context, db *sql.DB, kind dialect.Kind, id string) (*Checkpoints, error) {
+	tables, err := catalog.Read(ctx, db, kind, []string{checkpointTable, appliedTable})
+	switch {
+	case errors.Is(err, catalog.ErrNoCatalog):
+		// No catalog to ask: read, and let a missing table be the error.
+	case err != nil:
+		return nil, err
+	case tables[checkpointTable] == nil || tables[appliedTable] == nil:
+		return &Checkpoints{watermark: map[string]uint64{}, applied: map[string]map[string]uint64{}}, nil
+	}
+	return readCheckpoints(ctx, db, kind, id)
+}
+
+// readCheckpoints reads what the checkpoint tables hold for journal id.
+func readCheckpoints(ctx context.Context, db *sql.DB, kind dialect.Kind, id string) (*Checkpoints, error) {
+	f := flavorOf(kind)
 	cp := &Checkpoints{watermark: map[string]uint64{}, applied: map[string]map[string]uint64{}}
 	rows, err := db.QueryContext(ctx, "SELECT table_name, lsn FROM "+checkpointTable+" WHERE journal_id = "+f.ph(1), id)
 	if err != nil {
