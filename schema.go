@@ -258,12 +258,12 @@ func ruleFindings(file string, r *TableRule, t *catalog.Table) []ruleFinding {
 	if r.Mode != ModeBack {
 		return out
 	}
-	keysExist := true
+	keysExist, keyOK := true, true
 	for _, k := range r.Key {
 		col := t.Column(k)
 		switch {
 		case col == nil:
-			keysExist = false
+			keysExist, keyOK = false, false
 			add("key_column", false, "key column %s does not exist in table %s", k, r.Name)
 		case col.CaseInsensitive:
 			add("collation", false, "key column %s has a case-insensitive collation (%s): spellings the database takes as one key would be two buffered rows", k, strings.TrimSpace(col.Type+" "+col.Collation))
@@ -273,20 +273,23 @@ func ruleFindings(file string, r *TableRule, t *catalog.Table) []ruleFinding {
 	}
 	if keysExist {
 		if ok, why := t.IsUniqueKey(r.Key); !ok {
+			keyOK = false
 			add("key", false, "key (%s) is not the primary key or a unique index over NOT NULL columns: %s", strings.Join(r.Key, ", "), why)
 		}
 	}
-	checkFeatures(r, t, add)
+	checkFeatures(r, t, keyOK, add)
 	if len(t.Views) > 0 {
-		add("views", true, "views read the table (%s): a read of one waits for the table's buffered rows, as a read of the table does; a view or function that reaches it through a function is not seen", strings.Join(t.Views, ", "))
+		add("views", true, "views read the table (%s): a read of one waits for the table's buffered rows, as a read of the table does; a view that reaches it only through a function is not seen", strings.Join(t.Views, ", "))
 	}
 	return out
 }
 
 // checkFeatures finds the schema features that can make a buffered write
 // differ from direct execution: refusals, or warnings when the rule allows
-// them.
-func checkFeatures(r *TableRule, t *catalog.Table, add func(check string, warn bool, format string, args ...any)) {
+// them. Without keyOK (the rule's key is no key of the table) the findings
+// that depend on which columns are the key (other unique constraints,
+// defaults outside the key) are left out: they would change with the key.
+func checkFeatures(r *TableRule, t *catalog.Table, keyOK bool, add func(check string, warn bool, format string, args ...any)) {
 	feature := func(allow Allowance, check, name, format string, args ...any) {
 		if r.Allow&allow != 0 {
 			add(check, true, format+"; accepted by allow: [%s]", append(args, name)...)
@@ -303,11 +306,14 @@ func checkFeatures(r *TableRule, t *catalog.Table, add func(check string, warn b
 	if fks := append(slices.Clone(t.ForeignKeysOut), t.ForeignKeysIn...); len(fks) > 0 {
 		feature(AllowForeignKeys, "foreign_keys", "foreign_keys", "table has foreign keys (%s), checked at flush time in key order, not at Exec", strings.Join(fks, "; "))
 	}
-	if u := otherUniques(r, t); u != "" {
+	if u := otherUniques(r, t); keyOK && u != "" {
 		feature(AllowUnique, "unique", "unique", "table has a unique constraint other than the key (%s), checked at flush time in key order, not at Exec", u)
 	}
 	if len(t.Checks) > 0 {
 		feature(AllowCheck, "check", "check", "table has check constraints (%s), checked at flush time, not at Exec", strings.Join(t.Checks, ", "))
+	}
+	if !keyOK {
+		return
 	}
 	for _, col := range t.Columns {
 		if slices.ContainsFunc(r.Key, func(k string) bool { return t.Column(k) == col }) {

@@ -386,7 +386,7 @@ func TestCheckFeaturesReportsEach(t *testing.T) {
 	}
 	collect := func(r *TableRule, tab *catalog.Table) []call {
 		var got []call
-		checkFeatures(r, tab, func(check string, warn bool, format string, args ...any) {
+		checkFeatures(r, tab, true, func(check string, warn bool, format string, args ...any) {
 			got = append(got, call{check, warn, fmt.Sprintf(format, args...)})
 		})
 		return got
@@ -416,7 +416,8 @@ func TestRuleFindingsAll(t *testing.T) {
 	scColumn(tab, "n").VolatileDefault = true
 	scColumn(tab, "note").Generated = true
 	scColumn(tab, "id").Class = catalog.Float
-	r := scBack(AllowCheck, "id", "code", "nope")
+	tab.PrimaryKey = []string{"id", "code"}
+	r := scBack(AllowCheck, "id", "code")
 	var got []string
 	for _, f := range ruleFindings(scFile, r, tab) {
 		level := "error"
@@ -428,9 +429,18 @@ func TestRuleFindingsAll(t *testing.T) {
 		}
 		got = append(got, level+" "+f.check)
 	}
-	want := []string{"warning key_type", "error collation", "error key_column", "error triggers", "error unique", "warning check", "error defaults", "error defaults", "warning views"}
+	want := []string{"warning key_type", "error collation", "error triggers", "warning check", "error defaults", "error defaults", "warning views"}
 	if !slices.Equal(got, want) {
 		t.Errorf("findings = %q\nwant       %q", got, want)
+	}
+	// A key that is no key: the findings that depend on the key's columns
+	// (other unique constraints, defaults outside the key) are left out.
+	got = nil
+	for _, f := range ruleFindings(scFile, scBack(AllowCheck, "id", "nope"), tab) {
+		got = append(got, f.check)
+	}
+	if want := []string{"key_type", "key_column", "triggers", "check", "views"}; !slices.Equal(got, want) {
+		t.Errorf("with a missing key column: %q, want %q", got, want)
 	}
 	if err := checkRule(scFile, r, tab); err == nil || !strings.Contains(err.Error(), "case-insensitive") {
 		t.Errorf("checkRule = %v, want the first refusal (collation)", err)

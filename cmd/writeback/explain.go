@@ -155,6 +155,8 @@ type tableRisk struct {
 
 	maxLoss  time.Duration
 	maxDirty int
+	// The table's short forms of Crash, Power and Host.
+	crash, power, host string
 }
 
 func explainDurability(s inspect.Setup, rates, keys rateFlag, asJSON bool, stdout, stderr io.Writer, fs *flag.FlagSet) int {
@@ -200,9 +202,11 @@ func assess(t inspect.Rule, s inspect.Setup, rates, keys rateFlag) tableRisk {
 	if s.Journal != "" {
 		r.Journal = "fsync: " + s.Fsync
 	}
-	atRisk := "the last " + t.MaxLoss.String() + " of writes"
+	// atRisk: what a loss of everything not yet in the database takes.
+	atRisk, short := "the last "+t.MaxLoss.String()+" of writes", "≤ "+t.MaxLoss.String()
 	hardRows := int64(2 * t.MaxDirty)
-	if rate, ok := rates[t.Name]; ok {
+	rate, haveRate := rates[t.Name]
+	if haveRate {
 		k, ok := keys[t.Name]
 		if !ok {
 			k = rate
@@ -210,36 +214,40 @@ func assess(t inspect.Rule, s inspect.Setup, rates, keys rateFlag) tableRisk {
 		w := int64(math.Ceil(rate * t.MaxLoss.Seconds()))
 		rows := min(int64(math.Ceil(k*t.MaxLoss.Seconds())), w, hardRows)
 		r.Rate, r.Keys, r.Writes, r.Rows = &rate, &k, &w, &rows
-		atRisk = fmt.Sprintf("≤ %d writes (%s, in ≤ %d rows)", w, atRisk, rows)
+		atRisk = fmt.Sprintf("up to %d writes (%s, in at most %d rows)", w, atRisk, rows)
+		short = fmt.Sprintf("≤ %d writes", w)
 	} else {
-		atRisk = "≤ " + atRisk
+		atRisk = "up to " + atRisk
 	}
-	outageRows := fmt.Sprintf("every write buffered since the outage began, up to %d rows (2 × max_dirty) and the connector's byte bound", hardRows)
-	switch {
-	case s.Journal == "":
+	outage := fmt.Sprintf("every write buffered since the outage began, up to %d rows (2 × max_dirty) within the connector's byte bound", hardRows)
+	if s.Journal == "" {
 		r.Crash, r.Power, r.Host = atRisk, atRisk, atRisk
-		r.Outage = "a crash during it loses " + outageRows
-		r.Residual = fmt.Sprintf("Any crash of the process or the machine (panic, OOM, kill -9, power loss) loses %s of %s: the database keeps the values those rows had before. A crash during a database outage loses %s. Close and Shutdown flush first and lose nothing they could flush.", atRisk, t.Name, outageRows)
-	default:
-		r.Crash = "none: every write is in the journal before Exec returns, and is replayed on the next open"
-		r.Host = atRisk + ": the journal is on the machine's own disk"
-		r.Outage = "none more: the journal keeps the writes buffered during it (disk space permitting)"
-		switch {
-		case t.Ack == "disk":
-			r.Power = "none: Exec returns once the write's journal record is fsynced"
-		case s.Fsync == "always":
-			r.Power = "the writes whose fsync was in flight (Exec returns once the record is written and its fsync started)"
-		case s.Fsync == "everysec":
-			sec := min(time.Second, t.MaxLoss)
-			r.Power = "≤ about " + sec.String() + " of writes (fsync: everysec holds writers back past 1 s unsynced)"
-			if rate, ok := rates[t.Name]; ok {
-				r.Power = fmt.Sprintf("≤ about %d writes (%s; fsync: everysec holds writers back past 1 s unsynced)", int64(math.Ceil(rate*sec.Seconds())), sec)
-			}
-		default: // no
-			r.Power = atRisk + ": what the operating system had not written to disk (fsync: no)"
-		}
-		r.Residual = fmt.Sprintf("A crash of the process (panic, OOM, kill -9) loses nothing of %s. A power loss loses %s. Losing the machine or its disk for good loses %s, since the journal is local.", t.Name, strings.TrimSuffix(r.Power, "."), atRisk)
+		r.crash, r.power, r.host = short, short, short
+		r.Outage = "a crash during one loses " + outage
+		r.Residual = fmt.Sprintf("Any crash of the process or the machine (panic, OOM, kill -9, power loss) loses %s of %s; the database keeps the values those rows had before. A crash during a database outage loses %s. Close and Shutdown flush first and lose nothing they can flush.", atRisk, t.Name, outage)
+		return r
 	}
+	r.Crash, r.crash = "nothing: every write is in the journal before Exec returns, and is replayed on the next open", "none"
+	r.Host, r.host = atRisk+": the journal is on the machine's own disk", short
+	r.Outage = "a crash during one loses no more than above: the journal keeps the writes buffered during it (disk space permitting)"
+	var power string
+	switch {
+	case t.Ack == "disk":
+		r.power, power = "none", "nothing: Exec returns once the write's journal record is fsynced"
+	case s.Fsync == "always":
+		r.power, power = "fsync in flight", "only the writes whose fsync was in flight: Exec returns once the record is written and its fsync started"
+	case s.Fsync == "everysec":
+		r.power, power = "≤ ~1s", "up to about 1 s of writes: fsync: everysec holds writers back when the oldest unsynced record is older than 1 s"
+		if haveRate {
+			n := int64(math.Ceil(rate))
+			r.power = fmt.Sprintf("≤ ~%d writes", n)
+			power = fmt.Sprintf("up to about %d writes (about 1 s): fsync: everysec holds writers back when the oldest unsynced record is older than 1 s", n)
+		}
+	default: // no
+		r.power, power = short, atRisk+": what the operating system had not written to disk (fsync: no)"
+	}
+	r.Power = power
+	r.Residual = fmt.Sprintf("A crash of the process (panic, OOM, kill -9) loses nothing of %s. A power loss loses %s. Losing the machine or its disk for good loses %s, since the journal is on it.", t.Name, power, atRisk)
 	return r
 }
 
@@ -253,11 +261,13 @@ func printDurability(w io.Writer, s inspect.Setup, risks []tableRisk) {
 		fmt.Fprintln(w, "\nno back table: every statement goes to the database, nothing is at risk")
 		return
 	}
-	fmt.Fprintln(w, "\nAt risk at any moment, worst case (just before a flush): writes/s × max_loss; after coalescing, keys/s × max_loss rows.")
+	fmt.Fprintln(w, "\nWorst case (just before a flush): writes at risk = writes/s × max_loss; after coalescing, rows = keys/s × max_loss.")
+	fmt.Fprintln(w, "Lost on a process crash (panic, OOM, kill -9), a power loss, and the loss of the machine or its disk:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "table\twrites/s\tkeys/s\tmax_loss\tack\tjournal\twrites at risk\trows at risk")
+	fmt.Fprintln(tw, "table\twrites/s\tkeys/s\tmax_loss\tack\tjournal\twrites at risk\trows\tprocess crash\tpower loss\thost loss")
 	for _, r := range risks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Table, figure(r.Rate), figure(r.Keys), r.MaxLoss, r.Ack, r.Journal, count(r.Writes), count(r.Rows))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Table, figure(r.Rate), figure(r.Keys), r.MaxLoss, r.Ack, r.Journal,
+			count(r.Writes), count(r.Rows), r.crash, r.power, r.host)
 	}
 	tw.Flush()
 	for _, r := range risks {
@@ -266,10 +276,10 @@ func printDurability(w io.Writer, s inspect.Setup, risks []tableRisk) {
 		fmt.Fprintf(w, "  power loss:       %s\n", r.Power)
 		fmt.Fprintf(w, "  host loss:        %s\n", r.Host)
 		fmt.Fprintf(w, "  database outage:  %s\n", r.Outage)
-		fmt.Fprintf(w, "  residual risk:    %s\n", r.Residual)
 		if r.Rate != nil && *r.Keys > 0 {
-			fmt.Fprintf(w, "  coalescing:       %.3g writes per unique key per second\n", *r.Rate / *r.Keys)
+			fmt.Fprintf(w, "  coalescing:       %s writes per key written\n", strconv.FormatFloat(*r.Rate / *r.Keys, 'g', 3, 64))
 		}
+		fmt.Fprintf(w, "  residual risk:    %s\n", r.Residual)
 	}
 	names := make([]string, len(risks))
 	for i, r := range risks {
@@ -284,8 +294,8 @@ For each table (%s), decide and write down:
   2. Can lost writes be rebuilt from another source? Then it fits well.
   3. Are writes frequent and on few keys (many writes per key)? That is
      where write-back pays; with few writes per key it may not.
-  4. Is the residual risk above acceptable? If not: a journal (fsync:
-     everysec, or ack: disk), a smaller max_loss, or mode: through.
+  4. Is the residual risk acceptable? If not: a journal (fsync: everysec,
+     or ack: disk), a smaller max_loss, or mode: through.
   5. Record it: data, pattern (write-back), max loss tolerated (max_loss),
      mitigations (ack, journal), residual risk, approved by, review date.
 `, strings.Join(names, ", "))
