@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -261,6 +262,9 @@ func (in *inspection) Explain(query string) inspect.Decision {
 		waits = append(waits, t.rule.Name)
 	}
 	switch {
+	case info.target != nil && !in.literalsFit(info, w):
+		// The plan buffers the shape; the values written in the text
+		// are checked at Exec, and one of them sends it to the database.
 	case info.target != nil:
 		d.Verdict, d.Table, d.Reason = inspect.Buffered, info.target.rule.Name, describeBuffered(info)
 		return d
@@ -314,6 +318,65 @@ func (in *inspection) Explain(query string) inspect.Decision {
 		}
 	}
 	return d
+}
+
+// literalsFit checks the values the statement's text holds (not its
+// placeholders, bound only at Exec) as Exec checks them (exactUpdate,
+// exactInsertRow: the same catalog functions), recording in w why one
+// sends the statement to the database.
+func (in *inspection) literalsFit(info *stmtInfo, w *whyNot) bool {
+	kind := in.cn.dia.Kind()
+	c := info.c
+	bad := func(v any, col *catalog.Column, what string) bool {
+		w.not(fmt.Sprintf("%s %v for column %s of type %s, which Exec sends to the database (the database would refuse or change it, or the sum would not be exact)", what, v, col.Name, col.Type))
+		return false
+	}
+	switch c.Kind {
+	case sqlparse.Update:
+		for i, p := range info.keyPos {
+			if op := c.Where[p].Val; op.IsLit && info.keyCols != nil {
+				if _, ok := catalog.KeyValue(kind, info.keyCols[i], op.Lit); !ok {
+					return bad(op.Lit, info.keyCols[i], "the key value")
+				}
+			}
+		}
+		for i, s := range c.Sets {
+			if !s.Val.IsLit || info.setCols == nil {
+				continue
+			}
+			ch, ok := resolveSets(nil, c.Sets[i:i+1], nil)
+			if !ok {
+				return bad(s.Val.Lit, info.setCols[i], "the value")
+			}
+			col := info.setCols[i]
+			if ch[0].Delta {
+				if !catalog.DeltaExact(kind, col, ch[0].Val) {
+					return bad(s.Val.Lit, col, "the delta")
+				}
+				continue
+			}
+			if v, ok := catalog.AssignOK(kind, col, ch[0].Val); !ok || ch[0].Fn != dialect.FnNone && !extremeValueOK(kind, v) {
+				return bad(s.Val.Lit, col, "the value")
+			}
+		}
+	case sqlparse.Insert, sqlparse.Upsert:
+		for _, row := range c.Rows {
+			for j, op := range row {
+				if !op.IsLit || info.insCols == nil {
+					continue
+				}
+				col := info.insCols[j]
+				if slices.Contains(info.keyPos, j) {
+					if _, ok := catalog.KeyValue(kind, col, op.Lit); !ok || op.Lit == nil {
+						return bad(op.Lit, col, "the key value")
+					}
+				} else if _, ok := catalog.AssignOK(kind, col, op.Lit); !ok {
+					return bad(op.Lit, col, "the value")
+				}
+			}
+		}
+	}
+	return true
 }
 
 // describeBuffered says what a bufferable statement writes.

@@ -349,8 +349,8 @@ func TestCheckUsage(t *testing.T) {
 		{"check"},
 		{"check", "a", "b"},
 		{"check", "-bogus", "x"},
-		{"check", "driver=nope rules=" + rules + " dsn=x"},     // driver not registered
-		{"check", "rules=" + rules + " dsn=x"},                 // no driver
+		{"check", "driver=nope rules=" + rules + " dsn=x"},    // driver not registered
+		{"check", "rules=" + rules + " dsn=x"},                // no driver
 		{"check", "driver=sqlite3 rules=" + rules + " bad=1"}, // unknown key
 	} {
 		code, out, errOut := runCmd(t, args...)
