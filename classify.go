@@ -207,6 +207,14 @@ func (cn *Connector) planStatement(query string, w *whyNot) *stmtInfo {
 	return info
 }
 
+// noTable records that a rule's table is not in the database.
+func (w *whyNot) noTable(name string) bool {
+	if w.on() {
+		w.not("table " + name + " does not exist in the database")
+	}
+	return false
+}
+
 // infoNot records reason and returns info.
 func (w *whyNot) infoNot(info *stmtInfo, reason string) *stmtInfo {
 	w.not(reason)
@@ -255,7 +263,7 @@ func planColumns(info *stmtInfo, sch *schemaState, t *tableState, keyPos []int, 
 	}
 	tab := sch.tables[t.rule.Name]
 	if tab == nil {
-		return w.not("table " + t.rule.Name + " does not exist in the database")
+		return w.noTable(t.rule.Name)
 	}
 	c := info.c
 	classes := map[int]catalog.TypeClass{}

@@ -27,7 +27,7 @@ func (cn *Connector) planGuards(info *stmtInfo, t *tableState, sch *schemaState,
 	}
 	tab := sch.tables[t.rule.Name]
 	if tab == nil {
-		return w.not("table " + t.rule.Name + " does not exist in the database")
+		return w.noTable(t.rule.Name)
 	}
 	for _, g := range info.c.Guards {
 		if slices.Contains(t.rule.Key, g.Col.Norm) || tab.Column(g.Col.Norm) == nil {
@@ -170,7 +170,7 @@ func planIgnore(info *stmtInfo, t *tableState, sch *schemaState, w *whyNot) bool
 	}
 	tab := sch.tables[t.rule.Name]
 	if tab == nil {
-		return w.not("table " + t.rule.Name + " does not exist in the database")
+		return w.noTable(t.rule.Name)
 	}
 	if len(tab.Checks) > 0 || len(tab.OtherUniques) > 0 {
 		return w.not(what + ": the table has CHECK constraints or another unique index, which could skip the row too")

@@ -271,13 +271,17 @@ func classify(query string, sqliteParams, explain bool) (*Statement, string) {
 		// PostgreSQL rejects such text; SQLite may stop at a NUL.
 		c.setUnsafe("the text is not valid UTF-8 or holds a NUL byte")
 	}
-	p := parser{q: &query, toks: toks, sqlite: sqliteParams, explain: explain}
+	p := parser{q: &query, toks: toks, sqlite: sqliteParams}
+	var why string
+	if explain {
+		p.why = &why
+	}
 	p.txState(res)
 	first := p.word(0)
 	switch {
 	case c.unsafe:
 		if kwIs(first, "update") || kwIs(first, "insert") {
-			p.why = c.unsafeWhy
+			why = c.unsafeWhy
 		}
 	case kwIs(first, "update"):
 		p.i = 1
@@ -298,10 +302,10 @@ func classify(query string, sqliteParams, explain bool) (*Statement, string) {
 			res.IgnoreConflict, res.OrIgnore, res.ConflictTarget = false, false, nil
 		}
 	}
-	if explain && res.Kind == Other && p.why == "" && (kwIs(first, "update") || kwIs(first, "insert")) {
-		p.why = "not one of the bufferable shapes"
+	if explain && res.Kind == Other && why == "" && (kwIs(first, "update") || kwIs(first, "insert")) {
+		why = "not one of the bufferable shapes"
 	}
-	return res, p.why
+	return res, why
 }
 
 // setUnsafe marks the statement never bufferable, keeping the first reason.

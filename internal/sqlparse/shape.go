@@ -24,19 +24,19 @@ type parser struct {
 	sqlite bool
 	// seen holds the fold keys of the columns so far, once there are many.
 	seen map[string]struct{}
-	// explain: record in why the first reason the text leaves the
-	// grammar (WhyNot). Off on the statement path, which never builds a
-	// reason.
-	explain bool
-	why     string
+	// why, when not nil, receives the first reason the text leaves the
+	// grammar (WhyNot). It is nil on the statement path, which never
+	// builds a reason; it is a pointer so that the reasons, built from the
+	// query's text, do not make the parser's own fields (toks) escape.
+	why *string
 }
 
 // no records why the text is not a bufferable shape, when explaining, and
 // returns false. Only the grammar's decisions call it, never a helper that
 // backtracks, so the first reason recorded is the innermost one and final.
 func (p *parser) no(why string) bool {
-	if p.explain && p.why == "" {
-		p.why = why
+	if p.why != nil && *p.why == "" {
+		*p.why = why
 	}
 	return false
 }
@@ -44,8 +44,21 @@ func (p *parser) no(why string) bool {
 // noAt is no with what (joined) and a description of the text at token k:
 // "WHERE id = ...: a subquery". The reason is built only when explaining.
 func (p *parser) noAt(k int, what ...string) bool {
-	if p.explain && p.why == "" {
-		p.why = strings.Join(what, "") + ": " + p.describe(k)
+	if p.why != nil && *p.why == "" {
+		*p.why = strings.Join(what, "") + ": " + p.describe(k)
+	}
+	return false
+}
+
+// noTok is noAt for a place where a keyword was expected: the token is
+// quoted as written.
+func (p *parser) noTok(k int, what ...string) bool {
+	if p.why != nil && *p.why == "" {
+		tok := "the text ends there"
+		if k < len(p.toks) && p.toks[k].kind != tkEOF {
+			tok = strconv.Quote(clip(p.text(&p.toks[k])))
+		}
+		*p.why = strings.Join(what, "") + ": " + tok
 	}
 	return false
 }
@@ -79,8 +92,8 @@ func (p *parser) describe(k int) string {
 
 // nof is no with a reason joined from parts (built only when explaining).
 func (p *parser) nof(parts ...string) bool {
-	if p.explain && p.why == "" {
-		p.why = strings.Join(parts, "")
+	if p.why != nil && *p.why == "" {
+		*p.why = strings.Join(parts, "")
 	}
 	return false
 }
@@ -88,7 +101,7 @@ func (p *parser) nof(parts ...string) bool {
 // noCond records a WHERE term whose operator, at the current token, is not
 // "=".
 func (p *parser) noCond() bool {
-	if !p.explain || p.why != "" {
+	if p.why == nil || *p.why != "" {
 		return false
 	}
 	if w := p.word(p.i); kwIs(w, "in") {
@@ -109,7 +122,7 @@ func clip(s string) string {
 // after the WHERE clause of an UPDATE, the VALUES rows of an INSERT or an
 // upsert's DO UPDATE SET list (after is that clause, for the message).
 func (p *parser) noEnd(after string) bool {
-	if !p.explain || p.why != "" {
+	if p.why == nil || *p.why != "" {
 		return false
 	}
 	t := p.peek()
@@ -129,7 +142,7 @@ func (p *parser) noEnd(after string) bool {
 	case kwIs(w, "where") && after == "DO UPDATE SET":
 		return p.no("DO UPDATE ... WHERE (a condition the database decides)")
 	}
-	return p.noAt(p.i, "unexpected text after ", after)
+	return p.noTok(p.i, "unexpected text after ", after)
 }
 
 // word returns the text of token k when it is an unquoted identifier.
@@ -660,10 +673,10 @@ func (p *parser) update(res *Statement) bool {
 		return p.noAt(p.i, "the UPDATE's target is not a table name")
 	}
 	if !p.alias(res) {
-		return p.noAt(p.i, "the table's alias")
+		return p.noTok(p.i, "the table's alias")
 	}
 	if !p.keyword("set") {
-		return p.noAt(p.i, "expected SET after the table")
+		return p.noTok(p.i, "expected SET after the table")
 	}
 	p.allocUpdateLists(res)
 	if !p.setList(res) {
@@ -933,7 +946,7 @@ func (p *parser) insert(res *Statement) bool {
 		res.IgnoreConflict, res.OrIgnore = true, true
 	}
 	if !p.keyword("into") {
-		return p.noAt(p.i, "INSERT without INTO")
+		return p.noTok(p.i, "INSERT without INTO")
 	}
 	if !p.table(res) {
 		return p.noAt(p.i, "the INSERT's target is not a table name")
@@ -947,7 +960,7 @@ func (p *parser) insert(res *Statement) bool {
 		case kwIs(w, "default"):
 			return p.no("INSERT ... DEFAULT VALUES")
 		}
-		return p.noAt(p.i, "INSERT INTO the table without a column list")
+		return p.noTok(p.i, "INSERT INTO the table without a column list")
 	}
 	nCols := 1
 	for k := p.i; k < len(p.toks) && !(p.toks[k].kind == tkOp && p.text(&p.toks[k]) == ")"); k++ {
@@ -976,7 +989,7 @@ func (p *parser) insert(res *Statement) bool {
 		if kwIs(p.word(p.i), "select") {
 			return p.no("INSERT ... SELECT")
 		}
-		return p.noAt(p.i, "expected VALUES after the column list")
+		return p.noTok(p.i, "expected VALUES after the column list")
 	}
 	// Every row opens with '(' and no value may hold one, so counting them
 	// sizes the rows; all values share one backing array. A valid statement

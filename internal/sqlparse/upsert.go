@@ -46,7 +46,7 @@ func (p *parser) onConflict(res *Statement) bool {
 		return p.no("an upsert into a table named excluded")
 	}
 	if !p.keyword("on") || !p.keyword("conflict") {
-		return p.noAt(p.i, "ON other than ON CONFLICT")
+		return p.noTok(p.i, "ON other than ON CONFLICT")
 	}
 	if p.keyword("do") { // ON CONFLICT DO NOTHING, no target
 		res.IgnoreConflict = p.keyword("nothing")
@@ -59,7 +59,7 @@ func (p *parser) onConflict(res *Statement) bool {
 		if kwIs(p.word(p.i), "on") {
 			return p.no("ON CONFLICT ON CONSTRAINT (a constraint's name, not the key's columns)")
 		}
-		return p.noAt(p.i, "ON CONFLICT target")
+		return p.noTok(p.i, "ON CONFLICT target")
 	}
 	u := &UpsertClause{}
 	for {
@@ -84,14 +84,14 @@ func (p *parser) onConflict(res *Statement) bool {
 		if kwIs(p.word(p.i), "where") {
 			return p.no("the ON CONFLICT target has a WHERE (a partial index)")
 		}
-		return p.noAt(p.i, "expected DO after the ON CONFLICT target")
+		return p.noTok(p.i, "expected DO after the ON CONFLICT target")
 	}
 	if p.keyword("nothing") {
 		res.IgnoreConflict, res.ConflictTarget = true, u.Target
 		return true
 	}
 	if !p.keyword("update") || !p.keyword("set") {
-		return p.noAt(p.i, "expected DO UPDATE SET or DO NOTHING")
+		return p.noTok(p.i, "expected DO UPDATE SET or DO NOTHING")
 	}
 	for {
 		at := p.i
