@@ -2,7 +2,6 @@ package dialect
 
 import (
 	"database/sql/driver"
-	"strings"
 	"testing"
 
 	"github.com/writeback-go/writeback/internal/sqlparse"
