@@ -153,8 +153,6 @@ type tableRisk struct {
 	Outage   string   `json:"database_outage"`
 	Residual string   `json:"residual_risk"`
 
-	maxLoss  time.Duration
-	maxDirty int
 	// The table's short forms of Crash, Power and Host.
 	crash, power, host string
 }
@@ -197,8 +195,7 @@ func explainDurability(s inspect.Setup, rates, keys rateFlag, asJSON bool, stdou
 // assess works out one back table's figures from its rule: what each
 // failure takes at its ack level and journal policy (README, Durability).
 func assess(t inspect.Rule, s inspect.Setup, rates, keys rateFlag) tableRisk {
-	r := tableRisk{Table: t.Name, Rule: where(t.File, t.Line), MaxLoss: t.MaxLoss.String(), Ack: t.Ack, Journal: "none",
-		maxLoss: t.MaxLoss, maxDirty: t.MaxDirty}
+	r := tableRisk{Table: t.Name, Rule: where(t.File, t.Line), MaxLoss: t.MaxLoss.String(), Ack: t.Ack, Journal: "none"}
 	if s.Journal != "" {
 		r.Journal = "fsync: " + s.Fsync
 	}
@@ -224,7 +221,7 @@ func assess(t inspect.Rule, s inspect.Setup, rates, keys rateFlag) tableRisk {
 		r.Crash, r.Power, r.Host = atRisk, atRisk, atRisk
 		r.crash, r.power, r.host = short, short, short
 		r.Outage = "a crash during one loses " + outage
-		r.Residual = fmt.Sprintf("Any crash of the process or the machine (panic, OOM, kill -9, power loss) loses %s of %s; the database keeps the values those rows had before. A crash during a database outage loses %s. Close and Shutdown flush first and lose nothing they can flush.", atRisk, t.Name, outage)
+		r.Residual = fmt.Sprintf("Any crash of the process or the machine (panic, OOM, kill -9, power loss) loses %s of %s; what was flushed before stays in the database. A crash during a database outage loses %s. Close and Shutdown flush first and lose nothing they can flush.", atRisk, t.Name, outage)
 		return r
 	}
 	r.Crash, r.crash = "nothing: every write is in the journal before Exec returns, and is replayed on the next open", "none"
@@ -237,11 +234,11 @@ func assess(t inspect.Rule, s inspect.Setup, rates, keys rateFlag) tableRisk {
 	case s.Fsync == "always":
 		r.power, power = "fsync in flight", "only the writes whose fsync was in flight: Exec returns once the record is written and its fsync started"
 	case s.Fsync == "everysec":
-		r.power, power = "≤ ~1s", "up to about 1 s of writes: fsync: everysec holds writers back when the oldest unsynced record is older than 1 s"
+		r.power, power = "≤ ~1s", "up to about 1 s of writes (fsync: everysec holds writers back when the oldest unsynced record is older than 1 s)"
 		if haveRate {
 			n := int64(math.Ceil(rate))
 			r.power = fmt.Sprintf("≤ ~%d writes", n)
-			power = fmt.Sprintf("up to about %d writes (about 1 s): fsync: everysec holds writers back when the oldest unsynced record is older than 1 s", n)
+			power = fmt.Sprintf("up to about %d writes (about 1 s; fsync: everysec holds writers back when the oldest unsynced record is older than 1 s)", n)
 		}
 	default: // no
 		r.power, power = short, atRisk+": what the operating system had not written to disk (fsync: no)"
@@ -254,7 +251,7 @@ func assess(t inspect.Rule, s inspect.Setup, rates, keys rateFlag) tableRisk {
 func printDurability(w io.Writer, s inspect.Setup, risks []tableRisk) {
 	journal := "no journal"
 	if s.Journal != "" {
-		journal = "journal " + s.Journal + ", fsync: " + s.Fsync
+		journal = "journal at " + s.Journal + " (fsync: " + s.Fsync + ")"
 	}
 	fmt.Fprintf(w, "rules %s, %s\n", s.Rules, journal)
 	if len(risks) == 0 {
@@ -276,7 +273,11 @@ func printDurability(w io.Writer, s inspect.Setup, risks []tableRisk) {
 		fmt.Fprintf(w, "  power loss:       %s\n", r.Power)
 		fmt.Fprintf(w, "  host loss:        %s\n", r.Host)
 		fmt.Fprintf(w, "  database outage:  %s\n", r.Outage)
-		if r.Rate != nil && *r.Keys > 0 {
+		switch {
+		case r.Rate == nil || *r.Keys == 0:
+		case *r.Rate == *r.Keys:
+			fmt.Fprintln(w, "  coalescing:       none assumed (keys/s = writes/s; -keys gives the unique keys written per second)")
+		default:
 			fmt.Fprintf(w, "  coalescing:       %s writes per key written\n", strconv.FormatFloat(*r.Rate / *r.Keys, 'g', 3, 64))
 		}
 		fmt.Fprintf(w, "  residual risk:    %s\n", r.Residual)

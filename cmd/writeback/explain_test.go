@@ -180,7 +180,7 @@ tables:
 	}
 	v, c := risks[0], risks[1]
 	if v.Table != "views" || *v.Writes != 500 || *v.Rows != 500 || !strings.HasPrefix(v.Crash, "nothing") ||
-		!strings.Contains(v.Power, "up to about 100 writes (about 1 s)") || !strings.Contains(v.Host, "up to 500 writes") || v.Journal != "fsync: everysec" {
+		!strings.Contains(v.Power, "up to about 100 writes (about 1 s;") || !strings.Contains(v.Host, "up to 500 writes") || v.Journal != "fsync: everysec" {
 		t.Errorf("views: %+v", v)
 	}
 	if c.Table != "carts" || c.Writes != nil || !strings.HasPrefix(c.Power, "nothing: Exec returns once the write's journal record is fsynced") ||
