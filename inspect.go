@@ -237,7 +237,9 @@ func (in *inspection) samples(rule *TableRule, tab *catalog.Table) []inspect.Sam
 	case dialect.SQLite:
 		add("INSERT OR IGNORE", insert("INSERT OR IGNORE"))
 	}
-	add("SELECT by key, without waiting for a flush", "SELECT * FROM "+table+where())
+	if rule.Reads == ReadsFlush { // with reads: stale no read waits
+		add("SELECT by key, without waiting for a flush", "SELECT * FROM "+table+where())
+	}
 	return out
 }
 
