@@ -3,6 +3,7 @@ package writeback
 import (
 	"context"
 	"database/sql/driver"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -88,7 +89,28 @@ func (cn *Connector) info(query string) *stmtInfo {
 	return info
 }
 
-func (cn *Connector) buildInfo(query string) *stmtInfo {
+func (cn *Connector) buildInfo(query string) *stmtInfo { return cn.planStatement(query, nil) }
+
+// whyNot collects why a statement is not buffered, for the writeback
+// command's explain (inspect.go). The statement path passes nil, and then
+// no reason is ever built: formatted reasons are made only under w.on().
+type whyNot struct{ reason string }
+
+// on reports whether reasons are wanted.
+func (w *whyNot) on() bool { return w != nil }
+
+// not records reason, unless one was recorded before (the first decision
+// is the one that counts), and returns false.
+func (w *whyNot) not(reason string) bool {
+	if w != nil && w.reason == "" {
+		w.reason = reason
+	}
+	return false
+}
+
+// planStatement is buildInfo, recording in w (when not nil) why the
+// statement is not buffered.
+func (cn *Connector) planStatement(query string, w *whyNot) *stmtInfo {
 	c := cn.dia.Classify(query)
 	info := &stmtInfo{c: c}
 	sch := cn.schema.state.Load()
@@ -107,37 +129,52 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 	if reads && len(info.barrier) > 0 {
 		info.read = cn.planRead(query, info, sch)
 	}
-	if c.Kind == sqlparse.Other || !cn.dia.Accepts(c) {
+	if c.Kind == sqlparse.Other {
+		return info // why: dialect.WhyNot, asked by the explainer itself
+	}
+	if !cn.dia.Accepts(c) {
+		if w.on() {
+			w.not(dialect.Refusal(cn.dia, c))
+		}
 		return info
 	}
 	t := cn.buf.tableFor(c.Schema, c.Table)
 	if t == nil {
+		if w.on() {
+			w.not(cn.notBackTable(c))
+		}
 		return info
 	}
 	if hasCatalog(cn.dia) && sch == nil {
 		info.provisional = true // nothing is buffered before the catalog is read
-		return info
+		return w.infoNot(info, "the catalog has not been read yet (the database did not answer): nothing is buffered until it is")
 	}
 	keys := t.rule.Key
 	pos := make([]int, len(keys))
 	keyCols := make([]sqlparse.Ident, len(keys))
+	notKey := func(what string) *stmtInfo {
+		if w.on() {
+			w.not(fmt.Sprintf("%s is not exactly the key (%s) of %s", what, strings.Join(keys, ", "), t.rule.Name))
+		}
+		return info
+	}
 	switch c.Kind {
 	case sqlparse.Update:
 		if len(c.Where) != len(keys) {
-			return info
+			return notKey("WHERE")
 		}
 		for i, k := range keys {
 			pos[i] = -1
-			for j, w := range c.Where {
-				if w.Col.Norm == k {
-					pos[i], keyCols[i] = j, w.Col
+			for j, eq := range c.Where {
+				if eq.Col.Norm == k {
+					pos[i], keyCols[i] = j, eq.Col
 				}
 			}
 			if pos[i] < 0 {
-				return info
+				return notKey("WHERE")
 			}
 		}
-		if len(c.Guards) > 0 && !cn.planGuards(info, t, sch) {
+		if len(c.Guards) > 0 && !cn.planGuards(info, t, sch, w) {
 			return info
 		}
 	case sqlparse.Insert, sqlparse.Upsert:
@@ -149,28 +186,60 @@ func (cn *Connector) buildInfo(query string) *stmtInfo {
 				}
 			}
 			if pos[i] < 0 {
+				if w.on() {
+					w.not(fmt.Sprintf("the INSERT does not set key column %s of %s", k, t.rule.Name))
+				}
 				return info
 			}
 		}
-		if c.Kind == sqlparse.Upsert && !upsertShapeOK(c, keys, cn.dia.Kind()) {
+		if c.Kind == sqlparse.Upsert && !upsertShapeOK(c, keys, cn.dia.Kind(), w) {
 			return info
 		}
-		if c.IgnoreConflict && !planIgnore(info, t, sch) {
+		if c.IgnoreConflict && !planIgnore(info, t, sch, w) {
 			return info
 		}
 	}
-	if sch != nil && !planColumns(info, sch, t, pos) {
+	if sch != nil && !planColumns(info, sch, t, pos, w) {
 		return info
 	}
-	if !planShapes(cn.dia.Kind(), info, pos) { // shapes.go
+	if !planShapes(cn.dia.Kind(), info, pos, w) { // shapes.go
 		return info
 	}
 	if len(c.Returning) > 0 && !planReturning(cn.dia.Kind(), info, pos) {
-		return info
+		return w.infoNot(info, "RETURNING asks for what only the database knows (a column the statement does not give, a type other than integer or text, several rows, or a row it may skip)")
 	}
 	info.target, info.keyPos = t, pos
 	info.names = &dirtyset.Names{Schema: c.Schema, Table: c.Table, KeyCols: keyCols, Style: c.Style}
 	return info
+}
+
+// noTable records that a rule's table is not in the database.
+func (w *whyNot) noTable(name string) bool {
+	if w.on() {
+		w.not("table " + name + " does not exist in the database")
+	}
+	return false
+}
+
+// infoNot records reason and returns info.
+func (w *whyNot) infoNot(info *stmtInfo, reason string) *stmtInfo {
+	w.not(reason)
+	return info
+}
+
+// notBackTable says why a write's target is not buffered: its rule is
+// through, or it has none.
+func (cn *Connector) notBackTable(c *sqlparse.Statement) string {
+	name := c.Table.Norm
+	if c.Schema != nil {
+		name = c.Schema.Norm + "." + name
+	}
+	for _, cand := range []string{name, "public." + name, "main." + name} {
+		if r := cn.rules.Tables[cand]; r != nil {
+			return "table " + r.Name + " is mode: " + r.Mode.String()
+		}
+	}
+	return "table " + name + " is not in the rules (write-through)"
 }
 
 // appendViewTables adds the back tables that the views a statement names
@@ -191,18 +260,24 @@ func appendViewTables(named []*tableState, sch *schemaState, names []string) []*
 // as far as the column types tell: every column exists, a delta is on a
 // numeric column, and a placeholder used twice is used for columns of one
 // type class (PostgreSQL refuses one parameter deduced as two types).
-func planColumns(info *stmtInfo, sch *schemaState, t *tableState, keyPos []int) bool {
-	if sch.broken[t.rule.Name] != nil {
+func planColumns(info *stmtInfo, sch *schemaState, t *tableState, keyPos []int, w *whyNot) bool {
+	if err := sch.broken[t.rule.Name]; err != nil {
+		if w.on() {
+			w.not("table " + t.rule.Name + " does not fit its rule: " + err.Error())
+		}
 		return false
 	}
 	tab := sch.tables[t.rule.Name]
 	if tab == nil {
-		return false
+		return w.noTable(t.rule.Name)
 	}
 	c := info.c
 	classes := map[int]catalog.TypeClass{}
-	use := func(col *catalog.Column, src sqlparse.Operand) bool {
+	use := func(col *catalog.Column, src sqlparse.Operand, name string) bool {
 		if col == nil {
+			if w.on() {
+				w.not(fmt.Sprintf("column %s does not exist in table %s", name, t.rule.Name))
+			}
 			return false
 		}
 		if src.IsLit {
@@ -210,6 +285,9 @@ func planColumns(info *stmtInfo, sch *schemaState, t *tableState, keyPos []int) 
 		}
 		k := src.Ordinal
 		if prev, ok := classes[k]; ok && prev != col.Class {
+			if w.on() {
+				w.not(fmt.Sprintf("placeholder %d is used for columns of two types (%s, and %s for %s)", k, prev, col.Class, col.Name))
+			}
 			return false
 		}
 		classes[k] = col.Class
@@ -220,32 +298,35 @@ func planColumns(info *stmtInfo, sch *schemaState, t *tableState, keyPos []int) 
 		info.setCols = make([]*catalog.Column, len(c.Sets))
 		for i, s := range c.Sets {
 			col := tab.Column(s.Col.Norm)
-			if !use(col, s.Val) || s.Delta != 0 && !numericClass(col.Class) {
+			if !use(col, s.Val, s.Col.Norm) {
 				return false
+			}
+			if s.Delta != 0 && !numericClass(col.Class) {
+				return w.notNumeric(col)
 			}
 			info.setCols[i] = col
 		}
 		info.keyCols = make([]*catalog.Column, len(keyPos))
 		for i, p := range keyPos {
 			col := tab.Column(c.Where[p].Col.Norm)
-			if !use(col, c.Where[p].Val) {
+			if !use(col, c.Where[p].Val, c.Where[p].Col.Norm) {
 				return false
 			}
 			info.keyCols[i] = col
 		}
 	case sqlparse.Insert, sqlparse.Upsert:
-		if c.Kind == sqlparse.Upsert && !planUpsertSets(info, tab, use) {
+		if c.Kind == sqlparse.Upsert && !planUpsertSets(info, tab, use, w) {
 			return false
 		}
 		info.insCols = make([]*catalog.Column, len(c.Cols))
 		for i, id := range c.Cols {
 			if info.insCols[i] = tab.Column(id.Norm); info.insCols[i] == nil {
-				return false
+				return use(nil, sqlparse.Operand{}, id.Norm)
 			}
 		}
 		for _, row := range c.Rows {
 			for i, src := range row {
-				if !use(info.insCols[i], src) {
+				if !use(info.insCols[i], src, c.Cols[i].Norm) {
 					return false
 				}
 			}
@@ -258,11 +339,22 @@ func planColumns(info *stmtInfo, sch *schemaState, t *tableState, keyPos []int) 
 		// fails directly: leave that to the database.
 		for _, col := range tab.Columns {
 			if col.NotNull && col.Default == "" && !col.Identity && !col.Generated && !slices.Contains(info.insCols, col) {
+				if w.on() {
+					w.not("the INSERT leaves out column " + col.Name + ", NOT NULL without a default (the database refuses it)")
+				}
 				return false
 			}
 		}
 	}
 	return true
+}
+
+// notNumeric records a delta on a column whose values cannot be summed.
+func (w *whyNot) notNumeric(col *catalog.Column) bool {
+	if w.on() {
+		w.not("a delta on column " + col.Name + ", of type " + col.Type + ", which is not numeric")
+	}
+	return false
 }
 
 // numericClass reports whether deltas on a column of class k can ever be

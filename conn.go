@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 
+	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/drivercall"
 	"github.com/writeback-go/writeback/internal/flush"
 )
@@ -328,10 +329,8 @@ func (c *conn) after(info *stmtInfo, err error) {
 	if info.c.EndsTx {
 		c.endTx()
 	}
-	for _, name := range info.c.Session {
-		if name == "*" || !c.cn.dia.HarmlessSetting(name) {
-			c.session = true
-		}
+	if !harmlessSession(c.cn.dia, info.c.Session) {
+		c.session = true
 	}
 	if info.c.DDL && len(info.barrier) > 0 {
 		if c.inTx {
@@ -342,6 +341,17 @@ func (c *conn) after(info *stmtInfo, err error) {
 		}
 		c.cn.readCatalogAfterDDL()
 	}
+}
+
+// harmlessSession reports whether every setting in names (a statement's
+// Session) leaves the connection's writes bufferable (conn.after).
+func harmlessSession(d dialect.Dialect, names []string) bool {
+	for _, n := range names {
+		if n == "*" || !d.HarmlessSetting(n) {
+			return false
+		}
+	}
+	return true
 }
 
 // readCatalogAfterDDL reads the catalog again after a DDL statement naming a

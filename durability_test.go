@@ -271,7 +271,7 @@ func TestJournalTornTailAndCorruption(t *testing.T) {
 	if err == nil {
 		t.Fatal("a journal with a flipped byte mid-file opened")
 	}
-	for _, part := range []string{segName, "offset", "writeback-journal -fix"} {
+	for _, part := range []string{segName, "offset", "writeback journal fix"} {
 		if !strings.Contains(err.Error(), part) {
 			t.Errorf("corruption error does not say %q: %v", part, err)
 		}
@@ -392,7 +392,7 @@ func TestJournalOpenWhileDatabaseDown(t *testing.T) {
 }
 
 // TestJournalBehindCheckpoints opens an older copy of a journal (what the
-// -fix repair leaves: its last records gone, their LSNs to be handed out
+// repair (writeback journal fix) leaves: its last records gone, their LSNs to be handed out
 // again) against the database that applied the newer records: nothing is
 // applied twice, and the journal gets a new id so that the database's marks
 // of the lost records cannot hide the new ones.

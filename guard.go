@@ -20,16 +20,20 @@ import (
 
 // planGuards checks an UPDATE's guards against the rule and the catalog
 // and records them in info; false sends the statement to the database.
-func (cn *Connector) planGuards(info *stmtInfo, t *tableState, sch *schemaState) bool {
+func (cn *Connector) planGuards(info *stmtInfo, t *tableState, sch *schemaState, w *whyNot) bool {
 	if t.known == nil || sch == nil {
-		return false // rows_affected: assume, or no catalog: the database decides
+		// rows_affected: assume, or no catalog: the database decides
+		return w.not("WHERE has IS [NOT] NULL besides the key, which is buffered only with rows_affected: exact and the catalog")
 	}
 	tab := sch.tables[t.rule.Name]
 	if tab == nil {
-		return false
+		return w.noTable(t.rule.Name)
 	}
 	for _, g := range info.c.Guards {
 		if slices.Contains(t.rule.Key, g.Col.Norm) || tab.Column(g.Col.Norm) == nil {
+			if w.on() {
+				w.not("WHERE has IS [NOT] NULL on " + g.Col.Norm + ", a key column or no column of the table")
+			}
 			return false
 		}
 		info.guards = append(info.guards, dirtyset.Guard{Col: g.Col.Norm, Null: !g.NotNull, Fold: cn.dia.Kind() == dialect.SQLite})
@@ -145,24 +149,31 @@ func setCols(info *stmtInfo) []string {
 // CONFLICT DO NOTHING, INSERT OR IGNORE): it is buffered, one row at a time,
 // only where the key is the one thing that can make the database skip the
 // row — no other unique constraint, no CHECK — and its result can be exact.
-func planIgnore(info *stmtInfo, t *tableState, sch *schemaState) bool {
+func planIgnore(info *stmtInfo, t *tableState, sch *schemaState, w *whyNot) bool {
 	c := info.c
-	if t.known == nil || sch == nil || len(c.Rows) != 1 {
-		return false
+	const what = "an INSERT that skips an existing key (ON CONFLICT DO NOTHING, OR IGNORE)"
+	switch {
+	case t.known == nil || sch == nil:
+		return w.not(what + " is buffered only with rows_affected: exact and the catalog")
+	case len(c.Rows) != 1:
+		return w.not(what + " of several rows")
 	}
 	if c.ConflictTarget != nil {
 		if len(c.ConflictTarget) != len(t.rule.Key) {
-			return false
+			return w.not("the ON CONFLICT target is not the key")
 		}
 		for _, id := range c.ConflictTarget {
 			if !slices.Contains(t.rule.Key, id.Norm) {
-				return false
+				return w.not("the ON CONFLICT target is not the key")
 			}
 		}
 	}
 	tab := sch.tables[t.rule.Name]
-	if tab == nil || len(tab.Checks) > 0 || len(tab.OtherUniques) > 0 {
-		return false
+	if tab == nil {
+		return w.noTable(t.rule.Name)
+	}
+	if len(tab.Checks) > 0 || len(tab.OtherUniques) > 0 {
+		return w.not(what + ": the table has CHECK constraints or another unique index, which could skip the row too")
 	}
 	isKey := func(cols []string) bool {
 		if len(cols) != len(t.rule.Key) {
@@ -176,11 +187,11 @@ func planIgnore(info *stmtInfo, t *tableState, sch *schemaState) bool {
 		return true
 	}
 	if len(tab.PrimaryKey) > 0 && !isKey(tab.PrimaryKey) {
-		return false
+		return w.not(what + ": the table's primary key is not the rule's key, and could skip the row too")
 	}
 	for _, u := range tab.Uniques {
 		if !isKey(u.Columns) {
-			return false
+			return w.not(what + ": the table has a unique index other than the key, which could skip the row too")
 		}
 	}
 	info.ignore = true

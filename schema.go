@@ -218,70 +218,118 @@ func (r *Rules) sortedByLine() []*TableRule {
 	return out
 }
 
-// checkRule checks one rule against its table's catalog: the table exists;
-// for a back table, its key is the primary key or a unique key over NOT NULL
-// columns with exact comparison, and it has no feature the rule does not
-// allow.
-func checkRule(file string, r *TableRule, t *catalog.Table) error {
-	fail := func(format string, args ...any) error {
-		return &RulesError{File: file, Line: r.Line, Msg: "tables." + r.Name + ": " + fmt.Sprintf(format, args...)}
-	}
-	if t == nil {
-		return fail("table %s does not exist in the database", r.Name)
-	}
-	if r.Mode != ModeBack {
-		return nil
-	}
-	for _, k := range r.Key {
-		col := t.Column(k)
-		if col == nil {
-			return fail("key column %s does not exist in table %s", k, r.Name)
-		}
-		if col.CaseInsensitive {
-			return fail("key column %s has a case-insensitive collation (%s): spellings the database takes as one key would be two buffered rows", k, strings.TrimSpace(col.Type+" "+col.Collation))
-		}
-	}
-	if ok, why := t.IsUniqueKey(r.Key); !ok {
-		return fail("key (%s) is not the primary key or a unique index over NOT NULL columns: %s", strings.Join(r.Key, ", "), why)
-	}
-	return checkFeatures(r, t, fail)
+// ruleFinding is one result of checking a rule against its table's
+// catalog: a refusal (the connector does not open on it), or a warning (a
+// difference the rule accepts with allow:, or a limit worth knowing).
+type ruleFinding struct {
+	err   *RulesError // file, line and message
+	check string      // what was checked: "table", "key_column", "collation", "key", "triggers", ...
+	warn  bool
 }
 
-// checkFeatures refuses schema features that can make a buffered write
-// differ from direct execution, unless the rule allows them.
-func checkFeatures(r *TableRule, t *catalog.Table, fail func(string, ...any) error) error {
-	const hint = "; allow: [%s] in the rule accepts that (see the README)"
-	if len(t.Triggers) > 0 && r.Allow&AllowTriggers == 0 {
-		return fail("table has triggers (%s), which would run at flush time, once per coalesced row"+hint, strings.Join(t.Triggers, ", "), "triggers")
+// checkRule checks one rule against its table's catalog and returns the
+// first refusal ruleFindings finds, or nil when the rule fits.
+func checkRule(file string, r *TableRule, t *catalog.Table) error {
+	for _, f := range ruleFindings(file, r, t) {
+		if !f.warn {
+			return f.err
+		}
 	}
-	if len(t.Rules) > 0 && r.Allow&AllowTriggers == 0 {
-		return fail("table has rewrite rules (%s), which would act at flush time, once per coalesced row"+hint, strings.Join(t.Rules, ", "), "triggers")
+	return nil
+}
+
+// ruleFindings checks one rule against its table's catalog, and returns
+// every finding, refusals in a fixed order (the open reports the first):
+// the table exists; for a back table, each key column exists and compares
+// exactly, the key is the primary key or a unique key over NOT NULL
+// columns, and the table has no feature the rule does not allow. Features
+// the rule allows, key types whose values are not canonicalized, and views
+// that read the table are warnings.
+func ruleFindings(file string, r *TableRule, t *catalog.Table) []ruleFinding {
+	var out []ruleFinding
+	add := func(check string, warn bool, format string, args ...any) {
+		msg := "tables." + r.Name + ": " + fmt.Sprintf(format, args...)
+		out = append(out, ruleFinding{err: &RulesError{File: file, Line: r.Line, Msg: msg}, check: check, warn: warn})
 	}
-	if fks := append(slices.Clone(t.ForeignKeysOut), t.ForeignKeysIn...); len(fks) > 0 && r.Allow&AllowForeignKeys == 0 {
-		return fail("table has foreign keys (%s), checked at flush time in key order, not at Exec"+hint, strings.Join(fks, "; "), "foreign_keys")
+	if t == nil {
+		add("table", false, "table %s does not exist in the database", r.Name)
+		return out
 	}
-	if u := otherUniques(r, t); u != "" && r.Allow&AllowUnique == 0 {
-		return fail("table has a unique constraint other than the key (%s), checked at flush time in key order, not at Exec"+hint, u, "unique")
+	if r.Mode != ModeBack {
+		return out
 	}
-	if len(t.Checks) > 0 && r.Allow&AllowCheck == 0 {
-		return fail("table has check constraints (%s), checked at flush time, not at Exec"+hint, strings.Join(t.Checks, ", "), "check")
+	keysExist, keyOK := true, true
+	for _, k := range r.Key {
+		col := t.Column(k)
+		switch {
+		case col == nil:
+			keysExist, keyOK = false, false
+			add("key_column", false, "key column %s does not exist in table %s", k, r.Name)
+		case col.CaseInsensitive:
+			add("collation", false, "key column %s has a case-insensitive collation (%s): spellings the database takes as one key would be two buffered rows", k, strings.TrimSpace(col.Type+" "+col.Collation))
+		case !catalog.KeyClassOK(col):
+			add("key_type", true, "key column %s is of type %s, whose values writeback does not bring to one form: every statement keyed by it goes to the database (nothing is buffered)", k, col.Type)
+		}
+	}
+	if keysExist {
+		if ok, why := t.IsUniqueKey(r.Key); !ok {
+			keyOK = false
+			add("key", false, "key (%s) is not the primary key or a unique index over NOT NULL columns: %s", strings.Join(r.Key, ", "), why)
+		}
+	}
+	checkFeatures(r, t, keyOK, add)
+	if len(t.Views) > 0 {
+		add("views", true, "views read the table (%s): a read of one waits for the table's buffered rows, as a read of the table does; a view that reaches it only through a function is not seen", strings.Join(t.Views, ", "))
+	}
+	return out
+}
+
+// checkFeatures finds the schema features that can make a buffered write
+// differ from direct execution: refusals, or warnings when the rule allows
+// them. Without keyOK (the rule's key is no key of the table) the findings
+// that depend on which columns are the key (other unique constraints,
+// defaults outside the key) are left out: they would change with the key.
+func checkFeatures(r *TableRule, t *catalog.Table, keyOK bool, add func(check string, warn bool, format string, args ...any)) {
+	feature := func(allow Allowance, check, name, format string, args ...any) {
+		if r.Allow&allow != 0 {
+			add(check, true, format+"; accepted by allow: [%s]", append(args, name)...)
+			return
+		}
+		add(check, false, format+"; allow: [%s] in the rule accepts that (see the README)", append(args, name)...)
+	}
+	if len(t.Triggers) > 0 {
+		feature(AllowTriggers, "triggers", "triggers", "table has triggers (%s), which would run at flush time, once per coalesced row", strings.Join(t.Triggers, ", "))
+	}
+	if len(t.Rules) > 0 {
+		feature(AllowTriggers, "rules", "triggers", "table has rewrite rules (%s), which would act at flush time, once per coalesced row", strings.Join(t.Rules, ", "))
+	}
+	if fks := append(slices.Clone(t.ForeignKeysOut), t.ForeignKeysIn...); len(fks) > 0 {
+		feature(AllowForeignKeys, "foreign_keys", "foreign_keys", "table has foreign keys (%s), checked at flush time in key order, not at Exec", strings.Join(fks, "; "))
+	}
+	if u := otherUniques(r, t); keyOK && u != "" {
+		feature(AllowUnique, "unique", "unique", "table has a unique constraint other than the key (%s), checked at flush time in key order, not at Exec", u)
+	}
+	if len(t.Checks) > 0 {
+		feature(AllowCheck, "check", "check", "table has check constraints (%s), checked at flush time, not at Exec", strings.Join(t.Checks, ", "))
+	}
+	if !keyOK {
+		return
 	}
 	for _, col := range t.Columns {
-		if r.Allow&AllowDefaults != 0 || slices.ContainsFunc(r.Key, func(k string) bool { return t.Column(k) == col }) {
+		if slices.ContainsFunc(r.Key, func(k string) bool { return t.Column(k) == col }) {
 			continue
 		}
 		switch {
 		case col.Generated:
-			return fail("column %s is generated, computed at flush time"+hint, col.Name, "defaults")
+			feature(AllowDefaults, "defaults", "defaults", "column %s is generated, computed at flush time", col.Name)
 		case col.SequenceDefault || col.VolatileDefault || col.Identity:
 			what := "a default drawn from a sequence or a volatile function"
 			if col.Default != "" {
 				what += " (" + col.Default + ")"
 			}
-			return fail("column %s has %s, evaluated at flush time in key order"+hint, col.Name, what, "defaults")
+			feature(AllowDefaults, "defaults", "defaults", "column %s has %s, evaluated at flush time in key order", col.Name, what)
 		}
 	}
-	return nil
 }
 
 // otherUniques describes the table's unique constraints other than the

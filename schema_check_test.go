@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -372,21 +374,79 @@ func TestCheckRuleDefaultsOnKey(t *testing.T) {
 	scWantErr(t, "volatile default off the key", checkRule(scFile, scBack(0, "id"), tab), "column code has a default", "gen_random_uuid()")
 }
 
-// TestCheckRuleFeaturesUsesFail: checkFeatures returns fail's error as it is.
-func TestCheckRuleFeaturesUsesFail(t *testing.T) {
+// TestCheckFeaturesReportsEach: checkFeatures hands each feature to add, a
+// refusal without its allowance and a warning with it.
+func TestCheckFeaturesReportsEach(t *testing.T) {
 	tab := scPlain()
 	tab.Checks = []string{"CHECK (x)"}
-	sentinel := errors.New("sentinel")
-	var got string
-	err := checkFeatures(scBack(0, "id"), tab, func(format string, args ...any) error {
-		got = format
-		return sentinel
-	})
-	if err != sentinel || !strings.Contains(got, "check constraints") {
-		t.Errorf("checkFeatures = %v (format %q), want the sentinel for check constraints", err, got)
+	type call struct {
+		check string
+		warn  bool
+		msg   string
 	}
-	if err := checkFeatures(scBack(0, "id"), scPlain(), func(string, ...any) error { return sentinel }); err != nil {
-		t.Errorf("checkFeatures on a plain table = %v", err)
+	collect := func(r *TableRule, tab *catalog.Table) []call {
+		var got []call
+		checkFeatures(r, tab, true, func(check string, warn bool, format string, args ...any) {
+			got = append(got, call{check, warn, fmt.Sprintf(format, args...)})
+		})
+		return got
+	}
+	got := collect(scBack(0, "id"), tab)
+	if len(got) != 1 || got[0].check != "check" || got[0].warn || !strings.Contains(got[0].msg, "check constraints") || !strings.Contains(got[0].msg, "allow: [check] in the rule") {
+		t.Errorf("without allow: %+v", got)
+	}
+	got = collect(scBack(AllowCheck, "id"), tab)
+	if len(got) != 1 || got[0].check != "check" || !got[0].warn || !strings.Contains(got[0].msg, "accepted by allow: [check]") {
+		t.Errorf("with allow: %+v", got)
+	}
+	if got := collect(scBack(0, "id"), scPlain()); len(got) != 0 {
+		t.Errorf("plain table: %+v", got)
+	}
+}
+
+// TestRuleFindingsAll: every problem of a rule is found, not only the
+// first, in the order checkRule reports them; allowed features, key types
+// without a canonical form and views are warnings.
+func TestRuleFindingsAll(t *testing.T) {
+	tab := scPlain()
+	tab.Triggers = []string{"t_audit"}
+	tab.Checks = []string{"CHECK ((n > 0))"}
+	tab.Views = []string{"public.v"}
+	scColumn(tab, "code").CaseInsensitive = true
+	scColumn(tab, "n").VolatileDefault = true
+	scColumn(tab, "note").Generated = true
+	scColumn(tab, "id").Class = catalog.Float
+	tab.PrimaryKey = []string{"id", "code"}
+	r := scBack(AllowCheck, "id", "code")
+	var got []string
+	for _, f := range ruleFindings(scFile, r, tab) {
+		level := "error"
+		if f.warn {
+			level = "warning"
+		}
+		if f.err.File != scFile || f.err.Line != 7 {
+			t.Errorf("finding %s at %s:%d", f.check, f.err.File, f.err.Line)
+		}
+		got = append(got, level+" "+f.check)
+	}
+	want := []string{"warning key_type", "error collation", "error triggers", "warning check", "error defaults", "error defaults", "warning views"}
+	if !slices.Equal(got, want) {
+		t.Errorf("findings = %q\nwant       %q", got, want)
+	}
+	// A key that is no key: the findings that depend on the key's columns
+	// (other unique constraints, defaults outside the key) are left out.
+	got = nil
+	for _, f := range ruleFindings(scFile, scBack(AllowCheck, "id", "nope"), tab) {
+		got = append(got, f.check)
+	}
+	if want := []string{"key_type", "key_column", "triggers", "check", "views"}; !slices.Equal(got, want) {
+		t.Errorf("with a missing key column: %q, want %q", got, want)
+	}
+	if err := checkRule(scFile, r, tab); err == nil || !strings.Contains(err.Error(), "case-insensitive") {
+		t.Errorf("checkRule = %v, want the first refusal (collation)", err)
+	}
+	if fs := ruleFindings(scFile, scBack(0, "id"), scPlain()); len(fs) != 0 {
+		t.Errorf("a fitting rule: %+v", fs)
 	}
 }
 

@@ -30,30 +30,42 @@ import (
 // stmtInfo.keyPos. It reports false when the statement must go to the
 // database: without a catalog (a generic database) none of these is
 // buffered.
-func planShapes(kind dialect.Kind, info *stmtInfo, keyPos []int) bool {
+func planShapes(kind dialect.Kind, info *stmtInfo, keyPos []int, w *whyNot) bool {
 	c := info.c
 	if !hasShapes(c) {
 		return true
 	}
 	if kind == dialect.Generic {
-		return false
+		return w.not("an alias, cast, decimal literal, COALESCE, GREATEST or LEAST: the generic dialect has no catalog to check them against")
 	}
 	if c.Kind == sqlparse.Upsert && hasClock(c) {
-		return false
+		return w.not("the current time in an upsert")
 	}
 	var cp *sqlparse.Statement // the copy, made at the first decimal literal
 	operand := func(col *catalog.Column, op sqlparse.Operand) (sqlparse.Operand, bool) {
 		if op.Cast != "" && (kind != dialect.Postgres || !castIsColumnType(col.Type, op.Cast)) {
+			if w.on() {
+				w.not("a cast to " + op.Cast + " for column " + col.Name + " of type " + col.Type + " (only a cast to the column's own type, on PostgreSQL, is buffered)")
+			}
 			return op, false
 		}
 		if _, isClock := op.Lit.(sqlparse.Clock); isClock {
-			return op, clockOK(kind, col) // evaluated at Exec (clockValue)
+			if !clockOK(kind, col) {
+				if !w.on() {
+					return op, false
+				}
+				return op, w.not("the current time for column " + col.Name + " of type " + col.Type + ", which only a timestamptz on PostgreSQL, or a text-affinity column on SQLite, takes exactly")
+			}
+			return op, true // evaluated at Exec (clockValue)
 		}
 		d, isDec := op.Lit.(sqlparse.Decimal)
 		if !isDec {
 			return op, true
 		}
 		v, ok := decimalValue(kind, col, d)
+		if !ok && w.on() {
+			w.not("the decimal " + string(d) + " for column " + col.Name + " of type " + col.Type + ", which the database would round or convert")
+		}
 		op.Lit = v
 		return op, ok
 	}
@@ -62,6 +74,9 @@ func planShapes(kind dialect.Kind, info *stmtInfo, keyPos []int) bool {
 		for i, s := range c.Sets {
 			col := info.setCols[i]
 			if (s.NullAsZero || s.Extreme != 0) && (!numericClass(col.Class) || kind == dialect.Postgres && col.Type == "smallint") {
+				if w.on() {
+					w.not("COALESCE, GREATEST or LEAST on column " + col.Name + " of type " + col.Type + " (buffered on numeric columns, not smallint)")
+				}
 				return false
 			}
 			if s.NullAsZero && col.NotNull {

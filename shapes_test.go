@@ -451,7 +451,7 @@ func TestPlanShapesGeneric(t *testing.T) {
 		if c.Kind == sqlparse.Other {
 			t.Fatalf("%s: not recognized", q)
 		}
-		if got := planShapes(dialect.Generic, &stmtInfo{c: c}, []int{0}); got != want {
+		if got := planShapes(dialect.Generic, &stmtInfo{c: c}, []int{0}, nil); got != want {
 			t.Errorf("planShapes(generic, %q) = %v, want %v", q, got, want)
 		}
 	}
@@ -464,7 +464,7 @@ func TestPlanShapesCopies(t *testing.T) {
 	dbl := &catalog.Column{Class: catalog.Float, Type: "double precision"}
 	num := &catalog.Column{Class: catalog.Numeric, Type: "numeric"}
 	info := &stmtInfo{c: c, setCols: []*catalog.Column{dbl, num}, keyCols: []*catalog.Column{num}}
-	if !planShapes(dialect.Postgres, info, []int{0}) {
+	if !planShapes(dialect.Postgres, info, []int{0}, nil) {
 		t.Fatal("refused")
 	}
 	if info.c == c || info.c.Sets[0].Val.Lit != 1.5 || info.c.Where[0].Val.Lit != "2.50" || info.c.Sets[1].Val.Lit != int64(2) {

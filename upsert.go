@@ -23,24 +23,27 @@ import (
 // buffered for a table keyed by keys: the conflict target is exactly the
 // key, no SET changes a key column, and every EXCLUDED.c names an inserted
 // column (otherwise its value is the column's default, the database's).
-func upsertShapeOK(c *sqlparse.Statement, keys []string, kind dialect.Kind) bool {
+func upsertShapeOK(c *sqlparse.Statement, keys []string, kind dialect.Kind, w *whyNot) bool {
 	if kind != dialect.Postgres && kind != dialect.SQLite {
-		return false
+		return w.not("upserts are buffered on PostgreSQL and SQLite only")
 	}
 	u := c.Upsert
 	if len(u.Target) != len(keys) {
-		return false
+		return w.not("the ON CONFLICT target is not the key")
 	}
 	for _, k := range keys {
 		if !slices.ContainsFunc(u.Target, func(id sqlparse.Ident) bool { return id.Norm == k }) {
-			return false
+			return w.not("the ON CONFLICT target is not the key")
 		}
 	}
 	for _, s := range u.Sets {
 		if slices.Contains(keys, s.Col.Norm) {
-			return false
+			return w.not("DO UPDATE SET changes a key column")
 		}
 		if s.Excluded && upsertInsertIndex(c, s.Col) < 0 {
+			if w.on() {
+				w.not("DO UPDATE SET reads EXCLUDED." + s.Col.Norm + ", a column the INSERT does not set (its default is the database's)")
+			}
 			return false
 		}
 	}
@@ -62,22 +65,22 @@ func upsertInsertIndex(c *sqlparse.Statement, col sqlparse.Ident) int {
 // key exists is flushed as an UPDATE, which would apply what the statement
 // would have been refused. The other checks of a proposed row (types, NOT
 // NULL) are made at Exec by the catalog.
-func planUpsertSets(info *stmtInfo, tab *catalog.Table, use func(*catalog.Column, sqlparse.Operand) bool) bool {
+func planUpsertSets(info *stmtInfo, tab *catalog.Table, use func(*catalog.Column, sqlparse.Operand, string) bool, w *whyNot) bool {
 	if len(tab.Checks) > 0 {
-		return false
+		return w.not("an upsert into a table with CHECK constraints (both databases check the proposed row even when the key exists)")
 	}
 	sets := info.c.Upsert.Sets
 	info.updCols = make([]*catalog.Column, len(sets))
 	for i, s := range sets {
 		col := tab.Column(s.Col.Norm)
 		if col == nil {
-			return false
+			return use(nil, sqlparse.Operand{}, s.Col.Norm)
 		}
-		if !s.Excluded && !use(col, s.Val) {
+		if !s.Excluded && !use(col, s.Val, s.Col.Norm) {
 			return false
 		}
 		if s.Delta != 0 && !numericClass(col.Class) {
-			return false
+			return w.notNumeric(col)
 		}
 		info.updCols[i] = col
 	}

@@ -66,6 +66,17 @@ func KeyValue(kind dialect.Kind, c *Column, v any) (any, bool) {
 	return nil, false
 }
 
+// KeyClassOK reports whether KeyValue gives any value of column c's class a
+// canonical form: for other classes (floats, booleans, times, bytes, JSON,
+// anything else) every statement keyed by the column goes to the database.
+func KeyClassOK(c *Column) bool {
+	switch c.Class {
+	case Integer, Text, Char, UUID, Numeric:
+		return true
+	}
+	return false
+}
+
 // integerValue is integerKey within the column type's range.
 func integerValue(c *Column, v any) (any, bool) {
 	k, ok := integerKey(v)

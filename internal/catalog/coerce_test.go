@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/writeback-go/writeback/internal/dialect"
 )
@@ -681,5 +682,25 @@ func TestCoerceReviewCases(t *testing.T) {
 	num2 := &Column{Class: Numeric, Type: "numeric(10,2)", Precision: 10, Scale: 2}
 	if _, ok := KeyValue(dialect.Postgres, num2, "1.555"); ok {
 		t.Error("numeric(10,2) rounds 1.555: another spelling of another key")
+	}
+}
+
+// TestKeyClassOK: KeyValue gives no value a key form in the classes
+// KeyClassOK rejects, and some value one in each class it accepts.
+func TestKeyClassOK(t *testing.T) {
+	samples := []any{int64(7), "7", "0f8fad5b-d9cb-469f-a165-70867728950e", 7.5, true, []byte("7"), time.Unix(7, 0)}
+	for _, kind := range []dialect.Kind{dialect.Postgres, dialect.SQLite} {
+		for class := Other; class <= JSON; class++ {
+			c := &Column{Name: "k", Class: class, NotNull: true, Scale: -1}
+			some := false
+			for _, v := range samples {
+				if _, ok := KeyValue(kind, c, v); ok {
+					some = true
+				}
+			}
+			if some != KeyClassOK(c) {
+				t.Errorf("%s %s: KeyValue takes a sample: %v, KeyClassOK: %v", kind, class, some, KeyClassOK(c))
+			}
+		}
 	}
 }

@@ -162,11 +162,17 @@ func (generic) Kind() Kind { return Generic }
 func (generic) Classify(q string) *sqlparse.Statement {
 	return sqlparse.Classify(q, false)
 }
-func (generic) Accepts(st *sqlparse.Statement) bool {
-	if st.Kind == sqlparse.Upsert || len(st.Guards) > 0 || st.IgnoreConflict {
-		return false // ON CONFLICT is not every database's; guards need the catalog
+func (g generic) Accepts(st *sqlparse.Statement) bool { return g.refusal(st) == "" }
+func (generic) refusal(st *sqlparse.Statement) string {
+	switch {
+	case st.Kind == sqlparse.Upsert, st.IgnoreConflict:
+		return "the generic dialect buffers no ON CONFLICT or OR IGNORE (not every database's syntax)"
+	case len(st.Guards) > 0:
+		return "the generic dialect buffers no IS [NOT] NULL guard (it needs the catalog)"
+	case !quoteOK(st, func(q byte) bool { return q == '`' || q == '[' }):
+		return `a name is quoted with "..." (a string in MySQL): the generic dialect buffers only names quoted with backquotes or []`
 	}
-	return quoteOK(st, func(q byte) bool { return q == '`' || q == '[' })
+	return ""
 }
 func (generic) TxNeedsFlush(opts driver.TxOptions) bool { return aboveReadCommitted(opts) }
 func (generic) HarmlessSetting(string) bool             { return false }
@@ -255,8 +261,12 @@ func dupCols(st *sqlparse.Statement) bool {
 	}
 	return false
 }
-func (sqlite) Accepts(st *sqlparse.Statement) bool {
-	return quoteOK(st, func(q byte) bool { return q == '"' || q == '`' || q == '[' })
+func (d sqlite) Accepts(st *sqlparse.Statement) bool { return d.refusal(st) == "" }
+func (sqlite) refusal(st *sqlparse.Statement) string {
+	if !quoteOK(st, func(q byte) bool { return q == '"' || q == '`' || q == '[' }) {
+		return "a name is quoted in a way SQLite does not read as a name"
+	}
+	return ""
 }
 func (sqlite) TxNeedsFlush(driver.TxOptions) bool { return true }
 func (sqlite) HarmlessSetting(n string) bool      { return harmless[SQLite][n] }
@@ -271,21 +281,52 @@ func (postgres) Kind() Kind { return Postgres }
 func (postgres) Classify(q string) *sqlparse.Statement {
 	return sqlparse.Classify(q, false)
 }
-func (postgres) Accepts(st *sqlparse.Statement) bool {
+func (d postgres) Accepts(st *sqlparse.Statement) bool { return d.refusal(st) == "" }
+func (postgres) refusal(st *sqlparse.Statement) string {
 	if st.OrIgnore {
-		return false // SQLite's syntax
+		return "INSERT OR IGNORE is SQLite's syntax"
 	}
 	if st.Style == sqlparse.ParamQuestion || st.Style == sqlparse.ParamNamed {
-		return false
+		return "PostgreSQL has no ? or :name placeholders"
 	}
 	if u := st.Upsert; u != nil {
 		for _, s := range u.Sets {
 			if s.BareRef {
-				return false // PostgreSQL: "column reference is ambiguous"
+				return "DO UPDATE SET reads a column without the table's name (PostgreSQL: \"column reference is ambiguous\")"
 			}
 		}
 	}
-	return quoteOK(st, func(q byte) bool { return q == '"' })
+	if !quoteOK(st, func(q byte) bool { return q == '"' }) {
+		return "a name is quoted with backquotes or [], which PostgreSQL does not read as a name"
+	}
+	return ""
+}
+
+// Refusal says why d does not accept st (see Dialect.Accepts), "" when it
+// does: for tools that explain the driver's decisions.
+func Refusal(d Dialect, st *sqlparse.Statement) string {
+	if r, ok := d.(interface {
+		refusal(*sqlparse.Statement) string
+	}); ok {
+		return r.refusal(st)
+	}
+	if !d.Accepts(st) {
+		return "the dialect does not take this statement"
+	}
+	return ""
+}
+
+// WhyNot says why the text q is not a bufferable UPDATE or INSERT shape
+// under d (sqlparse.WhyNot, and what d's Classify adds), "" when it is one
+// or is no UPDATE or INSERT at all.
+func WhyNot(d Dialect, q string) string {
+	if why := sqlparse.WhyNot(q, d.Kind() == SQLite); why != "" {
+		return why
+	}
+	if st := sqlparse.Classify(q, d.Kind() == SQLite); st.Kind != sqlparse.Other && d.Classify(q).Kind == sqlparse.Other {
+		return "two of its column names are one column to SQLite, which compares names without regard to case"
+	}
+	return ""
 }
 func (postgres) TxNeedsFlush(opts driver.TxOptions) bool { return aboveReadCommitted(opts) }
 func (postgres) HarmlessSetting(n string) bool           { return harmless[Postgres][n] }

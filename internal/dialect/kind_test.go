@@ -107,3 +107,41 @@ func TestSQLiteFoldsQuotedNames(t *testing.T) {
 		t.Error("HarmlessSetting")
 	}
 }
+
+// TestRefusal: each dialect gives a reason exactly for the statements it
+// does not accept, and WhyNot adds SQLite's folded names.
+func TestRefusal(t *testing.T) {
+	stmts := []string{
+		"UPDATE t SET n = n + 1 WHERE id = $1",
+		"UPDATE t SET n = n + 1 WHERE id = ?",
+		"UPDATE t SET n = n + 1 WHERE id = :id",
+		"UPDATE `t` SET n = 1 WHERE id = 1",
+		`UPDATE "t" SET n = 1 WHERE id = 1`,
+		"UPDATE [t] SET n = 1 WHERE id = 1",
+		"UPDATE t SET n = 1 WHERE id = 1 AND gone IS NULL",
+		"INSERT OR IGNORE INTO t (id) VALUES (1)",
+		"INSERT INTO t (id, n) VALUES (1, 2) ON CONFLICT (id) DO UPDATE SET n = n + 1",
+		"INSERT INTO t (id, n) VALUES (1, 2) ON CONFLICT (id) DO UPDATE SET n = t.n + 1",
+		"INSERT INTO t (id) VALUES (1) ON CONFLICT DO NOTHING",
+	}
+	for _, d := range []Dialect{generic{}, sqlite{}, postgres{}} {
+		for _, q := range stmts {
+			st := d.Classify(q)
+			if st.Kind == sqlparse.Other {
+				continue
+			}
+			if why := Refusal(d, st); (why == "") != d.Accepts(st) {
+				t.Errorf("%s: %q: Accepts %v, Refusal %q", d.Kind(), q, d.Accepts(st), why)
+			}
+		}
+	}
+	if why := Refusal(postgres{}, postgres{}.Classify("UPDATE t SET n = 1 WHERE id = ?")); why != "PostgreSQL has no ? or :name placeholders" {
+		t.Errorf("postgres, ?: %q", why)
+	}
+	if why := WhyNot(postgres{}, "UPDATE t SET n = 1 WHERE id = 1 OR id = 2"); why != "WHERE has OR" {
+		t.Errorf("postgres, OR: %q", why)
+	}
+	if why := WhyNot(sqlite{}, "UPDATE t SET n = 1 WHERE id = 1"); why != "" {
+		t.Errorf("sqlite, bufferable: %q", why)
+	}
+}

@@ -3,6 +3,7 @@ package durable
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -273,7 +274,23 @@ func (d *Journal) loadCheckpoints(ctx context.Context, db *sql.DB) (*Checkpoints
 	return readCheckpoints(ctx, db, d.kind, d.ID())
 }
 
-// readCheckpoints reads the watermarks and exceptions of journal id.
+// ReadCheckpoints reads the watermarks and exceptions of journal id without
+// changing the database: where the checkpoint tables do not exist (no
+// connector with a journal ever opened on it), nothing is applied.
+func ReadCheckpoints(ctx context.Context, db *sql.DB, kind dialect.Kind, id string) (*Checkpoints, error) {
+	tables, err := catalog.Read(ctx, db, kind, []string{checkpointTable, appliedTable})
+	switch {
+	case errors.Is(err, catalog.ErrNoCatalog):
+		// No catalog to ask: read, and let a missing table be the error.
+	case err != nil:
+		return nil, err
+	case tables[checkpointTable] == nil || tables[appliedTable] == nil:
+		return &Checkpoints{watermark: map[string]uint64{}, applied: map[string]map[string]uint64{}}, nil
+	}
+	return readCheckpoints(ctx, db, kind, id)
+}
+
+// readCheckpoints reads what the checkpoint tables hold for journal id.
 func readCheckpoints(ctx context.Context, db *sql.DB, kind dialect.Kind, id string) (*Checkpoints, error) {
 	f := flavorOf(kind)
 	cp := &Checkpoints{watermark: map[string]uint64{}, applied: map[string]map[string]uint64{}}

@@ -169,6 +169,19 @@ func journalID(dir string, fresh bool) (string, error) {
 	return id, nil
 }
 
+// ReadID returns the id of the journal in dir, which names its records in
+// the checkpoint tables, without creating one: "" when it has none yet.
+func ReadID(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, idFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
 // writeSynced replaces path with text durably: temporary file, fsync,
 // rename, fsync of the directory.
 func writeSynced(dir, path, text string) error {

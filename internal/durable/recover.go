@@ -146,7 +146,7 @@ func (d *Journal) RecoverHeld(ctx context.Context, db *sql.DB, h *Held, r Replay
 	// appended since (renewIDIfBehind). The held records the database
 	// lacks are now buffered under the new id; the ones it has stay in the
 	// journal until compaction, so a crash before the next full flush would
-	// replay them again: the window the -fix repair leaves, kept as short
+	// replay them again: the window writeback journal fix leaves, kept as short
 	// as the flush interval.
 	if err := d.renewIDIfBehind(cp, h.upTo); err != nil {
 		return replayed, err
@@ -218,7 +218,7 @@ func completeGroups(each func(func(uint64, *Record) error) error) (complete map[
 
 // renewIDIfBehind gives the journal a new id when the database's marks are
 // ahead of its last record (upTo). LSNs are only handed out again after the
-// journal lost its tail (the -fix repair); the marks of the lost records
+// journal lost its tail (writeback journal fix); the marks of the lost records
 // would hide the new ones. A new id starts the marks afresh.
 func (d *Journal) renewIDIfBehind(cp *Checkpoints, upTo uint64) error {
 	maxMarked := uint64(0)

@@ -160,7 +160,7 @@ type CorruptError struct {
 func (e *CorruptError) Error() string {
 	return fmt.Sprintf("journal: corrupt segment %s at offset %d: %s; "+
 		"to truncate the journal at this point, losing every record from here on, "+
-		"stop all users of the journal and run: go run github.com/writeback-go/writeback/cmd/writeback-journal -fix %s",
+		"stop all users of the journal and run: go run github.com/writeback-go/writeback/cmd/writeback journal fix %s",
 		e.File, e.Offset, e.Reason, filepath.Dir(e.File))
 }
 

@@ -158,7 +158,7 @@ func TestFlippedByte(t *testing.T) {
 				if ce.File != path || ce.Offset != off {
 					t.Fatalf("LSN %d byte %d: CorruptError at %s:%d, want %s:%d", lsn, b, ce.File, ce.Offset, path, off)
 				}
-				if msg := err.Error(); !strings.Contains(msg, "cmd/writeback-journal -fix "+dir) || !strings.Contains(msg, fmt.Sprint(off)) {
+				if msg := err.Error(); !strings.Contains(msg, "cmd/writeback journal fix "+dir) || !strings.Contains(msg, fmt.Sprint(off)) {
 					t.Fatalf("error does not say how to proceed: %s", msg)
 				}
 			}

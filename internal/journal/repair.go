@@ -112,7 +112,7 @@ type Report struct {
 	// valid after it; Open cuts it (and logs it). Not an error.
 	TornTail *CorruptError
 	// Corrupt is damage with valid data after it: Open refuses to start
-	// and Repair (writeback-journal -fix) cuts there.
+	// and Repair (writeback journal fix) cuts there.
 	Corrupt *CorruptError
 }
 

@@ -70,6 +70,7 @@ func checkClassify(t *testing.T, q string, sqlite bool) {
 	checkClassifiedInvariants(t, q, sqlite, c)
 	toks, comments, ambComment := relex(q, sqlite)
 	checkFirstWordAndNames(t, q, sqlite, c, toks)
+	checkWhyNot(t, q, sqlite, c, toks)
 
 	if ambComment || !utf8.ValidString(q) || strings.IndexByte(q, 0) >= 0 {
 		// Such a comment, or bytes a database rejects anywhere in the
@@ -86,6 +87,30 @@ func checkClassify(t *testing.T, q string, sqlite bool) {
 		if !reflect.DeepEqual(c, c2) {
 			t.Fatalf("round trip differs:\n%q -> %s %+v\n%q -> %s %+v", q, describeClassified(c), c, canon, describeClassified(c2), c2)
 		}
+	}
+}
+
+// checkWhyNot: classifying with reasons gives the same result as without,
+// and WhyNot gives a reason exactly for the UPDATE and INSERT texts that
+// are not bufferable.
+func checkWhyNot(t *testing.T, q string, sqlite bool, c *Statement, toks []token) {
+	t.Helper()
+	st, why := classify(q, sqlite, true)
+	if !reflect.DeepEqual(st, c) {
+		t.Fatalf("%q: classify with reasons differs:\n%+v\n%+v", q, st, c)
+	}
+	write := false
+	if len(toks) > 0 && toks[0].kind == tkIdent {
+		w := q[toks[0].start:toks[0].end]
+		write = kwIs(w, "update") || kwIs(w, "insert")
+	}
+	switch {
+	case c.Kind != Other && why != "":
+		t.Fatalf("%q is bufferable, but WhyNot says %q", q, why)
+	case c.Kind == Other && write && why == "":
+		t.Fatalf("%q is not bufferable, and WhyNot says nothing", q)
+	case !write && why != "":
+		t.Fatalf("%q is no UPDATE or INSERT, and WhyNot says %q", q, why)
 	}
 }
 

@@ -53,8 +53,10 @@ const smallNames = 16
 type classifier struct {
 	q      string
 	sqlite bool
-	// unsafe: the statement must not be buffered whatever its shape.
-	unsafe bool
+	// unsafe: the statement must not be buffered whatever its shape;
+	// unsafeWhy says why (the first reason found), for WhyNot.
+	unsafe    bool
+	unsafeWhy string
 
 	names   []string
 	nameSet map[string]struct{}
@@ -177,7 +179,7 @@ func (c *classifier) namedOrdinal(prefix byte, name string) int {
 		if p.prefix == prefix {
 			return p.ord
 		}
-		c.unsafe = true
+		c.setUnsafe("the same parameter name is written with two prefixes (:a and @a): drivers bind them differently")
 		c.nVar++
 		return c.nVar
 	}
@@ -209,6 +211,23 @@ func (c *classifier) namedOrdinal(prefix byte, name string) int {
 // shape fields (schema, table, sets, where, cols, rows) are set only for
 // Update and Insert.
 func Classify(query string, sqliteParams bool) *Statement {
+	st, _ := classify(query, sqliteParams, false)
+	return st
+}
+
+// WhyNot says, in words, why query is not one of the bufferable UPDATE or
+// INSERT shapes: "WHERE has OR", "SET n = now(): a call of now()". It
+// returns "" when the text is one of them, and when it is no UPDATE or
+// INSERT at all (the caller says what it is). It classifies the text again
+// with reasons recorded, so Classify itself never builds them.
+func WhyNot(query string, sqliteParams bool) string {
+	_, why := classify(query, sqliteParams, true)
+	return why
+}
+
+// classify is Classify; with explain it also returns why an UPDATE or
+// INSERT is not a bufferable shape.
+func classify(query string, sqliteParams, explain bool) (*Statement, string) {
 	c := classifier{q: query, sqlite: sqliteParams}
 	res := &Statement{}
 	lx := lexer{s: query, sqlite: sqliteParams}
@@ -218,7 +237,7 @@ func Classify(query string, sqliteParams bool) *Statement {
 		t := lx.next()
 		text := query[t.start:t.end]
 		if t.amb {
-			c.unsafe = true
+			c.setUnsafe("part of the text reads differently in PostgreSQL, MySQL and SQLite (a backslash in a string, a nested or executable comment, -- without a space)")
 			c.addWords(text)
 		}
 		switch t.kind {
@@ -246,17 +265,24 @@ func Classify(query string, sqliteParams bool) *Statement {
 	res.NumParams = c.nVar
 	if c.forms&(c.forms-1) != 0 {
 		// Mixed placeholder syntaxes: how a driver binds them is anybody's guess.
-		c.unsafe = true
+		c.setUnsafe("it mixes placeholder syntaxes (? and $1, or positional and named)")
 	}
 	if !utf8.ValidString(query) || strings.IndexByte(query, 0) >= 0 {
 		// PostgreSQL rejects such text; SQLite may stop at a NUL.
-		c.unsafe = true
+		c.setUnsafe("the text is not valid UTF-8 or holds a NUL byte")
 	}
 	p := parser{q: &query, toks: toks, sqlite: sqliteParams}
+	var why string
+	if explain {
+		p.why = &why
+	}
 	p.txState(res)
 	first := p.word(0)
 	switch {
 	case c.unsafe:
+		if kwIs(first, "update") || kwIs(first, "insert") {
+			why = c.unsafeWhy
+		}
 	case kwIs(first, "update"):
 		p.i = 1
 		if p.update(res) {
@@ -276,5 +302,16 @@ func Classify(query string, sqliteParams bool) *Statement {
 			res.IgnoreConflict, res.OrIgnore, res.ConflictTarget = false, false, nil
 		}
 	}
-	return res
+	if explain && res.Kind == Other && why == "" && (kwIs(first, "update") || kwIs(first, "insert")) {
+		why = "not one of the bufferable shapes"
+	}
+	return res, why
+}
+
+// setUnsafe marks the statement never bufferable, keeping the first reason.
+func (c *classifier) setUnsafe(why string) {
+	if !c.unsafe {
+		c.unsafeWhy = why
+	}
+	c.unsafe = true
 }

@@ -845,6 +845,15 @@ func BenchmarkClassify(b *testing.B) {
 			}
 		}
 	})
+	b.Run("update-refused", func(b *testing.B) {
+		q := "UPDATE page_views SET views = views + 1 WHERE page_id = $1 OR page_id = $2"
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if Classify(q, false).Kind != Other {
+				b.Fatal("bufferable")
+			}
+		}
+	})
 	b.Run("select", func(b *testing.B) {
 		q := "SELECT p.id, p.title, v.views FROM pages p JOIN page_views v ON v.page_id = p.id WHERE p.id = $1 /* app */"
 		b.ReportAllocs()
@@ -899,5 +908,53 @@ func TestClassifyQualifiedSetTarget(t *testing.T) {
 	}
 	if st := Classify("UPDATE counters SET n = counters.n + 1 WHERE counters.id = 1", false); st.Kind != Update {
 		t.Errorf("a qualified column on the right and in WHERE: Kind %v, want Update", st.Kind)
+	}
+}
+
+// TestWhyNot: the reason given for each kind of refusal.
+func TestWhyNot(t *testing.T) {
+	for _, c := range []struct {
+		q, why string
+		sqlite bool
+	}{
+		{q: "UPDATE t SET n = n + 1 WHERE id = 1 OR id = 2", why: "WHERE has OR"},
+		{q: "UPDATE t SET n = n + 1 WHERE (id = 1 OR id = 2)", why: "WHERE has OR"},
+		{q: "UPDATE t SET n = now() WHERE id = $1", why: "SET n = ...: a call of now()"},
+		{q: "UPDATE t SET n = 1", why: "UPDATE without WHERE (every row)"},
+		{q: "UPDATE t SET n = 1 WHERE id > 3", why: `WHERE has a condition other than column = value or column IS [NOT] NULL: ">"`},
+		{q: "UPDATE t SET n = 1 WHERE id IN (1, 2)", why: "WHERE has IN (several keys in one statement)"},
+		{q: "UPDATE t SET n = n * 2 WHERE id = 1", why: `SET n = n ...: only + or - a value: "*"`},
+		{q: "UPDATE t SET n = m + 1 WHERE id = 1", why: "SET n = ...: column m"},
+		{q: "UPDATE t SET n = 1 WHERE id = 1 RETURNING n", why: "RETURNING (the database's answer is needed)"},
+		{q: "UPDATE t SET n = 1 FROM u WHERE t.id = u.id", why: "UPDATE ... FROM (a join)"},
+		{q: "UPDATE t SET n = 1 WHERE id = (SELECT 1)", why: "WHERE id = ...: a subquery"},
+		{q: "UPDATE t SET t.n = 1 WHERE id = 1", why: "a qualified SET target (t.c = ...), which the databases refuse"},
+		{q: "UPDATE t SET n = 1 WHERE id = 1; DELETE FROM t", why: "several statements in one text"},
+		{q: "UPDATE t SET n = 1 WHERE id = NULL", why: "WHERE id = NULL (it matches no row)"},
+		{q: "UPDATE t SET n = 1 WHERE id = 1 AND id = 2", why: "WHERE names column id twice, or a column the statement sets"},
+		{q: "UPDATE t SET n = 1, n = 2 WHERE id = 1", why: "SET names column n twice"},
+		{q: "UPDATE t SET n = 1 WHERE other.id = 1", why: "WHERE: the qualified name other.id"},
+		{q: "INSERT INTO t SELECT * FROM u", why: "INSERT ... SELECT"},
+		{q: "INSERT INTO t VALUES (1)", why: "INSERT without a column list"},
+		{q: "INSERT INTO t DEFAULT VALUES", why: "INSERT ... DEFAULT VALUES"},
+		{q: "INSERT INTO t (a) VALUES (now())", why: "VALUES holds an expression, not a placeholder or literal: a call of now()"},
+		{q: "INSERT INTO t (a, b) VALUES (1)", why: "a VALUES row has fewer values than there are columns"},
+		{q: "INSERT INTO t (a) VALUES (1, 2)", why: "a VALUES row has more values than there are columns"},
+		{q: "INSERT OR REPLACE INTO t (a) VALUES (1)", why: "INSERT OR REPLACE (only OR IGNORE is buffered)", sqlite: true},
+		{q: "INSERT INTO t (a) VALUES (1) ON CONFLICT ON CONSTRAINT x DO NOTHING", why: "ON CONFLICT ON CONSTRAINT (a constraint's name, not the key's columns)"},
+		{q: "INSERT INTO t (a) VALUES (1) ON CONFLICT (a) WHERE a > 0 DO NOTHING", why: "the ON CONFLICT target has a WHERE (a partial index)"},
+		{q: "INSERT INTO t (a) VALUES (1) ON CONFLICT (a) DO UPDATE SET b = b * 2", why: "DO UPDATE SET b = ...: not v, EXCLUDED.c, t.c + v or t.c + EXCLUDED.c"},
+		{q: "INSERT INTO t (a, b) VALUES (1, 2) ON CONFLICT (a) DO UPDATE SET b = 1 WHERE t.b < 5", why: "DO UPDATE ... WHERE (a condition the database decides)"},
+		{q: "INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = 2", why: `ON other than ON CONFLICT: "DUPLICATE"`},
+		{q: "INSERT INTO t (a) VALUES (1) RETURNING id", why: "RETURNING (the database's answer is needed)"},
+		{q: "INSERT INTO t (a, b) VALUES ($1, ?)", why: "it mixes placeholder syntaxes (? and $1, or positional and named)"},
+		{q: "UPDATE t SET n = 'a\\'b' WHERE id = 1", why: "part of the text reads differently in PostgreSQL, MySQL and SQLite"},
+		{q: "UPDATE t SET n = 1 WHERE id = 1", why: ""},
+		{q: "SELECT 1", why: ""},
+		{q: "DELETE FROM t WHERE id = 1", why: ""},
+	} {
+		if got := WhyNot(c.q, c.sqlite); !strings.HasPrefix(got, c.why) || c.why == "" && got != "" {
+			t.Errorf("WhyNot(%q) = %q, want %q", c.q, got, c.why)
+		}
 	}
 }

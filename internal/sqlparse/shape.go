@@ -24,6 +24,125 @@ type parser struct {
 	sqlite bool
 	// seen holds the fold keys of the columns so far, once there are many.
 	seen map[string]struct{}
+	// why, when not nil, receives the first reason the text leaves the
+	// grammar (WhyNot). It is nil on the statement path, which never
+	// builds a reason; it is a pointer so that the reasons, built from the
+	// query's text, do not make the parser's own fields (toks) escape.
+	why *string
+}
+
+// no records why the text is not a bufferable shape, when explaining, and
+// returns false. Only the grammar's decisions call it, never a helper that
+// backtracks, so the first reason recorded is the innermost one and final.
+func (p *parser) no(why string) bool {
+	if p.why != nil && *p.why == "" {
+		*p.why = why
+	}
+	return false
+}
+
+// noAt is no with what (joined) and a description of the text at token k:
+// "WHERE id = ...: a subquery". The reason is built only when explaining.
+func (p *parser) noAt(k int, what ...string) bool {
+	if p.why != nil && *p.why == "" {
+		*p.why = strings.Join(what, "") + ": " + p.describe(k)
+	}
+	return false
+}
+
+// noTok is noAt for a place where a keyword was expected: the token is
+// quoted as written.
+func (p *parser) noTok(k int, what ...string) bool {
+	if p.why != nil && *p.why == "" {
+		tok := "the text ends there"
+		if k < len(p.toks) && p.toks[k].kind != tkEOF {
+			tok = strconv.Quote(clip(p.text(&p.toks[k])))
+		}
+		*p.why = strings.Join(what, "") + ": " + tok
+	}
+	return false
+}
+
+// describe says what the text at token k is, for a reason: a call, a
+// subquery, or the token as written.
+func (p *parser) describe(k int) string {
+	if k >= len(p.toks) || p.toks[k].kind == tkEOF {
+		return "the text ends there"
+	}
+	t := &p.toks[k]
+	next := func(op string) bool {
+		return k+1 < len(p.toks) && p.toks[k+1].kind == tkOp && p.text(&p.toks[k+1]) == op
+	}
+	switch {
+	case t.kind == tkIdent && next("("):
+		return "a call of " + p.text(t) + "()"
+	case t.kind == tkOp && p.text(t) == "(" && kwIs(p.word(k+1), "select"):
+		return "a subquery"
+	case t.kind == tkOp && p.text(t) == "(":
+		return "an expression in parentheses"
+	case (t.kind == tkIdent || t.kind == tkQIdent) && next("."):
+		return "the qualified name " + clip(p.text(t)+"."+p.text(&p.toks[k+2]))
+	case t.kind == tkIdent && !isReserved(p.text(t)), t.kind == tkQIdent:
+		return "column " + p.text(t)
+	case t.kind == tkOther:
+		return strconv.Quote(clip(p.text(t))) + " (not a plain number, string or placeholder)"
+	}
+	return strconv.Quote(clip(p.text(t)))
+}
+
+// nof is no with a reason joined from parts (built only when explaining).
+func (p *parser) nof(parts ...string) bool {
+	if p.why != nil && *p.why == "" {
+		*p.why = strings.Join(parts, "")
+	}
+	return false
+}
+
+// noCond records a WHERE term whose operator, at the current token, is not
+// "=".
+func (p *parser) noCond() bool {
+	if p.why == nil || *p.why != "" {
+		return false
+	}
+	if w := p.word(p.i); kwIs(w, "in") {
+		return p.no("WHERE has IN (several keys in one statement)")
+	}
+	return p.noAt(p.i, "WHERE has a condition other than column = value or column IS [NOT] NULL")
+}
+
+// clip shortens s for a reason.
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:37] + "..."
+	}
+	return s
+}
+
+// noEnd records why the text goes on where the statement should end:
+// after the WHERE clause of an UPDATE, the VALUES rows of an INSERT or an
+// upsert's DO UPDATE SET list (after is that clause, for the message).
+func (p *parser) noEnd(after string) bool {
+	if p.why == nil || *p.why != "" {
+		return false
+	}
+	t := p.peek()
+	w := p.word(p.i)
+	prev := p.toks[max(p.i-1, 0)]
+	switch {
+	case t.kind == tkOp && p.text(t) == ";", prev.kind == tkOp && p.text(&prev) == ";":
+		return p.no("several statements in one text")
+	case kwIs(w, "or") && after == "WHERE":
+		return p.no("WHERE has OR")
+	case kwIs(w, "returning"):
+		return p.no("RETURNING (the database's answer is needed)")
+	case kwIs(w, "from"):
+		return p.no("UPDATE ... FROM (a join)")
+	case kwIs(w, "order"), kwIs(w, "limit"):
+		return p.no(strings.ToUpper(w) + " after " + after)
+	case kwIs(w, "where") && after == "DO UPDATE SET":
+		return p.no("DO UPDATE ... WHERE (a condition the database decides)")
+	}
+	return p.noTok(p.i, "unexpected text after ", after)
 }
 
 // word returns the text of token k when it is an unquoted identifier.
@@ -599,13 +718,40 @@ func (p *parser) fresh(res *Statement, col Ident) bool {
 // so parentheses change nothing).
 func (p *parser) update(res *Statement) bool {
 	if !p.table(res) {
-		return false
+		return p.noAt(p.i, "the UPDATE's target is not a table name")
 	}
-	if !p.alias(res) || !p.keyword("set") {
-		return false
+	if !p.alias(res) {
+		return p.noTok(p.i, "the table's alias")
+	}
+	if !p.keyword("set") {
+		return p.noTok(p.i, "expected SET after the table")
 	}
 	p.allocUpdateLists(res)
-	return p.setList(res) && p.keyword("where") && p.whereList(res, 0) && len(res.Where) > 0 && p.returning(res) && p.end()
+	if !p.setList(res) {
+		return false
+	}
+	if !p.keyword("where") {
+		if p.end() {
+			return p.no("UPDATE without WHERE (every row)")
+		}
+		if kwIs(p.word(p.i), "from") {
+			return p.no("UPDATE ... FROM (a join)")
+		}
+		return p.noAt(p.i, "SET holds an expression, not a value, a delta or GREATEST/LEAST of the column")
+	}
+	if !p.whereList(res, 0) {
+		return false
+	}
+	if len(res.Where) == 0 {
+		return p.no("WHERE has no column = value equality")
+	}
+	if !p.returning(res) {
+		return false
+	}
+	if !p.end() {
+		return p.noEnd("WHERE")
+	}
+	return true
 }
 
 // returning accepts an optional RETURNING list of plain column names (no
@@ -617,7 +763,7 @@ func (p *parser) returning(res *Statement) bool {
 	for {
 		col, ok := p.column(res)
 		if !ok {
-			return false
+			return p.noAt(p.i, "RETURNING holds more than column names")
 		}
 		res.Returning = append(res.Returning, col)
 		if !p.op(",") {
@@ -719,28 +865,35 @@ func (p *parser) current(res *Statement) (col Ident, ok, zero bool) {
 // placeholder or a number.
 func (p *parser) setClause(res *Statement) bool {
 	col, ok := p.ident() // a SET target is never qualified: both databases refuse t.c = ...
-	if !ok || !p.op("=") {
-		return false
+	if !ok {
+		return p.noAt(p.i, "SET target")
+	}
+	if !p.op("=") {
+		if p.op(".") {
+			return p.no("a qualified SET target (t.c = ...), which the databases refuse")
+		}
+		return p.noAt(p.i, "SET target")
 	}
 	if !p.fresh(res, col) {
-		return false
+		return p.nof("SET names column ", col.Raw, " twice")
 	}
 	sc := SetClause{Col: col}
 	var kind valueKind
+	start := p.i
 	if sc.Extreme = p.extreme(); sc.Extreme != 0 {
 		// c = GREATEST(c, v): the column first, so that a tie keeps it.
 		rc, ok := p.column(res)
 		if !ok || rc.Norm != col.Norm || !p.op(",") {
-			return false
+			return p.nof("SET ", col.Raw, " = ", p.text(&p.toks[start]), "(...): not of the column itself first")
 		}
 		if sc.Val, kind = p.value(); kind != vkParam && kind != vkNumber || !p.op(")") {
-			return false
+			return p.nof("SET ", col.Raw, " = ", p.text(&p.toks[start]), "(", col.Raw, ", ...): the other argument is not one placeholder or number")
 		}
 	} else if rc, ok, zero := p.current(res); ok {
 		sc.NullAsZero = zero
 		// c = c + v or c = c - v: the same column exactly, by norm.
 		if rc.Norm != col.Norm {
-			return false
+			return p.noAt(start, "SET ", col.Raw, " = ...")
 		}
 		switch {
 		case p.op("+"):
@@ -748,23 +901,23 @@ func (p *parser) setClause(res *Statement) bool {
 		case p.op("-"):
 			sc.Delta = -1
 		default:
-			return false
+			return p.noAt(p.i, "SET ", col.Raw, " = ", col.Raw, " ...: only + or - a value")
 		}
 		if sc.Val, kind = p.value(); kind != vkParam && kind != vkNumber {
-			return false
+			return p.noAt(p.i, "SET ", col.Raw, " = ", col.Raw, " ± ...: not a placeholder or number")
 		}
 	} else {
 		if sc.Val, kind = p.value(); kind == vkNone {
-			return false
+			return p.noAt(start, "SET ", col.Raw, " = ...")
 		}
 		if p.op("+") { // c = v + c
 			rc, ok, zero := p.current(res)
 			if !ok || rc.Norm != col.Norm {
-				return false
+				return p.noAt(p.i, "SET ", col.Raw, " = v + ...: not the column itself")
 			}
 			sc.NullAsZero = zero
 			if kind != vkParam && kind != vkNumber {
-				return false
+				return p.nof("SET ", col.Raw, " = v + ", col.Raw, ": v is not a placeholder or number")
 			}
 			sc.Delta = 1
 		}
@@ -782,8 +935,14 @@ const maxParenDepth = 16
 func (p *parser) whereList(res *Statement, depth int) bool {
 	for {
 		if p.op("(") {
-			if depth == maxParenDepth || !p.whereList(res, depth+1) || !p.op(")") {
+			if depth == maxParenDepth {
+				return p.no("WHERE nests parentheses too deep")
+			}
+			if !p.whereList(res, depth+1) {
 				return false
+			}
+			if !p.op(")") {
+				return p.noEnd("WHERE")
 			}
 		} else if !p.guard(res) && !p.keyEq(res) {
 			return false
@@ -819,29 +978,38 @@ func (p *parser) guard(res *Statement) bool {
 func (p *parser) keyEq(res *Statement) bool {
 	var k KeyEq
 	var kind valueKind
+	start := p.i
 	if col, ok := p.tryColumn(res); ok {
 		if !p.op("=") {
-			return false
+			return p.noCond()
 		}
 		k.Col = col
-		k.Val, kind = p.value()
+		if k.Val, kind = p.value(); kind == vkNone {
+			return p.noAt(p.i, "WHERE ", col.Raw, " = ...")
+		}
 	} else {
 		k.Val, kind = p.value()
-		if kind == vkNone || !p.op("=") {
-			return false
+		if kind == vkNone {
+			return p.noAt(start, "WHERE")
+		}
+		if !p.op("=") {
+			return p.noCond()
 		}
 		if k.Col, ok = p.column(res); !ok {
-			return false
+			return p.noAt(p.i, "WHERE value = ...: not a column of the table")
 		}
 	}
 	// k = NULL matches no row: the database must say so.
-	if kind == vkNone || kind == vkClock || k.Val.IsLit && k.Val.Lit == nil {
-		return false
+	if kind == vkNone || k.Val.IsLit && k.Val.Lit == nil {
+		return p.nof("WHERE ", k.Col.Raw, " = NULL (it matches no row)")
+	}
+	if kind == vkClock {
+		return p.nof("WHERE ", k.Col.Raw, " = the current time")
 	}
 	// A key twice, or a key the statement also sets (it would change
 	// its own key), is not bufferable.
 	if !p.fresh(res, k.Col) {
-		return false
+		return p.nof("WHERE names column ", k.Col.Raw, " twice, or a column the statement sets")
 	}
 	res.Where = append(res.Where, k)
 	return true
@@ -853,12 +1021,26 @@ func (p *parser) keyEq(res *Statement) bool {
 func (p *parser) insert(res *Statement) bool {
 	if p.keyword("or") {
 		if !p.keyword("ignore") {
-			return false // OR REPLACE, OR ABORT ...
+			return p.nof("INSERT OR ", strings.ToUpper(p.word(p.i)), " (only OR IGNORE is buffered)") // OR REPLACE, OR ABORT ...
 		}
 		res.IgnoreConflict, res.OrIgnore = true, true
 	}
-	if !p.keyword("into") || !p.table(res) || !p.op("(") {
-		return false
+	if !p.keyword("into") {
+		return p.noTok(p.i, "INSERT without INTO")
+	}
+	if !p.table(res) {
+		return p.noAt(p.i, "the INSERT's target is not a table name")
+	}
+	if !p.op("(") {
+		switch w := p.word(p.i); {
+		case kwIs(w, "values"):
+			return p.no("INSERT without a column list")
+		case kwIs(w, "select"):
+			return p.no("INSERT ... SELECT")
+		case kwIs(w, "default"):
+			return p.no("INSERT ... DEFAULT VALUES")
+		}
+		return p.noTok(p.i, "INSERT INTO the table without a column list")
 	}
 	nCols := 1
 	for k := p.i; k < len(p.toks) && !(p.toks[k].kind == tkOp && p.text(&p.toks[k]) == ")"); k++ {
@@ -870,18 +1052,24 @@ func (p *parser) insert(res *Statement) bool {
 	for {
 		col, ok := p.ident()
 		if !ok {
-			return false
+			return p.noAt(p.i, "the column list")
 		}
 		if !p.fresh(res, col) {
-			return false
+			return p.nof("the column list names ", col.Raw, " twice")
 		}
 		res.Cols = append(res.Cols, col)
 		if !p.op(",") {
 			break
 		}
 	}
-	if !p.op(")") || !p.keyword("values") {
-		return false
+	if !p.op(")") {
+		return p.noAt(p.i, "the column list")
+	}
+	if !p.keyword("values") {
+		if kwIs(p.word(p.i), "select") {
+			return p.no("INSERT ... SELECT")
+		}
+		return p.noTok(p.i, "expected VALUES after the column list")
 	}
 	// Every row opens with '(' and no value may hold one, so counting them
 	// sizes the rows; all values share one backing array. A valid statement
@@ -893,36 +1081,60 @@ func (p *parser) insert(res *Statement) bool {
 		}
 	}
 	if nRows == 0 || nRows > len(p.toks)/len(res.Cols) {
-		return false
+		return p.no("the VALUES rows do not match the column list")
 	}
 	vals := make([]Operand, nRows*len(res.Cols))
 	res.Rows = make([][]Operand, 0, nRows)
 	for {
 		if !p.op("(") || len(res.Rows) == nRows {
-			return false
+			return p.noAt(p.i, "VALUES")
 		}
 		off := len(res.Rows) * len(res.Cols)
 		row := vals[off : off : off+len(res.Cols)]
 		for {
+			at := p.i
 			v, kind := p.value()
-			if kind == vkNone || len(row) == len(res.Cols) {
-				return false
+			if kind == vkNone {
+				return p.noAt(at, "VALUES holds an expression, not a placeholder or literal")
+			}
+			if len(row) == len(res.Cols) {
+				return p.no("a VALUES row has more values than there are columns")
 			}
 			row = append(row, v)
 			if !p.op(",") {
 				break
 			}
 		}
-		if !p.op(")") || len(row) != len(res.Cols) {
-			return false
+		if !p.op(")") {
+			return p.noAt(p.i, "VALUES holds an expression, not a placeholder or literal")
+		}
+		if len(row) != len(res.Cols) {
+			return p.no("a VALUES row has fewer values than there are columns")
 		}
 		res.Rows = append(res.Rows, row)
 		if !p.op(",") {
 			break
 		}
 	}
-	if kwIs(p.word(p.i), "on") && (res.OrIgnore || !p.onConflict(res)) {
+	if kwIs(p.word(p.i), "on") {
+		if res.OrIgnore {
+			return p.no("INSERT OR IGNORE with ON CONFLICT")
+		}
+		if !p.onConflict(res) {
+			return false
+		}
+	}
+	if !p.returning(res) {
 		return false
 	}
-	return p.returning(res) && p.end()
+	if !p.end() {
+		switch {
+		case res.Upsert != nil:
+			return p.noEnd("DO UPDATE SET")
+		case res.IgnoreConflict:
+			return p.noEnd("DO NOTHING")
+		}
+		return p.noEnd("VALUES")
+	}
+	return true
 }

@@ -42,25 +42,34 @@ type UpsertSet struct {
 
 // onConflict consumes the ON CONFLICT clause and sets res.Upsert.
 func (p *parser) onConflict(res *Statement) bool {
-	if res.Table.Norm == "excluded" || !p.keyword("on") || !p.keyword("conflict") {
-		return false
+	if res.Table.Norm == "excluded" {
+		return p.no("an upsert into a table named excluded")
+	}
+	if !p.keyword("on") || !p.keyword("conflict") {
+		return p.noTok(p.i, "ON other than ON CONFLICT")
 	}
 	if p.keyword("do") { // ON CONFLICT DO NOTHING, no target
 		res.IgnoreConflict = p.keyword("nothing")
-		return res.IgnoreConflict
+		if !res.IgnoreConflict {
+			return p.no("ON CONFLICT DO UPDATE without a conflict target")
+		}
+		return true
 	}
 	if !p.op("(") {
-		return false
+		if kwIs(p.word(p.i), "on") {
+			return p.no("ON CONFLICT ON CONSTRAINT (a constraint's name, not the key's columns)")
+		}
+		return p.noTok(p.i, "ON CONFLICT target")
 	}
 	u := &UpsertClause{}
 	for {
 		id, ok := p.ident()
 		if !ok {
-			return false
+			return p.noAt(p.i, "the ON CONFLICT target is not a list of columns")
 		}
 		for _, o := range u.Target {
 			if sameCol(o, id) {
-				return false
+				return p.no("the ON CONFLICT target names a column twice")
 			}
 		}
 		u.Target = append(u.Target, id)
@@ -68,24 +77,31 @@ func (p *parser) onConflict(res *Statement) bool {
 			break
 		}
 	}
-	if !p.op(")") || !p.keyword("do") {
-		return false
+	if !p.op(")") {
+		return p.noAt(p.i, "the ON CONFLICT target is not a list of columns")
+	}
+	if !p.keyword("do") {
+		if kwIs(p.word(p.i), "where") {
+			return p.no("the ON CONFLICT target has a WHERE (a partial index)")
+		}
+		return p.noTok(p.i, "expected DO after the ON CONFLICT target")
 	}
 	if p.keyword("nothing") {
 		res.IgnoreConflict, res.ConflictTarget = true, u.Target
 		return true
 	}
 	if !p.keyword("update") || !p.keyword("set") {
-		return false
+		return p.noTok(p.i, "expected DO UPDATE SET or DO NOTHING")
 	}
 	for {
+		at := p.i
 		s, ok := p.upsertSet(res)
 		if !ok {
-			return false
+			return p.nof("DO UPDATE SET ", p.text(&p.toks[at]), " = ...: not v, EXCLUDED.c, t.c + v or t.c + EXCLUDED.c")
 		}
 		for _, o := range u.Sets {
 			if sameCol(o.Col, s.Col) {
-				return false
+				return p.nof("DO UPDATE SET names column ", s.Col.Raw, " twice")
 			}
 		}
 		u.Sets = append(u.Sets, s)
