@@ -216,7 +216,7 @@ func Classify(query string, sqliteParams bool) *Statement {
 }
 
 // WhyNot says, in words, why query is not one of the bufferable UPDATE or
-// INSERT shapes: "WHERE has OR", "SET n = now(): a call of now()". It
+// INSERT shapes: "WHERE has OR", "SET n = random(): a call of random()". It
 // returns "" when the text is one of them, and when it is no UPDATE or
 // INSERT at all (the caller says what it is). It classifies the text again
 // with reasons recorded, so Classify itself never builds them.

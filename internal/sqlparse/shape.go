@@ -767,6 +767,9 @@ func (p *parser) returning(res *Statement) bool {
 		}
 		res.Returning = append(res.Returning, col)
 		if !p.op(",") {
+			if t := p.peek(); t.kind != tkEOF && !(t.kind == tkOp && p.text(t) == ";") {
+				return p.noAt(p.i, "RETURNING holds more than column names")
+			}
 			return true
 		}
 	}
