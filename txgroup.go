@@ -184,8 +184,12 @@ func (c *conn) roomForGroup(gws []*groupWrite) (ok bool, err error) {
 	counted := false
 	for {
 		room := sh.Room() // before the check: a commit in between is not missed
-		if sh.GroupFits(ws) {
+		fits, never := sh.GroupFits(ws)
+		if fits {
 			return true, nil
+		}
+		if never {
+			return false, nil // more rows than a table may hold: the database takes the transaction
 		}
 		onFull := FullBlock
 		for _, gw := range gws {

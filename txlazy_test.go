@@ -256,3 +256,29 @@ func TestLazyTxAckDisk(t *testing.T) {
 		t.Fatalf("buffered %d, want 2", st.Buffered)
 	}
 }
+
+// TestLazyTxGroupOverBound: a transaction writing more rows than its table
+// may hold goes to the database at COMMIT, whole, instead of waiting for
+// room that could never come.
+func TestLazyTxGroupOverBound(t *testing.T) {
+	rules := "tables:\n  counters:\n    mode: back\n    key: [id]\n    max_loss: 1h\n    max_dirty: 1\n"
+	p := newOraclePair(t, "sqlite3", exactSchema, rules)
+	for _, db := range []*sql.DB{p.direct, p.wb} {
+		tx, err := db.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id := 1; id <= 3; id++ {
+			if _, err := tx.Exec("UPDATE counters SET n = n + 1 WHERE id = ?", id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := p.conn.Stats(); st.Buffered != 0 {
+		t.Errorf("buffered %d writes of a transaction over its table's bound", st.Buffered)
+	}
+	p.same(t, "counters")
+}

@@ -101,20 +101,25 @@ func (w *Write) rows() int {
 }
 
 // GroupFits reports whether the group's new rows would fit in every table's
-// bounds now (taking at most every write's rows as new). It is advisory: the
-// caller waits for room with no lock held, then AdmitGroup admits the group
-// whole, up to its own size over the bounds if other writers came first.
-func (sh *Shared) GroupFits(ws []*Write) bool {
+// bounds now (taking at most every write's rows as new); never, when they
+// could not fit in an empty table either. It is advisory: the caller waits
+// for room with no lock held, then AdmitGroup admits the group whole, up to
+// its own size over the bounds if other writers came first.
+func (sh *Shared) GroupFits(ws []*Write) (fits, never bool) {
 	need := map[*Table]int64{}
 	for _, w := range ws {
 		need[w.Table] += int64(w.rows())
 	}
+	fits = sh.Bytes() < sh.maxBytes
 	for t, n := range need {
+		if n > t.maxPending() {
+			return false, true
+		}
 		if t.pending.Load()+n > t.maxPending() {
-			return false
+			fits = false
 		}
 	}
-	return sh.Bytes() < sh.maxBytes
+	return fits, false
 }
 
 // AdmitGroup buffers every write of ws, or none. On Buffered it returns each

@@ -119,8 +119,12 @@ func TestAdmitGroupIgnoresBounds(t *testing.T) {
 		t.Fatalf("outcome %d, want Full", out)
 	}
 	ws := []*Write{groupUpdate(a, 3, nil, add("n", int64(1))), groupUpdate(a, 4, nil, add("n", int64(1)))}
-	if sh.GroupFits(ws) {
-		t.Fatal("GroupFits: true on a full table")
+	if fits, never := sh.GroupFits(ws); fits || never {
+		t.Fatalf("GroupFits: %v, %v on a full table", fits, never)
+	}
+	big := []*Write{groupUpdate(a, 5, nil), groupUpdate(a, 6, nil), groupUpdate(a, 7, nil)}
+	if _, never := sh.GroupFits(big); !never {
+		t.Fatal("GroupFits: three rows could fit a table of max_dirty 1")
 	}
 	if out, _, _ := sh.AdmitGroup(ws); out != Buffered || a.Pending() != 4 {
 		t.Fatalf("outcome %d, pending %d: a group is admitted whole once let in", out, a.Pending())
