@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/writeback-go/writeback/internal/catalog"
 	"github.com/writeback-go/writeback/internal/dialect"
@@ -367,6 +368,17 @@ func numericClass(k catalog.TypeClass) bool {
 // spaces, comments and parentheses): a read, which a reads: stale table lets
 // through without a barrier.
 func isPlainSelect(q string) bool {
+	w, rest := firstWord(q)
+	if !strings.EqualFold(w, "select") {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(rest)
+	return rest == "" || !(unicode.IsLetter(r) || unicode.IsDigit(r))
+}
+
+// firstWord returns the statement's first word (ASCII letters, digits and
+// _), after spaces, comments and parentheses, and the text after it.
+func firstWord(q string) (word, rest string) {
 	for i := 0; i < len(q); {
 		switch {
 		case q[i] == ' ' || q[i] == '\t' || q[i] == '\n' || q[i] == '\r' || q[i] == '(':
@@ -374,24 +386,24 @@ func isPlainSelect(q string) bool {
 		case strings.HasPrefix(q[i:], "--"):
 			j := strings.IndexByte(q[i:], '\n')
 			if j < 0 {
-				return false
+				return "", ""
 			}
 			i += j + 1
 		case strings.HasPrefix(q[i:], "/*"):
 			j := strings.Index(q[i+2:], "*/")
 			if j < 0 {
-				return false
+				return "", ""
 			}
 			i += j + 4
 		default:
-			w := q[i:]
-			if len(w) < 6 || !strings.EqualFold(w[:6], "select") {
-				return false
+			j := i
+			for j < len(q) && (q[j] == '_' || '0' <= q[j] && q[j] <= '9' || 'a' <= q[j]|0x20 && q[j]|0x20 <= 'z') {
+				j++
 			}
-			return len(w) == 6 || !(unicode.IsLetter(rune(w[6])) || unicode.IsDigit(rune(w[6])) || w[6] == '_')
+			return q[i:j], q[j:]
 		}
 	}
-	return false
+	return "", ""
 }
 
 // resolveSets resolves an UPDATE's SET list against the arguments into

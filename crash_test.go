@@ -300,16 +300,7 @@ func runChild(t *testing.T, c crashConfig, dsn, rules string, killAfter int, ext
 // flushes, and checks every counter against the child's report.
 func recoverAndCheck(t *testing.T, c crashConfig, dsn, rulesPath string, direct *sql.DB, acked, inflight []childWrite) {
 	t.Helper()
-	wb, err := sql.Open("writeback", "driver="+c.driver+" rules="+rulesPath+" dsn="+dsn)
-	if err != nil {
-		t.Fatalf("recovery: %v", err)
-	}
-	if err := Flush(context.Background(), wb); err != nil {
-		t.Fatal(err)
-	}
-	if err := wb.Close(); err != nil {
-		t.Fatal(err)
-	}
+	recoverJournal(t, c, dsn, rulesPath)
 	want := map[int64]int64{}
 	for _, w := range acked {
 		want[w.key] += w.delta
@@ -325,6 +316,22 @@ func recoverAndCheck(t *testing.T, c crashConfig, dsn, rulesPath string, direct 
 			t.Errorf("counter %d = %d: acknowledged deltas sum to %d, in flight %v: %d is no subset of them (a write lost or applied twice)",
 				key, got[key], want[key], maybe[key], extra)
 		}
+	}
+}
+
+// recoverJournal opens writeback on the crashed child's journal, which
+// replays it, flushes and closes.
+func recoverJournal(t *testing.T, c crashConfig, dsn, rulesPath string) {
+	t.Helper()
+	wb, err := sql.Open("writeback", "driver="+c.driver+" rules="+rulesPath+" dsn="+dsn)
+	if err != nil {
+		t.Fatalf("recovery: %v", err)
+	}
+	if err := Flush(context.Background(), wb); err != nil {
+		t.Fatal(err)
+	}
+	if err := wb.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 

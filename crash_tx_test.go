@@ -1,7 +1,6 @@
 package writeback
 
 import (
-	"context"
 	"database/sql"
 	"math/rand/v2"
 	"testing"
@@ -31,16 +30,7 @@ func transfer(db *sql.DB, dollar bool, from, to, delta int) error {
 // whole or not at all: some subset of them explains every counter.
 func checkTransfers(t *testing.T, c crashConfig, dsn, rulesPath string, direct *sql.DB, acked, inflight []childWrite) {
 	t.Helper()
-	wb, err := sql.Open("writeback", "driver="+c.driver+" rules="+rulesPath+" dsn="+dsn)
-	if err != nil {
-		t.Fatalf("recovery: %v", err)
-	}
-	if err := Flush(context.Background(), wb); err != nil {
-		t.Fatal(err)
-	}
-	if err := wb.Close(); err != nil {
-		t.Fatal(err)
-	}
+	recoverJournal(t, c, dsn, rulesPath)
 	want := map[int64]int64{}
 	apply := func(m map[int64]int64, w childWrite) {
 		m[w.key] += w.delta

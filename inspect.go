@@ -277,7 +277,8 @@ func (in *inspection) Explain(query string) inspect.Decision {
 	}
 	why := w.reason
 	c := info.c
-	first := strings.ToLower(firstWord(query))
+	word, _ := firstWord(query)
+	first := strings.ToLower(word)
 	read := isPlainSelect(query)
 	switch {
 	case why != "":
@@ -438,36 +439,6 @@ func rows(n int) string {
 		return "1 row"
 	}
 	return strconv.Itoa(n) + " rows"
-}
-
-// firstWord is the statement's first word, after spaces, comments and
-// parentheses.
-func firstWord(q string) string {
-	for i := 0; i < len(q); {
-		switch {
-		case q[i] == ' ' || q[i] == '\t' || q[i] == '\n' || q[i] == '\r' || q[i] == '(':
-			i++
-		case strings.HasPrefix(q[i:], "--"):
-			j := strings.IndexByte(q[i:], '\n')
-			if j < 0 {
-				return ""
-			}
-			i += j + 1
-		case strings.HasPrefix(q[i:], "/*"):
-			j := strings.Index(q[i+2:], "*/")
-			if j < 0 {
-				return ""
-			}
-			i += j + 4
-		default:
-			j := i
-			for j < len(q) && (q[j] == '_' || '0' <= q[j] && q[j] <= '9' || 'a' <= q[j]|0x20 && q[j]|0x20 <= 'z') {
-				j++
-			}
-			return q[i:j]
-		}
-	}
-	return ""
 }
 
 // staleNamed lists the reads: stale back tables among names.
