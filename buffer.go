@@ -452,9 +452,11 @@ func (cn *Connector) insertValues(info *stmtInfo, args []driver.NamedValue) (key
 	if info.ignore {
 		// A NULL the database could refuse (OR IGNORE skips those too)
 		// goes to the database.
-		for j, v := range rows[0] {
-			if v == nil && info.insCols != nil && info.insCols[j].NotNull {
-				return nil, nil, false
+		for _, row := range rows {
+			for j, v := range row {
+				if v == nil && info.insCols != nil && info.insCols[j].NotNull {
+					return nil, nil, false
+				}
 			}
 		}
 	}
@@ -471,10 +473,14 @@ func (cn *Connector) bufferInsert(a *writeAttempt, t *tableState, info *stmtInfo
 	if !ok {
 		return nil, 0, dirtyset.PassThrough, nil
 	}
+	allKeys := keys
 	if info.ignore {
-		// The row is skipped, with 0 rows, when its key exists (or will:
-		// a row buffered for it).
-		if a.present || t.set.Busy(keys[0]) || t.known.has(dirtyset.MakeID(keys[0])) {
+		// A row is skipped when its key exists (or will: a row buffered
+		// for it); the others are inserted, and counted.
+		if a.present && len(keys) > 1 {
+			return nil, 0, dirtyset.PassThrough, nil // some exist, which is not known: the database decides
+		}
+		if keys, rows = skipExisting(t, keys, rows, a.present); len(keys) == 0 {
 			return bufferedResult(0), 0, dirtyset.Buffered, nil
 		}
 	}
@@ -497,13 +503,27 @@ func (cn *Connector) bufferInsert(a *writeAttempt, t *tableState, info *stmtInfo
 		a.probeKeys = keys
 	case out == dirtyset.Buffered && t.known != nil:
 		// Known from now on, also once flushed (a dead letter forgets).
-		ids := make([]dirtyset.ID, len(keys))
-		for i, kv := range keys {
+		ids := make([]dirtyset.ID, len(allKeys))
+		for i, kv := range allKeys {
 			ids[i] = dirtyset.MakeID(kv)
 		}
 		t.known.learn(epoch, ids...)
 	}
 	return bufferAnswer(out, lsn, len(rows), w)
+}
+
+// skipExisting drops the rows of an INSERT that skips existing keys whose
+// key exists, or will (a row buffered for it); present says the database
+// answered that the statement's one row exists.
+func skipExisting(t *tableState, keys, rows [][]any, present bool) ([][]any, [][]any) {
+	var k2, r2 [][]any
+	for i, kv := range keys {
+		if present || t.set.Busy(kv) || t.known.has(dirtyset.MakeID(kv)) {
+			continue
+		}
+		k2, r2 = append(k2, kv), append(r2, rows[i])
+	}
+	return k2, r2
 }
 
 // exactUpdate brings an UPDATE's key values to their canonical form and

@@ -155,8 +155,6 @@ func planIgnore(info *stmtInfo, t *tableState, sch *schemaState, w *whyNot) bool
 	switch {
 	case t.known == nil || sch == nil:
 		return w.not(what + " is buffered only with rows_affected: exact and the catalog")
-	case len(c.Rows) != 1:
-		return w.not(what + " of several rows")
 	}
 	if c.ConflictTarget != nil {
 		if len(c.ConflictTarget) != len(t.rule.Key) {

@@ -129,3 +129,33 @@ func TestDDLInTransaction(t *testing.T) {
 		})
 	}
 }
+
+// ignoreManyOracle: INSERTs of several rows that skip existing keys insert
+// the others and count them, as directly; known keys cost no query, and
+// rows of unknown keys are probed.
+func ignoreManyOracle(t *testing.T, driverName string) {
+	p := newOraclePair(t, driverName, exactSchema, exactRules)
+	ins := "INSERT INTO counters (id, n) VALUES (?, 0), (?, 0), (?, 0) ON CONFLICT (id) DO NOTHING"
+	if driverName == "sqlite3" {
+		ins = "INSERT OR IGNORE INTO counters (id, n) VALUES (?, 0), (?, 0), (?, 0)"
+	}
+	before := p.conn.Stats()
+	steps := []oracleStep{
+		{query: ins, args: []any{20, 21, 22}},                                 // none exist: probed, all inserted
+		{query: ins, args: []any{20, 21, 23}},                                 // two known (buffered): one inserted
+		{query: "UPDATE counters SET n = n + 1 WHERE id = ?", args: []any{1}}, // key 1 known from here
+		{query: ins, args: []any{1, 20, 24}},                                  // known and buffered, one new: probed
+		{query: ins, args: []any{2, 3, 25}},                                   // existing rows, not known: the database decides
+		{query: ins, args: []any{20, 21, 22}},                                 // all known: 0, nothing sent
+		{query: "SELECT id, n FROM counters ORDER BY id", read: true},
+	}
+	p.run(t, steps...)
+	p.same(t, "counters")
+	st := p.conn.Stats()
+	if b := st.Buffered - before.Buffered; b < 6 {
+		t.Fatalf("%d writes buffered, want the inserts whose rows could be told apart", b)
+	}
+}
+
+func TestIgnoreManySQLite(t *testing.T)   { ignoreManyOracle(t, "sqlite3") }
+func TestIgnoreManyPostgres(t *testing.T) { ignoreManyOracle(t, "pgx") }

@@ -116,7 +116,7 @@ func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args 
 				known++
 			}
 		}
-		if info.ignore && known > 0 {
+		if info.ignore && known == len(ids) {
 			return bufferedResult(0), true // skipped, as directly: nothing to hold
 		}
 		if known != len(ids) && known != 0 || info.c.Kind == sqlparse.Insert && known > 0 {
@@ -132,6 +132,9 @@ func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args 
 				return nil, false
 			}
 			if found && info.ignore {
+				if len(ids) > 1 {
+					return nil, false // which rows exist is not known: the database decides
+				}
 				t.known.learn(epoch, ids...)
 				return bufferedResult(0), true
 			}
