@@ -1,6 +1,8 @@
 package writeback
 
 import (
+	"time"
+
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -111,6 +113,7 @@ func (in *inspection) Setup() inspect.Setup {
 		s.Tables = append(s.Tables, inspect.Rule{
 			Name: t.Name, File: r.File, Line: t.Line, Back: t.Mode == ModeBack, Key: t.Key,
 			MaxLoss: t.MaxLoss, MaxDirty: t.MaxDirty, Ack: t.Ack.String(), OnFull: t.OnFull.String(), Reads: t.Reads.String(),
+			Decision: ruleDecision(t),
 		})
 	}
 	return s
@@ -141,10 +144,39 @@ func (in *inspection) Check() inspect.Report {
 				t.Buffers = in.samples(rule, tab)
 			}
 		}
+		if msg := rule.DecisionFinding(time.Now()); msg != "" {
+			line := rule.Line
+			if rule.Decision != nil {
+				line = rule.Decision.Line
+			}
+			t.Findings = append(t.Findings, inspect.Finding{Level: inspect.Warning, Check: "decision", File: r.File, Line: line,
+				Message: "tables." + rule.Name + ": " + msg})
+		}
 		rep.Tables = append(rep.Tables, t)
 	}
 	rep.Count()
 	return rep
+}
+
+// ruleDecision is t's decision record for the writeback command.
+func ruleDecision(t *TableRule) *inspect.RuleDecision {
+	d := t.Decision
+	if d == nil {
+		return nil
+	}
+	rd := &inspect.RuleDecision{Data: d.Data, Regulatory: d.Regulatory, Mitigations: d.Mitigations,
+		ResidualRisk: d.ResidualRisk, ApprovedBy: d.ApprovedBy, Line: d.Line}
+	if d.LossCost != LossCostUnset {
+		rd.LossCost = d.LossCost.String()
+	}
+	if d.Recoverable != RecoveryUnset {
+		rd.Recoverable = d.Recoverable.String()
+	}
+	if !d.Review.IsZero() {
+		rd.Review = d.Review.Format(time.DateOnly)
+	}
+	rd.Due = t.DecisionFinding(time.Now())
+	return rd
 }
 
 // samples runs one statement of each kind the driver buffers through the

@@ -212,7 +212,10 @@ type TableRule struct {
 	// although they can make buffered writes differ from direct execution
 	// (see Allowance); the connector refuses to open on any other.
 	Allow Allowance
-	Line  int // line of the table's entry in the rules file
+	// Decision is the table's decision record (decision.go); nil when the
+	// rule has none.
+	Decision *Decision
+	Line     int // line of the table's entry in the rules file
 }
 
 // Allowance is a set of schema features a back table's rule accepts. Without
@@ -454,6 +457,9 @@ func (r *Rules) validateTable(where string, t *TableRule) error {
 	case t.Ack == AckDisk && r.Journal == nil:
 		return r.errAt(t.Line, "%s.ack: disk needs a journal section", where)
 	}
+	if err := r.validateDecision(where, t); err != nil {
+		return err
+	}
 	seen := make(map[string]bool, len(t.Key))
 	for _, col := range t.Key {
 		if err := checkNormalizedPart(col); err != nil {
@@ -484,6 +490,11 @@ func (r *Rules) withDefaults() (*Rules, error) {
 		c := *t
 		c.Name = names[k]
 		c.Key = slices.Clone(t.Key)
+		if t.Decision != nil {
+			d := *t.Decision
+			d.Mitigations = slices.Clone(d.Mitigations)
+			c.Decision = &d
+		}
 		c.fillDefaults()
 		out.Tables[c.Name] = &c
 	}

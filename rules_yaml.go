@@ -385,7 +385,7 @@ func (p *rulesParser) tables(e *yamlEntry, r *Rules) error {
 }
 
 // ruleTableFields lists a table's fields, for messages.
-const ruleTableFields = "mode, key, max_loss, batch, max_dirty, priority, reads, ack, on_full, rows_affected, allow"
+const ruleTableFields = "mode, key, max_loss, batch, max_dirty, priority, reads, ack, on_full, rows_affected, allow, decision"
 
 // table parses one table's rule.
 func (p *rulesParser) table(te yamlEntry, name string, haveJournal bool) (*TableRule, error) {
@@ -438,6 +438,8 @@ func (p *rulesParser) table(te yamlEntry, name string, haveJournal bool) (*Table
 			t.RowsAffected = [...]RowsPolicy{RowsExact, RowsAssume}[i]
 		case "allow":
 			t.Allow, err = p.allowance(f.val, fw)
+		case "decision":
+			t.Decision, err = p.decision(f, fw)
 		default:
 			return nil, p.errAt(f.key.Line, where, "unknown field %q (want %s)", f.name, ruleTableFields)
 		}

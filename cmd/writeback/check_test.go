@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,6 +67,8 @@ func checkFixture(t *testing.T, driverName, baseDSN, rules string, wants map[str
 	for _, tab := range rep.Tables {
 		seen[tab.Name] = true
 		ws := wants[tab.Name]
+		// The decision-record warnings are TestCheckDecision's.
+		tab.Findings = slices.DeleteFunc(tab.Findings, func(f inspect.Finding) bool { return f.Check == "decision" })
 		if len(tab.Findings) != len(ws) {
 			t.Errorf("%s: %d findings, want %d: %+v", tab.Name, len(tab.Findings), len(ws), tab.Findings)
 			continue
@@ -213,7 +216,7 @@ func TestCheckSQLite(t *testing.T) {
 	// A rules file that fits: exit 0.
 	good := writeFile(t, t.TempDir(), "good.yaml", "tables:\n  page_views:\n    mode: back\n    key: page_id\n  orders:\n    mode: through\n")
 	out := mustRun(t, exitOK, "check", "driver=sqlite3 rules="+good+" dsn="+db)
-	if !strings.Contains(out, "\n0 errors, 1 warning\n") || !strings.Contains(out, "    yes  INSERT\n") {
+	if !strings.Contains(out, "\n0 errors, 2 warnings\n") || !strings.Contains(out, "    yes  INSERT\n") {
 		t.Errorf("good rules:\n%s", out)
 	}
 }
@@ -363,5 +366,55 @@ func TestCheckUsage(t *testing.T) {
 	code, _, errOut := runCmd(t, "check", "-timeout", "5s", "driver=pgx rules="+rules+" dsn=host=127.0.0.1 port=1 user=x dbname=x connect_timeout=2")
 	if code != exitUsage || !strings.Contains(errOut, "catalog") {
 		t.Errorf("unreachable database: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestCheckDecision: a back table without a decision record, or past its
+// review date, gets a warning (exit 0); one with a current record none.
+func TestCheckDecision(t *testing.T) {
+	db := sqliteDB(t, "CREATE TABLE a (id INTEGER PRIMARY KEY, n INTEGER)", "CREATE TABLE b (id INTEGER PRIMARY KEY, n INTEGER)",
+		"CREATE TABLE c (id INTEGER PRIMARY KEY, n INTEGER)")
+	rules := `tables:
+  a:
+    mode: back
+    key: id
+  b:
+    mode: back
+    key: id
+    decision:
+      data: counters
+      loss_cost: minor
+      review: 2020-01-01
+  c:
+    mode: back
+    key: id
+    decision: {data: counters, loss_cost: minor, approved_by: me, review: 2999-01-01}
+`
+	path := writeFile(t, t.TempDir(), "writeback.yaml", rules)
+	var rep inspect.Report
+	if err := json.Unmarshal([]byte(mustRun(t, exitOK, "check", "-json", "driver=sqlite3 rules="+path+" dsn="+db)), &rep); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a": "no decision record", "b": "was due for review on 2020-01-01", "c": ""}
+	for _, tab := range rep.Tables {
+		var got []inspect.Finding
+		for _, f := range tab.Findings {
+			if f.Check == "decision" {
+				got = append(got, f)
+			}
+		}
+		switch w := want[tab.Name]; {
+		case w == "" && len(got) != 0:
+			t.Errorf("%s: %+v, want no decision finding", tab.Name, got)
+		case w != "" && (len(got) != 1 || got[0].Level != inspect.Warning || !strings.Contains(got[0].Message, w)):
+			t.Errorf("%s: %+v, want a warning %q", tab.Name, got, w)
+		}
+	}
+	// explain prints the record beside the figures.
+	out := mustRun(t, exitOK, "explain", "driver=sqlite3 rules="+path+" dsn="+db)
+	for _, w := range []string{"decision record:  none", "    loss cost:      minor", "    note:           the decision record was due for review on 2020-01-01", "    approved by:    me"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("explain lacks %q:\n%s", w, out)
+		}
 	}
 }

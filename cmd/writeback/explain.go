@@ -152,6 +152,8 @@ type tableRisk struct {
 	Host     string   `json:"host_loss"`
 	Outage   string   `json:"database_outage"`
 	Residual string   `json:"residual_risk"`
+	// Decision is the rule's decision record, printed beside the figures.
+	Decision *inspect.RuleDecision `json:"decision,omitempty"`
 
 	// The table's short forms of Crash, Power and Host.
 	crash, power, host string
@@ -195,7 +197,7 @@ func explainDurability(s inspect.Setup, rates, keys rateFlag, asJSON bool, stdou
 // assess works out one back table's figures from its rule: what each
 // failure takes at its ack level and journal policy (README, Durability).
 func assess(t inspect.Rule, s inspect.Setup, rates, keys rateFlag) tableRisk {
-	r := tableRisk{Table: t.Name, Rule: where(t.File, t.Line), MaxLoss: t.MaxLoss.String(), Ack: t.Ack, Journal: "none"}
+	r := tableRisk{Table: t.Name, Rule: where(t.File, t.Line), MaxLoss: t.MaxLoss.String(), Ack: t.Ack, Journal: "none", Decision: t.Decision}
 	if s.Journal != "" {
 		r.Journal = "fsync: " + s.Fsync
 	}
@@ -281,6 +283,7 @@ func printDurability(w io.Writer, s inspect.Setup, risks []tableRisk) {
 			fmt.Fprintf(w, "  coalescing:       %s writes per key written\n", strconv.FormatFloat(*r.Rate / *r.Keys, 'g', 3, 64))
 		}
 		fmt.Fprintf(w, "  residual risk:    %s\n", r.Residual)
+		printDecision(w, r)
 	}
 	names := make([]string, len(risks))
 	for i, r := range risks {
@@ -300,6 +303,26 @@ For each table (%s), decide and write down:
   5. Record it: data, pattern (write-back), max loss tolerated (max_loss),
      mitigations (ack, journal), residual risk, approved by, review date.
 `, strings.Join(names, ", "))
+}
+
+// printDecision writes a table's decision record beside its figures, or
+// says there is none.
+func printDecision(w io.Writer, r tableRisk) {
+	d := r.Decision
+	if d == nil {
+		fmt.Fprintln(w, "  decision record:  none (step 5 below; decision: in the rule)")
+		return
+	}
+	fmt.Fprintf(w, "  decision record (line %d):\n", d.Line)
+	for _, f := range [][2]string{
+		{"data", d.Data}, {"loss cost", d.LossCost}, {"recoverable", d.Recoverable},
+		{"mitigations", strings.Join(d.Mitigations, ", ")}, {"residual risk", d.ResidualRisk},
+		{"approved by", d.ApprovedBy}, {"review", d.Review}, {"note", d.Due},
+	} {
+		if f[1] != "" {
+			fmt.Fprintf(w, "    %-15s %s\n", f[0]+":", f[1])
+		}
+	}
 }
 
 func figure(v *float64) string {

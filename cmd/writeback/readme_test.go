@@ -23,6 +23,12 @@ const readmeRules = `tables:
     mode: back
     key: page_id
     max_loss: 2s
+    decision:
+      data: page view counters shown on article pages
+      loss_cost: minor
+      recoverable: from_source
+      residual_risk: up to 2 s of views on a crash
+      approved_by: analytics team
   orders:
     mode: through
   sessions:
@@ -42,6 +48,13 @@ tables:
     mode: back
     key: page_id
     max_loss: 2s
+    decision:
+      data: page view counters shown on article pages
+      loss_cost: minor
+      recoverable: from_source
+      mitigations: [journal_everysec]
+      residual_risk: about 1 s of views on a power loss
+      approved_by: analytics team
   carts:
     mode: back
     key: cart_id

@@ -136,6 +136,24 @@ type Rule struct {
 	Ack      string // memory or disk
 	OnFull   string
 	Reads    string
+	// Decision is the rule's decision record; nil when it has none.
+	Decision *RuleDecision
+}
+
+// RuleDecision is a rule's written decision record, as the rules file
+// says it.
+type RuleDecision struct {
+	Data         string   `json:"data,omitempty"`
+	LossCost     string   `json:"loss_cost,omitempty"`
+	Recoverable  string   `json:"recoverable,omitempty"`
+	Regulatory   bool     `json:"regulatory,omitempty"`
+	Mitigations  []string `json:"mitigations,omitempty"`
+	ResidualRisk string   `json:"residual_risk,omitempty"`
+	ApprovedBy   string   `json:"approved_by,omitempty"`
+	Review       string   `json:"review,omitempty"` // YYYY-MM-DD
+	Line         int      `json:"line"`
+	// Due is the finding of a record past its review date ("" if none).
+	Due string `json:"due,omitempty"`
 }
 
 // Setup is a DSN's rules.
