@@ -32,7 +32,7 @@ func mixedOracle(t *testing.T, driverName string, seed uint64) {
 	}
 	pick := func() stmt {
 		k, d := key(), r.Int64N(5)-1
-		switch r.IntN(13) {
+		switch r.IntN(16) {
 		case 0, 1:
 			return stmt{q: "UPDATE counters SET n = n + ? WHERE id = ?", args: []any{d, k}}
 		case 2:
@@ -58,6 +58,12 @@ func mixedOracle(t *testing.T, driverName string, seed uint64) {
 			return stmt{q: "SELECT * FROM counters WHERE id = ?", args: []any{k}, read: true}
 		case 11:
 			return stmt{q: "INSERT INTO counters (id, n) VALUES (?, ?), (?, ?)", args: []any{k, d, key(), d}}
+		case 12:
+			return stmt{q: "INSERT INTO counters (id, n) VALUES (?, ?) RETURNING id", args: []any{k, d}, read: true}
+		case 13:
+			return stmt{q: "UPDATE counters SET note = ? WHERE id = ? RETURNING id, note", args: []any{fmt.Sprint("r", d), k}, read: true}
+		case 14:
+			return stmt{q: strings.Replace(ignore, "(?, ?)", "(?, ?), (?, ?)", 1), args: []any{k, d, key(), d}}
 		default:
 			return stmt{q: "SELECT id, n, note, deleted FROM counters ORDER BY id", read: true}
 		}
@@ -69,12 +75,11 @@ func mixedOracle(t *testing.T, driverName string, seed uint64) {
 	run := func(db execer, s stmt) string {
 		q := p.q(s.q)
 		if s.read {
-			rows, err := db.Query(q, s.args...)
-			if err != nil {
-				return "error"
+			out := returnRead(db, q, s.args...)
+			if strings.HasSuffix(out, "error") {
+				return "error" // Query's, or the rows' (an INSERT ... RETURNING refused)
 			}
-			defer rows.Close()
-			return strings.Join(scanAll(t, rows), "|")
+			return out
 		}
 		res, err := db.Exec(q, s.args...)
 		if err != nil {

@@ -28,12 +28,11 @@ func returnRead(db interface {
 		if err := rows.Scan(ptrs...); err != nil {
 			return "scan error"
 		}
-		for i, v := range vals {
-			if b, ok := v.([]byte); ok {
-				vals[i] = string(b)
-			}
+		var row []string
+		for _, v := range vals {
+			row = append(row, fmt.Sprintf("%T:%v", v, v)) // []byte and string are told apart
 		}
-		out = append(out, fmt.Sprintf("%T%v", vals, vals))
+		out = append(out, strings.Join(row, ","))
 	}
 	if rows.Err() != nil {
 		return "error"
