@@ -336,6 +336,10 @@ type Connector struct {
 	buf   *buffer
 	drv   *connDriver
 	log   *slog.Logger
+	// loss keeps the state file; lastCrash is what it told of the run
+	// before (losswatch.go).
+	loss      *lossWatch
+	lastCrash atomic.Pointer[CrashReport]
 
 	// dia is the base database's dialect, decided once at open.
 	dia dialect.Dialect
@@ -454,6 +458,7 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 			return nil, err
 		}
 	}
+	c.startLossWatch(&cfg) // losswatch.go
 	return c, nil
 }
 
@@ -497,6 +502,7 @@ func (c *Connector) Shutdown(ctx context.Context) error {
 		c.recovery.Load().stopRetry()
 		c.buf.shared.Close()
 		c.closeErr = c.buf.flusher.CloseContext(ctx)
+		c.stopLossWatch() // clean if the final flush left nothing
 		// After the flushers, its writers: what is pending is logged.
 		c.rowLogs.Close()
 		c.closeErr = errors.Join(c.closeErr, c.deadFile.close()) // the flushers, its only writers, have stopped

@@ -23,6 +23,9 @@ type config struct {
 	dialect        dialect.Dialect // nil: detected from the base driver
 	flushConns     int             // 0: one per back table
 	deferChecks    bool            // WithDeferredChecks
+	onCrash        func(CrashReport)
+	stateFile      string // WithStateFile
+	stateFileSet   bool
 
 	// Test seams (crash tests): see withTestHooks and withJournalFault.
 	hook         func(point string)

@@ -9,6 +9,9 @@ import (
 // table, OverdueSince the earliest), and the connector-wide ones.
 type Stats struct {
 	TableStats
+	// LastCrash is what the connector found at open of the run before it
+	// when that run stopped without a clean shutdown; nil otherwise.
+	LastCrash *CrashReport
 	// LastError is the last flush error and when it happened (zero if none).
 	LastError   error
 	LastErrorAt time.Time
@@ -119,7 +122,7 @@ func (s Stats) RowWritesPerWrite() float64 {
 // Stats returns the buffer's figures now.
 func (c *Connector) Stats() Stats {
 	now := time.Now()
-	s := Stats{Tables: map[string]TableStats{}}
+	s := Stats{Tables: map[string]TableStats{}, LastCrash: c.lastCrash.Load()}
 	for _, t := range c.buf.ordered {
 		ts := t.stats(now)
 		s.Tables[t.rule.Name] = ts

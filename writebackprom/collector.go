@@ -118,6 +118,16 @@ func NewCollector(db *sql.DB) (prometheus.Collector, error) {
 		func(s writeback.Stats) float64 { return s.FsyncLatencyLast.Seconds() })
 	conn("journal_fsync_avg_seconds", "Mean duration of the journal's fsyncs since the database was opened.", gauge,
 		func(s writeback.Stats) float64 { return s.FsyncLatencyAvg.Seconds() })
+	conn("last_crash_lost_writes", "At most how many acknowledged writes the unclean stop of the run before lost (0: a clean stop, or a journal that replayed them); see writeback.CrashReport.", gauge,
+		func(s writeback.Stats) float64 {
+			var n int64
+			if s.LastCrash.Lost() {
+				for _, t := range s.LastCrash.Tables {
+					n += t.Writes
+				}
+			}
+			return count(n)
+		})
 	return c, nil
 }
 

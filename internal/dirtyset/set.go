@@ -148,6 +148,10 @@ type Table struct {
 	unapplied atomic.Int64  // journaled writes (rows) not yet applied
 	groupLSN  atomic.Uint64 // the last record of the last group with rows here (group.go)
 
+	// doneWrites counts the writes of rows committed or dead-lettered
+	// (Batch.Done): the writes buffered and not done are at risk.
+	doneWrites atomic.Int64
+
 	// Bounds and backpressure (bound.go). bytes is the approximate memory
 	// of the rows counted in pending; oldest is the Since (UnixNano) of the
 	// oldest of them, 0 when none: set by the first new row, recomputed

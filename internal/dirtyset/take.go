@@ -141,11 +141,13 @@ func (t *Table) Take(all bool) *Batch {
 // wakes writers blocked on a full buffer.
 func (b *Batch) Done(rows []*Row) {
 	t := b.t
-	var recs, size int64
+	var recs, size, writes int64
 	for _, r := range rows {
 		recs += r.Recs
 		size += r.size
+		writes += int64(r.Writes)
 	}
+	t.doneWrites.Add(writes)
 	t.bytes.Add(-size)
 	t.pending.Add(-int64(len(rows)))
 	if recs != 0 {

@@ -1,0 +1,231 @@
+package writeback
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/writeback-go/writeback/internal/lossstate"
+)
+
+// This file tells operators what a crash took. The connector keeps a small
+// state file (internal/lossstate): per back table the rows and writes
+// buffered and not yet committed, the oldest one's time and the recent
+// write rate, refreshed at most once a second while anything is buffered,
+// and marked clean by a shutdown that flushed everything. The next open
+// after an unclean stop reads it and reports, per table, at most how many
+// writes to how many rows the stop took, acknowledged between when and
+// when: in a log line at ERROR, in Stats.LastCrash and through the
+// WithOnCrashReport hook. With a journal the report says nothing was lost
+// (the journal replayed it).
+
+// CrashReport is what the connector found at open of the run before it: it
+// stopped without a clean shutdown.
+type CrashReport struct {
+	// StateAt is when the state of the stopped run was last written; the
+	// stop came after it, within about a second.
+	StateAt time.Time
+	// PID is the stopped process's.
+	PID int
+	// Journal: the stopped run journaled its writes, and recovery replayed
+	// what the database lacked: nothing acknowledged was lost.
+	Journal bool
+	// Tables bounds the loss per table (without a journal): tables with
+	// nothing buffered are left out.
+	Tables map[string]TableLoss
+}
+
+// TableLoss bounds what a stop took from one table: at most Writes
+// acknowledged writes to at most Rows rows, acknowledged between From and
+// To. The bound is the writes pending at the last state plus what the
+// recent write rate could have added before the next state was due.
+type TableLoss struct {
+	Writes, Rows int64
+	From, To     time.Time
+}
+
+// Lost reports whether the report bounds a loss above zero.
+func (r *CrashReport) Lost() bool {
+	if r == nil || r.Journal {
+		return false
+	}
+	for _, t := range r.Tables {
+		if t.Writes > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// String says the report in one line.
+func (r *CrashReport) String() string {
+	if r.Journal {
+		return fmt.Sprintf("the process before (pid %d) stopped without a clean shutdown; nothing acknowledged was lost: the journal replayed what the database lacked", r.PID)
+	}
+	if !r.Lost() {
+		return fmt.Sprintf("the process before (pid %d) stopped without a clean shutdown, with nothing buffered", r.PID)
+	}
+	var parts []string
+	names := make([]string, 0, len(r.Tables))
+	for name := range r.Tables {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		t := r.Tables[name]
+		parts = append(parts, fmt.Sprintf("%s: at most %d writes to %d rows, acknowledged between %s and %s",
+			name, t.Writes, t.Rows, t.From.Format(time.RFC3339), t.To.Format(time.RFC3339)))
+	}
+	return fmt.Sprintf("the process before (pid %d) stopped without a clean shutdown and without a journal; its buffered writes were lost: %s",
+		r.PID, strings.Join(parts, "; "))
+}
+
+// WithOnCrashReport calls fn once at open when the run before stopped
+// without a clean shutdown (see CrashReport), before the connector serves
+// anything: alert on it, so a loss is learned from the driver, not from
+// users.
+func WithOnCrashReport(fn func(CrashReport)) Option {
+	return func(c *config) error {
+		c.onCrash = fn
+		return nil
+	}
+}
+
+// WithStateFile sets the file where the connector keeps what a crash could
+// take ("" keeps none). The default is writeback.state in the journal's
+// directory, or the rules file's path with ".state" appended; rules built
+// in Go without a file and without a journal keep none.
+func WithStateFile(path string) Option {
+	return func(c *config) error {
+		c.stateFile, c.stateFileSet = path, true
+		return nil
+	}
+}
+
+// lossWatch keeps the state file of a connector.
+type lossWatch struct {
+	file    *lossstate.File
+	journal bool
+	stop    chan struct{}
+	done    chan struct{}
+	last    map[string]int64 // buffered writes per table at the last state
+	lastAt  time.Time
+	wrote   bool // the last state written had something pending
+	written bool // a state of this run was written
+}
+
+// statePath is where the connector keeps its state file ("" for none).
+func (c *Connector) statePath(cfg *config) string {
+	switch {
+	case cfg.stateFileSet:
+		return cfg.stateFile
+	case c.buf.journal != nil:
+		return filepath.Join(c.buf.journal.Dir(), "writeback.state")
+	case c.rules.File != "" && len(c.buf.ordered) > 0:
+		return c.rules.File + ".state"
+	}
+	return ""
+}
+
+// startLossWatch reports the run before, if it stopped uncleanly, and
+// starts keeping this run's state.
+func (c *Connector) startLossWatch(cfg *config) {
+	path := c.statePath(cfg)
+	if path == "" {
+		return
+	}
+	f, prev, err := lossstate.Open(path)
+	if err != nil {
+		if errors.Is(err, lossstate.ErrInUse) {
+			c.log.Info("writeback: another process keeps the state file; this one keeps none, and a crash of it will not be reported", "path", path)
+		} else {
+			c.log.Warn("writeback: cannot keep the state file; a crash will not be reported at the next open", "path", path, "err", err)
+		}
+		if f == nil {
+			return
+		}
+	}
+	if prev != nil && !prev.Clean {
+		c.reportCrash(cfg, prev)
+	}
+	w := &lossWatch{file: f, journal: c.buf.journal != nil, stop: make(chan struct{}), done: make(chan struct{}), last: map[string]int64{}}
+	c.loss = w
+	w.write(c, time.Now(), false) // this run's, replacing the report's source
+	go w.run(c)
+}
+
+// reportCrash reports what the stopped run could have lost.
+func (c *Connector) reportCrash(cfg *config, prev *lossstate.State) {
+	r := &CrashReport{StateAt: prev.At, PID: prev.PID, Journal: prev.Journal, Tables: map[string]TableLoss{}}
+	for name, l := range lossstate.Estimate(prev) {
+		r.Tables[name] = TableLoss{Writes: l.Writes, Rows: l.Rows, From: l.From, To: l.To}
+	}
+	c.lastCrash.Store(r)
+	if r.Lost() {
+		c.log.Error("writeback: "+r.String(), "pid", r.PID, "state_at", r.StateAt)
+	} else {
+		c.log.Warn("writeback: "+r.String(), "pid", r.PID)
+	}
+	if cfg.onCrash != nil {
+		cfg.onCrash(*r)
+	}
+}
+
+// run refreshes the state at most once per lossstate.Refresh.
+func (w *lossWatch) run(c *Connector) {
+	defer close(w.done)
+	tick := time.NewTicker(lossstate.Refresh)
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case now := <-tick.C:
+			w.write(c, now, false)
+		}
+	}
+}
+
+// write records the tables' figures; an idle connector (nothing pending
+// now or at the last state) writes nothing. clean marks a shutdown that
+// left nothing buffered.
+func (w *lossWatch) write(c *Connector, now time.Time, clean bool) {
+	s := &lossstate.State{PID: os.Getpid(), Clean: clean, At: now, Journal: w.journal, Tables: map[string]lossstate.Table{}}
+	pending := false
+	elapsed := now.Sub(w.lastAt).Seconds()
+	for _, t := range c.buf.ordered {
+		sn := t.set.Snapshot()
+		lt := lossstate.Table{Rows: sn.Pending, Writes: sn.PendingWrites, Oldest: sn.Oldest, MaxRows: 2 * int64(t.rule.MaxDirty)}
+		if prev, ok := w.last[t.rule.Name]; ok && elapsed > 0 {
+			lt.Rate = float64(sn.Buffered-prev) / elapsed
+		}
+		w.last[t.rule.Name] = sn.Buffered
+		pending = pending || lt.Writes > 0 || lt.Rate > 0
+		s.Tables[t.rule.Name] = lt
+	}
+	w.lastAt = now
+	if !pending && !w.wrote && !clean && w.written {
+		return // idle, and the file says so already
+	}
+	w.wrote, w.written = pending, true
+	if err := w.file.Write(s); err != nil {
+		c.log.Warn("writeback: cannot write the state file", "err", err)
+	}
+}
+
+// stopLossWatch stops the refreshes and writes the final state: clean when
+// the shutdown left nothing buffered.
+func (c *Connector) stopLossWatch() {
+	w := c.loss
+	if w == nil {
+		return
+	}
+	close(w.stop)
+	<-w.done
+	w.write(c, time.Now(), c.buf.pending() == 0)
+	_ = w.file.Close()
+}
