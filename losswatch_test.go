@@ -3,6 +3,7 @@ package writeback
 import (
 	"context"
 	"database/sql"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +108,43 @@ func TestCrashReportWithJournal(t *testing.T) {
 	}
 	if got < int64(len(acked)) {
 		t.Fatalf("%d acknowledged writes, the database has %d", len(acked), got)
+	}
+}
+
+// BenchmarkLossState is the cost of keeping the state file: buffered
+// counter updates on SQLite from 8 goroutines with it and without it
+// (WithStateFile("")), interleaved in one run.
+//
+//	go test -run '^$' -bench LossState -benchtime 2s -count 4 .
+func BenchmarkLossState(b *testing.B) {
+	dsn := sqliteDSN(b, "bloss")
+	benchFill(b, benchOpen(b, "sqlite3", dsn), false, "counters", benchCounterKeys)
+	rules := writeRulesFile(b, benchCounterRules)
+	with, err := openWithHooks("sqlite3", rules, dsn, WithStateFile(rules+".state"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	without, err := openWithHooks("sqlite3", rules, dsn, WithStateFile(""))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, db := range []*sql.DB{with, without} {
+		benchPool(db)
+		b.Cleanup(func() { db.Close() })
+	}
+	update := func(db *sql.DB) func(r *rand.Rand) error {
+		return func(r *rand.Rand) error {
+			_, err := db.Exec("UPDATE counters SET views = views + 1 WHERE id = ?", int64(r.IntN(benchCounterKeys)))
+			return err
+		}
+	}
+	for _, v := range []struct {
+		name string
+		db   *sql.DB
+	}{{"state", with}, {"none", without}} {
+		b.Run(v.name, func(b *testing.B) {
+			el := benchWorkers(b, 8, update(v.db), nil)
+			b.ReportMetric(float64(b.N)/el.Seconds(), "updates/s")
+		})
 	}
 }
