@@ -124,8 +124,8 @@ func pgSetups(t testing.TB) []pgSetup {
 		{name: "direct_pq", driver: "postgres", dsn: pq},
 		{name: "wb_pgx", driver: "pgx", dsn: pgDSN(), writeback: true},
 		{name: "wb_pq", driver: "postgres", dsn: pq, writeback: true},
-		{name: "wb_otelpgx", driver: names[0], dsn: pgDSN(), writeback: true, dialect: "postgres"},
-		{name: "wb_otelpq", driver: names[1], dsn: pq, writeback: true, dialect: "postgres"},
+		{name: "wb_otelpgx", driver: names[0], dsn: pgDSN(), writeback: true},
+		{name: "wb_otelpq", driver: names[1], dsn: pq, writeback: true},
 		{name: "wb_pq_journal", driver: "postgres", dsn: pq, writeback: true, journal: true},
 		{name: "wb_hiddenpq", driver: "wb_hidden_pq", dsn: pq, writeback: true, dialect: "postgres"},
 	}
@@ -546,8 +546,8 @@ func TestPgTypesThroughLibPQ(t *testing.T) {
 
 // TestPgDialectDetected: lib/pq (driver=postgres) is read as PostgreSQL,
 // whose catalog checks the rules at open (a rule naming a missing table
-// refuses it); otelsql's driver is not recognized, and is PostgreSQL only
-// with dialect=postgres.
+// refuses it), and so are otelsql's drivers wrapping lib/pq and pgx: the
+// wrapped driver decides.
 func TestPgDialectDetected(t *testing.T) {
 	pgAdmin(t)
 	quiet(t)
@@ -567,7 +567,8 @@ func TestPgDialectDetected(t *testing.T) {
 		whatIsIt string
 	}{
 		{"driver=postgres rules=" + path + pq, true, "lib/pq"},
-		{"driver=" + names[1] + " rules=" + path + pq, false, "otelsql over lib/pq"},
+		{"driver=" + names[1] + " rules=" + path + pq, true, "otelsql over lib/pq"},
+		{"driver=" + names[0] + " rules=" + path + " dsn=" + pgDSN(), true, "otelsql over pgx"},
 		{"driver=" + names[1] + " dialect=postgres rules=" + path + pq, true, "otelsql over lib/pq, dialect=postgres"},
 	} {
 		db, err := sql.Open("writeback", c.dsn)

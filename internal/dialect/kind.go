@@ -67,24 +67,73 @@ var harmless = map[Kind]map[string]bool{
 }
 
 // Detect picks the dialect of a base driver by its package: pgx's stdlib
-// and lib/pq are Postgres, go-sqlite3 is SQLite, anything else Generic. A
-// driver that wraps another (otelsql, sqlmw) is Generic unless the
+// and lib/pq are Postgres, go-sqlite3 is SQLite. A driver that wraps another
+// (otelsql, sqlhooks, sqlmw) holds it in a field: the wrapped driver found
+// there, a few levels deep, decides. Anything else is Generic, unless the
 // application names its dialect (ByName).
 func Detect(d driver.Driver) Dialect {
-	t := reflect.TypeOf(d)
+	if dia, ok := dialectOfType(reflect.TypeOf(d)); ok {
+		return dia
+	}
+	if t := wrappedDriver(reflect.ValueOf(d), 3); t != nil {
+		if dia, ok := dialectOfType(t); ok {
+			return dia
+		}
+	}
+	return generic{}
+}
+
+// dialectOfType is the dialect of a driver type's package, if known.
+func dialectOfType(t reflect.Type) (Dialect, bool) {
 	if t == nil {
-		return generic{}
+		return nil, false
 	}
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch t.PkgPath() {
 	case "github.com/mattn/go-sqlite3":
-		return sqlite{}
+		return sqlite{}, true
 	case "github.com/jackc/pgx/v5/stdlib", "github.com/lib/pq":
-		return postgres{}
+		return postgres{}, true
 	}
-	return generic{}
+	return nil, false
+}
+
+var driverType = reflect.TypeOf((*driver.Driver)(nil)).Elem()
+
+// wrappedDriver finds, in the fields of a wrapping driver's value v (up to
+// depth levels of wrappers), the type of a driver of a known package. It
+// only reads types, never the fields' values.
+func wrappedDriver(v reflect.Value, depth int) reflect.Type {
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	if depth == 0 || v.Kind() != reflect.Struct {
+		return nil
+	}
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		if f.Kind() == reflect.Interface {
+			if f.IsNil() {
+				continue
+			}
+			f = f.Elem()
+		}
+		if !f.Type().Implements(driverType) {
+			continue
+		}
+		if _, ok := dialectOfType(f.Type()); ok {
+			return f.Type()
+		}
+		if t := wrappedDriver(f, depth-1); t != nil {
+			return t
+		}
+	}
+	return nil
 }
 
 // ByName returns the dialect called name: "postgres", "sqlite" or "generic".

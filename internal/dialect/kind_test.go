@@ -4,6 +4,9 @@ import (
 	"database/sql/driver"
 	"testing"
 
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/mattn/go-sqlite3"
+
 	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
@@ -143,5 +146,31 @@ func TestRefusal(t *testing.T) {
 	}
 	if why := WhyNot(sqlite{}, "UPDATE t SET n = 1 WHERE id = 1"); why != "" {
 		t.Errorf("sqlite, bufferable: %q", why)
+	}
+}
+
+// wrapper is a driver that wraps another, as otelsql's does: in an
+// unexported interface field, possibly behind another wrapper.
+type wrapper struct {
+	name  string
+	inner driver.Driver
+}
+
+func (w *wrapper) Open(name string) (driver.Conn, error) { return w.inner.Open(name) }
+
+func TestDetectWrapped(t *testing.T) {
+	for _, c := range []struct {
+		d    driver.Driver
+		want Kind
+	}{
+		{&wrapper{inner: &stdlib.Driver{}}, Postgres},
+		{&wrapper{inner: &wrapper{inner: &sqlite3.SQLiteDriver{}}}, SQLite},
+		{&wrapper{inner: fakeDriver{}}, Generic},
+		{&wrapper{}, Generic},
+		{&wrapper{inner: &wrapper{inner: &wrapper{inner: &wrapper{inner: &stdlib.Driver{}}}}}, Generic}, // too deep
+	} {
+		if k := Detect(c.d).Kind(); k != c.want {
+			t.Errorf("Detect(%#v) = %s, want %s", c.d, k, c.want)
+		}
 	}
 }
