@@ -152,7 +152,6 @@ func TestRefusal(t *testing.T) {
 // wrapper is a driver that wraps another, as otelsql's does: in an
 // unexported interface field, possibly behind another wrapper.
 type wrapper struct {
-	name  string
 	inner driver.Driver
 }
 
