@@ -93,3 +93,53 @@ func clockCase(t *testing.T, driverName string) {
 
 func TestClockSQLite(t *testing.T)   { clockCase(t, "sqlite3") }
 func TestClockPostgres(t *testing.T) { clockCase(t, "pgx") }
+
+// TestClockUpsert: an upsert counter that also stamps the time (ON
+// CONFLICT ... DO UPDATE SET n = t.n + 1, seen = now()) is buffered, with
+// the application's clock within the Exec call.
+func TestClockUpsert(t *testing.T) {
+	for _, driverName := range []string{"sqlite3", "pgx"} {
+		t.Run(driverName, func(t *testing.T) {
+			schema := "CREATE TABLE visits (id BIGINT PRIMARY KEY, n BIGINT NOT NULL DEFAULT 0, seen TIMESTAMPTZ)"
+			clock, prec := "now()", time.Microsecond
+			q := "INSERT INTO visits (id, n, seen) VALUES ($1, 1, now()) ON CONFLICT (id) DO UPDATE SET n = visits.n + 1, seen = now()"
+			if driverName == "sqlite3" {
+				schema = "CREATE TABLE visits (id BIGINT PRIMARY KEY, n BIGINT NOT NULL DEFAULT 0, seen DATETIME)"
+				clock, prec = "CURRENT_TIMESTAMP", time.Second
+				q = strings.ReplaceAll(strings.ReplaceAll(q, "$1", "?"), "now()", clock)
+			}
+			p := newOraclePair(t, driverName, schema, "tables:\n  visits:\n    mode: back\n    key: [id]\n    max_loss: 1h\n")
+			before := p.conn.Stats().Buffered
+			var from, to time.Time
+			for i := range 6 {
+				from = time.Now()
+				if _, err := p.wb.Exec(q, int64(1+i%2)); err != nil {
+					t.Fatal(err)
+				}
+				to = time.Now()
+				if _, err := p.direct.Exec(q, int64(1+i%2)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if b := p.conn.Stats().Buffered - before; b != 6 {
+				t.Fatalf("buffered %d of 6 upserts with %s", b, clock)
+			}
+			if err := p.conn.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			var seen time.Time
+			if err := p.wb.QueryRow(p.q("SELECT seen FROM visits WHERE id = ?"), 2).Scan(&seen); err != nil {
+				t.Fatal(err)
+			}
+			if seen.Before(from.Truncate(prec)) || seen.After(to) {
+				t.Errorf("seen %v, not within the last Exec (%v to %v)", seen, from, to)
+			}
+			for _, db := range []*sql.DB{p.direct, p.wb} {
+				if _, err := db.Exec("UPDATE visits SET seen = NULL"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p.same(t, "visits")
+		})
+	}
+}

@@ -38,8 +38,8 @@ func planShapes(kind dialect.Kind, info *stmtInfo, keyPos []int, w *whyNot) bool
 	if kind == dialect.Generic {
 		return w.not("an alias, cast, decimal literal, COALESCE, GREATEST or LEAST: the generic dialect has no catalog to check them against")
 	}
-	if c.Kind == sqlparse.Upsert && hasClock(c) {
-		return w.not("the current time in an upsert")
+	if c.Kind == sqlparse.Upsert && !upsertClocksOK(kind, info, w) {
+		return false
 	}
 	var cp *sqlparse.Statement // the copy, made at the first decimal literal
 	operand := func(col *catalog.Column, op sqlparse.Operand) (sqlparse.Operand, bool) {
@@ -202,6 +202,34 @@ func hasClock(c *sqlparse.Statement) bool {
 		}
 	}
 	return false
+}
+
+// upsertClocksOK checks the clocks of an upsert's rows and DO UPDATE SET
+// list against their columns (clockOK).
+func upsertClocksOK(kind dialect.Kind, info *stmtInfo, w *whyNot) bool {
+	c := info.c
+	check := func(op sqlparse.Operand, col *catalog.Column) bool {
+		if _, isClock := op.Lit.(sqlparse.Clock); !isClock || col != nil && clockOK(kind, col) {
+			return true
+		}
+		if w.on() && col != nil {
+			w.not("the current time for column " + col.Name + " of type " + col.Type + ", which only a timestamptz on PostgreSQL, or a text-affinity column on SQLite, takes exactly")
+		}
+		return false
+	}
+	for _, row := range c.Rows {
+		for j, v := range row {
+			if j >= len(info.insCols) || !check(v, info.insCols[j]) {
+				return w.not("the current time without the catalog's column")
+			}
+		}
+	}
+	for i, s := range c.Upsert.Sets {
+		if i >= len(info.updCols) || !check(s.Val, info.updCols[i]) {
+			return w.not("the current time without the catalog's column")
+		}
+	}
+	return true
 }
 
 // clockOK reports whether the driver can give col the value a clock
