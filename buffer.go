@@ -417,7 +417,8 @@ func (cn *Connector) updateValues(info *stmtInfo, args []driver.NamedValue, keyV
 		keyVals[i] = v
 	}
 	changes, ok := resolveSets(changes, info.c.Sets, args)
-	if !ok || !cn.exactUpdate(info, keyVals, changes) {
+	var clk clockReading
+	if !ok || !cn.exactUpdate(info, keyVals, changes, &clk) {
 		return nil, false
 	}
 	return changes, true
@@ -427,6 +428,7 @@ func (cn *Connector) updateValues(info *stmtInfo, args []driver.NamedValue, keyV
 // arguments, in canonical form; ok is false when the statement must go to
 // the database.
 func (cn *Connector) insertValues(info *stmtInfo, args []driver.NamedValue) (keys, rows [][]any, ok bool) {
+	var clk clockReading // one instant for every row
 	keys = make([][]any, len(info.c.Rows))
 	rows = make([][]any, len(info.c.Rows))
 	for i, src := range info.c.Rows {
@@ -438,7 +440,7 @@ func (cn *Connector) insertValues(info *stmtInfo, args []driver.NamedValue) (key
 			}
 			row[j] = v
 		}
-		if !cn.exactInsertRow(info, row) {
+		if !cn.exactInsertRow(info, row, &clk) {
 			return nil, nil, false
 		}
 		kv := make([]any, len(info.keyPos))
@@ -530,7 +532,7 @@ func skipExisting(t *tableState, keys, rows [][]any, present bool) ([][]any, [][
 // checks that every change can be coalesced exactly, by the catalog's column
 // types (see internal/catalog); false sends the statement to the database.
 // Without a catalog it accepts everything.
-func (cn *Connector) exactUpdate(info *stmtInfo, keyVals []any, changes []dirtyset.Change) bool {
+func (cn *Connector) exactUpdate(info *stmtInfo, keyVals []any, changes []dirtyset.Change, clk *clockReading) bool {
 	if info.keyCols == nil {
 		return true
 	}
@@ -550,7 +552,7 @@ func (cn *Connector) exactUpdate(info *stmtInfo, keyVals []any, changes []dirtys
 			}
 			continue
 		}
-		v, ok := assignValue(kind, col, changes[i].Val)
+		v, ok := assignValue(kind, col, changes[i].Val, clk)
 		if !ok || changes[i].Fn != dialect.FnNone && !extremeValueOK(kind, v) { // shapes.go
 			return false
 		}
@@ -561,7 +563,7 @@ func (cn *Connector) exactUpdate(info *stmtInfo, keyVals []any, changes []dirtys
 
 // exactInsertRow brings one inserted row's values to their canonical form
 // (key columns) or checks them (other columns), in place.
-func (cn *Connector) exactInsertRow(info *stmtInfo, row []any) bool {
+func (cn *Connector) exactInsertRow(info *stmtInfo, row []any, clk *clockReading) bool {
 	if info.insCols == nil {
 		return true
 	}
@@ -572,7 +574,7 @@ func (cn *Connector) exactInsertRow(info *stmtInfo, row []any) bool {
 		if slices.Contains(info.keyPos, j) {
 			v, ok = catalog.KeyValue(kind, col, row[j])
 		} else {
-			v, ok = assignValue(kind, col, row[j])
+			v, ok = assignValue(kind, col, row[j], clk)
 		}
 		if !ok {
 			return false

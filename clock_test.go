@@ -143,3 +143,30 @@ func TestClockUpsert(t *testing.T) {
 		})
 	}
 }
+
+// TestClockOneInstant: the clocks of one statement (two columns, several
+// rows) are one reading, as the database gives one instant.
+func TestClockOneInstant(t *testing.T) {
+	p := newOraclePair(t, "pgx", "CREATE TABLE visits (id BIGINT PRIMARY KEY, a TIMESTAMPTZ, b TIMESTAMPTZ)", "tables:\n  visits:\n    mode: back\n    key: [id]\n    max_loss: 1h\n")
+	for i := 0; i < 200; i++ {
+		if _, err := p.wb.Exec("INSERT INTO visits (id, a, b) VALUES ($1, now(), now()), ($2, now(), now())", 2*i, 2*i+1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.wb.Exec("UPDATE visits SET a = now(), b = now() WHERE id = $1", 2*i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b := p.conn.Stats().Buffered; b != 600 {
+		t.Fatalf("buffered %d of 600 rows' writes", b)
+	}
+	if err := p.conn.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var differ int
+	if err := p.wb.QueryRow("SELECT count(*) FROM visits WHERE a <> b").Scan(&differ); err != nil {
+		t.Fatal(err)
+	}
+	if differ != 0 {
+		t.Errorf("%d rows whose two clocks of one statement differ", differ)
+	}
+}

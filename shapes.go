@@ -248,22 +248,30 @@ func clockOK(kind dialect.Kind, col *catalog.Column) bool {
 	return false
 }
 
-// clockValue is what a clock function gives a column planned by clockOK,
-// read from the application's clock now: the instant on PostgreSQL (which
-// keeps microseconds), SQLite's UTC text ("2006-01-02 15:04:05").
-func clockValue(kind dialect.Kind) any {
-	now := time.Now()
-	if kind == dialect.SQLite {
-		return now.UTC().Format(time.DateTime)
+// clockReading is one statement's reading of the application's clock,
+// taken when its first clock function is met: every clock of the
+// statement (two columns, several rows) gets the same instant, as the
+// database gives them.
+type clockReading struct{ at time.Time }
+
+// value is what a clock function gives a column planned by clockOK: the
+// instant on PostgreSQL (which keeps microseconds), SQLite's UTC text
+// ("2006-01-02 15:04:05").
+func (c *clockReading) value(kind dialect.Kind) any {
+	if c.at.IsZero() {
+		c.at = time.Now()
 	}
-	return now.Truncate(time.Microsecond)
+	if kind == dialect.SQLite {
+		return c.at.UTC().Format(time.DateTime)
+	}
+	return c.at.Truncate(time.Microsecond)
 }
 
 // assignValue is catalog.AssignOK for a value about to be buffered, with a
-// clock evaluated.
-func assignValue(kind dialect.Kind, col *catalog.Column, v any) (any, bool) {
+// clock evaluated from the statement's reading.
+func assignValue(kind dialect.Kind, col *catalog.Column, v any, clk *clockReading) (any, bool) {
 	if _, isClock := v.(sqlparse.Clock); isClock {
-		return clockValue(kind), true
+		return clk.value(kind), true
 	}
 	return catalog.AssignOK(kind, col, v)
 }

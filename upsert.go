@@ -97,7 +97,8 @@ func (cn *Connector) bufferUpsert(t *tableState, info *stmtInfo, args []driver.N
 		var keyBuf [4]any
 		var changeBuf [8]dirtyset.Change
 		row, kv := rowBuf[:len(c.Cols)], keyBuf[:len(info.keyPos)]
-		changes, ok := cn.upsertRow(info, c.Rows[0], args, row, kv, changeBuf[:0])
+		var clk clockReading
+		changes, ok := cn.upsertRow(info, c.Rows[0], args, row, kv, changeBuf[:0], &clk)
 		if !ok {
 			return nil, 0, dirtyset.PassThrough, nil
 		}
@@ -117,9 +118,10 @@ func (cn *Connector) upsertValues(info *stmtInfo, args []driver.NamedValue) (key
 	keys = make([][]any, len(c.Rows))
 	rows = make([][]any, len(c.Rows))
 	upd = make([][]dirtyset.Change, len(c.Rows))
+	var clk clockReading // one instant for every row
 	for i, src := range c.Rows {
 		row, kv := make([]any, len(src)), make([]any, len(info.keyPos))
-		changes, ok := cn.upsertRow(info, src, args, row, kv, nil)
+		changes, ok := cn.upsertRow(info, src, args, row, kv, nil, &clk)
 		if !ok {
 			return nil, nil, nil, false
 		}
@@ -129,9 +131,9 @@ func (cn *Connector) upsertValues(info *stmtInfo, args []driver.NamedValue) (key
 }
 
 // upsertRow resolves one VALUES row of an upsert into row (its values), kv
-// (its key values) and changes (its update part, appended); ok is false
-// when it cannot be buffered exactly.
-func (cn *Connector) upsertRow(info *stmtInfo, src []sqlparse.Operand, args []driver.NamedValue, row, kv []any, changes []dirtyset.Change) ([]dirtyset.Change, bool) {
+// (its key values) and changes (its update part, appended), with the
+// statement's clock reading; ok is false when it cannot be buffered exactly.
+func (cn *Connector) upsertRow(info *stmtInfo, src []sqlparse.Operand, args []driver.NamedValue, row, kv []any, changes []dirtyset.Change, clk *clockReading) ([]dirtyset.Change, bool) {
 	for j, s := range src {
 		v, ok := argValue(s, args)
 		if !ok {
@@ -139,7 +141,7 @@ func (cn *Connector) upsertRow(info *stmtInfo, src []sqlparse.Operand, args []dr
 		}
 		row[j] = v
 	}
-	if !cn.exactInsertRow(info, row) {
+	if !cn.exactInsertRow(info, row, clk) {
 		return nil, false
 	}
 	for j, p := range info.keyPos {
@@ -147,7 +149,7 @@ func (cn *Connector) upsertRow(info *stmtInfo, src []sqlparse.Operand, args []dr
 			return nil, false
 		}
 	}
-	return cn.upsertChanges(changes, info, row, args)
+	return cn.upsertChanges(changes, info, row, args, clk)
 }
 
 // upsertRows journals and buffers an upsert's resolved rows.
@@ -173,7 +175,7 @@ func (cn *Connector) upsertRows(t *tableState, info *stmtInfo, keys, rows [][]an
 // appending to changes: EXCLUDED.c is the row's own value of c, t.c + NULL
 // is an assignment of NULL, a subtraction is a negated delta; each value is
 // checked exact for its column by the catalog (when there is one).
-func (cn *Connector) upsertChanges(changes []dirtyset.Change, info *stmtInfo, row []any, args []driver.NamedValue) ([]dirtyset.Change, bool) {
+func (cn *Connector) upsertChanges(changes []dirtyset.Change, info *stmtInfo, row []any, args []driver.NamedValue, clk *clockReading) ([]dirtyset.Change, bool) {
 	sets := info.c.Upsert.Sets
 	kind := cn.dia.Kind()
 	for i, s := range sets {
@@ -193,7 +195,7 @@ func (cn *Connector) upsertChanges(changes []dirtyset.Change, info *stmtInfo, ro
 		if s.Delta == 0 || v == nil {
 			if col != nil {
 				var ok bool
-				if v, ok = assignValue(kind, col, v); !ok {
+				if v, ok = assignValue(kind, col, v, clk); !ok {
 					return nil, false
 				}
 			}
