@@ -316,8 +316,22 @@ func intRange(c *Column) (lo, hi int64) {
 	switch c.Type {
 	case "smallint":
 		return -1 << 15, 1<<15 - 1
-	case "integer":
+	case "integer", "int": // PostgreSQL's, MySQL's
 		return -1 << 31, 1<<31 - 1
+	case "tinyint": // MySQL's integer types from here
+		return -1 << 7, 1<<7 - 1
+	case "mediumint":
+		return -1 << 23, 1<<23 - 1
+	case "tinyint unsigned":
+		return 0, 1<<8 - 1
+	case "smallint unsigned":
+		return 0, 1<<16 - 1
+	case "mediumint unsigned":
+		return 0, 1<<24 - 1
+	case "int unsigned":
+		return 0, 1<<32 - 1
+	case "bigint unsigned":
+		return 0, 1<<63 - 1
 	}
 	return -1 << 63, 1<<63 - 1
 }

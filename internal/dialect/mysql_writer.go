@@ -1,0 +1,340 @@
+package dialect
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/writeback-go/writeback/internal/drivercall"
+)
+
+// mysqlMaxParams is the most placeholders one MySQL prepared statement takes.
+const mysqlMaxParams = 65535
+
+// mysqlWriter writes a flush with multi-row statements: INSERT INTO t (...)
+// VALUES (...), (...) for inserts, and for updates SELECT ... FOR UPDATE of
+// the keys (which tells the rows that match no row, since MySQL's affected
+// count leaves out rows an UPDATE matched but did not change) followed by one
+// UPDATE t JOIN (SELECT ? AS k, ? AS v UNION ALL ...) AS v ON ... SET ...
+// per batch, which cannot insert.
+type mysqlWriter struct{}
+
+func newMySQLWriter() *mysqlWriter { return &mysqlWriter{} }
+
+func (*mysqlWriter) Name() string { return "mysql" }
+
+func (*mysqlWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*Group, batch int, inTx func(exec Exec) error) (noMatch [][]int, err error) {
+	tx, err := drivercall.BeginTx(ctx, conn, driver.TxOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	noMatch = make([][]int, len(groups))
+	for gi, g := range groups {
+		switch g.Op {
+		case Insert:
+			err = mysqlInsert(ctx, conn, g, batch)
+		case Update:
+			noMatch[gi], err = mysqlUpdate(ctx, conn, g, batch)
+		default:
+			err = errors.New("writeback: the mysql dialect writes no upsert group")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if inTx != nil {
+		if err = inTx(func(query string, args ...any) error { return connExec(ctx, conn, query, args) }); err != nil {
+			return nil, err
+		}
+	}
+	// The connection's id and the server's start time let a COMMIT whose
+	// answer is lost be resolved (mysqlResolve).
+	row, err := pgvQueryRow(ctx, conn, mysqlSessionSQL, 2)
+	if err != nil {
+		return nil, fmt.Errorf("writeback: mysql connection id: %w", err)
+	}
+	id, started := mysqlText(row[0]), mysqlText(row[1])
+	if err = tx.Commit(); err != nil {
+		err = fmt.Errorf("writeback: mysql commit: %w", err)
+		if _, answered := MySQLErrorNumber(err); !answered {
+			err = &CommitUnknownError{Err: err, Resolve: mysqlResolve(id, started)}
+		}
+		return nil, err
+	}
+	return noMatch, nil
+}
+
+// mysqlSessionSQL reads the connection's id and the server's start time (in
+// seconds since the epoch, from its uptime: the same start may read one
+// second apart, see mysqlResolve).
+const mysqlSessionSQL = "SELECT CONNECTION_ID(), UNIX_TIMESTAMP() - CAST(VARIABLE_VALUE AS SIGNED) " +
+	"FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'"
+
+// mysqlResolve returns the resolver of a COMMIT sent on connection id that
+// got no answer. MySQL keeps no status of past transactions, so it cannot
+// say whether one committed; what it can say is whether the connection
+// still runs (its COMMIT may still be under way: the resolver kills it and
+// asks again, so that the outcome is settled before anything reads it).
+// Once the connection is gone the answer is ErrCommitAmbiguous, and the
+// journal's checkpoint, written in the same transaction, decides. A server
+// restart ends every connection and may give id to another: then too the
+// answer is ambiguous.
+func mysqlResolve(id, started string) func(ctx context.Context, conn driver.Conn) (committed, known bool, err error) {
+	return func(ctx context.Context, conn driver.Conn) (bool, bool, error) {
+		row, err := pgvQueryRow(ctx, conn, mysqlSessionSQL, 2)
+		if err != nil {
+			return false, false, err
+		}
+		if !sameStart(mysqlText(row[1]), started) {
+			return false, false, fmt.Errorf("%w: the server restarted since the COMMIT was sent", ErrCommitAmbiguous)
+		}
+		rows, err := pgvQuery(ctx, conn, "SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ?", 1, id)
+		if err != nil {
+			return false, false, err
+		}
+		if len(rows) > 0 {
+			// Still there: end it, and ask again once it is gone.
+			_ = connExec(ctx, conn, "KILL CONNECTION "+id, nil)
+			return false, false, nil
+		}
+		return false, false, fmt.Errorf("%w: MySQL keeps no status of a finished transaction", ErrCommitAmbiguous)
+	}
+}
+
+// sameStart reports whether two readings of the server's start time are of
+// one start: computed from the uptime in whole seconds, they may differ by one.
+func sameStart(a, b string) bool {
+	x, err1 := strconv.ParseInt(a, 10, 64)
+	y, err2 := strconv.ParseInt(b, 10, 64)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return x-y <= 1 && y-x <= 1
+}
+
+// mysqlText is a value of a result row as text.
+func mysqlText(v driver.Value) string {
+	switch x := v.(type) {
+	case []byte:
+		return string(x)
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case uint64:
+		return strconv.FormatUint(x, 10)
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+// mysqlTable is g's table as the flush statements name it.
+func mysqlTable(g *Group) string {
+	if g.Schema != nil {
+		return g.Schema.Raw + "." + g.Table.Raw
+	}
+	return g.Table.Raw
+}
+
+// chunk is how many rows of width values one statement carries.
+func chunk(batch, width int) int {
+	n := batch
+	if n <= 0 {
+		n = 1000
+	}
+	if width > 0 && n*width > mysqlMaxParams {
+		n = mysqlMaxParams / width
+	}
+	return max(n, 1)
+}
+
+// mysqlInsert writes an INSERT group, chunk rows a statement.
+func mysqlInsert(ctx context.Context, conn driver.Conn, g *Group, batch int) error {
+	n := chunk(batch, len(g.Cols))
+	for start := 0; start < len(g.Rows); start += n {
+		rows := g.Rows[start:min(start+n, len(g.Rows))]
+		var sb strings.Builder
+		sb.WriteString("INSERT INTO " + mysqlTable(g) + " (")
+		for i, c := range g.Cols {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(c.Raw)
+		}
+		sb.WriteString(") VALUES ")
+		args := make([]any, 0, len(rows)*len(g.Cols))
+		for r, row := range rows {
+			if r > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteByte('(')
+			for j := range g.Cols {
+				if j > 0 {
+					sb.WriteString(", ")
+				}
+				sb.WriteByte('?')
+			}
+			sb.WriteByte(')')
+			args = append(args, row[:len(g.Cols)]...)
+		}
+		if err := ctxErr(ctx); err != nil {
+			return err
+		}
+		if err := connExec(ctx, conn, sb.String(), args); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mysqlUpdate writes an UPDATE group, chunk rows a statement, and returns
+// the indices of the rows whose key matched no row.
+func mysqlUpdate(ctx context.Context, conn driver.Conn, g *Group, batch int) ([]int, error) {
+	nc, nk := len(g.Cols), len(g.KeyCols)
+	n := chunk(batch, nc+nk)
+	table := mysqlTable(g)
+	var missed []int
+	for start := 0; start < len(g.Rows); start += n {
+		rows := g.Rows[start:min(start+n, len(g.Rows))]
+		if err := ctxErr(ctx); err != nil {
+			return nil, err
+		}
+		// Which keys exist, locked until the transaction ends so that the
+		// UPDATE below finds the same rows.
+		var sb strings.Builder
+		sb.WriteString("SELECT ")
+		for i, k := range g.KeyCols {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(k.Raw)
+		}
+		sb.WriteString(" FROM " + table + " WHERE (")
+		for i, k := range g.KeyCols {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(k.Raw)
+		}
+		sb.WriteString(") IN (")
+		keyArgs := make([]any, 0, len(rows)*nk)
+		for r, row := range rows {
+			if r > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteByte('(')
+			for j := 0; j < nk; j++ {
+				if j > 0 {
+					sb.WriteString(", ")
+				}
+				sb.WriteByte('?')
+			}
+			sb.WriteByte(')')
+			keyArgs = append(keyArgs, row[nc:nc+nk]...)
+		}
+		sb.WriteString(") FOR UPDATE")
+		found, err := pgvQuery(ctx, conn, sb.String(), nk, keyArgs...)
+		if err != nil {
+			return nil, err
+		}
+		exists := make(map[string]bool, len(found))
+		for _, f := range found {
+			exists[mysqlKeyText(f)] = true
+		}
+		var matched [][]any
+		for r, row := range rows {
+			if exists[mysqlKeyText(row[nc:nc+nk])] {
+				matched = append(matched, row)
+			} else {
+				missed = append(missed, start+r)
+			}
+		}
+		if len(matched) == 0 {
+			continue
+		}
+		query, args := mysqlUpdateSQL(g, table, matched)
+		if err := connExec(ctx, conn, query, args); err != nil {
+			return nil, err
+		}
+	}
+	return missed, nil
+}
+
+// mysqlUpdateSQL is UPDATE t JOIN (SELECT ? AS k0, ? AS c0 UNION ALL
+// SELECT ?, ? ...) AS wb_v ON t.k = wb_v.k0 SET t.c = t.c + wb_v.c0 for rows.
+// The derived table's columns are named k0.., c0.. so no column name of
+// the application can clash with them.
+func mysqlUpdateSQL(g *Group, table string, rows [][]any) (string, []any) {
+	nc, nk := len(g.Cols), len(g.KeyCols)
+	var sb strings.Builder
+	sb.WriteString("UPDATE " + table + " AS wb_t JOIN (")
+	args := make([]any, 0, len(rows)*(nc+nk))
+	for r, row := range rows {
+		if r > 0 {
+			sb.WriteString(" UNION ALL ")
+		}
+		sb.WriteString("SELECT ")
+		for j := 0; j < nk; j++ {
+			if j > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteByte('?')
+			if r == 0 {
+				sb.WriteString(" AS k" + strconv.Itoa(j))
+			}
+		}
+		for j := 0; j < nc; j++ {
+			sb.WriteString(", ?")
+			if r == 0 {
+				sb.WriteString(" AS c" + strconv.Itoa(j))
+			}
+		}
+		args = append(args, row[nc:nc+nk]...)
+		args = append(args, row[:nc]...)
+	}
+	sb.WriteString(") AS wb_v ON ")
+	for j, k := range g.KeyCols {
+		if j > 0 {
+			sb.WriteString(" AND ")
+		}
+		sb.WriteString("wb_t." + k.Raw + " = wb_v.k" + strconv.Itoa(j))
+	}
+	sb.WriteString(" SET ")
+	for j, c := range g.Cols {
+		if j > 0 {
+			sb.WriteString(", ")
+		}
+		fn := FnNone
+		if g.Fn != nil {
+			fn = g.Fn[j]
+		}
+		cur := "wb_t." + c.Raw
+		sb.WriteString(cur + " = ")
+		param := "wb_v.c" + strconv.Itoa(j)
+		writeSet(&sb, cur, g.Delta[j], fn, false, func(b *strings.Builder) { b.WriteString(param) })
+	}
+	return sb.String(), args
+}
+
+// mysqlKeyText is a key's values as one comparable text: an integer as its
+// digits, text and bytes as they are, each with its length so that no two
+// keys share a text.
+func mysqlKeyText[V any](vals []V) string {
+	var sb strings.Builder
+	for _, v := range vals {
+		s := mysqlText(v)
+		sb.WriteString(strconv.Itoa(len(s)))
+		sb.WriteByte(':')
+		sb.WriteString(s)
+	}
+	return sb.String()
+}
