@@ -3,6 +3,7 @@ package writeback
 import (
 	"database/sql"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,13 @@ import (
 func mysqlDSN(t testing.TB, prefix string) string {
 	t.Helper()
 	return testdb.MySQLDatabase(t, prefix, "clientFoundRows=true")
+}
+
+// mysqlTypes rewrites a test schema written for PostgreSQL and SQLite into
+// MySQL's types: TEXT, which MySQL cannot index whole, becomes a VARCHAR
+// with an exact collation (binary, NO PAD), as a text key must have.
+func mysqlTypes(schema string) string {
+	return strings.ReplaceAll(schema, " TEXT", " VARCHAR(255) COLLATE utf8mb4_nopad_bin")
 }
 
 // diffSchemaMySQL is diffSchema in MySQL's types: a text key must be a
