@@ -3,11 +3,14 @@ package writeback
 import (
 	"database/sql"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+	"github.com/writeback-go/writeback/internal/inspect"
 	"github.com/writeback-go/writeback/internal/testdb"
 )
 
@@ -52,5 +55,94 @@ func TestDifferentialMySQL(t *testing.T) {
 			runDifferentialSchema(t, direct, wb, false, s.seed, diffOps(), diffSchemaMySQL)
 			t.Logf("took %s", time.Since(start))
 		})
+	}
+}
+
+func TestPoisonRowMySQL(t *testing.T) {
+	poisonRow(t, "mysql", mysqlDSN(t, "poison"), func(int) string { return "?" })
+}
+
+// TestMySQLOpenRefusesInexactKeys: a text key under a collation that takes
+// two spellings as one key (MySQL's defaults ignore case, accents and
+// trailing spaces) is refused at open, with the column and collation named;
+// the exact collations, VARBINARY and integers are taken.
+func TestMySQLOpenRefusesInexactKeys(t *testing.T) {
+	dsn := mysqlDSN(t, "collation")
+	direct, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	execAll(t, direct, "CREATE TABLE ci (k VARCHAR(20) COLLATE utf8mb4_general_ci PRIMARY KEY, n BIGINT NOT NULL);"+
+		"CREATE TABLE padded (k VARCHAR(20) COLLATE utf8mb4_bin PRIMARY KEY, n BIGINT NOT NULL);"+
+		"CREATE TABLE exact (k VARCHAR(20) COLLATE utf8mb4_nopad_bin PRIMARY KEY, n BIGINT NOT NULL);"+
+		"CREATE TABLE bytes (k VARBINARY(20) PRIMARY KEY, n BIGINT NOT NULL);"+
+		"CREATE TABLE stamped (id BIGINT PRIMARY KEY, n BIGINT NOT NULL, at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP)")
+	open := func(table, key string) error {
+		path := filepath.Join(t.TempDir(), table+".yaml")
+		if err := os.WriteFile(path, []byte("tables:\n  "+table+":\n    mode: back\n    key: ["+key+"]\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		db, err := sql.Open("writeback", "driver=mysql rules="+path+" dsn="+dsn)
+		if err != nil {
+			return err // the rules are checked against the catalog at open
+		}
+		defer db.Close()
+		return db.Ping()
+	}
+	for _, c := range []struct{ table, want string }{
+		{"ci", "key column k has a case-insensitive collation (varchar utf8mb4_general_ci)"},
+		{"padded", "utf8mb4_bin, which ignores trailing spaces (PAD SPACE)"},
+	} {
+		err := open(c.table, "k")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: open error %v; want one containing %q", c.table, err, c.want)
+		}
+	}
+	for _, table := range []string{"exact", "bytes"} {
+		if err := open(table, "k"); err != nil {
+			t.Errorf("%s: %v", table, err)
+		}
+	}
+	if err := open("stamped", "id"); err == nil || !strings.Contains(err.Error(), "on update current_timestamp") {
+		t.Errorf("stamped: open error %v; want the ON UPDATE column refused like a trigger", err)
+	}
+}
+
+// TestMySQLClassification: what the mysql dialect buffers, end to end.
+func TestMySQLClassification(t *testing.T) {
+	dsn := mysqlDSN(t, "classify")
+	direct, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	execAll(t, direct, "CREATE TABLE c (id BIGINT PRIMARY KEY, n BIGINT NOT NULL DEFAULT 0, Note VARCHAR(20))")
+	_, cn := openWritebackWith(t, "mysql", dsn, "tables:\n  c:\n    mode: back\n    key: [id]\n    max_loss: 1h\n    rows_affected: assume\n")
+	if got := cn.dia.Kind().String(); got != "mysql" {
+		t.Fatalf("dialect %s, want mysql (detected from go-sql-driver/mysql)", got)
+	}
+	for _, c := range []struct {
+		q        string
+		buffered bool
+	}{
+		{"UPDATE c SET n = n + ? WHERE id = ?", true},
+		{"UPDATE `c` SET `NOTE` = ?, `n` = `n` + 1 WHERE `ID` = ?", true}, // column names ignore case
+		// conservative: the classifier reads N = n + 1 as another column's value
+		{"UPDATE `c` SET `N` = `n` + 1 WHERE `ID` = ?", false},
+		{"UPDATE c SET note = ?, NOTE = ? WHERE id = ?", false}, // one column twice
+		{`UPDATE "c" SET n = ? WHERE id = ?`, false},            // "c" is a string
+		{"UPDATE C SET n = ? WHERE id = ?", false},              // C may be another table
+		{"UPDATE c SET n = $1 WHERE id = $2", false},
+		{"UPDATE c SET note = 'a\\'b' WHERE id = ?", false}, // a backslash escape
+		{"INSERT INTO c (id, n) VALUES (?, ?)", true},
+		{"INSERT IGNORE INTO c (id, n) VALUES (?, ?)", false},
+		{"INSERT INTO c (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n + VALUES(n)", false},
+		{"REPLACE INTO c (id, n) VALUES (?, ?)", false},
+	} {
+		d := (&inspection{cn: cn}).Explain(c.q)
+		if got := d.Verdict == inspect.Buffered; got != c.buffered {
+			t.Errorf("%s: verdict %v (%s), want buffered %v", c.q, d.Verdict, d.Reason, c.buffered)
+		}
 	}
 }
