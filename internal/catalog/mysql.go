@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/writeback-go/writeback/internal/dialect"
-	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
 // readMySQL reads the named tables of a MySQL or MariaDB server from
@@ -298,9 +297,10 @@ func myFacts(ctx context.Context, q Querier, t *Table) error {
 		if err := rows.Scan(&s, &n, &def); err != nil {
 			return err
 		}
-		// Conservative: a view whose text names the table, quoted or not,
-		// reads it (or may).
-		if !def.Valid || strings.Contains(def.String, "`"+t.Name+"`") || wordIn(sqlparse.FoldASCII(def.String), sqlparse.FoldASCII(t.Name)) {
+		// The server stores a view's text with every table qualified and
+		// quoted (`db`.`t`); a definition it does not show (no SHOW VIEW
+		// privilege) counts, in the table's schema, as reading it.
+		if def.String == "" && s == t.Schema || strings.Contains(def.String, "`"+t.Schema+"`.`"+t.Name+"`") {
 			t.Views = append(t.Views, s+"."+n)
 		}
 		return nil
@@ -316,24 +316,4 @@ func dedupe(s []string) []string {
 		}
 	}
 	return out
-}
-
-// wordIn reports whether word occurs in s between characters that cannot
-// be part of a name.
-func wordIn(s, word string) bool {
-	isName := func(c byte) bool {
-		return c == '_' || c == '$' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c >= 0x80
-	}
-	for i := 0; ; {
-		j := strings.Index(s[i:], word)
-		if j < 0 {
-			return false
-		}
-		j += i
-		end := j + len(word)
-		if (j == 0 || !isName(s[j-1])) && (end == len(s) || !isName(s[end])) {
-			return true
-		}
-		i = j + 1
-	}
 }
