@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -20,13 +21,100 @@ const mysqlMaxParams = 65535
 // count leaves out rows an UPDATE matched but did not change) followed by one
 // UPDATE t JOIN (SELECT ? AS k, ? AS v UNION ALL ...) AS v ON ... SET ...
 // per batch, which cannot insert.
-type mysqlWriter struct{}
+//
+// A writer belongs to one flush connection and keeps its statements
+// prepared (go-sql-driver/mysql otherwise prepares, runs and closes a
+// statement with arguments: three round trips for one), up to
+// mysqlStmtCache of them; Close closes them.
+type mysqlWriter struct {
+	stmts map[string]driver.Stmt
+	order []string // oldest first
+}
 
-func newMySQLWriter() *mysqlWriter { return &mysqlWriter{} }
+// mysqlStmtCache is how many prepared statements a writer keeps.
+const mysqlStmtCache = 32
+
+func newMySQLWriter() *mysqlWriter { return &mysqlWriter{stmts: map[string]driver.Stmt{}} }
+
+// Close closes the writer's prepared statements: when its connection gets
+// a new writer (after DDL) or closes.
+func (w *mysqlWriter) Close() error {
+	for _, q := range w.order {
+		_ = w.stmts[q].Close()
+	}
+	clear(w.stmts)
+	w.order = nil
+	return nil
+}
+
+// stmt returns query prepared on conn, from the cache or prepared now.
+func (w *mysqlWriter) stmt(ctx context.Context, conn driver.Conn, query string) (driver.Stmt, error) {
+	if st, ok := w.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := drivercall.Prepare(ctx, conn, query)
+	if err != nil {
+		return nil, err
+	}
+	if len(w.order) == mysqlStmtCache {
+		_ = w.stmts[w.order[0]].Close()
+		delete(w.stmts, w.order[0])
+		w.order = w.order[1:]
+	}
+	w.stmts[query] = st
+	w.order = append(w.order, query)
+	return st, nil
+}
+
+// exec runs query with args through the statement cache.
+func (w *mysqlWriter) exec(ctx context.Context, conn driver.Conn, query string, args []any) error {
+	st, err := w.stmt(ctx, conn, query)
+	if err != nil {
+		return err
+	}
+	_, err = drivercall.StmtExec(ctx, st, namedArgs(args))
+	return err
+}
+
+// query runs query with args through the statement cache and returns its
+// rows of width values.
+func (w *mysqlWriter) query(ctx context.Context, conn driver.Conn, query string, width int, args []any) ([][]driver.Value, error) {
+	st, err := w.stmt(ctx, conn, query)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := drivercall.StmtQuery(ctx, st, namedArgs(args))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	if n := len(rows.Columns()); n != width {
+		return nil, fmt.Errorf("query returned %d columns, want %d", n, width)
+	}
+	var out [][]driver.Value
+	for {
+		r := make([]driver.Value, width)
+		if err := rows.Next(r); err == io.EOF {
+			return out, nil
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+}
+
+// namedArgs numbers args for a driver call.
+func namedArgs(args []any) []driver.NamedValue {
+	named := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
+	return named
+}
 
 func (*mysqlWriter) Name() string { return "mysql" }
 
-func (*mysqlWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*Group, batch int, inTx func(exec Exec) error) (noMatch [][]int, err error) {
+func (w *mysqlWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*Group, batch int, inTx func(exec Exec) error) (noMatch [][]int, err error) {
 	tx, err := drivercall.BeginTx(ctx, conn, driver.TxOptions{})
 	if err != nil {
 		return nil, err
@@ -40,9 +128,9 @@ func (*mysqlWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*Gro
 	for gi, g := range groups {
 		switch g.Op {
 		case Insert:
-			err = mysqlInsert(ctx, conn, g, batch)
+			err = w.insert(ctx, conn, g, batch)
 		case Update:
-			noMatch[gi], err = mysqlUpdate(ctx, conn, g, batch)
+			noMatch[gi], err = w.update(ctx, conn, g, batch)
 		default:
 			err = errors.New("writeback: the mysql dialect writes no upsert group")
 		}
@@ -157,8 +245,8 @@ func chunk(batch, width int) int {
 	return max(n, 1)
 }
 
-// mysqlInsert writes an INSERT group, chunk rows a statement.
-func mysqlInsert(ctx context.Context, conn driver.Conn, g *Group, batch int) error {
+// insert writes an INSERT group, chunk rows a statement.
+func (w *mysqlWriter) insert(ctx context.Context, conn driver.Conn, g *Group, batch int) error {
 	n := chunk(batch, len(g.Cols))
 	for start := 0; start < len(g.Rows); start += n {
 		rows := g.Rows[start:min(start+n, len(g.Rows))]
@@ -189,16 +277,16 @@ func mysqlInsert(ctx context.Context, conn driver.Conn, g *Group, batch int) err
 		if err := ctxErr(ctx); err != nil {
 			return err
 		}
-		if err := connExec(ctx, conn, sb.String(), args); err != nil {
+		if err := w.exec(ctx, conn, sb.String(), args); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// mysqlUpdate writes an UPDATE group, chunk rows a statement, and returns
+// update writes an UPDATE group, chunk rows a statement, and returns
 // the indices of the rows whose key matched no row.
-func mysqlUpdate(ctx context.Context, conn driver.Conn, g *Group, batch int) ([]int, error) {
+func (w *mysqlWriter) update(ctx context.Context, conn driver.Conn, g *Group, batch int) ([]int, error) {
 	nc, nk := len(g.Cols), len(g.KeyCols)
 	n := chunk(batch, nc+nk)
 	table := mysqlTable(g)
@@ -242,7 +330,7 @@ func mysqlUpdate(ctx context.Context, conn driver.Conn, g *Group, batch int) ([]
 			keyArgs = append(keyArgs, row[nc:nc+nk]...)
 		}
 		sb.WriteString(") FOR UPDATE")
-		found, err := pgvQuery(ctx, conn, sb.String(), nk, keyArgs...)
+		found, err := w.query(ctx, conn, sb.String(), nk, keyArgs)
 		if err != nil {
 			return nil, err
 		}
@@ -262,7 +350,7 @@ func mysqlUpdate(ctx context.Context, conn driver.Conn, g *Group, batch int) ([]
 			continue
 		}
 		query, args := mysqlUpdateSQL(g, table, matched)
-		if err := connExec(ctx, conn, query, args); err != nil {
+		if err := w.exec(ctx, conn, query, args); err != nil {
 			return nil, err
 		}
 	}
