@@ -168,11 +168,11 @@ func MySQLErrorNumber(err error) (int, bool) {
 // ErrInvalidConn ("invalid connection"): the connection broke mid-statement.
 func isMySQLInvalidConn(err error) bool {
 	for e := err; e != nil; e = errors.Unwrap(e) {
-		t := reflect.TypeOf(e)
-		if t.Kind() == reflect.Pointer {
-			t = t.Elem()
+		v := reflect.ValueOf(e)
+		if v.Kind() != reflect.Pointer || v.IsNil() {
+			continue
 		}
-		if e.Error() == "invalid connection" && t.PkgPath() == "errors" {
+		if t := v.Type().Elem(); t.PkgPath() == "errors" && t.Name() == "errorString" && e.Error() == "invalid connection" {
 			return true
 		}
 	}
@@ -183,12 +183,12 @@ func isMySQLInvalidConn(err error) bool {
 func mysqlClass(n int) ErrorClass {
 	switch n {
 	case 1213, // ER_LOCK_DEADLOCK
-		1205, // ER_LOCK_WAIT_TIMEOUT
-		1040, // ER_CON_COUNT_ERROR: too many connections
-		1203, // ER_TOO_MANY_USER_CONNECTIONS
-		1226, // ER_USER_LIMIT_REACHED
-		1021, // ER_DISK_FULL
-		1114, // ER_RECORD_FILE_FULL: the table is full
+		1205,             // ER_LOCK_WAIT_TIMEOUT
+		1040,             // ER_CON_COUNT_ERROR: too many connections
+		1203,             // ER_TOO_MANY_USER_CONNECTIONS
+		1226,             // ER_USER_LIMIT_REACHED
+		1021,             // ER_DISK_FULL
+		1114,             // ER_RECORD_FILE_FULL: the table is full
 		1037, 1038, 1041, // out of memory
 		1290, // ER_OPTION_PREVENTS_STATEMENT: --read-only (a failover under way)
 		1836, // ER_READ_ONLY_MODE

@@ -97,5 +97,5 @@ func (mysql) TxNeedsFlush(opts driver.TxOptions) bool {
 	const readUncommitted, readCommitted = 1, 2 // sql.LevelReadUncommitted, sql.LevelReadCommitted
 	return opts.Isolation != readCommitted && opts.Isolation != readUncommitted
 }
-func (mysql) HarmlessSetting(n string) bool           { return harmless[MySQL][n] }
-func (mysql) NewWriter(driver.Conn) Writer            { return newMySQLWriter() }
+func (mysql) HarmlessSetting(n string) bool { return harmless[MySQL][n] }
+func (mysql) NewWriter(driver.Conn) Writer  { return newMySQLWriter() }
