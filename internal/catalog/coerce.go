@@ -21,6 +21,11 @@ import (
 func KeyValue(kind dialect.Kind, c *Column, v any) (any, bool) {
 	switch c.Class {
 	case Integer:
+		if s, isStr := v.(string); isStr && kind == dialect.MySQL && !exactAsDouble(s) {
+			// MySQL documents comparing an integer with a string as
+			// doubles: beyond 2^53 one string could match several keys.
+			return nil, false
+		}
 		return integerValue(c, v)
 	case Text:
 		k, ok := textKey(kind, v)
@@ -75,6 +80,17 @@ func KeyClassOK(c *Column) bool {
 		return true
 	}
 	return false
+}
+
+// exactAsDouble reports whether s is an integer whose magnitude is below
+// 2^53, so that a double holds it exactly.
+func exactAsDouble(s string) bool {
+	i, ok := integerKey(s)
+	if !ok {
+		return false
+	}
+	n := i.(int64)
+	return -1<<53 < n && n < 1<<53
 }
 
 // integerValue is integerKey within the column type's range.

@@ -127,3 +127,20 @@ func TestReadMySQL(t *testing.T) {
 		t.Errorf("int unsigned: low %d, want 0", i)
 	}
 }
+
+// TestMySQLKeyValueStrings: MySQL documents comparing an integer with a
+// string as doubles, so a string key is taken only where a double is exact.
+func TestMySQLKeyValueStrings(t *testing.T) {
+	c := &Column{Name: "id", Type: "bigint", Class: Integer, NotNull: true}
+	for _, x := range []struct {
+		v  any
+		ok bool
+	}{{"42", true}, {"9007199254740991", true}, {"9007199254740993", false}, {"-9007199254740993", false}, {int64(9007199254740993), true}} {
+		if _, ok := KeyValue(dialect.MySQL, c, x.v); ok != x.ok {
+			t.Errorf("KeyValue(%v) ok = %v, want %v", x.v, ok, x.ok)
+		}
+	}
+	if _, ok := KeyValue(dialect.Postgres, c, "9007199254740993"); !ok {
+		t.Error("PostgreSQL reads the string as int8 exactly")
+	}
+}
