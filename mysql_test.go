@@ -146,3 +146,59 @@ func TestMySQLClassification(t *testing.T) {
 		}
 	}
 }
+
+// TestMySQLExact is the exact oracle on MySQL's own types and statements:
+// the same statements directly and through writeback give the same errors,
+// RowsAffected, reads and final tables — unsigned and small integers at
+// their limits, DECIMAL, a NO PAD text key with trailing spaces, integer keys
+// spelled as text, too-long text and NULL into NOT NULL refused at Exec, and
+// INSERT IGNORE, REPLACE and ON DUPLICATE KEY UPDATE (which go to the
+// database) between buffered writes of the same rows.
+func TestMySQLExact(t *testing.T) {
+	const schema = "CREATE TABLE u (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, n INT UNSIGNED NOT NULL DEFAULT 0, s TINYINT NOT NULL DEFAULT 0, " +
+		"price DECIMAL(8,2), label VARCHAR(5), at DATETIME(6));" +
+		"CREATE TABLE k (code VARCHAR(10) COLLATE utf8mb4_nopad_bin NOT NULL PRIMARY KEY, hits BIGINT NOT NULL DEFAULT 0);" +
+		"INSERT INTO u (id, n) VALUES (1, 0), (2, 5);" +
+		"INSERT INTO k (code) VALUES ('a'), ('a ')"
+	rules := "tables:\n  u:\n    mode: back\n    key: [id]\n    max_loss: 1h\n  k:\n    mode: back\n    key: [code]\n    max_loss: 1h\n"
+	p := newOraclePair(t, "mysql", schema, rules)
+	ex := func(q string, args ...any) oracleStep { return oracleStep{query: q, args: args} }
+	rd := func(q string) oracleStep { return oracleStep{query: q, read: true} }
+	at := time.Date(2026, 11, 30, 12, 0, 0, 123456000, time.UTC)
+	p.run(t,
+		ex("UPDATE u SET n = n + ? WHERE id = ?", 3, 1),
+		ex("UPDATE u SET n = n - ? WHERE id = ?", 1, 1),  // a negative delta on an unsigned column: to the database
+		ex("UPDATE u SET n = n - ? WHERE id = ?", 9, 2),  // below 0: refused
+		ex("UPDATE u SET s = s + ? WHERE id = ?", 100, 1), // tinyint
+		ex("UPDATE u SET s = s + ? WHERE id = ?", 300, 1), // a delta past tinyint's range: to the database
+		ex("UPDATE u SET s = ? WHERE id = ?", 300, 2),     // out of range
+		ex("UPDATE u SET price = ? WHERE id = ?", "12.50", 1),
+		ex("UPDATE u SET price = price + ? WHERE id = ?", 2, 1),
+		ex("UPDATE u SET price = ? WHERE id = ?", "1.005", 2), // a scale the column would round: to the database
+		ex("UPDATE u SET label = ? WHERE id = ?", "toolong", 1),
+		ex("UPDATE u SET label = ? WHERE id = ?", "ok", 1),
+		ex("UPDATE u SET label = NULL, n = ? WHERE id = ?", nil, 2),
+		ex("UPDATE u SET at = ? WHERE id = ?", at, 1),
+		ex("UPDATE `u` SET `N` = ? WHERE `ID` = ?", 7, "02"), // an integer key spelled as text
+		ex("UPDATE u SET n = n + 1 WHERE id = ?", 3),          // no such row
+		ex("INSERT INTO u (id, n) VALUES (?, ?)", 3, 1),
+		ex("INSERT INTO u (id, n) VALUES (?, ?)", 3, 1), // a duplicate
+		ex("UPDATE u SET n = n + 1 WHERE id = ?", 3),
+		ex("INSERT IGNORE INTO u (id, n) VALUES (?, ?), (?, ?)", 3, 9, 4, 9),
+		ex("INSERT INTO u (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n + VALUES(n)", 1, 10),
+		ex("UPDATE u SET n = n + 1 WHERE id = ?", 1),
+		ex("REPLACE INTO u (id, n) VALUES (?, ?)", 4, 40),
+		ex("UPDATE u SET n = n + 1 WHERE id = ?", 4),
+		rd("SELECT id, n, s, price, label, at FROM u ORDER BY id"),
+		ex("UPDATE k SET hits = hits + 1 WHERE code = ?", "a"),
+		ex("UPDATE k SET hits = hits + 10 WHERE code = ?", "a "), // another key under NO PAD
+		ex("UPDATE k SET hits = hits + 1 WHERE code = ?", "A"),   // no such row
+		ex("INSERT INTO k (code, hits) VALUES (?, ?)", "b", 1),
+		ex("INSERT INTO k (code, hits) VALUES (?, ?)", "b  ", 2),
+		rd("SELECT code, hits, length(code) FROM k ORDER BY code, length(code)"),
+	)
+	p.same(t, "u", "k")
+	if st := p.conn.Stats(); st.Buffered < 10 {
+		t.Errorf("buffered %d statements, want most of them: %+v", st.Buffered, st)
+	}
+}

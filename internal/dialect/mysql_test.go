@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -213,5 +214,73 @@ func TestMySQLWriter(t *testing.T) {
 	want := "[1x=11/new 2x=20/old 3X=30/old 4x=39/new 5x=-99/new 100cp=1/-]"
 	if fmt.Sprint(got) != want {
 		t.Fatalf("table %v, want %s", got, want)
+	}
+}
+
+// TestMySQLWriterValueTypes: a derived table's column would take its type
+// from the first row's parameter (a later, longer string cut to its
+// length); every value of a batch arrives whole, whatever the first.
+func TestMySQLWriterValueTypes(t *testing.T) {
+	db, err := sql.Open("mysql", testdb.MySQLDatabase(t, "wtypes", "parseTime=true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	for _, q := range []string{
+		"CREATE TABLE v (id BIGINT PRIMARY KEY, s VARCHAR(20), at DATETIME(6), f DOUBLE, d DECIMAL(10,3), b VARBINARY(10), n BIGINT)",
+		"INSERT INTO v (id) VALUES (1), (2), (3)",
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := func(s string) sqlparse.Ident { return sqlparse.Ident{Norm: s, Raw: s} }
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	t1 := time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
+	upd := &Group{Table: id("v"), Op: Update, Cols: []sqlparse.Ident{id("s"), id("at"), id("f"), id("d"), id("b"), id("n")},
+		Delta: make([]bool, 6), KeyCols: []sqlparse.Ident{id("id")},
+		Rows: [][]any{
+			{"a", t0, int64(1), "1.5", []byte{1}, nil, int64(1)},
+			{"abcdefghij", t1, 2.5, "1234.125", []byte{1, 2, 3}, int64(123456789012), int64(2)},
+			{nil, nil, nil, nil, nil, int64(-7), int64(3)},
+		}}
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w := newMySQLWriter()
+	defer w.Close()
+	err = c.Raw(func(dc any) error {
+		_, err := w.WriteTx(ctx, dc.(driver.Conn), []*Group{upd}, 10, nil)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.QueryContext(ctx, "SELECT id, COALESCE(s, '-'), at, COALESCE(f, 0), COALESCE(d, 0), COALESCE(HEX(b), ''), COALESCE(n, 0) FROM v ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var i, n int64
+		var s, d, b string
+		var at sql.NullTime
+		var f float64
+		if err := rows.Scan(&i, &s, &at, &f, &d, &b, &n); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d %s %s %g %s %s %d", i, s, at.Time.Format(time.RFC3339Nano), f, d, b, n))
+	}
+	want := []string{
+		"1 a 2026-01-02T03:04:05Z 1 1.500 01 0",
+		"2 abcdefghij 2026-01-02T03:04:05.123456Z 2.5 1234.125 010203 123456789012",
+		"3 - 0001-01-01T00:00:00Z 0 0.000  -7",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("table:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

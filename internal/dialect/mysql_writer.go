@@ -29,12 +29,68 @@ const mysqlMaxParams = 65535
 type mysqlWriter struct {
 	stmts map[string]driver.Stmt
 	order []string // oldest first
+	// textCols caches, per table as the flush names it, the character set
+	// and collation of each text column (by lower-cased name).
+	textCols map[string]map[string]string
 }
 
 // mysqlStmtCache is how many prepared statements a writer keeps.
 const mysqlStmtCache = 32
 
-func newMySQLWriter() *mysqlWriter { return &mysqlWriter{stmts: map[string]driver.Stmt{}} }
+func newMySQLWriter() *mysqlWriter {
+	return &mysqlWriter{stmts: map[string]driver.Stmt{}, textCols: map[string]map[string]string{}}
+}
+
+// mysqlTextColsSQL lists the text columns of a table with their character
+// set and collation.
+const mysqlTextColsSQL = "SELECT LOWER(COLUMN_NAME), CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS " +
+	"WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND COLLATION_NAME IS NOT NULL"
+
+// keyCollations returns, for each key column of g, "CONVERT(%s USING cs)
+// COLLATE coll" for a text column and "" for others: the derived table's
+// key values compared under the column's own collation. Without it they
+// would carry the connection's collation (utf8mb4_general_ci, which ignores
+// case and trailing spaces) and could match another row.
+func (w *mysqlWriter) keyCollations(ctx context.Context, conn driver.Conn, g *Group, table string) ([]string, error) {
+	cols, ok := w.textCols[table]
+	if !ok {
+		var schema any
+		if g.Schema != nil {
+			schema = g.Schema.Norm
+		}
+		rows, err := w.query(ctx, conn, mysqlTextColsSQL, 3, []any{schema, g.Table.Norm})
+		if err != nil {
+			return nil, fmt.Errorf("reading the collations of %s: %w", table, err)
+		}
+		cols = map[string]string{}
+		for _, r := range rows {
+			cs, coll := mysqlText(r[1]), mysqlText(r[2])
+			if !mysqlName(cs) || !mysqlName(coll) {
+				return nil, fmt.Errorf("reading the collations of %s: unexpected %q, %q", table, cs, coll)
+			}
+			cols[mysqlText(r[0])] = "CONVERT(%s USING " + cs + ") COLLATE " + coll
+		}
+		w.textCols[table] = cols
+	}
+	out := make([]string, len(g.KeyCols))
+	for i, k := range g.KeyCols {
+		out[i] = cols[strings.ToLower(k.Norm)]
+	}
+	return out, nil
+}
+
+// mysqlName reports whether s is a character set or collation name.
+func mysqlName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
 
 // Close closes the writer's prepared statements: when its connection gets
 // a new writer (after DDL) or closes.
@@ -349,7 +405,11 @@ func (w *mysqlWriter) update(ctx context.Context, conn driver.Conn, g *Group, ba
 		if len(matched) == 0 {
 			continue
 		}
-		query, args := mysqlUpdateSQL(g, table, matched)
+		colls, err := w.keyCollations(ctx, conn, g, table)
+		if err != nil {
+			return nil, err
+		}
+		query, args := mysqlUpdateSQL(g, table, matched, colls)
 		if err := w.exec(ctx, conn, query, args); err != nil {
 			return nil, err
 		}
@@ -358,11 +418,24 @@ func (w *mysqlWriter) update(ctx context.Context, conn driver.Conn, g *Group, ba
 }
 
 // mysqlUpdateSQL is UPDATE t JOIN (SELECT ? AS k0, ? AS c0 UNION ALL
-// SELECT ?, ? ...) AS wb_v ON t.k = wb_v.k0 SET t.c = t.c + wb_v.c0 for rows.
+// SELECT ?, ? ...) AS wb_v ON t.k = wb_v.k0 SET t.c = t.c + wb_v.c0 for rows,
+// a text key's values compared under its column's collation (colls, see
+// keyCollations).
 // The derived table's columns are named k0.., c0.. so no column name of
 // the application can clash with them.
-func mysqlUpdateSQL(g *Group, table string, rows [][]any) (string, []any) {
+func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string) (string, []any) {
 	nc, nk := len(g.Cols), len(g.KeyCols)
+	// A derived table's column takes its type from the first row's
+	// parameter: a longer string in a later row would be cut to the first
+	// one's length, a float after an integer truncated. Each column's
+	// parameters are cast to a type that holds all of its values.
+	keyCast, colCast := make([]string, nk), make([]string, nc)
+	for j := range keyCast {
+		keyCast[j] = mysqlParamCast(rows, nc+j)
+	}
+	for j := range colCast {
+		colCast[j] = mysqlParamCast(rows, j)
+	}
 	var sb strings.Builder
 	sb.WriteString("UPDATE " + table + " AS wb_t JOIN (")
 	args := make([]any, 0, len(rows)*(nc+nk))
@@ -375,13 +448,13 @@ func mysqlUpdateSQL(g *Group, table string, rows [][]any) (string, []any) {
 			if j > 0 {
 				sb.WriteString(", ")
 			}
-			sb.WriteByte('?')
+			sb.WriteString(keyCast[j])
 			if r == 0 {
 				sb.WriteString(" AS k" + strconv.Itoa(j))
 			}
 		}
 		for j := 0; j < nc; j++ {
-			sb.WriteString(", ?")
+			sb.WriteString(", " + colCast[j])
 			if r == 0 {
 				sb.WriteString(" AS c" + strconv.Itoa(j))
 			}
@@ -394,7 +467,11 @@ func mysqlUpdateSQL(g *Group, table string, rows [][]any) (string, []any) {
 		if j > 0 {
 			sb.WriteString(" AND ")
 		}
-		sb.WriteString("wb_t." + k.Raw + " = wb_v.k" + strconv.Itoa(j))
+		v := "wb_v.k" + strconv.Itoa(j)
+		if colls[j] != "" {
+			v = fmt.Sprintf(colls[j], v)
+		}
+		sb.WriteString("wb_t." + k.Raw + " = " + v)
 	}
 	sb.WriteString(" SET ")
 	for j, c := range g.Cols {
@@ -411,6 +488,38 @@ func mysqlUpdateSQL(g *Group, table string, rows [][]any) (string, []any) {
 		writeSet(&sb, cur, g.Delta[j], fn, false, func(b *strings.Builder) { b.WriteString(param) })
 	}
 	return sb.String(), args
+}
+
+// mysqlParamCast is the placeholder of column i of rows in a derived
+// table: ? for integers (sent as 64-bit), a cast to DOUBLE when a float is
+// among them, to BINARY for bytes, and to CHAR for anything else (text,
+// decimal text, times, a mix), which MySQL then converts on assignment as it
+// would the parameter itself.
+func mysqlParamCast(rows [][]any, i int) string {
+	ints, floats, bytes, other := false, false, false, false
+	for _, row := range rows {
+		switch row[i].(type) {
+		case nil:
+		case int64, bool:
+			ints = true
+		case float64:
+			floats = true
+		case []byte:
+			bytes = true
+		default:
+			other = true
+		}
+	}
+	switch {
+	case other || bytes && (ints || floats):
+		return "CAST(? AS CHAR)"
+	case bytes:
+		return "CAST(? AS BINARY)"
+	case floats:
+		return "CAST(? AS DOUBLE)"
+	}
+	_ = ints
+	return "?"
 }
 
 // mysqlKeyText is a key's values as one comparable text: an integer as its
