@@ -425,9 +425,9 @@ func (w *mysqlWriter) update(ctx context.Context, conn driver.Conn, g *Group, ba
 // the application can clash with them.
 func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string) (string, []any) {
 	nc, nk := len(g.Cols), len(g.KeyCols)
-	// A derived table's column takes its type from the first row's
-	// parameter: a longer string in a later row would be cut to the first
-	// one's length, a float after an integer truncated. Each column's
+	// A derived table's column takes its type from its parameters, and
+	// go-sql-driver/mysql sends a string as CHAR, whose trailing spaces
+	// the derived table drops (a key 'a ' would match 'a'). Each column's
 	// parameters are cast to a type that holds all of its values.
 	keyCast, colCast := make([]string, nk), make([]string, nc)
 	for j := range keyCast {
@@ -496,7 +496,7 @@ func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string) (strin
 // decimal text, times, a mix), which MySQL then converts on assignment as it
 // would the parameter itself.
 func mysqlParamCast(rows [][]any, i int) string {
-	ints, floats, bytes, other := false, false, false, false
+	floats, bytes, other, ints := false, false, false, false
 	for _, row := range rows {
 		switch row[i].(type) {
 		case nil:
@@ -518,8 +518,7 @@ func mysqlParamCast(rows [][]any, i int) string {
 	case floats:
 		return "CAST(? AS DOUBLE)"
 	}
-	_ = ints
-	return "?"
+	return "?" // integers, or only NULLs
 }
 
 // mysqlKeyText is a key's values as one comparable text: an integer as its
