@@ -167,8 +167,8 @@ func TestMySQLExact(t *testing.T) {
 	at := time.Date(2026, 11, 30, 12, 0, 0, 123456000, time.UTC)
 	p.run(t,
 		ex("UPDATE u SET n = n + ? WHERE id = ?", 3, 1),
-		ex("UPDATE u SET n = n - ? WHERE id = ?", 1, 1),  // a negative delta on an unsigned column: to the database
-		ex("UPDATE u SET n = n - ? WHERE id = ?", 9, 2),  // below 0: refused
+		ex("UPDATE u SET n = n - ? WHERE id = ?", 1, 1),   // a negative delta on an unsigned column: to the database
+		ex("UPDATE u SET n = n - ? WHERE id = ?", 9, 2),   // below 0: refused
 		ex("UPDATE u SET s = s + ? WHERE id = ?", 100, 1), // tinyint
 		ex("UPDATE u SET s = s + ? WHERE id = ?", 300, 1), // a delta past tinyint's range: to the database
 		ex("UPDATE u SET s = ? WHERE id = ?", 300, 2),     // out of range
@@ -180,7 +180,7 @@ func TestMySQLExact(t *testing.T) {
 		ex("UPDATE u SET label = NULL, n = ? WHERE id = ?", nil, 2),
 		ex("UPDATE u SET at = ? WHERE id = ?", at, 1),
 		ex("UPDATE `u` SET `N` = ? WHERE `ID` = ?", 7, "02"), // an integer key spelled as text
-		ex("UPDATE u SET n = n + 1 WHERE id = ?", 3),          // no such row
+		ex("UPDATE u SET n = n + 1 WHERE id = ?", 3),         // no such row
 		ex("INSERT INTO u (id, n) VALUES (?, ?)", 3, 1),
 		ex("INSERT INTO u (id, n) VALUES (?, ?)", 3, 1), // a duplicate
 		ex("UPDATE u SET n = n + 1 WHERE id = ?", 3),
