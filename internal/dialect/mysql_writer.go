@@ -16,11 +16,13 @@ import (
 const mysqlMaxParams = 65535
 
 // mysqlWriter writes a flush with multi-row statements: INSERT INTO t (...)
-// VALUES (...), (...) for inserts, and for updates SELECT ... FOR UPDATE of
-// the keys (which tells the rows that match no row, since MySQL's affected
-// count leaves out rows an UPDATE matched but did not change) followed by one
-// UPDATE t JOIN (SELECT ? AS k, ? AS v UNION ALL ...) AS v ON ... SET ...
-// per batch, which cannot insert.
+// VALUES (...), (...) for inserts, and for updates one UPDATE t JOIN (SELECT
+// ? AS k, ? AS v UNION ALL ...) AS v ON ... SET ... per batch, which cannot
+// insert. When that UPDATE affects fewer rows than it carries (a key matches
+// no row, or MySQL's affected count leaves out rows it matched but did not
+// change), it is rolled back to a savepoint and the batch is written again
+// after a SELECT ... FOR UPDATE of its keys, which tells the rows that match
+// nothing.
 //
 // A writer belongs to one flush connection and keeps its statements
 // prepared (go-sql-driver/mysql otherwise prepares, runs and closes a
@@ -124,12 +126,21 @@ func (w *mysqlWriter) stmt(ctx context.Context, conn driver.Conn, query string) 
 
 // exec runs query with args through the statement cache.
 func (w *mysqlWriter) exec(ctx context.Context, conn driver.Conn, query string, args []any) error {
+	_, err := w.execCount(ctx, conn, query, args)
+	return err
+}
+
+// execCount is exec, returning the rows the statement affected.
+func (w *mysqlWriter) execCount(ctx context.Context, conn driver.Conn, query string, args []any) (int64, error) {
 	st, err := w.stmt(ctx, conn, query)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	_, err = drivercall.StmtExec(ctx, st, namedArgs(args))
-	return err
+	res, err := drivercall.StmtExec(ctx, st, namedArgs(args))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // query runs query with args through the statement cache and returns its
@@ -346,14 +357,36 @@ func (w *mysqlWriter) update(ctx context.Context, conn driver.Conn, g *Group, ba
 	nc, nk := len(g.Cols), len(g.KeyCols)
 	n := chunk(batch, nc+nk)
 	table := mysqlTable(g)
+	colls, err := w.keyCollations(ctx, conn, g, table)
+	if err != nil {
+		return nil, err
+	}
 	var missed []int
 	for start := 0; start < len(g.Rows); start += n {
 		rows := g.Rows[start:min(start+n, len(g.Rows))]
 		if err := ctxErr(ctx); err != nil {
 			return nil, err
 		}
-		// Which keys exist, locked until the transaction ends so that the
-		// UPDATE below finds the same rows.
+		// First the UPDATE of every row, after a savepoint: when it
+		// affected as many rows as it carried, each matched one (MySQL
+		// counts the rows it changed, or with clientFoundRows the rows it
+		// matched; either is at most the rows matched), and that is all.
+		if err := w.exec(ctx, conn, "SAVEPOINT wb_update", nil); err != nil {
+			return nil, err
+		}
+		query, args := mysqlUpdateSQL(g, table, rows, colls)
+		affected, err := w.execCount(ctx, conn, query, args)
+		if err != nil {
+			return nil, err
+		}
+		if affected == int64(len(rows)) {
+			continue
+		}
+		// Otherwise undo it, and find which keys exist, locked until the
+		// transaction ends so that the UPDATE below finds the same rows.
+		if err := w.exec(ctx, conn, "ROLLBACK TO SAVEPOINT wb_update", nil); err != nil {
+			return nil, err
+		}
 		var sb strings.Builder
 		sb.WriteString("SELECT ")
 		for i, k := range g.KeyCols {
@@ -405,11 +438,7 @@ func (w *mysqlWriter) update(ctx context.Context, conn driver.Conn, g *Group, ba
 		if len(matched) == 0 {
 			continue
 		}
-		colls, err := w.keyCollations(ctx, conn, g, table)
-		if err != nil {
-			return nil, err
-		}
-		query, args := mysqlUpdateSQL(g, table, matched, colls)
+		query, args = mysqlUpdateSQL(g, table, matched, colls)
 		if err := w.exec(ctx, conn, query, args); err != nil {
 			return nil, err
 		}
