@@ -202,3 +202,37 @@ func TestMySQLExact(t *testing.T) {
 		t.Errorf("buffered %d statements, want most of them: %+v", st.Buffered, st)
 	}
 }
+
+// TestSchemaSQLThenCheckOnlyMySQL: SchemaSQL("mysql") creates checkpoint
+// tables MariaDB accepts (VARBINARY keys within InnoDB's index limit); a
+// connector with manage_schema=false opens on them, its flushes write their
+// checkpoints, and it reopens.
+func TestSchemaSQLThenCheckOnlyMySQL(t *testing.T) {
+	m := migrationDB{driver: "mysql", dialect: "mysql", base: mysqlDSN(t, "mig")}
+	db, err := sql.Open(m.driver, m.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	m.direct = db
+	createCounters(t, db, 3, false)
+	m.runSchemaSQL(t)
+	var rowKeyType string
+	if err := db.QueryRow("SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'writeback_applied' AND COLUMN_NAME = 'row_key'").Scan(&rowKeyType); err != nil || rowKeyType != "varbinary(2496)" {
+		t.Fatalf("row_key is %q (%v), want varbinary(2496)", rowKeyType, err)
+	}
+	rules := writeRulesFile(t, journalRules(filepath.Join(t.TempDir(), "journal"), "always", "memory", "1h"))
+	for round := 0; round < 2; round++ {
+		wb, err := m.open(rules, "manage_schema=false")
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		m.writeAndCheck(t, wb)
+		if err := wb.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := counterValues(t, m.direct)[1]; got != 10 {
+		t.Fatalf("counter 1 = %d, want 10", got)
+	}
+}
