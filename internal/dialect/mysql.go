@@ -2,6 +2,7 @@ package dialect
 
 import (
 	"database/sql/driver"
+	"strings"
 
 	"github.com/writeback-go/writeback/internal/sqlparse"
 )
@@ -24,6 +25,13 @@ func (mysql) Kind() Kind { return MySQL }
 func (mysql) Classify(q string) *sqlparse.Statement {
 	st := sqlparse.Classify(q, false)
 	if st.Kind == sqlparse.Other {
+		if mysqlLocksTables(q) {
+			// LOCK TABLES keeps other sessions, the flush's among them,
+			// from the tables until UNLOCK TABLES: the connection buffers
+			// nothing more (a setting that is not harmless), so none of its
+			// later statements waits for a flush its own locks block.
+			st.Session = append(st.Session, "lock tables")
+		}
 		return st
 	}
 	if mysqlWhy(st) != "" {
@@ -99,3 +107,29 @@ func (mysql) TxNeedsFlush(opts driver.TxOptions) bool {
 }
 func (mysql) HarmlessSetting(n string) bool { return harmless[MySQL][n] }
 func (mysql) NewWriter(driver.Conn) Writer  { return newMySQLWriter() }
+
+// mysqlLocksTables reports whether q begins (after blanks and comments)
+// with LOCK TABLE[S] or FLUSH TABLES.
+func mysqlLocksTables(q string) bool {
+	for {
+		q = strings.TrimLeft(q, " \t\r\n\f(")
+		switch {
+		case strings.HasPrefix(q, "/*"):
+			end := strings.Index(q[2:], "*/")
+			if end < 0 {
+				return false
+			}
+			q = q[2+end+2:]
+		case strings.HasPrefix(q, "--"), strings.HasPrefix(q, "#"):
+			end := strings.IndexByte(q, '\n')
+			if end < 0 {
+				return false
+			}
+			q = q[end+1:]
+		default:
+			f := strings.Fields(q)
+			return len(f) >= 2 && (strings.EqualFold(f[0], "lock") || strings.EqualFold(f[0], "flush")) &&
+				(strings.EqualFold(f[1], "tables") || strings.EqualFold(f[1], "table"))
+		}
+	}
+}

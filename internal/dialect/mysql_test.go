@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,13 @@ func TestMySQLClassify(t *testing.T) {
 					t.Errorf("%s: SET column %q, want n (folded)", c.q, s.Col.Norm)
 				}
 			}
+		}
+	}
+	for q, want := range map[string]bool{"LOCK TABLES t WRITE": true, "/* x */ lock table t read": true,
+		"FLUSH TABLES WITH READ LOCK": true, "-- c\nLOCK TABLES t WRITE": true, "SELECT lock FROM tables": false, "UNLOCK TABLES": false} {
+		st := d.Classify(q)
+		if got := slices.Contains(st.Session, "lock tables"); got != want || want && d.HarmlessSetting("lock tables") {
+			t.Errorf("%q: session %q, want lock tables %v (not harmless)", q, st.Session, want)
 		}
 	}
 	if why := WhyNot(d, "UPDATE T SET n = ? WHERE id = ?"); why == "" {
