@@ -273,3 +273,46 @@ func TestMySQLLockTables(t *testing.T) {
 		t.Fatalf("after UNLOCK, without a flush: %d, %v; want 11 (written directly)", n, err)
 	}
 }
+
+// TestMySQLUse: after USE a connection buffers nothing more: its bare
+// table names now resolve in another database, where a flush (on its own
+// connections) would not write.
+func TestMySQLUse(t *testing.T) {
+	dsn, otherDSN := mysqlDSN(t, "use"), mysqlDSN(t, "use2")
+	other := otherDSN[strings.LastIndexByte(otherDSN, '/')+1:]
+	other, _, _ = strings.Cut(other, "?")
+	for _, d := range []string{dsn, otherDSN} {
+		db, err := sql.Open("mysql", d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		execAll(t, db, "CREATE TABLE c (id BIGINT PRIMARY KEY, n BIGINT NOT NULL); INSERT INTO c VALUES (1, 0)")
+		db.Close()
+	}
+	wb, _ := openWritebackWith(t, "mysql", dsn, "tables:\n  c:\n    mode: back\n    key: [id]\n    max_loss: 1h\n")
+	ctx := context.Background()
+	c, err := wb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, q := range []string{"USE " + other, "UPDATE c SET n = n + 5 WHERE id = 1"} {
+		if _, err := c.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := Flush(ctx, wb); err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range map[string]int64{dsn: 0, otherDSN: 5} {
+		db, err := sql.Open("mysql", d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		if err := db.QueryRow("SELECT n FROM c WHERE id = 1").Scan(&n); err != nil || n != want {
+			t.Errorf("%s: n = %d (%v), want %d", d, n, err, want)
+		}
+		db.Close()
+	}
+}

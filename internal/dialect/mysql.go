@@ -25,12 +25,14 @@ func (mysql) Kind() Kind { return MySQL }
 func (mysql) Classify(q string) *sqlparse.Statement {
 	st := sqlparse.Classify(q, false)
 	if st.Kind == sqlparse.Other {
-		if mysqlLocksTables(q) {
+		if name := mysqlSessionChange(q); name != "" {
 			// LOCK TABLES keeps other sessions, the flush's among them,
-			// from the tables until UNLOCK TABLES: the connection buffers
+			// from the tables until UNLOCK TABLES, and USE changes the
+			// database bare names resolve in: the connection buffers
 			// nothing more (a setting that is not harmless), so none of its
-			// later statements waits for a flush its own locks block.
-			st.Session = append(st.Session, "lock tables")
+			// later statements waits for a flush its own locks block, or
+			// is flushed into another database's table.
+			st.Session = append(st.Session, name)
 		}
 		return st
 	}
@@ -108,28 +110,35 @@ func (mysql) TxNeedsFlush(opts driver.TxOptions) bool {
 func (mysql) HarmlessSetting(n string) bool { return harmless[MySQL][n] }
 func (mysql) NewWriter(driver.Conn) Writer  { return newMySQLWriter() }
 
-// mysqlLocksTables reports whether q begins (after blanks and comments)
-// with LOCK TABLE[S] or FLUSH TABLES.
-func mysqlLocksTables(q string) bool {
+// mysqlSessionChange is "lock tables" when q begins (after blanks and
+// comments) with LOCK TABLE[S] or FLUSH TABLE[S], "use" when it begins with
+// USE, and "" otherwise.
+func mysqlSessionChange(q string) string {
 	for {
 		q = strings.TrimLeft(q, " \t\r\n\f(")
 		switch {
 		case strings.HasPrefix(q, "/*"):
 			end := strings.Index(q[2:], "*/")
 			if end < 0 {
-				return false
+				return ""
 			}
 			q = q[2+end+2:]
 		case strings.HasPrefix(q, "--"), strings.HasPrefix(q, "#"):
 			end := strings.IndexByte(q, '\n')
 			if end < 0 {
-				return false
+				return ""
 			}
 			q = q[end+1:]
 		default:
 			f := strings.Fields(q)
-			return len(f) >= 2 && (strings.EqualFold(f[0], "lock") || strings.EqualFold(f[0], "flush")) &&
-				(strings.EqualFold(f[1], "tables") || strings.EqualFold(f[1], "table"))
+			switch {
+			case len(f) >= 2 && (strings.EqualFold(f[0], "lock") || strings.EqualFold(f[0], "flush")) &&
+				(strings.EqualFold(f[1], "tables") || strings.EqualFold(f[1], "table")):
+				return "lock tables"
+			case len(f) >= 2 && strings.EqualFold(f[0], "use"):
+				return "use"
+			}
+			return ""
 		}
 	}
 }
