@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -314,5 +315,74 @@ func TestMySQLUse(t *testing.T) {
 			t.Errorf("%s: n = %d (%v), want %d", d, n, err, want)
 		}
 		db.Close()
+	}
+}
+
+// TestCommitAnswerLostMySQL cuts the flusher's connection right after its
+// COMMIT reaches MariaDB, before the answer comes back. MySQL keeps no
+// status of a finished transaction: once the connection that sent the
+// COMMIT is gone, the journal's checkpoint, written in the same transaction,
+// says whether it committed. Every delta is applied exactly once, and no row
+// becomes a dead letter. Without a journal, the rows become dead letters
+// whose outcome is unknown, never applied twice.
+func TestCommitAnswerLostMySQL(t *testing.T) {
+	for _, journal := range []bool{true, false} {
+		t.Run(fmt.Sprintf("journal=%v", journal), func(t *testing.T) {
+			dsn := mysqlDSN(t, "commitlost")
+			start, end := strings.Index(dsn, "tcp("), strings.Index(dsn, ")/")
+			if start < 0 || end < start {
+				t.Skipf("the test needs a TCP DSN, not %q", dsn)
+			}
+			p := startFaultProxy(t, dsn[start+4:end])
+			viaProxy := dsn[:start+4] + fmt.Sprintf("127.0.0.1:%d", p.port()) + dsn[end:]
+			ddb, err := sql.Open("mysql", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ddb.Close()
+			createCounters(t, ddb, 10, false)
+			rules := "tables:\n  counters:\n    mode: back\n    key: [id]\n    max_loss: 1h\n"
+			if journal {
+				rules = journalRules(filepath.Join(t.TempDir(), "journal"), "always", "memory", "1h")
+			}
+			wb, _ := openWritebackWith(t, "mysql", viaProxy, rules, WithDeadLetterFile(filepath.Join(t.TempDir(), "dead.jsonl")))
+			for i := range 100 {
+				if _, err := wb.Exec("UPDATE counters SET n = n + ? WHERE id = ?", 1, i%10); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var commits atomic.Int64
+			p.cutAfterChunk(func(b []byte) bool {
+				// go-sql-driver/mysql commits with COM_QUERY (0x03) "COMMIT".
+				if strings.Contains(string(b), "\x03COMMIT") {
+					commits.Add(1)
+					return true
+				}
+				return false
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := Flush(ctx, wb); err != nil {
+				t.Logf("flush: %v", err)
+				if err := Flush(ctx, wb); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if commits.Load() != 1 {
+				t.Fatalf("the proxy cut %d COMMITs; want 1", commits.Load())
+			}
+			var sum int64
+			if err := ddb.QueryRow("SELECT sum(n) FROM counters").Scan(&sum); err != nil {
+				t.Fatal(err)
+			}
+			st, _ := StatsOf(wb)
+			switch {
+			case journal && (sum != 100 || st.Dirty != 0 || st.DeadLetters != 0):
+				t.Fatalf("sum %d, Dirty %d, DeadLetters %d; want 100, 0, 0 (each delta once, decided by the checkpoint)", sum, st.Dirty, st.DeadLetters)
+			case !journal && (sum != 100 && sum != 0 || st.Dirty != 0 || st.DeadLetters != 10):
+				t.Fatalf("sum %d, Dirty %d, DeadLetters %d; want 100 or 0 (never twice), 0, 10 (the outcome unknown)", sum, st.Dirty, st.DeadLetters)
+			}
+			t.Logf("sum %d, dead letters %d", sum, st.DeadLetters)
+		})
 	}
 }
