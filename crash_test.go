@@ -157,7 +157,7 @@ func TestCrashChild(t *testing.T) {
 
 // crashConfig is one kind of crash trial.
 type crashConfig struct {
-	driver   string // sqlite3 or pgx
+	driver   string // sqlite3, pgx or mysql
 	maxLoss  string
 	fsync    string
 	ack      string
@@ -176,9 +176,12 @@ type crashConfig struct {
 func crashBase(t *testing.T, driver string, keys int) (string, *sql.DB) {
 	t.Helper()
 	var dsn string
-	if driver == "pgx" {
+	switch driver {
+	case "pgx":
 		dsn = pgSchema(t, "crash")
-	} else {
+	case "mysql":
+		dsn = mysqlDSN(t, "crash")
+	default:
 		dsn = sqliteDSN(t, "crash")
 	}
 	direct, err := sql.Open(driver, dsn)
@@ -386,7 +389,7 @@ func TestCrashRecovery(t *testing.T) {
 		t.Skip("crash tests run child processes")
 	}
 	trials := 10
-	for _, driver := range []string{"sqlite3", "pgx"} {
+	for _, driver := range []string{"sqlite3", "pgx", "mysql"} {
 		// max_dirty 4 of 20 keys: rows are evicted all the time, so most
 		// flushes are partial (per-row exceptions, not the watermark).
 		for _, v := range []struct {
@@ -420,7 +423,7 @@ func TestCrashAtFlushSteps(t *testing.T) {
 	}
 	points := []string{"before-tx", "after-rows", "before-commit", "after-commit",
 		"journal:compact-before-remove", "journal:compact-after-remove", "journal:before-sync", "journal:after-write"}
-	for _, driver := range []string{"sqlite3", "pgx"} {
+	for _, driver := range []string{"sqlite3", "pgx", "mysql"} {
 		for _, p := range points {
 			t.Run(driver+"/"+p, func(t *testing.T) {
 				if driver == "pgx" {

@@ -225,9 +225,15 @@ func errText(err error) string {
 }
 
 func runDifferential(t *testing.T, direct, wb *sql.DB, dollar bool, seed uint64, n int) {
+	runDifferentialSchema(t, direct, wb, dollar, seed, n, diffSchema)
+}
+
+// runDifferentialSchema is runDifferential on the tables of schema (the
+// same tables in another database's types).
+func runDifferentialSchema(t *testing.T, direct, wb *sql.DB, dollar bool, seed uint64, n int, schema string) {
 	const nconn = 3
-	execAll(t, direct, diffSchema)
-	execAll(t, wb, diffSchema)
+	execAll(t, direct, schema)
+	execAll(t, wb, schema)
 	for _, db := range []*sql.DB{direct, wb} {
 		for id := 0; id < 200; id++ {
 			mustExec(t, db, placeholders("INSERT INTO counters (id, views, label) VALUES (?, ?, ?)", dollar), id, id%7, "l"+strconv.Itoa(id%3))

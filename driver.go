@@ -59,7 +59,7 @@ func (d *Driver) Open(string) (driver.Conn, error) {
 // OpenConnector parses a DSN of space-separated key=value pairs:
 // driver=NAME (a registered database/sql driver), rules=PATH (the rules
 // file; the WRITEBACK_RULES environment variable when absent), optional
-// journal=PATH, dialect=postgres|sqlite|generic (see WithDialect),
+// journal=PATH, dialect=postgres|sqlite|mysql|generic (see WithDialect),
 // checks=open|deferred (see WithDeferredChecks), manage_schema=true|false
 // (see Rules.SchemaCheckOnly), close_timeout=DURATION (WithCloseTimeout),
 // dead_letter_file=PATH (WithDeadLetterFile), max_buffer_bytes=N, with an

@@ -36,7 +36,7 @@ func (cn *Connector) planGuards(info *stmtInfo, t *tableState, sch *schemaState,
 			}
 			return false
 		}
-		info.guards = append(info.guards, dirtyset.Guard{Col: g.Col.Norm, Null: !g.NotNull, Fold: cn.dia.Kind() == dialect.SQLite})
+		info.guards = append(info.guards, dirtyset.Guard{Col: g.Col.Norm, Null: !g.NotNull, Fold: cn.dia.Kind() == dialect.SQLite || cn.dia.Kind() == dialect.MySQL})
 	}
 	return true
 }

@@ -190,6 +190,9 @@ func (in *inspection) samples(rule *TableRule, tab *catalog.Table) []inspect.Sam
 		return "?"
 	}
 	q := func(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+	if kind == dialect.MySQL {
+		q = func(name string) string { return "`" + strings.ReplaceAll(name, "`", "``") + "`" }
+	}
 	parts := strings.Split(rule.Name, ".")
 	for i := range parts {
 		parts[i] = q(parts[i])
@@ -260,7 +263,7 @@ func (in *inspection) samples(rule *TableRule, tab *catalog.Table) []inspect.Sam
 			"UPDATE "+table+" SET "+q(others[0])+" = "+next()+where()+" AND "+q(nullable[0])+" IS NULL")
 	}
 	add("INSERT", insert("INSERT"))
-	if len(others) > 0 && kind != dialect.Generic {
+	if len(others) > 0 && kind != dialect.Generic && kind != dialect.MySQL {
 		add("upsert (ON CONFLICT key DO UPDATE)", insert("INSERT")+" ON CONFLICT ("+strings.Join(keyList, ", ")+") DO UPDATE SET "+q(others[0])+" = EXCLUDED."+q(others[0]))
 	}
 	switch kind {
@@ -276,10 +279,10 @@ func (in *inspection) samples(rule *TableRule, tab *catalog.Table) []inspect.Sam
 }
 
 // containsFold reports whether names holds name as the database compares
-// column names (SQLite: without regard to ASCII case).
+// column names (SQLite, MySQL: without regard to ASCII case).
 func containsFold(names []string, name string, kind dialect.Kind) bool {
 	for _, n := range names {
-		if n == name || kind == dialect.SQLite && sqlparse.FoldASCII(n) == sqlparse.FoldASCII(name) {
+		if n == name || (kind == dialect.SQLite || kind == dialect.MySQL) && sqlparse.FoldASCII(n) == sqlparse.FoldASCII(name) {
 			return true
 		}
 	}

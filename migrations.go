@@ -15,13 +15,14 @@ import (
 // unqualified, so they are created in, and looked up in, the connection's
 // default schema (PostgreSQL's search_path).
 //
-// dialect names the database as WithDialect does: "postgres" or "sqlite"
-// ("generic" gives the statements a connector runs on other databases).
+// dialect names the database as WithDialect does: "postgres", "sqlite" or
+// "mysql" (whose key columns are VARBINARY) ("generic" gives the statements a connector runs on other databases).
 // Another name is an error that lists these. The statements are CREATE
 // TABLE IF NOT EXISTS, so running them again changes nothing.
 func SchemaSQL(dialectName string) ([]string, error) {
-	if _, err := dialect.ByName(dialectName); err != nil {
+	d, err := dialect.ByName(dialectName)
+	if err != nil {
 		return nil, fmt.Errorf("writeback: SchemaSQL: %w", err)
 	}
-	return durable.Schema(), nil
+	return durable.Schema(d.Kind()), nil
 }

@@ -22,8 +22,13 @@ func mixedOracle(t *testing.T, driverName string, seed uint64) {
 	r := rand.New(rand.NewPCG(seed, 7))
 	key := func() int64 { return 1 + r.Int64N(6) }
 	ignore := "INSERT INTO counters (id, n) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
+	upsert := "INSERT INTO counters (id, n) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET n = counters.n + EXCLUDED.n"
 	if driverName == "sqlite3" && r.IntN(2) == 0 {
 		ignore = "INSERT OR IGNORE INTO counters (id, n) VALUES (?, ?)"
+	}
+	if driverName == "mysql" {
+		ignore = "INSERT IGNORE INTO counters (id, n) VALUES (?, ?)"
+		upsert = "INSERT INTO counters (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n + VALUES(n)"
 	}
 	type stmt struct {
 		q    string
@@ -46,7 +51,7 @@ func mixedOracle(t *testing.T, driverName string, seed uint64) {
 		case 6:
 			return stmt{q: ignore, args: []any{k, d}}
 		case 7:
-			return stmt{q: "INSERT INTO counters (id, n) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET n = counters.n + EXCLUDED.n", args: []any{k, d}}
+			return stmt{q: upsert, args: []any{k, d}}
 		case 8:
 			if r.IntN(3) == 0 {
 				return stmt{q: "DELETE FROM counters WHERE id = ?", args: []any{k}}
@@ -133,7 +138,7 @@ func mixedOracle(t *testing.T, driverName string, seed uint64) {
 }
 
 func TestMixedOracle(t *testing.T) {
-	for _, driverName := range []string{"sqlite3", "pgx"} {
+	for _, driverName := range []string{"sqlite3", "pgx", "mysql"} {
 		for seed := uint64(1); seed <= 4; seed++ {
 			t.Run(fmt.Sprintf("%s/seed%d", driverName, seed), func(t *testing.T) { mixedOracle(t, driverName, seed) })
 		}

@@ -81,10 +81,11 @@ func WithFlushConnections(n int) Option {
 }
 
 // WithDialect names the base database's dialect instead of detecting it from
-// the driver's package: "postgres", "sqlite" or "generic". Use it for drivers
-// that wrap pgx or go-sqlite3 (otelsql, sqlmw) and for PostgreSQL drivers
-// other than pgx (lib/pq), which are otherwise treated as generic: fewer
-// statement shapes buffered, one statement per row when flushing.
+// the driver's package: "postgres", "sqlite", "mysql" (MariaDB too) or
+// "generic". Use it for drivers that wrap pgx, go-sqlite3 or
+// go-sql-driver/mysql (otelsql, sqlmw), which are otherwise treated as
+// generic: fewer statement shapes buffered, one statement per row when
+// flushing. lib/pq is detected as PostgreSQL.
 func WithDialect(name string) Option {
 	return func(c *config) error {
 		d, err := dialect.ByName(name)

@@ -33,6 +33,9 @@ type returnCol struct {
 // be answered from its own values, and how.
 func planReturning(kind dialect.Kind, info *stmtInfo, pos []int) bool {
 	c := info.c
+	if kind != dialect.Postgres && kind != dialect.SQLite {
+		return false // MySQL has no RETURNING, MariaDB none on UPDATE: the database answers
+	}
 	if info.keyCols == nil || info.ignore {
 		return false // no catalog to type the values; a skipped row returns nothing
 	}

@@ -37,6 +37,9 @@ func newOraclePair(t *testing.T, driverName, schema, rules string) *oraclePair {
 	case "pgx":
 		directDSN, wbDSN = pgSchema(t, "odirect"), pgSchema(t, "owb")
 		ph = func(i int) string { return fmt.Sprintf("$%d", i) }
+	case "mysql":
+		directDSN, wbDSN = mysqlDSN(t, "odirect"), mysqlDSN(t, "owb")
+		schema = mysqlTypes(schema)
 	}
 	direct, err := sql.Open(driverName, directDSN)
 	if err != nil {
@@ -195,6 +198,7 @@ func exactRowsAffected(t *testing.T, driverName string) {
 
 func TestExactRowsAffectedSQLite(t *testing.T)   { exactRowsAffected(t, "sqlite3") }
 func TestExactRowsAffectedPostgres(t *testing.T) { exactRowsAffected(t, "pgx") }
+func TestExactRowsAffectedMySQL(t *testing.T)    { exactRowsAffected(t, "mysql") }
 
 // TestExactRowsAffectedTxDelete: a DELETE committed by a transaction makes
 // the connector forget the rows it knew, also those learned while the

@@ -16,6 +16,7 @@
 //     foreign_key_list and sqlite_schema; what SQLite does not report
 //     (collations, CHECK constraints, which views read a table) is found by
 //     a crude, conservative reading of the stored CREATE text.
+//   - MySQL and MariaDB: from information_schema, a few queries per table.
 //   - Any other database (dialect.Generic): ErrNoCatalog.
 //
 // The package only reads and reports; what to refuse is the caller's choice.
@@ -197,6 +198,8 @@ func Read(ctx context.Context, q Querier, kind dialect.Kind, names []string) (ma
 		return readPostgres(ctx, q, names)
 	case dialect.SQLite:
 		return readSQLite(ctx, q, names)
+	case dialect.MySQL:
+		return readMySQL(ctx, q, names)
 	}
 	return nil, ErrNoCatalog
 }
@@ -207,7 +210,7 @@ func Read(ctx context.Context, q Querier, kind dialect.Kind, names []string) (ma
 // It returns nil when there is none.
 func (t *Table) Column(name string) *Column {
 	for _, c := range t.Columns {
-		if c.Name == name || t.kind == dialect.SQLite && sqlparse.FoldASCII(c.Name) == sqlparse.FoldASCII(name) {
+		if c.Name == name || (t.kind == dialect.SQLite || t.kind == dialect.MySQL) && sqlparse.FoldASCII(c.Name) == sqlparse.FoldASCII(name) {
 			return c
 		}
 	}

@@ -21,6 +21,11 @@ import (
 func KeyValue(kind dialect.Kind, c *Column, v any) (any, bool) {
 	switch c.Class {
 	case Integer:
+		if s, isStr := v.(string); isStr && kind == dialect.MySQL && !exactAsDouble(s) {
+			// MySQL documents comparing an integer with a string as
+			// doubles: beyond 2^53 one string could match several keys.
+			return nil, false
+		}
 		return integerValue(c, v)
 	case Text:
 		k, ok := textKey(kind, v)
@@ -75,6 +80,17 @@ func KeyClassOK(c *Column) bool {
 		return true
 	}
 	return false
+}
+
+// exactAsDouble reports whether s is an integer whose magnitude is below
+// 2^53, so that a double holds it exactly.
+func exactAsDouble(s string) bool {
+	i, ok := integerKey(s)
+	if !ok {
+		return false
+	}
+	n := i.(int64)
+	return -1<<53 < n && n < 1<<53
 }
 
 // integerValue is integerKey within the column type's range.
@@ -316,8 +332,22 @@ func intRange(c *Column) (lo, hi int64) {
 	switch c.Type {
 	case "smallint":
 		return -1 << 15, 1<<15 - 1
-	case "integer":
+	case "integer", "int": // PostgreSQL's, MySQL's
 		return -1 << 31, 1<<31 - 1
+	case "tinyint": // MySQL's integer types from here
+		return -1 << 7, 1<<7 - 1
+	case "mediumint":
+		return -1 << 23, 1<<23 - 1
+	case "tinyint unsigned":
+		return 0, 1<<8 - 1
+	case "smallint unsigned":
+		return 0, 1<<16 - 1
+	case "mediumint unsigned":
+		return 0, 1<<24 - 1
+	case "int unsigned":
+		return 0, 1<<32 - 1
+	case "bigint unsigned":
+		return 0, 1<<63 - 1
 	}
 	return -1 << 63, 1<<63 - 1
 }

@@ -2,14 +2,15 @@
 // reads (placeholders, quoting), whether a transaction must see every buffered
 // write before it starts, how a flush transaction is written, and how its
 // errors are classed. A connector decides its Dialect once, at open: by the
-// base driver's package (pgx, lib/pq, go-sqlite3), or by the application's
+// base driver's package (pgx, lib/pq, go-sqlite3, go-sql-driver/mysql), or by the application's
 // explicit choice for drivers that wrap another (otelsql over pgx). Nothing
 // else in writeback looks at driver types.
 //
 // Implementations: postgres (native pgx batches and COPY when the connection
 // is pgx's or wraps it, multi-row statements with placeholders through any
 // driver otherwise), sqlite (one transaction, one prepared statement per
-// shape) and generic (any database/sql driver, sqlmock included).
+// shape), mysql (multi-row INSERTs, UPDATE ... JOIN a derived table of the
+// rows) and generic (any database/sql driver, sqlmock included).
 package dialect
 
 import (

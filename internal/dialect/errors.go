@@ -22,7 +22,7 @@ const (
 // ClassOf classifies an error from a flush. Errors that carry a SQLSTATE
 // (PostgreSQL's, through pgx or lib/pq) go by its class, SQLite errors by
 // result code (read by reflection so that PostgreSQL-only programs need not
-// link cgo SQLite); network and context errors are connection-level.
+// link cgo SQLite), MySQL errors by number (also read by reflection); network and context errors are connection-level.
 func ClassOf(err error) ErrorClass {
 	if err == nil {
 		return Permanent
@@ -42,6 +42,12 @@ func ClassOf(err error) ErrorClass {
 	}
 	var connectErr *pgconn.ConnectError
 	if errors.As(err, &connectErr) {
+		return Connection
+	}
+	if n, ok := MySQLErrorNumber(err); ok {
+		return mysqlClass(n)
+	}
+	if isMySQLInvalidConn(err) {
 		return Connection
 	}
 	if code, ok := sqliteCode(err); ok {
@@ -134,3 +140,73 @@ type CommitUnknownError struct {
 
 func (e *CommitUnknownError) Error() string { return e.Err.Error() + " (outcome unknown)" }
 func (e *CommitUnknownError) Unwrap() error { return e.Err }
+
+// MySQLErrorNumber returns the number of go-sql-driver/mysql's *MySQLError
+// in err's chain (read by reflection, so that programs on other databases
+// need not link the driver), and whether there is one: an error with a
+// number is the server's answer.
+func MySQLErrorNumber(err error) (int, bool) {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		v := reflect.ValueOf(e)
+		if v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				return 0, false
+			}
+			v = v.Elem()
+		}
+		if v.Kind() != reflect.Struct || v.Type().PkgPath() != "github.com/go-sql-driver/mysql" || v.Type().Name() != "MySQLError" {
+			continue
+		}
+		if f := v.FieldByName("Number"); f.IsValid() && f.CanUint() {
+			return int(f.Uint()), true
+		}
+	}
+	return 0, false
+}
+
+// isMySQLInvalidConn reports whether err is go-sql-driver/mysql's
+// ErrInvalidConn ("invalid connection"): the connection broke mid-statement.
+func isMySQLInvalidConn(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		v := reflect.ValueOf(e)
+		if v.Kind() != reflect.Pointer || v.IsNil() {
+			continue
+		}
+		if t := v.Type().Elem(); t.PkgPath() == "errors" && t.Name() == "errorString" && e.Error() == "invalid connection" {
+			return true
+		}
+	}
+	return false
+}
+
+// mysqlClass maps a MySQL or MariaDB error number to an error class.
+func mysqlClass(n int) ErrorClass {
+	switch n {
+	case 1213, // ER_LOCK_DEADLOCK
+		1205,             // ER_LOCK_WAIT_TIMEOUT
+		1040,             // ER_CON_COUNT_ERROR: too many connections
+		1203,             // ER_TOO_MANY_USER_CONNECTIONS
+		1226,             // ER_USER_LIMIT_REACHED
+		1021,             // ER_DISK_FULL
+		1114,             // ER_RECORD_FILE_FULL: the table is full
+		1037, 1038, 1041, // out of memory
+		1290, // ER_OPTION_PREVENTS_STATEMENT: --read-only (a failover under way)
+		1836, // ER_READ_ONLY_MODE
+		1792, // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
+		1969, // MariaDB ER_STATEMENT_TIMEOUT: max_statement_time
+		3024, // MySQL ER_QUERY_TIMEOUT: max_execution_time
+		1317: // ER_QUERY_INTERRUPTED
+		return Transient
+	case 2006, // CR_SERVER_GONE_ERROR
+		2013, // CR_SERVER_LOST
+		1053, // ER_SERVER_SHUTDOWN
+		1927, // MariaDB ER_CONNECTION_KILLED
+		1152, // ER_ABORTING_CONNECTION
+		1184: // ER_NEW_ABORTING_CONNECTION
+		return Connection
+	}
+	// 1062 duplicate key, 1406 data too long, 1264 out of range, 1048
+	// NULL into NOT NULL, 3819 and 4025 CHECK, 1452 foreign key, and the
+	// rest: the data or the statement.
+	return Permanent
+}

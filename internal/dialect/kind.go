@@ -15,6 +15,7 @@ const (
 	Generic  Kind = iota // any database/sql driver: strict about quoting, one statement per row
 	SQLite               // go-sqlite3 and other SQLite drivers
 	Postgres             // PostgreSQL, natively through pgx when the connection is pgx's
+	MySQL                // MySQL and MariaDB through go-sql-driver/mysql
 )
 
 func (k Kind) String() string {
@@ -25,6 +26,8 @@ func (k Kind) String() string {
 		return "sqlite"
 	case Postgres:
 		return "postgres"
+	case MySQL:
+		return "mysql"
 	}
 	return fmt.Sprintf("Kind(%d)", k)
 }
@@ -64,12 +67,17 @@ var harmless = map[Kind]map[string]bool{
 	SQLite: {"busy_timeout": true, "cache_size": true, "synchronous": true, "journal_mode": true,
 		"wal_autocheckpoint": true, "temp_store": true, "mmap_size": true, "optimize": true,
 		"cache_spill": true, "threads": true, "soft_heap_limit": true, "hard_heap_limit": true},
+	MySQL: {"wait_timeout": true, "interactive_timeout": true, "net_read_timeout": true,
+		"net_write_timeout": true, "lock_wait_timeout": true, "innodb_lock_wait_timeout": true,
+		"max_execution_time": true, "max_statement_time": true, "sort_buffer_size": true,
+		"join_buffer_size": true, "tmp_table_size": true, "max_heap_table_size": true},
 }
 
 // Detect picks the dialect of a base driver by its package: pgx's stdlib
-// and lib/pq are Postgres, go-sqlite3 is SQLite. A driver that wraps another
-// (otelsql, sqlhooks, sqlmw) holds it in a field: the wrapped driver found
-// there, a few levels deep, decides. Anything else is Generic, unless the
+// and lib/pq are Postgres, go-sqlite3 is SQLite, go-sql-driver/mysql is
+// MySQL. A driver that wraps another (otelsql, sqlhooks, sqlmw) holds it in
+// a field: the wrapped driver found there, a few levels deep, decides.
+// Anything else is Generic, unless the
 // application names its dialect (ByName).
 func Detect(d driver.Driver) Dialect {
 	if dia, ok := dialectOfType(reflect.TypeOf(d)); ok {
@@ -96,6 +104,8 @@ func dialectOfType(t reflect.Type) (Dialect, bool) {
 		return sqlite{}, true
 	case "github.com/jackc/pgx/v5/stdlib", "github.com/lib/pq":
 		return postgres{}, true
+	case "github.com/go-sql-driver/mysql":
+		return mysql{}, true
 	}
 	return nil, false
 }
@@ -136,7 +146,8 @@ func wrappedDriver(v reflect.Value, depth int) reflect.Type {
 	return nil
 }
 
-// ByName returns the dialect called name: "postgres", "sqlite" or "generic".
+// ByName returns the dialect called name: "postgres", "sqlite", "mysql"
+// (MariaDB too) or "generic".
 func ByName(name string) (Dialect, error) {
 	switch name {
 	case "postgres", "postgresql":
@@ -145,10 +156,10 @@ func ByName(name string) (Dialect, error) {
 		return sqlite{}, nil
 	case "generic":
 		return generic{}, nil
-	case "mysql":
-		return nil, fmt.Errorf("dialect %q is not supported yet; use dialect=generic, which buffers MySQL statements that use ? and `quoted` names and flushes them one row a statement", name)
+	case "mysql", "mariadb":
+		return mysql{}, nil
 	}
-	return nil, fmt.Errorf("unknown dialect %q (want postgres, sqlite or generic)", name)
+	return nil, fmt.Errorf("unknown dialect %q (want postgres, sqlite, mysql or generic)", name)
 }
 
 // aboveReadCommitted reports whether a transaction's isolation level keeps
@@ -241,43 +252,57 @@ func (sqlite) Classify(q string) *sqlparse.Statement {
 	if st.Kind == sqlparse.Other {
 		return st
 	}
-	fold := func(id *sqlparse.Ident) {
-		if id.Quoted {
-			id.Norm = sqlparse.FoldASCII(id.Norm)
-		}
-	}
 	if st.Schema != nil {
-		fold(st.Schema)
+		foldQuoted(st.Schema)
 	}
-	fold(&st.Table)
+	foldQuoted(&st.Table)
+	foldColumns(st)
+	if dupCols(st) {
+		return demoted(st)
+	}
+	return st
+}
+
+// foldQuoted folds a quoted name's ASCII letters, as an unquoted one's are.
+func foldQuoted(id *sqlparse.Ident) {
+	if id.Quoted {
+		id.Norm = sqlparse.FoldASCII(id.Norm)
+	}
+}
+
+// foldColumns folds every quoted column name of st: for databases that
+// match column names without regard to case (SQLite, MySQL).
+func foldColumns(st *sqlparse.Statement) {
 	for i := range st.Sets {
-		fold(&st.Sets[i].Col)
+		foldQuoted(&st.Sets[i].Col)
 	}
 	for i := range st.Where {
-		fold(&st.Where[i].Col)
+		foldQuoted(&st.Where[i].Col)
 	}
 	for i := range st.Guards {
-		fold(&st.Guards[i].Col)
+		foldQuoted(&st.Guards[i].Col)
 	}
 	for i := range st.Cols {
-		fold(&st.Cols[i])
+		foldQuoted(&st.Cols[i])
 	}
 	for i := range st.ConflictTarget {
-		fold(&st.ConflictTarget[i])
+		foldQuoted(&st.ConflictTarget[i])
 	}
 	if u := st.Upsert; u != nil {
 		for i := range u.Target {
-			fold(&u.Target[i])
+			foldQuoted(&u.Target[i])
 		}
 		for i := range u.Sets {
-			fold(&u.Sets[i].Col)
+			foldQuoted(&u.Sets[i].Col)
 		}
 	}
-	if dupCols(st) {
-		return &sqlparse.Statement{Names: st.Names, BeginsTx: st.BeginsTx, EndsTx: st.EndsTx,
-			DDL: st.DDL, Session: st.Session, Style: st.Style, NumParams: st.NumParams}
-	}
-	return st
+}
+
+// demoted is st as a statement that is not buffered, keeping what barriers
+// and transactions read of it.
+func demoted(st *sqlparse.Statement) *sqlparse.Statement {
+	return &sqlparse.Statement{Names: st.Names, BeginsTx: st.BeginsTx, EndsTx: st.EndsTx,
+		DDL: st.DDL, Session: st.Session, Style: st.Style, NumParams: st.NumParams}
 }
 
 // dupCols reports whether folding made two SET targets, WHERE columns or
@@ -372,7 +397,18 @@ func WhyNot(d Dialect, q string) string {
 	if why := sqlparse.WhyNot(q, d.Kind() == SQLite); why != "" {
 		return why
 	}
-	if st := sqlparse.Classify(q, d.Kind() == SQLite); st.Kind != sqlparse.Other && d.Classify(q).Kind == sqlparse.Other {
+	st := sqlparse.Classify(q, d.Kind() == SQLite)
+	if st.Kind != sqlparse.Other && d.Kind() == MySQL {
+		if why := mysqlWhy(st); why != "" {
+			return why
+		}
+		foldColumns(st)
+		if dupCols(st) {
+			return "two of its column names are one column to MySQL, which compares names without regard to case"
+		}
+		return ""
+	}
+	if st.Kind != sqlparse.Other && d.Classify(q).Kind == sqlparse.Other {
 		return "two of its column names are one column to SQLite, which compares names without regard to case"
 	}
 	return ""

@@ -39,13 +39,13 @@ func TestAccepts(t *testing.T) {
 }
 
 func TestByNameAndDetect(t *testing.T) {
-	for name, want := range map[string]Kind{"postgres": Postgres, "postgresql": Postgres, "sqlite": SQLite, "sqlite3": SQLite, "generic": Generic} {
+	for name, want := range map[string]Kind{"postgres": Postgres, "postgresql": Postgres, "sqlite": SQLite, "sqlite3": SQLite, "generic": Generic, "mysql": MySQL, "mariadb": MySQL} {
 		d, err := ByName(name)
 		if err != nil || d.Kind() != want {
 			t.Errorf("ByName(%q) = %v, %v; want %s", name, d, err, want)
 		}
 	}
-	for _, bad := range []string{"", "oracle", "mysql", "Postgres "} {
+	for _, bad := range []string{"", "oracle", "MySQL ", "Postgres "} {
 		if d, err := ByName(bad); err == nil {
 			t.Errorf("ByName(%q) = %v, want an error", bad, d)
 		}
@@ -72,6 +72,9 @@ func TestTxNeedsFlush(t *testing.T) {
 		{postgres{}, serializable, true},
 		{generic{}, 0, false},
 		{generic{}, serializable, true},
+		{mysql{}, 0, true}, // InnoDB's default: REPEATABLE READ
+		{mysql{}, readCommitted, false},
+		{mysql{}, serializable, true},
 	} {
 		if got := c.d.TxNeedsFlush(driver.TxOptions{Isolation: driver.IsolationLevel(c.level)}); got != c.want {
 			t.Errorf("%s level %d: TxNeedsFlush = %v, want %v", c.d.Kind(), c.level, got, c.want)
@@ -80,7 +83,7 @@ func TestTxNeedsFlush(t *testing.T) {
 }
 
 func TestKindString(t *testing.T) {
-	for k, want := range map[Kind]string{Generic: "generic", SQLite: "sqlite", Postgres: "postgres", Kind(9): "Kind(9)"} {
+	for k, want := range map[Kind]string{Generic: "generic", SQLite: "sqlite", Postgres: "postgres", MySQL: "mysql", Kind(9): "Kind(9)"} {
 		if got := k.String(); got != want {
 			t.Errorf("Kind(%d).String() = %q, want %q", k, got, want)
 		}

@@ -2,7 +2,9 @@ package durable
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -48,12 +50,16 @@ type cpFlavor uint8
 const (
 	cpGeneric  cpFlavor = iota // ? placeholders, one statement per row
 	cpPostgres                 // $N placeholders, arrays, ON CONFLICT
+	cpMySQL                    // ? placeholders, multi-row ON DUPLICATE KEY UPDATE, VARBINARY keys
 )
 
 // flavorOf is the checkpoint SQL flavor of a dialect.
 func flavorOf(k dialect.Kind) cpFlavor {
-	if k == dialect.Postgres {
+	switch k {
+	case dialect.Postgres:
 		return cpPostgres
+	case dialect.MySQL:
+		return cpMySQL
 	}
 	return cpGeneric
 }
@@ -85,12 +91,36 @@ var cpTables = []cpTable{
 		[]string{"journal_id", "table_name", "row_key"}},
 }
 
+// myMaxKey is the longest row key MySQL's checkpoint table stores as it
+// is: InnoDB's index key holds 3072 bytes, of which journal_id and
+// table_name take 576. A longer key is stored as its SHA-256 (cpKey).
+const myMaxKey = 2496
+
+// myTypes are the MySQL types of the checkpoint columns: bytes, so that
+// keys compare exactly (the default collations ignore case and trailing
+// spaces) and fit InnoDB's index key.
+var myTypes = map[string]string{"journal_id": "VARBINARY(64)", "table_name": "VARBINARY(512)",
+	"row_key": "VARBINARY(" + strconv.Itoa(myMaxKey) + ")"}
+
+// cpKey is how a row key is stored in the applied table of flavor f.
+func cpKey(f cpFlavor, key string) string {
+	if f == cpMySQL && len(key) > myMaxKey {
+		sum := sha256.Sum256([]byte(key))
+		return "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return key
+}
+
 // ddl is the statement that creates the table if it is missing.
-func (t cpTable) ddl() string {
+func (t cpTable) ddl(f cpFlavor) string {
 	var b strings.Builder
 	b.WriteString("CREATE TABLE IF NOT EXISTS " + t.name + " (")
 	for _, c := range t.cols {
-		b.WriteString(c.name + " " + c.typ + " NOT NULL, ")
+		typ := c.typ
+		if my, ok := myTypes[c.name]; ok && f == cpMySQL {
+			typ = my
+		}
+		b.WriteString(c.name + " " + typ + " NOT NULL, ")
 	}
 	b.WriteString("PRIMARY KEY (" + strings.Join(t.key, ", ") + "))")
 	return b.String()
@@ -107,11 +137,13 @@ func (t cpTable) colNames() []string {
 
 // Schema is the DDL of the checkpoint tables, one statement each: what a
 // journal runs when it manages the schema, and what migrations run when it
-// does not (writeback.SchemaSQL). The same statements serve every dialect.
-func Schema() []string {
+// does not (writeback.SchemaSQL). The same statements serve every dialect
+// but MySQL, whose key columns are VARBINARY.
+func Schema(kind dialect.Kind) []string {
+	f := flavorOf(kind)
 	out := make([]string, len(cpTables))
 	for i, t := range cpTables {
-		out[i] = t.ddl()
+		out[i] = t.ddl(f)
 	}
 	return out
 }
@@ -124,6 +156,7 @@ type SchemaError struct {
 	Problem string // what is wrong, e.g. "does not exist"
 	Managed bool   // the journal tried to create the table
 	Err     error  // the database's error, if any
+	kind    dialect.Kind
 }
 
 // Error names the table, the problem and the way out: the DDL to run.
@@ -131,7 +164,7 @@ func (e *SchemaError) Error() string {
 	var ddl string
 	for _, t := range cpTables {
 		if t.name == e.Table {
-			ddl = t.ddl()
+			ddl = t.ddl(flavorOf(e.kind))
 		}
 	}
 	msg := "writeback: journal checkpoint table " + e.Table + " " + e.Problem
@@ -150,16 +183,26 @@ func (e *SchemaError) Unwrap() error { return e.Err }
 // createSchema runs Schema. A failure the database will repeat (a
 // permission, a clashing object) is a *SchemaError; others (the database
 // is down) are returned as they are, so that recovery can wait.
-func createSchema(ctx context.Context, db *sql.DB) error {
+func createSchema(ctx context.Context, db *sql.DB, kind dialect.Kind) error {
 	for _, t := range cpTables {
-		if _, err := db.ExecContext(ctx, t.ddl()); err != nil {
-			if _, ok := dialect.SQLState(err); ok && dialect.ClassOf(err) == dialect.Permanent {
-				return &SchemaError{Table: t.name, Problem: "cannot be created", Managed: true, Err: err}
+		if _, err := db.ExecContext(ctx, t.ddl(flavorOf(kind))); err != nil {
+			if answered(err) && dialect.ClassOf(err) == dialect.Permanent {
+				return &SchemaError{Table: t.name, Problem: "cannot be created", Managed: true, Err: err, kind: kind}
 			}
 			return fmt.Errorf("create %s: %w", t.name, err)
 		}
 	}
 	return nil
+}
+
+// answered reports whether err is the database's answer (PostgreSQL's
+// SQLSTATE, MySQL's error number).
+func answered(err error) bool {
+	if _, ok := dialect.SQLState(err); ok {
+		return true
+	}
+	_, ok := dialect.MySQLErrorNumber(err)
+	return ok
 }
 
 // CheckSchema checks, without changing anything, that the checkpoint
@@ -169,7 +212,7 @@ func createSchema(ctx context.Context, db *sql.DB) error {
 // *SchemaError; a failed query is returned as it is.
 func CheckSchema(ctx context.Context, db *sql.DB, kind dialect.Kind) error {
 	if kind == dialect.Generic {
-		return probeSchema(ctx, db)
+		return probeSchema(ctx, db, kind)
 	}
 	names := make([]string, len(cpTables))
 	for i, t := range cpTables {
@@ -182,7 +225,7 @@ func CheckSchema(ctx context.Context, db *sql.DB, kind dialect.Kind) error {
 	for _, want := range cpTables {
 		got := found[want.name]
 		if got == nil {
-			return &SchemaError{Table: want.name, Problem: "does not exist (it is looked up unqualified, in the connection's default schema)"}
+			return &SchemaError{Table: want.name, Problem: "does not exist (it is looked up unqualified, in the connection's default schema)", kind: kind}
 		}
 		var missing []string
 		for _, c := range want.cols {
@@ -191,10 +234,10 @@ func CheckSchema(ctx context.Context, db *sql.DB, kind dialect.Kind) error {
 			}
 		}
 		if len(missing) > 0 {
-			return &SchemaError{Table: want.name, Problem: "has no column " + strings.Join(missing, ", ")}
+			return &SchemaError{Table: want.name, Problem: "has no column " + strings.Join(missing, ", "), kind: kind}
 		}
 		if ok, why := got.IsUniqueKey(want.key); !ok {
-			return &SchemaError{Table: want.name, Problem: "needs its primary key (" + strings.Join(want.key, ", ") + "), and has " + why}
+			return &SchemaError{Table: want.name, Problem: "needs its primary key (" + strings.Join(want.key, ", ") + "), and has " + why, kind: kind}
 		}
 		if kind == dialect.Postgres {
 			if err := pgPrivileges(ctx, db, want.name); err != nil {
@@ -221,14 +264,14 @@ func pgPrivileges(ctx context.Context, db *sql.DB, table string) error {
 		}
 	}
 	if len(lacking) > 0 {
-		return &SchemaError{Table: table, Problem: "is not writable by the connection's role: it lacks " + strings.Join(lacking, ", ") + " (GRANT SELECT, INSERT, UPDATE, DELETE ON " + table + " TO the role)"}
+		return &SchemaError{Table: table, Problem: "is not writable by the connection's role: it lacks " + strings.Join(lacking, ", ") + " (GRANT SELECT, INSERT, UPDATE, DELETE ON " + table + " TO the role)", kind: dialect.Postgres}
 	}
 	return nil
 }
 
 // probeSchema checks the tables of a database without a catalog by reading
 // no row of each: a missing table or column fails the query.
-func probeSchema(ctx context.Context, db *sql.DB) error {
+func probeSchema(ctx context.Context, db *sql.DB, kind dialect.Kind) error {
 	for _, t := range cpTables {
 		rows, err := db.QueryContext(ctx, "SELECT "+strings.Join(t.colNames(), ", ")+" FROM "+t.name+" WHERE 1 = 0")
 		if err == nil {
@@ -238,7 +281,7 @@ func probeSchema(ctx context.Context, db *sql.DB) error {
 			if dialect.ClassOf(err) != dialect.Permanent {
 				return err
 			}
-			return &SchemaError{Table: t.name, Problem: "is missing or lacks a column of (" + strings.Join(t.colNames(), ", ") + ")", Err: err}
+			return &SchemaError{Table: t.name, Problem: "is missing or lacks a column of (" + strings.Join(t.colNames(), ", ") + ")", Err: err, kind: kind}
 		}
 	}
 	return nil
@@ -247,7 +290,8 @@ func probeSchema(ctx context.Context, db *sql.DB) error {
 // Checkpoints is what the database says is applied, for one journal id.
 type Checkpoints struct {
 	watermark map[string]uint64            // table → lsn
-	applied   map[string]map[string]uint64 // table → row key → lsn
+	applied   map[string]map[string]uint64 // table → row key (as cpKey stores it) → lsn
+	flavor    cpFlavor
 }
 
 // Covers reports whether record lsn of table's row key is applied.
@@ -255,7 +299,7 @@ func (c *Checkpoints) Covers(table, key string, lsn uint64) bool {
 	if lsn <= c.watermark[table] {
 		return true
 	}
-	return lsn <= c.applied[table][key]
+	return lsn <= c.applied[table][cpKey(c.flavor, key)]
 }
 
 // loadCheckpoints creates the checkpoint tables if needed, or checks them
@@ -266,7 +310,7 @@ func (d *Journal) loadCheckpoints(ctx context.Context, db *sql.DB) (*Checkpoints
 	if d.checkSchema {
 		err = CheckSchema(ctx, db, d.kind)
 	} else {
-		err = createSchema(ctx, db)
+		err = createSchema(ctx, db, d.kind)
 	}
 	if err != nil {
 		return nil, err
@@ -293,7 +337,7 @@ func ReadCheckpoints(ctx context.Context, db *sql.DB, kind dialect.Kind, id stri
 // readCheckpoints reads what the checkpoint tables hold for journal id.
 func readCheckpoints(ctx context.Context, db *sql.DB, kind dialect.Kind, id string) (*Checkpoints, error) {
 	f := flavorOf(kind)
-	cp := &Checkpoints{watermark: map[string]uint64{}, applied: map[string]map[string]uint64{}}
+	cp := &Checkpoints{watermark: map[string]uint64{}, applied: map[string]map[string]uint64{}, flavor: f}
 	rows, err := db.QueryContext(ctx, "SELECT table_name, lsn FROM "+checkpointTable+" WHERE journal_id = "+f.ph(1), id)
 	if err != nil {
 		return nil, err
@@ -382,6 +426,11 @@ func (d *Journal) checkpointStmts(m Mark, rows []*dirtyset.Row) func(exec dialec
 					id, m.Table, int64(m.UpTo)); err != nil {
 					return err
 				}
+			} else if f == cpMySQL {
+				if err := exec("INSERT INTO "+checkpointTable+" (journal_id, table_name, lsn) VALUES (?, ?, ?) "+
+					"ON DUPLICATE KEY UPDATE lsn = GREATEST(lsn, VALUES(lsn))", id, m.Table, int64(m.UpTo)); err != nil {
+					return err
+				}
 			} else {
 				if err := exec("DELETE FROM "+checkpointTable+" WHERE journal_id = ? AND table_name = ?", id, m.Table); err != nil {
 					return err
@@ -404,7 +453,7 @@ func (d *Journal) checkpointStmts(m Mark, rows []*dirtyset.Row) func(exec dialec
 		if r.MaxLSN == 0 {
 			continue
 		}
-		kt := r.KeyText()
+		kt := cpKey(f, r.KeyText())
 		if i, ok := at[kt]; ok {
 			lsns[i] = max(lsns[i], int64(r.MaxLSN))
 			continue
@@ -422,6 +471,9 @@ func (d *Journal) checkpointStmts(m Mark, rows []*dirtyset.Row) func(exec dialec
 				"SELECT $1, $2, v.k, v.l FROM unnest($3::text[], $4::int8[]) AS v(k, l) "+
 				"ON CONFLICT (journal_id, table_name, row_key) DO UPDATE SET lsn = GREATEST("+appliedTable+".lsn, excluded.lsn)",
 				id, m.Table, keys, lsns)
+		}
+		if f == cpMySQL {
+			return myApplied(exec, id, m.Table, keys, lsns)
 		}
 		for i, k := range keys {
 			if err := exec("DELETE FROM "+appliedTable+" WHERE journal_id = ? AND table_name = ? AND row_key = ?", id, m.Table, k); err != nil {
@@ -466,4 +518,27 @@ func (d *Journal) Committed(ctx context.Context, db *sql.DB, table string, rows 
 		return false, nil
 	}
 	return false, fmt.Errorf("%w: the checkpoints cover %d of its %d journaled rows", dialect.ErrCommitAmbiguous, covered, decided)
+}
+
+// myApplied writes MySQL's exceptions, many rows a statement.
+func myApplied(exec dialect.Exec, id, table string, keys []string, lsns []int64) error {
+	const perStmt = 1000
+	for start := 0; start < len(keys); start += perStmt {
+		end := min(start+perStmt, len(keys))
+		var b strings.Builder
+		b.WriteString("INSERT INTO " + appliedTable + " (journal_id, table_name, row_key, lsn) VALUES ")
+		args := make([]any, 0, 4*(end-start))
+		for i := start; i < end; i++ {
+			if i > start {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?, ?, ?, ?)")
+			args = append(args, id, table, keys[i], lsns[i])
+		}
+		b.WriteString(" ON DUPLICATE KEY UPDATE lsn = GREATEST(lsn, VALUES(lsn))")
+		if err := exec(b.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }

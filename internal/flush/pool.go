@@ -3,6 +3,7 @@ package flush
 import (
 	"context"
 	"database/sql/driver"
+	"io"
 	"sync"
 
 	"github.com/writeback-go/writeback/internal/dialect"
@@ -53,10 +54,13 @@ func (p *pool) get(ctx context.Context, prio int) (*pconn, error) {
 				_ = pc.conn.Close()
 				continue
 			}
+			var old dialect.Writer
 			if pc.epoch != p.epoch {
+				old = pc.writer
 				pc.writer, pc.epoch = p.dia.NewWriter(pc.conn), p.epoch
 			}
 			p.mu.Unlock()
+			closeWriter(old) // outside the lock: it may talk to the database
 			return pc, nil
 		}
 		if p.open < p.max {
@@ -163,5 +167,13 @@ func (p *pool) close() {
 	p.mu.Unlock()
 	for _, pc := range idle {
 		_ = pc.conn.Close()
+	}
+}
+
+// closeWriter releases what a replaced writer holds on its connection (the
+// mysql writer's prepared statements), if it holds anything.
+func closeWriter(w dialect.Writer) {
+	if c, ok := w.(io.Closer); ok {
+		_ = c.Close()
 	}
 }

@@ -1,0 +1,295 @@
+package dialect
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+	"github.com/writeback-go/writeback/internal/sqlparse"
+	"github.com/writeback-go/writeback/internal/testdb"
+)
+
+func TestMySQLDetectAndByName(t *testing.T) {
+	if k := Detect(&gomysql.MySQLDriver{}).Kind(); k != MySQL {
+		t.Errorf("Detect(go-sql-driver/mysql) = %s, want mysql", k)
+	}
+	for _, n := range []string{"mysql", "mariadb"} {
+		d, err := ByName(n)
+		if err != nil || d.Kind() != MySQL {
+			t.Errorf("ByName(%q) = %v, %v", n, d, err)
+		}
+	}
+}
+
+func TestMySQLErrorClasses(t *testing.T) {
+	for _, c := range []struct {
+		n    uint16
+		want ErrorClass
+	}{
+		{1213, Transient}, {1205, Transient}, {1040, Transient},
+		{2006, Connection}, {2013, Connection},
+		{1062, Permanent}, {1406, Permanent}, {3819, Permanent}, {4025, Permanent}, {1048, Permanent},
+	} {
+		err := fmt.Errorf("flush: %w", &gomysql.MySQLError{Number: c.n, Message: "x"})
+		if got := ClassOf(err); got != c.want {
+			t.Errorf("error %d: class %d, want %d", c.n, got, c.want)
+		}
+		if n, ok := MySQLErrorNumber(err); !ok || n != int(c.n) {
+			t.Errorf("MySQLErrorNumber = %d, %v", n, ok)
+		}
+	}
+	if got := ClassOf(fmt.Errorf("commit: %w", gomysql.ErrInvalidConn)); got != Connection {
+		t.Errorf("ErrInvalidConn: class %d, want Connection", got)
+	}
+	if _, ok := MySQLErrorNumber(errors.New("1062")); ok {
+		t.Error("a plain error has no MySQL number")
+	}
+}
+
+func TestMySQLClassify(t *testing.T) {
+	d := mysql{}
+	for _, c := range []struct {
+		q    string
+		kind sqlparse.Kind
+		ok   bool
+	}{
+		{"UPDATE t SET n = n + ? WHERE id = ?", sqlparse.Update, true},
+		{"UPDATE `t` SET `N` = ? WHERE `Id` = ?", sqlparse.Update, true},
+		{"UPDATE t SET a = ?, `A` = ? WHERE id = ?", sqlparse.Other, false},
+		{"UPDATE T SET n = ? WHERE id = ?", sqlparse.Other, false},
+		{"UPDATE `T` SET n = ? WHERE id = ?", sqlparse.Other, false},
+		{"UPDATE t SET `né` = ? WHERE id = ?", sqlparse.Other, false},
+		{`UPDATE t SET "n" = ? WHERE id = ?`, sqlparse.Update, false},
+		{"UPDATE t SET n = $1 WHERE id = $2", sqlparse.Update, false},
+		{"INSERT INTO t (id, n) VALUES (?, ?) ON CONFLICT (id) DO NOTHING", sqlparse.Insert, false},
+	} {
+		st := d.Classify(c.q)
+		if st.Kind != c.kind || st.Kind != sqlparse.Other && d.Accepts(st) != c.ok {
+			t.Errorf("%s: kind %d accepted %v; want %d, %v (%s)", c.q, st.Kind, d.Accepts(st), c.kind, c.ok, Refusal(d, st))
+		}
+		if st.Kind == sqlparse.Update && c.ok {
+			for _, s := range st.Sets {
+				if s.Col.Norm != "n" {
+					t.Errorf("%s: SET column %q, want n (folded)", c.q, s.Col.Norm)
+				}
+			}
+		}
+	}
+	for q, want := range map[string]string{"LOCK TABLES t WRITE": "lock tables", "/* x */ lock table t read": "lock tables",
+		"FLUSH TABLES WITH READ LOCK": "lock tables", "-- c\nLOCK TABLES t WRITE": "lock tables", "USE other": "use",
+		"SELECT lock FROM tables": "", "UNLOCK TABLES": "", "SELECT use FROM t": ""} {
+		st := d.Classify(q)
+		if got := slices.Contains(st.Session, want); got != (want != "") || want != "" && d.HarmlessSetting(want) {
+			t.Errorf("%q: session %q, want %q (not harmless)", q, st.Session, want)
+		}
+	}
+	if why := WhyNot(d, "UPDATE T SET n = ? WHERE id = ?"); why == "" {
+		t.Error("WhyNot gives no reason for an upper-case table name")
+	}
+	if !d.TxNeedsFlush(driver.TxOptions{}) || d.TxNeedsFlush(driver.TxOptions{Isolation: driver.IsolationLevel(sql.LevelReadCommitted)}) {
+		t.Error("a default (REPEATABLE READ) transaction needs a flush; READ COMMITTED does not")
+	}
+}
+
+// TestMySQLResolve: the resolver of a lost COMMIT asks again while the
+// connection that sent it runs (and ends it), says ErrCommitAmbiguous once
+// it is gone, and also when the server has restarted.
+func TestMySQLResolve(t *testing.T) {
+	db, err := sql.Open("mysql", testdb.MySQLDatabase(t, "resolve", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	victim, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	var id, started string
+	if err := victim.QueryRowContext(ctx, mysqlSessionSQL).Scan(&id, &started); err != nil {
+		t.Fatal(err)
+	}
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	resolve := func(id, started string) (committed, known bool, err error) {
+		if rerr := c.Raw(func(dc any) error {
+			committed, known, err = mysqlResolve(id, started)(ctx, dc.(driver.Conn))
+			return nil
+		}); rerr != nil {
+			t.Fatal(rerr)
+		}
+		return
+	}
+	if committed, known, err := resolve(id, started); committed || known || err != nil {
+		t.Fatalf("connection still there: %v %v %v, want ask again", committed, known, err)
+	}
+	// KILL takes effect asynchronously: until the connection is gone the
+	// answer is "ask again", as the flusher does (with its backoff).
+	for i := 0; ; i++ {
+		_, known, err := resolve(id, started)
+		if errors.Is(err, ErrCommitAmbiguous) && !known {
+			break
+		}
+		if err != nil || known || i == 100 {
+			t.Fatalf("connection killed: known %v err %v after %d tries, want ErrCommitAmbiguous", known, err, i)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := victim.PingContext(ctx); err == nil {
+		t.Error("the resolver did not end the connection")
+	}
+	if _, known, err := resolve(id, "12345"); known || !errors.Is(err, ErrCommitAmbiguous) {
+		t.Errorf("restarted server: known %v err %v, want ErrCommitAmbiguous", known, err)
+	}
+}
+
+// TestMySQLWriter: one flush transaction of an INSERT group and an UPDATE
+// group (deltas, assignments, composite key, more rows than a batch) on a
+// connection whose affected counts leave out unchanged rows: the rows that
+// matched nothing are exactly those reported, the others are written.
+func TestMySQLWriter(t *testing.T) {
+	db, err := sql.Open("mysql", testdb.MySQLDatabase(t, "writer", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	for _, q := range []string{
+		"CREATE TABLE p (a BIGINT NOT NULL, b VARCHAR(10) COLLATE utf8mb4_nopad_bin NOT NULL, n BIGINT, s VARCHAR(10), PRIMARY KEY (a, b))",
+		"INSERT INTO p VALUES (1, 'x', 10, 'old'), (2, 'x', 20, 'old'), (3, 'X', 30, 'old')",
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := func(s string) sqlparse.Ident { return sqlparse.Ident{Norm: s, Raw: s} }
+	ins := &Group{Table: id("p"), Op: Insert, Cols: []sqlparse.Ident{id("a"), id("b"), id("n"), id("s")},
+		Rows: [][]any{{int64(4), "x", int64(40), nil}, {int64(5), "x", nil, "new"}}}
+	upd := &Group{Table: id("p"), Op: Update, Cols: []sqlparse.Ident{id("n"), id("s")}, Delta: []bool{true, false},
+		KeyCols: []sqlparse.Ident{id("a"), id("b")},
+		Rows: [][]any{
+			{int64(1), "new", int64(1), "x"},  // changes
+			{int64(0), "old", int64(2), "x"},  // matches, changes nothing
+			{int64(5), "new", int64(3), "x"},  // no such row: (3, 'X') differs in case
+			{int64(7), "new", int64(9), "z"},  // no such row
+			{int64(-1), "new", int64(4), "x"}, // the row inserted by the same transaction
+		}}
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var noMatch [][]int
+	var checkpoint []string
+	err = c.Raw(func(dc any) error {
+		var err error
+		noMatch, err = newMySQLWriter().WriteTx(ctx, dc.(driver.Conn), []*Group{ins, upd}, 2, func(exec Exec) error {
+			checkpoint = append(checkpoint, "ran")
+			return exec("INSERT INTO p (a, b, n) VALUES (?, ?, ?)", int64(100), "cp", int64(1))
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(noMatch) != "[[] [2 3]]" || len(checkpoint) != 1 {
+		t.Fatalf("noMatch %v (inTx ran %d times), want [[] [2 3]], once", noMatch, len(checkpoint))
+	}
+	rows, err := db.QueryContext(ctx, "SELECT a, b, COALESCE(n, -99), COALESCE(s, '-') FROM p ORDER BY a, b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var a, n int64
+		var b, s string
+		if err := rows.Scan(&a, &b, &n, &s); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d%s=%d/%s", a, b, n, s))
+	}
+	want := "[1x=11/new 2x=20/old 3X=30/old 4x=39/new 5x=-99/new 100cp=1/-]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("table %v, want %s", got, want)
+	}
+}
+
+// TestMySQLWriterValueTypes: a derived table's column takes its type from
+// its parameters (go-sql-driver/mysql sends strings as CHAR, whose trailing
+// spaces a derived table drops); every value of a batch arrives whole.
+func TestMySQLWriterValueTypes(t *testing.T) {
+	db, err := sql.Open("mysql", testdb.MySQLDatabase(t, "wtypes", "parseTime=true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	for _, q := range []string{
+		"CREATE TABLE v (id BIGINT PRIMARY KEY, s VARCHAR(20), at DATETIME(6), f DOUBLE, d DECIMAL(10,3), b VARBINARY(10), n BIGINT)",
+		"INSERT INTO v (id) VALUES (1), (2), (3)",
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := func(s string) sqlparse.Ident { return sqlparse.Ident{Norm: s, Raw: s} }
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	t1 := time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
+	upd := &Group{Table: id("v"), Op: Update, Cols: []sqlparse.Ident{id("s"), id("at"), id("f"), id("d"), id("b"), id("n")},
+		Delta: make([]bool, 6), KeyCols: []sqlparse.Ident{id("id")},
+		Rows: [][]any{
+			{"a", t0, int64(1), "1.5", []byte{1}, nil, int64(1)},
+			{"abcdefghij  ", t1, 2.5, "1234.125", []byte{1, 2, 3}, int64(123456789012), int64(2)},
+			{nil, nil, nil, nil, nil, int64(-7), int64(3)},
+		}}
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w := newMySQLWriter()
+	defer w.Close()
+	err = c.Raw(func(dc any) error {
+		_, err := w.WriteTx(ctx, dc.(driver.Conn), []*Group{upd}, 10, nil)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.QueryContext(ctx, "SELECT id, COALESCE(s, '-'), at, COALESCE(f, 0), COALESCE(d, 0), COALESCE(HEX(b), ''), COALESCE(n, 0) FROM v ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var i, n int64
+		var s, d, b string
+		var at sql.NullTime
+		var f float64
+		if err := rows.Scan(&i, &s, &at, &f, &d, &b, &n); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d [%s] %s %g %s %s %d", i, s, at.Time.Format(time.RFC3339Nano), f, d, b, n))
+	}
+	want := []string{
+		"1 [a] 2026-01-02T03:04:05Z 1 1.500 01 0",
+		"2 [abcdefghij  ] 2026-01-02T03:04:05.123456Z 2.5 1234.125 010203 123456789012",
+		"3 [-] 0001-01-01T00:00:00Z 0 0.000  -7",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("table:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -1,0 +1,565 @@
+package dialect
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/writeback-go/writeback/internal/drivercall"
+)
+
+// mysqlMaxParams is the most placeholders one MySQL prepared statement takes.
+const mysqlMaxParams = 65535
+
+// mysqlWriter writes a flush with multi-row statements: INSERT INTO t (...)
+// VALUES (...), (...) for inserts, and for updates one UPDATE t JOIN (SELECT
+// ? AS k, ? AS v UNION ALL ...) AS v ON ... SET ... per batch, which cannot
+// insert. When that UPDATE affects fewer rows than it carries (a key matches
+// no row, or MySQL's affected count leaves out rows it matched but did not
+// change), it is rolled back to a savepoint and the batch is written again
+// after a SELECT ... FOR UPDATE of its keys, which tells the rows that match
+// nothing.
+//
+// A writer belongs to one flush connection and keeps its statements
+// prepared (go-sql-driver/mysql otherwise prepares, runs and closes a
+// statement with arguments: three round trips for one), up to
+// mysqlStmtCache of them; Close closes them.
+type mysqlWriter struct {
+	stmts map[string]driver.Stmt
+	order []string // oldest first
+	// textCols caches, per table as the flush names it, the character set
+	// and collation of each text column (by lower-cased name).
+	textCols map[string]map[string]string
+}
+
+// mysqlStmtCache is how many prepared statements a writer keeps.
+const mysqlStmtCache = 32
+
+func newMySQLWriter() *mysqlWriter {
+	return &mysqlWriter{stmts: map[string]driver.Stmt{}, textCols: map[string]map[string]string{}}
+}
+
+// mysqlTextColsSQL lists the text columns of a table with their character
+// set and collation.
+const mysqlTextColsSQL = "SELECT LOWER(COLUMN_NAME), CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS " +
+	"WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND COLLATION_NAME IS NOT NULL"
+
+// keyCollations returns, for each key column of g, "CONVERT(%s USING cs)
+// COLLATE coll" for a text column and "" for others: the derived table's
+// key values compared under the column's own collation. Without it they
+// would carry the connection's collation (utf8mb4_general_ci, which ignores
+// case and trailing spaces) and could match another row.
+func (w *mysqlWriter) keyCollations(ctx context.Context, conn driver.Conn, g *Group, table string) ([]string, error) {
+	cols, ok := w.textCols[table]
+	if !ok {
+		var schema any
+		if g.Schema != nil {
+			schema = g.Schema.Norm
+		}
+		rows, err := w.query(ctx, conn, mysqlTextColsSQL, 3, []any{schema, g.Table.Norm})
+		if err != nil {
+			return nil, fmt.Errorf("reading the collations of %s: %w", table, err)
+		}
+		cols = map[string]string{}
+		for _, r := range rows {
+			cs, coll := mysqlText(r[1]), mysqlText(r[2])
+			if !mysqlName(cs) || !mysqlName(coll) {
+				return nil, fmt.Errorf("reading the collations of %s: unexpected %q, %q", table, cs, coll)
+			}
+			cols[mysqlText(r[0])] = "CONVERT(%s USING " + cs + ") COLLATE " + coll
+		}
+		w.textCols[table] = cols
+	}
+	out := make([]string, len(g.KeyCols))
+	for i, k := range g.KeyCols {
+		out[i] = cols[strings.ToLower(k.Norm)]
+	}
+	return out, nil
+}
+
+// mysqlName reports whether s is a character set or collation name.
+func mysqlName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Close closes the writer's prepared statements: when its connection gets
+// a new writer (after DDL) or closes.
+func (w *mysqlWriter) Close() error {
+	for _, q := range w.order {
+		_ = w.stmts[q].Close()
+	}
+	clear(w.stmts)
+	w.order = nil
+	return nil
+}
+
+// stmt returns query prepared on conn, from the cache or prepared now.
+func (w *mysqlWriter) stmt(ctx context.Context, conn driver.Conn, query string) (driver.Stmt, error) {
+	if st, ok := w.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := drivercall.Prepare(ctx, conn, query)
+	if err != nil {
+		return nil, err
+	}
+	if len(w.order) == mysqlStmtCache {
+		_ = w.stmts[w.order[0]].Close()
+		delete(w.stmts, w.order[0])
+		w.order = w.order[1:]
+	}
+	w.stmts[query] = st
+	w.order = append(w.order, query)
+	return st, nil
+}
+
+// exec runs query with args through the statement cache.
+func (w *mysqlWriter) exec(ctx context.Context, conn driver.Conn, query string, args []any) error {
+	_, err := w.execCount(ctx, conn, query, args)
+	return err
+}
+
+// execCount is exec, returning the rows the statement affected.
+func (w *mysqlWriter) execCount(ctx context.Context, conn driver.Conn, query string, args []any) (int64, error) {
+	st, err := w.stmt(ctx, conn, query)
+	if err != nil {
+		return 0, err
+	}
+	res, err := drivercall.StmtExec(ctx, st, namedArgs(args))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// query runs query with args through the statement cache and returns its
+// rows of width values.
+func (w *mysqlWriter) query(ctx context.Context, conn driver.Conn, query string, width int, args []any) ([][]driver.Value, error) {
+	st, err := w.stmt(ctx, conn, query)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := drivercall.StmtQuery(ctx, st, namedArgs(args))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	if n := len(rows.Columns()); n != width {
+		return nil, fmt.Errorf("query returned %d columns, want %d", n, width)
+	}
+	var out [][]driver.Value
+	for {
+		r := make([]driver.Value, width)
+		if err := rows.Next(r); err == io.EOF {
+			return out, nil
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+}
+
+// namedArgs numbers args for a driver call.
+func namedArgs(args []any) []driver.NamedValue {
+	named := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
+	return named
+}
+
+func (*mysqlWriter) Name() string { return "mysql" }
+
+func (w *mysqlWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*Group, batch int, inTx func(exec Exec) error) (noMatch [][]int, err error) {
+	tx, err := drivercall.BeginTx(ctx, conn, driver.TxOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	noMatch = make([][]int, len(groups))
+	for gi, g := range groups {
+		switch g.Op {
+		case Insert:
+			err = w.insert(ctx, conn, g, batch)
+		case Update:
+			noMatch[gi], err = w.update(ctx, conn, g, batch)
+		default:
+			err = errors.New("writeback: the mysql dialect writes no upsert group")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if inTx != nil {
+		if err = inTx(func(query string, args ...any) error { return connExec(ctx, conn, query, args) }); err != nil {
+			return nil, err
+		}
+	}
+	// The connection's id and the server's start time let a COMMIT whose
+	// answer is lost be resolved (mysqlResolve).
+	row, err := pgvQueryRow(ctx, conn, mysqlSessionSQL, 2)
+	if err != nil {
+		return nil, fmt.Errorf("writeback: mysql connection id: %w", err)
+	}
+	id, started := mysqlText(row[0]), mysqlText(row[1])
+	if err = tx.Commit(); err != nil {
+		err = fmt.Errorf("writeback: mysql commit: %w", err)
+		if _, answered := MySQLErrorNumber(err); !answered {
+			err = &CommitUnknownError{Err: err, Resolve: mysqlResolve(id, started)}
+		}
+		return nil, err
+	}
+	return noMatch, nil
+}
+
+// mysqlSessionSQL reads the connection's id and the server's start time (in
+// seconds since the epoch, from its uptime: the same start may read one
+// second apart, see mysqlResolve).
+const mysqlSessionSQL = "SELECT CONNECTION_ID(), UNIX_TIMESTAMP() - CAST(VARIABLE_VALUE AS SIGNED) " +
+	"FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'"
+
+// mysqlResolve returns the resolver of a COMMIT sent on connection id that
+// got no answer. MySQL keeps no status of past transactions, so it cannot
+// say whether one committed; what it can say is whether the connection
+// still runs (its COMMIT may still be under way: the resolver kills it and
+// asks again, so that the outcome is settled before anything reads it).
+// Once the connection is gone the answer is ErrCommitAmbiguous, and the
+// journal's checkpoint, written in the same transaction, decides. A server
+// restart ends every connection and may give id to another: then too the
+// answer is ambiguous.
+func mysqlResolve(id, started string) func(ctx context.Context, conn driver.Conn) (committed, known bool, err error) {
+	return func(ctx context.Context, conn driver.Conn) (bool, bool, error) {
+		row, err := pgvQueryRow(ctx, conn, mysqlSessionSQL, 2)
+		if err != nil {
+			return false, false, err
+		}
+		if !sameStart(mysqlText(row[1]), started) {
+			return false, false, fmt.Errorf("%w: the server restarted since the COMMIT was sent", ErrCommitAmbiguous)
+		}
+		rows, err := pgvQuery(ctx, conn, "SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ?", 1, id)
+		if err != nil {
+			return false, false, err
+		}
+		if len(rows) > 0 {
+			// Still there: end it, and ask again once it is gone.
+			_ = connExec(ctx, conn, "KILL CONNECTION "+id, nil)
+			return false, false, nil
+		}
+		return false, false, fmt.Errorf("%w: MySQL keeps no status of a finished transaction", ErrCommitAmbiguous)
+	}
+}
+
+// sameStart reports whether two readings of the server's start time are of
+// one start: computed from the uptime in whole seconds, they may differ by one.
+func sameStart(a, b string) bool {
+	x, err1 := strconv.ParseInt(a, 10, 64)
+	y, err2 := strconv.ParseInt(b, 10, 64)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return x-y <= 1 && y-x <= 1
+}
+
+// mysqlText is a value of a result row as text.
+func mysqlText(v driver.Value) string {
+	switch x := v.(type) {
+	case []byte:
+		return string(x)
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case uint64:
+		return strconv.FormatUint(x, 10)
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+// mysqlTable is g's table as the flush statements name it.
+func mysqlTable(g *Group) string {
+	if g.Schema != nil {
+		return g.Schema.Raw + "." + g.Table.Raw
+	}
+	return g.Table.Raw
+}
+
+// chunk is how many rows of width values one statement carries.
+func chunk(batch, width int) int {
+	n := batch
+	if n <= 0 {
+		n = 1000
+	}
+	if width > 0 && n*width > mysqlMaxParams {
+		n = mysqlMaxParams / width
+	}
+	return max(n, 1)
+}
+
+// insert writes an INSERT group, chunk rows a statement.
+func (w *mysqlWriter) insert(ctx context.Context, conn driver.Conn, g *Group, batch int) error {
+	n := chunk(batch, len(g.Cols))
+	for start := 0; start < len(g.Rows); start += n {
+		rows := g.Rows[start:min(start+n, len(g.Rows))]
+		var sb strings.Builder
+		sb.WriteString("INSERT INTO " + mysqlTable(g) + " (")
+		for i, c := range g.Cols {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(c.Raw)
+		}
+		sb.WriteString(") VALUES ")
+		args := make([]any, 0, len(rows)*len(g.Cols))
+		for r, row := range rows {
+			if r > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteByte('(')
+			for j := range g.Cols {
+				if j > 0 {
+					sb.WriteString(", ")
+				}
+				sb.WriteByte('?')
+			}
+			sb.WriteByte(')')
+			args = append(args, row[:len(g.Cols)]...)
+		}
+		if err := ctxErr(ctx); err != nil {
+			return err
+		}
+		if err := w.exec(ctx, conn, sb.String(), args); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// update writes an UPDATE group, chunk rows a statement, and returns
+// the indices of the rows whose key matched no row.
+func (w *mysqlWriter) update(ctx context.Context, conn driver.Conn, g *Group, batch int) ([]int, error) {
+	nc, nk := len(g.Cols), len(g.KeyCols)
+	n := chunk(batch, nc+nk)
+	table := mysqlTable(g)
+	colls, err := w.keyCollations(ctx, conn, g, table)
+	if err != nil {
+		return nil, err
+	}
+	var missed []int
+	for start := 0; start < len(g.Rows); start += n {
+		rows := g.Rows[start:min(start+n, len(g.Rows))]
+		if err := ctxErr(ctx); err != nil {
+			return nil, err
+		}
+		// First the UPDATE of every row, after a savepoint: when it
+		// affected as many rows as it carried, each matched one (MySQL
+		// counts the rows it changed, or with clientFoundRows the rows it
+		// matched; either is at most the rows matched), and that is all.
+		if err := w.exec(ctx, conn, "SAVEPOINT wb_update", nil); err != nil {
+			return nil, err
+		}
+		query, args := mysqlUpdateSQL(g, table, rows, colls)
+		affected, err := w.execCount(ctx, conn, query, args)
+		if err != nil {
+			return nil, err
+		}
+		if affected == int64(len(rows)) {
+			continue
+		}
+		// Otherwise undo it, and find which keys exist, locked until the
+		// transaction ends so that the UPDATE below finds the same rows.
+		if err := w.exec(ctx, conn, "ROLLBACK TO SAVEPOINT wb_update", nil); err != nil {
+			return nil, err
+		}
+		var sb strings.Builder
+		sb.WriteString("SELECT ")
+		for i, k := range g.KeyCols {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(k.Raw)
+		}
+		sb.WriteString(" FROM " + table + " WHERE (")
+		for i, k := range g.KeyCols {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(k.Raw)
+		}
+		sb.WriteString(") IN (")
+		keyArgs := make([]any, 0, len(rows)*nk)
+		for r, row := range rows {
+			if r > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteByte('(')
+			for j := 0; j < nk; j++ {
+				if j > 0 {
+					sb.WriteString(", ")
+				}
+				sb.WriteByte('?')
+			}
+			sb.WriteByte(')')
+			keyArgs = append(keyArgs, row[nc:nc+nk]...)
+		}
+		sb.WriteString(") FOR UPDATE")
+		found, err := w.query(ctx, conn, sb.String(), nk, keyArgs)
+		if err != nil {
+			return nil, err
+		}
+		exists := make(map[string]bool, len(found))
+		for _, f := range found {
+			exists[mysqlKeyText(f)] = true
+		}
+		var matched [][]any
+		for r, row := range rows {
+			if exists[mysqlKeyText(row[nc:nc+nk])] {
+				matched = append(matched, row)
+			} else {
+				missed = append(missed, start+r)
+			}
+		}
+		if len(matched) == 0 {
+			continue
+		}
+		query, args = mysqlUpdateSQL(g, table, matched, colls)
+		if err := w.exec(ctx, conn, query, args); err != nil {
+			return nil, err
+		}
+	}
+	return missed, nil
+}
+
+// mysqlUpdateSQL is UPDATE t JOIN (SELECT ? AS k0, ? AS c0 UNION ALL
+// SELECT ?, ? ...) AS wb_v ON t.k = wb_v.k0 SET t.c = t.c + wb_v.c0 for rows,
+// a text key's values compared under its column's collation (colls, see
+// keyCollations).
+// The derived table's columns are named k0.., c0.. so no column name of
+// the application can clash with them.
+func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string) (string, []any) {
+	nc, nk := len(g.Cols), len(g.KeyCols)
+	// A derived table's column takes its type from its parameters, and
+	// go-sql-driver/mysql sends a string as CHAR, whose trailing spaces
+	// the derived table drops (a key 'a ' would match 'a'). Each column's
+	// parameters are cast to a type that holds all of its values.
+	keyCast, colCast := make([]string, nk), make([]string, nc)
+	for j := range keyCast {
+		keyCast[j] = mysqlParamCast(rows, nc+j)
+	}
+	for j := range colCast {
+		colCast[j] = mysqlParamCast(rows, j)
+	}
+	var sb strings.Builder
+	sb.WriteString("UPDATE " + table + " AS wb_t JOIN (")
+	args := make([]any, 0, len(rows)*(nc+nk))
+	for r, row := range rows {
+		if r > 0 {
+			sb.WriteString(" UNION ALL ")
+		}
+		sb.WriteString("SELECT ")
+		for j := 0; j < nk; j++ {
+			if j > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(keyCast[j])
+			if r == 0 {
+				sb.WriteString(" AS k" + strconv.Itoa(j))
+			}
+		}
+		for j := 0; j < nc; j++ {
+			sb.WriteString(", " + colCast[j])
+			if r == 0 {
+				sb.WriteString(" AS c" + strconv.Itoa(j))
+			}
+		}
+		args = append(args, row[nc:nc+nk]...)
+		args = append(args, row[:nc]...)
+	}
+	sb.WriteString(") AS wb_v ON ")
+	for j, k := range g.KeyCols {
+		if j > 0 {
+			sb.WriteString(" AND ")
+		}
+		v := "wb_v.k" + strconv.Itoa(j)
+		if colls[j] != "" {
+			v = fmt.Sprintf(colls[j], v)
+		}
+		sb.WriteString("wb_t." + k.Raw + " = " + v)
+	}
+	sb.WriteString(" SET ")
+	for j, c := range g.Cols {
+		if j > 0 {
+			sb.WriteString(", ")
+		}
+		fn := FnNone
+		if g.Fn != nil {
+			fn = g.Fn[j]
+		}
+		cur := "wb_t." + c.Raw
+		sb.WriteString(cur + " = ")
+		param := "wb_v.c" + strconv.Itoa(j)
+		writeSet(&sb, cur, g.Delta[j], fn, false, func(b *strings.Builder) { b.WriteString(param) })
+	}
+	return sb.String(), args
+}
+
+// mysqlParamCast is the placeholder of column i of rows in a derived
+// table: ? for integers (sent as 64-bit), a cast to DOUBLE when a float is
+// among them, to BINARY for bytes, and to CHAR for anything else (text,
+// decimal text, times, a mix), which MySQL then converts on assignment as it
+// would the parameter itself.
+func mysqlParamCast(rows [][]any, i int) string {
+	floats, bytes, other, ints := false, false, false, false
+	for _, row := range rows {
+		switch row[i].(type) {
+		case nil:
+		case int64, bool:
+			ints = true
+		case float64:
+			floats = true
+		case []byte:
+			bytes = true
+		default:
+			other = true
+		}
+	}
+	switch {
+	case other || bytes && (ints || floats):
+		return "CAST(? AS CHAR)"
+	case bytes:
+		return "CAST(? AS BINARY)"
+	case floats:
+		return "CAST(? AS DOUBLE)"
+	}
+	return "?" // integers, or only NULLs
+}
+
+// mysqlKeyText is a key's values as one comparable text: an integer as its
+// digits, text and bytes as they are, each with its length so that no two
+// keys share a text.
+func mysqlKeyText[V any](vals []V) string {
+	var sb strings.Builder
+	for _, v := range vals {
+		s := mysqlText(v)
+		sb.WriteString(strconv.Itoa(len(s)))
+		sb.WriteByte(':')
+		sb.WriteString(s)
+	}
+	return sb.String()
+}
