@@ -176,34 +176,6 @@ func hasShapes(c *sqlparse.Statement) bool {
 	return false
 }
 
-// hasClock reports whether a statement has a Clock operand anywhere.
-func hasClock(c *sqlparse.Statement) bool {
-	is := func(op sqlparse.Operand) bool {
-		_, ok := op.Lit.(sqlparse.Clock)
-		return ok
-	}
-	for _, s := range c.Sets {
-		if is(s.Val) {
-			return true
-		}
-	}
-	for _, row := range c.Rows {
-		for _, v := range row {
-			if is(v) {
-				return true
-			}
-		}
-	}
-	if c.Upsert != nil {
-		for _, s := range c.Upsert.Sets {
-			if is(s.Val) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // upsertClocksOK checks the clocks of an upsert's rows and DO UPDATE SET
 // list against their columns (clockOK).
 func upsertClocksOK(kind dialect.Kind, info *stmtInfo, w *whyNot) bool {
