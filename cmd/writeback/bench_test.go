@@ -38,7 +38,7 @@ func (n svgNode) attr(name string) string {
 func TestBenchSQLite(t *testing.T) {
 	svg := filepath.Join(t.TempDir(), "bench.svg")
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"bench", "-duration", "1s", "-goroutines", "2", "-keys", "100", "-svg", svg}, &stdout, &stderr)
+	code := run([]string{"bench", "-duration", "2s", "-goroutines", "2", "-keys", "100", "-svg", svg}, &stdout, &stderr)
 	out := stdout.String()
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr.String())
