@@ -70,10 +70,7 @@ func (d *genericWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []
 // connExec runs one statement with positional arguments on conn, directly
 // when the driver can, through a prepared statement otherwise.
 func connExec(ctx context.Context, conn driver.Conn, query string, args []any) error {
-	named := make([]driver.NamedValue, len(args))
-	for i, a := range args {
-		named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
-	}
+	named := drivercall.ValuesToNamed(args)
 	if e, ok := conn.(driver.ExecerContext); ok {
 		_, err := e.ExecContext(ctx, query, named)
 		if err != driver.ErrSkip {

@@ -5,7 +5,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
@@ -136,7 +135,7 @@ func (w *mysqlWriter) execCount(ctx context.Context, conn driver.Conn, query str
 	if err != nil {
 		return 0, err
 	}
-	res, err := drivercall.StmtExec(ctx, st, namedArgs(args))
+	res, err := drivercall.StmtExec(ctx, st, drivercall.ValuesToNamed(args))
 	if err != nil {
 		return 0, err
 	}
@@ -150,33 +149,12 @@ func (w *mysqlWriter) query(ctx context.Context, conn driver.Conn, query string,
 	if err != nil {
 		return nil, err
 	}
-	rows, err := drivercall.StmtQuery(ctx, st, namedArgs(args))
+	rows, err := drivercall.StmtQuery(ctx, st, drivercall.ValuesToNamed(args))
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	if n := len(rows.Columns()); n != width {
-		return nil, fmt.Errorf("query returned %d columns, want %d", n, width)
-	}
-	var out [][]driver.Value
-	for {
-		r := make([]driver.Value, width)
-		if err := rows.Next(r); err == io.EOF {
-			return out, nil
-		} else if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-}
-
-// namedArgs numbers args for a driver call.
-func namedArgs(args []any) []driver.NamedValue {
-	named := make([]driver.NamedValue, len(args))
-	for i, a := range args {
-		named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
-	}
-	return named
+	return readRows(rows, width)
 }
 
 func (*mysqlWriter) Name() string { return "mysql" }

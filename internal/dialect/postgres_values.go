@@ -582,10 +582,7 @@ func pgvExec(ctx context.Context, conn driver.Conn, query string, args []driver.
 
 // pgvQuery runs query on conn and returns its rows, each of width values.
 func pgvQuery(ctx context.Context, conn driver.Conn, query string, width int, args ...any) ([][]driver.Value, error) {
-	named := make([]driver.NamedValue, len(args))
-	for i, a := range args {
-		named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
-	}
+	named := drivercall.ValuesToNamed(args)
 	var rows driver.Rows
 	var err error
 	if q, ok := conn.(driver.QueryerContext); ok {
@@ -605,6 +602,11 @@ func pgvQuery(ctx context.Context, conn driver.Conn, query string, width int, ar
 		return nil, err
 	}
 	defer rows.Close()
+	return readRows(rows, width)
+}
+
+// readRows reads every row of rows, each of width values.
+func readRows(rows driver.Rows, width int) ([][]driver.Value, error) {
 	if n := len(rows.Columns()); n != width {
 		return nil, fmt.Errorf("query returned %d columns, want %d", n, width)
 	}

@@ -87,8 +87,9 @@ func NamedToValues(named []driver.NamedValue) ([]driver.Value, error) {
 	return vals, nil
 }
 
-// ValuesToNamed converts positional values to ordinal named arguments.
-func ValuesToNamed(vals []driver.Value) []driver.NamedValue {
+// ValuesToNamed converts positional values (driver.Value or any) to
+// ordinal named arguments.
+func ValuesToNamed[V any](vals []V) []driver.NamedValue {
 	named := make([]driver.NamedValue, len(vals))
 	for i, v := range vals {
 		named[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
