@@ -468,13 +468,12 @@ func pgvUpdateSQL(g *Group, types []string, n int, arrays bool) string {
 		}
 		sb.WriteString(c.Raw)
 		sb.WriteString(" = ")
-		if i < len(g.Delta) && g.Delta[i] {
-			sb.WriteString("t.")
-			sb.WriteString(c.Raw)
-			sb.WriteString(" + ")
-		}
-		sb.WriteString("v.c")
-		sb.WriteString(strconv.Itoa(i))
+		delta := i < len(g.Delta) && g.Delta[i]
+		// As the pgx writer does: a delta, COALESCE(c, 0) + v, GREATEST or LEAST.
+		writeSet(&sb, "t."+c.Raw, delta, g.fnAt(i), false, func(sb *strings.Builder) {
+			sb.WriteString("v.c")
+			sb.WriteString(strconv.Itoa(i))
+		})
 	}
 	sb.WriteString(" FROM ")
 	pgvSource(&sb, types, n, arrays, false)
