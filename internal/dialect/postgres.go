@@ -118,6 +118,32 @@ func isPgxConn(conn driver.Conn) bool {
 
 func (d *pgWriter) Name() string { return "postgres" }
 
+// pgWriteGroups writes each group that has rows with write, in order, and
+// returns each one's unmatched rows; both PostgreSQL writers use it. A
+// failure names the group's table; a table whose schema changed is
+// forgotten, so its column types are read again.
+func pgWriteGroups(ctx context.Context, groups []*Group, write func(context.Context, *Group) ([]int, error), forget func(table string)) ([][]int, error) {
+	noMatch := make([][]int, len(groups))
+	for gi, g := range groups {
+		if len(g.Rows) == 0 {
+			continue
+		}
+		var err error
+		if noMatch[gi], err = write(ctx, g); err != nil {
+			if pgSchemaChanged(err) {
+				forget(pgTableName(g))
+			}
+			if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+				// Say why a statement failed when the flush was cut short, so
+				// the flusher sees a context error.
+				err = fmt.Errorf("%w (%w)", err, cerr)
+			}
+			return nil, fmt.Errorf("writeback: postgres %s %s: %w", pgOpName(g.Op), pgTableName(g), err)
+		}
+	}
+	return noMatch, nil
+}
+
 // WriteTx writes every group in one transaction on conn's native pgx
 // connection, at most batch rows a statement, and commits. See dialect.
 func (d *pgWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*Group, batch int, inTx func(exec Exec) error) (noMatch [][]int, err error) {
@@ -147,22 +173,8 @@ func (d *pgWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*Grou
 		}
 	}()
 	w.tx = tx
-	noMatch = make([][]int, len(groups))
-	for gi, g := range groups {
-		if len(g.Rows) == 0 {
-			continue
-		}
-		if noMatch[gi], err = w.group(ctx, g); err != nil {
-			if pgSchemaChanged(err) {
-				d.forget(pgTableName(g))
-			}
-			if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-				// Say why a statement failed when the flush was cut short, so
-				// the flusher sees a context error.
-				err = fmt.Errorf("%w (%w)", err, cerr)
-			}
-			return nil, fmt.Errorf("writeback: postgres %s %s: %w", pgOpName(g.Op), pgTableName(g), err)
-		}
+	if noMatch, err = pgWriteGroups(ctx, groups, w.group, d.forget); err != nil {
+		return nil, err
 	}
 	if inTx != nil {
 		err = inTx(func(query string, args ...any) error {

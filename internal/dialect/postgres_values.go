@@ -83,20 +83,8 @@ func (d *pgValuesWriter) WriteTx(ctx context.Context, conn driver.Conn, groups [
 		}
 	}()
 	w := pgvTx{d: d, conn: conn, batch: batch}
-	noMatch = make([][]int, len(groups))
-	for gi, g := range groups {
-		if len(g.Rows) == 0 {
-			continue
-		}
-		if noMatch[gi], err = w.group(ctx, g); err != nil {
-			if pgSchemaChanged(err) {
-				d.forget(pgTableName(g))
-			}
-			if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-				err = fmt.Errorf("%w (%w)", err, cerr)
-			}
-			return nil, fmt.Errorf("writeback: postgres %s %s: %w", pgOpName(g.Op), pgTableName(g), err)
-		}
+	if noMatch, err = pgWriteGroups(ctx, groups, w.group, d.forget); err != nil {
+		return nil, err
 	}
 	if inTx != nil {
 		err = inTx(func(query string, args ...any) error {
