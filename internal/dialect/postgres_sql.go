@@ -57,6 +57,18 @@ func pgAliases(sb *strings.Builder, prefix string, n int) {
 // with them, and every table column is qualified by the alias t.
 func pgUpdateSQL(g *Group, set, key []pgColSQL) string {
 	var sb strings.Builder
+	pgUpdateSet(&sb, g, func(sb *strings.Builder, i int) { pgElem(sb, "c", i, set[i]) })
+	sb.WriteString(" FROM ")
+	pgUnnest(&sb, 1, set, key)
+	pgUpdateMatch(&sb, g, key)
+	return sb.String()
+}
+
+// pgUpdateSet writes `UPDATE table AS t SET c = <value>, ...` for g's
+// columns: an assignment, a delta, COALESCE(c, 0) + v, GREATEST or LEAST of
+// the row's value, which param writes for column i. Both PostgreSQL
+// writers' UPDATEs begin so.
+func pgUpdateSet(sb *strings.Builder, g *Group, param func(sb *strings.Builder, i int)) {
 	sb.WriteString("UPDATE ")
 	sb.WriteString(pgTableName(g))
 	sb.WriteString(" AS t SET ")
@@ -67,17 +79,19 @@ func pgUpdateSQL(g *Group, set, key []pgColSQL) string {
 		sb.WriteString(c.Raw)
 		sb.WriteString(" = ")
 		delta := i < len(g.Delta) && g.Delta[i]
-		writeSet(&sb, "t."+c.Raw, delta, g.fnAt(i), false, func(sb *strings.Builder) { pgElem(sb, "c", i, set[i]) })
+		writeSet(sb, "t."+c.Raw, delta, g.fnAt(i), false, func(sb *strings.Builder) { param(sb, i) })
 	}
-	sb.WriteString(" FROM ")
-	pgUnnest(&sb, 1, set, key)
+}
+
+// pgUpdateMatch writes the end of an UPDATE's FROM source: its columns
+// named c0.. and k0.. and the key match `WHERE t.k1 = v.k0 ...`.
+func pgUpdateMatch(sb *strings.Builder, g *Group, key []pgColSQL) {
 	sb.WriteString(" AS v(")
-	pgAliases(&sb, "c", len(set))
+	pgAliases(sb, "c", len(g.Cols))
 	sb.WriteString(", ")
-	pgAliases(&sb, "k", len(key))
+	pgAliases(sb, "k", len(g.KeyCols))
 	sb.WriteString(") WHERE ")
-	pgKeyMatch(&sb, g, key)
-	return sb.String()
+	pgKeyMatch(sb, g, key)
 }
 
 // pgKeyMatch writes `t.k1 = v.k0 AND t.k2 = v.k1`.

@@ -447,30 +447,13 @@ func pgvSource(sb *strings.Builder, types []string, n int, arrays, ordinal bool)
 // the alias t.
 func pgvUpdateSQL(g *Group, types []string, n int, arrays bool) string {
 	var sb strings.Builder
-	sb.WriteString("UPDATE ")
-	sb.WriteString(pgTableName(g))
-	sb.WriteString(" AS t SET ")
-	for i, c := range g.Cols {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString(c.Raw)
-		sb.WriteString(" = ")
-		delta := i < len(g.Delta) && g.Delta[i]
-		// As the pgx writer does: a delta, COALESCE(c, 0) + v, GREATEST or LEAST.
-		writeSet(&sb, "t."+c.Raw, delta, g.fnAt(i), false, func(sb *strings.Builder) {
-			sb.WriteString("v.c")
-			sb.WriteString(strconv.Itoa(i))
-		})
-	}
+	pgUpdateSet(&sb, g, func(sb *strings.Builder, i int) {
+		sb.WriteString("v.c")
+		sb.WriteString(strconv.Itoa(i))
+	})
 	sb.WriteString(" FROM ")
 	pgvSource(&sb, types, n, arrays, false)
-	sb.WriteString(" AS v(")
-	pgAliases(&sb, "c", len(g.Cols))
-	sb.WriteString(", ")
-	pgAliases(&sb, "k", len(g.KeyCols))
-	sb.WriteString(") WHERE ")
-	pgKeyMatch(&sb, g, make([]pgColSQL, len(g.KeyCols)))
+	pgUpdateMatch(&sb, g, make([]pgColSQL, len(g.KeyCols)))
 	return sb.String()
 }
 
