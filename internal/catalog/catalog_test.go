@@ -23,7 +23,7 @@ func TestPgNameOK(t *testing.T) {
 }
 
 func TestPgArrays(t *testing.T) {
-	if got, want := pgTextArray([]string{"a", `b"c`, `d\e`, ""}), `{"a","b\"c","d\\e",""}`; got != want {
+	if got, want := dialect.TextArrayLiteral([]string{"a", `b"c`, `d\e`, ""}), `{"a","b\"c","d\\e",""}`; got != want {
 		t.Errorf("pgTextArray = %s, want %s", got, want)
 	}
 	if got := pgOidArray([]int64{1, 22}); got != "{1,22}" {

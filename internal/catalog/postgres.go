@@ -71,7 +71,7 @@ func pgQuery(ctx context.Context, q Querier, what, query, arg string, scan func(
 // to one table share its *Table.
 func pgResolve(ctx context.Context, q Querier, valid []string, out map[string]*Table) (map[int64]*Table, error) {
 	byOid := map[int64]*Table{}
-	err := pgQuery(ctx, q, "resolve", pgResolveSQL, pgTextArray(valid), func(rows *sql.Rows) error {
+	err := pgQuery(ctx, q, "resolve", pgResolveSQL, dialect.TextArrayLiteral(valid), func(rows *sql.Rows) error {
 		var (
 			i, oid       int64
 			schema, name string
@@ -303,28 +303,6 @@ func pgQuotedEnd(s string, i int) int {
 		return i + 1
 	}
 	return -1
-}
-
-// pgTextArray formats strs as a text[] literal: every element quoted, with
-// backslash escapes for quotes and backslashes.
-func pgTextArray(strs []string) string {
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, s := range strs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('"')
-		for j := 0; j < len(s); j++ {
-			if s[j] == '"' || s[j] == '\\' {
-				b.WriteByte('\\')
-			}
-			b.WriteByte(s[j])
-		}
-		b.WriteByte('"')
-	}
-	b.WriteByte('}')
-	return b.String()
 }
 
 // pgOidArray formats oids as an oid[] literal.

@@ -498,7 +498,7 @@ func pgvArgs(args []any) []driver.NamedValue {
 	for i, a := range args {
 		switch x := a.(type) {
 		case []string:
-			a = pgTextArrayLiteral(x)
+			a = TextArrayLiteral(x)
 		case []int64:
 			parts := make([]string, len(x))
 			for j, n := range x {
@@ -511,9 +511,9 @@ func pgvArgs(args []any) []driver.NamedValue {
 	return named
 }
 
-// pgTextArrayLiteral formats strs as a text[] literal: every element quoted,
-// with backslash escapes for quotes and backslashes.
-func pgTextArrayLiteral(strs []string) string {
+// TextArrayLiteral formats strs as a PostgreSQL text[] literal: every
+// element quoted, with backslash escapes for quotes and backslashes.
+func TextArrayLiteral(strs []string) string {
 	var b strings.Builder
 	b.WriteByte('{')
 	for i, s := range strs {
