@@ -105,22 +105,31 @@ func pgStateClass(code string) ErrorClass {
 
 // sqliteCode extracts go-sqlite3's sqlite3.Error.Code without importing it.
 func sqliteCode(err error) (int, bool) {
+	if f, ok := driverErrorField(err, "github.com/mattn/go-sqlite3", "Error", "Code"); ok && f.CanInt() {
+		return int(f.Int()), true
+	}
+	return 0, false
+}
+
+// driverErrorField finds in err's chain the error of struct type pkg.typ
+// (by reflection, so that the driver need not be linked) and returns its
+// field; ok is false when there is none.
+func driverErrorField(err error, pkg, typ, field string) (f reflect.Value, ok bool) {
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		v := reflect.ValueOf(e)
 		if v.Kind() == reflect.Pointer {
 			if v.IsNil() {
-				return 0, false
+				return reflect.Value{}, false
 			}
 			v = v.Elem()
 		}
-		if v.Kind() != reflect.Struct || v.Type().PkgPath() != "github.com/mattn/go-sqlite3" || v.Type().Name() != "Error" {
+		if v.Kind() != reflect.Struct || v.Type().PkgPath() != pkg || v.Type().Name() != typ {
 			continue
 		}
-		if f := v.FieldByName("Code"); f.IsValid() && f.CanInt() {
-			return int(f.Int()), true
-		}
+		f := v.FieldByName(field)
+		return f, f.IsValid()
 	}
-	return 0, false
+	return reflect.Value{}, false
 }
 
 // ErrCommitAmbiguous is a CommitUnknownError's Resolve answer when the
@@ -146,20 +155,8 @@ func (e *CommitUnknownError) Unwrap() error { return e.Err }
 // need not link the driver), and whether there is one: an error with a
 // number is the server's answer.
 func MySQLErrorNumber(err error) (int, bool) {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		v := reflect.ValueOf(e)
-		if v.Kind() == reflect.Pointer {
-			if v.IsNil() {
-				return 0, false
-			}
-			v = v.Elem()
-		}
-		if v.Kind() != reflect.Struct || v.Type().PkgPath() != "github.com/go-sql-driver/mysql" || v.Type().Name() != "MySQLError" {
-			continue
-		}
-		if f := v.FieldByName("Number"); f.IsValid() && f.CanUint() {
-			return int(f.Uint()), true
-		}
+	if f, ok := driverErrorField(err, "github.com/go-sql-driver/mysql", "MySQLError", "Number"); ok && f.CanUint() {
+		return int(f.Uint()), true
 	}
 	return 0, false
 }
