@@ -492,9 +492,7 @@ func (t *Table) updateLocked(s *shard, k ID, keyVals []any, changes []Change, na
 		t.unadmit(1, r.size)
 		return JournalFailed, 0
 	}
-	r.Seq = t.rowSeq.Add(1)
-	r.noteLSN(lsn)
-	s.addLocked(r, now)
+	t.addNewLocked(r, lsn, now)
 	t.noteNames(names)
 	return Buffered, lsn
 }
@@ -610,9 +608,7 @@ func (t *Table) insertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 		return JournalFailed, 0
 	}
 	for _, r := range made {
-		r.Seq = t.rowSeq.Add(1)
-		r.noteLSN(lsn)
-		r.sh.addLocked(r, now)
+		t.addNewLocked(r, lsn, now)
 	}
 	t.noteNames(names)
 	return Buffered, lsn
@@ -635,6 +631,14 @@ func (t *Table) lockShardsOf(keys []ID) (unlock func()) {
 			s.mu.Unlock()
 		}
 	}
+}
+
+// addNewLocked numbers a new admitted row, notes its record's LSN and puts
+// it in its shard (whose lock the caller holds).
+func (t *Table) addNewLocked(r *Row, lsn uint64, now time.Time) {
+	r.Seq = t.rowSeq.Add(1)
+	r.noteLSN(lsn)
+	r.sh.addLocked(r, now)
 }
 
 // addLocked puts an admitted row (counted in pending and bytes) in the LRU.

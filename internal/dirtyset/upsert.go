@@ -262,9 +262,7 @@ func (t *Table) upsertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 		t.noteCoalesced(p.r, commitInto(p.r, upd[p.row], p.nextIns, p.nextUpd), lsn)
 	}
 	for _, r := range made {
-		r.Seq = t.rowSeq.Add(1)
-		r.noteLSN(lsn)
-		r.sh.addLocked(r, now)
+		t.addNewLocked(r, lsn, now)
 	}
 	t.noteNames(names)
 	return Buffered, lsn
