@@ -264,50 +264,44 @@ func (r replayer) Replay(ctx context.Context, rec *durable.Record, lsn uint64, c
 // in set (t's own, or an older one), and returns the outcome and how many
 // rows that was (0: nothing to replay).
 func replayInto(t *tableState, set *dirtyset.Table, rec *durable.Record, lsn uint64, cp *durable.Checkpoints, jw *durable.Write) (dirtyset.Outcome, int, error) {
-	switch rec.Op {
-	case dialect.Update:
-		if !t.set.CheckKey(rec.Key) || !set.CheckKey(rec.Key) {
+	keys := rec.Keys
+	if rec.Op == dialect.Update {
+		keys = [][]any{rec.Key}
+	}
+	// The rows the database lacks, by index in the record.
+	var todo []int
+	for i, k := range keys {
+		if !t.set.CheckKey(k) || !set.CheckKey(k) {
 			return 0, 0, fmt.Errorf("writeback: journal record %d: key of %s does not match the table's key kinds", lsn, t.rule.Name)
 		}
-		if cp.Covers(t.rule.Name, dirtyset.KeyText(rec.Key), lsn) {
-			return dirtyset.Buffered, 0, nil
+		if !cp.Covers(t.rule.Name, dirtyset.KeyText(k), lsn) {
+			todo = append(todo, i)
 		}
-		out, _ := set.Update(rec.Key, rec.Changes, &rec.Names, jw, false)
-		return out, 1, nil
-	case dialect.Insert:
-		var keys, rows [][]any
-		for i, k := range rec.Keys {
-			if !t.set.CheckKey(k) || !set.CheckKey(k) {
-				return 0, 0, fmt.Errorf("writeback: journal record %d: key of %s does not match the table's key kinds", lsn, t.rule.Name)
-			}
-			if !cp.Covers(t.rule.Name, dirtyset.KeyText(k), lsn) {
-				keys = append(keys, k)
-				rows = append(rows, rec.Rows[i])
-			}
-		}
-		if len(rows) == 0 {
-			return dirtyset.Buffered, 0, nil
-		}
-		out, _ := set.Insert(keys, rows, rec.Cols, &rec.Names, jw, false)
-		return out, len(rows), nil
-	case dialect.Upsert:
-		var keys, rows [][]any
-		var upd [][]dirtyset.Change
-		for i, k := range rec.Keys {
-			if !t.set.CheckKey(k) || !set.CheckKey(k) {
-				return 0, 0, fmt.Errorf("writeback: journal record %d: key of %s does not match the table's key kinds", lsn, t.rule.Name)
-			}
-			if !cp.Covers(t.rule.Name, dirtyset.KeyText(k), lsn) {
-				keys = append(keys, k)
-				rows = append(rows, rec.Rows[i])
-				upd = append(upd, rec.Upd[i])
-			}
-		}
-		if len(rows) == 0 {
-			return dirtyset.Buffered, 0, nil
-		}
-		out, _ := set.Upsert(keys, rows, rec.Cols, upd, &rec.Names, jw, dirtyset.AdmitNow)
-		return out, len(rows), nil
 	}
-	return dirtyset.Buffered, 0, nil
+	if len(todo) == 0 {
+		return dirtyset.Buffered, 0, nil
+	}
+	pick := func(all [][]any) [][]any {
+		out := make([][]any, len(todo))
+		for j, i := range todo {
+			out[j] = all[i]
+		}
+		return out
+	}
+	var out dirtyset.Outcome
+	switch rec.Op {
+	case dialect.Update:
+		out, _ = set.Update(rec.Key, rec.Changes, &rec.Names, jw, false)
+	case dialect.Insert:
+		out, _ = set.Insert(pick(rec.Keys), pick(rec.Rows), rec.Cols, &rec.Names, jw, false)
+	case dialect.Upsert:
+		upd := make([][]dirtyset.Change, len(todo))
+		for j, i := range todo {
+			upd[j] = rec.Upd[i]
+		}
+		out, _ = set.Upsert(pick(rec.Keys), pick(rec.Rows), rec.Cols, upd, &rec.Names, jw, dirtyset.AdmitNow)
+	default:
+		return dirtyset.Buffered, 0, nil
+	}
+	return out, len(todo), nil
 }
