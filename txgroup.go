@@ -29,7 +29,6 @@ const maxHeldWrites = 16
 type groupWrite struct {
 	held *heldWrite
 	w    *dirtyset.Write
-	ids  []dirtyset.ID // the rows it writes (known-key bookkeeping)
 }
 
 // resolveHeld resolves a held write's arguments as bufferStmt would; ok is
@@ -75,13 +74,6 @@ func (cn *Connector) resolveHeld(h *heldWrite) (*groupWrite, bool) {
 		return nil, false
 	}
 	gw := &groupWrite{held: h, w: w}
-	if w.Op == dialect.Update {
-		gw.ids = []dirtyset.ID{dirtyset.MakeID(w.Key)}
-	} else {
-		for _, k := range w.Keys {
-			gw.ids = append(gw.ids, dirtyset.MakeID(k))
-		}
-	}
 	return gw, true
 }
 
@@ -134,7 +126,7 @@ func (c *conn) bufferGroup(held []*heldWrite) (ok bool, err error) {
 			gw.w.Journal = j.NewWrite(rec)
 		}
 	}
-	if ok, err := c.roomForGroup(gws); !ok || err != nil {
+	if ok, err := c.roomForGroup(gws, ws); !ok || err != nil {
 		return ok, err
 	}
 	epochs := make([]uint64, len(gws))
@@ -159,9 +151,9 @@ func (c *conn) bufferGroup(held []*heldWrite) (ok bool, err error) {
 			continue
 		}
 		if info.c.Kind != sqlparse.Update {
-			t.known.learn(epochs[i], gw.ids...) // known from now on, also once flushed
+			t.known.learn(epochs[i], gw.held.ids...) // known from now on, also once flushed
 		}
-		t.known.dropGuardsOf(gw.ids, setCols(info), info.c.Kind != sqlparse.Update)
+		t.known.dropGuardsOf(gw.held.ids, setCols(info), info.c.Kind != sqlparse.Update)
 	}
 	if level == AckDisk && last != 0 {
 		if err := cn.buf.journal.Sync(context.Background(), last); err != nil {
@@ -175,12 +167,8 @@ func (c *conn) bufferGroup(held []*heldWrite) (ok bool, err error) {
 // for it, as a single write's on_full says: block waits, error fails the
 // commit with ErrBufferFull, through sends the transaction to the database
 // (ok false). The room is advisory: AdmitGroup admits the group whole.
-func (c *conn) roomForGroup(gws []*groupWrite) (ok bool, err error) {
+func (c *conn) roomForGroup(gws []*groupWrite, ws []*dirtyset.Write) (ok bool, err error) {
 	sh := c.cn.buf.shared
-	ws := make([]*dirtyset.Write, len(gws))
-	for i, gw := range gws {
-		ws[i] = gw.w
-	}
 	counted := false
 	for {
 		room := sh.Room() // before the check: a commit in between is not missed

@@ -107,10 +107,9 @@ func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args 
 		}
 	} else if t.known != nil && info.c.Kind != sqlparse.Upsert {
 		// An upsert's result does not depend on whether its rows exist.
-		ids := make([]dirtyset.ID, len(keys))
+		ids := rowIDs
 		known := 0
 		for i, kv := range keys {
-			ids[i] = dirtyset.MakeID(kv)
 			// A row buffered for the key will be in the database.
 			if t.set.Busy(kv) || t.known.has(ids[i]) {
 				known++
