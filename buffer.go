@@ -211,7 +211,7 @@ func (b *buffer) pending() int64 {
 // tryBuffer acknowledges a write from memory when the statement is bufferable
 // and the row can take it; ok is false when the statement must go to the
 // database (after its barrier). With a journal the write is journaled first,
-// and at AckDisk tryBuffer returns once the record is durable; err is then
+// and at AckDisk or AckReplicated tryBuffer returns once the record is durable; err is then
 // the reason it could not wait (ok is true: the write is buffered).
 func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, args []driver.NamedValue) (res driver.Result, ok bool, err error) {
 	t := info.target
@@ -237,11 +237,11 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 			t.known.dropGuards()
 		}
 	}
-	if level == AckDisk && lsn != 0 {
+	if waitsForJournal(level) && lsn != 0 {
 		// Outside every shard lock: writers of other rows go on while this
-		// one waits, and share its fsync (group commit).
+		// one waits, and share its fsync or publish (group commit).
 		if err := cn.buf.journal.Sync(ctx, lsn); err != nil {
-			return nil, true, fmt.Errorf("writeback: write buffered but not acknowledged on disk (it may still be applied): %w", err)
+			return nil, true, fmt.Errorf("writeback: write buffered but not acknowledged at ack: %s (it may still be applied): %w", level, err)
 		}
 	}
 	return res, true, nil

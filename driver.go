@@ -65,9 +65,10 @@ func (d *Driver) Open(string) (driver.Conn, error) {
 // dead_letter_file=PATH (WithDeadLetterFile), max_buffer_bytes=N, with an
 // optional KiB, MiB or GiB suffix (WithMaxBufferBytes) and
 // log_level=debug|info|warn|error (the level of the driver's records, sent
-// to slog.Default()'s handler), and dsn=BASE last, which takes the rest of
-// the string verbatim as the base driver's DSN. journal= and manage_schema=
-// override the rules file.
+// to slog.Default()'s handler), instance=NAME (this process's identity for a
+// replicated journal, see Rules.Instance), and dsn=BASE last, which takes
+// the rest of the string verbatim as the base driver's DSN. journal=,
+// instance= and manage_schema= override the rules file.
 func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
 	return connectorFromDSN(dsn, nil)
 }
@@ -112,6 +113,9 @@ func connectorFromDSN(dsn string, opts []Option) (*Connector, error) {
 	if cfg.manageSchema != "" {
 		rules.SchemaCheckOnly = cfg.manageSchema == "false"
 	}
+	if cfg.instance != "" {
+		rules.Instance = cfg.instance
+	}
 	c, err := NewConnector(base, rules, append(cfg.options(), opts...)...)
 	if err != nil {
 		closeQuietly(base)
@@ -122,6 +126,7 @@ func connectorFromDSN(dsn string, opts []Option) (*Connector, error) {
 
 type dsnConfig struct {
 	driver, rules, journal, dialect, checks, dsn string
+	instance                                     string
 
 	manageSchema   string // "", "true" or "false"
 	logLevel       string // "" or a key of logLevels
@@ -135,7 +140,7 @@ type dsnConfig struct {
 const rulesEnv = "WRITEBACK_RULES"
 
 // dsnKeys lists the keys parseDSN knows, for its error messages.
-const dsnKeys = "driver, rules, journal, dialect, checks, manage_schema, close_timeout, dead_letter_file, max_buffer_bytes, log_level, dsn"
+const dsnKeys = "driver, rules, journal, instance, dialect, checks, manage_schema, close_timeout, dead_letter_file, max_buffer_bytes, log_level, dsn"
 
 // logLevels are the log_level= names.
 var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
@@ -171,6 +176,11 @@ func parseDSN(s string) (dsnConfig, error) {
 			cfg.rules = val
 		case "journal":
 			cfg.journal = val
+		case "instance":
+			if err := checkNATSName(val); err != nil {
+				return cfg, fmt.Errorf("writeback: DSN: instance=%v", err)
+			}
+			cfg.instance = val
 		case "dialect":
 			cfg.dialect = val
 		case "checks":
@@ -360,6 +370,10 @@ type Connector struct {
 	// rowLogs logs per-row events (dead letters) a line a second per table
 	// and kind; Close logs what is pending.
 	rowLogs *logagg.Aggregator
+
+	// cfg is the settings the connector was made with, which a takeover's
+	// connector inherits (recover.go).
+	cfg config
 }
 
 var (
@@ -415,6 +429,8 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 	if c.dia == nil {
 		c.dia = dialect.Detect(base.Driver())
 	}
+	c.cfg = cfg
+	c.cfg.dialect = c.dia
 	c.buf = newBuffer(rules, cfg.maxBufferBytes, cfg.log)
 	c.resetStatementCache()
 	if err := c.openSchema(cfg.closeTimeout, !cfg.deferChecks); err != nil {

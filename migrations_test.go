@@ -403,7 +403,7 @@ func TestParseRulesManageSchema(t *testing.T) {
 		{"manage_schema:\n", 1, "manage_schema: missing value (want true or false)"},
 		{"manage_schema: [false]\n", 1, "manage_schema: want true or false, not a list"},
 		{"manage_schema: false\nmanage_schema: true\n", 2, `duplicate key "manage_schema"`},
-		{"manage_scheme: false\n", 1, `unknown top-level field "manage_scheme" (want journal, manage_schema, tables)`},
+		{"manage_scheme: false\n", 1, `unknown top-level field "manage_scheme" (want instance, journal, manage_schema, tables)`},
 	}
 	for _, b := range bad {
 		_, err := ParseRules([]byte(b.src), "rules.yaml")

@@ -26,6 +26,8 @@ type config struct {
 	onCrash        func(CrashReport)
 	stateFile      string // WithStateFile
 	stateFileSet   bool
+	instance       string // WithInstance
+	takeover       bool   // the connector applies a dead instance's records (withTakeoverOf)
 
 	// Test seams (crash tests): see withTestHooks and withJournalFault.
 	hook         func(point string)
@@ -209,6 +211,33 @@ func WithMaxBufferBytes(n int64) Option {
 func WithDeferredChecks() Option {
 	return func(c *config) error {
 		c.deferChecks = true
+		return nil
+	}
+}
+
+// WithInstance names this process for a replicated journal (journal.nats):
+// its records, lease and checkpoints are named by it, so another process
+// restarting it, on any host, or taking it over, finds them. It overrides
+// the rules' instance: and the DSN's instance=. Letters, digits, - and _;
+// one name per running process (a pod name, a host name).
+func WithInstance(name string) Option {
+	return func(c *config) error {
+		if err := checkNATSName(name); err != nil {
+			return fmt.Errorf("writeback: WithInstance: %v", err)
+		}
+		c.instance = name
+		return nil
+	}
+}
+
+// withTakeoverOf makes the connector one that applies a dead instance's
+// records: it takes that instance's lease without waiting (and fails when
+// another process took it first), keeps no state file and takes over no
+// other instance.
+func withTakeoverOf(instance string) Option {
+	return func(c *config) error {
+		c.instance, c.takeover = instance, true
+		c.stateFile, c.stateFileSet = "", true
 		return nil
 	}
 }

@@ -1,6 +1,7 @@
 package writeback
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -27,6 +28,9 @@ import (
 // openJournal opens the journal the rules name.
 func (c *Connector) openJournal(rules *Rules, cfg *config) (*durable.Journal, error) {
 	jr := rules.Journal
+	if jr.NATS != "" {
+		return c.openReplicatedJournal(rules, cfg)
+	}
 	where := "journal " + jr.Path
 	if rules.File != "" && jr.Line > 0 {
 		where = fmt.Sprintf("%s:%d: journal %s", rules.File, jr.Line, jr.Path)
@@ -37,6 +41,61 @@ func (c *Connector) openJournal(rules *Rules, cfg *config) (*durable.Journal, er
 		SegmentBytes: cfg.segmentBytes, CompactEvery: cfg.compactEvery, Hook: cfg.hook, Fault: cfg.journalFault,
 		CheckSchema: rules.SchemaCheckOnly,
 	})
+}
+
+// natsJournalImport is what a program imports to link the NATS journal.
+const natsJournalImport = `import _ "github.com/writeback-go/writeback/natsjournal"`
+
+// openReplicatedJournal opens the replicated journal (journal.nats) through
+// the registered NATS backend.
+func (c *Connector) openReplicatedJournal(rules *Rules, cfg *config) (*durable.Journal, error) {
+	jr := rules.Journal
+	where := "journal nats " + jr.NATS
+	if rules.File != "" && jr.Line > 0 {
+		where = fmt.Sprintf("%s:%d: journal.nats", rules.File, jr.Line)
+	}
+	if !durable.HasBackend("nats") {
+		return nil, fmt.Errorf("writeback: %s: the NATS journal is not linked into this program: add %s", where, natsJournalImport)
+	}
+	instance := cmp.Or(cfg.instance, rules.Instance)
+	if instance == "" {
+		return nil, fmt.Errorf("writeback: %s: a replicated journal needs this process's name: instance: in the rules, instance= in the DSN, or WithInstance", where)
+	}
+	bc := durable.BackendConfig{
+		URL:         jr.NATS,
+		Stream:      cmp.Or(jr.Stream, DefaultStream),
+		Instance:    instance,
+		Replicas:    cmp.Or(jr.Replicas, DefaultReplicas),
+		Lease:       cmp.Or(jr.Lease, DefaultLease),
+		Takeover:    jr.Takeover && !cfg.takeover,
+		NoLeaseWait: cfg.takeover,
+		Where:       where,
+		Log:         cfg.log,
+		Hook:        cfg.hook,
+	}
+	if bc.Takeover {
+		bc.TakeOver = c.takeOver
+	}
+	return durable.OpenBackend("nats", bc, c.dia.Kind(), c.buf.sets(), durable.Options{
+		Log: cfg.log, CompactEvery: cfg.compactEvery, CheckSchema: rules.SchemaCheckOnly,
+	})
+}
+
+// takeOver applies the unapplied records of a dead instance exactly once: a
+// connector of that instance, on the same database and rules, opens (taking
+// the instance's lease, or failing when another process took it first),
+// recovers its records, and closes (which releases the lease).
+func (c *Connector) takeOver(ctx context.Context, instance string) error {
+	inherit := func(t *config) error {
+		*t = c.cfg // this connector's settings and dialect
+		t.deadFile, t.onCrash = "", nil
+		return nil
+	}
+	tc, err := NewConnector(drivercall.NoClose(c.base), c.rules, inherit, withTakeoverOf(instance))
+	if err != nil {
+		return err
+	}
+	return tc.Shutdown(ctx)
 }
 
 // recoverJournal replays the journal's unapplied records and flushes them.

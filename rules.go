@@ -78,17 +78,23 @@ type AckLevel uint8
 const (
 	// AckMemory acknowledges a write once it is in the buffer.
 	AckMemory AckLevel = iota
-	// AckDisk acknowledges a write once it is fsynced to the journal.
+	// AckReplicated acknowledges a write once its record is stored by a
+	// quorum of the replicated journal (journal.nats): it survives the loss
+	// of this host.
+	AckReplicated
+	// AckDisk acknowledges a write once it is fsynced to the local journal
+	// (journal.path): it survives a crash or power loss of this host, not
+	// the loss of its disk.
 	AckDisk
 	// AckThrough writes through to the database before acknowledging.
 	AckThrough
 )
 
-// String returns the level as a rules file spells it: "memory", "disk" or
-// "through" (a level ContextWithAck can ask for; a table's ack is memory or
-// disk).
+// String returns the level as a rules file spells it: "memory",
+// "replicated", "disk" or "through" (a level ContextWithAck can ask for; a
+// table's ack is memory, replicated or disk).
 func (a AckLevel) String() string {
-	return enumString("AckLevel", uint8(a), "memory", "disk", "through")
+	return enumString("AckLevel", uint8(a), "memory", "replicated", "disk", "through")
 }
 
 // RowsPolicy says how a buffered write's RowsAffected, and its key errors,
@@ -179,14 +185,43 @@ type Rules struct {
 	// connection's role needs no CREATE privilege. The zero value, false,
 	// is manage_schema: true: the connector creates them when missing.
 	SchemaCheckOnly bool
+	// Instance is this writer's identity (the rules' instance:, which the
+	// DSN key instance= and WithInstance override): a replicated journal
+	// names its records, lease and checkpoints by it. One per process.
+	Instance string
 }
 
-// JournalRule configures the durable local journal.
+// JournalRule configures the journal: the local file journal (Path) or the
+// replicated one on NATS JetStream (NATS); exactly one of the two.
 type JournalRule struct {
 	Path  string // resolved relative to the rules file's folder
 	Fsync FsyncPolicy
 	Line  int
+
+	// NATS is the NATS servers' URLs, comma-separated
+	// (nats://n1:4222,nats://n2:4222). The program must link the NATS
+	// journal: import _ "github.com/writeback-go/writeback/natsjournal".
+	NATS string
+	// Stream is the JetStream stream holding the records ("writeback" when
+	// empty): created with Replicas when missing, checked when present.
+	Stream string
+	// Replicas is the stream's replica count (DefaultReplicas when 0).
+	Replicas int
+	// Lease is how long an instance's lease lives without renewal
+	// (DefaultLease when 0): the longest a dead instance's records wait
+	// for a takeover.
+	Lease time.Duration
+	// Takeover lets this instance apply the records of an instance whose
+	// lease expired.
+	Takeover bool
 }
+
+// Defaults of the replicated journal.
+const (
+	DefaultStream   = "writeback"
+	DefaultReplicas = 3
+	DefaultLease    = 10 * time.Second
+)
 
 // TableRule is one table's entry in the rules file.
 //
@@ -323,7 +358,9 @@ func LoadRules(path string) (*Rules, error) {
 // max_dirty DefaultMaxDirty, priority normal, reads flush, ack memory,
 // on_full block, rows_affected exact, and the journal's fsync everysec. Fields that only matter to
 // back tables are accepted, and checked, on through tables too. ack: disk
-// needs a journal section.
+// needs a local journal (journal.path), ack: replicated a replicated one
+// (journal.nats, with stream, replicas, lease and takeover, and the
+// top-level instance:, which names this process).
 //
 // Table names are SQL names: an unquoted name is lower-cased, a name written
 // in double quotes inside the YAML string ('"PageViews"') keeps its case, and
@@ -419,8 +456,14 @@ func (r *Rules) validateJournal() error {
 	switch {
 	case j == nil:
 		return nil
+	case r.Instance != "" && checkNATSName(r.Instance) != nil:
+		return r.errAt(0, "instance: %v", checkNATSName(r.Instance))
+	case j.Path != "" && j.NATS != "":
+		return r.errAt(j.Line, "journal: path and nats are exclusive (a local file journal, or a replicated one)")
+	case j.NATS != "":
+		return r.validateNATS()
 	case j.Path == "":
-		return r.errAt(j.Line, "journal: path is required")
+		return r.errAt(j.Line, "journal: path (a local file journal) or nats (a replicated one) is required")
 	case strings.IndexByte(j.Path, 0) >= 0:
 		return r.errAt(j.Line, "journal.path: must not contain a NUL byte")
 	case j.Fsync > FsyncNo:
@@ -454,8 +497,10 @@ func (r *Rules) validateTable(where string, t *TableRule) error {
 		return r.errAt(t.Line, "%s.max_dirty: must be > 0, got %d", where, t.MaxDirty)
 	case t.Mode == ModeBack && len(t.Key) == 0:
 		return r.errAt(t.Line, "%s: mode back needs key (the row's primary or unique key columns)", where)
-	case t.Ack == AckDisk && r.Journal == nil:
-		return r.errAt(t.Line, "%s.ack: disk needs a journal section", where)
+	case t.Ack == AckDisk && (r.Journal == nil || r.Journal.Path == ""):
+		return r.errAt(t.Line, "%s.ack: disk needs a local journal (journal.path)", where)
+	case t.Ack == AckReplicated && (r.Journal == nil || r.Journal.NATS == ""):
+		return r.errAt(t.Line, "%s.ack: replicated needs a replicated journal (journal.nats)", where)
 	}
 	if err := r.validateDecision(where, t); err != nil {
 		return err
@@ -692,4 +737,44 @@ func foldASCIIRule(s string) string {
 		}
 	}
 	return s
+}
+
+// validateNATS checks a replicated journal's settings.
+func (r *Rules) validateNATS() error {
+	j := r.Journal
+	switch {
+	case j.Fsync != FsyncEverysec:
+		return r.errAt(j.Line, "journal.fsync: applies to a local journal (path), not to nats: the NATS servers' sync_interval decides")
+	case j.Replicas < 0 || j.Replicas > 5:
+		return r.errAt(j.Line, "journal.replicas: must be 1 to 5, got %d", j.Replicas)
+	case j.Lease < 0:
+		return r.errAt(j.Line, "journal.lease: must be > 0, got %s", j.Lease)
+	case j.Lease > 0 && j.Lease < time.Second:
+		return r.errAt(j.Line, "journal.lease: must be at least 1s (the lease is renewed three times per lease), got %s", j.Lease)
+	}
+	if j.Stream != "" {
+		if err := checkNATSName(j.Stream); err != nil {
+			return r.errAt(j.Line, "journal.stream: %v", err)
+		}
+	}
+	for _, u := range strings.Split(j.NATS, ",") {
+		if strings.TrimSpace(u) == "" {
+			return r.errAt(j.Line, "journal.nats: an empty URL in %q", j.NATS)
+		}
+	}
+	return nil
+}
+
+// checkNATSName checks a stream or instance name: it is a token of a NATS
+// subject and a key of a key-value bucket.
+func checkNATSName(s string) error {
+	if s == "" || len(s) > 64 {
+		return fmt.Errorf("%q: must be 1 to 64 characters", s)
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("%q: only letters, digits, - and _ are allowed (it names a NATS subject token)", s)
+		}
+	}
+	return nil
 }

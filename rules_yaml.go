@@ -2,6 +2,7 @@ package writeback
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -297,8 +298,19 @@ func (p *rulesParser) rules(doc *yaml.Node) (*Rules, error) {
 				return nil, err
 			}
 			r.SchemaCheckOnly = !manage
+		case "instance":
+			s, err := p.str(ents[i].val, "instance", "a name")
+			if err == nil {
+				if cerr := checkNATSName(s); cerr != nil {
+					err = p.errAt(ents[i].val.Line, "instance", "%v", cerr)
+				}
+			}
+			if err != nil {
+				return nil, err
+			}
+			r.Instance = s
 		default:
-			return nil, p.errAt(ents[i].key.Line, "", "unknown top-level field %q (want journal, manage_schema, tables)", ents[i].name)
+			return nil, p.errAt(ents[i].key.Line, "", "unknown top-level field %q (want instance, journal, manage_schema, tables)", ents[i].name)
 		}
 	}
 	if journal != nil {
@@ -317,12 +329,13 @@ func (p *rulesParser) rules(doc *yaml.Node) (*Rules, error) {
 // journal parses the journal section.
 func (p *rulesParser) journal(e *yamlEntry) (*JournalRule, error) {
 	const where = "journal"
-	ents, err := p.mapping(e.val, where, "a mapping with path and fsync")
+	ents, err := p.mapping(e.val, where, "a mapping with path and fsync, or nats, stream, replicas, lease and takeover")
 	if err != nil {
 		return nil, err
 	}
 	j := &JournalRule{Fsync: FsyncEverysec, Line: e.key.Line}
 	havePath := false
+	fileLine, natsLine := 0, 0 // the first field of each kind of journal
 	for _, f := range ents {
 		fw := where + "." + f.name
 		switch f.name {
@@ -338,18 +351,72 @@ func (p *rulesParser) journal(e *yamlEntry) (*JournalRule, error) {
 				return nil, p.errAt(f.val.Line, fw, "must not contain a NUL byte")
 			}
 			j.Path, havePath = s, true
+			fileLine = cmp.Or(fileLine, f.key.Line)
 		case "fsync":
 			i, err := p.enum(f.val, fw, "always", "everysec", "no")
 			if err != nil {
 				return nil, err
 			}
 			j.Fsync = [...]FsyncPolicy{FsyncAlways, FsyncEverysec, FsyncNo}[i]
+			fileLine = cmp.Or(fileLine, f.key.Line)
+		case "nats":
+			s, err := p.str(f.val, fw, "NATS server URLs, comma-separated")
+			if err != nil {
+				return nil, err
+			}
+			if strings.TrimSpace(s) == "" {
+				return nil, p.errAt(f.val.Line, fw, "must not be empty")
+			}
+			for _, u := range strings.Split(s, ",") {
+				if strings.TrimSpace(u) == "" {
+					return nil, p.errAt(f.val.Line, fw, "an empty URL in %q", s)
+				}
+			}
+			j.NATS = s
+			natsLine = cmp.Or(natsLine, f.key.Line)
+		case "stream":
+			s, err := p.str(f.val, fw, "a stream name")
+			if err == nil {
+				if cerr := checkNATSName(s); cerr != nil {
+					err = p.errAt(f.val.Line, fw, "%v", cerr)
+				}
+			}
+			if err != nil {
+				return nil, err
+			}
+			j.Stream = s
+			natsLine = cmp.Or(natsLine, f.key.Line)
+		case "replicas":
+			if j.Replicas, err = p.positive(f.val, fw, 5); err != nil {
+				return nil, err
+			}
+			natsLine = cmp.Or(natsLine, f.key.Line)
+		case "lease":
+			if j.Lease, err = p.duration(f.val, fw); err != nil {
+				return nil, err
+			}
+			if j.Lease < time.Second {
+				return nil, p.errAt(f.val.Line, fw, "must be at least 1s (the lease is renewed three times per lease), got %s", j.Lease)
+			}
+			natsLine = cmp.Or(natsLine, f.key.Line)
+		case "takeover":
+			if j.Takeover, err = p.boolean(f.val, fw); err != nil {
+				return nil, err
+			}
+			natsLine = cmp.Or(natsLine, f.key.Line)
 		default:
-			return nil, p.errAt(f.key.Line, where, "unknown field %q (want path, fsync)", f.name)
+			return nil, p.errAt(f.key.Line, where, "unknown field %q (want path and fsync for a local journal; nats, stream, replicas, lease and takeover for a replicated one)", f.name)
 		}
 	}
-	if !havePath {
-		return nil, p.errAt(e.key.Line, where, "path is required")
+	switch {
+	case fileLine != 0 && natsLine != 0:
+		return nil, p.errAt(max(fileLine, natsLine), where, "path and fsync (a local journal) and nats, stream, replicas, lease and takeover (a replicated one) are exclusive")
+	case natsLine != 0 && j.NATS == "":
+		return nil, p.errAt(e.key.Line, where, "nats is required (the NATS servers' URLs) for a replicated journal")
+	case j.NATS != "":
+		return j, nil
+	case !havePath:
+		return nil, p.errAt(e.key.Line, where, "path (a local journal) or nats (a replicated one) is required")
 	}
 	if p.file != "" && !filepath.IsAbs(j.Path) {
 		j.Path = filepath.Join(filepath.Dir(p.file), j.Path)
@@ -375,7 +442,7 @@ func (p *rulesParser) tables(e *yamlEntry, r *Rules) error {
 				prev.name, prev.key.Line, te.name, te.key.Line, name)
 		}
 		raw[name] = te
-		t, err := p.table(te, name, r.Journal != nil)
+		t, err := p.table(te, name, r.Journal)
 		if err != nil {
 			return err
 		}
@@ -388,7 +455,7 @@ func (p *rulesParser) tables(e *yamlEntry, r *Rules) error {
 const ruleTableFields = "mode, key, max_loss, batch, max_dirty, priority, reads, ack, on_full, rows_affected, allow, decision"
 
 // table parses one table's rule.
-func (p *rulesParser) table(te yamlEntry, name string, haveJournal bool) (*TableRule, error) {
+func (p *rulesParser) table(te yamlEntry, name string, jr *JournalRule) (*TableRule, error) {
 	where := "tables." + te.name
 	ents, err := p.mapping(te.val, where, "a mapping of "+ruleTableFields)
 	if err != nil {
@@ -427,8 +494,8 @@ func (p *rulesParser) table(te yamlEntry, name string, haveJournal bool) (*Table
 			i, err = p.enum(f.val, fw, "flush", "stale")
 			t.Reads = [...]ReadPolicy{ReadsFlush, ReadsStale}[i]
 		case "ack":
-			i, err = p.enum(f.val, fw, "memory", "disk")
-			t.Ack = [...]AckLevel{AckMemory, AckDisk}[i]
+			i, err = p.enum(f.val, fw, "memory", "replicated", "disk")
+			t.Ack = [...]AckLevel{AckMemory, AckReplicated, AckDisk}[i]
 			ackLine = f.val.Line
 		case "on_full":
 			i, err = p.enum(f.val, fw, "block", "through", "error")
@@ -452,8 +519,10 @@ func (p *rulesParser) table(te yamlEntry, name string, haveJournal bool) (*Table
 		return nil, p.errAt(te.key.Line, where, "mode is required (back or through)")
 	case t.Mode == ModeBack && len(t.Key) == 0:
 		return nil, p.errAt(te.key.Line, where, "mode back needs key (the row's primary or unique key columns)")
-	case t.Ack == AckDisk && !haveJournal:
-		return nil, p.errAt(ackLine, where+".ack", "disk needs a journal section")
+	case t.Ack == AckDisk && (jr == nil || jr.Path == ""):
+		return nil, p.errAt(ackLine, where+".ack", "disk needs a local journal (journal.path)")
+	case t.Ack == AckReplicated && (jr == nil || jr.NATS == ""):
+		return nil, p.errAt(ackLine, where+".ack", "replicated needs a replicated journal (journal.nats)")
 	}
 	return t, nil
 }

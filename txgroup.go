@@ -117,13 +117,17 @@ func (c *conn) bufferGroup(held []*heldWrite) (ok bool, err error) {
 			return false, nil
 		}
 		g := durable.Group{ID: binary.LittleEndian.Uint64(idb[:]), Count: len(ws)}
+		recs := make([][]byte, len(gws))
 		for i, gw := range gws {
 			g.Index = i
 			rec, err := encodeGroupRecord(g, gw.w, gw.held.info.target.rule.Name)
 			if err != nil {
 				return false, nil // a value the journal cannot hold: the database takes the transaction
 			}
-			gw.w.Journal = j.NewWrite(rec)
+			recs[i] = rec
+		}
+		for i, jw := range j.NewGroupWrites(recs) {
+			gws[i].w.Journal = jw
 		}
 	}
 	if ok, err := c.roomForGroup(gws, ws); !ok || err != nil {
@@ -155,9 +159,9 @@ func (c *conn) bufferGroup(held []*heldWrite) (ok bool, err error) {
 		}
 		t.known.dropGuardsOf(gw.held.ids, setCols(info), info.c.Kind != sqlparse.Update)
 	}
-	if level == AckDisk && last != 0 {
-		if err := cn.buf.journal.Sync(context.Background(), last); err != nil {
-			return true, fmt.Errorf("writeback: transaction buffered but not acknowledged on disk (it may still be applied): %w", err)
+	if waitsForJournal(level) && last != 0 {
+		if err := cn.buf.journal.Sync(context.Background(), last); err != nil { // Commit has no context: the journal bounds the wait
+			return true, fmt.Errorf("writeback: transaction buffered but not acknowledged at ack: %s (it may still be applied): %w", level, err)
 		}
 	}
 	return true, nil

@@ -66,8 +66,11 @@ type Options struct {
 
 // Journal is a connector's journal and what goes with it.
 type Journal struct {
-	j           *journal.Journal
-	dir         string
+	j           Log    // where the records are kept
+	dir         string // the file journal's directory ("" for a backend's)
+	name        string // names the journal in messages: its directory, or the backend's name
+	fileJournal bool   // j is the local file journal (ack: disk); otherwise a backend's (ack: replicated)
+	fixedID     bool   // the id is the backend's, never renewed
 	kind        dialect.Kind // how checkpoint SQL is written
 	checkSchema bool         // the checkpoint tables are checked, not created
 	log         *slog.Logger
@@ -125,7 +128,7 @@ func Open(path string, kind dialect.Kind, tables []*dirtyset.Table, opts Options
 		_ = jr.Close()
 		return nil, fmt.Errorf("writeback: %s: %w", where, err)
 	}
-	d := &Journal{j: jr, dir: path, kind: kind, checkSchema: opts.CheckSchema, log: opts.Log, every: opts.CompactEvery, tables: tables}
+	d := &Journal{j: jr, dir: path, name: path, fileJournal: true, kind: kind, checkSchema: opts.CheckSchema, log: opts.Log, every: opts.CompactEvery, tables: tables}
 	if d.every <= 0 {
 		d.every = DefaultCompactEvery
 	}
@@ -136,8 +139,16 @@ func Open(path string, kind dialect.Kind, tables []*dirtyset.Table, opts Options
 // ID is the journal's id, which names it in the checkpoint tables.
 func (d *Journal) ID() string { return *d.idp.Load() }
 
-// Dir is the journal's directory.
+// Dir is the file journal's directory; "" for a backend's journal.
 func (d *Journal) Dir() string { return d.dir }
+
+// Name names the journal in messages: its directory, or the backend's
+// name for it (such as nats://host/stream/instance).
+func (d *Journal) Name() string { return d.name }
+
+// Local reports whether the journal is the local file journal (ack: disk),
+// not a backend's (ack: replicated).
+func (d *Journal) Local() bool { return d.fileJournal }
 
 // Stats are the journal file layer's figures.
 func (d *Journal) Stats() journal.Stats { return d.j.Stats() }
@@ -214,10 +225,12 @@ func writeSynced(dir, path, text string) error {
 // carries its encoded record; a replayed one carries the LSN it already has
 // (it is not appended again). It is the dirtyset.Journal of one write.
 type Write struct {
-	d   *Journal
-	rec []byte
-	lsn uint64
-	err error // why Log failed
+	d     *Journal
+	rec   []byte
+	lsn   uint64
+	err   error        // why Log failed
+	group *groupAppend // the group's records, for a group's write
+	index int          // the record's place in group
 }
 
 // Err is why Log failed (nil when it did not).
@@ -225,6 +238,28 @@ func (w *Write) Err() error { return w.err }
 
 // NewWrite returns the Write of an encoded record.
 func (d *Journal) NewWrite(rec []byte) *Write { return &Write{d: d, rec: rec} }
+
+// NewGroupWrites returns the Writes of a transaction group's records, in
+// order. The first Log appends them all at once (AppendBatch), with
+// consecutive LSNs; each Log then answers its record's. A backend that can
+// keep a batch whole (one message) so keeps the group whole.
+func (d *Journal) NewGroupWrites(recs [][]byte) []*Write {
+	g := &groupAppend{recs: recs}
+	ws := make([]*Write, len(recs))
+	for i, rec := range recs {
+		ws[i] = &Write{d: d, rec: rec, group: g, index: i}
+	}
+	return ws
+}
+
+// groupAppend is a group's records, appended by the first of its Writes to
+// Log.
+type groupAppend struct {
+	recs [][]byte
+	last uint64 // the last record's LSN, once appended
+	err  error
+	done bool
+}
 
 // Replayed returns the Write of a record replayed from the journal.
 func (d *Journal) Replayed(lsn uint64) *Write { return &Write{d: d, lsn: lsn} }
@@ -238,16 +273,29 @@ func (w *Write) Log(int) (uint64, error) {
 	if w.lsn != 0 {
 		return w.lsn, nil
 	}
-	lsn, err := w.d.j.Append(w.rec)
+	var lsn uint64
+	var err error
+	switch g := w.group; {
+	case g == nil:
+		lsn, err = w.d.j.Append(w.rec)
+	case !g.done:
+		// The writes of a group are logged in order under their shards'
+		// locks (dirtyset.AdmitGroup): the first appends the group.
+		g.done = true
+		g.last, g.err = w.d.j.AppendBatch(g.recs)
+		fallthrough
+	default:
+		lsn, err = g.last-uint64(len(g.recs)-1-w.index), g.err
+	}
 	if err != nil {
 		w.err = err
 		if w.d.appendFailed.CompareAndSwap(false, true) {
-			w.d.log.Error("writeback: journal append failed; writes that need the journal fail until it takes appends again", "journal", w.d.dir, "err", err)
+			w.d.log.Error("writeback: journal append failed; writes that need the journal fail until it takes appends again", "journal", w.d.name, "err", err)
 		}
 		return 0, err
 	}
 	if w.d.appendFailed.Load() && w.d.appendFailed.CompareAndSwap(true, false) {
-		w.d.log.Info("writeback: journal appends work again", "journal", w.d.dir)
+		w.d.log.Info("writeback: journal appends work again", "journal", w.d.name)
 	}
 	return lsn, nil
 }
@@ -324,7 +372,7 @@ func (d *Journal) CompactLoop(stop <-chan struct{}) {
 		case <-tick.C:
 		}
 		if err := d.Compact(false); err != nil && d.compactFailed.CompareAndSwap(false, true) {
-			d.log.Error("writeback: journal compaction failed; the journal grows until the connector is reopened", "journal", d.dir, "err", err)
+			d.log.Error("writeback: journal compaction failed; the journal grows until the connector is reopened", "journal", d.name, "err", err)
 		}
 	}
 }
@@ -336,10 +384,10 @@ func (d *Journal) Close(left int64) error {
 	var err error
 	switch {
 	case left > 0:
-		err = fmt.Errorf("writeback: close: %d buffered rows are kept in the journal %s and are replayed when it is next opened", left, d.dir)
+		err = fmt.Errorf("writeback: close: %d buffered rows are kept in the journal %s and are replayed when it is next opened", left, d.name)
 	case !d.ready.Load():
 		// Opened while the database was down, which never answered since.
-		err = fmt.Errorf("writeback: close: the database did not answer since the open, so the journal %s could not be reconciled with it; its records are kept and replayed when it is next opened", d.dir)
+		err = fmt.Errorf("writeback: close: the database did not answer since the open, so the journal %s could not be reconciled with it; its records are kept and replayed when it is next opened", d.name)
 	default:
 		err = d.Compact(true)
 	}

@@ -24,7 +24,7 @@ type Replayer interface {
 
 // Unreachable wraps an error of the database met during recovery.
 func (d *Journal) Unreachable(err error) error {
-	return fmt.Errorf("writeback: journal %s: recovery needs the database, which failed (the journal is kept and replayed on the next open): %w", d.dir, err)
+	return fmt.Errorf("writeback: journal %s: recovery needs the database, which failed (the journal is kept and replayed on the next open): %w", d.name, err)
 }
 
 // CheckpointsError is a recovery that could not begin: the database's
@@ -63,7 +63,7 @@ func (d *Journal) Recover(ctx context.Context, db *sql.DB, r Replayer) (int, err
 		return replayed, err
 	}
 	if err := d.Compact(true); err != nil {
-		return replayed, fmt.Errorf("writeback: journal %s: compact: %w", d.dir, err)
+		return replayed, fmt.Errorf("writeback: journal %s: compact: %w", d.name, err)
 	}
 	d.ready.Store(true)
 	return replayed, nil
@@ -106,7 +106,7 @@ func (d *Journal) eachRecord(fn func(lsn uint64, rec *Record) error) error {
 	err := d.j.Replay(0, func(lsn uint64, b []byte) error {
 		rec, err := DecodeRecord(b)
 		if err != nil {
-			return fmt.Errorf("writeback: journal %s: record %d: %w", d.dir, lsn, err)
+			return fmt.Errorf("writeback: journal %s: record %d: %w", d.name, lsn, err)
 		}
 		return fn(lsn, rec)
 	})
@@ -167,7 +167,7 @@ func (d *Journal) replay(ctx context.Context, cp *Checkpoints, r Replayer, each 
 		return 0, err
 	}
 	if cut > 0 {
-		d.log.Warn("writeback: journal holds part of a transaction whose last record was never written (the process stopped while journaling its commit); none of it is replayed, as the commit did not return", "journal", d.dir, "records", cut)
+		d.log.Warn("writeback: journal holds part of a transaction whose last record was never written (the process stopped while journaling its commit); none of it is replayed, as the commit did not return", "journal", d.name, "records", cut)
 	}
 	replayed := 0
 	err = each(func(lsn uint64, rec *Record) error {
@@ -181,7 +181,7 @@ func (d *Journal) replay(ctx context.Context, cp *Checkpoints, r Replayer, each 
 			if recordCovered(cp, rec, lsn) {
 				return nil
 			}
-			return fmt.Errorf("writeback: journal %s: record %d is an unapplied write to table %s, which the rules no longer buffer; restore its rule (mode: back) so that recovery can apply it", d.dir, lsn, rec.Table)
+			return fmt.Errorf("writeback: journal %s: record %d is an unapplied write to table %s, which the rules no longer buffer; restore its rule (mode: back) so that recovery can apply it", d.name, lsn, rec.Table)
 		}
 		n, err := r.Replay(ctx, rec, lsn, cp)
 		replayed += n
@@ -233,11 +233,21 @@ func (d *Journal) renewIDIfBehind(cp *Checkpoints, upTo uint64) error {
 	if maxMarked <= upTo {
 		return nil
 	}
+	if d.fixedID {
+		// A backend's id is its instance name, which takeover and restarts
+		// on other hosts look up: it numbers on above the marks instead.
+		if a, ok := d.j.(interface{ Advance(uint64) }); ok {
+			a.Advance(maxMarked)
+			d.log.Warn("writeback: the journal is behind the database's checkpoints (its stream was replaced); it numbers its records on above them", "journal", d.name, "checkpoint", maxMarked)
+			return nil
+		}
+		return fmt.Errorf("writeback: journal %s: the database's checkpoints (up to record %d) are ahead of the journal (%d), and the journal cannot number above them", d.name, maxMarked, upTo)
+	}
 	id, err := journalID(d.dir, true)
 	if err != nil {
-		return fmt.Errorf("writeback: journal %s: %w", d.dir, err)
+		return fmt.Errorf("writeback: journal %s: %w", d.name, err)
 	}
-	d.log.Warn("writeback: the journal is behind the database's checkpoints (repaired or replaced); it gets a new id", "journal", d.dir, "id", id)
+	d.log.Warn("writeback: the journal is behind the database's checkpoints (repaired or replaced); it gets a new id", "journal", d.name, "id", id)
 	d.idp.Store(&id)
 	for _, t := range d.tables {
 		t.SetApplied(0)
