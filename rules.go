@@ -526,7 +526,7 @@ func (r *Rules) withDefaults() (*Rules, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &Rules{File: r.File, Tables: make(map[string]*TableRule, len(r.Tables)), SchemaCheckOnly: r.SchemaCheckOnly}
+	out := &Rules{File: r.File, Tables: make(map[string]*TableRule, len(r.Tables)), SchemaCheckOnly: r.SchemaCheckOnly, Instance: r.Instance}
 	if r.Journal != nil {
 		j := *r.Journal
 		out.Journal = &j

@@ -394,11 +394,25 @@ func (d *Journal) CheckpointTx(m Mark, rows []*dirtyset.Row) func(exec dialect.E
 		return nil
 	}
 	return func(exec dialect.Exec) error {
+		if err := d.fenced(); err != nil {
+			// Another process may be applying these records: checked
+			// inside the transaction, as close to its commit as can be.
+			return &CheckpointError{err}
+		}
 		if err := cp(exec); err != nil {
 			return &CheckpointError{err}
 		}
 		return nil
 	}
+}
+
+// fenced is why this process may no longer apply the journal's records (a
+// backend's lease was lost); nil when it may.
+func (d *Journal) fenced() error {
+	if f, ok := d.j.(interface{ Fenced() error }); ok {
+		return f.Fenced()
+	}
+	return nil
 }
 
 // CheckpointError is a failed checkpoint statement. The flusher retries it

@@ -1,0 +1,99 @@
+package natsjournal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// replayed is one record read back from the stream.
+type replayed struct {
+	lsn uint64
+	rec []byte
+}
+
+// Replay reads every message of the instance's subject and hands fn the
+// records above after, in LSN order, each once (a message stored twice, a
+// retried publish outside the deduplication window, is read once).
+func (l *natsLog) Replay(after uint64, fn func(lsn uint64, rec []byte) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*openWait)
+	defer cancel()
+	last, err := l.stream.GetLastMsgForSubject(ctx, l.subj)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("natsjournal: reading %s: %w", l.subj, err)
+	}
+	cons, err := l.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{l.subj}})
+	if err != nil {
+		return fmt.Errorf("natsjournal: reading %s: %w", l.subj, err)
+	}
+	var recs []replayed
+	var msgs []*message
+	for seq := uint64(0); seq < last.Sequence; {
+		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return fmt.Errorf("natsjournal: reading %s: %w", l.subj, err)
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			md, err := msg.Metadata()
+			if err != nil {
+				return fmt.Errorf("natsjournal: reading %s: %w", l.subj, err)
+			}
+			seq = md.Sequence.Stream
+			m := &message{seq: seq}
+			err = decodeMsg(msg.Data(), func(lsn uint64, rec []byte) error {
+				if m.records == 0 {
+					m.first = lsn
+				}
+				m.last = lsn
+				m.records++
+				recs = append(recs, replayed{lsn, rec})
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("natsjournal: %s, stream sequence %d: %w", l.subj, seq, err)
+			}
+			msgs = append(msgs, m)
+		}
+		if err := batch.Error(); err != nil {
+			return fmt.Errorf("natsjournal: reading %s: %w", l.subj, err)
+		}
+		if n == 0 && ctx.Err() != nil {
+			return fmt.Errorf("natsjournal: reading %s: %w", l.subj, ctx.Err())
+		}
+	}
+	slices.SortStableFunc(recs, func(a, b replayed) int { return cmpU64(a.lsn, b.lsn) })
+	recs = slices.CompactFunc(recs, func(a, b replayed) bool { return a.lsn == b.lsn })
+	l.mu.Lock()
+	for _, m := range msgs {
+		if m.seq <= l.replayedSeq || m.records == 0 {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(l.acked, m.first, func(a *message, first uint64) int { return cmpU64(a.first, first) })
+		l.acked = slices.Insert(l.acked, i, m)
+	}
+	if len(msgs) > 0 {
+		l.replayedSeq = max(l.replayedSeq, msgs[len(msgs)-1].seq)
+	}
+	if len(recs) > 0 {
+		l.last = max(l.last, recs[len(recs)-1].lsn)
+	}
+	l.mu.Unlock()
+	for _, r := range recs {
+		if r.lsn <= after {
+			continue
+		}
+		if err := fn(r.lsn, r.rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
