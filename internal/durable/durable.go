@@ -66,11 +66,11 @@ type Options struct {
 
 // Journal is a connector's journal and what goes with it.
 type Journal struct {
-	j           Log    // where the records are kept
-	dir         string // the file journal's directory ("" for a backend's)
-	name        string // names the journal in messages: its directory, or the backend's name
-	fileJournal bool   // j is the local file journal (ack: disk); otherwise a backend's (ack: replicated)
-	fixedID     bool   // the id is the backend's, never renewed
+	j           Log          // where the records are kept
+	dir         string       // the file journal's directory ("" for a backend's)
+	name        string       // names the journal in messages: its directory, or the backend's name
+	fileJournal bool         // j is the local file journal (ack: disk); otherwise a backend's (ack: replicated)
+	fixedID     bool         // the id is the backend's, never renewed
 	kind        dialect.Kind // how checkpoint SQL is written
 	checkSchema bool         // the checkpoint tables are checked, not created
 	log         *slog.Logger
