@@ -126,10 +126,16 @@ type heldRecovery struct {
 }
 
 // deferRecovery reports whether err, met by recovery at open, lets the
-// connector open without the database: the checkpoints could not be read
+// connector open without the database (with a local journal only): the checkpoints could not be read
 // (nothing was replayed yet) for want of a connection, and there is a
 // catalog to buffer by.
 func (c *Connector) deferRecovery(err error) bool {
+	if !c.buf.journal.Local() {
+		// A replicated journal numbers its records above the database's
+		// checkpoints once it read them (another host's clock may be
+		// behind): it takes no record before.
+		return false
+	}
 	var ce *durable.CheckpointsError
 	if !errors.As(err, &ce) || dialect.ClassOf(err) == dialect.Permanent {
 		return false

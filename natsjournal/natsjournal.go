@@ -173,8 +173,8 @@ func Open(cfg durable.BackendConfig) (durable.Log, string, error) {
 	return l, name, nil
 }
 
-// setUp makes or checks the stream and the bucket, takes the lease and
-// reads the instance's last LSN.
+// setUp makes or checks the stream and the bucket and takes the lease.
+// The last LSN is learnt by Replay, which recovery runs before any append.
 func (l *natsLog) setUp() error {
 	var err error
 	l.js, err = jetstream.New(l.nc,
@@ -194,20 +194,6 @@ func (l *natsLog) setUp() error {
 	if err := l.acquireLease(); err != nil {
 		return err
 	}
-	ctx, cancel = context.WithTimeout(context.Background(), openWait)
-	defer cancel()
-	last, err := l.stream.GetLastMsgForSubject(ctx, l.subj)
-	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-	case err != nil:
-		l.releaseLease()
-		return fmt.Errorf("stream %s: reading the last record of %s: %w", l.cfg.Stream, l.subj, err)
-	default:
-		_ = decodeMsg(last.Data, func(lsn uint64, _ []byte) error {
-			l.last = max(l.last, lsn)
-			return nil
-		})
-	}
 	return nil
 }
 
@@ -224,7 +210,6 @@ func (l *natsLog) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
 			Duplicates:  2 * time.Minute,
-			AllowDirect: true,
 		})
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			s, err = l.js.Stream(ctx, l.cfg.Stream) // another instance made it first

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -20,54 +21,27 @@ type replayed struct {
 // records above after, in LSN order, each once (a message stored twice, a
 // retried publish outside the deduplication window, is read once).
 func (l *natsLog) Replay(after uint64, fn func(lsn uint64, rec []byte) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*openWait)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*openWait)
 	defer cancel()
-	last, err := l.stream.GetLastMsgForSubject(ctx, l.subj)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("natsjournal: reading %s: %w", l.subj, err)
-	}
-	cons, err := l.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{l.subj}})
-	if err != nil {
-		return fmt.Errorf("natsjournal: reading %s: %w", l.subj, err)
-	}
 	var recs []replayed
 	var msgs []*message
-	for seq := uint64(0); seq < last.Sequence; {
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			return fmt.Errorf("natsjournal: reading %s: %w", l.subj, err)
+	for pause := 50 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+		var err error
+		recs, msgs, err = l.readSubject(ctx)
+		if err == nil {
+			break
 		}
-		n := 0
-		for msg := range batch.Messages() {
-			n++
-			md, err := msg.Metadata()
-			if err != nil {
-				return fmt.Errorf("natsjournal: reading %s: %w", l.subj, err)
-			}
-			seq = md.Sequence.Stream
-			m := &message{seq: seq}
-			err = decodeMsg(msg.Data(), func(lsn uint64, rec []byte) error {
-				if m.records == 0 {
-					m.first = lsn
-				}
-				m.last = lsn
-				m.records++
-				recs = append(recs, replayed{lsn, rec})
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("natsjournal: %s, stream sequence %d: %w", l.subj, seq, err)
-			}
-			msgs = append(msgs, m)
+		// A consumer just made may not be known yet to the server this
+		// connection uses: "no responders" passes; so may a leader change.
+		if ctx.Err() != nil || !(errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)) {
+			return err
 		}
-		if err := batch.Error(); err != nil {
-			return fmt.Errorf("natsjournal: reading %s: %w", l.subj, err)
-		}
-		if n == 0 && ctx.Err() != nil {
-			return fmt.Errorf("natsjournal: reading %s: %w", l.subj, ctx.Err())
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
 		}
 	}
 	slices.SortStableFunc(recs, func(a, b replayed) int { return cmpU64(a.lsn, b.lsn) })
@@ -96,4 +70,58 @@ func (l *natsLog) Replay(after uint64, fn func(lsn uint64, rec []byte) error) er
 		}
 	}
 	return nil
+}
+
+// readSubject reads every message of the instance's subject.
+func (l *natsLog) readSubject(ctx context.Context) (recs []replayed, msgs []*message, err error) {
+	// The stream's leader answers: a lagging replica must not end the
+	// read early.
+	info, err := l.stream.Info(ctx, jetstream.WithSubjectFilter(l.subj))
+	if err != nil {
+		return nil, nil, fmt.Errorf("natsjournal: reading %s: %w", l.subj, err)
+	}
+	if info.State.Subjects[l.subj] == 0 {
+		return nil, nil, nil
+	}
+	cons, err := l.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{l.subj}})
+	if err != nil {
+		return nil, nil, fmt.Errorf("natsjournal: reading %s: %w", l.subj, err)
+	}
+	for more := true; more; {
+		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return nil, nil, fmt.Errorf("natsjournal: reading %s: %w", l.subj, err)
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			md, err := msg.Metadata()
+			if err != nil {
+				return nil, nil, fmt.Errorf("natsjournal: reading %s: %w", l.subj, err)
+			}
+			seq := md.Sequence.Stream
+			more = md.NumPending > 0
+			m := &message{seq: seq}
+			err = decodeMsg(msg.Data(), func(lsn uint64, rec []byte) error {
+				if m.records == 0 {
+					m.first = lsn
+				}
+				m.last = lsn
+				m.records++
+				recs = append(recs, replayed{lsn, rec})
+				return nil
+			})
+			if err != nil {
+				return nil, nil, fmt.Errorf("natsjournal: %s, stream sequence %d: %w", l.subj, seq, err)
+			}
+			msgs = append(msgs, m)
+		}
+		if err := batch.Error(); err != nil {
+			return nil, nil, fmt.Errorf("natsjournal: reading %s: %w", l.subj, err)
+		}
+		if n == 0 && ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("natsjournal: reading %s: %w", l.subj, ctx.Err())
+		}
+	}
+	return recs, msgs, nil
 }

@@ -236,9 +236,10 @@ func (d *Journal) renewIDIfBehind(cp *Checkpoints, upTo uint64) error {
 	if d.fixedID {
 		// A backend's id is its instance name, which takeover and restarts
 		// on other hosts look up: it numbers on above the marks instead.
+		// Its records applied and purged, a backend's log may hold none:
+		// being behind is then normal.
 		if a, ok := d.j.(interface{ Advance(uint64) }); ok {
 			a.Advance(maxMarked)
-			d.log.Warn("writeback: the journal is behind the database's checkpoints (its stream was replaced); it numbers its records on above them", "journal", d.name, "checkpoint", maxMarked)
 			return nil
 		}
 		return fmt.Errorf("writeback: journal %s: the database's checkpoints (up to record %d) are ahead of the journal (%d), and the journal cannot number above them", d.name, maxMarked, upTo)
