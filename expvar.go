@@ -51,6 +51,7 @@ type statsJSON struct {
 	FsyncLatencyLast float64                   `json:"fsync_latency_last_seconds"`
 	FsyncLatencyAvg  float64                   `json:"fsync_latency_avg_seconds"`
 	JournalLag       float64                   `json:"journal_lag_seconds"`
+	JournalPending   int64                     `json:"journal_pending_records"`
 	Tables           map[string]tableStatsJSON `json:"tables"`
 }
 
@@ -90,6 +91,7 @@ func statsJSONOf(s Stats) statsJSON {
 		FsyncLatencyLast: s.FsyncLatencyLast.Seconds(),
 		FsyncLatencyAvg:  s.FsyncLatencyAvg.Seconds(),
 		JournalLag:       s.JournalLag.Seconds(),
+		JournalPending:   s.JournalPending,
 		Tables:           make(map[string]tableStatsJSON, len(s.Tables)),
 	}
 	if s.LastError != nil {

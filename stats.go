@@ -21,14 +21,22 @@ type Stats struct {
 	// retry, since the connector opened.
 	FailingSince time.Time
 	Retries      int64
-	// JournalBytes is the size of the journal's files (0 without a journal).
+	// JournalBytes is the size of the journal's files (0 without a
+	// journal); for a replicated journal, the bytes of records waiting for
+	// JetStream's acknowledgment.
 	JournalBytes int64
 	// FsyncLatencyLast and FsyncLatencyAvg are the journal's last and mean
-	// fsync durations since the connector opened.
+	// fsync durations since the connector opened; for a replicated
+	// journal, its publishes' round trips.
 	FsyncLatencyLast, FsyncLatencyAvg time.Duration
-	// JournalLag is the age of the oldest journal record not yet fsynced:
-	// what a power loss could take under fsync: everysec or no.
+	// JournalLag is the age of the oldest journal record not yet fsynced
+	// (what a power loss could take under fsync: everysec or no), or not
+	// yet acknowledged by JetStream (what a host loss could take).
 	JournalLag time.Duration
+	// JournalPending counts the journal's records not yet durable: not
+	// fsynced, or not yet stored by JetStream (all of them while NATS is
+	// unreachable).
+	JournalPending int64
 	// Tables holds the figures per back table, by rule name.
 	Tables map[string]TableStats
 }
@@ -133,6 +141,10 @@ func (c *Connector) Stats() Stats {
 		s.JournalBytes = js.Bytes
 		s.FsyncLatencyLast, s.FsyncLatencyAvg = js.SyncLatencyLast, js.SyncLatencyAvg
 		s.JournalLag = js.Lag
+		s.JournalPending = int64(js.LastLSN - js.DurableLSN)
+		if !j.Local() {
+			s.JournalPending = int64(js.Records) // a backend's LSNs are not dense
+		}
 	}
 	st := c.buf.flusher.Status()
 	s.LastError, s.LastErrorAt = st.LastErr, st.LastErrAt

@@ -310,7 +310,7 @@ func (l *natsLog) AppendBatch(recs [][]byte) (uint64, error) {
 		return 0, err
 	}
 	if l.waitBytes+size > maxWaitBytes {
-		err := fmt.Errorf("natsjournal: %d MiB of records wait for JetStream, the most it holds (last publish error: %v); the write is refused", l.waitBytes>>20, l.pubErr)
+		err := fmt.Errorf("natsjournal: %d MiB of records wait for JetStream, the most it holds (NATS connection %s, last publish error: %v); the write is refused", l.waitBytes>>20, strings.ToLower(l.nc.Status().String()), l.pubErr)
 		l.mu.Unlock()
 		return 0, err
 	}
@@ -356,16 +356,29 @@ func (l *natsLog) Sync(ctx context.Context, lsn uint64) error {
 			l.mu.Unlock()
 			return err
 		}
-		ch, pubErr := l.synced, l.pubErr
+		ch := l.synced
 		l.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("natsjournal: the record was not acknowledged by JetStream before the context ended (%w); last publish error: %v", ctx.Err(), pubErr)
+			return fmt.Errorf("natsjournal: the record was not acknowledged by JetStream before the context ended (%w): %s", ctx.Err(), l.why())
 		case <-timer.C:
-			return fmt.Errorf("natsjournal: the record was not acknowledged by JetStream within %s; last publish error: %v", ackWait, pubErr)
+			return fmt.Errorf("natsjournal: the record was not acknowledged by JetStream within %s: %s", ackWait, l.why())
 		}
 	}
+}
+
+// why says why records wait: the connection's state and the last publish
+// failure.
+func (l *natsLog) why() string {
+	l.mu.Lock()
+	pubErr := l.pubErr
+	l.mu.Unlock()
+	s := "NATS connection " + strings.ToLower(l.nc.Status().String())
+	if pubErr != nil {
+		s += "; last publish error: " + pubErr.Error()
+	}
+	return s
 }
 
 // notifyLocked wakes the Sync waiters.

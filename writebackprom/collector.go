@@ -112,8 +112,10 @@ func NewCollector(db *sql.DB) (prometheus.Collector, error) {
 		func(s writeback.Stats) float64 { return unixSeconds(s.LastErrorAt) })
 	conn("journal_bytes", "Size of the journal's files (0 without a journal).", gauge,
 		func(s writeback.Stats) float64 { return count(s.JournalBytes) })
-	conn("journal_lag_seconds", "Age of the oldest journal record not yet fsynced (0 without a journal).", gauge,
+	conn("journal_lag_seconds", "Age of the oldest journal record not yet fsynced, or not yet stored by JetStream for a replicated journal (0 without a journal).", gauge,
 		func(s writeback.Stats) float64 { return s.JournalLag.Seconds() })
+	conn("journal_pending_records", "Journal records not yet durable: not fsynced, or not yet stored by JetStream (0 without a journal).", gauge,
+		func(s writeback.Stats) float64 { return count(s.JournalPending) })
 	conn("journal_fsync_last_seconds", "Duration of the journal's last fsync.", gauge,
 		func(s writeback.Stats) float64 { return s.FsyncLatencyLast.Seconds() })
 	conn("journal_fsync_avg_seconds", "Mean duration of the journal's fsyncs since the database was opened.", gauge,
