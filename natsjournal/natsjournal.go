@@ -57,11 +57,14 @@ import (
 
 func init() { durable.RegisterBackend("nats", Open) }
 
-// Tunables. The window bounds the messages in flight; maxWaitBytes bounds
+// Tunables. The window bounds the messages in flight: two, so that records
+// arriving while they are answered form one larger message (measured with
+// BenchmarkReplicated: 1 serialises rounds, 4 and more send small messages
+// the servers replicate one by one); maxWaitBytes bounds
 // what waits for JetStream in memory while NATS is unreachable (beyond it,
 // writes fail instead of growing the process without bound).
 const (
-	window        = 64
+	window        = 2
 	maxMsgBytes   = 512 << 10
 	maxWaitBytes  = 64 << 20
 	publishWait   = 5 * time.Second  // an async publish's ack timeout
@@ -93,7 +96,9 @@ type message struct {
 	data        []byte
 	at          time.Time // when its oldest record was appended
 	failed      bool      // a publish of it failed: it may be stored anyway
+	sending     bool      // in flight
 	seq         uint64    // the stream sequence, once acknowledged
+	unitBytes   int       // what its units counted in waitBytes
 }
 
 // natsLog is an instance's journal on a stream: a durable.Log.
@@ -110,6 +115,7 @@ type natsLog struct {
 
 	kick chan struct{} // wakes the publisher
 	stop chan struct{} // closed by Close: the loops end
+	ackQ chan sent     // the messages in flight, in the order sent
 	done sync.WaitGroup
 
 	// leaseRev is the lease key's revision (the renewer's alone).
@@ -118,9 +124,13 @@ type natsLog struct {
 	mu          sync.Mutex
 	last        uint64     // the last LSN handed out
 	pending     []unit     // not yet formed into messages, in LSN order
+	forming     uint64     // the first LSN of the units being formed (0: none)
 	unacked     []*message // formed, not acknowledged, in LSN order
-	acked       []*message // acknowledged, not purged, in LSN order
-	waitBytes   int        // bytes in pending and unacked
+	ackedMsgs   []*message // acknowledged, not purged, in LSN order
+	inflight    int        // messages sent and not answered
+	retryAt     time.Time  // after a failure: when to send again
+	pause       time.Duration
+	waitBytes   int // bytes in pending, forming and unacked
 	synced      chan struct{}
 	err         error // sticky: the journal takes no more records (closed, fenced)
 	fence       error // the lease was lost
@@ -157,14 +167,16 @@ func Open(cfg durable.BackendConfig) (durable.Log, string, error) {
 		subj:   cfg.Stream + "." + cfg.Instance,
 		kick:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
+		ackQ:   make(chan sent, window),
 		synced: make(chan struct{}),
 	}
 	if err := l.setUp(); err != nil {
 		nc.Close()
 		return nil, "", err
 	}
-	l.done.Add(2)
+	l.done.Add(3)
 	go l.publishLoop()
+	go l.ackLoop()
 	go l.renewLoop()
 	if cfg.Takeover && cfg.TakeOver != nil {
 		l.done.Add(1)
@@ -275,8 +287,8 @@ func (l *natsLog) ensureBucket(ctx context.Context) (jetstream.KeyValue, error) 
 // nextLSNLocked hands out an LSN: above the last one and not below the
 // clock's nanoseconds, so an instance that restarts after its stream lost
 // its records still numbers above the database's checkpoints.
-func (l *natsLog) nextLSNLocked() uint64 {
-	n := uint64(time.Now().UnixNano())
+func (l *natsLog) nextLSNLocked(now time.Time) uint64 {
+	n := uint64(now.UnixNano())
 	if n <= l.last {
 		n = l.last + 1
 	}
@@ -299,7 +311,8 @@ func (l *natsLog) AppendBatch(recs [][]byte) (uint64, error) {
 	if size > maxMsgBytes {
 		return 0, fmt.Errorf("natsjournal: %d bytes of records in one write exceed a message's %d", size, maxMsgBytes)
 	}
-	u := unit{lsns: make([]uint64, len(recs)), recs: make([][]byte, len(recs)), at: time.Now(), size: size}
+	now := time.Now()
+	u := unit{lsns: make([]uint64, len(recs)), recs: make([][]byte, len(recs)), at: now, size: size}
 	for i, r := range recs {
 		u.recs[i] = append([]byte(nil), r...) // the caller reuses its buffer
 	}
@@ -315,16 +328,13 @@ func (l *natsLog) AppendBatch(recs [][]byte) (uint64, error) {
 		return 0, err
 	}
 	for i := range recs {
-		u.lsns[i] = l.nextLSNLocked()
+		u.lsns[i] = l.nextLSNLocked(now)
 	}
 	l.pending = append(l.pending, u)
 	l.waitBytes += size
 	last := l.last
 	l.mu.Unlock()
-	select {
-	case l.kick <- struct{}{}:
-	default:
-	}
+	l.wake()
 	return last, nil
 }
 
@@ -333,6 +343,9 @@ func (l *natsLog) durableLocked() uint64 {
 	low := l.last + 1
 	if len(l.unacked) > 0 {
 		low = min(low, l.unacked[0].first)
+	}
+	if l.forming != 0 {
+		low = min(low, l.forming)
 	}
 	if len(l.pending) > 0 {
 		low = min(low, l.pending[0].lsns[0])

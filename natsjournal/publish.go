@@ -12,142 +12,214 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// publishLoop publishes the records in rounds: it forms the pending records
-// into messages, sends up to window of the unacknowledged messages in LSN
-// order, and waits for their acknowledgments. Records appended meanwhile
-// form the next round (group commit). A message whose publish failed stays,
-// with its content and id, and is sent again first: JetStream's
-// deduplication drops it if the failed attempt was stored after all.
+// publishLoop publishes the records: it forms the pending records into
+// messages (outside the lock: appends go on), and sends them in LSN order
+// while fewer than window are in flight; ackLoop takes the answers in the
+// order they were sent. Records appended while messages are in flight form
+// the next ones (group commit). A message whose publish failed keeps its
+// content and id and is sent again, before any later one, after a pause:
+// JetStream's deduplication drops it if the failed attempt was stored.
 func (l *natsLog) publishLoop() {
 	defer l.done.Done()
-	pause := time.Duration(0)
+	defer close(l.ackQ)
 	for {
-		if pause > 0 {
-			t := time.NewTimer(pause)
-			select {
-			case <-l.stop:
-				t.Stop()
-				return
-			case <-t.C:
-			}
-		}
 		l.mu.Lock()
-		for len(l.pending) == 0 && len(l.unacked) == 0 {
-			l.mu.Unlock()
-			select {
-			case <-l.stop:
+		for {
+			if l.isClosed() {
+				l.mu.Unlock()
 				return
-			case <-l.kick:
 			}
+			if len(l.pending) > 0 || (l.inflight < window && l.sendableLocked()) {
+				break
+			}
+			wait := time.Duration(-1)
+			if !l.retryAt.IsZero() {
+				wait = max(time.Until(l.retryAt), time.Millisecond)
+			}
+			l.mu.Unlock()
+			l.idle(wait)
 			l.mu.Lock()
 		}
-		l.formLocked()
-		round := slices.Clone(l.unacked[:min(len(l.unacked), window)])
+		units := l.pending
+		l.pending = nil
+		if len(units) > 0 {
+			l.forming = units[0].lsns[0]
+		}
 		l.mu.Unlock()
 
-		failed := l.publishRound(round)
-		if failed == nil {
-			pause = 0
-			continue
+		msgs := formMessages(units)
+
+		l.mu.Lock()
+		l.forming = 0
+		for _, m := range msgs {
+			l.waitBytes += len(m.data) - m.unitBytes
 		}
-		if pause == 0 {
-			l.log.Warn("writeback: publishing to the replicated journal fails; records wait in memory and are published when JetStream answers", "journal", l.name, "err", failed)
+		l.unacked = append(l.unacked, msgs...)
+		var send []*message
+		if l.retryAt.IsZero() || !time.Now().Before(l.retryAt) {
+			l.retryAt = time.Time{}
+			for _, m := range l.unacked {
+				if l.inflight+len(send) >= window {
+					break
+				}
+				if !m.sending {
+					m.sending = true
+					send = append(send, m)
+				}
+			}
 		}
-		pause = min(max(2*pause, retryMin), retryMax)
+		l.inflight += len(send)
+		l.mu.Unlock()
+
+		for _, m := range send {
+			l.hook("before-publish")
+			msg := &nats.Msg{Subject: l.subj, Data: m.data}
+			f, err := l.js.PublishMsgAsync(msg, jetstream.WithMsgID(l.msgID(m)), jetstream.WithExpectStream(l.cfg.Stream))
+			l.ackQ <- sent{m: m, f: f, at: time.Now(), err: err}
+		}
 	}
 }
 
-// formLocked forms the pending units into messages of at most maxMsgBytes.
-func (l *natsLog) formLocked() {
-	for len(l.pending) > 0 {
-		n, size := 0, 0
-		for n < len(l.pending) && (n == 0 || size+l.pending[n].size <= maxMsgBytes) {
-			size += l.pending[n].size
-			n++
-		}
-		var lsns []uint64
-		var recs [][]byte
-		for _, u := range l.pending[:n] {
-			lsns = append(lsns, u.lsns...)
-			recs = append(recs, u.recs...)
-		}
-		m := &message{first: lsns[0], last: lsns[len(lsns)-1], records: len(recs), at: l.pending[0].at}
-		m.data = encodeMsg(make([]byte, 0, size), lsns, recs)
-		l.waitBytes += len(m.data) - size
-		l.unacked = append(l.unacked, m)
-		clear(l.pending[:n])
-		l.pending = l.pending[n:]
+// idle waits for a kick, the end, or wait (none when negative).
+func (l *natsLog) idle(wait time.Duration) {
+	var timeout <-chan time.Time
+	if wait >= 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-l.stop:
+	case <-l.kick:
+	case <-timeout:
 	}
 }
 
-// msgID is a message's deduplication id.
-func (l *natsLog) msgID(m *message) string {
-	return l.cfg.Instance + ":" + strconv.FormatUint(m.first, 10) + "-" + strconv.FormatUint(m.last, 10)
-}
-
-// publishRound sends the round's messages and waits for every answer; it
-// returns the first failure, nil when all were stored.
-func (l *natsLog) publishRound(round []*message) error {
-	type sent struct {
-		m   *message
-		f   jetstream.PubAckFuture
-		at  time.Time
-		err error
+// sendableLocked reports whether a message waits to be sent now.
+func (l *natsLog) sendableLocked() bool {
+	if !l.retryAt.IsZero() && time.Now().Before(l.retryAt) {
+		return false
 	}
-	out := make([]sent, 0, len(round))
-	for _, m := range round {
-		l.hook("before-publish")
-		msg := &nats.Msg{Subject: l.subj, Data: m.data}
-		f, err := l.js.PublishMsgAsync(msg, jetstream.WithMsgID(l.msgID(m)), jetstream.WithExpectStream(l.cfg.Stream))
-		out = append(out, sent{m: m, f: f, at: time.Now(), err: err})
-		if err != nil {
-			break // what follows waits for the next round, in order
+	for _, m := range l.unacked {
+		if !m.sending {
+			return true
 		}
 	}
-	var firstErr error
-	acked := make([]*message, 0, len(out))
-	var rtt time.Duration
-	for i := range out {
-		s := &out[i]
+	return false
+}
+
+func (l *natsLog) isClosed() bool {
+	select {
+	case <-l.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// sent is a message in flight.
+type sent struct {
+	m   *message
+	f   jetstream.PubAckFuture
+	at  time.Time
+	err error
+}
+
+// ackLoop takes the answers of the messages in flight, in the order they
+// were sent.
+func (l *natsLog) ackLoop() {
+	defer l.done.Done()
+	for s := range l.ackQ {
 		if s.err == nil {
 			select {
 			case ack := <-s.f.Ok():
-				s.m.seq = ack.Sequence
-				rtt = time.Since(s.at)
-				acked = append(acked, s.m)
+				l.acked(s.m, ack.Sequence, time.Since(s.at))
 				continue
 			case s.err = <-s.f.Err():
 			case <-l.stop:
 				s.err = errors.New("closed while waiting for an acknowledgment")
 			}
 		}
-		if firstErr == nil {
-			firstErr = fmt.Errorf("publish to %s: %w", l.subj, s.err)
-		}
+		l.failed(s.m, fmt.Errorf("publish to %s: %w", l.subj, s.err))
 	}
+}
+
+// acked records a message stored at stream sequence seq.
+func (l *natsLog) acked(m *message, seq uint64, rtt time.Duration) {
 	l.hook("after-ack")
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	for i := range out {
-		if out[i].err != nil {
-			out[i].m.failed = true
-		}
+	m.seq, m.sending = seq, false
+	l.inflight--
+	l.acks++
+	l.rttLast = rtt
+	l.rttSum += rtt
+	if l.pubErr != nil {
+		l.pubErr = nil
+		l.log.Info("writeback: publishing to the replicated journal works again", "journal", l.name)
 	}
-	if len(acked) > 0 {
-		l.acks += uint64(len(acked))
-		l.rttLast = rtt
-		l.rttSum += rtt * time.Duration(len(acked))
-		l.unacked = slices.DeleteFunc(l.unacked, func(m *message) bool { return m.seq != 0 })
-		for _, m := range acked {
-			l.waitBytes -= len(m.data)
-			m.data = nil
-			i, _ := slices.BinarySearchFunc(l.acked, m.first, func(a *message, first uint64) int { return cmpU64(a.first, first) })
-			l.acked = slices.Insert(l.acked, i, m)
-		}
-		l.notifyLocked()
+	l.unacked = slices.DeleteFunc(l.unacked, func(u *message) bool { return u == m })
+	l.waitBytes -= len(m.data)
+	m.data = nil
+	i, _ := slices.BinarySearchFunc(l.ackedMsgs, m.first, func(a *message, first uint64) int { return cmpU64(a.first, first) })
+	l.ackedMsgs = slices.Insert(l.ackedMsgs, i, m)
+	l.notifyLocked()
+	l.mu.Unlock()
+	l.wake()
+}
+
+// failed records a failed publish: the message is sent again, first, after
+// a pause that grows while publishes fail.
+func (l *natsLog) failed(m *message, err error) {
+	l.mu.Lock()
+	m.failed, m.sending = true, false
+	l.inflight--
+	if l.pubErr == nil {
+		l.log.Warn("writeback: publishing to the replicated journal fails; records wait in memory and are published when JetStream answers", "journal", l.name, "err", err)
+		l.pause = retryMin
+	} else {
+		l.pause = min(2*l.pause, retryMax)
 	}
-	l.pubErr = firstErr
-	return firstErr
+	l.pubErr = err
+	l.retryAt = time.Now().Add(l.pause)
+	l.mu.Unlock()
+	l.wake()
+}
+
+// wake kicks the publisher.
+func (l *natsLog) wake() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// formMessages forms units into messages of at most maxMsgBytes; a unit is
+// never split.
+func formMessages(units []unit) []*message {
+	var out []*message
+	for len(units) > 0 {
+		n, size := 0, 0
+		for n < len(units) && (n == 0 || size+units[n].size <= maxMsgBytes) {
+			size += units[n].size
+			n++
+		}
+		var lsns []uint64
+		var recs [][]byte
+		for _, u := range units[:n] {
+			lsns = append(lsns, u.lsns...)
+			recs = append(recs, u.recs...)
+		}
+		m := &message{first: lsns[0], last: lsns[len(lsns)-1], records: len(recs), at: units[0].at, unitBytes: size}
+		m.data = encodeMsg(make([]byte, 0, size), lsns, recs)
+		out = append(out, m)
+		units = units[n:]
+	}
+	return out
+}
+
+// msgID is a message's deduplication id.
+func (l *natsLog) msgID(m *message) string {
+	return l.cfg.Instance + ":" + strconv.FormatUint(m.first, 10) + "-" + strconv.FormatUint(m.last, 10)
 }
 
 func cmpU64(a, b uint64) int {
@@ -180,20 +252,14 @@ func (l *natsLog) Compact(upTo uint64) error {
 			return nil
 		}
 	}
-	limit := upTo
-	if len(l.unacked) > 0 {
-		limit = min(limit, l.unacked[0].first-1)
-	}
-	if len(l.pending) > 0 {
-		limit = min(limit, l.pending[0].lsns[0]-1)
-	}
+	limit := min(upTo, l.durableLocked())
 	n := 0
 	var seq uint64
-	for n < len(l.acked) && l.acked[n].last <= limit {
-		seq = max(seq, l.acked[n].seq)
+	for n < len(l.ackedMsgs) && l.ackedMsgs[n].last <= limit {
+		seq = max(seq, l.ackedMsgs[n].seq)
 		n++
 	}
-	for _, m := range l.acked[n:] {
+	for _, m := range l.ackedMsgs[n:] {
 		if m.seq <= seq {
 			n = 0 // stored before a purged one: the prefix is not a prefix of the stream
 		}
@@ -209,9 +275,9 @@ func (l *natsLog) Compact(upTo uint64) error {
 		return fmt.Errorf("purging %s up to sequence %d: %w", l.subj, seq, err)
 	}
 	l.mu.Lock()
-	// Compactions are serialised by the caller, and only Replay and
-	// publishRound insert: the first n are still the ones purged.
-	l.acked = slices.Delete(l.acked, 0, n)
+	// Compactions are serialised by the caller, and acked inserts only
+	// above durableLocked: the first n are still the ones purged.
+	l.ackedMsgs = slices.Delete(l.ackedMsgs, 0, n)
 	l.mu.Unlock()
 	return nil
 }

@@ -51,8 +51,8 @@ func (l *natsLog) Replay(after uint64, fn func(lsn uint64, rec []byte) error) er
 		if m.seq <= l.replayedSeq || m.records == 0 {
 			continue
 		}
-		i, _ := slices.BinarySearchFunc(l.acked, m.first, func(a *message, first uint64) int { return cmpU64(a.first, first) })
-		l.acked = slices.Insert(l.acked, i, m)
+		i, _ := slices.BinarySearchFunc(l.ackedMsgs, m.first, func(a *message, first uint64) int { return cmpU64(a.first, first) })
+		l.ackedMsgs = slices.Insert(l.ackedMsgs, i, m)
 	}
 	if len(msgs) > 0 {
 		l.replayedSeq = max(l.replayedSeq, msgs[len(msgs)-1].seq)
