@@ -22,16 +22,16 @@ import (
 // (UPDATE ... SET n = n + 1 on 1000 rows, 8 goroutines), all in one run,
 // against an embedded 3-node JetStream cluster (R=3) on this machine:
 //
-//	go test -run '^$' -bench Replicated -benchtime 2s ./natsjournal/natstest/
+//		go test -run '^$' -bench Replicated -benchtime 2s ./natsjournal/natstest/
 //
-//   - pg-synccommit-on: each UPDATE committed by PostgreSQL with
-//     synchronous_commit=on, the anchor;
-//   - ack-replicated: writeback acknowledging each write once JetStream
-//     stored its record on a quorum;
-//   - ack-disk-fsync-always: once the local journal fsynced it;
-//   - ack-memory-nats and ack-memory-no-journal: from memory, with the
-//     replicated journal publishing in the background, and without a
-//     journal.
+//	  - pg-synccommit-on: each UPDATE committed by PostgreSQL with
+//	    synchronous_commit=on, the anchor;
+//	  - ack-replicated: writeback acknowledging each write once JetStream
+//	    stored its record on a quorum;
+//	  - ack-disk-fsync-always: once the local journal fsynced it;
+//	  - ack-memory-nats and ack-memory-no-journal: from memory, with the
+//	    replicated journal publishing in the background, and without a
+//	    journal.
 //
 // Throughput includes the final Flush. The ratios to the anchor and between
 // the memory variants are printed at the end.

@@ -132,7 +132,9 @@ func TestNodeLoss(t *testing.T) {
 	db := openWB(t, rules, "web-1")
 	s := newLoad()
 	stop := make(chan struct{})
-	wg := runLoad(db, func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), 30*time.Second) }, table, keys, s, stop)
+	wg := runLoad(db, func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 30*time.Second)
+	}, table, keys, s, stop)
 	wait(t, s.after(2000), "2000 writes before the node loss")
 	leader := c.streamLeader("wbnode")
 	s.resetGap()
