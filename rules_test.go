@@ -198,6 +198,19 @@ func TestParseRulesErrors(t *testing.T) {
 		{"bad priority", "tables:\n  page_views:\n    mode: back\n    key: id\n    priority: urgent\n", 5, []string{`tables.page_views.priority: "urgent" is not one of high, normal, low`}},
 		{"bad reads", "tables:\n  t:\n    mode: back\n    key: id\n    reads: never\n", 5, []string{`tables.t.reads: "never" is not one of flush, stale`}},
 		{"bad ack", "tables:\n  t:\n    mode: back\n    key: id\n    ack: through\n", 5, []string{`tables.t.ack: "through" is not one of memory, replicated, disk`}},
+		{"nats and path", "journal:\n  path: j\n  nats: nats://a:4222\n", 3, []string{"journal: path and fsync (a local journal) and nats", "are exclusive"}},
+		{"nats and fsync", "journal:\n  nats: nats://a:4222\n  fsync: always\n", 3, []string{"are exclusive"}},
+		{"nats empty", "journal:\n  nats: \"\"\n", 2, []string{"journal.nats: must not be empty"}},
+		{"nats empty url", "journal:\n  nats: nats://a:4222,,nats://b:4222\n", 2, []string{"journal.nats: an empty URL"}},
+		{"stream without nats", "journal:\n  stream: wb\n", 1, []string{"journal: nats is required"}},
+		{"stream bad name", "journal:\n  nats: nats://a:4222\n  stream: a.b\n", 3, []string{"journal.stream:", "only letters, digits"}},
+		{"replicas zero", "journal:\n  nats: nats://a:4222\n  replicas: 0\n", 3, []string{"journal.replicas: must be > 0"}},
+		{"replicas six", "journal:\n  nats: nats://a:4222\n  replicas: 6\n", 3, []string{"journal.replicas: must be at most 5"}},
+		{"lease short", "journal:\n  nats: nats://a:4222\n  lease: 500ms\n", 3, []string{"journal.lease: must be at least 1s"}},
+		{"takeover string", "journal:\n  nats: nats://a:4222\n  takeover: sometimes\n", 3, []string{"journal.takeover:"}},
+		{"instance bad", "instance: web 1\njournal:\n  nats: nats://a:4222\n", 1, []string{"instance:", "only letters, digits"}},
+		{"ack replicated without nats", "journal:\n  path: j\ntables:\n  t:\n    mode: back\n    key: id\n    ack: replicated\n", 7, []string{"tables.t.ack: replicated needs a replicated journal (journal.nats)"}},
+		{"ack disk with nats", "journal:\n  nats: nats://a:4222\ntables:\n  t:\n    mode: back\n    key: id\n    ack: disk\n", 7, []string{"tables.t.ack: disk needs a local journal (journal.path)"}},
 		{"bad on_full", "tables:\n  t:\n    mode: back\n    key: id\n    on_full: drop\n", 5, []string{`tables.t.on_full: "drop" is not one of block, through, error`}},
 		{"bad rows_affected", "tables:\n  t:\n    mode: back\n    key: id\n    rows_affected: always\n", 5, []string{`tables.t.rows_affected: "always" is not one of exact, assume`}},
 		{"enum is a list", "tables:\n  t:\n    mode: [back]\n", 3, []string{"tables.t.mode: want one of back, through, not a list"}},
@@ -598,5 +611,47 @@ func TestParseRulesAliasBlowup(t *testing.T) {
 	r, err := ParseRules([]byte(b.String()), "")
 	if err != nil || len(r.Tables) != 200 {
 		t.Fatalf("got %v, %d tables", err, len(r.Tables))
+	}
+}
+
+func TestParseRulesReplicated(t *testing.T) {
+	r := mustRules(t, `instance: web-1
+journal:
+  nats: nats://n1:4222,nats://n2:4222
+  stream: wb_journal
+  replicas: 3
+  lease: 15s
+  takeover: true
+tables:
+  carts: {mode: back, key: [id], ack: replicated}
+  counters: {mode: back, key: [id]}
+`)
+	j := r.Journal
+	if r.Instance != "web-1" || j.NATS != "nats://n1:4222,nats://n2:4222" || j.Stream != "wb_journal" || j.Replicas != 3 || j.Lease != 15*time.Second || !j.Takeover || j.Path != "" {
+		t.Errorf("parsed %+v, instance %q", *j, r.Instance)
+	}
+	if r.Tables["carts"].Ack != AckReplicated || r.Tables["counters"].Ack != AckMemory {
+		t.Errorf("acks %v and %v", r.Tables["carts"].Ack, r.Tables["counters"].Ack)
+	}
+	if AckReplicated.String() != "replicated" {
+		t.Errorf("AckReplicated.String() = %q", AckReplicated.String())
+	}
+	// A rule built in code is checked the same way.
+	bad := &Rules{Instance: "a.b", Journal: &JournalRule{NATS: "nats://x:4222"}, Tables: map[string]*TableRule{}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "instance") {
+		t.Errorf("Validate of instance a.b: %v", err)
+	}
+}
+
+func TestDSNInstance(t *testing.T) {
+	cfg, err := parseDSN("driver=pgx rules=r.yaml instance=web-7 dsn=x")
+	if err != nil || cfg.instance != "web-7" {
+		t.Fatalf("instance=web-7: %+v, %v", cfg, err)
+	}
+	if _, err := parseDSN("driver=pgx rules=r.yaml instance=web.7 dsn=x"); err == nil || !strings.Contains(err.Error(), "instance=") {
+		t.Errorf("instance=web.7: %v", err)
+	}
+	if err := WithInstance("a b")(&config{}); err == nil {
+		t.Error("WithInstance(\"a b\") accepted")
 	}
 }
