@@ -1,6 +1,7 @@
 package writeback
 
 import (
+	"cmp"
 	"time"
 
 	"context"
@@ -106,8 +107,11 @@ func (in *inspection) Close() error {
 func (in *inspection) Setup() inspect.Setup {
 	r := in.cn.rules
 	s := inspect.Setup{Rules: r.File, Dialect: in.cn.dia.Kind().String()}
-	if r.Journal != nil {
-		s.Journal, s.Fsync = r.Journal.Path, r.Journal.Fsync.String()
+	switch j := r.Journal; {
+	case j != nil && j.NATS != "":
+		s.NATS, s.Replicas = j.NATS, cmp.Or(j.Replicas, DefaultReplicas)
+	case j != nil:
+		s.Journal, s.Fsync = j.Path, j.Fsync.String()
 	}
 	for _, t := range r.sortedByLine() {
 		s.Tables = append(s.Tables, inspect.Rule{
@@ -463,8 +467,11 @@ func describeBuffered(info *stmtInfo) string {
 	default:
 		fmt.Fprintf(&sb, "INSERT of %s with the key %s into %s", rows(len(c.Rows)), key, t.rule.Name)
 	}
-	if t.rule.Ack == AckDisk {
+	switch t.rule.Ack {
+	case AckDisk:
 		sb.WriteString(" (ack: disk: Exec returns once its journal record is fsynced)")
+	case AckReplicated:
+		sb.WriteString(" (ack: replicated: Exec returns once a quorum of the NATS stream stored its journal record)")
 	}
 	return sb.String()
 }

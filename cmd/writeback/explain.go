@@ -219,6 +219,23 @@ func assess(t inspect.Rule, s inspect.Setup, rates, keys rateFlag) tableRisk {
 		atRisk = "up to " + atRisk
 	}
 	outage := fmt.Sprintf("every write buffered since the outage began, up to %d rows (2 × max_dirty) within the connector's byte bound", hardRows)
+	if s.NATS != "" {
+		r.Journal = fmt.Sprintf("nats (R=%d)", s.Replicas)
+		r.Outage = "a crash during one loses no more than above: the stream keeps the writes buffered during it"
+		if t.Ack == "replicated" {
+			r.Crash, r.crash = "nothing: Exec returns once a quorum of the stream stored the write's record; another instance takes it over, or the instance replays it on any host", "none"
+			r.Power, r.power = r.Crash, "none"
+			r.Host, r.host = r.Crash, "none"
+			r.Residual = fmt.Sprintf("Losing the process, its machine or its disk loses nothing of %s: its records are on the NATS servers. Losing a quorum of those at once loses what they had not synced to disk (their sync_interval; set sync_interval: always for power-loss safety).", t.Name)
+			return r
+		}
+		inflight := "the writes whose records were not yet stored by the stream (published in the background, normally within milliseconds; while NATS is unreachable, every write since)"
+		r.Crash, r.crash = inflight, "in flight"
+		r.Power, r.power = inflight, "in flight"
+		r.Host, r.host = inflight, "in flight"
+		r.Residual = fmt.Sprintf("A crash, power loss or loss of the machine loses %s of %s; the rest is replayed from the stream. ack: replicated makes Exec wait for the stream and loses nothing.", inflight, t.Name)
+		return r
+	}
 	if s.Journal == "" {
 		r.Crash, r.Power, r.Host = atRisk, atRisk, atRisk
 		r.crash, r.power, r.host = short, short, short
@@ -252,7 +269,10 @@ func assess(t inspect.Rule, s inspect.Setup, rates, keys rateFlag) tableRisk {
 
 func printDurability(w io.Writer, s inspect.Setup, risks []tableRisk) {
 	journal := "no journal"
-	if s.Journal != "" {
+	switch {
+	case s.NATS != "":
+		journal = fmt.Sprintf("replicated journal on NATS %s (R=%d)", s.NATS, s.Replicas)
+	case s.Journal != "":
 		journal = "journal at " + s.Journal + " (fsync: " + s.Fsync + ")"
 	}
 	fmt.Fprintf(w, "rules %s, %s\n", s.Rules, journal)

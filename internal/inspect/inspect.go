@@ -163,7 +163,11 @@ type Setup struct {
 	// Journal is the journal's directory, "" without one; Fsync its
 	// policy (always, everysec or no).
 	Journal, Fsync string
-	Tables         []Rule // in file order
+	// NATS is a replicated journal's servers ("" without one), Replicas
+	// its stream's replica count.
+	NATS     string
+	Replicas int
+	Tables   []Rule // in file order
 }
 
 // Session is one DSN's rules and, when connected, its database's catalog.
