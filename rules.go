@@ -463,7 +463,7 @@ func (r *Rules) validateJournal() error {
 	case j.NATS != "":
 		return r.validateNATS()
 	case j.Path == "":
-		return r.errAt(j.Line, "journal: path (a local file journal) or nats (a replicated one) is required")
+		return r.errAt(j.Line, "journal: path (a local journal) or nats (a replicated one) is required")
 	case strings.IndexByte(j.Path, 0) >= 0:
 		return r.errAt(j.Line, "journal.path: must not contain a NUL byte")
 	case j.Fsync > FsyncNo:

@@ -540,7 +540,7 @@ func TestValidateErrors(t *testing.T) {
 		{"negative batch", &Rules{Tables: map[string]*TableRule{"t": back(func(r *TableRule) { r.Batch = -1 })}}, "batch: must be > 0"},
 		{"huge batch", &Rules{Tables: map[string]*TableRule{"t": back(func(r *TableRule) { r.Batch = maxBatch + 1 })}}, "batch: must be at most"},
 		{"negative max_dirty", &Rules{Tables: map[string]*TableRule{"t": back(func(r *TableRule) { r.MaxDirty = -1 })}}, "max_dirty: must be > 0"},
-		{"ack disk without journal", &Rules{Tables: map[string]*TableRule{"t": back(func(r *TableRule) { r.Ack = AckDisk })}}, "disk needs a journal"},
+		{"ack disk without journal", &Rules{Tables: map[string]*TableRule{"t": back(func(r *TableRule) { r.Ack = AckDisk })}}, "disk needs a local journal"},
 		{"bad mode", &Rules{Tables: map[string]*TableRule{"t": back(func(r *TableRule) { r.Mode = 9 })}}, "unknown mode"},
 		{"bad priority", &Rules{Tables: map[string]*TableRule{"t": back(func(r *TableRule) { r.Priority = 9 })}}, "unknown priority"},
 		{"bad reads", &Rules{Tables: map[string]*TableRule{"t": back(func(r *TableRule) { r.Reads = 9 })}}, "unknown read policy"},
