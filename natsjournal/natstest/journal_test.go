@@ -1,9 +1,12 @@
 package natstest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime/pprof"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,5 +90,11 @@ func TestReplicatedAck(t *testing.T) {
 	}
 	if n := subjectMessages(t, c.URLs(), "wbt", "web-1"); n != 0 {
 		t.Errorf("%d messages left on the subject after a clean close, want 0 (purged)", n)
+	}
+	// Close waits for the journal's loops: none is left.
+	var buf bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&buf, 2)
+	if strings.Contains(buf.String(), "natsjournal.(*natsLog)") {
+		t.Errorf("a journal goroutine outlived Close:\n%s", buf.String())
 	}
 }
