@@ -83,10 +83,27 @@ var ErrLeaseHeld = errors.New("natsjournal: the instance's lease is held by anot
 
 // unit is one Append or AppendBatch: its records go in one message.
 type unit struct {
-	lsns []uint64
-	recs [][]byte
-	at   time.Time
-	size int
+	first uint64    // the first record's LSN; the others follow it
+	rec   []byte    // the record of an Append
+	recs  [][]byte  // the records of an AppendBatch
+	at    time.Time // when it was appended, for the first pending unit (Lag)
+	size  int
+}
+
+// records returns the unit's records.
+func (u *unit) records() [][]byte {
+	if u.recs != nil {
+		return u.recs
+	}
+	return [][]byte{u.rec}
+}
+
+// count is how many records the unit holds.
+func (u *unit) count() int {
+	if u.recs != nil {
+		return len(u.recs)
+	}
+	return 1
 }
 
 // message is records formed into one message of the stream.
@@ -97,6 +114,7 @@ type message struct {
 	at          time.Time // when its oldest record was appended
 	failed      bool      // a publish of it failed: it may be stored anyway
 	sending     bool      // in flight
+	gen         int       // bumped when its id was found taken (see msgID)
 	seq         uint64    // the stream sequence, once acknowledged
 	unitBytes   int       // what its units counted in waitBytes
 }
@@ -284,38 +302,34 @@ func (l *natsLog) ensureBucket(ctx context.Context) (jetstream.KeyValue, error) 
 	return kv, nil
 }
 
-// nextLSNLocked hands out an LSN: above the last one and not below the
-// clock's nanoseconds, so an instance that restarts after its stream lost
-// its records still numbers above the database's checkpoints.
-func (l *natsLog) nextLSNLocked(now time.Time) uint64 {
-	n := uint64(now.UnixNano())
-	if n <= l.last {
-		n = l.last + 1
-	}
-	l.last = n
-	return n
-}
-
 // Append keeps one record: it is published in the background.
 func (l *natsLog) Append(rec []byte) (uint64, error) {
-	return l.AppendBatch([][]byte{rec})
+	return l.add(unit{rec: append([]byte(nil), rec...), size: len(rec) + 36}) // the caller reuses its buffer
 }
 
 // AppendBatch keeps records with consecutive LSNs, published as one
 // message (all or none), and returns the last LSN.
 func (l *natsLog) AppendBatch(recs [][]byte) (uint64, error) {
-	size := 16
-	for _, r := range recs {
-		size += len(r) + 20
-	}
-	if size > maxMsgBytes {
-		return 0, fmt.Errorf("natsjournal: %d bytes of records in one write exceed a message's %d", size, maxMsgBytes)
-	}
-	now := time.Now()
-	u := unit{lsns: make([]uint64, len(recs)), recs: make([][]byte, len(recs)), at: now, size: size}
+	u := unit{recs: make([][]byte, len(recs)), size: 16}
 	for i, r := range recs {
-		u.recs[i] = append([]byte(nil), r...) // the caller reuses its buffer
+		u.recs[i] = append([]byte(nil), r...)
+		u.size += len(r) + 20
 	}
+	return l.add(u)
+}
+
+// add numbers the unit's records and queues it for the publisher.
+//
+// LSNs are dense. Recovery reads the instance's records and the database's
+// checkpoints before anything is appended, and numbering then starts above
+// both and above the clock's nanoseconds: a record a killed predecessor had
+// in flight, stored after that read, cannot share an LSN (and so a message
+// id, which JetStream would take for a duplicate) with a new one.
+func (l *natsLog) add(u unit) (uint64, error) {
+	if u.size > maxMsgBytes {
+		return 0, fmt.Errorf("natsjournal: %d bytes of records in one write exceed a message's %d", u.size, maxMsgBytes)
+	}
+	size := u.size
 	l.mu.Lock()
 	if l.err != nil {
 		err := l.err
@@ -327,9 +341,11 @@ func (l *natsLog) AppendBatch(recs [][]byte) (uint64, error) {
 		l.mu.Unlock()
 		return 0, err
 	}
-	for i := range recs {
-		u.lsns[i] = l.nextLSNLocked(now)
+	if len(l.pending) == 0 {
+		u.at = time.Now() // the oldest pending unit: its age is the lag
 	}
+	u.first = l.last + 1
+	l.last += uint64(u.count())
 	l.pending = append(l.pending, u)
 	l.waitBytes += size
 	last := l.last
@@ -348,7 +364,7 @@ func (l *natsLog) durableLocked() uint64 {
 		low = min(low, l.forming)
 	}
 	if len(l.pending) > 0 {
-		low = min(low, l.pending[0].lsns[0])
+		low = min(low, l.pending[0].first)
 	}
 	return low - 1
 }
@@ -415,6 +431,12 @@ func (l *natsLog) Advance(lsn uint64) {
 	l.mu.Unlock()
 }
 
+// startAboveLocked makes the next LSN higher than last and than the clock's
+// nanoseconds (see add).
+func (l *natsLog) startAboveLocked(last uint64) {
+	l.last = max(l.last, last, uint64(time.Now().UnixNano()))
+}
+
 // Fenced is why this process may no longer apply its records: its lease
 // was lost, and another process may be applying them.
 func (l *natsLog) Fenced() error {
@@ -458,10 +480,10 @@ func (l *natsLog) Stats() journal.Stats {
 		}
 	}
 	for _, u := range l.pending {
-		s.Records += uint64(len(u.recs))
-		if oldest.IsZero() || u.at.Before(oldest) {
-			oldest = u.at
-		}
+		s.Records += uint64(u.count())
+	}
+	if len(l.pending) > 0 && (oldest.IsZero() || l.pending[0].at.Before(oldest)) {
+		oldest = l.pending[0].at
 	}
 	if !oldest.IsZero() {
 		s.Lag = time.Since(oldest)

@@ -43,7 +43,7 @@ func (l *natsLog) publishLoop() {
 		units := l.pending
 		l.pending = nil
 		if len(units) > 0 {
-			l.forming = units[0].lsns[0]
+			l.forming = units[0].first
 		}
 		l.mu.Unlock()
 
@@ -133,6 +133,16 @@ func (l *natsLog) ackLoop() {
 		if s.err == nil {
 			select {
 			case ack := <-s.f.Ok():
+				if ack.Duplicate && !s.m.failed {
+					// Never sent before, yet taken for a duplicate: another
+					// message had this id. Its records were not stored.
+					l.log.Error("writeback: JetStream took a new journal message for a duplicate; its records are sent again under a new id", "journal", l.name, "id", l.msgID(s.m))
+					l.mu.Lock()
+					s.m.gen++
+					l.mu.Unlock()
+					s.err = errors.New("message id taken by another message")
+					break
+				}
 				l.acked(s.m, ack.Sequence, time.Since(s.at))
 				continue
 			case s.err = <-s.f.Err():
@@ -206,10 +216,16 @@ func formMessages(units []unit) []*message {
 		var lsns []uint64
 		var recs [][]byte
 		for _, u := range units[:n] {
-			lsns = append(lsns, u.lsns...)
-			recs = append(recs, u.recs...)
+			for i, r := range u.records() {
+				lsns = append(lsns, u.first+uint64(i))
+				recs = append(recs, r)
+			}
 		}
-		m := &message{first: lsns[0], last: lsns[len(lsns)-1], records: len(recs), at: units[0].at, unitBytes: size}
+		at := units[0].at
+		if at.IsZero() {
+			at = time.Now()
+		}
+		m := &message{first: lsns[0], last: lsns[len(lsns)-1], records: len(recs), at: at, unitBytes: size}
 		m.data = encodeMsg(make([]byte, 0, size), lsns, recs)
 		out = append(out, m)
 		units = units[n:]
@@ -219,7 +235,11 @@ func formMessages(units []unit) []*message {
 
 // msgID is a message's deduplication id.
 func (l *natsLog) msgID(m *message) string {
-	return l.cfg.Instance + ":" + strconv.FormatUint(m.first, 10) + "-" + strconv.FormatUint(m.last, 10)
+	id := l.cfg.Instance + ":" + strconv.FormatUint(m.first, 10) + "-" + strconv.FormatUint(m.last, 10)
+	if m.gen > 0 {
+		id += "/" + strconv.Itoa(m.gen)
+	}
+	return id
 }
 
 func cmpU64(a, b uint64) int {

@@ -57,9 +57,11 @@ func (l *natsLog) Replay(after uint64, fn func(lsn uint64, rec []byte) error) er
 	if len(msgs) > 0 {
 		l.replayedSeq = max(l.replayedSeq, msgs[len(msgs)-1].seq)
 	}
+	var lastRead uint64
 	if len(recs) > 0 {
-		l.last = max(l.last, recs[len(recs)-1].lsn)
+		lastRead = recs[len(recs)-1].lsn
 	}
+	l.startAboveLocked(lastRead)
 	l.mu.Unlock()
 	for _, r := range recs {
 		if r.lsn <= after {
