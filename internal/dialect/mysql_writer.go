@@ -481,18 +481,31 @@ func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string) (strin
 		sb.WriteString("wb_t." + k.Raw + " = " + v)
 	}
 	sb.WriteString(" SET ")
-	for j, c := range g.Cols {
-		if j > 0 {
+	o := g.orderIdx()
+	for n := range nc {
+		// The order_by column last: MySQL assigns in order, and its
+		// assignment may round the value (a DATETIME's fraction) that
+		// the other columns' guards compare with (order.go).
+		j := n
+		if o >= 0 && n >= o {
+			j = (n + 1) % nc
+			if n == nc-1 {
+				j = o
+			}
+		}
+		if n > 0 {
 			sb.WriteString(", ")
 		}
-		fn := FnNone
-		if g.Fn != nil {
-			fn = g.Fn[j]
-		}
+		c := g.Cols[j]
 		cur := "wb_t." + c.Raw
 		sb.WriteString(cur + " = ")
 		param := "wb_v.c" + strconv.Itoa(j)
-		writeSet(&sb, cur, g.Delta[j], fn, false, func(b *strings.Builder) { b.WriteString(param) })
+		if guarded(o, g.Delta, g.fnAt(j), j) {
+			writeOrdered(&sb, "wb_t."+g.Cols[o].Raw, func(b *strings.Builder) { b.WriteString("wb_v.c" + strconv.Itoa(o)) },
+				cur, func(b *strings.Builder) { b.WriteString(param) })
+			continue
+		}
+		writeSet(&sb, cur, g.Delta[j], g.fnAt(j), false, func(b *strings.Builder) { b.WriteString(param) })
 	}
 	return sb.String(), args
 }
