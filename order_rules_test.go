@@ -1,0 +1,114 @@
+package writeback
+
+import (
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/writeback-go/writeback/internal/catalog"
+)
+
+// TestOrderByParsed: order_by is a column name, normalized as the key's
+// (unquoted folds to lower case, quoted is exact); absent, it is "".
+func TestOrderByParsed(t *testing.T) {
+	for _, tt := range []struct{ src, want string }{
+		{"updated_at", "updated_at"},
+		{"Updated_At", "updated_at"},
+		{`'"UpdatedAt"'`, "UpdatedAt"},
+	} {
+		r := mustRules(t, "tables:\n  carts:\n    mode: back\n    key: [id]\n    order_by: "+tt.src+"\n")
+		if got := r.Tables["carts"].OrderBy; got != tt.want {
+			t.Errorf("order_by: %s: got %q, want %q", tt.src, got, tt.want)
+		}
+	}
+	r := mustRules(t, "tables:\n  carts:\n    mode: back\n    key: [id]\n")
+	if got := r.Tables["carts"].OrderBy; got != "" {
+		t.Errorf("no order_by: got %q", got)
+	}
+}
+
+// TestOrderByErrors: a bad order_by is an error naming the file and the
+// order_by line.
+func TestOrderByErrors(t *testing.T) {
+	const head = "tables:\n  carts:\n    mode: back\n    key: [id]\n"
+	for _, tt := range []struct {
+		name, src string
+		line      int
+		want      string
+	}{
+		{"list", head + "    order_by: [a, b]\n", 5, "tables.carts.order_by: want a column name, not a list"},
+		{"null", head + "    order_by:\n", 5, "tables.carts.order_by: missing value"},
+		{"qualified", head + "    order_by: carts.updated_at\n", 5, `tables.carts.order_by: bad column name "carts.updated_at"`},
+		{"key column", head + "    max_loss: 1s\n    order_by: ID\n", 6, "tables.carts.order_by: id is a key column"},
+		{"through table", "tables:\n  carts:\n    mode: through\n    order_by: updated_at\n", 4, "tables.carts.order_by: only a back table's flushes are ordered (mode is through)"},
+		{"misspelled field", head + "    orderby: updated_at\n", 5, `unknown field "orderby"`},
+	} {
+		_, err := ParseRules([]byte(tt.src), "w.yaml")
+		var re *RulesError
+		switch {
+		case err == nil:
+			t.Errorf("%s: no error, want %q", tt.name, tt.want)
+		case !errors.As(err, &re) || re.Line != tt.line || !strings.HasPrefix(err.Error(), "w.yaml:") || !strings.Contains(err.Error(), tt.want):
+			t.Errorf("%s: got %v (line %d), want w.yaml:%d: ...%s", tt.name, err, re.Line, tt.line, tt.want)
+		}
+	}
+	// The same checks on rules built in code.
+	for _, tt := range []struct {
+		name string
+		r    *TableRule
+		want string
+	}{
+		{"key column", &TableRule{Mode: ModeBack, Key: []string{"id"}, OrderBy: "id"}, "id is a key column"},
+		{"through", &TableRule{Mode: ModeThrough, OrderBy: "updated_at"}, "only a back table's flushes are ordered"},
+		{"qualified", &TableRule{Mode: ModeBack, Key: []string{"id"}, OrderBy: "t.updated_at"}, "bad column name"},
+	} {
+		err := (&Rules{Tables: map[string]*TableRule{"carts": tt.r}}).Validate()
+		if err == nil || !strings.Contains(err.Error(), "tables.carts.order_by: ") || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Validate, %s: got %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestOrderByCatalog: at open, order_by must name a column of the table,
+// not a key column, of a type with an order; the error points at the
+// order_by line.
+func TestOrderByCatalog(t *testing.T) {
+	rule := func() *TableRule {
+		return &TableRule{Name: "t", Mode: ModeBack, Key: []string{"id"}, Line: 3, orderByLine: 7}
+	}
+	tab := scPlain()
+	tab.Columns = append(tab.Columns, &catalog.Column{Name: "doc", Type: "jsonb", Class: catalog.JSON})
+	for _, tt := range []struct {
+		col  string
+		want string
+	}{
+		{"nope", "tables.t.order_by: column nope does not exist in table t"},
+		{"doc", "tables.t.order_by: column doc is of type jsonb, which has no order"},
+	} {
+		r := rule()
+		r.OrderBy = tt.col
+		scWantErr(t, tt.col, checkRule(scFile, r, tab), tt.want)
+	}
+	r := rule()
+	r.OrderBy = "n"
+	scNoErr(t, "n", checkRule(scFile, r, tab))
+
+	// Through the driver, as an application opens it.
+	dsn := sqliteDSN(t, "orderopen")
+	base, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	execAll(t, base, "CREATE TABLE carts (id INTEGER PRIMARY KEY, note TEXT, updated_at INTEGER)")
+	path := writeRulesFile(t, "tables:\n  carts:\n    mode: back\n    key: [id]\n    order_by: changed_at\n")
+	db, err := sql.Open("writeback", "driver=sqlite3 rules="+path+" dsn="+dsn)
+	if err == nil {
+		err = db.Ping()
+		db.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), path+":5: tables.carts.order_by: column changed_at does not exist in table carts") {
+		t.Errorf("open with an unknown order_by column: got %v", err)
+	}
+}
