@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/DATA-DOG/go-sqlmock"
 	"github.com/writeback-go/writeback/internal/catalog"
 )
 
@@ -110,5 +111,44 @@ func TestOrderByCatalog(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), path+":5: tables.carts.order_by: column changed_at does not exist in table carts") {
 		t.Errorf("open with an unknown order_by column: got %v", err)
+	}
+}
+
+// TestOrderBySQLMock pins what a connector with order_by sends (generic
+// dialect): an UPDATE that assigns updated_at is buffered and coalesced
+// with a later delta; one that assigns without it goes to the database,
+// after the barrier flushes the table with the guarded statement, whose
+// placeholders take the row's updated_at once per assignment.
+func TestOrderBySQLMock(t *testing.T) {
+	db, mock, _ := openMock(t, `
+tables:
+  carts:
+    mode: back
+    key: [id]
+    max_loss: 1h
+    order_by: updated_at
+`)
+	mustExec(t, db, "UPDATE carts SET note = ?, updated_at = ? WHERE id = ?", "a", 5, 7)
+	mustExec(t, db, "UPDATE carts SET n = n + ? WHERE id = ?", 2, 7)
+	if err := mock.ExpectationsWereMet(); err != nil {
+		t.Fatal(err) // nothing reached the database yet
+	}
+	mock.ExpectBegin()
+	mock.ExpectPrepare("UPDATE carts SET n = n + ?, note = CASE WHEN updated_at IS NULL OR updated_at <= ? THEN ? ELSE note END, "+
+		"updated_at = CASE WHEN updated_at IS NULL OR updated_at <= ? THEN ? ELSE updated_at END WHERE id = ?").
+		ExpectExec().WithArgs(int64(2), int64(5), "a", int64(5), int64(5), int64(7)).WillReturnResult(sqlmock.NewResult(0, 1))
+	mock.ExpectCommit()
+	mock.ExpectExec("UPDATE carts SET note = ? WHERE id = ?").WithArgs("b", int64(8)).WillReturnResult(sqlmock.NewResult(0, 1))
+	mustExec(t, db, "UPDATE carts SET note = ? WHERE id = ?", "b", 8)
+	if err := mock.ExpectationsWereMet(); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := StatsOf(db)
+	if st.Buffered != 2 || st.Flushes != 1 {
+		t.Errorf("stats = %+v; want 2 buffered writes, 1 flush", st.TableStats)
+	}
+	mock.ExpectClose()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

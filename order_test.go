@@ -28,6 +28,9 @@ type orderBackend struct {
 	dollar  bool            // $1 placeholders (PostgreSQL), else ?
 	upserts bool            // ON CONFLICT upserts are buffered
 	stamp   func(i int) any // the order_by value of timestamp i
+	// api opens instance 1 with writeback.OpenDB and rules built in code,
+	// instance 0 by DSN and rules file.
+	api bool
 }
 
 var orderBase = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
@@ -195,6 +198,20 @@ func runOrder(t *testing.T, b orderBackend, orderBy bool, rounds [][]orderWrite)
 	var inst [2]*sql.DB
 	for i := range inst {
 		inst[i] = openWriteback(t, b.driver, dsn, orderRules(orderBy))
+		if b.api && i == 1 {
+			inst[i].Close()
+			bc, err := baseConnector(b.driver, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rule := &TableRule{Mode: ModeBack, Key: []string{"id"}, MaxLoss: time.Hour}
+			if orderBy {
+				rule.OrderBy = "updated_at"
+			}
+			if inst[i], err = OpenDB(bc, &Rules{Tables: map[string]*TableRule{"carts": rule}}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		defer inst[i].Close()
 	}
 	var made [2]int64
@@ -269,4 +286,12 @@ func testOrderOracle(t *testing.T, b orderBackend) {
 
 func TestOrderByPostgres(t *testing.T) { testOrderOracle(t, orderPostgres) }
 func TestOrderBySQLite(t *testing.T)   { testOrderOracle(t, orderSQLite) }
-func TestOrderByMariaDB(t *testing.T)  { testOrderOracle(t, orderMariaDB) }
+
+// TestOrderByAPI: order_by set through the Go rules API (TableRule.OrderBy)
+// guards as the rules file's does.
+func TestOrderByAPI(t *testing.T) {
+	b := orderSQLite
+	b.api = true
+	testOrderOracle(t, b)
+}
+func TestOrderByMariaDB(t *testing.T) { testOrderOracle(t, orderMariaDB) }
