@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -295,3 +296,73 @@ func TestOrderByAPI(t *testing.T) {
 	testOrderOracle(t, b)
 }
 func TestOrderByMariaDB(t *testing.T) { testOrderOracle(t, orderMariaDB) }
+
+// TestOrderByJournalReplay: the guard is a property of the flush, so a
+// journal replayed after a crash is ordered too. Instance A journals an
+// older write and crashes before its flush (a copy of its journal is what
+// the crash leaves); instance B writes the row newer and flushes; A
+// reopens on its journal and replays the older write: B's assignment
+// stays, A's delta is counted. Without order_by the replay overwrites it.
+func TestOrderByJournalReplay(t *testing.T) {
+	for _, orderBy := range []bool{true, false} {
+		t.Run(fmt.Sprintf("order_by=%v", orderBy), func(t *testing.T) {
+			b := orderSQLite
+			jdir := filepath.Join(t.TempDir(), "journal")
+			rules := func(journal bool) string {
+				r := orderRules(orderBy)
+				if journal {
+					r = "journal:\n  path: " + jdir + "\n  fsync: always\n" + r
+				}
+				return r
+			}
+			// A's run before the crash, on a scratch database of the same
+			// rows: what it flushes at Close does not matter.
+			scratchDSN := b.dsn(t, "ordscratch")
+			scratch, err := sql.Open(b.driver, scratchDSN)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer scratch.Close()
+			b.seedOrder(t, scratch)
+			a := openWriteback(t, b.driver, scratchDSN, rules(true))
+			if err := b.exec(context.Background(), a, orderWrite{ts: 10, kind: orderAssignDelta, id: 1, note: "older", qty: 1, d: 3}); err != nil {
+				t.Fatal(err)
+			}
+			crashed := copyDir(t, jdir)
+			if err := a.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			dsn := b.dsn(t, "ordreplay")
+			base, err := sql.Open(b.driver, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer base.Close()
+			b.seedOrder(t, base)
+			inst := openWriteback(t, b.driver, dsn, rules(false))
+			if err := b.exec(context.Background(), inst, orderWrite{ts: 20, kind: orderAssignDelta, id: 1, note: "newer", qty: 2, d: 4}); err != nil {
+				t.Fatal(err)
+			}
+			if err := inst.Close(); err != nil {
+				t.Fatal(err)
+			}
+			jdir = crashed
+			a = openWriteback(t, b.driver, dsn, rules(true))
+			if err := a.Ping(); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got := dumpTable(t, base, "carts", "id")[0]
+			want := fmt.Sprintf("1|newer|2|107|%v", b.stamp(20))
+			if !orderBy {
+				want = fmt.Sprintf("1|older|1|107|%v", b.stamp(10))
+			}
+			if got != want {
+				t.Errorf("row 1 after the replay: got %q, want %q", got, want)
+			}
+		})
+	}
+}
