@@ -152,3 +152,57 @@ tables:
 		t.Fatal(err)
 	}
 }
+
+// TestOrderByClassify: on a table with order_by, a statement that assigns
+// columns without the order_by column goes to the database, saying why;
+// deltas and GREATEST alone, assignments with it, INSERTs and upserts
+// that assign it are buffered.
+func TestOrderByClassify(t *testing.T) {
+	dsn := sqliteDSN(t, "orderclass")
+	base, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	execAll(t, base, "CREATE TABLE carts (id INTEGER PRIMARY KEY, note TEXT, n INTEGER NOT NULL DEFAULT 0, hi INTEGER NOT NULL DEFAULT 0, updated_at INTEGER)")
+	bc, err := baseConnector("sqlite3", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewConnector(bc, &Rules{Tables: map[string]*TableRule{"carts": {Mode: ModeBack, Key: []string{"id"}, OrderBy: "updated_at"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	if err := db.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	const why = "assigns columns of carts but not its order_by column updated_at"
+	for _, tt := range []struct {
+		q      string
+		reason string // "" when buffered
+	}{
+		{"UPDATE carts SET note = ?, updated_at = ? WHERE id = ?", ""},
+		{"UPDATE carts SET updated_at = ?, note = ?, n = n + 1 WHERE id = ?", ""},
+		{"UPDATE carts SET n = n + ? WHERE id = ?", ""},
+		{"UPDATE carts SET hi = max(hi, ?), n = n - 1 WHERE id = ?", ""},
+		{"UPDATE carts SET UPDATED_AT = ?, note = ? WHERE id = ?", ""},
+		{"UPDATE carts SET note = ? WHERE id = ?", why},
+		{"UPDATE carts SET note = ?, n = n + 1 WHERE id = ?", why},
+		{"UPDATE carts SET updated_at = updated_at + 1, note = ? WHERE id = ?", why},
+		{"INSERT INTO carts (id, note) VALUES (?, ?)", ""},
+		{"INSERT INTO carts (id, note, updated_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET note = excluded.note, updated_at = excluded.updated_at", ""},
+		{"INSERT INTO carts (id, n) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET n = carts.n + excluded.n", ""},
+		{"INSERT INTO carts (id, note, updated_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET note = excluded.note", why},
+	} {
+		w := &whyNot{}
+		info := c.planStatement(tt.q, w)
+		switch {
+		case tt.reason == "" && info.target == nil:
+			t.Errorf("%s: not buffered (%s), want buffered", tt.q, w.reason)
+		case tt.reason != "" && (info.target != nil || !strings.Contains(w.reason, tt.reason)):
+			t.Errorf("%s: buffered %v, reason %q; want not buffered because it %s", tt.q, info.target != nil, w.reason, tt.reason)
+		}
+	}
+}
