@@ -107,20 +107,22 @@ func TestPgOrderGuard(t *testing.T) {
 	for _, wr := range writers {
 		t.Run(wr.name, func(t *testing.T) {
 			table := pgdCreate(t, db, "order", "id bigint PRIMARY KEY, note text, n bigint NOT NULL DEFAULT 0, updated_at timestamptz")
-			pgdExec(t, db, "INSERT INTO "+table+" VALUES (1, 'newer', 10, $1), (2, 'older', 10, $2), (3, 'null', 10, NULL), (4, 'equal', 10, $3)", ts(5), ts(1), ts(3))
+			pgdExec(t, db, "INSERT INTO "+table+" VALUES (1, 'newer', 10, $1), (2, 'older', 10, $2), (3, 'null', 10, NULL), (4, 'equal', 10, $3), (5, 'kept', 10, $2), (6, 'null', 10, NULL)", ts(5), ts(1), ts(3))
 			g := orderGroup(table, []string{"n+", "note", "updated_at"},
 				[]any{int64(2), "w1", ts(3), int64(1)},
 				[]any{int64(2), "w2", ts(3), int64(2)},
 				[]any{int64(2), "w3", ts(3), int64(3)},
 				[]any{int64(2), "w4", ts(3), int64(4)},
+				[]any{int64(2), "w5", nil, int64(5)}, // a NULL order value: older than any stored one
+				[]any{int64(2), "w6", nil, int64(6)}, // ... and applied over a NULL
 				[]any{int64(2), "w9", ts(3), int64(9)},
 			)
 			noMatch, err := pgdFlush(t, db, wr.w(), 2, g)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(noMatch, [][]int{{4}}) {
-				t.Errorf("no match: got %v, want [[4]]", noMatch)
+			if !reflect.DeepEqual(noMatch, [][]int{{6}}) {
+				t.Errorf("no match: got %v, want [[6]]", noMatch)
 			}
 			up := &Group{Table: pgdIdent(table), Op: Upsert, KeyCols: []sqlparse.Ident{pgdIdent("id")}, OrderBy: "updated_at", Style: sqlparse.ParamDollar,
 				Cols:    []sqlparse.Ident{pgdIdent("id"), pgdIdent("n"), pgdIdent("note"), pgdIdent("updated_at")},
@@ -134,7 +136,8 @@ func TestPgOrderGuard(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := pgdRows(t, db, "SELECT id, note, n, to_char(updated_at AT TIME ZONE 'UTC', 'SS') FROM "+table+" ORDER BY id")
-			want := [][]string{{"1", "newer", "13", "05"}, {"2", "u2", "13", "04"}, {"3", "w3", "12", "03"}, {"4", "w4", "12", "03"}, {"20", "u20", "7", "04"}}
+			want := [][]string{{"1", "newer", "13", "05"}, {"2", "u2", "13", "04"}, {"3", "w3", "12", "03"}, {"4", "w4", "12", "03"},
+				{"5", "kept", "12", "01"}, {"6", "w6", "12", "<NULL>"}, {"20", "u20", "7", "04"}}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("rows:\n got %v\nwant %v", got, want)
 			}
