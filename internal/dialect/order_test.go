@@ -1,8 +1,11 @@
 package dialect
 
 import (
+	"context"
 	"database/sql/driver"
+	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -143,4 +146,64 @@ func TestPgOrderGuard(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkPgFlushOrdered is the cost of the order_by guard: 100k rows of
+// (note, views + 1, updated_at) flushed by the pgx writer with the guard
+// and without it, rounds alternated, into a table whose stored updated_at
+// is older (every row takes the write). It reports both and the guarded
+// flush's rows/s as a percentage of the unguarded one's.
+func BenchmarkPgFlushOrdered(b *testing.B) {
+	db, dc, pc := pgdBenchConn(b)
+	ctx := context.Background()
+	table := pgdCreate(b, db, "bench_ord", "id bigint PRIMARY KEY, note text, views bigint NOT NULL, updated_at timestamptz")
+	reset := func(b *testing.B) {
+		for _, q := range []string{
+			"TRUNCATE " + table,
+			fmt.Sprintf("INSERT INTO %s SELECT g, 'x', 0, '2026-01-01' FROM generate_series(0, %d) g", table, pgdBenchRows-1),
+			"VACUUM ANALYZE " + table,
+		} {
+			if _, err := pc.Exec(ctx, q); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	at := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	group := func(orderBy string) *Group {
+		g := pgdUpdate(table, []string{"note", "updated_at", "views+"}, []string{"id"})
+		g.OrderBy = orderBy
+		g.Rows = make([][]any, pgdBenchRows)
+		for i := range g.Rows {
+			g.Rows[i] = []any{"n" + strconv.Itoa(i), at, int64(1), int64(i)}
+		}
+		return g
+	}
+	round := func(g *Group) pgdRound {
+		d := newPgWriter()
+		return func(b *testing.B, batch int) time.Duration {
+			reset(b)
+			t0 := time.Now()
+			nm, err := d.WriteTx(ctx, dc, []*Group{g}, batch, nil)
+			elapsed := time.Since(t0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(nm[0]) != 0 {
+				b.Fatalf("no-match %d rows", len(nm[0]))
+			}
+			return elapsed
+		}
+	}
+	b.Run("paired/batch=1000", func(b *testing.B) {
+		var tg, tu time.Duration
+		guarded, plain := round(group("updated_at")), round(group(""))
+		for i := 0; i < b.N; i++ {
+			tg += guarded(b, 1000)
+			tu += plain(b, 1000)
+		}
+		rows := float64(pgdBenchRows) * float64(b.N)
+		b.ReportMetric(rows/tg.Seconds(), "guarded_rows/s")
+		b.ReportMetric(rows/tu.Seconds(), "plain_rows/s")
+		b.ReportMetric(100*tu.Seconds()/tg.Seconds(), "guarded_vs_plain_%")
+	})
 }
