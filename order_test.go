@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/writeback-go/writeback/internal/testdb"
 )
 
 // These tests are the multi-instance ordering guard (order_by): two
@@ -365,4 +367,14 @@ func TestOrderByJournalReplay(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOrderByMariaDBChangedRows is TestOrderByMariaDB on connections that
+// count the rows an UPDATE changed (MySQL's default), not those it
+// matched: a guarded row left as it was is not counted, and the flush
+// takes its slower path (which keys exist, then the UPDATE again).
+func TestOrderByMariaDBChangedRows(t *testing.T) {
+	b := orderMariaDB
+	b.dsn = func(t *testing.T, prefix string) string { return testdb.MySQLDatabase(t, prefix, "") }
+	testOrderOracle(t, b)
 }
