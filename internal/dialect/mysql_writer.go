@@ -481,18 +481,20 @@ func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string) (strin
 		sb.WriteString("wb_t." + k.Raw + " = " + v)
 	}
 	sb.WriteString(" SET ")
+	// The order_by column is assigned last: MySQL assigns in order, and
+	// its assignment may round the value (a DATETIME's fraction) that the
+	// other columns' guards compare with (order.go).
 	o := g.orderIdx()
-	for n := range nc {
-		// The order_by column last: MySQL assigns in order, and its
-		// assignment may round the value (a DATETIME's fraction) that
-		// the other columns' guards compare with (order.go).
-		j := n
-		if o >= 0 && n >= o {
-			j = (n + 1) % nc
-			if n == nc-1 {
-				j = o
-			}
+	setOrder := make([]int, 0, nc)
+	for j := range nc {
+		if j != o {
+			setOrder = append(setOrder, j)
 		}
+	}
+	if o >= 0 {
+		setOrder = append(setOrder, o)
+	}
+	for n, j := range setOrder {
 		if n > 0 {
 			sb.WriteString(", ")
 		}
