@@ -206,6 +206,9 @@ func (cn *Connector) planStatement(query string, w *whyNot) *stmtInfo {
 	if !planShapes(cn.dia.Kind(), info, pos, w) { // shapes.go
 		return info
 	}
+	if !planOrder(info, t, w) { // order.go
+		return info
+	}
 	if len(c.Returning) > 0 && !planReturning(cn.dia.Kind(), info, pos) {
 		return w.infoNot(info, "RETURNING asks for what only the database knows (a column the statement does not give, a type other than integer or text, several rows, or a row it may skip)")
 	}

@@ -68,6 +68,7 @@ func (c *Connector) startFlusher(cfg *config) {
 		t.flush = f.AddTable(flush.TableConfig{
 			Set: t.set, Name: t.rule.Name, MaxLoss: t.rule.MaxLoss,
 			Batch: t.rule.Batch, Priority: t.rule.Priority.rank(), Locks: &t.locks,
+			OrderBy: t.rule.OrderBy,
 		})
 	}
 	c.buf.flusher = f

@@ -250,7 +250,18 @@ type TableRule struct {
 	// Decision is the table's decision record (decision.go); nil when the
 	// rule has none.
 	Decision *Decision
-	Line     int // line of the table's entry in the rules file
+	// OrderBy (back tables; "" for none) is the normalized name of a column
+	// the application sets on every write, newer writes to larger values
+	// (an updated_at timestamp, a version): the multi-instance ordering
+	// guard. A flushed assignment then takes effect only where the stored
+	// value is NULL or not newer than the write's; deltas always do. An
+	// UPDATE or upsert that assigns other columns but not this one goes to
+	// the database. See the README's "Several instances: order_by".
+	OrderBy string
+	Line    int // line of the table's entry in the rules file
+	// orderByLine is the line of the rule's order_by in the rules file (0
+	// when built in code): the catalog check's errors point at it.
+	orderByLine int
 }
 
 // Allowance is a set of schema features a back table's rule accepts. Without
@@ -514,6 +525,28 @@ func (r *Rules) validateTable(where string, t *TableRule) error {
 			return r.errAt(t.Line, "%s.key: column %s is listed twice", where, col)
 		}
 		seen[col] = true
+	}
+	return r.validateOrderBy(where, t, seen)
+}
+
+// validateOrderBy checks t.OrderBy: a column name, on a back table, not a
+// key column (keys are never SET, so they cannot order writes).
+func (r *Rules) validateOrderBy(where string, t *TableRule, keys map[string]bool) error {
+	if t.OrderBy == "" {
+		return nil
+	}
+	line := t.orderByLine
+	if line == 0 {
+		line = t.Line
+	}
+	switch {
+	case t.Mode != ModeBack:
+		return r.errAt(line, "%s.order_by: only a back table's flushes are ordered (mode is %s)", where, t.Mode)
+	case keys[t.OrderBy]:
+		return r.errAt(line, "%s.order_by: %s is a key column; order_by names a column every write sets, such as updated_at", where, t.OrderBy)
+	}
+	if err := checkNormalizedPart(t.OrderBy); err != nil {
+		return r.errAt(line, "%s.order_by: bad column name %q: %v", where, t.OrderBy, err)
 	}
 	return nil
 }

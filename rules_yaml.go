@@ -452,7 +452,7 @@ func (p *rulesParser) tables(e *yamlEntry, r *Rules) error {
 }
 
 // ruleTableFields lists a table's fields, for messages.
-const ruleTableFields = "mode, key, max_loss, batch, max_dirty, priority, reads, ack, on_full, rows_affected, allow, decision"
+const ruleTableFields = "mode, key, max_loss, batch, max_dirty, priority, reads, ack, on_full, rows_affected, allow, order_by, decision"
 
 // table parses one table's rule.
 func (p *rulesParser) table(te yamlEntry, name string, jr *JournalRule) (*TableRule, error) {
@@ -505,6 +505,9 @@ func (p *rulesParser) table(te yamlEntry, name string, jr *JournalRule) (*TableR
 			t.RowsAffected = [...]RowsPolicy{RowsExact, RowsAssume}[i]
 		case "allow":
 			t.Allow, err = p.allowance(f.val, fw)
+		case "order_by":
+			t.OrderBy, err = p.columnName(f.val, fw)
+			t.orderByLine = f.val.Line
 		case "decision":
 			t.Decision, err = p.decision(f, fw)
 		default:
@@ -525,6 +528,19 @@ func (p *rulesParser) table(te yamlEntry, name string, jr *JournalRule) (*TableR
 		return nil, p.errAt(ackLine, where+".ack", "replicated needs a replicated journal (journal.nats)")
 	}
 	return t, nil
+}
+
+// columnName parses one column name, normalized as the key's are.
+func (p *rulesParser) columnName(v *yaml.Node, where string) (string, error) {
+	s, err := p.str(v, where, "a column name")
+	if err != nil {
+		return "", err
+	}
+	col, err := normalizeColumnName(s)
+	if err != nil {
+		return "", p.errAt(v.Line, where, "bad column name %q: %v", s, err)
+	}
+	return col, nil
 }
 
 // allowance parses allow: a list of the features in allowNames.

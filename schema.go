@@ -277,11 +277,44 @@ func ruleFindings(file string, r *TableRule, t *catalog.Table) []ruleFinding {
 			add("key", false, "key (%s) is not the primary key or a unique index over NOT NULL columns: %s", strings.Join(r.Key, ", "), why)
 		}
 	}
+	if f, ok := orderByFinding(file, r, t); ok {
+		out = append(out, f)
+	}
 	checkFeatures(r, t, keyOK, add)
 	if len(t.Views) > 0 {
 		add("views", true, "views read the table (%s): a read of one waits for the table's buffered rows, as a read of the table does; a view that reaches it only through a function is not seen", strings.Join(t.Views, ", "))
 	}
 	return out
+}
+
+// orderByFinding checks a back rule's order_by column against the
+// catalog: it exists, and its values have an order the flush's guard can
+// compare with <= (numbers, text, times). The error points at the
+// order_by line.
+func orderByFinding(file string, r *TableRule, t *catalog.Table) (ruleFinding, bool) {
+	if r.OrderBy == "" {
+		return ruleFinding{}, false
+	}
+	line := r.orderByLine
+	if line == 0 {
+		line = r.Line
+	}
+	refuse := func(format string, args ...any) (ruleFinding, bool) {
+		msg := "tables." + r.Name + ".order_by: " + fmt.Sprintf(format, args...)
+		return ruleFinding{err: &RulesError{File: file, Line: line, Msg: msg}, check: "order_by"}, true
+	}
+	col := t.Column(r.OrderBy)
+	switch {
+	case col == nil:
+		return refuse("column %s does not exist in table %s", r.OrderBy, r.Name)
+	case slices.ContainsFunc(r.Key, func(k string) bool { return t.Column(k) == col }):
+		return refuse("column %s is a key column; order_by names a column every write sets, such as updated_at", col.Name)
+	}
+	switch col.Class {
+	case catalog.Integer, catalog.Numeric, catalog.Float, catalog.Text, catalog.Char, catalog.Time:
+		return ruleFinding{}, false
+	}
+	return refuse("column %s is of type %s, which has no order to compare writes by (want a number, text or a time)", col.Name, col.Type)
 }
 
 // checkFeatures finds the schema features that can make a buffered write

@@ -61,6 +61,11 @@ type Group struct {
 	Rows [][]any
 	// Style is the placeholder syntax the application used for this table.
 	Style sqlparse.ParamStyle
+	// OrderBy (UPDATE and UPSERT; "" for none) is the normalized name of
+	// the table's order_by column. Where a row assigns it, the row's
+	// assignments apply only where the stored value is NULL or not newer
+	// than the row's (order.go); its deltas and functions always apply.
+	OrderBy string
 }
 
 // Writer writes flush groups into a database on one connection.

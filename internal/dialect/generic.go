@@ -52,7 +52,8 @@ func (d *genericWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []
 			}
 			continue
 		}
-		if noMatch[gi], err = execGroup(ctx, conn, genericSQL(g, style, d.question), g); err != nil {
+		query, argIdx := genericSQLArgs(g, style, d.question)
+		if noMatch[gi], err = execGroup(ctx, conn, query, argIdx, g); err != nil {
 			return nil, err
 		}
 	}
@@ -86,8 +87,10 @@ func connExec(ctx context.Context, conn driver.Conn, query string, args []any) e
 	return err
 }
 
-// execGroup prepares query once and runs it for every row of g.
-func execGroup(ctx context.Context, conn driver.Conn, query string, g *Group) ([]int, error) {
+// execGroup prepares query once and runs it for every row of g. argIdx,
+// when not nil, lists the row's value each placeholder takes (see
+// genericSQLArgs); nil binds the row's values in order.
+func execGroup(ctx context.Context, conn driver.Conn, query string, argIdx []int, g *Group) ([]int, error) {
 	st, err := drivercall.Prepare(ctx, conn, query)
 	if err != nil {
 		return nil, err
@@ -96,10 +99,7 @@ func execGroup(ctx context.Context, conn driver.Conn, query string, g *Group) ([
 	var missed []int
 	args := make([]driver.NamedValue, 0, len(g.Cols)+len(g.KeyCols))
 	for i, row := range g.Rows {
-		args = args[:0]
-		for j, v := range row {
-			args = append(args, driver.NamedValue{Ordinal: j + 1, Value: v})
-		}
+		args = bindRow(args, row, argIdx)
 		if i%1024 == 0 {
 			if err := ctxErr(ctx); err != nil {
 				return nil, err
@@ -122,14 +122,41 @@ func execGroup(ctx context.Context, conn driver.Conn, query string, g *Group) ([
 	return missed, nil
 }
 
+// bindRow fills args (reused) with row's values: in order, or the ones
+// argIdx lists.
+func bindRow(args []driver.NamedValue, row []any, argIdx []int) []driver.NamedValue {
+	args = args[:0]
+	if argIdx == nil {
+		for j, v := range row {
+			args = append(args, driver.NamedValue{Ordinal: j + 1, Value: v})
+		}
+		return args
+	}
+	for j, idx := range argIdx {
+		args = append(args, driver.NamedValue{Ordinal: j + 1, Value: row[idx]})
+	}
+	return args
+}
+
 // genericSQL is the one-row statement for a group, in the placeholder style
 // the application used: UPDATE t SET a = ?, b = b + ? WHERE k = ?, or
 // INSERT INTO t (a, b) VALUES (?, ?). sqlite names SQLite's functions.
 func genericSQL(g *Group, style sqlparse.ParamStyle, sqlite bool) string {
+	query, _ := genericSQLArgs(g, style, sqlite)
+	return query
+}
+
+// genericSQLArgs is genericSQL and, when a placeholder does not take the
+// row's next value (the order_by guard reads the row's order value once
+// per assignment: order.go), the index in the row of each placeholder's
+// value; nil when they take the row's values in order.
+func genericSQLArgs(g *Group, style sqlparse.ParamStyle, sqlite bool) (string, []int) {
 	var sb strings.Builder
 	n := 0
-	ph := func() string {
+	var argIdx []int
+	ph := func(idx int) string {
 		n++
+		argIdx = append(argIdx, idx)
 		if style == sqlparse.ParamDollar {
 			return "$" + strconv.Itoa(n)
 		}
@@ -152,28 +179,36 @@ func genericSQL(g *Group, style sqlparse.ParamStyle, sqlite bool) string {
 			if i > 0 {
 				sb.WriteString(", ")
 			}
-			sb.WriteString(ph())
+			sb.WriteString(ph(i))
 		}
 		sb.WriteString(")")
-		return sb.String()
+		return sb.String(), nil
 	}
 	fmt.Fprintf(&sb, "UPDATE %s SET ", table)
+	o := g.orderIdx()
 	for i, c := range g.Cols {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
 		sb.WriteString(c.Raw)
 		sb.WriteString(" = ")
-		writeSet(&sb, c.Raw, g.Delta[i], g.fnAt(i), sqlite, func(sb *strings.Builder) { sb.WriteString(ph()) })
+		if guarded(o, g.Delta, g.fnAt(i), i) {
+			writeOrdered(&sb, g.Cols[o].Raw, func(sb *strings.Builder) { sb.WriteString(ph(o)) }, c.Raw, func(sb *strings.Builder) { sb.WriteString(ph(i)) })
+			continue
+		}
+		writeSet(&sb, c.Raw, g.Delta[i], g.fnAt(i), sqlite, func(sb *strings.Builder) { sb.WriteString(ph(i)) })
 	}
 	sb.WriteString(" WHERE ")
 	for i, k := range g.KeyCols {
 		if i > 0 {
 			sb.WriteString(" AND ")
 		}
-		fmt.Fprintf(&sb, "%s = %s", k.Raw, ph())
+		fmt.Fprintf(&sb, "%s = %s", k.Raw, ph(len(g.Cols)+i))
 	}
-	return sb.String()
+	if o < 0 {
+		argIdx = nil // in order
+	}
+	return sb.String(), argIdx
 }
 
 // uncancellable hides a context's Done channel from the driver (so it starts

@@ -481,18 +481,33 @@ func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string) (strin
 		sb.WriteString("wb_t." + k.Raw + " = " + v)
 	}
 	sb.WriteString(" SET ")
-	for j, c := range g.Cols {
-		if j > 0 {
+	// The order_by column is assigned last: MySQL assigns in order, and
+	// its assignment may round the value (a DATETIME's fraction) that the
+	// other columns' guards compare with (order.go).
+	o := g.orderIdx()
+	setOrder := make([]int, 0, nc)
+	for j := range nc {
+		if j != o {
+			setOrder = append(setOrder, j)
+		}
+	}
+	if o >= 0 {
+		setOrder = append(setOrder, o)
+	}
+	for n, j := range setOrder {
+		if n > 0 {
 			sb.WriteString(", ")
 		}
-		fn := FnNone
-		if g.Fn != nil {
-			fn = g.Fn[j]
-		}
+		c := g.Cols[j]
 		cur := "wb_t." + c.Raw
 		sb.WriteString(cur + " = ")
 		param := "wb_v.c" + strconv.Itoa(j)
-		writeSet(&sb, cur, g.Delta[j], fn, false, func(b *strings.Builder) { b.WriteString(param) })
+		if guarded(o, g.Delta, g.fnAt(j), j) {
+			writeOrdered(&sb, "wb_t."+g.Cols[o].Raw, func(b *strings.Builder) { b.WriteString("wb_v.c" + strconv.Itoa(o)) },
+				cur, func(b *strings.Builder) { b.WriteString(param) })
+			continue
+		}
+		writeSet(&sb, cur, g.Delta[j], g.fnAt(j), false, func(b *strings.Builder) { b.WriteString(param) })
 	}
 	return sb.String(), args
 }

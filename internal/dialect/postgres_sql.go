@@ -66,18 +66,24 @@ func pgUpdateSQL(g *Group, set, key []pgColSQL) string {
 
 // pgUpdateSet writes `UPDATE table AS t SET c = <value>, ...` for g's
 // columns: an assignment, a delta, COALESCE(c, 0) + v, GREATEST or LEAST of
-// the row's value, which param writes for column i. Both PostgreSQL
-// writers' UPDATEs begin so.
+// the row's value, which param writes for column i; assignments under the
+// order_by guard where g has one. Both PostgreSQL writers' UPDATEs begin so.
 func pgUpdateSet(sb *strings.Builder, g *Group, param func(sb *strings.Builder, i int)) {
 	sb.WriteString("UPDATE ")
 	sb.WriteString(pgTableName(g))
 	sb.WriteString(" AS t SET ")
+	o := g.orderIdx()
 	for i, c := range g.Cols {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
 		sb.WriteString(c.Raw)
 		sb.WriteString(" = ")
+		if guarded(o, g.Delta, g.fnAt(i), i) {
+			// Under the order_by guard (order.go).
+			writeOrdered(sb, "t."+g.Cols[o].Raw, func(sb *strings.Builder) { param(sb, o) }, "t."+c.Raw, func(sb *strings.Builder) { param(sb, i) })
+			continue
+		}
 		delta := i < len(g.Delta) && g.Delta[i]
 		writeSet(sb, "t."+c.Raw, delta, g.fnAt(i), false, func(sb *strings.Builder) { param(sb, i) })
 	}

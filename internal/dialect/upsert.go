@@ -34,7 +34,7 @@ func upsertParts(g *Group, row []any) (ins, updKey []any) {
 // upsertUpdate is the UPDATE group of g's update parts.
 func upsertUpdate(g *Group) *Group {
 	u := &Group{Schema: g.Schema, Table: g.Table, Op: Update, Cols: g.UpdCols, Delta: g.UpdDelta, KeyCols: g.KeyCols, Style: g.Style,
-		Rows: make([][]any, len(g.Rows))}
+		OrderBy: g.OrderBy, Rows: make([][]any, len(g.Rows))}
 	for i, r := range g.Rows {
 		_, u.Rows[i] = upsertParts(g, r)
 	}
@@ -45,10 +45,14 @@ func upsertUpdate(g *Group) *Group {
 // inserted values then its update values. castDelta, when not nil, names a
 // type to cast a delta's placeholder to (PostgreSQL: a coalesced delta on a
 // small integer column may exceed the column's range while the sum does not).
-func upsertSQL(g *Group, style sqlparse.ParamStyle, castDelta func(col sqlparse.Ident) string) string {
+// Under the order_by guard (order.go) a placeholder may not take the row's
+// next value: argIdx then lists the index in the row of each one's value
+// (nil: in order).
+func upsertSQL(g *Group, style sqlparse.ParamStyle, castDelta func(col sqlparse.Ident) string) (query string, argIdx []int) {
 	var sb strings.Builder
 	n := 0
-	ph := func() {
+	ph := func(idx int) {
+		argIdx = append(argIdx, idx)
 		n++
 		if style == sqlparse.ParamDollar {
 			sb.WriteByte('$')
@@ -75,7 +79,7 @@ func upsertSQL(g *Group, style sqlparse.ParamStyle, castDelta func(col sqlparse.
 		if i > 0 {
 			sb.WriteString(", ")
 		}
-		ph()
+		ph(i)
 	}
 	sb.WriteString(") ON CONFLICT (")
 	for i, k := range g.KeyCols {
@@ -85,12 +89,18 @@ func upsertSQL(g *Group, style sqlparse.ParamStyle, castDelta func(col sqlparse.
 		sb.WriteString(k.Raw)
 	}
 	sb.WriteString(") DO UPDATE SET ")
+	o, nIns := g.orderUpdIdx(), len(g.Cols)
 	for i, c := range g.UpdCols {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
 		sb.WriteString(c.Raw)
 		sb.WriteString(" = ")
+		if guarded(o, g.UpdDelta, FnNone, i) {
+			writeOrdered(&sb, g.Table.Raw+"."+g.UpdCols[o].Raw, func(*strings.Builder) { ph(nIns + o) },
+				g.Table.Raw+"."+c.Raw, func(*strings.Builder) { ph(nIns + i) })
+			continue
+		}
 		if g.UpdDelta[i] {
 			// The existing row's column, qualified by the table's name:
 			// PostgreSQL calls a bare column ambiguous with EXCLUDED's.
@@ -99,7 +109,7 @@ func upsertSQL(g *Group, style sqlparse.ParamStyle, castDelta func(col sqlparse.
 			sb.WriteString(c.Raw)
 			sb.WriteString(" + ")
 		}
-		ph()
+		ph(nIns + i)
 		if g.UpdDelta[i] && castDelta != nil {
 			if typ := castDelta(c); typ != "" {
 				sb.WriteString("::")
@@ -107,14 +117,18 @@ func upsertSQL(g *Group, style sqlparse.ParamStyle, castDelta func(col sqlparse.
 			}
 		}
 	}
-	return sb.String()
+	if o < 0 {
+		argIdx = nil
+	}
+	return sb.String(), argIdx
 }
 
 // execUpsertGroup writes an UPSERT group with one prepared UPDATE and one
 // prepared upsert, row by row.
 func execUpsertGroup(ctx context.Context, conn driver.Conn, g *Group, style sqlparse.ParamStyle) error {
 	u := upsertUpdate(g)
-	upd, err := drivercall.Prepare(ctx, conn, genericSQL(u, style, false)) // an update part has no column functions
+	updSQL, updIdx := genericSQLArgs(u, style, false) // an update part has no column functions
+	upd, err := drivercall.Prepare(ctx, conn, updSQL)
 	if err != nil {
 		return err
 	}
@@ -125,21 +139,16 @@ func execUpsertGroup(ctx context.Context, conn driver.Conn, g *Group, style sqlp
 			ups.Close()
 		}
 	}()
+	var upsIdx []int
 	args := make([]driver.NamedValue, 0, len(g.Cols)+len(g.UpdCols)+len(g.KeyCols))
-	bind := func(vals []any) []driver.NamedValue {
-		args = args[:0]
-		for j, v := range vals {
-			args = append(args, driver.NamedValue{Ordinal: j + 1, Value: v})
-		}
-		return args
-	}
 	for i, row := range g.Rows {
 		if i%1024 == 0 {
 			if err := ctxErr(ctx); err != nil {
 				return err
 			}
 		}
-		res, err := drivercall.StmtExec(ctx, upd, bind(u.Rows[i]))
+		args = bindRow(args, u.Rows[i], updIdx)
+		res, err := drivercall.StmtExec(ctx, upd, args)
 		if err != nil {
 			return err
 		}
@@ -150,11 +159,14 @@ func execUpsertGroup(ctx context.Context, conn driver.Conn, g *Group, style sqlp
 			continue
 		}
 		if ups == nil {
-			if ups, err = drivercall.Prepare(ctx, conn, upsertSQL(g, style, nil)); err != nil {
+			var upsSQL string
+			upsSQL, upsIdx = upsertSQL(g, style, nil)
+			if ups, err = drivercall.Prepare(ctx, conn, upsSQL); err != nil {
 				return err
 			}
 		}
-		if _, err := drivercall.StmtExec(ctx, ups, bind(row[:len(g.Cols)+len(g.UpdCols)])); err != nil {
+		args = bindRow(args, row[:len(g.Cols)+len(g.UpdCols)], upsIdx)
+		if _, err := drivercall.StmtExec(ctx, ups, args); err != nil {
 			return err
 		}
 	}
@@ -169,7 +181,7 @@ func (w *pgTx) upsert(ctx context.Context, g *Group, t *pgTable) error {
 	if err != nil || len(missed) == 0 {
 		return err
 	}
-	query := upsertSQL(g, sqlparse.ParamDollar, func(col sqlparse.Ident) string {
+	query, argIdx := upsertSQL(g, sqlparse.ParamDollar, func(col sqlparse.Ident) string {
 		if c := t.cols[col.Norm]; c != nil && (c.base == pgOIDInt2 || c.base == pgOIDInt4) {
 			return "pg_catalog.int8"
 		}
@@ -180,7 +192,14 @@ func (w *pgTx) upsert(ctx context.Context, g *Group, t *pgTable) error {
 		end := min(off+w.batch, len(missed))
 		b := &pgx.Batch{}
 		for _, i := range missed[off:end] {
-			b.Queue(query, g.Rows[i][:n]...)
+			args := g.Rows[i][:n]
+			if argIdx != nil {
+				args = make([]any, len(argIdx))
+				for j, idx := range argIdx {
+					args[j] = g.Rows[i][idx]
+				}
+			}
+			b.Queue(query, args...)
 		}
 		br := w.tx.SendBatch(ctx, b)
 		for range missed[off:end] {

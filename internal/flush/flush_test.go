@@ -86,7 +86,7 @@ func TestGroupRows(t *testing.T) {
 	slices.SortFunc(rows, dirtyset.Compare)
 
 	names := testNames()
-	groups, members := groupRows(rows, names)
+	groups, members := groupRows(rows, names, "")
 	if len(groups) != len(members) {
 		t.Fatalf("%d groups, %d member lists", len(groups), len(members))
 	}
@@ -201,7 +201,7 @@ func TestGroupRowsUpdatesBeforeInsertsWhateverTheInputOrder(t *testing.T) {
 	b := s.Take(true)
 	defer b.Release()
 	slices.SortFunc(b.Rows, dirtyset.Compare)
-	groups, members := groupRows(b.Rows, testNames())
+	groups, members := groupRows(b.Rows, testNames(), "")
 	if len(groups) != 2 {
 		t.Fatalf("%d groups, want 2", len(groups))
 	}
@@ -238,7 +238,7 @@ func TestGroupRowsManyGenerations(t *testing.T) {
 	b := s.Take(true)
 	defer b.Release()
 	slices.SortFunc(b.Rows, dirtyset.Compare)
-	groups, members := groupRows(b.Rows, testNames())
+	groups, members := groupRows(b.Rows, testNames(), "")
 	if len(groups) != 3 {
 		t.Fatalf("%d groups, want one per generation (3)", len(groups))
 	}

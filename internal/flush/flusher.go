@@ -83,6 +83,10 @@ type TableConfig struct {
 	// when the transaction ends (LocksReleased) rather than wait for a
 	// transaction that may be waiting for the flush.
 	Locks Locks
+	// OrderBy is the normalized name of the table's order_by column ("" for
+	// none): the flush writes the assignments of a row that sets it only
+	// where the stored value is not newer (dialect.Group.OrderBy).
+	OrderBy string
 }
 
 // Locks is the set of a table's rows held locked by open transactions.

@@ -166,7 +166,7 @@ var unconsumedLog = logagg.Kind{Level: slog.LevelError, Msg: "writeback: could n
 // dialect's writer, with the journal checkpoint of mark when there is a
 // journal.
 func (t *Table) writeOnce(b *dirtyset.Batch, rows []*dirtyset.Row, mark durable.Mark) error {
-	groups, members := groupRows(rows, t.set.Names())
+	groups, members := groupRows(rows, t.set.Names(), t.cfg.OrderBy)
 	var inTx func(dialect.Exec) error
 	if j := t.f.cfg.Journal; j != nil {
 		if cp := j.CheckpointTx(mark, rows); cp != nil || t.f.cfg.Hook != nil {
@@ -283,7 +283,9 @@ func (t *Table) resolveCommit(cu *dialect.CommitUnknownError) (committed bool, e
 // into a group of generation n, and generations are written in order, so the
 // older row's statements run first. One statement never carries a key twice
 // (a PostgreSQL UPDATE ... FROM unnest would apply only one of them).
-func groupRows(rows []*dirtyset.Row, names *dirtyset.Names) ([]*dialect.Group, [][]*dirtyset.Row) {
+//
+// orderBy is the table's order_by column, "" for none (dialect.Group.OrderBy).
+func groupRows(rows []*dirtyset.Row, names *dirtyset.Names, orderBy string) ([]*dialect.Group, [][]*dirtyset.Row) {
 	var g grouper
 	gen, lastGen := 0, 0
 	for i, r := range rows {
@@ -293,6 +295,9 @@ func groupRows(rows []*dirtyset.Row, names *dirtyset.Names) ([]*dialect.Group, [
 		}
 		lastGen = gen
 		g.add(r, gen, names, len(rows))
+	}
+	for _, grp := range g.groups {
+		grp.OrderBy = orderBy
 	}
 	return g.sorted()
 }
