@@ -123,12 +123,20 @@ func (c *Connector) statePath(cfg *config) string {
 	switch {
 	case cfg.stateFileSet:
 		return cfg.stateFile
-	case c.buf.journal != nil:
+	case c.buf.journal != nil && c.buf.journal.Dir() != "":
 		return filepath.Join(c.buf.journal.Dir(), "writeback.state")
-	case c.rules.File != "" && len(c.buf.ordered) > 0:
+	case c.rules.File != "" && len(c.buf.ordered) > 0 && isFile(c.rules.File):
+		// Beside the rules file that was read; rules parsed from text
+		// under a name for messages (ParseRules) have no such place.
 		return c.rules.File + ".state"
 	}
 	return ""
+}
+
+// isFile reports whether path names a regular file.
+func isFile(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // startLossWatch reports the run before, if it stopped uncleanly, and

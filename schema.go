@@ -109,8 +109,8 @@ const schemaSnapshot = "WRITEBACK_CATALOG"
 // while the database is down).
 func (c *Connector) saveSchema() {
 	st := c.schema.state.Load()
-	if c.rules.Journal == nil || st == nil || c.buf.journal == nil {
-		return
+	if c.rules.Journal == nil || c.rules.Journal.Path == "" || st == nil || c.buf.journal == nil {
+		return // a replicated journal has no directory: its connector needs the database at open
 	}
 	path := filepath.Join(c.rules.Journal.Path, schemaSnapshot)
 	if err := catalog.SaveSnapshot(path, c.dia.Kind(), st.tables); err != nil {
@@ -141,7 +141,7 @@ func (c *Connector) openSchema(timeout time.Duration, refuse bool) error {
 		return err
 	}
 	c.schema.pending.Store(true)
-	if c.rules.Journal != nil {
+	if c.rules.Journal != nil && c.rules.Journal.Path != "" {
 		path := filepath.Join(c.rules.Journal.Path, schemaSnapshot)
 		tables, read, serr := catalog.LoadSnapshot(path, c.dia.Kind())
 		switch {
