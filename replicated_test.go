@@ -112,7 +112,9 @@ func (l *memLog) Compact(upTo uint64) error {
 	return nil
 }
 
-func (l *memLog) Stats() journal.Stats { return journal.Stats{LastLSN: l.LastLSN(), DurableLSN: l.LastLSN()} }
+func (l *memLog) Stats() journal.Stats {
+	return journal.Stats{LastLSN: l.LastLSN(), DurableLSN: l.LastLSN()}
+}
 
 func (l *memLog) Close() error {
 	l.s.mu.Lock()
