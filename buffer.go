@@ -225,6 +225,9 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 	if level == AckThrough {
 		return nil, false, nil
 	}
+	if cn.dropWrite != 0 && cn.dropCount.Add(1) == cn.dropWrite {
+		return bufferedResult(1), true, nil // withDroppedWrite: a promise broken on purpose
+	}
 	res, lsn, err := cn.admitStmt(ctx, &writeAttempt{c: c}, t, info, args)
 	if res == nil || err != nil {
 		return nil, err != nil, err

@@ -374,6 +374,11 @@ type Connector struct {
 	// cfg is the settings the connector was made with, which a takeover's
 	// connector inherits (recover.go).
 	cfg config
+
+	// dropWrite, when not 0, is the bufferable write (counted by
+	// dropCount) that is acknowledged and discarded: withDroppedWrite.
+	dropWrite int64
+	dropCount atomic.Int64
 }
 
 var (
@@ -422,7 +427,7 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 			return nil, err
 		}
 	}
-	c := &Connector{base: base, rules: rules, log: cfg.log, onDead: cfg.onDead}
+	c := &Connector{base: base, rules: rules, log: cfg.log, onDead: cfg.onDead, dropWrite: cfg.dropWrite}
 	c.rowLogs = logagg.New(logagg.Config{Log: cfg.log, Clock: cfg.logClock})
 	c.drv = &connDriver{c: c}
 	c.dia = cfg.dialect

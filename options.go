@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/drillfault"
 	"github.com/writeback-go/writeback/internal/logagg"
 )
 
@@ -35,6 +36,7 @@ type config struct {
 	segmentBytes int64
 	compactEvery time.Duration
 	logClock     logagg.Clock // withLogClock: when per-row log lines are aggregated
+	dropWrite    int64        // withDroppedWrite: the write acknowledged and discarded (0: none)
 }
 
 // withTestHooks sets the crash tests' seams: hook is called at the named
@@ -56,6 +58,20 @@ func withLogClock(clock logagg.Clock) Option {
 		c.logClock = clock
 		return nil
 	}
+}
+
+// withDroppedWrite makes the connector acknowledge its nth bufferable write
+// and discard it, journal record and buffered row alike: a broken promise
+// that the drill's tests make on purpose (internal/drillfault).
+func withDroppedWrite(nth int64) Option {
+	return func(c *config) error {
+		c.dropWrite = nth
+		return nil
+	}
+}
+
+func init() {
+	drillfault.DropAckedWrite = func(nth int64) any { return Option(withDroppedWrite(nth)) }
 }
 
 // withJournalFault injects failures into the journal's file layer at its

@@ -5,6 +5,7 @@
 //	writeback explain DSN [SQL …]   what the driver does with each statement
 //	writeback journal check|fix|dump DIR
 //	writeback bench [flags]         direct against writeback, side by side
+//	writeback drill [flags] DSN     kill -9 on a scratch copy, recover, check the promises
 //
 // Exit status: 0 fine, 1 problems found, 2 usage or connection error.
 package main
@@ -35,10 +36,14 @@ func subcommands() []subcommand {
 		{"explain", "say what the driver does with SQL statements, and each table's loss figures", runExplain},
 		{"journal", "check, repair or decode a journal directory", runJournal},
 		{"bench", "run a counter workload directly and through writeback, side by side", runBench},
+		{"drill", "kill a writer on a scratch copy at random moments and check each table's promise", runDrill},
 	}
 }
 
 func main() {
+	if code, ok := drillChildMain(); ok {
+		os.Exit(code) // a drill's child process (drill_child.go)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
