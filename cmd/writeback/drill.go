@@ -153,16 +153,6 @@ func (d *drill) run(dsn string) int {
 	if d.kind != dialect.Postgres && d.kind != dialect.SQLite && d.kind != dialect.MySQL {
 		return d.fail(exitUsage, "the drill needs PostgreSQL, SQLite or MySQL (dialect %s)", d.setup.Dialect)
 	}
-	if rep := sess.Check(); rep.Errors > 0 {
-		for _, t := range rep.Tables {
-			for _, f := range t.Findings {
-				if f.Level == inspect.Error {
-					fmt.Fprintf(d.stderr, "  %s: %s\n", where(f.File, f.Line), f.Message)
-				}
-			}
-		}
-		return d.fail(exitProblems, "the rules do not pass writeback check (%d errors): run it, and drill rules the driver opens", rep.Errors)
-	}
 	d.rules = map[string]inspect.Rule{}
 	var names, back []string
 	for _, r := range d.setup.Tables {
@@ -177,6 +167,16 @@ func (d *drill) run(dsn string) int {
 			back = append(back, r.Name)
 			d.rules[r.Name] = r
 		}
+	}
+	if rep := sess.Check(); rep.Errors > 0 {
+		for _, t := range rep.Tables {
+			for _, f := range t.Findings {
+				if f.Level == inspect.Error {
+					fmt.Fprintf(d.stderr, "  %s: %s\n", where(f.File, f.Line), f.Message)
+				}
+			}
+		}
+		return d.fail(exitProblems, "the rules do not pass writeback check (%d errors): run it, and drill rules the driver opens", rep.Errors)
 	}
 	if len(back) == 0 {
 		fmt.Fprintf(d.stdout, "rules %s: no back table, nothing to drill\n", d.setup.Rules)
@@ -259,6 +259,7 @@ func (d *drill) rounds(skipped []string) int {
 	fmt.Fprintln(d.stdout)
 	rows := [][]string{{"table", "ack", "round", "killed at", "acked", "writes/s", "lost", "applied twice", "promise: lost ≤", "reported lost", "result"}}
 	broken := 0
+	var failures []string
 	for round := 1; round <= d.o.rounds; round++ {
 		results, err := d.round(round)
 		if err != nil {
@@ -278,9 +279,15 @@ func (d *drill) rounds(skipped []string) int {
 			rows = append(rows, []string{r.table, d.ackLabel(r.table), strconv.Itoa(r.round),
 				r.killedAt.Round(time.Millisecond).String(), thousands(r.acked), thousands(int64(rate)), thousands(r.lost), thousands(r.twice),
 				thousands(r.bound), r.reported, verdict})
+			if r.failed > 0 {
+				failures = append(failures, fmt.Sprintf("%s, round %d: %s writes failed (Exec returned an error); each may or may not be applied", r.table, r.round, thousands(r.failed)))
+			}
 		}
 	}
 	printTable(d.stdout, rows)
+	for _, f := range failures {
+		fmt.Fprintln(d.stdout, f)
+	}
 	fmt.Fprintln(d.stdout)
 	d.notes()
 	if broken > 0 {
@@ -564,13 +571,16 @@ func readReports(r io.Reader, start time.Time, tallies []*tableTally, ready chan
 				continue
 			}
 			*in = writerIntent{key: id, active: true}
-		case (f[0] == "a" || f[0] == "f") && len(f) == 3 && in.active:
+		case (f[0] == "a" || f[0] == "n" || f[0] == "f") && len(f) == 3 && in.active:
 			k := t.key(in.key)
-			if f[0] == "a" {
+			switch f[0] {
+			case "a":
 				k.acked++
 				t.acked++
 				t.ackTimes = append(t.ackTimes, time.Since(start))
-			} else {
+			case "n": // acknowledged, and said to change nothing
+				t.acked++
+			default:
 				k.maybe++
 				t.failed++
 			}

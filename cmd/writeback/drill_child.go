@@ -21,7 +21,8 @@ import (
 // set to its job. It opens the connector on the scratch target, says
 // "ready" on stdout, and runs the load until it is killed, reporting each
 // write on stdout before it is made ("i") and once it is acknowledged
-// ("a") or failed ("f"), one write(2) per line, so that a kill -9 loses no
+// ("a"; "n" for an UPDATE acknowledged as matching no row) or failed
+// ("f"), one write(2) per line, so that a kill -9 loses no
 // report of an acknowledged write.
 
 // drillChildEnv holds a child's job (JSON); its presence makes the process
@@ -128,8 +129,15 @@ func drillWriter(ctx context.Context, db *sql.DB, p *loadPlan, ti, w, n int, see
 			query, args = p.Update, p.keyArgs(id)
 			rep.line("i " + prefix + " " + strconv.FormatInt(id, 10) + " u\n")
 		}
-		if _, err := db.ExecContext(ctx, query, args...); err != nil {
+		res, err := db.ExecContext(ctx, query, args...)
+		if err != nil {
 			rep.line("f " + prefix + "\n")
+			continue
+		}
+		if n, err := res.RowsAffected(); !insert && err == nil && n == 0 {
+			// Acknowledged as matching no row (its INSERT was lost): it
+			// promised no change.
+			rep.line("n " + prefix + "\n")
 			continue
 		}
 		rep.line("a " + prefix + "\n")
