@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -212,6 +213,13 @@ func (d *drill) run(dsn string) int {
 	if err != nil {
 		return d.fail(exitUsage, "reading the scratch copy's catalog: %v", err)
 	}
+	for name, t := range copies {
+		// A name that resolves to a table outside the scratch target
+		// (a base DSN that sets its own search path) would write to it.
+		if t != nil && t.Schema != d.scratch.schema {
+			return d.fail(exitUsage, "table %s resolves to %s.%s from the scratch target, not to its copy in %s: the drill stops rather than write to it", name, t.Schema, t.Name, d.scratch.schema)
+		}
+	}
 	var skipped []string
 	for _, name := range back {
 		p, err := planLoad(name, d.rules[name].Key, copies[name], d.kind)
@@ -251,8 +259,12 @@ func (r *tableRound) broken() bool {
 
 func (d *drill) rounds(skipped []string) int {
 	fmt.Fprintf(d.stdout, "rules %s, dialect %s; scratch: %s\n", d.setup.Rules, d.setup.Dialect, d.scratch.where)
-	fmt.Fprintf(d.stdout, "%d rounds: %d writers per table, kill -9 at a random moment %s to %s into the load (seed %d)\n",
-		d.o.rounds, d.o.writers, d.o.duration/4, d.o.duration, d.o.seed)
+	rounds := "rounds"
+	if d.o.rounds == 1 {
+		rounds = "round"
+	}
+	fmt.Fprintf(d.stdout, "%d %s: %d writers per table, kill -9 at a random moment %s to %s into the load (seed %d)\n",
+		d.o.rounds, rounds, d.o.writers, d.o.duration/4, d.o.duration, d.o.seed)
 	for _, s := range skipped {
 		fmt.Fprintln(d.stdout, s)
 	}
@@ -263,7 +275,9 @@ func (d *drill) rounds(skipped []string) int {
 	for round := 1; round <= d.o.rounds; round++ {
 		results, err := d.round(round)
 		if err != nil {
-			printTable(d.stdout, rows)
+			if len(rows) > 1 {
+				printTable(d.stdout, rows)
+			}
 			return d.fail(exitProblems, "round %d: %v", round, err)
 		}
 		for _, r := range results {
@@ -495,13 +509,10 @@ func (d *drill) load(wbDSN, stateFile string) ([]*tableTally, time.Duration, err
 	select {
 	case readyAt = <-ready:
 	case err := <-done:
-		werr := cmd.Wait()
-		return nil, 0, fmt.Errorf("the child stopped before it was ready (%v, %v): %s", werr, err, strings.TrimSpace(childErr.String()))
+		return nil, 0, stopChild(cmd, "the child stopped before it was ready", err, &childErr)
 	case <-timeout.C:
 		_ = cmd.Process.Kill()
-		<-done
-		_ = cmd.Wait()
-		return nil, 0, fmt.Errorf("the child was not ready within %s: %s", d.o.timeout, strings.TrimSpace(childErr.String()))
+		return nil, 0, stopChild(cmd, fmt.Sprintf("the child was not ready within %s", d.o.timeout), <-done, &childErr)
 	}
 	// The kill: a random moment in [duration/4, duration] after ready.
 	lo := d.o.duration / 4
@@ -509,8 +520,7 @@ func (d *drill) load(wbDSN, stateFile string) ([]*tableTally, time.Duration, err
 	select {
 	case <-time.After(delay):
 	case err := <-done:
-		werr := cmd.Wait()
-		return nil, 0, fmt.Errorf("the child stopped before the kill (%v, %v): %s", werr, err, strings.TrimSpace(childErr.String()))
+		return nil, 0, stopChild(cmd, "the child stopped before the kill", err, &childErr)
 	}
 	d.killWall = time.Since(start)
 	if err := cmd.Process.Kill(); err != nil {
@@ -532,6 +542,23 @@ func (d *drill) load(wbDSN, stateFile string) ([]*tableTally, time.Duration, err
 		}
 	}
 	return tallies, d.killWall - readyAt, nil
+}
+
+// stopChild kills a child whose reports ended early (it may be alive,
+// blocked on a pipe no one reads), waits for it, and says why it stopped.
+func stopChild(cmd *exec.Cmd, what string, readErr error, childErr *limitedBuffer) error {
+	_ = cmd.Process.Kill()
+	msg := what
+	if werr := cmd.Wait(); werr != nil {
+		msg += " (" + werr.Error() + ")"
+	}
+	if readErr != nil {
+		msg += " (reading its reports: " + readErr.Error() + ")"
+	}
+	if s := strings.TrimSpace(childErr.String()); s != "" {
+		msg += ": " + s
+	}
+	return errors.New(msg)
 }
 
 func keysOf(m map[string]struct{}) []string {
@@ -728,4 +755,11 @@ func (f dsnFields) scratch(base, journal string) string {
 	}
 	parts = append(parts, "manage_schema=true", "dsn="+base)
 	return strings.Join(parts, " ")
+}
+
+// drillLines reads a child's report lines.
+func drillLines(r io.Reader) *bufio.Scanner {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), 4096)
+	return sc
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -145,11 +144,4 @@ func drillWriter(ctx context.Context, db *sql.DB, p *loadPlan, ti, w, n int, see
 			mine = append(mine, id)
 		}
 	}
-}
-
-// drillLines reads a child's report lines.
-func drillLines(r io.Reader) *bufio.Scanner {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 4096), 4096)
-	return sc
 }

@@ -32,6 +32,9 @@ type scratch struct {
 	db *sql.DB
 	// tables are the copied tables, as the rules name them.
 	tables []string
+	// schema is where the copies are (PostgreSQL's schema, MySQL's
+	// database, SQLite's main): every rule's name must resolve there.
+	schema string
 	// drop removes the scratch target (after db is closed).
 	drop func(ctx context.Context) error
 }
@@ -167,7 +170,7 @@ func sqliteScratch(ctx context.Context, real *sql.DB, found map[string]*catalog.
 			return nil, fmt.Errorf("copying %q: %w", s, err)
 		}
 	}
-	return &scratch{kind: dialect.SQLite, where: "SQLite file in a temporary directory", baseDSN: dsn, db: db, tables: tables,
+	return &scratch{kind: dialect.SQLite, where: "SQLite file in a temporary directory", baseDSN: dsn, db: db, tables: tables, schema: "main",
 		drop: func(context.Context) error { return os.Remove(path) }}, nil
 }
 
@@ -226,7 +229,7 @@ WHERE a.attrelid = $1::regclass AND pg_get_expr(d.adbin, d.adrelid) LIKE 'nextva
 	if err != nil {
 		return fail(fmt.Errorf("connecting to the scratch schema: %w", err))
 	}
-	return &scratch{kind: dialect.Postgres, where: "PostgreSQL schema " + name + " in the given database", baseDSN: dsn, db: db, tables: tables, drop: drop}, nil
+	return &scratch{kind: dialect.Postgres, where: "PostgreSQL schema " + name + " in the given database", baseDSN: dsn, db: db, tables: tables, schema: name, drop: drop}, nil
 }
 
 // withSearchPath returns a pgx DSN (URL or key=value) whose search_path is
@@ -277,5 +280,5 @@ func mysqlScratch(ctx context.Context, real *sql.DB, realDSN string, found map[s
 	if err != nil {
 		return fail(fmt.Errorf("connecting to the scratch database: %w", err))
 	}
-	return &scratch{kind: dialect.MySQL, where: "MySQL database " + name + " on the given server", baseDSN: dsn, db: db, tables: tables, drop: drop}, nil
+	return &scratch{kind: dialect.MySQL, where: "MySQL database " + name + " on the given server", baseDSN: dsn, db: db, tables: tables, schema: name, drop: drop}, nil
 }

@@ -301,9 +301,18 @@ func TestDrillUsage(t *testing.T) {
 		t.Errorf("-h: %s", out)
 	}
 
+	// A child that cannot start its load stops the drill: exit 1, with
+	// the child's own message.
+	t.Setenv(drillDropEnv, "abc")
+	code, _, errOut := runCmd(t, "drill", "-rounds", "1", dsn)
+	if code != exitProblems || !strings.Contains(errOut, "before it was ready") || !strings.Contains(errOut, drillDropEnv+`="abc"`) {
+		t.Errorf("a child that fails: exit %d, stderr %q; want 1 and its message", code, errOut)
+	}
+	t.Setenv(drillDropEnv, "")
+
 	// Rules the driver would refuse are not drilled: exit 1, naming the error.
 	rules := writeFile(t, t.TempDir(), "bad.yaml", "tables:\n  missing:\n    mode: back\n    key: id\n")
-	code, _, errOut := runCmd(t, "drill", "driver=sqlite3 rules="+rules+" dsn="+path)
+	code, _, errOut = runCmd(t, "drill", "driver=sqlite3 rules="+rules+" dsn="+path)
 	if code != exitProblems || !strings.Contains(errOut, "bad.yaml:2") {
 		t.Errorf("rules the driver refuses: exit %d, stderr %q; want 1 naming bad.yaml:2", code, errOut)
 	}
