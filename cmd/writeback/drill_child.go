@@ -55,11 +55,9 @@ func drillChildMain() (code int, ok bool) {
 		fmt.Fprintln(os.Stderr, "writeback drill child:", err)
 		return exitUsage, true
 	}
-	if err := runDrillChild(job, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "writeback drill child:", err)
-		return exitProblems, true
-	}
-	return exitOK, true
+	// The child runs until it is killed: it returns only on an error.
+	fmt.Fprintln(os.Stderr, "writeback drill child:", runDrillChild(job, os.Stdout))
+	return exitProblems, true
 }
 
 // reporter writes the child's report lines, each with one write(2).

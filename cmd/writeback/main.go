@@ -1,5 +1,5 @@
-// Command writeback checks, explains and measures a writeback setup, and
-// inspects its journal. It takes the same DSN as sql.Open("writeback", …).
+// Command writeback checks, explains, measures and drills a writeback
+// setup, and inspects its journal. It takes the same DSN as sql.Open("writeback", …).
 //
 //	writeback check DSN             the rules against the live schema
 //	writeback explain DSN [SQL …]   what the driver does with each statement
