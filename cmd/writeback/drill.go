@@ -170,6 +170,11 @@ func (d *drill) run(dsn string) int {
 		}
 	}
 	if rep := sess.Check(); rep.Errors > 0 {
+		for _, f := range rep.Findings {
+			if f.Level == inspect.Error {
+				fmt.Fprintf(d.stderr, "  %s: %s\n", where(f.File, f.Line), f.Message)
+			}
+		}
 		for _, t := range rep.Tables {
 			for _, f := range t.Findings {
 				if f.Level == inspect.Error {
@@ -494,7 +499,8 @@ func (d *drill) load(wbDSN, stateFile string) ([]*tableTally, time.Duration, err
 		return nil, 0, err
 	}
 	cmd := exec.Command(d.exe)
-	cmd.Env = append(os.Environ(), drillChildEnv+"="+string(spec))
+	cmd.Env = append(os.Environ(), drillChildEnv+"=1")
+	cmd.Stdin = bytes.NewReader(spec)
 	var childErr limitedBuffer
 	cmd.Stderr = &childErr
 	pipe, err := cmd.StdoutPipe()
@@ -585,7 +591,11 @@ func readReports(r io.Reader, start time.Time, tallies []*tableTally, ready chan
 	for sc.Scan() {
 		line := sc.Text()
 		if line == "ready" {
-			ready <- time.Since(start)
+			select {
+			case ready <- time.Since(start):
+			default:
+				return fmt.Errorf("report %q twice", line)
+			}
 			continue
 		}
 		f := strings.Fields(line)

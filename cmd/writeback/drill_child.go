@@ -17,15 +17,15 @@ import (
 )
 
 // The drill's child process: the same binary, started with drillChildEnv
-// set to its job. It opens the connector on the scratch target, says
+// set and its job on stdin. It opens the connector on the scratch target, says
 // "ready" on stdout, and runs the load until it is killed, reporting each
 // write on stdout before it is made ("i") and once it is acknowledged
 // ("a"; "n" for an UPDATE acknowledged as matching no row) or failed
 // ("f"), one write(2) per line, so that a kill -9 loses no
 // report of an acknowledged write.
 
-// drillChildEnv holds a child's job (JSON); its presence makes the process
-// a drill child.
+// drillChildEnv set to 1 makes the process a drill child; it reads its
+// job (JSON) from stdin.
 const drillChildEnv = "WRITEBACK_DRILL_CHILD"
 
 // drillDropEnv is for the drill's own tests only: the child acknowledges
@@ -46,12 +46,11 @@ type childJob struct {
 // drillChildMain runs a child if the environment says this process is
 // one; ok is false otherwise.
 func drillChildMain() (code int, ok bool) {
-	spec := os.Getenv(drillChildEnv)
-	if spec == "" {
+	if os.Getenv(drillChildEnv) != "1" {
 		return 0, false
 	}
 	var job childJob
-	if err := json.Unmarshal([]byte(spec), &job); err != nil {
+	if err := json.NewDecoder(os.Stdin).Decode(&job); err != nil {
 		fmt.Fprintln(os.Stderr, "writeback drill child:", err)
 		return exitUsage, true
 	}
