@@ -40,7 +40,9 @@ back table against what its rules promise:
   2. in a child process, opens the rules on the copy and writes to each
      back table: INSERTs of new keys and counter UPDATEs (c = c + 1) of
      them, reporting every acknowledged write to this process;
-  3. kills the child with SIGKILL at a random moment;
+  3. kills the child with SIGKILL at a random moment of the load (from
+     a quarter of -duration to all of it, counted from the moment every
+     back table has a write acknowledged);
   4. opens the same rules and journal again (recovery), flushes, and
      compares each table with the writes acknowledged: lost, applied twice,
      against the promise: without a journal, at most the writes
@@ -79,7 +81,7 @@ func runDrill(args []string, stdout, stderr io.Writer) int {
 	var o drillOptions
 	fs := newFlags("drill", stderr)
 	fs.IntVar(&o.rounds, "rounds", 3, "how many times to load, kill and recover")
-	fs.DurationVar(&o.duration, "duration", 2*time.Second, "the longest load before the kill; the kill comes at a random moment between a quarter of it and all of it")
+	fs.DurationVar(&o.duration, "duration", 2*time.Second, "the longest load before the kill; the kill comes at a random moment between a quarter of it and all of it, counted from every table's first acknowledged write")
 	fs.IntVar(&o.writers, "writers", 2, "goroutines writing to each back table")
 	fs.DurationVar(&o.grace, "grace", 250*time.Millisecond, "added to max_loss for scheduling delays when bounding a loss")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the kill moments and the load (0: random)")
@@ -271,7 +273,7 @@ func (d *drill) rounds(skipped []string) int {
 	if d.o.rounds == 1 {
 		rounds = "round"
 	}
-	fmt.Fprintf(d.stdout, "%d %s: %d writers per table, kill -9 at a random moment %s to %s into the load (seed %d)\n",
+	fmt.Fprintf(d.stdout, "%d %s: %d writers per table, kill -9 at a random moment %s to %s after every table's first acknowledged write (seed %d)\n",
 		d.o.rounds, rounds, d.o.writers, d.o.duration/4, d.o.duration, d.o.seed)
 	for _, s := range skipped {
 		fmt.Fprintln(d.stdout, s)
@@ -516,8 +518,9 @@ func (d *drill) load(wbDSN, stateFile string) ([]*tableTally, time.Duration, err
 		return nil, 0, fmt.Errorf("starting the child: %w", err)
 	}
 	ready := make(chan time.Duration, 1)
+	loaded := make(chan struct{})
 	done := make(chan error, 1)
-	go func() { done <- readReports(pipe, start, tallies, ready) }()
+	go func() { done <- readReports(pipe, start, tallies, ready, loaded) }()
 	var readyAt time.Duration
 	timeout := time.NewTimer(d.o.timeout)
 	defer timeout.Stop()
@@ -529,7 +532,17 @@ func (d *drill) load(wbDSN, stateFile string) ([]*tableTally, time.Duration, err
 		_ = cmd.Process.Kill()
 		return nil, 0, stopChild(cmd, fmt.Sprintf("the child was not ready within %s", d.o.timeout), <-done, &childErr)
 	}
-	// The kill: a random moment in [duration/4, duration] after ready.
+	// The load has begun once every table has a write acknowledged (a
+	// child slow to start must not be killed before it wrote).
+	select {
+	case <-loaded:
+	case err := <-done:
+		return nil, 0, stopChild(cmd, "the child stopped before every table had a write acknowledged", err, &childErr)
+	case <-timeout.C:
+		// Some table takes no write (they fail): kill it anyway; the
+		// report counts the failures.
+	}
+	// The kill: a random moment in [duration/4, duration] into the load.
 	lo := d.o.duration / 4
 	delay := lo + time.Duration(d.rng.Int64N(int64(d.o.duration-lo)+1))
 	select {
@@ -585,9 +598,18 @@ func keysOf(m map[string]struct{}) []string {
 }
 
 // readReports reads the child's report lines into tallies until EOF; it
-// sends the time of "ready" on ready.
-func readReports(r io.Reader, start time.Time, tallies []*tableTally, ready chan<- time.Duration) error {
+// sends the time of "ready" on ready, and closes loaded once every table
+// has a write acknowledged.
+func readReports(r io.Reader, start time.Time, tallies []*tableTally, ready chan<- time.Duration, loaded chan<- struct{}) error {
 	sc := drillLines(r)
+	waiting := len(tallies) // tables without an acknowledged write
+	countAck := func(t *tableTally) {
+		if t.acked++; t.acked == 1 {
+			if waiting--; waiting == 0 {
+				close(loaded)
+			}
+		}
+	}
 	for sc.Scan() {
 		line := sc.Text()
 		if line == "ready" {
@@ -622,10 +644,10 @@ func readReports(r io.Reader, start time.Time, tallies []*tableTally, ready chan
 			switch f[0] {
 			case "a":
 				k.acked++
-				t.acked++
+				countAck(t)
 				t.ackTimes = append(t.ackTimes, time.Since(start))
 			case "n": // acknowledged, and said to change nothing
-				t.acked++
+				countAck(t)
 			default:
 				k.maybe++
 				t.failed++
