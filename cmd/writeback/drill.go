@@ -156,6 +156,11 @@ func (d *drill) run(dsn string) int {
 	if d.kind != dialect.Postgres && d.kind != dialect.SQLite && d.kind != dialect.MySQL {
 		return d.fail(exitUsage, "the drill needs PostgreSQL, SQLite or MySQL (dialect %s)", d.setup.Dialect)
 	}
+	if d.setup.NATS != "" {
+		// Its records live on the NATS servers, under the rules' instance:
+		// a drill would write to the application's own stream.
+		return d.fail(exitUsage, "rules %s: the drill does not run rules with a replicated journal (journal.nats)", d.setup.Rules)
+	}
 	d.rules = map[string]inspect.Rule{}
 	var names, back []string
 	for _, r := range d.setup.Tables {

@@ -310,8 +310,15 @@ func TestDrillUsage(t *testing.T) {
 	}
 	t.Setenv(drillDropEnv, "")
 
+	// A replicated journal lives on NATS servers the drill must not write to.
+	rules := writeFile(t, t.TempDir(), "nats.yaml", "journal:\n  nats: nats://127.0.0.1:1\ntables:\n  page_views:\n    mode: back\n    key: page_id\n")
+	code, _, errOut = runCmd(t, "drill", "driver=sqlite3 rules="+rules+" dsn="+path)
+	if code != exitUsage || !strings.Contains(errOut, "replicated journal") {
+		t.Errorf("rules with journal.nats: exit %d, stderr %q; want 2, saying the drill does not run them", code, errOut)
+	}
+
 	// Rules the driver would refuse are not drilled: exit 1, naming the error.
-	rules := writeFile(t, t.TempDir(), "bad.yaml", "tables:\n  missing:\n    mode: back\n    key: id\n")
+	rules = writeFile(t, t.TempDir(), "bad.yaml", "tables:\n  missing:\n    mode: back\n    key: id\n")
 	code, _, errOut = runCmd(t, "drill", "driver=sqlite3 rules="+rules+" dsn="+path)
 	if code != exitProblems || !strings.Contains(errOut, "bad.yaml:2") {
 		t.Errorf("rules the driver refuses: exit %d, stderr %q; want 1 naming bad.yaml:2", code, errOut)
