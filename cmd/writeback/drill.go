@@ -53,7 +53,8 @@ back table against what its rules promise:
   5. drops the scratch target.
 
 It prints one line per table and round. Back tables named with a schema
-(PostgreSQL, MySQL) are not supported.
+(PostgreSQL, MySQL) and rules with a replicated journal (journal.nats) are
+not drilled.
 
 DSN is what sql.Open("writeback", DSN) takes, in one argument:
   "driver=sqlite3 rules=writeback.yaml dsn=app.db"
