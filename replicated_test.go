@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/writeback-go/writeback/internal/durable"
 	"github.com/writeback-go/writeback/internal/journal"
@@ -18,23 +19,24 @@ import (
 type memStore struct {
 	mu      sync.Mutex
 	records map[string]map[uint64][]byte // instance -> LSN -> record
-	leases  map[string]bool
-	syncs   int
-	cfgs    []durable.BackendConfig
+	leases  map[string]*memLog           // instance -> its lease's holder
+
+	syncs int
+	cfgs  []durable.BackendConfig
 }
 
 func (s *memStore) open(cfg durable.BackendConfig) (durable.Log, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.leases[cfg.Instance] {
+	if s.leases[cfg.Instance] != nil {
 		return nil, "", fmt.Errorf("lease of %s held", cfg.Instance)
 	}
-	s.leases[cfg.Instance] = true
 	if s.records[cfg.Instance] == nil {
 		s.records[cfg.Instance] = map[uint64][]byte{}
 	}
 	s.cfgs = append(s.cfgs, cfg)
 	l := &memLog{s: s, inst: cfg.Instance}
+	s.leases[cfg.Instance] = l
 	for lsn := range s.records[cfg.Instance] {
 		l.last = max(l.last, lsn)
 	}
@@ -118,9 +120,28 @@ func (l *memLog) Stats() journal.Stats {
 
 func (l *memLog) Close() error {
 	l.s.mu.Lock()
-	delete(l.s.leases, l.inst)
+	if l.s.leases[l.inst] == l {
+		delete(l.s.leases, l.inst)
+	}
 	l.s.mu.Unlock()
 	return nil
+}
+
+// Fenced: a log whose lease another holds may not apply its records.
+func (l *memLog) Fenced() error {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if l.s.leases[l.inst] != l {
+		return fmt.Errorf("the lease of %s is not this log's", l.inst)
+	}
+	return nil
+}
+
+// expire ends inst's lease, as its expiry on the servers would.
+func (s *memStore) expire(inst string) {
+	s.mu.Lock()
+	delete(s.leases, inst)
+	s.mu.Unlock()
 }
 
 func (s *memStore) held(inst string) int {
@@ -164,11 +185,16 @@ func TestReplicatedJournalWiring(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), natsJournalImport) || !strings.Contains(err.Error(), ":2: journal.nats") {
 			t.Fatalf("without the NATS journal linked: %v, want the import to add, with the rules' file and line", err)
 		}
-		store := &memStore{records: map[string]map[uint64][]byte{}, leases: map[string]bool{}}
-		durable.RegisterBackend("nats", store.open)
-		testReplicatedWiring(t, store, rules, dsn, direct)
 	}
+	testReplicatedWiring(t, memBackend(), rules, dsn, direct)
 }
+
+// memBackend registers the in-memory backend as "nats", once per process.
+var memBackend = sync.OnceValue(func() *memStore {
+	store := &memStore{records: map[string]map[uint64][]byte{}, leases: map[string]*memLog{}}
+	durable.RegisterBackend("nats", store.open)
+	return store
+})
 
 func testReplicatedWiring(t *testing.T, store *memStore, rules, dsn string, direct *sql.DB) {
 	noInstance := writeRulesFile(t, strings.Replace(replicatedRules, "instance: web-1\n", "", 1))
@@ -176,9 +202,10 @@ func testReplicatedWiring(t *testing.T, store *memStore, rules, dsn string, dire
 		t.Fatalf("a replicated journal without an instance name: %v", err)
 	}
 
-	// The DSN's instance= names the dead one; it writes, and its final
-	// flush is cut short: the rows stay in its journal.
-	dead, err := OpenDSN("driver=sqlite3 rules=" + rules + " instance=web-0 dsn=" + dsn)
+	// The DSN's instance= names the one that dies: it writes (max_loss 1h:
+	// nothing is flushed), then its lease expires (it hangs, or its host
+	// is gone).
+	dead, err := OpenDSN("driver=sqlite3 rules="+rules+" instance=web-0 dsn="+dsn, WithCloseTimeout(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,19 +217,10 @@ func testReplicatedWiring(t *testing.T, store *memStore, rules, dsn string, dire
 	if store.syncs < 3 {
 		t.Errorf("%d journal syncs for 3 writes at ack: replicated, want 3", store.syncs)
 	}
-	c, err := connectorOf(dead)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cancelled, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := c.Shutdown(cancelled); err == nil {
-		t.Fatal("a shutdown with a cancelled context flushed everything")
-	}
-	_ = dead.Close()
 	if store.held("web-0") != 3 {
-		t.Fatalf("web-0's journal holds %d records after its cut shutdown, want 3", store.held("web-0"))
+		t.Fatalf("web-0's journal holds %d records, want 3", store.held("web-0"))
 	}
+	store.expire("web-0")
 
 	db, err := OpenDSN("driver=sqlite3 rules=" + rules + " dsn=" + dsn) // instance web-1, from the rules
 	if err != nil {
@@ -246,6 +264,14 @@ func testReplicatedWiring(t *testing.T, store *memStore, rules, dsn string, dire
 	}
 	if store.held("web-0") != 0 {
 		t.Errorf("web-0's journal holds %d records after the takeover, want 0", store.held("web-0"))
+	}
+	// The process that lost its lease still holds the rows in memory: it is
+	// fenced off, and its close applies nothing twice.
+	if err := dead.Close(); err == nil {
+		t.Error("the fenced connector closed as if it had flushed")
+	}
+	if err := direct.QueryRow("SELECT n FROM counters WHERE id = 1").Scan(&n1); err != nil || n1 != 3 {
+		t.Errorf("after the fenced connector's close: n = %d (%v), want 3", n1, err)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
