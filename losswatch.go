@@ -106,13 +106,23 @@ func WithStateFile(path string) Option {
 	}
 }
 
+// sample is a table's buffered writes at a time.
+type sample struct {
+	at       time.Time
+	buffered int64
+}
+
 // lossWatch keeps the state file of a connector.
 type lossWatch struct {
 	file    *lossstate.File
 	journal bool
 	stop    chan struct{}
 	done    chan struct{}
-	last    map[string]int64 // buffered writes per table at the last state
+	last    map[string]int64   // buffered writes per table at the last state
+	prior   map[string]float64 // the crashed run's rates, for the state at open
+	rate    map[string]float64 // each table's rate over the last interval
+	since   map[string]sample  // each table's figure about a Refresh ago
+	started time.Time
 	lastAt  time.Time
 	wrote   bool // the last state written had something pending
 	written bool // a state of this run was written
@@ -160,7 +170,15 @@ func (c *Connector) startLossWatch(cfg *config) {
 	if prev != nil && !prev.Clean {
 		c.reportCrash(cfg, prev)
 	}
-	w := &lossWatch{file: f, journal: c.buf.journal != nil, stop: make(chan struct{}), done: make(chan struct{}), last: map[string]int64{}}
+	w := &lossWatch{file: f, journal: c.buf.journal != nil, stop: make(chan struct{}), done: make(chan struct{}), last: map[string]int64{}, rate: map[string]float64{}, since: map[string]sample{}, started: time.Now()}
+	if prev != nil && !prev.Clean {
+		// A crash loop: until this run has measured its own rate, the
+		// stopped run's is the best bound of what a crash could take.
+		w.prior = map[string]float64{}
+		for name, t := range prev.Tables {
+			w.prior[name] = t.Rate
+		}
+	}
 	c.loss = w
 	w.write(c, time.Now(), false) // this run's, replacing the report's source
 	go w.run(c)
@@ -183,16 +201,22 @@ func (c *Connector) reportCrash(cfg *config, prev *lossstate.State) {
 	}
 }
 
-// run refreshes the state at most once per lossstate.Refresh.
+// run refreshes the state every lossstate.StartRefresh during the run's
+// first lossstate.StartWindow, then every lossstate.Refresh.
 func (w *lossWatch) run(c *Connector) {
 	defer close(w.done)
-	tick := time.NewTicker(lossstate.Refresh)
+	tick := time.NewTicker(lossstate.StartRefresh)
 	defer tick.Stop()
+	fast := true
 	for {
 		select {
 		case <-w.stop:
 			return
 		case now := <-tick.C:
+			if fast && now.Sub(w.started) >= lossstate.StartWindow {
+				fast = false
+				tick.Reset(lossstate.Refresh)
+			}
 			w.write(c, now, false)
 		}
 	}
@@ -202,7 +226,14 @@ func (w *lossWatch) run(c *Connector) {
 // now or at the last state) writes nothing. clean marks a shutdown that
 // left nothing buffered.
 func (w *lossWatch) write(c *Connector, now time.Time, clean bool) {
-	s := &lossstate.State{PID: os.Getpid(), Clean: clean, At: now, Journal: w.journal, Tables: map[string]lossstate.Table{}}
+	starting := now.Sub(w.started) < lossstate.StartWindow
+	next := now.Add(lossstate.Refresh)
+	if starting {
+		// Short refreshes may come late on a loaded machine: the bound
+		// reaches half an interval past the next one.
+		next = now.Add(lossstate.StartRefresh * 3 / 2)
+	}
+	s := &lossstate.State{PID: os.Getpid(), Clean: clean, At: now, Next: next, Journal: w.journal, Tables: map[string]lossstate.Table{}}
 	pending := false
 	elapsed := now.Sub(w.lastAt).Seconds()
 	for _, t := range c.buf.ordered {
@@ -210,6 +241,20 @@ func (w *lossWatch) write(c *Connector, now time.Time, clean bool) {
 		lt := lossstate.Table{Rows: sn.Pending, Writes: sn.PendingWrites, Oldest: sn.Oldest, MaxRows: 2 * int64(t.rule.MaxDirty)}
 		if prev, ok := w.last[t.rule.Name]; ok && elapsed > 0 {
 			lt.Rate = float64(sn.Buffered-prev) / elapsed
+			if starting {
+				// Short intervals while the run warms up: the higher of
+				// this one's rate and the one before (one may have paused).
+				lt.Rate, w.rate[t.rule.Name] = max(lt.Rate, w.rate[t.rule.Name]), lt.Rate
+			} else if h := w.since[t.rule.Name]; !h.at.IsZero() && now.After(h.at) {
+				// Over the last Refresh or so, not over the last short
+				// interval of the start.
+				lt.Rate = float64(sn.Buffered-h.buffered) / now.Sub(h.at).Seconds()
+			}
+			if h := w.since[t.rule.Name]; h.at.IsZero() || now.Sub(h.at) >= lossstate.Refresh {
+				w.since[t.rule.Name] = sample{now, sn.Buffered}
+			}
+		} else {
+			lt.Rate = w.prior[t.rule.Name] // the state at open: no rate of this run yet
 		}
 		w.last[t.rule.Name] = sn.Buffered
 		pending = pending || lt.Writes > 0 || lt.Rate > 0

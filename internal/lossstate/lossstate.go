@@ -22,8 +22,15 @@ import (
 	"time"
 )
 
-// Refresh is the least time between two writes of the file.
-const Refresh = time.Second
+// Refresh is the least time between two writes of the file, once the run
+// has started; during its first StartWindow the file is refreshed every
+// StartRefresh, so that a crash soon after an open (a crash loop) is
+// bounded by a measured rate, not by the empty state written at open.
+const (
+	Refresh      = time.Second
+	StartRefresh = 100 * time.Millisecond
+	StartWindow  = 2 * time.Second
+)
 
 // ErrInUse is returned by Open when another process keeps the same file.
 var ErrInUse = errors.New("lossstate: the state file is kept by another process")
@@ -51,6 +58,8 @@ type State struct {
 	// Journal: the writes were journaled too (a crash loses none).
 	Journal bool             `json:"journal"`
 	Tables  map[string]Table `json:"tables"`
+	// Next is when the next refresh was due (zero: At + Refresh).
+	Next time.Time `json:"next,omitempty"`
 }
 
 // Loss is what an unclean stop could have taken from one table.
@@ -67,8 +76,12 @@ type Loss struct {
 // per table with anything pending or being written.
 func Estimate(s *State) map[string]Loss {
 	out := map[string]Loss{}
+	next := s.Next
+	if next.IsZero() {
+		next = s.At.Add(Refresh)
+	}
 	for name, t := range s.Tables {
-		extra := int64(math.Ceil(t.Rate * Refresh.Seconds()))
+		extra := int64(math.Ceil(t.Rate * next.Sub(s.At).Seconds()))
 		if t.Writes == 0 && extra == 0 {
 			continue
 		}
@@ -80,7 +93,7 @@ func Estimate(s *State) map[string]Loss {
 		if t.MaxRows > 0 {
 			rows = min(rows, t.MaxRows)
 		}
-		out[name] = Loss{Writes: t.Writes + extra, Rows: min(rows, t.Writes+extra), From: from, To: s.At.Add(Refresh)}
+		out[name] = Loss{Writes: t.Writes + extra, Rows: min(rows, t.Writes+extra), From: from, To: next}
 	}
 	return out
 }
