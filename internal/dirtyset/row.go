@@ -16,13 +16,15 @@ import (
 // wrote its columns in. A row handed out by Take belongs to the flush that
 // took it until the batch is released; its exported fields are then read-only.
 type Row struct {
-	id    ID
-	sh    *shard // the shard that holds the row
-	Key   []any  // key values in the rule's key order
-	Op    dialect.Op
-	Cols  []sqlparse.Ident
-	Vals  []any
-	Delta []bool // UPDATE only: Cols[i] = Cols[i] + Vals[i]
+	id ID
+	sh *shard // the shard that holds the row
+	// lruPrev and lruNext link the row into its shard's LRU (lru.go).
+	lruPrev, lruNext *Row
+	Key              []any // key values in the rule's key order
+	Op               dialect.Op
+	Cols             []sqlparse.Ident
+	Vals             []any
+	Delta            []bool // UPDATE only: Cols[i] = Cols[i] + Vals[i]
 	// Fn (UPDATE only; nil while every column's is FnNone) is the function
 	// Cols[i] is written with: see dialect.ColFn.
 	Fn []dialect.ColFn

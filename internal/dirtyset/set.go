@@ -1,6 +1,6 @@
 // Package dirtyset is writeback's dirty set: per back table, the rows written
 // from memory and not yet committed, coalesced per key, in up to 16 shards
-// each guarded by its own mutex over a golang-lru simplelru core. The mutexes
+// each guarded by its own mutex over an LRU of its rows (lru.go). The mutexes
 // never leave this package: callers coalesce (Update, Insert), take rows to
 // flush (Take, then Batch.Done, Batch.Fail, Batch.Release) and read figures
 // (Dirty, Snapshot) through methods that lock what they need and never call
@@ -20,7 +20,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/sqlparse"
 )
@@ -181,7 +180,7 @@ type shard struct {
 	t *Table
 
 	mu        sync.Mutex
-	lru       *simplelru.LRU[ID, *Row]
+	lru       *rowLRU
 	evicted   map[ID]*Row // pushed out of the LRU, flushed early, never dropped
 	retry     []*Row      // rows of a failed flush: written before any newer row
 	held      []*Row      // rows a flush left for a transaction's lock (Keep)
@@ -224,13 +223,9 @@ func (sh *Shared) NewTable(cfg Config) *Table {
 	return t
 }
 
-func (s *shard) newLRU() *simplelru.LRU[ID, *Row] {
-	lru, err := simplelru.NewLRU[ID, *Row](s.capacity, s.onEvict)
-	if err != nil { // capacity >= 1: MaxDirty is at least 1 and shards <= MaxDirty
-		panic("writeback: " + err.Error())
-	}
-	return lru
-}
+// newLRU returns an empty LRU of the shard's capacity, at least 1: MaxDirty
+// is at least 1 and there are no more shards than MaxDirty.
+func (s *shard) newLRU() *rowLRU { return newRowLRU(s.capacity, s.onEvict) }
 
 // shardFor picks the shard of a row by a hash of its key.
 func (t *Table) shardFor(k ID) *shard { return t.shards[t.shardIndex(k)] }
