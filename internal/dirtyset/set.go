@@ -131,8 +131,9 @@ type Table struct {
 	shardBits uint
 	seed      maphash.Seed
 
-	keyKinds atomic.Pointer[[]KeyKind] // Go kinds of the key values, fixed by the first buffered write
-	names    atomic.Pointer[Names]     // how the application writes the table's names
+	keyKinds atomic.Pointer[[]KeyKind]          // Go kinds of the key values, fixed by the first buffered write
+	names    atomic.Pointer[Names]              // how the application writes the table's names
+	colSets  atomic.Pointer[[][]sqlparse.Ident] // column lists rows share (colsets.go)
 
 	rowSeq   atomic.Uint64 // numbers rows as they are made (Row.Seq), from olderSeqs
 	olderSeq atomic.Uint64 // the next number for a row of an older table (older.go)
@@ -471,6 +472,7 @@ func (t *Table) updateLocked(s *shard, k ID, keyVals []any, changes []Change, na
 	for _, ch := range changes {
 		r.insertCol(ch.Col, ch.Val, ch.Delta, ch.Fn)
 	}
+	r.Cols = t.sharedCols(r.Cols)
 	r.size = rowSize(r)
 	// Admitted before the journal record: a record is appended only for a
 	// write that is buffered.
@@ -590,6 +592,7 @@ func (t *Table) insertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 		for j, c := range cols {
 			r.insertCol(c, rows[i][j], false, dialect.FnNone)
 		}
+		r.Cols = t.sharedCols(r.Cols)
 		r.size = rowSize(r)
 		size += r.size
 		made[i] = r
