@@ -213,7 +213,7 @@ func (b *Batch) putBack(rows []*Row, hold bool) {
 	t := b.t
 	var byShard [maxShards][]*Row
 	for _, r := range rows {
-		i := slices.Index(t.shards, r.sh)
+		i := t.shardIndex(r.id)
 		byShard[i] = append(byShard[i], r)
 	}
 	for i, mine := range byShard {
