@@ -92,7 +92,7 @@ func (c *Connector) deadLetter(t *flush.Table, r *dirtyset.Row, err error, noMat
 		dl.Op = "insert"
 	case dialect.Upsert:
 		dl.Op = "upsert"
-		dl.UpdateColumns, dl.UpdateValues, dl.UpdateDelta = identNorms(r.UCols), r.UVals, r.UDelta
+		dl.UpdateColumns, dl.UpdateValues, dl.UpdateDelta = identNorms(r.UCols()), r.UVals(), r.UDelta()
 	}
 	for _, col := range r.Cols {
 		dl.Columns = append(dl.Columns, col.Norm)
@@ -102,9 +102,9 @@ func (c *Connector) deadLetter(t *flush.Table, r *dirtyset.Row, err error, noMat
 	if ts := c.buf.tables[t.Name()]; ts != nil && ts.known != nil {
 		ts.known.forget() // an INSERT refused, or a row gone: what was learned may be wrong
 	}
-	if slices.ContainsFunc(r.Fn, func(fn dialect.ColFn) bool { return fn != dialect.FnNone }) {
-		dl.Func = make([]string, len(r.Fn))
-		for i, fn := range r.Fn {
+	if fns := r.Fn(); slices.ContainsFunc(fns, func(fn dialect.ColFn) bool { return fn != dialect.FnNone }) {
+		dl.Func = make([]string, len(fns))
+		for i, fn := range fns {
 			dl.Func[i] = fn.String()
 		}
 	}

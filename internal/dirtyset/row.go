@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"sort"
 	"time"
+	"unsafe"
 
 	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/sqlparse"
@@ -16,22 +17,16 @@ import (
 // wrote its columns in. A row handed out by Take belongs to the flush that
 // took it until the batch is released; its exported fields are then read-only.
 type Row struct {
-	id    ID
-	sh    *shard // the shard that holds the row
-	Key   []any  // key values in the rule's key order
-	Op    dialect.Op
-	Cols  []sqlparse.Ident
-	Vals  []any
-	Delta []bool // UPDATE only: Cols[i] = Cols[i] + Vals[i]
-	// Fn (UPDATE only; nil while every column's is FnNone) is the function
-	// Cols[i] is written with: see dialect.ColFn.
-	Fn []dialect.ColFn
-	// UPSERT only: Cols and Vals are the row to insert when its key is
-	// absent; UCols, UVals and UDelta the update to apply when it is present
-	// (UCols[i] = UCols[i] + UVals[i] where UDelta[i]).
-	UCols  []sqlparse.Ident
-	UVals  []any
-	UDelta []bool
+	id ID // its shard is t.shardFor(id) in the table that holds it
+	// lruPrev and lruNext link the row into its shard's LRU (lru.go).
+	lruPrev, lruNext *Row
+	Key              []any // key values in the rule's key order
+	Cols             []sqlparse.Ident
+	Vals             []any
+	Delta            []bool // UPDATE only: Cols[i] = Cols[i] + Vals[i]
+	// rare holds what few rows have (Fn, an upsert's update part): nil for
+	// the others, which keeps a row in a smaller allocation size.
+	rare *rareParts
 	// Since is when the oldest write coalesced into this row was acknowledged.
 	Since  time.Time
 	Writes int
@@ -45,6 +40,68 @@ type Row struct {
 	// size is the row's approximate memory, counted in its table's bytes
 	// while the row is not committed.
 	size int64
+	Op   dialect.Op
+}
+
+// rareParts are the parts of a row that most rows do not have.
+type rareParts struct {
+	fn     []dialect.ColFn
+	uCols  []sqlparse.Ident
+	uVals  []any
+	uDelta []bool
+}
+
+// rareParts returns the row's rare parts, made on first use.
+func (r *Row) rareParts() *rareParts {
+	if r.rare == nil {
+		r.rare = &rareParts{}
+	}
+	return r.rare
+}
+
+// Fn (UPDATE only; nil while every column's is FnNone) is the function
+// Cols[i] is written with: see dialect.ColFn.
+func (r *Row) Fn() []dialect.ColFn {
+	if r.rare == nil {
+		return nil
+	}
+	return r.rare.fn
+}
+
+// UCols, UVals and UDelta are an UPSERT row's update part (nil for other
+// rows): Cols and Vals are the row to insert when its key is absent, the
+// update part what to apply when it is present (UCols[i] = UCols[i] +
+// UVals[i] where UDelta[i]).
+func (r *Row) UCols() []sqlparse.Ident {
+	if r.rare == nil {
+		return nil
+	}
+	return r.rare.uCols
+}
+
+// UVals: see UCols.
+func (r *Row) UVals() []any {
+	if r.rare == nil {
+		return nil
+	}
+	return r.rare.uVals
+}
+
+// UDelta: see UCols.
+func (r *Row) UDelta() []bool {
+	if r.rare == nil {
+		return nil
+	}
+	return r.rare.uDelta
+}
+
+// setUpdatePart stores an UPSERT row's update part.
+func (r *Row) setUpdatePart(cols []sqlparse.Ident, vals []any, delta []bool) {
+	if r.rare == nil && cols == nil && vals == nil && delta == nil {
+		return
+	}
+	p := r.rareParts()
+	p.uCols, p.uVals, p.uDelta = cols, vals, delta
 }
 
 // ID is the row's identity in its table.
@@ -61,8 +118,9 @@ func (r *Row) Values() []any {
 		return r.Vals
 	}
 	if r.Op == dialect.Upsert {
-		vals := make([]any, 0, len(r.Vals)+len(r.UVals)+len(r.Key))
-		return append(append(append(vals, r.Vals...), r.UVals...), r.Key...)
+		uVals := r.UVals()
+		vals := make([]any, 0, len(r.Vals)+len(uVals)+len(r.Key))
+		return append(append(append(vals, r.Vals...), uVals...), r.Key...)
 	}
 	vals := make([]any, 0, len(r.Vals)+len(r.Key))
 	return append(append(vals, r.Vals...), r.Key...)
@@ -88,11 +146,13 @@ func SameShape(a, b *Row) bool {
 			return false
 		}
 	}
-	if len(a.UCols) != len(b.UCols) {
+	aCols, bCols := a.UCols(), b.UCols()
+	if len(aCols) != len(bCols) {
 		return false
 	}
-	for i := range a.UCols {
-		if a.UCols[i].Norm != b.UCols[i].Norm || a.UDelta[i] != b.UDelta[i] {
+	aDelta, bDelta := a.UDelta(), b.UDelta()
+	for i := range aCols {
+		if aCols[i].Norm != bCols[i].Norm || aDelta[i] != bDelta[i] {
 			return false
 		}
 	}
@@ -101,8 +161,8 @@ func SameShape(a, b *Row) bool {
 
 // FnAt is the function column i is written with.
 func (r *Row) FnAt(i int) dialect.ColFn {
-	if i < len(r.Fn) {
-		return r.Fn[i]
+	if fn := r.Fn(); i < len(fn) {
+		return fn[i]
 	}
 	return dialect.FnNone
 }
@@ -142,13 +202,14 @@ func (r *Row) insertCol(c sqlparse.Ident, v any, delta bool, fn dialect.ColFn) {
 		r.Delta = append(r.Delta, false)
 		copy(r.Delta[i+1:], r.Delta[i:])
 		r.Delta[i] = delta
-		if r.Fn != nil || fn != dialect.FnNone {
-			if r.Fn == nil {
-				r.Fn = make([]dialect.ColFn, len(r.Cols)-1, len(r.Cols))
+		if r.Fn() != nil || fn != dialect.FnNone {
+			p := r.rareParts()
+			if p.fn == nil {
+				p.fn = make([]dialect.ColFn, len(r.Cols)-1, len(r.Cols))
 			}
-			r.Fn = append(r.Fn, dialect.FnNone)
-			copy(r.Fn[i+1:], r.Fn[i:])
-			r.Fn[i] = fn
+			p.fn = append(p.fn, dialect.FnNone)
+			copy(p.fn[i+1:], p.fn[i:])
+			p.fn[i] = fn
 		}
 	}
 }
@@ -257,8 +318,8 @@ func (r *Row) commitUpdate(changes []Change, next []any) (grew int64) {
 			// else merged (planUpdate) leaves the column's kind as it was:
 			// an assignment, a delta, a COALESCE delta, GREATEST or LEAST.
 			r.Delta[j] = false
-			if j < len(r.Fn) {
-				r.Fn[j] = dialect.FnNone
+			if fn := r.Fn(); j < len(fn) {
+				fn[j] = dialect.FnNone
 			}
 		}
 	}
@@ -267,12 +328,15 @@ func (r *Row) commitUpdate(changes []Change, next []any) (grew int64) {
 	return grew
 }
 
-// Approximate sizes of a dirty row, erring high: the row, its LRU entry and
-// map slot, then per column its name, value slot and delta flag; each value's
-// payload is value.Size.
+// Approximate sizes of a dirty row, fitted to the heap rows hold
+// (BenchmarkRowMemory, TestRowSizeEstimate: within 25% for a counter row
+// and a five-column row). rowOverhead is the Row (224 bytes), its slot in
+// the shard's LRU map and the rounding of its slices' arrays; colOverhead
+// is a column's share beyond value.Size: a value's boxed payload and its
+// delta flag (the column's name is shared, colsets.go).
 const (
-	rowOverhead = 256
-	colOverhead = 48
+	rowOverhead = 280
+	colOverhead = 24
 )
 
 // rowSize estimates a new row's memory from its key, columns and values.
@@ -284,8 +348,11 @@ func rowSize(r *Row) int64 {
 	for i := range r.Cols {
 		n += colOverhead + value.Size(r.Vals[i])
 	}
-	for i := range r.UCols {
-		n += colOverhead + value.Size(r.UVals[i])
+	for _, v := range r.UVals() {
+		n += colOverhead + value.Size(v)
+	}
+	if r.rare != nil {
+		n += int64(unsafe.Sizeof(rareParts{}))
 	}
 	return n
 }

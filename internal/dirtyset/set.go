@@ -1,6 +1,6 @@
 // Package dirtyset is writeback's dirty set: per back table, the rows written
 // from memory and not yet committed, coalesced per key, in up to 16 shards
-// each guarded by its own mutex over a golang-lru simplelru core. The mutexes
+// each guarded by its own mutex over an LRU of its rows (lru.go). The mutexes
 // never leave this package: callers coalesce (Update, Insert), take rows to
 // flush (Take, then Batch.Done, Batch.Fail, Batch.Release) and read figures
 // (Dirty, Snapshot) through methods that lock what they need and never call
@@ -20,7 +20,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/sqlparse"
 )
@@ -132,8 +131,9 @@ type Table struct {
 	shardBits uint
 	seed      maphash.Seed
 
-	keyKinds atomic.Pointer[[]KeyKind] // Go kinds of the key values, fixed by the first buffered write
-	names    atomic.Pointer[Names]     // how the application writes the table's names
+	keyKinds atomic.Pointer[[]KeyKind]          // Go kinds of the key values, fixed by the first buffered write
+	names    atomic.Pointer[Names]              // how the application writes the table's names
+	colSets  atomic.Pointer[[][]sqlparse.Ident] // column lists rows share (colsets.go)
 
 	rowSeq   atomic.Uint64 // numbers rows as they are made (Row.Seq), from olderSeqs
 	olderSeq atomic.Uint64 // the next number for a row of an older table (older.go)
@@ -181,7 +181,7 @@ type shard struct {
 	t *Table
 
 	mu        sync.Mutex
-	lru       *simplelru.LRU[ID, *Row]
+	lru       *rowLRU
 	evicted   map[ID]*Row // pushed out of the LRU, flushed early, never dropped
 	retry     []*Row      // rows of a failed flush: written before any newer row
 	held      []*Row      // rows a flush left for a transaction's lock (Keep)
@@ -224,13 +224,9 @@ func (sh *Shared) NewTable(cfg Config) *Table {
 	return t
 }
 
-func (s *shard) newLRU() *simplelru.LRU[ID, *Row] {
-	lru, err := simplelru.NewLRU[ID, *Row](s.capacity, s.onEvict)
-	if err != nil { // capacity >= 1: MaxDirty is at least 1 and shards <= MaxDirty
-		panic("writeback: " + err.Error())
-	}
-	return lru
-}
+// newLRU returns an empty LRU of the shard's capacity, at least 1: MaxDirty
+// is at least 1 and there are no more shards than MaxDirty.
+func (s *shard) newLRU() *rowLRU { return newRowLRU(s.capacity, s.onEvict) }
 
 // shardFor picks the shard of a row by a hash of its key.
 func (t *Table) shardFor(k ID) *shard { return t.shards[t.shardIndex(k)] }
@@ -472,10 +468,11 @@ func (t *Table) updateLocked(s *shard, k ID, keyVals []any, changes []Change, na
 		}
 	}
 	now := time.Now()
-	r = &Row{id: k, sh: s, Key: slices.Clone(keyVals), Op: dialect.Update, Since: now, Writes: 1}
+	r = &Row{id: k, Key: slices.Clone(keyVals), Op: dialect.Update, Since: now, Writes: 1}
 	for _, ch := range changes {
 		r.insertCol(ch.Col, ch.Val, ch.Delta, ch.Fn)
 	}
+	r.Cols = t.sharedCols(r.Cols)
 	r.size = rowSize(r)
 	// Admitted before the journal record: a record is appended only for a
 	// write that is buffered.
@@ -591,10 +588,11 @@ func (t *Table) insertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 	made := make([]*Row, len(rows))
 	var size int64
 	for i := range rows {
-		r := &Row{id: rk[i], sh: t.shardFor(rk[i]), Key: keys[i], Op: dialect.Insert, Since: now, Writes: 1}
+		r := &Row{id: rk[i], Key: keys[i], Op: dialect.Insert, Since: now, Writes: 1}
 		for j, c := range cols {
 			r.insertCol(c, rows[i][j], false, dialect.FnNone)
 		}
+		r.Cols = t.sharedCols(r.Cols)
 		r.size = rowSize(r)
 		size += r.size
 		made[i] = r
@@ -638,7 +636,7 @@ func (t *Table) lockShardsOf(keys []ID) (unlock func()) {
 func (t *Table) addNewLocked(r *Row, lsn uint64, now time.Time) {
 	r.Seq = t.rowSeq.Add(1)
 	r.noteLSN(lsn)
-	r.sh.addLocked(r, now)
+	t.shardFor(r.id).addLocked(r, now)
 }
 
 // addLocked puts an admitted row (counted in pending and bytes) in the LRU.

@@ -4,15 +4,13 @@ import (
 	"context"
 	"slices"
 	"time"
-
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // takenSet is what a flush took from a shard in one go: the whole LRU
 // (swapped for a fresh one, not walked and purged), the evicted rows and the
 // retry rows. Until the batch is released, its keys count as busy.
 type takenSet struct {
-	lru     *simplelru.LRU[ID, *Row] // nil when the LRU was not taken
+	lru     *rowLRU // nil when the LRU was not taken; only its map is read after the take
 	evicted map[ID]*Row
 	retry   []*Row
 	since   time.Time // the oldest row's Since
@@ -215,7 +213,7 @@ func (b *Batch) putBack(rows []*Row, hold bool) {
 	t := b.t
 	var byShard [maxShards][]*Row
 	for _, r := range rows {
-		i := slices.Index(t.shards, r.sh)
+		i := t.shardIndex(r.id)
 		byShard[i] = append(byShard[i], r)
 	}
 	for i, mine := range byShard {

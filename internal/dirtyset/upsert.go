@@ -96,14 +96,14 @@ func (p *colVals) index(norm string) int {
 // insertPart and updatePart are views of an upsert row's two parts.
 func (r *Row) insertPart() colVals { return colVals{cols: r.Cols, vals: r.Vals} }
 func (r *Row) updatePart() colVals {
-	return colVals{cols: r.UCols, vals: r.UVals, delta: r.UDelta, upd: true}
+	return colVals{cols: r.UCols(), vals: r.UVals(), delta: r.UDelta(), upd: true}
 }
 
 // setParts stores the parts back and returns by how much the row grew.
 func (r *Row) setParts(ins, upd colVals) (grew int64) {
 	before := r.size
 	r.Cols, r.Vals = ins.cols, ins.vals
-	r.UCols, r.UVals, r.UDelta = upd.cols, upd.vals, upd.delta
+	r.setUpdatePart(upd.cols, upd.vals, upd.delta)
 	r.size = rowSize(r)
 	return r.size - before
 }
@@ -114,7 +114,7 @@ func (r *Row) setParts(ins, upd colVals) (grew int64) {
 // nextUpd (each len(changes)); commitInto then applies it. Planning first
 // lets the journal record be appended only for a write that will be
 // coalesced. The caller owns the slices (its stack, in the common case).
-func planInto(r *Row, changes []Change, nextIns, nextUpd []any) bool {
+func (t *Table) planInto(r *Row, changes []Change, nextIns, nextUpd []any) bool {
 	switch r.Op {
 	case dialect.Insert:
 		return r.planUpdate(changes, nextIns)
@@ -123,7 +123,7 @@ func planInto(r *Row, changes []Change, nextIns, nextUpd []any) bool {
 		return ins.plan(changes, nextIns) && upd.plan(changes, nextUpd)
 	case dialect.Update:
 		// The row exists: an upsert of it is its update part.
-		return r.sh.t.cfg.UpdatesExist && r.planUpdate(changes, nextIns)
+		return t.cfg.UpdatesExist && r.planUpdate(changes, nextIns)
 	}
 	return false
 }
@@ -209,14 +209,14 @@ func (t *Table) upsertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 		if r := s.lookupOrRetryLocked(k); r != nil {
 			n := len(upd[i])
 			if len(rk) == 1 && n <= len(insBuf) {
-				if !planInto(r, upd[i], insBuf[:n], updBuf[:n]) {
+				if !t.planInto(r, upd[i], insBuf[:n], updBuf[:n]) {
 					return FlushFirst, 0
 				}
 				one = r
 				continue
 			}
 			p := upsertPlan{r: r, row: i, nextIns: make([]any, n), nextUpd: make([]any, n)}
-			if !planInto(r, upd[i], p.nextIns, p.nextUpd) {
+			if !t.planInto(r, upd[i], p.nextIns, p.nextUpd) {
 				return FlushFirst, 0
 			}
 			plans = append(plans, p)
@@ -226,7 +226,7 @@ func (t *Table) upsertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 			now = time.Now()
 		}
 		inflight = inflight || s.inflightHasLocked(k)
-		n := &Row{id: k, sh: s, Key: slices.Clone(keys[i]), Op: dialect.Upsert, Since: now, Writes: 1}
+		n := &Row{id: k, Key: slices.Clone(keys[i]), Op: dialect.Upsert, Since: now, Writes: 1}
 		for j, c := range cols {
 			n.insertCol(c, rows[i][j], false, dialect.FnNone)
 		}
@@ -234,7 +234,7 @@ func (t *Table) upsertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 		next := make([]any, len(upd[i]))
 		u.plan(upd[i], next) // into an empty update part: always true
 		u.commit(upd[i], next)
-		n.UCols, n.UVals, n.UDelta = u.cols, u.vals, u.delta
+		n.setUpdatePart(u.cols, u.vals, u.delta)
 		n.size = rowSize(n)
 		size += n.size
 		made = append(made, n)
@@ -274,8 +274,9 @@ func (t *Table) noteCoalesced(r *Row, grew int64, lsn uint64) {
 		t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
 	}
 	r.noteLSN(lsn)
-	r.sh.buffered++
-	r.sh.coalesced++
+	s := t.shardFor(r.id)
+	s.buffered++
+	s.coalesced++
 }
 
 // lookupOrRetryLocked finds the row a write to k coalesces into.
@@ -295,7 +296,7 @@ func (t *Table) coalesceUpsertLocked(r *Row, changes []Change, j Journal) (Outco
 	} else {
 		nextIns, nextUpd = make([]any, n), make([]any, n)
 	}
-	if !planInto(r, changes, nextIns, nextUpd) {
+	if !t.planInto(r, changes, nextIns, nextUpd) {
 		return FlushFirst, 0
 	}
 	lsn, err := t.logLocked(j, 1)

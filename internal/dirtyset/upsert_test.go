@@ -29,12 +29,12 @@ func parts(r *Row) string {
 		s += fmt.Sprintf(" %s=%v", c.Norm, r.Vals[i])
 	}
 	s += " upd"
-	for i, c := range r.UCols {
+	for i, c := range r.UCols() {
 		op := "="
-		if r.UDelta[i] {
+		if r.UDelta()[i] {
 			op = "+="
 		}
-		s += fmt.Sprintf(" %s%s%v", c.Norm, op, r.UVals[i])
+		s += fmt.Sprintf(" %s%s%v", c.Norm, op, r.UVals()[i])
 	}
 	return s
 }

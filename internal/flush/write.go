@@ -336,10 +336,10 @@ func (g *grouper) add(r *dirtyset.Row, gen int, names *dirtyset.Names, total int
 			grp.Rows = make([][]any, 0, total) // rows mostly share one shape
 		}
 		if r.Op == dialect.Update {
-			grp.Delta, grp.Fn = r.Delta, r.Fn
+			grp.Delta, grp.Fn = r.Delta, r.Fn()
 		}
 		if r.Op == dialect.Upsert {
-			grp.UpdCols, grp.UpdDelta = r.UCols, r.UDelta
+			grp.UpdCols, grp.UpdDelta = r.UCols(), r.UDelta()
 		}
 		g.groups = append(g.groups, grp)
 		g.members = append(g.members, nil)
@@ -371,10 +371,11 @@ func (g *grouper) shapeKey(r *dirtyset.Row, gen int) string {
 	}
 	if r.Op == dialect.Upsert {
 		sb.WriteByte(1) // the update part
-		for i, c := range r.UCols {
+		uDelta := r.UDelta()
+		for i, c := range r.UCols() {
 			sb.WriteByte(0)
 			sb.WriteString(c.Norm)
-			if r.UDelta[i] {
+			if uDelta[i] {
 				sb.WriteByte('+')
 			}
 		}

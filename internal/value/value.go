@@ -23,21 +23,15 @@ func Copy(v any) (out any, ok bool) {
 	switch x := v.(type) {
 	case nil:
 		return nil, true
-	case int64:
-		return x, true
-	case float64:
-		return x, true
-	case bool:
-		return x, true
-	case string:
-		return x, true
+	case int64, float64, bool, string, time.Time:
+		// Immutable already: v itself, not x boxed again (an allocation
+		// per argument on the buffered path).
+		return v, true
 	case []byte:
 		if x == nil {
 			return nil, true // database/sql sends a nil []byte as NULL
 		}
 		return append([]byte{}, x...), true
-	case time.Time:
-		return x, true
 	case int:
 		return int64(x), true
 	case int32:

@@ -596,3 +596,18 @@ func FuzzAddDecimal(f *testing.F) {
 		}
 	})
 }
+
+// TestCopyImmutableNoAlloc checks that Copy hands back a value that cannot
+// change (int64, float64, bool, string, time.Time) as it came: boxing it
+// again would cost an allocation per argument on the buffered path.
+func TestCopyImmutableNoAlloc(t *testing.T) {
+	for _, v := range []any{int64(1) << 40, 2.5, true, "text", time.Unix(1700000000, 0)} {
+		var out any
+		if n := testing.AllocsPerRun(100, func() { out, _ = Copy(v) }); n != 0 {
+			t.Errorf("Copy(%T) allocates %v times", v, n)
+		}
+		if out != v {
+			t.Errorf("Copy(%v) = %v", v, out)
+		}
+	}
+}
