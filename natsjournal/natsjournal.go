@@ -57,14 +57,15 @@ import (
 
 func init() { durable.RegisterBackend("nats", Open) }
 
-// Tunables. The window bounds the messages in flight: two, so that records
-// arriving while they are answered form one larger message (measured with
-// BenchmarkReplicated: 1 serialises rounds, 4 and more send small messages
-// the servers replicate one by one); maxWaitBytes bounds
+// Tunables. The window bounds the messages in flight; records appended
+// while it is full form the next, larger messages. Measured with
+// BenchmarkReplicated (8 writers, embedded 3-node cluster, quiet machine):
+// ack: replicated 8.5k updates/s at a window of 2, 22k at 8, 27k at 32 and
+// 64, 22k at 128. maxWaitBytes bounds
 // what waits for JetStream in memory while NATS is unreachable (beyond it,
 // writes fail instead of growing the process without bound).
 const (
-	window        = 2
+	window        = 32
 	maxMsgBytes   = 512 << 10
 	maxWaitBytes  = 64 << 20
 	publishWait   = 5 * time.Second  // an async publish's ack timeout
