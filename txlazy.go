@@ -76,6 +76,9 @@ func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args 
 	if len(lz.held) >= maxHeldWrites || t == nil || len(args) != info.c.NumParams || c.cn.ackLevel(ctx, t) == AckThrough {
 		return nil, false
 	}
+	if info.c.OnDuplicateKey {
+		return nil, false // MySQL's count depends on whether each key exists: the database answers
+	}
 	keys, ok := c.cn.stmtKeyVals(info, args)
 	if !ok {
 		return nil, false

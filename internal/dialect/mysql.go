@@ -71,6 +71,13 @@ func mysqlWhy(st *sqlparse.Statement) string {
 			return "a column name has a non-ASCII letter (MySQL compares column names without regard to case and accents)"
 		}
 	}
+	if u := st.Upsert; u != nil {
+		for _, s := range u.Sets {
+			if !ascii(s.Col) {
+				return "a column name has a non-ASCII letter (MySQL compares column names without regard to case and accents)"
+			}
+		}
+	}
 	return ""
 }
 
@@ -90,8 +97,10 @@ func (mysql) refusal(st *sqlparse.Statement) string {
 	switch {
 	case st.OrIgnore:
 		return "INSERT OR IGNORE is SQLite's syntax"
-	case st.Kind == sqlparse.Upsert, st.IgnoreConflict:
-		return "ON CONFLICT is PostgreSQL's and SQLite's syntax (MySQL's ON DUPLICATE KEY UPDATE goes to the database)"
+	case st.Kind == sqlparse.Upsert && !st.OnDuplicateKey, st.IgnoreConflict && !st.InsertIgnore:
+		return "ON CONFLICT is PostgreSQL's and SQLite's syntax"
+	case (st.OnDuplicateKey || st.InsertIgnore) && len(st.Returning) > 0:
+		return "RETURNING after INSERT IGNORE or ON DUPLICATE KEY UPDATE"
 	case st.Style == sqlparse.ParamDollar || st.Style == sqlparse.ParamNamed:
 		return "MySQL has no $N or :name placeholders"
 	case !quoteOK(st, func(q byte) bool { return q == '`' }):

@@ -3,7 +3,6 @@ package dialect
 import (
 	"context"
 	"database/sql/driver"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -176,8 +175,10 @@ func (w *mysqlWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*G
 			err = w.insert(ctx, conn, g, batch)
 		case Update:
 			noMatch[gi], err = w.update(ctx, conn, g, batch)
+		case Upsert:
+			err = w.upsert(ctx, conn, g, batch)
 		default:
-			err = errors.New("writeback: the mysql dialect writes no upsert group")
+			err = fmt.Errorf("writeback: the mysql dialect writes no group of op %d", g.Op)
 		}
 		if err != nil {
 			return nil, err
@@ -553,6 +554,66 @@ func mysqlKeyText[V any](vals []V) string {
 		sb.WriteString(strconv.Itoa(len(s)))
 		sb.WriteByte(':')
 		sb.WriteString(s)
+	}
+	return sb.String()
+}
+
+// upsert writes an UPSERT group: its update parts as the table's batched
+// UPDATE (update, which cannot insert), then each row whose key that
+// matched no row as INSERT ... ON DUPLICATE KEY UPDATE, so that a row
+// another session inserted in between gets the update part rather than a
+// duplicate-key error. The UPDATE comes first because a coalesced row's
+// insert part is a row its writes never proposed when the key existed.
+func (w *mysqlWriter) upsert(ctx context.Context, conn driver.Conn, g *Group, batch int) error {
+	missed, err := w.update(ctx, conn, upsertUpdate(g), batch)
+	if err != nil || len(missed) == 0 {
+		return err
+	}
+	query := mysqlUpsertSQL(g)
+	n := len(g.Cols) + len(g.UpdCols)
+	for k, i := range missed {
+		if k%1024 == 0 {
+			if err := ctxErr(ctx); err != nil {
+				return err
+			}
+		}
+		if err := w.exec(ctx, conn, query, g.Rows[i][:n]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mysqlUpsertSQL is the one-row INSERT INTO t (k, a, b) VALUES (?, ?, ?)
+// ON DUPLICATE KEY UPDATE a = a + ?, b = ? of g, whose arguments are a
+// row's inserted values then its update values. A bare column there is
+// the existing row's.
+func mysqlUpsertSQL(g *Group) string {
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO " + mysqlTable(g) + " (")
+	for i, c := range g.Cols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(c.Raw)
+	}
+	sb.WriteString(") VALUES (")
+	for i := range g.Cols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteByte('?')
+	}
+	sb.WriteString(") ON DUPLICATE KEY UPDATE ")
+	for i, c := range g.UpdCols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(c.Raw + " = ")
+		if g.UpdDelta[i] {
+			sb.WriteString(c.Raw + " + ")
+		}
+		sb.WriteByte('?')
 	}
 	return sb.String()
 }
