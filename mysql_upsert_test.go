@@ -54,12 +54,12 @@ func TestMySQLUpsertClassification(t *testing.T) {
 		{"INSERT INTO counters (id, n) VALUES (?, ?) AS counters ON DUPLICATE KEY UPDATE n = n + counters.n", false},
 		{"INSERT INTO counters (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n * 2", false},
 		{"INSERT INTO counters (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n - VALUES(n)", false},
-		{"INSERT INTO counters (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n + VALUES(f)", false},       // another column's
-		{"INSERT INTO counters (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE f = f + VALUES(f)", false},       // f is not inserted: its default
-		{"INSERT INTO counters (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE id = VALUES(id) + 1", false},     // the key
-		{"INSERT INTO counters (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE note = 'x', NOTE = 'y'", false},  // one column twice
+		{"INSERT INTO counters (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n + VALUES(f)", false},         // another column's
+		{"INSERT INTO counters (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE f = f + VALUES(f)", false},         // f is not inserted: its default
+		{"INSERT INTO counters (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE id = VALUES(id) + 1", false},       // the key
+		{"INSERT INTO counters (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE note = 'x', NOTE = 'y'", false},    // one column twice
 		{"INSERT INTO counters (id, n) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET n = counters.n + 1", false}, // not MySQL's
-		{"INSERT INTO uniq (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n + 1", false},                    // another unique key
+		{"INSERT INTO uniq (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n + 1", false},                     // another unique key
 		{"INSERT INTO pairs (a, b, n) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE n = n + VALUES(n)", true},
 		{"INSERT IGNORE INTO counters (id, n) VALUES (?, ?)", true},
 		{"INSERT IGNORE INTO counters (id, n) VALUES (?, ?), (?, ?)", true},
