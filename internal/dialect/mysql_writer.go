@@ -559,14 +559,33 @@ func mysqlKeyText[V any](vals []V) string {
 }
 
 // upsert writes an UPSERT group: its update parts as the table's batched
-// UPDATE (update, which cannot insert), then each row whose key that
-// matched no row as INSERT ... ON DUPLICATE KEY UPDATE, so that a row
-// another session inserted in between gets the update part rather than a
-// duplicate-key error. The UPDATE comes first because a coalesced row's
-// insert part is a row its writes never proposed when the key existed.
+// UPDATE (update, which cannot insert), then the rows whose key that
+// matched no row as a multi-row INSERT. Those keys were found missing by a
+// locking read (update's SELECT ... FOR UPDATE, whose gap locks keep other
+// sessions from inserting them under REPEATABLE READ); where another
+// session inserted one all the same (READ COMMITTED has no gap locks), the
+// INSERT fails with a duplicate key, is rolled back to a savepoint, and the
+// rows are written one at a time as INSERT ... ON DUPLICATE KEY UPDATE, so
+// that such a row gets the update part. The UPDATE comes first because a
+// coalesced row's insert part is a row its writes never proposed when the
+// key existed.
 func (w *mysqlWriter) upsert(ctx context.Context, conn driver.Conn, g *Group, batch int) error {
 	missed, err := w.update(ctx, conn, upsertUpdate(g), batch)
 	if err != nil || len(missed) == 0 {
+		return err
+	}
+	ins := &Group{Schema: g.Schema, Table: g.Table, Op: Insert, Cols: g.Cols, KeyCols: g.KeyCols, Style: g.Style, Rows: make([][]any, len(missed))}
+	for k, i := range missed {
+		ins.Rows[k], _ = upsertParts(g, g.Rows[i])
+	}
+	if err := w.exec(ctx, conn, "SAVEPOINT wb_upsert", nil); err != nil {
+		return err
+	}
+	err = w.insert(ctx, conn, ins, batch)
+	if n, ok := MySQLErrorNumber(err); err == nil || !ok || n != mysqlDupKey {
+		return err
+	}
+	if err := w.exec(ctx, conn, "ROLLBACK TO SAVEPOINT wb_upsert", nil); err != nil {
 		return err
 	}
 	query := mysqlUpsertSQL(g)
@@ -583,6 +602,9 @@ func (w *mysqlWriter) upsert(ctx context.Context, conn driver.Conn, g *Group, ba
 	}
 	return nil
 }
+
+// mysqlDupKey is MySQL's ER_DUP_ENTRY.
+const mysqlDupKey = 1062
 
 // mysqlUpsertSQL is the one-row INSERT INTO t (k, a, b) VALUES (?, ?, ?)
 // ON DUPLICATE KEY UPDATE a = a + ?, b = ? of g, whose arguments are a
