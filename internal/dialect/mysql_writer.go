@@ -295,39 +295,43 @@ func chunk(batch, width int) int {
 func (w *mysqlWriter) insert(ctx context.Context, conn driver.Conn, g *Group, batch int) error {
 	n := chunk(batch, len(g.Cols))
 	for start := 0; start < len(g.Rows); start += n {
-		rows := g.Rows[start:min(start+n, len(g.Rows))]
-		var sb strings.Builder
-		sb.WriteString("INSERT INTO " + mysqlTable(g) + " (")
-		for i, c := range g.Cols {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString(c.Raw)
-		}
-		sb.WriteString(") VALUES ")
-		args := make([]any, 0, len(rows)*len(g.Cols))
-		for r, row := range rows {
-			if r > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteByte('(')
-			for j := range g.Cols {
-				if j > 0 {
-					sb.WriteString(", ")
-				}
-				sb.WriteByte('?')
-			}
-			sb.WriteByte(')')
-			args = append(args, row[:len(g.Cols)]...)
-		}
 		if err := ctxErr(ctx); err != nil {
 			return err
 		}
-		if err := w.exec(ctx, conn, sb.String(), args); err != nil {
+		if err := w.insertRows(ctx, conn, g, g.Rows[start:min(start+n, len(g.Rows))]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// insertRows writes rows of an INSERT group as one multi-row INSERT.
+func (w *mysqlWriter) insertRows(ctx context.Context, conn driver.Conn, g *Group, rows [][]any) error {
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO " + mysqlTable(g) + " (")
+	for i, c := range g.Cols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(c.Raw)
+	}
+	sb.WriteString(") VALUES ")
+	args := make([]any, 0, len(rows)*len(g.Cols))
+	for r, row := range rows {
+		if r > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteByte('(')
+		for j := range g.Cols {
+			if j > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteByte('?')
+		}
+		sb.WriteByte(')')
+		args = append(args, row[:len(g.Cols)]...)
+	}
+	return w.exec(ctx, conn, sb.String(), args)
 }
 
 // update writes an UPDATE group, chunk rows a statement, and returns
@@ -363,48 +367,15 @@ func (w *mysqlWriter) update(ctx context.Context, conn driver.Conn, g *Group, ba
 		}
 		// Otherwise undo it, and find which keys exist, locked until the
 		// transaction ends so that the UPDATE below finds the same rows.
-		if err := w.exec(ctx, conn, "ROLLBACK TO SAVEPOINT wb_update", nil); err != nil {
-			return nil, err
-		}
-		var sb strings.Builder
-		sb.WriteString("SELECT ")
-		for i, k := range g.KeyCols {
-			if i > 0 {
-				sb.WriteString(", ")
+		// (An UPDATE that affected nothing changed nothing: no undo.)
+		if affected != 0 {
+			if err := w.exec(ctx, conn, "ROLLBACK TO SAVEPOINT wb_update", nil); err != nil {
+				return nil, err
 			}
-			sb.WriteString(k.Raw)
 		}
-		sb.WriteString(" FROM " + table + " WHERE (")
-		for i, k := range g.KeyCols {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString(k.Raw)
-		}
-		sb.WriteString(") IN (")
-		keyArgs := make([]any, 0, len(rows)*nk)
-		for r, row := range rows {
-			if r > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteByte('(')
-			for j := 0; j < nk; j++ {
-				if j > 0 {
-					sb.WriteString(", ")
-				}
-				sb.WriteByte('?')
-			}
-			sb.WriteByte(')')
-			keyArgs = append(keyArgs, row[nc:nc+nk]...)
-		}
-		sb.WriteString(") FOR UPDATE")
-		found, err := w.query(ctx, conn, sb.String(), nk, keyArgs)
+		exists, err := w.lockKeys(ctx, conn, g, table, rows)
 		if err != nil {
 			return nil, err
-		}
-		exists := make(map[string]bool, len(found))
-		for _, f := range found {
-			exists[mysqlKeyText(f)] = true
 		}
 		var matched [][]any
 		for r, row := range rows {
@@ -423,6 +394,56 @@ func (w *mysqlWriter) update(ctx context.Context, conn driver.Conn, g *Group, ba
 		}
 	}
 	return missed, nil
+}
+
+// lockKeys runs SELECT key FROM t WHERE (key) IN (...) FOR UPDATE for the
+// keys of rows (an UPDATE row's layout: values, then key) and returns the
+// keys found, as mysqlKeyText. The rows found stay locked until the
+// transaction ends; under REPEATABLE READ, so do the gaps of the keys not
+// found, which no other session can insert then.
+func (w *mysqlWriter) lockKeys(ctx context.Context, conn driver.Conn, g *Group, table string, rows [][]any) (map[string]bool, error) {
+	nc, nk := len(g.Cols), len(g.KeyCols)
+	var sb strings.Builder
+	sb.WriteString("SELECT ")
+	for i, k := range g.KeyCols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(k.Raw)
+	}
+	sb.WriteString(" FROM " + table + " WHERE (")
+	for i, k := range g.KeyCols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(k.Raw)
+	}
+	sb.WriteString(") IN (")
+	keyArgs := make([]any, 0, len(rows)*nk)
+	for r, row := range rows {
+		if r > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteByte('(')
+		for j := 0; j < nk; j++ {
+			if j > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteByte('?')
+		}
+		sb.WriteByte(')')
+		keyArgs = append(keyArgs, row[nc:nc+nk]...)
+	}
+	sb.WriteString(") FOR UPDATE")
+	found, err := w.query(ctx, conn, sb.String(), nk, keyArgs)
+	if err != nil {
+		return nil, err
+	}
+	exists := make(map[string]bool, len(found))
+	for _, f := range found {
+		exists[mysqlKeyText(f)] = true
+	}
+	return exists, nil
 }
 
 // mysqlUpdateSQL is UPDATE t JOIN (SELECT ? AS k0, ? AS c0 UNION ALL
@@ -558,46 +579,67 @@ func mysqlKeyText[V any](vals []V) string {
 	return sb.String()
 }
 
-// upsert writes an UPSERT group: its update parts as the table's batched
-// UPDATE (update, which cannot insert), then the rows whose key that
-// matched no row as a multi-row INSERT. Those keys were found missing by a
-// locking read (update's SELECT ... FOR UPDATE, whose gap locks keep other
-// sessions from inserting them under REPEATABLE READ); where another
-// session inserted one all the same (READ COMMITTED has no gap locks), the
-// INSERT fails with a duplicate key, is rolled back to a savepoint, and the
-// rows are written one at a time as INSERT ... ON DUPLICATE KEY UPDATE, so
-// that such a row gets the update part. The UPDATE comes first because a
-// coalesced row's insert part is a row its writes never proposed when the
-// key existed.
+// upsert writes an UPSERT group, chunk rows at a time: a SELECT ... FOR
+// UPDATE of the chunk's keys (lockKeys), the update parts of the rows found
+// as the table's batched UPDATE (a delta added to the row the database
+// has), then the rows not found as one multi-row INSERT. The rows found
+// stay locked, and under REPEATABLE READ no other session can insert the
+// keys not found either; where one did all the same (READ COMMITTED has no
+// gap locks), the INSERT fails with a duplicate key (InnoDB rolls back the
+// statement alone) and its rows are written one at a time as INSERT ... ON
+// DUPLICATE KEY UPDATE, so that such a row gets the update part. The
+// insert part is never proposed for a key found: a coalesced row's insert
+// part is a row its writes never proposed when the key existed.
 func (w *mysqlWriter) upsert(ctx context.Context, conn driver.Conn, g *Group, batch int) error {
-	missed, err := w.update(ctx, conn, upsertUpdate(g), batch)
-	if err != nil || len(missed) == 0 {
+	u := upsertUpdate(g)
+	nc, nk := len(u.Cols), len(u.KeyCols)
+	n := chunk(batch, max(nc+nk, len(g.Cols)))
+	table := mysqlTable(g)
+	colls, err := w.keyCollations(ctx, conn, u, table)
+	if err != nil {
 		return err
 	}
-	ins := &Group{Schema: g.Schema, Table: g.Table, Op: Insert, Cols: g.Cols, KeyCols: g.KeyCols, Style: g.Style, Rows: make([][]any, len(missed))}
-	for k, i := range missed {
-		ins.Rows[k], _ = upsertParts(g, g.Rows[i])
-	}
-	if err := w.exec(ctx, conn, "SAVEPOINT wb_upsert", nil); err != nil {
-		return err
-	}
-	err = w.insert(ctx, conn, ins, batch)
-	if n, ok := MySQLErrorNumber(err); err == nil || !ok || n != mysqlDupKey {
-		return err
-	}
-	if err := w.exec(ctx, conn, "ROLLBACK TO SAVEPOINT wb_upsert", nil); err != nil {
-		return err
-	}
-	query := mysqlUpsertSQL(g)
-	n := len(g.Cols) + len(g.UpdCols)
-	for k, i := range missed {
-		if k%1024 == 0 {
-			if err := ctxErr(ctx); err != nil {
+	var found, missing [][]any
+	var missed []int
+	for start := 0; start < len(g.Rows); start += n {
+		if err := ctxErr(ctx); err != nil {
+			return err
+		}
+		rows := u.Rows[start:min(start+n, len(g.Rows))]
+		exists, err := w.lockKeys(ctx, conn, u, table, rows)
+		if err != nil {
+			return err
+		}
+		found, missing, missed = found[:0], missing[:0], missed[:0]
+		for r, row := range rows {
+			if exists[mysqlKeyText(row[nc:nc+nk])] {
+				found = append(found, row)
+			} else {
+				ins, _ := upsertParts(g, g.Rows[start+r])
+				missing, missed = append(missing, ins), append(missed, start+r)
+			}
+		}
+		if len(found) > 0 {
+			query, args := mysqlUpdateSQL(u, table, found, colls)
+			if err := w.exec(ctx, conn, query, args); err != nil {
 				return err
 			}
 		}
-		if err := w.exec(ctx, conn, query, g.Rows[i][:n]); err != nil {
-			return err
+		if len(missing) == 0 {
+			continue
+		}
+		err = w.insertRows(ctx, conn, g, missing)
+		if code, ok := MySQLErrorNumber(err); err == nil || !ok || code != mysqlDupKey {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		query := mysqlUpsertSQL(g)
+		for _, i := range missed {
+			if err := w.exec(ctx, conn, query, g.Rows[i][:len(g.Cols)+len(g.UpdCols)]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
