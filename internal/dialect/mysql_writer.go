@@ -579,17 +579,24 @@ func mysqlKeyText[V any](vals []V) string {
 	return sb.String()
 }
 
-// upsert writes an UPSERT group, chunk rows at a time: a SELECT ... FOR
-// UPDATE of the chunk's keys (lockKeys), the update parts of the rows found
-// as the table's batched UPDATE (a delta added to the row the database
-// has), then the rows not found as one multi-row INSERT. The rows found
-// stay locked, and under REPEATABLE READ no other session can insert the
-// keys not found either; where one did all the same (READ COMMITTED has no
-// gap locks), the INSERT fails with a duplicate key (InnoDB rolls back the
-// statement alone) and its rows are written one at a time as INSERT ... ON
-// DUPLICATE KEY UPDATE, so that such a row gets the update part. The
-// insert part is never proposed for a key found: a coalesced row's insert
-// part is a row its writes never proposed when the key existed.
+// upsert writes an UPSERT group, chunk rows at a time. Rows whose key
+// exists get their update part as the table's batched UPDATE (a delta added
+// to the row the database has), the others are inserted by one multi-row
+// INSERT. A chunk first tries what the last one suggests: after a chunk
+// whose keys mostly existed, the UPDATE of every row after a savepoint,
+// which is all when it affected as many rows as it carried (see update);
+// after one whose keys were mostly missing, the INSERT of every row, which
+// is all when no key exists (InnoDB rolls back a statement that meets a
+// duplicate key, and only it). Otherwise a SELECT ... FOR UPDATE of the keys
+// (lockKeys) tells which exist: they are updated, the others inserted. The
+// rows found stay locked, and under REPEATABLE READ no other session can
+// insert the keys not found either; where one did all the same (READ
+// COMMITTED has no gap locks), that INSERT fails with a duplicate key and
+// its rows are written one at a time as INSERT ... ON DUPLICATE KEY UPDATE,
+// so that such a row gets the update part. The insert part is never
+// proposed for a key known to exist: MySQL checks a proposed row's values
+// even when its key exists, and a coalesced row's insert part is a row its
+// writes never proposed.
 func (w *mysqlWriter) upsert(ctx context.Context, conn driver.Conn, g *Group, batch int) error {
 	u := upsertUpdate(g)
 	nc, nk := len(u.Cols), len(u.KeyCols)
@@ -599,6 +606,7 @@ func (w *mysqlWriter) upsert(ctx context.Context, conn driver.Conn, g *Group, ba
 	if err != nil {
 		return err
 	}
+	insertFirst := false
 	var found, missing [][]any
 	var missed []int
 	for start := 0; start < len(g.Rows); start += n {
@@ -606,6 +614,37 @@ func (w *mysqlWriter) upsert(ctx context.Context, conn driver.Conn, g *Group, ba
 			return err
 		}
 		rows := u.Rows[start:min(start+n, len(g.Rows))]
+		if insertFirst {
+			missing = missing[:0]
+			for r := range rows {
+				ins, _ := upsertParts(g, g.Rows[start+r])
+				missing = append(missing, ins)
+			}
+			err := w.insertRows(ctx, conn, g, missing)
+			if err == nil {
+				continue // no key existed
+			}
+			if code, ok := MySQLErrorNumber(err); !ok || code != mysqlDupKey {
+				return err
+			}
+		} else {
+			if err := w.exec(ctx, conn, "SAVEPOINT wb_update", nil); err != nil {
+				return err
+			}
+			query, args := mysqlUpdateSQL(u, table, rows, colls)
+			affected, err := w.execCount(ctx, conn, query, args)
+			if err != nil {
+				return err
+			}
+			if affected == int64(len(rows)) {
+				continue // every row matched one (see update)
+			}
+			if affected != 0 {
+				if err := w.exec(ctx, conn, "ROLLBACK TO SAVEPOINT wb_update", nil); err != nil {
+					return err
+				}
+			}
+		}
 		exists, err := w.lockKeys(ctx, conn, u, table, rows)
 		if err != nil {
 			return err
@@ -619,6 +658,7 @@ func (w *mysqlWriter) upsert(ctx context.Context, conn driver.Conn, g *Group, ba
 				missing, missed = append(missing, ins), append(missed, start+r)
 			}
 		}
+		insertFirst = 2*len(missing) > len(rows)
 		if len(found) > 0 {
 			query, args := mysqlUpdateSQL(u, table, found, colls)
 			if err := w.exec(ctx, conn, query, args); err != nil {
