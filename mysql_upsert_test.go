@@ -149,12 +149,24 @@ func TestMySQLUpsertExact(t *testing.T) {
 // every result and the final tables; it checks that upserts and INSERT
 // IGNOREs were buffered.
 func TestMySQLUpsertOracle(t *testing.T) {
+	total := map[string]int{}
 	for seed := uint64(1); seed <= 4; seed++ {
-		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) { mysqlUpsertOracle(t, seed) })
+		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+			for k, n := range mysqlUpsertOracle(t, seed) {
+				total[k] += n
+			}
+		})
+	}
+	// Whether a write is buffered depends on the flushes' timing: counted
+	// over every seed.
+	if !t.Failed() && (total["upsert"] < 100 || total["ignore"] == 0) {
+		t.Errorf("buffered %v: want upserts and INSERT IGNOREs among them", total)
 	}
 }
 
-func mysqlUpsertOracle(t *testing.T, seed uint64) {
+// mysqlUpsertOracle runs one sequence and returns how many statements of
+// each kind were buffered.
+func mysqlUpsertOracle(t *testing.T, seed uint64) map[string]int {
 	rules := mysqlUpsertRules
 	if seed%2 == 0 {
 		rules = strings.ReplaceAll(rules, "5ms", "1h")
@@ -259,7 +271,5 @@ func mysqlUpsertOracle(t *testing.T, seed uint64) {
 	if st.DeadLetters != 0 {
 		t.Errorf("%d dead letters", st.DeadLetters)
 	}
-	if buffered["upsert"] < 20 || buffered["ignore"] == 0 {
-		t.Errorf("buffered %v: want upserts and INSERT IGNOREs among them", buffered)
-	}
+	return buffered
 }
