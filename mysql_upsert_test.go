@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/writeback-go/writeback/internal/inspect"
@@ -272,4 +273,49 @@ func mysqlUpsertOracle(t *testing.T, seed uint64) map[string]int {
 		t.Errorf("%d dead letters", st.DeadLetters)
 	}
 	return buffered
+}
+
+// TestMySQLUpsertPoisonRow: an upsert whose row the database refuses at
+// flush (a missing parent of a foreign key, which allow: [foreign_keys]
+// leaves to the flush) is a dead letter alone, with its update part; the
+// other rows of the flush, inserted and updated, are written.
+func TestMySQLUpsertPoisonRow(t *testing.T) {
+	dsn := mysqlDSN(t, "uppoison")
+	direct, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	execAll(t, direct, "CREATE TABLE parent (id BIGINT PRIMARY KEY);"+
+		"CREATE TABLE child (id BIGINT PRIMARY KEY, p BIGINT NOT NULL, n BIGINT NOT NULL DEFAULT 0, FOREIGN KEY (p) REFERENCES parent (id));"+
+		"INSERT INTO parent VALUES (1), (2); INSERT INTO child VALUES (10, 1, 5)")
+	var letters []DeadLetter
+	var mu sync.Mutex
+	db, cn := openWritebackWith(t, "mysql", dsn, "tables:\n  child:\n    mode: back\n    key: [id]\n    max_loss: 1h\n    allow: [foreign_keys]\n",
+		WithOnDeadLetter(func(d DeadLetter) { mu.Lock(); letters = append(letters, d); mu.Unlock() }))
+	const q = "INSERT INTO child (id, p, n) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE n = n + VALUES(n)"
+	for _, args := range [][]any{{10, 1, 2}, {11, 2, 3}, {12, 99, 4}, {13, 1, 1}, {12, 99, 1}} {
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := cn.Stats(); st.Buffered != 5 {
+		t.Fatalf("buffered %d of 5 upserts", st.Buffered)
+	}
+	_ = cn.Flush(context.Background())
+	rows, err := direct.Query("SELECT id, p, n FROM child ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(scanAll(t, rows), "|")
+	rows.Close()
+	if want := "10|1|7|11|2|3|13|1|1"; got != want {
+		t.Fatalf("child %s, want %s", got, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(letters) != 1 || letters[0].Op != "upsert" || fmt.Sprint(letters[0].Key) != "[12]" ||
+		fmt.Sprint(letters[0].UpdateColumns, letters[0].UpdateValues, letters[0].UpdateDelta) != "[n] [5] [true]" {
+		t.Fatalf("dead letters %+v, want the upsert of key 12 with n += 5", letters)
+	}
 }
