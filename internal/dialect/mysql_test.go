@@ -379,4 +379,17 @@ func TestMySQLWriterUpsert(t *testing.T) {
 	if got, want := read(), "1=17/z 2=21/i 3=7/b 4=9/- 5=1/e 6=2/f 7=1/h 8=-1/j 9=-1/k 10=-1/l 11=51/y"; got != want {
 		t.Fatalf("after the fallback:\n got %s\nwant %s", got, want)
 	}
+	// A chunk of new keys makes the next one try the INSERT first; it
+	// meets key 1, which exists: rolled back, that chunk is written as
+	// the others are (key 1 updated, 22 inserted), and so is the next.
+	write(group(
+		[]any{int64(20), int64(1), "n", int64(1), "n", int64(20)},
+		[]any{int64(21), int64(1), "n", int64(1), "n", int64(21)},
+		[]any{int64(1), int64(1000), "w", int64(3), "w", int64(1)},
+		[]any{int64(22), int64(1), "n", int64(1), "n", int64(22)},
+		[]any{int64(2), int64(1000), "v", int64(4), "v", int64(2)},
+	))
+	if got, want := read(), "1=20/w 2=25/v 3=7/b 4=9/- 5=1/e 6=2/f 7=1/h 8=-1/j 9=-1/k 10=-1/l 11=51/y 20=1/n 21=1/n 22=1/n"; got != want {
+		t.Fatalf("after the INSERT first:\n got %s\nwant %s", got, want)
+	}
 }
