@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/writeback-go/writeback/internal/inspect"
+	"github.com/writeback-go/writeback/internal/testdb"
 )
 
 // mysqlUpsertSchema has a table keyed by id alone, a composite key, and a
@@ -82,7 +83,33 @@ func TestMySQLUpsertClassification(t *testing.T) {
 // RowsAffected and error as MySQL gives them (clientFoundRows=true), and
 // the final tables.
 func TestMySQLUpsertExact(t *testing.T) {
-	p := newOraclePair(t, "mysql", mysqlUpsertSchema, strings.ReplaceAll(mysqlUpsertRules, "5ms", "1h"))
+	for _, params := range []string{"clientFoundRows=true", ""} {
+		t.Run("params="+params, func(t *testing.T) { mysqlUpsertExact(t, params) })
+	}
+}
+
+// mysqlUpsertExact is TestMySQLUpsertExact on connections opened with
+// params: a row an upsert leaves as it was counts 1 with
+// clientFoundRows=true, 0 without.
+func mysqlUpsertExact(t *testing.T, params string) {
+	rules := strings.ReplaceAll(mysqlUpsertRules, "5ms", "1h")
+	var dbs [2]*sql.DB
+	var dsns [2]string
+	for i, prefix := range []string{"uxdirect", "uxwb"} {
+		dsns[i] = testdb.MySQLDatabase(t, prefix, params)
+		db, err := sql.Open("mysql", dsns[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		execAll(t, db, mysqlUpsertSchema)
+		dbs[i] = db
+	}
+	wb, c := openWritebackWith(t, "mysql", dsns[1], rules)
+	if want := map[string]int8{"clientFoundRows=true": 1, "": 0}[params]; c.foundRows != want {
+		t.Fatalf("foundRows %d, want %d (read from the go-sql-driver/mysql connector)", c.foundRows, want)
+	}
+	p := &oraclePair{direct: dbs[0], wb: wb, conn: c, ph: func(int) string { return "?" }}
 	ex := func(q string, args ...any) oracleStep { return oracleStep{query: q, args: args} }
 	rd := func(q string) oracleStep { return oracleStep{query: q, read: true} }
 	const addValues = "INSERT INTO counters (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n + VALUES(n)"

@@ -184,8 +184,8 @@ func (c *conn) duplicateKeyCount(ctx context.Context, t *tableState, info *stmtI
 	var unknownAt []int
 	for i, kv := range keys {
 		if t.set.Busy(kv) || t.known.has(ids[i]) {
-			ie := upsertCount(info, upd[i])
-			if ie == 0 {
+			ie := upsertCount(info, upd[i], c.cn.foundRows)
+			if ie < 0 {
 				return 0, false
 			}
 			n += int64(ie)
@@ -210,8 +210,8 @@ func (c *conn) duplicateKeyCount(ctx context.Context, t *tableState, info *stmtI
 		return 0, false // which of them exist is not known
 	}
 	t.known.learn(epoch, ids[unknownAt[0]])
-	ie := upsertCount(info, upd[unknownAt[0]])
-	return n + int64(ie), ie != 0
+	ie := upsertCount(info, upd[unknownAt[0]], c.cn.foundRows)
+	return n + int64(ie), ie >= 0
 }
 
 // materialize opens the lazy transaction on the database and replays its

@@ -150,7 +150,7 @@ func (cn *Connector) bufferDuplicateKey(a *writeAttempt, t *tableState, info *st
 		return dirtyset.ExistUnknown
 	}}
 	for i := range upd {
-		cnt.IfExists[i] = upsertCount(info, upd[i])
+		cnt.IfExists[i] = upsertCount(info, upd[i], cn.foundRows)
 	}
 	res, lsn, out, err := cn.upsertRows(t, info, keys, rows, upd, adm, cnt)
 	switch out {
@@ -176,11 +176,12 @@ func (cn *Connector) bufferDuplicateKey(a *writeAttempt, t *tableState, info *st
 
 // upsertCount is what MySQL counts for an upsert row whose key exists: 2
 // when its update surely changes the row (a delta other than 0 on a NOT
-// NULL integer or decimal column), 1 when it surely leaves it as it was
-// (every change a delta of 0: counted as matched, as a buffered UPDATE
-// is), and 0 when that depends on the row's values, which only the
-// database knows.
-func upsertCount(info *stmtInfo, changes []dirtyset.Change) int8 {
+// NULL integer or decimal column); when it surely leaves it as it was
+// (every change a delta of 0), 1 with clientFoundRows and 0 without
+// (foundRows, see Connector.foundRows); -1 when that depends on the row's
+// values, which only the database knows, or the count of an unchanged row
+// cannot be told.
+func upsertCount(info *stmtInfo, changes []dirtyset.Change, foundRows int8) int8 {
 	same := true
 	for i, ch := range changes {
 		zero := ch.Delta && ch.Val == int64(0)
@@ -196,9 +197,9 @@ func upsertCount(info *stmtInfo, changes []dirtyset.Change) int8 {
 		}
 	}
 	if same {
-		return 1
+		return foundRows
 	}
-	return 0
+	return -1
 }
 
 // upsertValues resolves every row of an upsert (upsertRow); ok is false

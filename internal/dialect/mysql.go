@@ -2,6 +2,7 @@ package dialect
 
 import (
 	"database/sql/driver"
+	"reflect"
 	"strings"
 
 	"github.com/writeback-go/writeback/internal/sqlparse"
@@ -150,4 +151,30 @@ func mysqlSessionChange(q string) string {
 			return ""
 		}
 	}
+}
+
+// MySQLFoundRows tells whether connections of c, a go-sql-driver/mysql
+// connector, count the rows an UPDATE matched (its DSN sets
+// clientFoundRows=true) rather than the rows it changed; known is false for
+// any other connector (another driver, or one that wraps it). It reads the
+// connector's configuration by reflection, so that programs on other
+// databases need not link the driver.
+func MySQLFoundRows(c driver.Connector) (foundRows, known bool) {
+	v := reflect.ValueOf(c)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return false, false
+	}
+	v = v.Elem()
+	if v.Kind() != reflect.Struct || v.Type().PkgPath() != "github.com/go-sql-driver/mysql" || v.Type().Name() != "connector" {
+		return false, false
+	}
+	cfg := v.FieldByName("cfg")
+	if !cfg.IsValid() || cfg.Kind() != reflect.Pointer || cfg.IsNil() {
+		return false, false
+	}
+	f := cfg.Elem().FieldByName("ClientFoundRows")
+	if !f.IsValid() || f.Kind() != reflect.Bool {
+		return false, false
+	}
+	return f.Bool(), true
 }

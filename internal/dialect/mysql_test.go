@@ -393,3 +393,33 @@ func TestMySQLWriterUpsert(t *testing.T) {
 		t.Fatalf("after the INSERT first:\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestMySQLFoundRows: clientFoundRows is read from go-sql-driver/mysql's
+// connector, whether made from a DSN or a Config; any other connector is
+// not known.
+func TestMySQLFoundRows(t *testing.T) {
+	for dsn, want := range map[string]bool{"u@tcp(h:3306)/d": false, "u@tcp(h:3306)/d?clientFoundRows=true": true} {
+		c, err := (gomysql.MySQLDriver{}).OpenConnector(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found, known := MySQLFoundRows(c); !known || found != want {
+			t.Errorf("%s: found rows %v (known %v), want %v", dsn, found, known, want)
+		}
+	}
+	cfg := gomysql.NewConfig()
+	cfg.ClientFoundRows = true
+	c, err := gomysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found, known := MySQLFoundRows(c); !known || !found {
+		t.Errorf("NewConnector: found rows %v (known %v), want true", found, known)
+	}
+	if _, known := MySQLFoundRows(nil); known {
+		t.Error("a nil connector is known")
+	}
+	if _, known := MySQLFoundRows(struct{ driver.Connector }{c}); known {
+		t.Error("a wrapped connector is known")
+	}
+}

@@ -160,14 +160,16 @@ func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd []
 
 // UpsertCount asks Upsert for MySQL's count of an INSERT ... ON DUPLICATE
 // KEY UPDATE: 1 for a row inserted, and for a row whose key exists what
-// IfExists says (2 updated, 1 matched and left as it was), decided under
+// IfExists says (2 updated; 1, or 0 without clientFoundRows, left as it
+// was), decided under
 // the shards' locks so that a concurrent write of the key cannot come
 // between the answer and the buffering.
 type UpsertCount struct {
 	// Exists tells whether a key with no dirty row exists in the database.
 	Exists Exists
-	// IfExists[i] is what row i counts when its key exists; 0 when that is
-	// not known (the statement is then not buffered).
+	// IfExists[i] is what row i counts when its key exists (2 updated, 1
+	// or 0 left as it was); -1 when that is not known (the statement is
+	// then not buffered).
 	IfExists []int8
 	// Affected is the statement's count, set when Upsert buffered it.
 	Affected int64
@@ -240,7 +242,7 @@ func (t *Table) upsertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 			switch {
 			case !exists:
 				affected++
-			case cnt.IfExists[i] == 0:
+			case cnt.IfExists[i] < 0:
 				return PassThrough, 0
 			default:
 				affected += int64(cnt.IfExists[i])
