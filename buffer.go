@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/writeback-go/writeback/internal/catalog"
 	"github.com/writeback-go/writeback/internal/dialect"
@@ -341,7 +344,7 @@ func (cn *Connector) bufferStmt(a *writeAttempt, t *tableState, info *stmtInfo, 
 	case sqlparse.Insert:
 		return cn.bufferInsert(a, t, info, args, adm)
 	case sqlparse.Upsert:
-		return cn.bufferUpsert(t, info, args, adm)
+		return cn.bufferUpsert(a, t, info, args, adm)
 	}
 	return nil, 0, dirtyset.PassThrough, nil
 }
@@ -456,10 +459,16 @@ func (cn *Connector) insertValues(info *stmtInfo, args []driver.NamedValue) (key
 	}
 	if info.ignore {
 		// A NULL the database could refuse (OR IGNORE skips those too)
-		// goes to the database.
+		// goes to the database; so does, on MySQL, a value the catalog
+		// cannot prove fits its column (INSERT IGNORE stores an adjusted
+		// value where INSERT fails).
+		mysql := cn.dia.Kind() == dialect.MySQL
 		for _, row := range rows {
 			for j, v := range row {
 				if v == nil && info.insCols != nil && info.insCols[j].NotNull {
+					return nil, nil, false
+				}
+				if mysql && v != nil && (info.insCols == nil || !mysqlFits(info.insCols[j], v)) {
 					return nil, nil, false
 				}
 			}
@@ -515,6 +524,55 @@ func (cn *Connector) bufferInsert(a *writeAttempt, t *tableState, info *stmtInfo
 		t.known.learn(epoch, ids...)
 	}
 	return bufferAnswer(out, lsn, len(rows), w)
+}
+
+// mysqlFits reports whether MySQL stores v in col as it is, so that INSERT
+// IGNORE, which turns the errors of a value that does not fit into warnings
+// and stores an adjusted value, behaves as INSERT does: an integer in the
+// type's range (checked by catalog.AssignOK before), a decimal within the
+// column's digits, a finite number in a DOUBLE, ASCII text within a
+// VARCHAR's length (checked before) or of at most 255 bytes in a TEXT. Any
+// other value or column (times, bytes, enums, ...) goes to the database.
+func mysqlFits(col *catalog.Column, v any) bool {
+	switch col.Class {
+	case catalog.Integer:
+		_, ok := v.(int64)
+		return ok
+	case catalog.Numeric:
+		var s string
+		switch x := v.(type) {
+		case int64:
+			s = strconv.FormatInt(x, 10)
+		case string:
+			s = x
+		default:
+			return false
+		}
+		s = strings.TrimPrefix(s, "-")
+		intPart, frac, _ := strings.Cut(s, ".")
+		intPart = strings.TrimLeft(intPart, "0")
+		return col.Precision > 0 && col.Scale >= 0 && len(frac) <= col.Scale && len(intPart) <= col.Precision-col.Scale
+	case catalog.Float:
+		switch x := v.(type) {
+		case int64:
+			return true
+		case float64:
+			return !math.IsNaN(x) && !math.IsInf(x, 0)
+		}
+		return false
+	case catalog.Text:
+		s, ok := v.(string)
+		if !ok {
+			return false
+		}
+		for i := 0; i < len(s); i++ {
+			if s[i] >= utf8.RuneSelf || s[i] == 0 {
+				return false
+			}
+		}
+		return col.Length > 0 || len(s) <= 255
+	}
+	return false
 }
 
 // skipExisting drops the rows of an INSERT that skips existing keys whose

@@ -196,7 +196,10 @@ func (cn *Connector) planStatement(query string, w *whyNot) *stmtInfo {
 		if c.Kind == sqlparse.Upsert && !upsertShapeOK(c, keys, cn.dia.Kind(), w) {
 			return info
 		}
-		if c.IgnoreConflict && !planIgnore(info, t, sch, w) {
+		if c.OnDuplicateKey && !planDuplicateKey(t, sch, w) {
+			return info
+		}
+		if c.IgnoreConflict && !planIgnore(info, t, sch, cn.dia.Kind(), w) {
 			return info
 		}
 	}

@@ -123,6 +123,9 @@ func TestCrashChild(t *testing.T) {
 					if upsertMode && (key >= keys/2 || rand.IntN(3) > 0) {
 						// Keys from keys/2 up start absent: upserts insert them.
 						query = "INSERT INTO counters (n, id) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET n = counters.n + EXCLUDED.n"
+						if os.Getenv(envDriver) == "mysql" {
+							query = "INSERT INTO counters (n, id) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n + VALUES(n)"
+						}
 					}
 					_, err = db.Exec(placeholders(query, dollar), delta, key)
 					if err == nil {

@@ -353,6 +353,12 @@ type Connector struct {
 
 	// dia is the base database's dialect, decided once at open.
 	dia dialect.Dialect
+	// foundRows: on MySQL, what an upsert counts for a row its update
+	// leaves as it was: 1 when the connections count matched rows
+	// (clientFoundRows=true), 0 when they count changed rows, -1 when that
+	// cannot be told (a wrapped driver): such an upsert then goes to the
+	// database.
+	foundRows int8
 
 	cache  atomic.Pointer[stmtCache] // classifications under the current catalog
 	schema schemaKeeper
@@ -436,6 +442,13 @@ func NewConnector(base driver.Connector, rules *Rules, opts ...Option) (*Connect
 	}
 	c.cfg = cfg
 	c.cfg.dialect = c.dia
+	c.foundRows = -1
+	if found, known := dialect.MySQLFoundRows(base); known {
+		c.foundRows = 0
+		if found {
+			c.foundRows = 1
+		}
+	}
 	c.buf = newBuffer(rules, cfg.maxBufferBytes, cfg.log)
 	c.resetStatementCache()
 	if err := c.openSchema(cfg.closeTimeout, !cfg.deferChecks); err != nil {

@@ -123,6 +123,8 @@ type writeAttempt struct {
 	// Probe outcome); present and absent are the probe's answer.
 	probeKeys       [][]any
 	present, absent bool
+	// probed: the ids of the keys an upsert of MySQL probed (bufferDuplicateKey).
+	probed []dirtyset.ID
 	// assume: the probe could not be made (the database is unreachable or
 	// failing): the write is acknowledged as with rows_affected: assume.
 	assume bool
@@ -203,7 +205,8 @@ func (cn *Connector) probe(ctx context.Context, a *writeAttempt, t *tableState, 
 		}
 	}
 	a.present = true
-	return info.c.Kind == sqlparse.Update || info.ignore // an ignored row answers 0
+	// An ignored row answers 0; a MySQL upsert of one row found is an update.
+	return info.c.Kind == sqlparse.Update || info.ignore || info.c.OnDuplicateKey && len(keys) == 1
 }
 
 // probeRows runs SELECT 1 FROM t WHERE (k = ...) OR ... LIMIT 1 on the
@@ -343,6 +346,13 @@ func (cn *Connector) learnThrough(c *conn, info *stmtInfo, args []driver.NamedVa
 			return
 		}
 	case sqlparse.Insert, sqlparse.Upsert:
+		if info.ignore {
+			// A row skipped for another reason than its key (MySQL's
+			// INSERT IGNORE skips errors too) does not exist.
+			if n, rerr := res.RowsAffected(); rerr != nil || n != int64(len(info.c.Rows)) {
+				return
+			}
+		}
 	default:
 		return
 	}

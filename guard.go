@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/writeback-go/writeback/internal/catalog"
 	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/dirtyset"
 )
@@ -146,14 +147,15 @@ func setCols(info *stmtInfo) []string {
 }
 
 // planIgnore checks an INSERT that skips a row whose key exists (ON
-// CONFLICT DO NOTHING, INSERT OR IGNORE): it is buffered, one row at a time,
-// only where the key is the one thing that can make the database skip the
-// row — no other unique constraint, no CHECK — and its result can be exact.
-func planIgnore(info *stmtInfo, t *tableState, sch *schemaState, w *whyNot) bool {
+// CONFLICT DO NOTHING, INSERT OR IGNORE, MySQL's INSERT IGNORE): it is
+// buffered, one row at a time, only where the key is the one thing that can
+// make the database skip the row — no other unique constraint, no CHECK,
+// and on MySQL no foreign key (INSERT IGNORE skips a row its parent lacks)
+// — and its result can be exact.
+func planIgnore(info *stmtInfo, t *tableState, sch *schemaState, kind dialect.Kind, w *whyNot) bool {
 	c := info.c
-	const what = "an INSERT that skips an existing key (ON CONFLICT DO NOTHING, OR IGNORE)"
-	switch {
-	case t.known == nil || sch == nil:
+	const what = "an INSERT that skips an existing key (ON CONFLICT DO NOTHING, OR IGNORE, INSERT IGNORE)"
+	if t.known == nil || sch == nil {
 		return w.not(what + " is buffered only with rows_affected: exact and the catalog")
 	}
 	if c.ConflictTarget != nil {
@@ -170,8 +172,44 @@ func planIgnore(info *stmtInfo, t *tableState, sch *schemaState, w *whyNot) bool
 	if tab == nil {
 		return w.noTable(t.rule.Name)
 	}
-	if len(tab.Checks) > 0 || len(tab.OtherUniques) > 0 {
-		return w.not(what + ": the table has CHECK constraints or another unique index, which could skip the row too")
+	if len(tab.Checks) > 0 {
+		return w.not(what + ": the table has CHECK constraints, which could skip the row too")
+	}
+	if kind == dialect.MySQL && len(tab.ForeignKeysOut) > 0 {
+		return w.not(what + ": the table has foreign keys, whose failure INSERT IGNORE skips too")
+	}
+	if why := onlyKeyUnique(t, tab); why != "" {
+		return w.not(what + ": " + why + ", which could skip the row too")
+	}
+	info.ignore = true
+	return true
+}
+
+// planDuplicateKey checks MySQL's INSERT ... ON DUPLICATE KEY UPDATE: it
+// names no conflict target, so it is buffered only where the rule's key is
+// the table's one unique key (any other could be the one a row hits), and
+// with rows_affected: exact and the catalog, since MySQL counts an
+// inserted row 1 and an updated one 2: whether the key exists must be known.
+func planDuplicateKey(t *tableState, sch *schemaState, w *whyNot) bool {
+	const what = "INSERT ... ON DUPLICATE KEY UPDATE"
+	if t.known == nil || sch == nil {
+		return w.not(what + " is buffered only with rows_affected: exact and the catalog (MySQL counts an inserted row 1, an updated one 2)")
+	}
+	tab := sch.tables[t.rule.Name]
+	if tab == nil {
+		return w.noTable(t.rule.Name)
+	}
+	if why := onlyKeyUnique(t, tab); why != "" {
+		return w.not(what + ": " + why + ", which the row could hit instead of the key")
+	}
+	return true
+}
+
+// onlyKeyUnique says why the rule's key is not the only unique key of tab,
+// "" when it is.
+func onlyKeyUnique(t *tableState, tab *catalog.Table) string {
+	if len(tab.OtherUniques) > 0 {
+		return "the table has a partial or expression unique index"
 	}
 	isKey := func(cols []string) bool {
 		if len(cols) != len(t.rule.Key) {
@@ -185,13 +223,12 @@ func planIgnore(info *stmtInfo, t *tableState, sch *schemaState, w *whyNot) bool
 		return true
 	}
 	if len(tab.PrimaryKey) > 0 && !isKey(tab.PrimaryKey) {
-		return w.not(what + ": the table's primary key is not the rule's key, and could skip the row too")
+		return "the table's primary key is not the rule's key"
 	}
 	for _, u := range tab.Uniques {
 		if !isKey(u.Columns) {
-			return w.not(what + ": the table has a unique index other than the key, which could skip the row too")
+			return "the table has a unique index other than the key"
 		}
 	}
-	info.ignore = true
-	return true
+	return ""
 }

@@ -96,7 +96,12 @@ func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args 
 	if info.c.Kind != sqlparse.Update {
 		n = int64(len(keys))
 	}
-	if info.guards != nil {
+	if info.c.OnDuplicateKey {
+		// MySQL's count depends on whether each key exists.
+		if n, ok = c.duplicateKeyCount(ctx, t, info, args, keys, rowIDs); !ok {
+			return nil, false
+		}
+	} else if info.guards != nil {
 		// One key, guarded (planGuards requires rows_affected: exact).
 		matched, ok := c.guardedLazy(ctx, t, info, keys[0])
 		if !ok {
@@ -159,6 +164,54 @@ func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args 
 	}
 	lz.held = append(lz.held, held)
 	return bufferedResult(n), true
+}
+
+// duplicateKeyCount is what MySQL counts for a held INSERT ... ON
+// DUPLICATE KEY UPDATE (see bufferDuplicateKey): each key's existence from
+// the rows buffered, the keys known, or a probe on this connection (a
+// statement of several rows whose probe finds some is not held). ok is false
+// when the count cannot be told.
+func (c *conn) duplicateKeyCount(ctx context.Context, t *tableState, info *stmtInfo, args []driver.NamedValue, keys [][]any, ids []dirtyset.ID) (int64, bool) {
+	if t.known == nil {
+		return 0, false
+	}
+	_, _, upd, ok := c.cn.upsertValues(info, args)
+	if !ok {
+		return 0, false
+	}
+	var n int64
+	var unknown [][]any
+	var unknownAt []int
+	for i, kv := range keys {
+		if t.set.Busy(kv) || t.known.has(ids[i]) {
+			ie := upsertCount(info, upd[i], c.cn.foundRows)
+			if ie < 0 {
+				return 0, false
+			}
+			n += int64(ie)
+			continue
+		}
+		unknown, unknownAt = append(unknown, kv), append(unknownAt, i)
+	}
+	if len(unknown) == 0 {
+		return n, true
+	}
+	epoch := t.known.epoch.Load()
+	t.probes.Add(1)
+	found, err := c.cn.probeRows(ctx, c, info, unknown)
+	if err != nil {
+		t.probeFailures.Add(1)
+		return 0, false
+	}
+	switch {
+	case !found:
+		return n + int64(len(unknown)), true
+	case len(unknown) > 1:
+		return 0, false // which of them exist is not known
+	}
+	t.known.learn(epoch, ids[unknownAt[0]])
+	ie := upsertCount(info, upd[unknownAt[0]], c.cn.foundRows)
+	return n + int64(ie), ie >= 0
 }
 
 // materialize opens the lazy transaction on the database and replays its

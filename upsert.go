@@ -24,21 +24,24 @@ import (
 // key, no SET changes a key column, and every EXCLUDED.c names an inserted
 // column (otherwise its value is the column's default, the database's).
 func upsertShapeOK(c *sqlparse.Statement, keys []string, kind dialect.Kind, w *whyNot) bool {
-	if kind != dialect.Postgres && kind != dialect.SQLite {
-		return w.not("upserts are buffered on PostgreSQL and SQLite only")
-	}
 	u := c.Upsert
-	if len(u.Target) != len(keys) {
+	switch {
+	case c.OnDuplicateKey:
+		// MySQL names no target: planDuplicateKey checks that the key is
+		// the table's only unique key.
+	case kind != dialect.Postgres && kind != dialect.SQLite:
+		return w.not("ON CONFLICT upserts are buffered on PostgreSQL and SQLite only")
+	case len(u.Target) != len(keys):
 		return w.not("the ON CONFLICT target is not the key")
 	}
 	for _, k := range keys {
-		if !slices.ContainsFunc(u.Target, func(id sqlparse.Ident) bool { return id.Norm == k }) {
+		if !c.OnDuplicateKey && !slices.ContainsFunc(u.Target, func(id sqlparse.Ident) bool { return id.Norm == k }) {
 			return w.not("the ON CONFLICT target is not the key")
 		}
 	}
 	for _, s := range u.Sets {
 		if slices.Contains(keys, s.Col.Norm) {
-			return w.not("DO UPDATE SET changes a key column")
+			return w.not("the upsert's update changes a key column")
 		}
 		if s.Excluded && upsertInsertIndex(c, s.Col) < 0 {
 			if w.on() {
@@ -88,8 +91,11 @@ func planUpsertSets(info *stmtInfo, tab *catalog.Table, use func(*catalog.Column
 }
 
 // bufferUpsert buffers a bufferable upsert, all its rows or none.
-func (cn *Connector) bufferUpsert(t *tableState, info *stmtInfo, args []driver.NamedValue, adm dirtyset.Admission) (driver.Result, uint64, dirtyset.Outcome, error) {
+func (cn *Connector) bufferUpsert(a *writeAttempt, t *tableState, info *stmtInfo, args []driver.NamedValue, adm dirtyset.Admission) (driver.Result, uint64, dirtyset.Outcome, error) {
 	c := info.c
+	if c.OnDuplicateKey {
+		return cn.bufferDuplicateKey(a, t, info, args, adm)
+	}
 	if len(c.Rows) == 1 && len(c.Cols) <= 8 && len(info.keyPos) <= 4 && len(c.Upsert.Sets) <= 8 {
 		// Small fixed arrays keep the common one-row statement off the
 		// heap: the dirty set copies what it keeps.
@@ -102,13 +108,98 @@ func (cn *Connector) bufferUpsert(t *tableState, info *stmtInfo, args []driver.N
 		if !ok {
 			return nil, 0, dirtyset.PassThrough, nil
 		}
-		return cn.upsertRows(t, info, [][]any{kv}, [][]any{row}, [][]dirtyset.Change{changes}, adm)
+		return cn.upsertRows(t, info, [][]any{kv}, [][]any{row}, [][]dirtyset.Change{changes}, adm, nil)
 	}
 	keys, rows, upd, ok := cn.upsertValues(info, args)
 	if !ok {
 		return nil, 0, dirtyset.PassThrough, nil
 	}
-	return cn.upsertRows(t, info, keys, rows, upd, adm)
+	return cn.upsertRows(t, info, keys, rows, upd, adm, nil)
+}
+
+// bufferDuplicateKey buffers MySQL's INSERT ... ON DUPLICATE KEY UPDATE
+// (planDuplicateKey). MySQL counts 1 for a row it inserts, 2 for a row it
+// updates and 0 for a row the update leaves as it was (1 with
+// clientFoundRows, which a buffered UPDATE's count follows too), so the
+// statement is buffered only when, for every row, whether its key exists
+// is known (a row buffered for it, a key known to exist, or the probe's
+// answer) and, where it exists, whether the update changes the row
+// (upsertCount).
+func (cn *Connector) bufferDuplicateKey(a *writeAttempt, t *tableState, info *stmtInfo, args []driver.NamedValue, adm dirtyset.Admission) (driver.Result, uint64, dirtyset.Outcome, error) {
+	if a == nil || a.assume || t.known == nil {
+		return nil, 0, dirtyset.PassThrough, nil // the count cannot be told
+	}
+	epoch := t.known.epoch.Load()
+	keys, rows, upd, ok := cn.upsertValues(info, args)
+	if !ok {
+		return nil, 0, dirtyset.PassThrough, nil
+	}
+	ids := make([]dirtyset.ID, len(keys))
+	for i, kv := range keys {
+		ids[i] = dirtyset.MakeID(kv)
+	}
+	cnt := &dirtyset.UpsertCount{IfExists: make([]int8, len(rows)), Exists: func(id dirtyset.ID) dirtyset.Existence {
+		switch {
+		case t.known.has(id):
+			return dirtyset.ExistYes
+		case slices.Contains(a.probed, id) && a.present:
+			return dirtyset.ExistYes // the probe asked for this key alone
+		case slices.Contains(a.probed, id) && a.absent:
+			return dirtyset.ExistNo
+		}
+		return dirtyset.ExistUnknown
+	}}
+	for i := range upd {
+		cnt.IfExists[i] = upsertCount(info, upd[i], cn.foundRows)
+	}
+	res, lsn, out, err := cn.upsertRows(t, info, keys, rows, upd, adm, cnt)
+	switch out {
+	case dirtyset.Probe:
+		if a.present || a.absent {
+			return nil, 0, dirtyset.PassThrough, nil // asked once already: the database decides
+		}
+		// The keys neither buffered nor known: one probe asks for them all.
+		a.probed = a.probed[:0]
+		for i, kv := range keys {
+			if !t.set.Busy(kv) && !t.known.has(ids[i]) {
+				a.probeKeys, a.probed = append(a.probeKeys, kv), append(a.probed, ids[i])
+			}
+		}
+		if len(a.probeKeys) == 0 {
+			return nil, 0, dirtyset.PassThrough, nil // they changed meanwhile: the database decides
+		}
+	case dirtyset.Buffered:
+		t.known.learn(epoch, ids...) // every key exists once the statement ran
+	}
+	return res, lsn, out, err
+}
+
+// upsertCount is what MySQL counts for an upsert row whose key exists: 2
+// when its update surely changes the row (a delta other than 0 on a NOT
+// NULL integer or decimal column); when it surely leaves it as it was
+// (every change a delta of 0), 1 with clientFoundRows and 0 without
+// (foundRows, see Connector.foundRows); -1 when that depends on the row's
+// values, which only the database knows, or the count of an unchanged row
+// cannot be told.
+func upsertCount(info *stmtInfo, changes []dirtyset.Change, foundRows int8) int8 {
+	same := true
+	for i, ch := range changes {
+		zero := ch.Delta && ch.Val == int64(0)
+		if !zero {
+			same = false
+		}
+		if !ch.Delta || zero || info.updCols == nil {
+			continue
+		}
+		col := info.updCols[i]
+		if _, isInt := ch.Val.(int64); isInt && col.NotNull && (col.Class == catalog.Integer || col.Class == catalog.Numeric) {
+			return 2
+		}
+	}
+	if same {
+		return foundRows
+	}
+	return -1
 }
 
 // upsertValues resolves every row of an upsert (upsertRow); ok is false
@@ -152,8 +243,10 @@ func (cn *Connector) upsertRow(info *stmtInfo, src []sqlparse.Operand, args []dr
 	return cn.upsertChanges(changes, info, row, args, clk)
 }
 
-// upsertRows journals and buffers an upsert's resolved rows.
-func (cn *Connector) upsertRows(t *tableState, info *stmtInfo, keys, rows [][]any, upd [][]dirtyset.Change, adm dirtyset.Admission) (driver.Result, uint64, dirtyset.Outcome, error) {
+// upsertRows journals and buffers an upsert's resolved rows; cnt, when not
+// nil, asks for MySQL's count (dirtyset.UpsertCount), which is then the
+// result's RowsAffected.
+func (cn *Connector) upsertRows(t *tableState, info *stmtInfo, keys, rows [][]any, upd [][]dirtyset.Change, adm dirtyset.Admission, cnt *dirtyset.UpsertCount) (driver.Result, uint64, dirtyset.Outcome, error) {
 	var jw dirtyset.Journal
 	var w *durable.Write
 	if j := cn.buf.journal; j != nil {
@@ -167,7 +260,10 @@ func (cn *Connector) upsertRows(t *tableState, info *stmtInfo, keys, rows [][]an
 		w = j.NewWrite(rec)
 		jw = w
 	}
-	out, lsn := t.set.Upsert(keys, rows, info.c.Cols, upd, info.names, jw, adm)
+	out, lsn := t.set.UpsertCounted(keys, rows, info.c.Cols, upd, info.names, jw, adm, cnt)
+	if cnt != nil && out == dirtyset.Buffered {
+		return bufferAnswer(out, lsn, int(cnt.Affected), w)
+	}
 	return bufferAnswer(out, lsn, len(rows), w)
 }
 

@@ -10,12 +10,13 @@ import (
 // upserts counter deltas (half the keys start absent, so upserts insert
 // them) mixed with plain UPDATEs, is killed at a random instant or stopped
 // at a step of the flush protocol, and recovery must apply every
-// acknowledged write exactly once.
+// acknowledged write exactly once. On MySQL the upserts are INSERT ... ON
+// DUPLICATE KEY UPDATE n = n + VALUES(n).
 func TestCrashRecoveryUpsert(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash tests run child processes")
 	}
-	for _, driver := range []string{"sqlite3", "pgx"} {
+	for _, driver := range []string{"sqlite3", "pgx", "mysql"} {
 		for _, v := range []struct{ maxLoss, hook string }{{"5s", ""}, {"5ms", ""}, {"5ms", "after-rows"}, {"5ms", "after-commit"}} {
 			name := driver + "/max_loss=" + v.maxLoss
 			if v.hook != "" {

@@ -11,6 +11,7 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/writeback-go/writeback"
 	"github.com/writeback-go/writeback/internal/testdb"
@@ -142,5 +143,106 @@ func TestGormMySQL(t *testing.T) {
 		if got, want := dump(t, rawWB, table), dump(t, rawDirect, table); got != want {
 			t.Errorf("table %s through writeback:\n%s\ndirectly:\n%s", table, got, want)
 		}
+	}
+}
+
+// TestGormUpsertMySQL runs GORM's upserts on MySQL (gorm.io/driver/mysql
+// writes INSERT ... ON DUPLICATE KEY UPDATE) directly and through writeback
+// and requires the same RowsAffected and final table; the increment form is
+// buffered, and in GORM's default one-statement transactions too.
+func TestGormUpsertMySQL(t *testing.T) {
+	const params = "clientFoundRows=true&parseTime=true"
+	dsnDirect, dsnWB := testdb.MySQLDatabase(t, "gudirect", params), testdb.MySQLDatabase(t, "guwb", params)
+	rawDirect, err := sql.Open("mysql", dsnDirect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rawDirect.Close()
+	for _, dsn := range []string{dsnDirect, dsnWB} {
+		raw, err := sql.Open("mysql", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.Exec("CREATE TABLE counters (id BIGINT PRIMARY KEY, views BIGINT NOT NULL DEFAULT 0, label VARCHAR(20))"); err != nil {
+			t.Fatal(err)
+		}
+		raw.Close()
+	}
+	rawWB, err := sql.Open("writeback", "driver=mysql rules="+rulesFile(t, upsertRules)+" dsn="+dsnWB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rawWB.Close()
+	dialector := func(db *sql.DB) gorm.Dialector { return mysql.New(mysql.Config{Conn: db}) }
+	direct, err := gorm.Open(dialector(rawDirect), gormConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, err := gorm.Open(dialector(rawWB), gormConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	incr := clause.OnConflict{DoUpdates: clause.Assignments(map[string]any{"views": gorm.Expr("views + VALUES(views)")})}
+	all := clause.OnConflict{UpdateAll: true}
+	nothing := clause.OnConflict{DoNothing: true}
+	dry := wb.Session(&gorm.Session{DryRun: true})
+	for _, oc := range []clause.OnConflict{incr, all, nothing} {
+		t.Logf("GORM writes: %s", dry.Clauses(oc).Create(&LabeledCounter{ID: 1, Views: 1, Label: "x"}).Statement.SQL.String())
+	}
+	before, err := writeback.StatsOf(rawWB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(oc clause.OnConflict, c LabeledCounter) {
+		t.Helper()
+		var n [2]int64
+		for i, db := range []*gorm.DB{direct, wb} {
+			row := c
+			res := db.Clauses(oc).Create(&row)
+			if res.Error != nil {
+				t.Fatal(res.Error)
+			}
+			n[i] = res.RowsAffected
+		}
+		if n[0] != n[1] {
+			t.Fatalf("%+v %+v: RowsAffected %d through writeback, %d directly", oc, c, n[1], n[0])
+		}
+	}
+	for i := 0; i < 12; i++ {
+		run(incr, LabeledCounter{ID: int64(i % 4), Views: int64(1 + i%2), Label: "a"})
+	}
+	after, err := writeback.StatsOf(rawWB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := after.Buffered - before.Buffered; got != 12 {
+		t.Errorf("%d of GORM's 12 increments buffered (passed through %d)", got, after.PassedThrough-before.PassedThrough)
+	}
+	run(all, LabeledCounter{ID: 2, Views: 50, Label: "all"})
+	run(all, LabeledCounter{ID: 9, Views: 5, Label: "new"})
+	run(nothing, LabeledCounter{ID: 3, Views: 7, Label: "no"})
+	run(nothing, LabeledCounter{ID: 10, Views: 7, Label: "yes"})
+	if err := writeback.Flush(context.Background(), rawWB); err != nil {
+		t.Fatal(err)
+	}
+	dump := func(db *sql.DB) string {
+		rows, err := db.Query("SELECT id, views, COALESCE(label, '-') FROM counters ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var id, views int64
+			var label string
+			if err := rows.Scan(&id, &views, &label); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintf("%d=%d/%s", id, views, label))
+		}
+		return strings.Join(out, " ")
+	}
+	if got, want := dump(rawWB), dump(rawDirect); got != want {
+		t.Fatalf("through writeback %s, directly %s", got, want)
 	}
 }

@@ -333,10 +333,21 @@ func dupCols(st *sqlparse.Statement) bool {
 			return true
 		}
 	}
+	if u := st.Upsert; u != nil {
+		clear(seen)
+		for _, s := range u.Sets {
+			if dup(s.Col.Norm) {
+				return true
+			}
+		}
+	}
 	return false
 }
 func (d sqlite) Accepts(st *sqlparse.Statement) bool { return d.refusal(st) == "" }
 func (sqlite) refusal(st *sqlparse.Statement) string {
+	if st.InsertIgnore || st.OnDuplicateKey {
+		return "INSERT IGNORE and ON DUPLICATE KEY UPDATE are MySQL's syntax"
+	}
 	if !quoteOK(st, func(q byte) bool { return q == '"' || q == '`' || q == '[' }) {
 		return "a name is quoted in a way SQLite does not read as a name"
 	}
@@ -359,6 +370,9 @@ func (d postgres) Accepts(st *sqlparse.Statement) bool { return d.refusal(st) ==
 func (postgres) refusal(st *sqlparse.Statement) string {
 	if st.OrIgnore {
 		return "INSERT OR IGNORE is SQLite's syntax"
+	}
+	if st.InsertIgnore || st.OnDuplicateKey {
+		return "INSERT IGNORE and ON DUPLICATE KEY UPDATE are MySQL's syntax"
 	}
 	if st.Style == sqlparse.ParamQuestion || st.Style == sqlparse.ParamNamed {
 		return "PostgreSQL has no ? or :name placeholders"

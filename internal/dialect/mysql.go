@@ -2,6 +2,7 @@ package dialect
 
 import (
 	"database/sql/driver"
+	"reflect"
 	"strings"
 
 	"github.com/writeback-go/writeback/internal/sqlparse"
@@ -71,6 +72,13 @@ func mysqlWhy(st *sqlparse.Statement) string {
 			return "a column name has a non-ASCII letter (MySQL compares column names without regard to case and accents)"
 		}
 	}
+	if u := st.Upsert; u != nil {
+		for _, s := range u.Sets {
+			if !ascii(s.Col) {
+				return "a column name has a non-ASCII letter (MySQL compares column names without regard to case and accents)"
+			}
+		}
+	}
 	return ""
 }
 
@@ -90,8 +98,10 @@ func (mysql) refusal(st *sqlparse.Statement) string {
 	switch {
 	case st.OrIgnore:
 		return "INSERT OR IGNORE is SQLite's syntax"
-	case st.Kind == sqlparse.Upsert, st.IgnoreConflict:
-		return "ON CONFLICT is PostgreSQL's and SQLite's syntax (MySQL's ON DUPLICATE KEY UPDATE goes to the database)"
+	case st.Kind == sqlparse.Upsert && !st.OnDuplicateKey, st.IgnoreConflict && !st.InsertIgnore:
+		return "ON CONFLICT is PostgreSQL's and SQLite's syntax"
+	case (st.OnDuplicateKey || st.InsertIgnore) && len(st.Returning) > 0:
+		return "RETURNING after INSERT IGNORE or ON DUPLICATE KEY UPDATE"
 	case st.Style == sqlparse.ParamDollar || st.Style == sqlparse.ParamNamed:
 		return "MySQL has no $N or :name placeholders"
 	case !quoteOK(st, func(q byte) bool { return q == '`' }):
@@ -141,4 +151,30 @@ func mysqlSessionChange(q string) string {
 			return ""
 		}
 	}
+}
+
+// MySQLFoundRows tells whether connections of c, a go-sql-driver/mysql
+// connector, count the rows an UPDATE matched (its DSN sets
+// clientFoundRows=true) rather than the rows it changed; known is false for
+// any other connector (another driver, or one that wraps it). It reads the
+// connector's configuration by reflection, so that programs on other
+// databases need not link the driver.
+func MySQLFoundRows(c driver.Connector) (foundRows, known bool) {
+	v := reflect.ValueOf(c)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return false, false
+	}
+	v = v.Elem()
+	if v.Kind() != reflect.Struct || v.Type().PkgPath() != "github.com/go-sql-driver/mysql" || v.Type().Name() != "connector" {
+		return false, false
+	}
+	cfg := v.FieldByName("cfg")
+	if !cfg.IsValid() || cfg.Kind() != reflect.Pointer || cfg.IsNil() {
+		return false, false
+	}
+	f := cfg.Elem().FieldByName("ClientFoundRows")
+	if !f.IsValid() || f.Kind() != reflect.Bool {
+		return false, false
+	}
+	return f.Bool(), true
 }

@@ -293,3 +293,133 @@ func TestMySQLWriterValueTypes(t *testing.T) {
 		t.Fatalf("table:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestMySQLWriterUpsert: an UPSERT group's update part is added to rows
+// that exist (a delta, not an assignment), its insert part inserts the
+// others in one multi-row INSERT; when that INSERT meets a key inserted
+// since the locking read (here: a key twice among the missed rows, as two
+// sessions would make it), it is rolled back and the rows are written one at
+// a time as INSERT ... ON DUPLICATE KEY UPDATE.
+func TestMySQLWriterUpsert(t *testing.T) {
+	db, err := sql.Open("mysql", testdb.MySQLDatabase(t, "wupsert", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	for _, q := range []string{
+		"CREATE TABLE c (id BIGINT PRIMARY KEY, n BIGINT NOT NULL, s VARCHAR(10))",
+		"INSERT INTO c VALUES (1, 10, 'old'), (2, 20, 'old')",
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := func(s string) sqlparse.Ident { return sqlparse.Ident{Norm: s, Raw: s} }
+	group := func(rows ...[]any) *Group {
+		// rows: id, n, s (inserted), then n delta, s (update), then id (key)
+		return &Group{Table: id("c"), Op: Upsert, Cols: []sqlparse.Ident{id("id"), id("n"), id("s")},
+			UpdCols: []sqlparse.Ident{id("n"), id("s")}, UpdDelta: []bool{true, false}, KeyCols: []sqlparse.Ident{id("id")}, Rows: rows}
+	}
+	write := func(g *Group) {
+		t.Helper()
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Raw(func(dc any) error {
+			_, err := newMySQLWriter().WriteTx(ctx, dc.(driver.Conn), []*Group{g}, 2, nil)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() string {
+		t.Helper()
+		rows, err := db.QueryContext(ctx, "SELECT id, n, COALESCE(s, '-') FROM c ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var got []string
+		for rows.Next() {
+			var k, n int64
+			var s string
+			if err := rows.Scan(&k, &n, &s); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%d=%d/%s", k, n, s))
+		}
+		return strings.Join(got, " ")
+	}
+	write(group(
+		[]any{int64(1), int64(5), "a", int64(5), "a", int64(1)},     // exists: +5
+		[]any{int64(3), int64(7), "b", int64(7), "b", int64(3)},     // missing: inserted
+		[]any{int64(2), int64(0), "c", int64(0), "c", int64(2)},     // exists, + 0
+		[]any{int64(4), int64(9), nil, int64(100), nil, int64(4)},   // missing: the insert part
+		[]any{int64(5), int64(1), "e", int64(1), "e", int64(5)},     // missing
+		[]any{int64(6), int64(2), "f", int64(3), "g", int64(6)},     // missing
+		[]any{int64(7), int64(1), "h", int64(1), "h", int64(7)},     // missing
+		[]any{int64(2), int64(0), "i", int64(1), "i", int64(2)},     // exists
+		[]any{int64(8), int64(-1), "j", int64(-1), "j", int64(8)},   // missing
+		[]any{int64(9), int64(-1), "k", int64(-1), "k", int64(9)},   // missing
+		[]any{int64(10), int64(-1), "l", int64(-1), "l", int64(10)}, // missing
+	))
+	if got, want := read(), "1=15/a 2=21/i 3=7/b 4=9/- 5=1/e 6=2/f 7=1/h 8=-1/j 9=-1/k 10=-1/l"; got != want {
+		t.Fatalf("after the upserts:\n got %s\nwant %s", got, want)
+	}
+	// Key 11 twice among the missing rows: the multi-row INSERT fails with
+	// a duplicate key; one at a time, the second updates the first.
+	write(group(
+		[]any{int64(11), int64(1), "x", int64(1), "x", int64(11)},
+		[]any{int64(11), int64(5), "y", int64(50), "y", int64(11)},
+		[]any{int64(1), int64(0), "z", int64(2), "z", int64(1)},
+	))
+	if got, want := read(), "1=17/z 2=21/i 3=7/b 4=9/- 5=1/e 6=2/f 7=1/h 8=-1/j 9=-1/k 10=-1/l 11=51/y"; got != want {
+		t.Fatalf("after the fallback:\n got %s\nwant %s", got, want)
+	}
+	// A chunk of new keys makes the next one try the INSERT first; it
+	// meets key 1, which exists: rolled back, that chunk is written as
+	// the others are (key 1 updated, 22 inserted), and so is the next.
+	write(group(
+		[]any{int64(20), int64(1), "n", int64(1), "n", int64(20)},
+		[]any{int64(21), int64(1), "n", int64(1), "n", int64(21)},
+		[]any{int64(1), int64(1000), "w", int64(3), "w", int64(1)},
+		[]any{int64(22), int64(1), "n", int64(1), "n", int64(22)},
+		[]any{int64(2), int64(1000), "v", int64(4), "v", int64(2)},
+	))
+	if got, want := read(), "1=20/w 2=25/v 3=7/b 4=9/- 5=1/e 6=2/f 7=1/h 8=-1/j 9=-1/k 10=-1/l 11=51/y 20=1/n 21=1/n 22=1/n"; got != want {
+		t.Fatalf("after the INSERT first:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestMySQLFoundRows: clientFoundRows is read from go-sql-driver/mysql's
+// connector, whether made from a DSN or a Config; any other connector is
+// not known.
+func TestMySQLFoundRows(t *testing.T) {
+	for dsn, want := range map[string]bool{"u@tcp(h:3306)/d": false, "u@tcp(h:3306)/d?clientFoundRows=true": true} {
+		c, err := (gomysql.MySQLDriver{}).OpenConnector(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found, known := MySQLFoundRows(c); !known || found != want {
+			t.Errorf("%s: found rows %v (known %v), want %v", dsn, found, known, want)
+		}
+	}
+	cfg := gomysql.NewConfig()
+	cfg.ClientFoundRows = true
+	c, err := gomysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found, known := MySQLFoundRows(c); !known || !found {
+		t.Errorf("NewConnector: found rows %v (known %v), want true", found, known)
+	}
+	if _, known := MySQLFoundRows(nil); known {
+		t.Error("a nil connector is known")
+	}
+	if _, known := MySQLFoundRows(struct{ driver.Connector }{c}); known {
+		t.Error("a wrapped connector is known")
+	}
+}

@@ -3,7 +3,6 @@ package dialect
 import (
 	"context"
 	"database/sql/driver"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -176,8 +175,10 @@ func (w *mysqlWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*G
 			err = w.insert(ctx, conn, g, batch)
 		case Update:
 			noMatch[gi], err = w.update(ctx, conn, g, batch)
+		case Upsert:
+			err = w.upsert(ctx, conn, g, batch)
 		default:
-			err = errors.New("writeback: the mysql dialect writes no upsert group")
+			err = fmt.Errorf("writeback: the mysql dialect writes no group of op %d", g.Op)
 		}
 		if err != nil {
 			return nil, err
@@ -294,39 +295,43 @@ func chunk(batch, width int) int {
 func (w *mysqlWriter) insert(ctx context.Context, conn driver.Conn, g *Group, batch int) error {
 	n := chunk(batch, len(g.Cols))
 	for start := 0; start < len(g.Rows); start += n {
-		rows := g.Rows[start:min(start+n, len(g.Rows))]
-		var sb strings.Builder
-		sb.WriteString("INSERT INTO " + mysqlTable(g) + " (")
-		for i, c := range g.Cols {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString(c.Raw)
-		}
-		sb.WriteString(") VALUES ")
-		args := make([]any, 0, len(rows)*len(g.Cols))
-		for r, row := range rows {
-			if r > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteByte('(')
-			for j := range g.Cols {
-				if j > 0 {
-					sb.WriteString(", ")
-				}
-				sb.WriteByte('?')
-			}
-			sb.WriteByte(')')
-			args = append(args, row[:len(g.Cols)]...)
-		}
 		if err := ctxErr(ctx); err != nil {
 			return err
 		}
-		if err := w.exec(ctx, conn, sb.String(), args); err != nil {
+		if err := w.insertRows(ctx, conn, g, g.Rows[start:min(start+n, len(g.Rows))]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// insertRows writes rows of an INSERT group as one multi-row INSERT.
+func (w *mysqlWriter) insertRows(ctx context.Context, conn driver.Conn, g *Group, rows [][]any) error {
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO " + mysqlTable(g) + " (")
+	for i, c := range g.Cols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(c.Raw)
+	}
+	sb.WriteString(") VALUES ")
+	args := make([]any, 0, len(rows)*len(g.Cols))
+	for r, row := range rows {
+		if r > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteByte('(')
+		for j := range g.Cols {
+			if j > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteByte('?')
+		}
+		sb.WriteByte(')')
+		args = append(args, row[:len(g.Cols)]...)
+	}
+	return w.exec(ctx, conn, sb.String(), args)
 }
 
 // update writes an UPDATE group, chunk rows a statement, and returns
@@ -362,48 +367,15 @@ func (w *mysqlWriter) update(ctx context.Context, conn driver.Conn, g *Group, ba
 		}
 		// Otherwise undo it, and find which keys exist, locked until the
 		// transaction ends so that the UPDATE below finds the same rows.
-		if err := w.exec(ctx, conn, "ROLLBACK TO SAVEPOINT wb_update", nil); err != nil {
-			return nil, err
-		}
-		var sb strings.Builder
-		sb.WriteString("SELECT ")
-		for i, k := range g.KeyCols {
-			if i > 0 {
-				sb.WriteString(", ")
+		// (An UPDATE that affected nothing changed nothing: no undo.)
+		if affected != 0 {
+			if err := w.exec(ctx, conn, "ROLLBACK TO SAVEPOINT wb_update", nil); err != nil {
+				return nil, err
 			}
-			sb.WriteString(k.Raw)
 		}
-		sb.WriteString(" FROM " + table + " WHERE (")
-		for i, k := range g.KeyCols {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString(k.Raw)
-		}
-		sb.WriteString(") IN (")
-		keyArgs := make([]any, 0, len(rows)*nk)
-		for r, row := range rows {
-			if r > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteByte('(')
-			for j := 0; j < nk; j++ {
-				if j > 0 {
-					sb.WriteString(", ")
-				}
-				sb.WriteByte('?')
-			}
-			sb.WriteByte(')')
-			keyArgs = append(keyArgs, row[nc:nc+nk]...)
-		}
-		sb.WriteString(") FOR UPDATE")
-		found, err := w.query(ctx, conn, sb.String(), nk, keyArgs)
+		exists, err := w.lockKeys(ctx, conn, g, table, rows)
 		if err != nil {
 			return nil, err
-		}
-		exists := make(map[string]bool, len(found))
-		for _, f := range found {
-			exists[mysqlKeyText(f)] = true
 		}
 		var matched [][]any
 		for r, row := range rows {
@@ -422,6 +394,56 @@ func (w *mysqlWriter) update(ctx context.Context, conn driver.Conn, g *Group, ba
 		}
 	}
 	return missed, nil
+}
+
+// lockKeys runs SELECT key FROM t WHERE (key) IN (...) FOR UPDATE for the
+// keys of rows (an UPDATE row's layout: values, then key) and returns the
+// keys found, as mysqlKeyText. The rows found stay locked until the
+// transaction ends; under REPEATABLE READ, so do the gaps of the keys not
+// found, which no other session can insert then.
+func (w *mysqlWriter) lockKeys(ctx context.Context, conn driver.Conn, g *Group, table string, rows [][]any) (map[string]bool, error) {
+	nc, nk := len(g.Cols), len(g.KeyCols)
+	var sb strings.Builder
+	sb.WriteString("SELECT ")
+	for i, k := range g.KeyCols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(k.Raw)
+	}
+	sb.WriteString(" FROM " + table + " WHERE (")
+	for i, k := range g.KeyCols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(k.Raw)
+	}
+	sb.WriteString(") IN (")
+	keyArgs := make([]any, 0, len(rows)*nk)
+	for r, row := range rows {
+		if r > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteByte('(')
+		for j := 0; j < nk; j++ {
+			if j > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteByte('?')
+		}
+		sb.WriteByte(')')
+		keyArgs = append(keyArgs, row[nc:nc+nk]...)
+	}
+	sb.WriteString(") FOR UPDATE")
+	found, err := w.query(ctx, conn, sb.String(), nk, keyArgs)
+	if err != nil {
+		return nil, err
+	}
+	exists := make(map[string]bool, len(found))
+	for _, f := range found {
+		exists[mysqlKeyText(f)] = true
+	}
+	return exists, nil
 }
 
 // mysqlUpdateSQL is UPDATE t JOIN (SELECT ? AS k0, ? AS c0 UNION ALL
@@ -553,6 +575,149 @@ func mysqlKeyText[V any](vals []V) string {
 		sb.WriteString(strconv.Itoa(len(s)))
 		sb.WriteByte(':')
 		sb.WriteString(s)
+	}
+	return sb.String()
+}
+
+// upsert writes an UPSERT group, chunk rows at a time. Rows whose key
+// exists get their update part as the table's batched UPDATE (a delta added
+// to the row the database has), the others are inserted by one multi-row
+// INSERT. A chunk first tries what the last one suggests: after a chunk
+// whose keys mostly existed, the UPDATE of every row after a savepoint,
+// which is all when it affected as many rows as it carried (see update);
+// after one whose keys were mostly missing, the INSERT of every row, which
+// is all when no key exists (InnoDB rolls back a statement that meets a
+// duplicate key, and only it). Otherwise a SELECT ... FOR UPDATE of the keys
+// (lockKeys) tells which exist: they are updated, the others inserted. The
+// rows found stay locked, and under REPEATABLE READ no other session can
+// insert the keys not found either; where one did all the same (READ
+// COMMITTED has no gap locks), that INSERT fails with a duplicate key and
+// its rows are written one at a time as INSERT ... ON DUPLICATE KEY UPDATE,
+// so that such a row gets the update part. The insert part is never
+// proposed for a key known to exist: MySQL checks a proposed row's values
+// even when its key exists, and a coalesced row's insert part is a row its
+// writes never proposed.
+func (w *mysqlWriter) upsert(ctx context.Context, conn driver.Conn, g *Group, batch int) error {
+	u := upsertUpdate(g)
+	nc, nk := len(u.Cols), len(u.KeyCols)
+	n := chunk(batch, max(nc+nk, len(g.Cols)))
+	table := mysqlTable(g)
+	colls, err := w.keyCollations(ctx, conn, u, table)
+	if err != nil {
+		return err
+	}
+	insertFirst := false
+	var found, missing [][]any
+	var missed []int
+	for start := 0; start < len(g.Rows); start += n {
+		if err := ctxErr(ctx); err != nil {
+			return err
+		}
+		rows := u.Rows[start:min(start+n, len(g.Rows))]
+		if insertFirst {
+			missing = missing[:0]
+			for r := range rows {
+				ins, _ := upsertParts(g, g.Rows[start+r])
+				missing = append(missing, ins)
+			}
+			err := w.insertRows(ctx, conn, g, missing)
+			if err == nil {
+				continue // no key existed
+			}
+			if code, ok := MySQLErrorNumber(err); !ok || code != mysqlDupKey {
+				return err
+			}
+		} else {
+			if err := w.exec(ctx, conn, "SAVEPOINT wb_update", nil); err != nil {
+				return err
+			}
+			query, args := mysqlUpdateSQL(u, table, rows, colls)
+			affected, err := w.execCount(ctx, conn, query, args)
+			if err != nil {
+				return err
+			}
+			if affected == int64(len(rows)) {
+				continue // every row matched one (see update)
+			}
+			if affected != 0 {
+				if err := w.exec(ctx, conn, "ROLLBACK TO SAVEPOINT wb_update", nil); err != nil {
+					return err
+				}
+			}
+		}
+		exists, err := w.lockKeys(ctx, conn, u, table, rows)
+		if err != nil {
+			return err
+		}
+		found, missing, missed = found[:0], missing[:0], missed[:0]
+		for r, row := range rows {
+			if exists[mysqlKeyText(row[nc:nc+nk])] {
+				found = append(found, row)
+			} else {
+				ins, _ := upsertParts(g, g.Rows[start+r])
+				missing, missed = append(missing, ins), append(missed, start+r)
+			}
+		}
+		insertFirst = 2*len(missing) > len(rows)
+		if len(found) > 0 {
+			query, args := mysqlUpdateSQL(u, table, found, colls)
+			if err := w.exec(ctx, conn, query, args); err != nil {
+				return err
+			}
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		err = w.insertRows(ctx, conn, g, missing)
+		if code, ok := MySQLErrorNumber(err); err == nil || !ok || code != mysqlDupKey {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		query := mysqlUpsertSQL(g)
+		for _, i := range missed {
+			if err := w.exec(ctx, conn, query, g.Rows[i][:len(g.Cols)+len(g.UpdCols)]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// mysqlDupKey is MySQL's ER_DUP_ENTRY.
+const mysqlDupKey = 1062
+
+// mysqlUpsertSQL is the one-row INSERT INTO t (k, a, b) VALUES (?, ?, ?)
+// ON DUPLICATE KEY UPDATE a = a + ?, b = ? of g, whose arguments are a
+// row's inserted values then its update values. A bare column there is
+// the existing row's.
+func mysqlUpsertSQL(g *Group) string {
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO " + mysqlTable(g) + " (")
+	for i, c := range g.Cols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(c.Raw)
+	}
+	sb.WriteString(") VALUES (")
+	for i := range g.Cols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteByte('?')
+	}
+	sb.WriteString(") ON DUPLICATE KEY UPDATE ")
+	for i, c := range g.UpdCols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(c.Raw + " = ")
+		if g.UpdDelta[i] {
+			sb.WriteString(c.Raw + " + ")
+		}
+		sb.WriteByte('?')
 	}
 	return sb.String()
 }

@@ -89,7 +89,7 @@ func (w *Write) apply(ids []ID, j Journal) (Outcome, uint64) {
 	case dialect.Insert:
 		return t.insertLocked(ids, w.Keys, w.Rows, w.Cols, w.Names, j, admitForce, w.Exists)
 	}
-	return t.upsertLocked(ids, w.Keys, w.Rows, w.Cols, w.Upd, w.Names, j, admitForce)
+	return t.upsertLocked(ids, w.Keys, w.Rows, w.Cols, w.Upd, w.Names, j, admitForce, nil)
 }
 
 // rows is how many rows the write's record covers.

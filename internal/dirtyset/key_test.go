@@ -1,7 +1,10 @@
 package dirtyset
 
 import (
+	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"unicode/utf8"
@@ -138,4 +141,30 @@ func TestCompositeKeyRows(t *testing.T) {
 	}
 	b.Done(b.Rows)
 	b.Release()
+}
+
+// TestSortRows: SortRows orders rows as Compare does (integer and text
+// keys, several rows of one key by Seq).
+func TestSortRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{0, 1, 2, 50, 5000} {
+		var rows []*Row
+		for j := range n {
+			var id ID
+			if r.IntN(2) == 0 {
+				id = MakeID([]any{int64(r.IntN(n/3 + 1))})
+			} else {
+				id = MakeID([]any{fmt.Sprint("k", r.IntN(n/3+1))})
+			}
+			rows = append(rows, &Row{id: id, Seq: uint64(r.IntN(4)*n + j)})
+		}
+		want := slices.Clone(rows)
+		slices.SortFunc(want, Compare)
+		SortRows(rows)
+		for j := range rows {
+			if rows[j] != want[j] {
+				t.Fatalf("n=%d: row %d is %+v, want %+v", n, j, rows[j], want[j])
+			}
+		}
+	}
 }

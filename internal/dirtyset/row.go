@@ -2,7 +2,9 @@ package dirtyset
 
 import (
 	"cmp"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -134,6 +136,64 @@ func Compare(a, b *Row) int {
 		return c
 	}
 	return cmp.Compare(a.Seq, b.Seq)
+}
+
+// SortRows sorts rows as Compare orders them. The keys are copied into one
+// array first, so that the comparisons read it in order rather than each
+// row through its pointer (rows lie scattered in memory): a flush of 100k
+// rows sorts them several times faster.
+func SortRows(rows []*Row) {
+	ints := true
+	for _, r := range rows {
+		if r.id.s != "" {
+			ints = false
+			break
+		}
+	}
+	if ints {
+		// Integer keys: a smaller array, compared without strings.
+		type keyed struct {
+			i   int64
+			seq uint64
+			r   *Row
+		}
+		ks := make([]keyed, len(rows))
+		for j, r := range rows {
+			ks[j] = keyed{r.id.i, r.Seq, r}
+		}
+		slices.SortFunc(ks, func(a, b keyed) int {
+			if c := cmp.Compare(a.i, b.i); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.seq, b.seq)
+		})
+		for j := range ks {
+			rows[j] = ks[j].r
+		}
+		return
+	}
+	type keyed struct {
+		i   int64
+		s   string
+		seq uint64
+		r   *Row
+	}
+	ks := make([]keyed, len(rows))
+	for j, r := range rows {
+		ks[j] = keyed{r.id.i, r.id.s, r.Seq, r}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		if c := cmp.Compare(a.i, b.i); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.s, b.s); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	for j := range ks {
+		rows[j] = ks[j].r
+	}
 }
 
 // SameShape reports whether two rows are written by the same statement form.

@@ -155,6 +155,31 @@ type upsertPlan struct {
 // with no dirty row are new and subject to the bounds. The dirty set keeps
 // copies of what it needs from the arguments.
 func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd [][]Change, names *Names, j Journal, adm Admission) (Outcome, uint64) {
+	return t.UpsertCounted(keys, rows, cols, upd, names, j, adm, nil)
+}
+
+// UpsertCount asks Upsert for MySQL's count of an INSERT ... ON DUPLICATE
+// KEY UPDATE: 1 for a row inserted, and for a row whose key exists what
+// IfExists says (2 updated; 1, or 0 without clientFoundRows, left as it
+// was), decided under
+// the shards' locks so that a concurrent write of the key cannot come
+// between the answer and the buffering.
+type UpsertCount struct {
+	// Exists tells whether a key with no dirty row exists in the database.
+	Exists Exists
+	// IfExists[i] is what row i counts when its key exists (2 updated, 1
+	// or 0 left as it was); -1 when that is not known (the statement is
+	// then not buffered).
+	IfExists []int8
+	// Affected is the statement's count, set when Upsert buffered it.
+	Affected int64
+}
+
+// UpsertCounted is Upsert answering cnt (see UpsertCount): a key with a
+// dirty row exists (the row will be written); a key without one is asked of
+// cnt.Exists, and Probe comes back when that is unknown. A key whose row is
+// being written but is not known to exist comes back FlushFirst.
+func (t *Table) UpsertCounted(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd [][]Change, names *Names, j Journal, adm Admission, cnt *UpsertCount) (Outcome, uint64) {
 	var idBuf [1]ID
 	rk := idBuf[:0]
 	if len(keys) > 1 {
@@ -174,7 +199,7 @@ func (t *Table) Upsert(keys [][]any, rows [][]any, cols []sqlparse.Ident, upd []
 	if t.shared.closed.Load() {
 		return PassThrough, 0
 	}
-	return t.upsertLocked(rk, keys, rows, cols, upd, names, j, adm)
+	return t.upsertLocked(rk, keys, rows, cols, upd, names, j, adm, cnt)
 }
 
 // upsertIDs appends the row ids of an upsert's keys to rk; an outcome
@@ -195,7 +220,38 @@ func (t *Table) upsertIDs(rk []ID, keys [][]any) ([]ID, Outcome) {
 }
 
 // upsertLocked is Upsert with the shards of every key (rk) locked.
-func (t *Table) upsertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlparse.Ident, upd [][]Change, names *Names, j Journal, adm Admission) (Outcome, uint64) {
+func (t *Table) upsertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlparse.Ident, upd [][]Change, names *Names, j Journal, adm Admission, cnt *UpsertCount) (Outcome, uint64) {
+	var affected int64
+	if cnt != nil {
+		probe := false
+		for i, k := range rk {
+			s := t.shardFor(k)
+			exists := s.lookupOrRetryLocked(k) != nil
+			if !exists {
+				switch cnt.Exists(k) {
+				case ExistYes:
+					exists = true
+				case ExistUnknown:
+					probe = true
+					continue
+				}
+				if !exists && s.keyBusyLocked(k) {
+					return FlushFirst, 0 // being written: whether it will exist is the flush's to say
+				}
+			}
+			switch {
+			case !exists:
+				affected++
+			case cnt.IfExists[i] < 0:
+				return PassThrough, 0
+			default:
+				affected += int64(cnt.IfExists[i])
+			}
+		}
+		if probe {
+			return Probe, 0
+		}
+	}
 	// One row coalesced (the common case) is planned in fixed arrays.
 	var one *Row
 	var insBuf, updBuf [8]any
@@ -265,6 +321,9 @@ func (t *Table) upsertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 		t.addNewLocked(r, lsn, now)
 	}
 	t.noteNames(names)
+	if cnt != nil {
+		cnt.Affected = affected
+	}
 	return Buffered, lsn
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -260,7 +259,7 @@ func (t *Table) flush(all bool) error {
 	// Key order makes flushes deterministic and takes row locks in one order.
 	// Rows of one key (an earlier failure and a newer row) stay in the
 	// order they were made.
-	slices.SortFunc(rows, dirtyset.Compare)
+	dirtyset.SortRows(rows)
 	if j := t.f.cfg.Journal; j != nil && b.SyncTo > 0 {
 		// Rows of a committed transaction's group: the database must not
 		// hold part of a group whose records a power loss could take.

@@ -380,6 +380,14 @@ func (k shapeCheck) insert(c *Statement) {
 			checkVal(v)
 		}
 	}
+	if u := c.Upsert; u != nil {
+		for _, s := range u.Sets {
+			checkIdent(s.Col)
+			if !s.Excluded {
+				checkVal(s.Val)
+			}
+		}
+	}
 }
 
 // classifiedSQL writes a bufferable classification back as SQL: raw names,
@@ -474,6 +482,8 @@ func classifiedSQL(c *Statement, sqlite bool) string {
 	}
 	if c.OrIgnore {
 		b.WriteString("INSERT OR IGNORE INTO " + tbl + " (")
+	} else if c.InsertIgnore {
+		b.WriteString("INSERT IGNORE INTO " + tbl + " (")
 	} else {
 		b.WriteString("INSERT INTO " + tbl + " (")
 	}
@@ -497,7 +507,30 @@ func classifiedSQL(c *Statement, sqlite bool) string {
 		}
 		b.WriteString(")")
 	}
-	if u := c.Upsert; u != nil {
+	if u := c.Upsert; u != nil && c.OnDuplicateKey {
+		b.WriteString(" ON DUPLICATE KEY UPDATE ")
+		for i, s := range u.Sets {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			src := val(s.Val, s.Delta != 0)
+			if s.Excluded {
+				src = "VALUES(" + s.Col.Raw + ")"
+			}
+			cur := c.Table.Raw + "." + s.Col.Raw
+			if s.BareRef {
+				cur = s.Col.Raw
+			}
+			switch s.Delta {
+			case 0:
+				b.WriteString(s.Col.Raw + " = " + src)
+			case 1:
+				b.WriteString(s.Col.Raw + " = " + cur + " + " + src)
+			default:
+				b.WriteString(s.Col.Raw + " = " + cur + " - " + src)
+			}
+		}
+	} else if u != nil {
 		b.WriteString(" ON CONFLICT (")
 		for i, id := range u.Target {
 			if i > 0 {
@@ -528,7 +561,7 @@ func classifiedSQL(c *Statement, sqlite bool) string {
 			}
 		}
 	}
-	if c.IgnoreConflict && !c.OrIgnore {
+	if c.IgnoreConflict && !c.OrIgnore && !c.InsertIgnore {
 		b.WriteString(" ON CONFLICT ")
 		if c.ConflictTarget != nil {
 			b.WriteString("(")

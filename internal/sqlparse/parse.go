@@ -300,6 +300,7 @@ func classify(query string, sqliteParams, explain bool) (*Statement, string) {
 		} else {
 			res.Schema, res.Table, res.Cols, res.Rows, res.Upsert, res.Returning = nil, Ident{}, nil, nil, nil, nil
 			res.IgnoreConflict, res.OrIgnore, res.ConflictTarget = false, false, nil
+			res.InsertIgnore, res.OnDuplicateKey = false, false
 		}
 	}
 	if explain && res.Kind == Other && why == "" && (kwIs(first, "update") || kwIs(first, "insert")) {

@@ -86,6 +86,8 @@ func describeClassified(c *Statement) string {
 		switch {
 		case c.OrIgnore:
 			b.WriteString(" or ignore")
+		case c.InsertIgnore:
+			b.WriteString(" ignore")
 		case c.IgnoreConflict:
 			b.WriteString(" do nothing")
 			for _, id := range c.ConflictTarget {
@@ -468,10 +470,12 @@ var shapeTests = []struct {
 	{"insert or replace", "INSERT OR REPLACE INTO t (a) VALUES (1)", false, "other", clsNone, 0},
 	{"insert or ignore, SQLite's", "INSERT OR IGNORE INTO t (a) VALUES (1)", false, "insert t (a) values (1) or ignore", clsNone, 0},
 	{"replace", "REPLACE INTO t (a) VALUES (1)", false, "other", clsNone, 0},
-	{"insert ignore", "INSERT IGNORE INTO t (a) VALUES (1)", false, "other", clsNone, 0},
+	{"insert ignore, MySQL's", "INSERT IGNORE INTO t (a) VALUES (1), (2)", false, "insert t (a) values (1), (2) ignore", clsNone, 0},
+	{"insert ignore without into", "INSERT IGNORE t (a) VALUES (1)", false, "other", clsNone, 0},
+	{"insert low_priority ignore", "INSERT LOW_PRIORITY IGNORE INTO t (a) VALUES (1)", false, "other", clsNone, 0},
 	{"insert without into", "INSERT t (a) VALUES (1)", false, "other", clsNone, 0},
 	{"on conflict do nothing", "INSERT INTO t (a) VALUES (1) ON CONFLICT DO NOTHING", false, "insert t (a) values (1) do nothing", clsNone, 0},
-	{"on duplicate key", "INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = 2", false, "other", clsNone, 0},
+	{"on duplicate key, not understood", "INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = a * 2", false, "other", clsNone, 0},
 	{"insert returning", "INSERT INTO t (a) VALUES (1) RETURNING id", false, "insert t (a) values (1) returning id", clsNone, 0},
 	{"insert returning gorm", `INSERT INTO "t" ("v","id") VALUES ($1,$2) RETURNING "id"`, false, "insert {t} ({v},{id}) values (#1,#2) returning {id}", clsD, 2},
 	{"insert value keyword", "INSERT INTO t (a) VALUE (1)", false, "other", clsNone, 0},
@@ -945,7 +949,8 @@ func TestWhyNot(t *testing.T) {
 		{q: "INSERT INTO t (a) VALUES (1) ON CONFLICT (a) WHERE a > 0 DO NOTHING", why: "the ON CONFLICT target has a WHERE (a partial index)"},
 		{q: "INSERT INTO t (a) VALUES (1) ON CONFLICT (a) DO UPDATE SET b = b * 2", why: "DO UPDATE SET b = ...: not v, EXCLUDED.c, t.c + v or t.c + EXCLUDED.c"},
 		{q: "INSERT INTO t (a, b) VALUES (1, 2) ON CONFLICT (a) DO UPDATE SET b = 1 WHERE t.b < 5", why: "DO UPDATE ... WHERE (a condition the database decides)"},
-		{q: "INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = 2", why: `ON other than ON CONFLICT: "DUPLICATE"`},
+		{q: "INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = a * 2", why: `ON DUPLICATE KEY UPDATE a = ...: not v, VALUES(c), c + v or c + VALUES(c)`},
+		{q: "INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY a = 2", why: `expected ON DUPLICATE KEY UPDATE: "a"`},
 		{q: "INSERT INTO t (a) VALUES (1) RETURNING id + 1", why: "RETURNING holds more than column names"},
 		{q: "INSERT INTO t (a, b) VALUES ($1, ?)", why: "it mixes placeholder syntaxes (? and $1, or positional and named)"},
 		{q: "UPDATE t SET n = 'a\\'b' WHERE id = 1", why: "part of the text reads differently in PostgreSQL, MySQL and SQLite"},

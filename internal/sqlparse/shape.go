@@ -24,6 +24,11 @@ type parser struct {
 	sqlite bool
 	// seen holds the fold keys of the columns so far, once there are many.
 	seen map[string]struct{}
+	// odku: the SET list being read is MySQL's ON DUPLICATE KEY UPDATE,
+	// where the proposed row's value of c is VALUES(c), or rowAlias.c
+	// after VALUES (...) AS rowAlias.
+	odku     bool
+	rowAlias *Ident
 	// why, when not nil, receives the first reason the text leaves the
 	// grammar (WhyNot). It is nil on the statement path, which never
 	// builds a reason; it is a pointer so that the reasons, built from the
@@ -1027,6 +1032,8 @@ func (p *parser) insert(res *Statement) bool {
 			return p.nof("INSERT OR ", strings.ToUpper(p.word(p.i)), " (only OR IGNORE is buffered)") // OR REPLACE, OR ABORT ...
 		}
 		res.IgnoreConflict, res.OrIgnore = true, true
+	} else if p.keyword("ignore") {
+		res.IgnoreConflict, res.InsertIgnore = true, true // MySQL's INSERT IGNORE
 	}
 	if !p.keyword("into") {
 		return p.noTok(p.i, "INSERT without INTO")
@@ -1119,11 +1126,34 @@ func (p *parser) insert(res *Statement) bool {
 			break
 		}
 	}
-	if kwIs(p.word(p.i), "on") {
-		if res.OrIgnore {
-			return p.no("INSERT OR IGNORE with ON CONFLICT")
+	var rowAlias *Ident
+	if kwIs(p.word(p.i), "as") {
+		// MySQL 8's INSERT ... VALUES (...) AS new ON DUPLICATE KEY UPDATE
+		p.advance()
+		id, ok := p.ident()
+		if !ok || p.isOp(p.i, "(") {
+			return p.noAt(p.i, "VALUES ... AS holds more than a row alias")
 		}
-		if !p.onConflict(res) {
+		if id.Norm == res.Table.Norm {
+			return p.no("the row alias is the table's name")
+		}
+		rowAlias = &id
+		if !kwIs(p.word(p.i), "on") || !kwIs(p.word(p.i+1), "duplicate") {
+			return p.noTok(p.i, "a row alias without ON DUPLICATE KEY UPDATE")
+		}
+	}
+	if kwIs(p.word(p.i), "on") {
+		switch {
+		case res.OrIgnore:
+			return p.no("INSERT OR IGNORE with ON CONFLICT")
+		case res.InsertIgnore:
+			return p.no("INSERT IGNORE with ON DUPLICATE KEY UPDATE")
+		}
+		if kwIs(p.word(p.i+1), "duplicate") {
+			if !p.onDuplicateKey(res, rowAlias) {
+				return false
+			}
+		} else if !p.onConflict(res) {
 			return false
 		}
 	}
@@ -1132,6 +1162,8 @@ func (p *parser) insert(res *Statement) bool {
 	}
 	if !p.end() {
 		switch {
+		case res.OnDuplicateKey:
+			return p.noEnd("ON DUPLICATE KEY UPDATE")
 		case res.Upsert != nil:
 			return p.noEnd("DO UPDATE SET")
 		case res.IgnoreConflict:

@@ -149,6 +149,13 @@ type Statement struct {
 	IgnoreConflict, OrIgnore bool
 	ConflictTarget           []Ident
 
+	// MySQL's forms: INSERT IGNORE INTO (InsertIgnore, with IgnoreConflict
+	// set and no ConflictTarget), and INSERT ... ON DUPLICATE KEY UPDATE
+	// (OnDuplicateKey, an Upsert whose Target is nil: MySQL names no
+	// conflict target, any unique key of the table may be hit). The other
+	// dialects refuse both.
+	InsertIgnore, OnDuplicateKey bool
+
 	// Names is every identifier the statement mentions, lower-cased and
 	// without quotes, de-duplicated (both parts of schema.table are listed
 	// separately). Barriers compare it with the back tables' Names; being

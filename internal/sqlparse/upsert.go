@@ -170,9 +170,28 @@ func (p *parser) upsertSet(res *Statement) (UpsertSet, bool) {
 	return s, ok
 }
 
-// excludedRef consumes EXCLUDED.col for exactly the column col.
+// excludedRef consumes EXCLUDED.col for exactly the column col (under
+// ON DUPLICATE KEY UPDATE: VALUES(col), or alias.col after VALUES ... AS
+// alias).
 func (p *parser) excludedRef(col Ident) bool {
 	save := p.i
+	if p.odku {
+		if p.keyword("values") {
+			if p.op("(") {
+				if id, ok := p.ident(); ok && id.Norm == col.Norm && p.op(")") {
+					return true
+				}
+			}
+		} else if p.rowAlias != nil {
+			if id, ok := p.ident(); ok && id.Norm == p.rowAlias.Norm && p.op(".") {
+				if c, ok := p.ident(); ok && c.Norm == col.Norm {
+					return true
+				}
+			}
+		}
+		p.i = save
+		return false
+	}
 	t := p.peek()
 	if t.kind == tkIdent && kwIs(p.text(t), "excluded") || t.kind == tkQIdent && unquoteIdent(p.text(t)) == "excluded" {
 		p.advance()
@@ -186,6 +205,38 @@ func (p *parser) excludedRef(col Ident) bool {
 	return false
 }
 
+// onDuplicateKey consumes MySQL's ON DUPLICATE KEY UPDATE c = <rhs>, ...
+// and sets res.Upsert (with no Target: MySQL names none) and
+// res.OnDuplicateKey. The forms of <rhs> are those of ON CONFLICT, with
+// VALUES(c) (or alias.c after VALUES ... AS alias) for EXCLUDED.c; a bare
+// c is the existing row's, as MySQL reads it.
+func (p *parser) onDuplicateKey(res *Statement, rowAlias *Ident) bool {
+	if !p.keyword("on") || !p.keyword("duplicate") || !p.keyword("key") || !p.keyword("update") {
+		return p.noTok(p.i, "expected ON DUPLICATE KEY UPDATE")
+	}
+	p.odku, p.rowAlias = true, rowAlias
+	defer func() { p.odku, p.rowAlias = false, nil }()
+	u := &UpsertClause{}
+	for {
+		at := p.i
+		s, ok := p.upsertSet(res)
+		if !ok {
+			return p.nof("ON DUPLICATE KEY UPDATE ", p.text(&p.toks[at]), " = ...: not v, VALUES(c), c + v or c + VALUES(c)")
+		}
+		for _, o := range u.Sets {
+			if sameCol(o.Col, s.Col) {
+				return p.nof("ON DUPLICATE KEY UPDATE names column ", s.Col.Raw, " twice")
+			}
+		}
+		u.Sets = append(u.Sets, s)
+		if !p.op(",") {
+			break
+		}
+	}
+	res.Upsert, res.OnDuplicateKey = u, true
+	return true
+}
+
 // existingRef consumes a reference to the existing row's column col: t.col,
 // or col alone (bare). It leaves EXCLUDED.col alone.
 func (p *parser) existingRef(res *Statement, col Ident) (bare, ok bool) {
@@ -195,7 +246,7 @@ func (p *parser) existingRef(res *Statement, col Ident) (bare, ok bool) {
 		return false, false
 	}
 	if p.op(".") {
-		if id.Norm != res.Table.Norm {
+		if id.Norm != res.Table.Norm || p.rowAlias != nil && id.Norm == p.rowAlias.Norm {
 			p.i = save
 			return false, false
 		}

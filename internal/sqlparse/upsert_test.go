@@ -59,8 +59,28 @@ func TestClassifyUpsert(t *testing.T) {
 		{"INSERT INTO t AS x (id, n) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET n = x.n + 1", false, ""},
 		{"INSERT OR REPLACE INTO t (id, n) VALUES (?, ?)", true, ""},
 		{"REPLACE INTO t (id, n) VALUES (?, ?)", true, ""},
+		// MySQL's ON DUPLICATE KEY UPDATE: no target, VALUES(c) or the row
+		// alias for EXCLUDED, a bare column is the existing row's.
+		{"INSERT INTO t (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n + VALUES(n)", false, ": n+=EX!"},
+		{"insert into t (id, n) values (?, ?) on duplicate key update n = values(n) + t.n", false, ": n+=EX"},
+		{"INSERT INTO t (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n + ?, m = VALUES(m), s = s - 2, u = ?", false, ": n+=$3! m=EX s-=2! u=$4"},
+		{"INSERT INTO `t` (`id`, `n`) VALUES (?, ?) ON DUPLICATE KEY UPDATE `n` = `n` + VALUES(`n`)", false, ": n+=EX!"},
+		{"INSERT INTO t (id, n) VALUES (?, ?), (?, ?) AS new ON DUPLICATE KEY UPDATE n = n + new.n", false, ": n+=EX!"},
+		{"INSERT INTO t (id, n) VALUES (?, ?) AS new ON DUPLICATE KEY UPDATE n = new.n + t.n, m = new.m", false, ": n+=EX m=EX"},
+		{"INSERT INTO t (id, n) VALUES (?, ?) AS new (a, b) ON DUPLICATE KEY UPDATE n = n + b", false, ""},
+		{"INSERT INTO t (id, n) VALUES (?, ?) AS t ON DUPLICATE KEY UPDATE n = n + t.n", false, ""},
+		{"INSERT INTO t (id, n) VALUES (?, ?) AS new", false, ""},
+		{"INSERT INTO t (id, n) VALUES (?, ?) AS new ON DUPLICATE KEY UPDATE n = n + VALUES(m)", false, ""},
+		{"INSERT INTO t (id, n) VALUES (?, ?) AS new ON DUPLICATE KEY UPDATE n = n + old.n", false, ""},
+		{"INSERT INTO t (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n - VALUES(n)", false, ""},
+		{"INSERT INTO t (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = IF(n > 0, n + 1, 0)", false, ""},
+		{"INSERT INTO t (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = EXCLUDED.n", false, ""},
+		{"INSERT INTO t (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n + VALUES(n) RETURNING id", false, ": n+=EX!"},
+		{"INSERT IGNORE INTO t (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = 1", false, ""},
+		{"INSERT INTO t (id, n) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET n = VALUES(n)", false, ""},
 	}
 	for _, c := range cases {
+		checkClassify(t, c.q, c.sqlite) // the fuzz oracles: round trip, comments and spaces
 		st := Classify(c.q, c.sqlite)
 		got := ""
 		if st.Kind == Upsert {
@@ -72,6 +92,9 @@ func TestClassifyUpsert(t *testing.T) {
 				tg += id.Norm
 			}
 			got = tg + ":" + sets(st.Upsert)
+			if st.OnDuplicateKey != (st.Upsert.Target == nil) {
+				t.Errorf("%s: OnDuplicateKey %v with target %v", c.q, st.OnDuplicateKey, st.Upsert.Target)
+			}
 		} else if st.Upsert != nil {
 			t.Errorf("%s: kind %d with an ON CONFLICT clause", c.q, st.Kind)
 		}
