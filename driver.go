@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/dsn"
 	"github.com/writeback-go/writeback/internal/logagg"
 )
 
@@ -149,24 +150,18 @@ var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.Lev
 // OpenConnector) and checks every value.
 func parseDSN(s string) (dsnConfig, error) {
 	var cfg dsnConfig
+	fields, base, hasBase, err := dsn.Split(s)
+	if err != nil {
+		return cfg, fmt.Errorf("writeback: DSN: %v (want driver=NAME rules=PATH dsn=BASE)", err)
+	}
 	seen := map[string]bool{}
-	rest := strings.TrimSpace(s)
-	for rest != "" {
-		var field string
-		field, rest, _ = strings.Cut(rest, " ")
-		rest = strings.TrimLeft(rest, " \t")
-		if field == "" {
-			continue
-		}
-		key, val, ok := strings.Cut(field, "=")
-		if !ok {
-			return cfg, fmt.Errorf("writeback: DSN: %q is not key=value (want driver=NAME rules=PATH dsn=BASE)", field)
-		}
+	for _, f := range fields {
+		key, val := f.Key, f.Val
 		if seen[key] {
 			return cfg, fmt.Errorf("writeback: DSN: %s= given twice", key)
 		}
 		seen[key] = true
-		if val == "" && key != "dsn" {
+		if val == "" {
 			return cfg, fmt.Errorf("writeback: DSN: %s= is empty", key)
 		}
 		switch key {
@@ -212,12 +207,6 @@ func parseDSN(s string) (dsnConfig, error) {
 				return cfg, fmt.Errorf("writeback: DSN: log_level=%s: want debug, info, warn or error", val)
 			}
 			cfg.logLevel = val
-		case "dsn":
-			// dsn= takes the rest of the string verbatim: base DSNs have spaces.
-			if rest != "" {
-				val += " " + rest
-			}
-			cfg.dsn, rest = val, ""
 		default:
 			return cfg, fmt.Errorf("writeback: DSN: unknown key %q (known: %s)", key, dsnKeys)
 		}
@@ -234,9 +223,10 @@ func parseDSN(s string) (dsnConfig, error) {
 	if cfg.rules == "" {
 		return cfg, errors.New("writeback: DSN: rules=PATH is required (or the " + rulesEnv + " environment variable)")
 	}
-	if !seen["dsn"] {
+	if !hasBase {
 		return cfg, errors.New("writeback: DSN: dsn=BASE is required (it comes last)")
 	}
+	cfg.dsn = base
 	return cfg, nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/writeback-go/writeback"
 	"github.com/writeback-go/writeback/internal/catalog"
 	"github.com/writeback-go/writeback/internal/dialect"
+	"github.com/writeback-go/writeback/internal/dsn"
 	"github.com/writeback-go/writeback/internal/inspect"
 )
 
@@ -759,28 +760,15 @@ type dsnFields struct {
 // checked when the driver parses it).
 func parseDSNFields(s string) (dsnFields, error) {
 	f := dsnFields{vals: map[string]string{}}
-	rest := strings.TrimSpace(s)
-	for rest != "" {
-		var field string
-		field, rest, _ = strings.Cut(rest, " ")
-		rest = strings.TrimLeft(rest, " \t")
-		if field == "" {
-			continue
-		}
-		key, val, ok := strings.Cut(field, "=")
-		if !ok {
-			return f, fmt.Errorf("DSN: %q is not key=value", field)
-		}
-		if key == "dsn" {
-			if rest != "" {
-				val += " " + rest
-			}
-			f.base = val
-			break
-		}
-		f.keys = append(f.keys, key)
-		f.vals[key] = val
+	fields, base, _, err := dsn.Split(s)
+	if err != nil {
+		return f, fmt.Errorf("DSN: %v", err)
 	}
+	for _, fl := range fields {
+		f.keys = append(f.keys, fl.Key)
+		f.vals[fl.Key] = fl.Val
+	}
+	f.base = base
 	return f, nil
 }
 
