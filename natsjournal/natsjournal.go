@@ -143,6 +143,7 @@ type natsLog struct {
 	mu          sync.Mutex
 	last        uint64     // the last LSN handed out
 	pending     []unit     // not yet formed into messages, in LSN order
+	spare       []unit     // the slice the publisher formed last, for the next pending
 	forming     uint64     // the first LSN of the units being formed (0: none)
 	unacked     []*message // formed, not acknowledged, in LSN order
 	ackedMsgs   []*message // acknowledged, not purged, in LSN order

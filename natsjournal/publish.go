@@ -41,7 +41,8 @@ func (l *natsLog) publishLoop() {
 			l.mu.Lock()
 		}
 		units := l.pending
-		l.pending = nil
+		l.pending = l.spare[:0] // appends go on into the spare, without growing a new slice under the lock
+		l.spare = nil
 		if len(units) > 0 {
 			l.forming = units[0].first
 		}
@@ -49,7 +50,11 @@ func (l *natsLog) publishLoop() {
 
 		msgs := formMessages(units)
 
+		clear(units) // the records now live in the messages
 		l.mu.Lock()
+		if cap(units) <= 1<<16 {
+			l.spare = units[:0]
+		}
 		l.forming = 0
 		for _, m := range msgs {
 			l.waitBytes += len(m.data) - m.unitBytes
