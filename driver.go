@@ -525,6 +525,13 @@ func (c *Connector) Shutdown(ctx context.Context) error {
 	c.closeOnce.Do(func() {
 		c.recovery.Load().stopRetry()
 		c.buf.shared.Close()
+		if j := c.buf.journal; j != nil && j.Fenced() != nil {
+			// Another process may be applying the journal's records: no
+			// final flush may apply them too, so none is retried.
+			fenced, cancel := context.WithCancel(ctx)
+			cancel()
+			ctx = fenced
+		}
 		c.closeErr = c.buf.flusher.CloseContext(ctx)
 		c.stopLossWatch() // clean if the final flush left nothing
 		// After the flushers, its writers: what is pending is logged.

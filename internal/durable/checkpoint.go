@@ -394,7 +394,7 @@ func (d *Journal) CheckpointTx(m Mark, rows []*dirtyset.Row) func(exec dialect.E
 		return nil
 	}
 	return func(exec dialect.Exec) error {
-		if err := d.fenced(); err != nil {
+		if err := d.Fenced(); err != nil {
 			// Another process may be applying these records: checked
 			// inside the transaction, as close to its commit as can be.
 			return &CheckpointError{err}
@@ -406,9 +406,9 @@ func (d *Journal) CheckpointTx(m Mark, rows []*dirtyset.Row) func(exec dialect.E
 	}
 }
 
-// fenced is why this process may no longer apply the journal's records (a
+// Fenced is why this process may no longer apply the journal's records (a
 // backend's lease was lost); nil when it may.
-func (d *Journal) fenced() error {
+func (d *Journal) Fenced() error {
 	if f, ok := d.j.(interface{ Fenced() error }); ok {
 		return f.Fenced()
 	}

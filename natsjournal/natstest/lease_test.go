@@ -24,7 +24,7 @@ func TestLeaseLostFences(t *testing.T) {
 	table := counterTable(t, direct, 5)
 	rules := natsRules(t, t.TempDir(), c.URLs(), "wblease", table, "memory", 2*time.Second, false, time.Hour)
 	logger, lost := newSignal("lost its lease")
-	db := openWB(t, rules, "web-1", writeback.WithLogger(logger), writeback.WithCloseTimeout(time.Second))
+	db := openWB(t, rules, "web-1", writeback.WithLogger(logger))
 	query := fmt.Sprintf("UPDATE %s SET n = n + 1 WHERE id = 1", table)
 	if _, err := db.Exec(query); err != nil {
 		t.Fatal(err)
@@ -58,7 +58,13 @@ func TestLeaseLostFences(t *testing.T) {
 	if ferr == nil {
 		t.Error("a flush after the lease was lost succeeded")
 	}
-	_ = db.Close()
+	start := time.Now()
+	if err := db.Close(); err == nil {
+		t.Error("the fenced connector closed as if it had flushed")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the fenced connector's close took %s: it retried a flush it may not make", took)
+	}
 	if got := counts(t, direct, table); sum(got) != 0 {
 		t.Errorf("the fenced process applied %d increments, want 0 (the new holder applies its records)", sum(got))
 	}
