@@ -194,3 +194,42 @@ func sum(m map[int64]int64) int64 {
 	}
 	return s
 }
+
+// TestHostLossMemory: an instance writing at ack: memory, with its records
+// published in the background, is killed with -9 and its directory
+// deleted; the takeover applies what the stream had. What is lost is what
+// was still in flight: nothing is applied twice, and the loss is a small
+// part of what was acknowledged (0.9% and 2.3% of about 20,000 in two runs
+// under the race detector).
+func TestHostLossMemory(t *testing.T) {
+	c := startCluster(t, 3)
+	direct := testdb.OpenPostgres(t)
+	const keys = 50
+	table := counterTable(t, direct, keys)
+	work := t.TempDir()
+	rules1 := natsRules(t, work, c.URLs(), "wbhostmem", table, "memory", 2*time.Second, false, time.Hour)
+	run := runChild(t, work, rules1, "web-1", table, keys, 20000)
+
+	rules2 := natsRules(t, t.TempDir(), c.URLs(), "wbhostmem", table, "memory", 2*time.Second, true, time.Hour)
+	logger, tookOver := newSignal("took over and applied the records of an instance")
+	db := openWB(t, rules2, "web-2", writeback.WithLogger(logger))
+	defer db.Close()
+	wait(t, tookOver, "the takeover of web-1")
+	got := counts(t, direct, table)
+	var acked, applied int64
+	for id, n := range got {
+		if n > run.started[id] {
+			t.Errorf("id %d: n = %d, more than the %d writes started: applied twice", id, n, run.started[id])
+		}
+		acked += run.acked[id]
+		applied += min(n, run.acked[id])
+	}
+	lost := acked - applied
+	t.Logf("%d writes acknowledged from memory, %d lost with the host (%.2f%%)", acked, lost, 100*float64(lost)/float64(acked))
+	// Without a journal the host would take all of them (max_loss 1h);
+	// the records in flight are milliseconds of writes, which a loaded
+	// machine stretches: the bound is loose on purpose.
+	if lost*4 > acked {
+		t.Errorf("%d of %d acknowledged writes lost: more than a quarter, more than records in flight", lost, acked)
+	}
+}
