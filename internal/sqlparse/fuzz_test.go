@@ -102,7 +102,7 @@ func checkWhyNot(t *testing.T, q string, sqlite bool, c *Statement, toks []token
 	write := false
 	if len(toks) > 0 && toks[0].kind == tkIdent {
 		w := q[toks[0].start:toks[0].end]
-		write = kwIs(w, "update") || kwIs(w, "insert")
+		write = kwIs(w, "update") || kwIs(w, "insert") || sqlite && kwIs(w, "replace")
 	}
 	switch {
 	case c.Kind != Other && why != "":
@@ -480,7 +480,9 @@ func classifiedSQL(c *Statement, sqlite bool) string {
 		writeReturning(&b, c)
 		return b.String()
 	}
-	if c.OrIgnore {
+	if c.OrReplace {
+		b.WriteString("INSERT OR REPLACE INTO " + tbl + " (")
+	} else if c.OrIgnore {
 		b.WriteString("INSERT OR IGNORE INTO " + tbl + " (")
 	} else if c.InsertIgnore {
 		b.WriteString("INSERT IGNORE INTO " + tbl + " (")
@@ -530,7 +532,7 @@ func classifiedSQL(c *Statement, sqlite bool) string {
 				b.WriteString(s.Col.Raw + " = " + cur + " - " + src)
 			}
 		}
-	} else if u != nil {
+	} else if u != nil && !c.OrReplace {
 		b.WriteString(" ON CONFLICT (")
 		for i, id := range u.Target {
 			if i > 0 {

@@ -280,7 +280,7 @@ func classify(query string, sqliteParams, explain bool) (*Statement, string) {
 	first := p.word(0)
 	switch {
 	case c.unsafe:
-		if kwIs(first, "update") || kwIs(first, "insert") {
+		if kwIs(first, "update") || kwIs(first, "insert") || c.sqlite && kwIs(first, "replace") {
 			why = c.unsafeWhy
 		}
 	case kwIs(first, "update"):
@@ -290,23 +290,42 @@ func classify(query string, sqliteParams, explain bool) (*Statement, string) {
 		} else {
 			res.Schema, res.Table, res.Alias, res.Sets, res.Where, res.Guards, res.Returning = nil, Ident{}, nil, nil, nil, nil, nil
 		}
-	case kwIs(first, "insert"):
+	case kwIs(first, "insert"), c.sqlite && kwIs(first, "replace"):
 		p.i = 1
-		if p.insert(res) {
+		ok := false
+		if kwIs(first, "insert") {
+			ok = p.insert(res)
+		} else {
+			ok = p.replace(res)
+		}
+		if ok {
 			res.Kind = Insert
+			if res.OrReplace {
+				res.Upsert = replaceClause(res.Cols)
+			}
 			if res.Upsert != nil {
 				res.Kind = Upsert
 			}
 		} else {
 			res.Schema, res.Table, res.Cols, res.Rows, res.Upsert, res.Returning = nil, Ident{}, nil, nil, nil, nil
 			res.IgnoreConflict, res.OrIgnore, res.ConflictTarget = false, false, nil
-			res.InsertIgnore, res.OnDuplicateKey = false, false
+			res.InsertIgnore, res.OnDuplicateKey, res.OrReplace = false, false, false
 		}
 	}
-	if explain && res.Kind == Other && why == "" && (kwIs(first, "update") || kwIs(first, "insert")) {
+	if explain && res.Kind == Other && why == "" && (kwIs(first, "update") || kwIs(first, "insert") || c.sqlite && kwIs(first, "replace")) {
 		why = "not one of the bufferable shapes"
 	}
 	return res, why
+}
+
+// replaceClause is the update part of a REPLACE that inserted cols: every
+// column assigned its proposed value (see Statement.OrReplace).
+func replaceClause(cols []Ident) *UpsertClause {
+	u := &UpsertClause{Sets: make([]UpsertSet, len(cols))}
+	for i, c := range cols {
+		u.Sets[i] = UpsertSet{Col: c, Excluded: true}
+	}
+	return u
 }
 
 // setUnsafe marks the statement never bufferable, keeping the first reason.

@@ -753,6 +753,9 @@ func (p *parser) update(res *Statement) bool {
 	if !p.returning(res) {
 		return false
 	}
+	if res.OrReplace && len(res.Returning) > 0 {
+		return p.no("REPLACE with RETURNING")
+	}
 	if !p.end() {
 		return p.noEnd("WHERE")
 	}
@@ -1028,13 +1031,29 @@ func (p *parser) keyEq(res *Statement) bool {
 //	INTO tbl (c1, c2 ...) VALUES (v, v ...) [, (v, v ...) ...] [;]
 func (p *parser) insert(res *Statement) bool {
 	if p.keyword("or") {
-		if !p.keyword("ignore") {
-			return p.nof("INSERT OR ", strings.ToUpper(p.word(p.i)), " (only OR IGNORE is buffered)") // OR REPLACE, OR ABORT ...
+		switch {
+		case p.keyword("ignore"):
+			res.IgnoreConflict, res.OrIgnore = true, true
+		case p.sqlite && p.keyword("replace"):
+			res.OrReplace = true
+		default:
+			return p.nof("INSERT OR ", strings.ToUpper(p.word(p.i)), " (only OR IGNORE and SQLite's OR REPLACE are buffered)") // OR ABORT ...
 		}
-		res.IgnoreConflict, res.OrIgnore = true, true
 	} else if p.keyword("ignore") {
 		res.IgnoreConflict, res.InsertIgnore = true, true // MySQL's INSERT IGNORE
 	}
+	return p.insertInto(res)
+}
+
+// replace recognizes, after SQLite's REPLACE, what insert does after
+// INSERT OR REPLACE.
+func (p *parser) replace(res *Statement) bool {
+	res.OrReplace = true
+	return p.insertInto(res)
+}
+
+// insertInto recognizes an INSERT after INSERT [OR ...] or REPLACE.
+func (p *parser) insertInto(res *Statement) bool {
 	if !p.keyword("into") {
 		return p.noTok(p.i, "INSERT without INTO")
 	}
@@ -1148,6 +1167,8 @@ func (p *parser) insert(res *Statement) bool {
 			return p.no("INSERT OR IGNORE with ON CONFLICT")
 		case res.InsertIgnore:
 			return p.no("INSERT IGNORE with ON DUPLICATE KEY UPDATE")
+		case res.OrReplace:
+			return p.no("REPLACE with ON CONFLICT")
 		}
 		if kwIs(p.word(p.i+1), "duplicate") {
 			if !p.onDuplicateKey(res, rowAlias) {
@@ -1159,6 +1180,9 @@ func (p *parser) insert(res *Statement) bool {
 	}
 	if !p.returning(res) {
 		return false
+	}
+	if res.OrReplace && len(res.Returning) > 0 {
+		return p.no("REPLACE with RETURNING")
 	}
 	if !p.end() {
 		switch {

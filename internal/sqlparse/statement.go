@@ -156,6 +156,15 @@ type Statement struct {
 	// dialects refuse both.
 	InsertIgnore, OnDuplicateKey bool
 
+	// OrReplace: SQLite's INSERT OR REPLACE INTO or REPLACE INTO (recognized
+	// only for SQLite). Its Kind is Upsert and its Upsert clause, with no
+	// Target, assigns every inserted column its proposed value (EXCLUDED.c):
+	// what the statement does when the row's key is the table's only unique
+	// key and it lists every column, which the caller must check (REPLACE
+	// deletes every row it conflicts with on any unique key and gives the
+	// columns it leaves out their defaults, not the old row's values).
+	OrReplace bool
+
 	// Names is every identifier the statement mentions, lower-cased and
 	// without quotes, de-duplicated (both parts of schema.table are listed
 	// separately). Barriers compare it with the back tables' Names; being

@@ -57,8 +57,18 @@ func TestClassifyUpsert(t *testing.T) {
 		{"INSERT INTO t (id, n) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET n = 'a' + t.n", false, ""},
 		{"INSERT INTO excluded (id, n) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET n = excluded.n", false, ""},
 		{"INSERT INTO t AS x (id, n) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET n = x.n + 1", false, ""},
-		{"INSERT OR REPLACE INTO t (id, n) VALUES (?, ?)", true, ""},
-		{"REPLACE INTO t (id, n) VALUES (?, ?)", true, ""},
+		// SQLite's REPLACE: every inserted column its proposed value, no target.
+		{"INSERT OR REPLACE INTO t (id, n) VALUES (?, ?)", true, ": id=EX n=EX"},
+		{"replace into t (id, n) values (?, ?), (?, ?);", true, ": id=EX n=EX"},
+		{"INSERT OR REPLACE INTO t (id, n) VALUES (?, ?)", false, ""},
+		{"REPLACE INTO t (id, n) VALUES (?, ?)", false, ""},
+		{"REPLACE INTO t (id, n) VALUES (?, ?) RETURNING id", true, ""},
+		{"REPLACE INTO t (id, n) VALUES (?, ?) ON CONFLICT (id) DO NOTHING", true, ""},
+		{"INSERT OR REPLACE INTO t (id, n) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET n = 1", true, ""},
+		{"REPLACE INTO t (id, n) SELECT 1, 2", true, ""},
+		{"REPLACE INTO t DEFAULT VALUES", true, ""},
+		{"INSERT OR ABORT INTO t (id, n) VALUES (?, ?)", true, ""},
+		{"REPLACE INTO t (id, n) VALUES (?, ?)", true, ": id=EX n=EX"},
 		// MySQL's ON DUPLICATE KEY UPDATE: no target, VALUES(c) or the row
 		// alias for EXCLUDED, a bare column is the existing row's.
 		{"INSERT INTO t (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n + VALUES(n)", false, ": n+=EX!"},
@@ -92,7 +102,7 @@ func TestClassifyUpsert(t *testing.T) {
 				tg += id.Norm
 			}
 			got = tg + ":" + sets(st.Upsert)
-			if st.OnDuplicateKey != (st.Upsert.Target == nil) {
+			if (st.OnDuplicateKey || st.OrReplace) != (st.Upsert.Target == nil) {
 				t.Errorf("%s: OnDuplicateKey %v with target %v", c.q, st.OnDuplicateKey, st.Upsert.Target)
 			}
 		} else if st.Upsert != nil {
