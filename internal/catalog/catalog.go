@@ -177,6 +177,12 @@ type Table struct {
 	// table, directly or through other views, as "schema.view". SQLite: a
 	// view whose text mentions the name as a word (conservative).
 	Views []string
+	// WithoutRowid: a SQLite WITHOUT ROWID table. A rowid table's rows
+	// also have a rowid, which REPLACE changes (it deletes the row and
+	// inserts a new one) unless the key is an alias of it (INTEGER PRIMARY
+	// KEY). False elsewhere, and in a snapshot taken before it was read:
+	// the safe answer.
+	WithoutRowid bool
 
 	kind dialect.Kind
 }

@@ -150,7 +150,7 @@ func (r *sqliteReader) lookup(name string) (*Table, error) {
 
 // read reads one table that exists.
 func (r *sqliteReader) read(schema, name string, withoutRowid, strict bool) (*Table, error) {
-	t := &Table{Schema: schema, Name: name, kind: dialect.SQLite}
+	t := &Table{Schema: schema, Name: name, WithoutRowid: withoutRowid, kind: dialect.SQLite}
 	var createSQL string
 	err := r.query("schema", "SELECT coalesce(sql, '') FROM "+sqliteQuote(schema)+
 		".sqlite_schema WHERE type = 'table' AND name = ?", func(rows *sql.Rows) error {

@@ -135,6 +135,11 @@ func TestSQLiteIdentity(t *testing.T) {
 		`CREATE TABLE wr_pk (id INTEGER PRIMARY KEY) WITHOUT ROWID`,
 		`CREATE TABLE two (a INTEGER, b INTEGER, PRIMARY KEY (a, b))`)
 	got := sqRead(t, db, "ipk", "ipk_auto", "ipk_tc", "int_pk", "desc_pk", "wr_pk", "two")
+	for name, tb := range got {
+		if tb.WithoutRowid != (name == "wr_pk") {
+			t.Errorf("%s: WithoutRowid %v", name, tb.WithoutRowid)
+		}
+	}
 	for name, want := range map[string]bool{"ipk": true, "ipk_auto": true, "ipk_tc": true,
 		"int_pk": false, "desc_pk": false, "wr_pk": false, "two": false} {
 		c := got[name].Columns[0]
