@@ -179,6 +179,12 @@ func (cn *Connector) planStatement(query string, w *whyNot) *stmtInfo {
 			return info
 		}
 	case sqlparse.Insert, sqlparse.Upsert:
+		if c.OrReplace {
+			if !planReplace(info, t, sch, w) { // replace.go
+				return info
+			}
+			c = info.c
+		}
 		for i, k := range keys {
 			pos[i] = -1
 			for j, col := range c.Cols {

@@ -275,6 +275,9 @@ func (in *inspection) samples(rule *TableRule, tab *catalog.Table) []inspect.Sam
 		add("INSERT ... ON CONFLICT DO NOTHING", insert("INSERT")+" ON CONFLICT ("+strings.Join(keyList, ", ")+") DO NOTHING")
 	case dialect.SQLite:
 		add("INSERT OR IGNORE", insert("INSERT OR IGNORE"))
+		if len(others) > 0 {
+			add("INSERT OR REPLACE, every column (REPLACE INTO too)", insert("INSERT OR REPLACE"))
+		}
 	}
 	if rule.Reads == ReadsFlush { // with reads: stale no read waits
 		add("SELECT by key, without waiting for a flush", "SELECT * FROM "+table+where())
@@ -454,6 +457,8 @@ func describeBuffered(info *stmtInfo) string {
 		}
 	case info.ignore:
 		sb.WriteString("INSERT into " + t.rule.Name + " that skips an existing key " + key + ": answered from what is known of the key (one probe for a key not known)")
+	case c.OrReplace:
+		fmt.Fprintf(&sb, "REPLACE of %s into %s: the row if key %s is absent, else every other column assigned (the key is the table's only unique key and the statement lists every column, so this is what REPLACE does)", rows(len(c.Rows)), t.rule.Name, key)
 	case c.Kind == sqlparse.Upsert:
 		var parts []string
 		for _, s := range c.Upsert.Sets {
