@@ -41,7 +41,7 @@ const (
 	envHook     = "WB_HOOK"     // hook point to exit at
 	envHookN    = "WB_HOOK_N"   // ... on its n-th call
 	envSegBytes = "WB_SEGBYTES" // journal segment size (small: compaction removes files)
-	envMode     = "WB_MODE"     // "counter" (default), "seq" or "upsert"
+	envMode     = "WB_MODE"     // "counter" (default), "seq", "upsert", "replace", "transfer" or "ones"
 )
 
 // crashExitCode is how the child ends at a hook point.
@@ -89,6 +89,7 @@ func TestCrashChild(t *testing.T) {
 	upsertMode := os.Getenv(envMode) == "upsert"
 	transferMode := os.Getenv(envMode) == "transfer"
 	onesMode := os.Getenv(envMode) == "ones"
+	replaceMode := os.Getenv(envMode) == "replace"
 	for g := 0; g < workers; g++ {
 		go func() {
 			for i := int64(1); ; i++ {
@@ -105,6 +106,19 @@ func TestCrashChild(t *testing.T) {
 					say("B %d %d %d %d", g, from, -delta, to)
 					if err = transfer(db, dollar, from, to, delta); err == nil {
 						say("A %d %d %d %d", g, from, -delta, to)
+					}
+				} else if replaceMode {
+					// SQLite's REPLACE (upsert_crash_test.go): goroutine g
+					// owns key g and replaces its row with n = i, every
+					// third write an UPDATE assigning it; the last
+					// acknowledged i, or the one in flight, must survive.
+					query, args := "REPLACE INTO counters (id, n) VALUES (?, ?)", []any{g, i}
+					if i%3 == 0 {
+						query, args = "UPDATE counters SET n = ? WHERE id = ?", []any{i, g}
+					}
+					say("B %d %d %d", g, g, i)
+					if _, err = db.Exec(query, args...); err == nil {
+						say("A %d %d %d", g, g, i)
 					}
 				} else if seqMode {
 					// Goroutine g owns key g and sets it to i: what survives
