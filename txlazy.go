@@ -77,7 +77,7 @@ func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args 
 		return nil, false
 	}
 	keys, ok := c.cn.stmtKeyVals(info, args)
-	if !ok {
+	if !ok || !c.cn.valuesExact(info, args) {
 		return nil, false
 	}
 	rowIDs := make([]dirtyset.ID, len(keys))
@@ -164,6 +164,25 @@ func (c *conn) holdLazy(ctx context.Context, query string, info *stmtInfo, args 
 	}
 	lz.held = append(lz.held, held)
 	return bufferedResult(n), true
+}
+
+// valuesExact reports whether every value of a write resolves as buffering
+// it would (the catalog's checks among them): a write whose values the
+// database would refuse, NULL into a NOT NULL column say, is not held, but
+// run in the opened transaction, where it fails at Exec as directly.
+func (cn *Connector) valuesExact(info *stmtInfo, args []driver.NamedValue) bool {
+	switch info.c.Kind {
+	case sqlparse.Update:
+		_, ok := cn.updateValues(info, args, make([]any, len(info.keyPos)), nil)
+		return ok
+	case sqlparse.Insert:
+		_, _, ok := cn.insertValues(info, args)
+		return ok
+	case sqlparse.Upsert:
+		_, _, _, ok := cn.upsertValues(info, args)
+		return ok
+	}
+	return false
 }
 
 // duplicateKeyCount is what MySQL counts for a held INSERT ... ON

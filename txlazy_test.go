@@ -282,3 +282,36 @@ func TestLazyTxGroupOverBound(t *testing.T) {
 	}
 	p.same(t, "counters")
 }
+
+// TestLazyTxRefusedValue: a write in a lazy transaction whose value the
+// database refuses (NULL into a NOT NULL column) fails at Exec, as
+// directly, rather than being held and answered.
+func TestLazyTxRefusedValue(t *testing.T) {
+	p := newOraclePair(t, "sqlite3", replaceSchema, replaceRules)
+	for _, q := range []string{
+		"INSERT INTO items (id, n, note) VALUES (?, ?, ?)",
+		"INSERT INTO items (id, n, note) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n",
+		"REPLACE INTO items (id, n, note) VALUES (?, ?, ?)",
+		"UPDATE items SET n = ?, note = ? WHERE id = ?",
+	} {
+		args := []any{7, nil, "x"}
+		if strings.HasPrefix(q, "UPDATE") {
+			args = []any{nil, "x", 1}
+		}
+		var errs [2]error
+		for side, db := range []*sql.DB{p.direct, p.wb} {
+			tx, err := db.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, errs[side] = tx.Exec(q, args...)
+			if err := tx.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if errs[0] == nil || errs[1] == nil {
+			t.Errorf("%s: error %v through writeback, %v directly", q, errs[1], errs[0])
+		}
+	}
+	p.same(t, "items")
+}
