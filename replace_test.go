@@ -116,8 +116,52 @@ func replaceOracle(t *testing.T, seed uint64) {
 			return oracleStep{query: "SELECT * FROM " + tb.name + " ORDER BY " + tb.key, read: true}
 		}
 	}
-	for range 400 {
-		p.run(t, pick())
+	type execer interface {
+		Exec(string, ...any) (sql.Result, error)
+		Query(string, ...any) (*sql.Rows, error)
+	}
+	run := func(db execer, s oracleStep) string {
+		if s.read {
+			return returnRead(db, s.query, s.args...)
+		}
+		res, err := db.Exec(s.query, s.args...)
+		if err != nil {
+			return "error"
+		}
+		n, _ := res.RowsAffected()
+		return fmt.Sprint(n)
+	}
+	for i := range 400 {
+		if r.IntN(4) > 0 {
+			p.run(t, pick())
+			continue
+		}
+		// A transaction of one to three statements, committed or rolled back.
+		script := []oracleStep{pick()}
+		for range r.IntN(3) {
+			script = append(script, pick())
+		}
+		commit := r.IntN(3) > 0
+		var got [2]string
+		for side, db := range []*sql.DB{p.direct, p.wb} {
+			txn, err := db.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, s := range script {
+				out = append(out, run(txn, s))
+			}
+			if commit {
+				out = append(out, fmt.Sprint("commit ", txn.Commit() == nil))
+			} else {
+				out = append(out, fmt.Sprint("rollback ", txn.Rollback() == nil))
+			}
+			got[side] = strings.Join(out, "; ")
+		}
+		if got[0] != got[1] {
+			t.Fatalf("step %d %+v (commit %v):\nthrough writeback: %s\ndirectly:          %s", i, script, commit, got[1], got[0])
+		}
 	}
 	st := p.conn.Stats()
 	if st.Buffered == 0 {
