@@ -178,7 +178,8 @@ func replaceOracle(t *testing.T, seed uint64) {
 // unique index (REPLACE deletes the row holding the value), a column left
 // out (it gets its default), a trigger, a foreign key to the table (its ON
 // DELETE action runs), a rowid table keyed by another column (the row gets
-// a new rowid) and a table of key columns only.
+// a new rowid), a table of key columns only and one with a generated
+// column.
 func TestReplaceRefused(t *testing.T) {
 	const schema = "CREATE TABLE uq (id INTEGER PRIMARY KEY, email TEXT UNIQUE, n INT);" +
 		"CREATE TABLE dflt (id INTEGER PRIMARY KEY, n INT, d INT DEFAULT 7);" +
@@ -188,6 +189,8 @@ func TestReplaceRefused(t *testing.T) {
 		"CREATE TABLE child (cid INTEGER PRIMARY KEY, pid INT REFERENCES parent (id) ON DELETE CASCADE);" +
 		"CREATE TABLE txt (code TEXT PRIMARY KEY, n INT);" +
 		"CREATE TABLE keys (a INT NOT NULL, b INT NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;" +
+		"CREATE TABLE gen (id INTEGER PRIMARY KEY, n INT, d INT GENERATED ALWAYS AS (n * 2));" +
+		"INSERT INTO gen (id, n) VALUES (1, 1);" +
 		"INSERT INTO uq VALUES (1, 'a@x', 1), (2, 'b@x', 2);" +
 		"INSERT INTO dflt VALUES (1, 1, 100);" +
 		"INSERT INTO trg VALUES (1, 1);" +
@@ -199,7 +202,7 @@ func TestReplaceRefused(t *testing.T) {
 	}
 	rules := "tables:\n" + rule("uq", "id", "    allow: [unique]\n") + rule("dflt", "id", "") +
 		rule("trg", "id", "    allow: [triggers]\n") + rule("parent", "id", "    allow: [foreign_keys]\n") +
-		rule("txt", "code", "") + rule("keys", "a, b", "")
+		rule("txt", "code", "") + rule("keys", "a, b", "") + rule("gen", "id", "    allow: [defaults]\n")
 	p := sqliteForeignKeysPair(t, schema, rules)
 	// Triggers hold semicolons, which execAll splits on: made here, the
 	// catalog read again after them.
@@ -231,6 +234,8 @@ func TestReplaceRefused(t *testing.T) {
 			"new rowid", []string{"SELECT rowid, code, n FROM txt", "SELECT code, n FROM txt ORDER BY rowid"}},
 		{oracleStep{query: "REPLACE INTO keys (a, b) VALUES (?, ?)", args: []any{1, 1}},
 			"key columns only", []string{"SELECT a, b FROM keys"}},
+		{oracleStep{query: "REPLACE INTO gen (id, n) VALUES (?, ?)", args: []any{1, 5}},
+			"generated column", []string{"SELECT id, n, d FROM gen"}},
 	} {
 		w := &whyNot{}
 		if info := p.conn.planStatement(c.step.query, w); info.target != nil || !strings.Contains(w.reason, c.reason) {

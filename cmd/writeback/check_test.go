@@ -205,7 +205,7 @@ func TestCheckSQLite(t *testing.T) {
 	})
 	yes, no := buffered(rep, "page_views")
 	wantYes := []string{"UPDATE by key", "UPDATE by key, deltas on views", "UPDATE by key guarded by title IS NULL (soft delete)",
-		"INSERT", "upsert (ON CONFLICT key DO UPDATE)", "INSERT OR IGNORE", "SELECT by key, without waiting for a flush"}
+		"INSERT", "upsert (ON CONFLICT key DO UPDATE)", "INSERT OR IGNORE", "INSERT OR REPLACE, every column (REPLACE INTO too)", "SELECT by key, without waiting for a flush"}
 	if strings.Join(yes, "|") != strings.Join(wantYes, "|") || len(no) != 0 {
 		t.Errorf("page_views buffers %q, not %v; want %q", yes, no, wantYes)
 	}
@@ -234,9 +234,10 @@ func TestCheckSQLiteBuffersLess(t *testing.T) {
 		t.Errorf("buffered: %q", yes)
 	}
 	for kind, reason := range map[string]string{
-		"upsert (ON CONFLICT key DO UPDATE)":               "CHECK constraints",
-		"INSERT OR IGNORE":                                 "rows_affected: exact",
-		"UPDATE by key guarded by n IS NULL (soft delete)": "rows_affected: exact",
+		"upsert (ON CONFLICT key DO UPDATE)":                 "CHECK constraints",
+		"INSERT OR IGNORE":                                   "rows_affected: exact",
+		"UPDATE by key guarded by n IS NULL (soft delete)":   "rows_affected: exact",
+		"INSERT OR REPLACE, every column (REPLACE INTO too)": "CHECK constraints",
 	} {
 		if !strings.Contains(no[kind], reason) {
 			t.Errorf("%s: reason %q, want one saying %q (all: %v)", kind, no[kind], reason, no)

@@ -73,6 +73,8 @@ func TestExplainSQLite(t *testing.T) {
 		{"INSERT INTO page_views (page_id, views) VALUES (?, ?), (?, ?)", inspect.Buffered, "INSERT of 2 rows with the key (page_id) into page_views", ""},
 		{"INSERT INTO page_views (page_id, views) VALUES (?, 1) ON CONFLICT (page_id) DO UPDATE SET views = views + excluded.views", inspect.Buffered, "upsert of 1 row into page_views", ""},
 		{"INSERT OR IGNORE INTO page_views (page_id) VALUES (?)", inspect.Buffered, "skips an existing key", ""},
+		{"INSERT OR REPLACE INTO page_views (page_id, views, title, deleted_at) VALUES (?, ?, ?, ?)", inspect.Buffered, "REPLACE of 1 row into page_views", ""},
+		{"REPLACE INTO page_views (page_id, views) VALUES (?, ?)", inspect.Barrier, "REPLACE does not list column title (REPLACE gives it its default", "page_views"},
 		{"UPDATE page_views SET views = views + 1 WHERE page_id = ? AND deleted_at IS NULL", inspect.Buffered, "guarded by deleted_at IS NULL", ""},
 		{"UPDATE page_views SET views = max(views, ?) WHERE page_id = ?", inspect.Buffered, "GREATEST on views", ""},
 		{"UPDATE page_views SET views = 0 WHERE page_id = 1 OR page_id = 2", inspect.Barrier, "WHERE has OR", "page_views"},
