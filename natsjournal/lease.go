@@ -130,6 +130,14 @@ func (l *natsLog) takeoverLoop() {
 	defer l.done.Done()
 	tick := time.NewTicker(l.lease / 2)
 	defer tick.Stop()
+	// A takeover that fails (rules that no longer buffer the dead
+	// instance's tables, a database refusing its rows) is tried again
+	// after a pause that doubles up to a minute, not at every look.
+	type retry struct {
+		at    time.Time
+		pause time.Duration
+	}
+	failing := map[string]retry{}
 	for {
 		select {
 		case <-l.stop:
@@ -137,6 +145,9 @@ func (l *natsLog) takeoverLoop() {
 		case <-tick.C:
 		}
 		for _, inst := range l.orphans() {
+			if r, ok := failing[inst]; ok && time.Now().Before(r.at) {
+				continue
+			}
 			ctx, cancel := context.WithCancel(context.Background())
 			stopped := make(chan struct{})
 			go func() {
@@ -152,11 +163,14 @@ func (l *natsLog) takeoverLoop() {
 			cancel()
 			switch {
 			case err == nil:
+				delete(failing, inst)
 				l.log.Info("writeback: took over and applied the records of an instance", "instance", inst)
 			case errors.Is(err, ErrLeaseHeld):
 				// Another process took it first, or it came back.
 			default:
-				l.log.Error("writeback: taking over an instance failed; it is tried again", "instance", inst, "err", err)
+				pause := min(max(2*failing[inst].pause, l.lease), time.Minute)
+				failing[inst] = retry{time.Now().Add(pause), pause}
+				l.log.Error("writeback: taking over an instance failed; it is tried again", "instance", inst, "in", pause, "err", err)
 			}
 		}
 	}
