@@ -31,16 +31,27 @@ func (ts *takenSet) contains(k ID) bool {
 	return false
 }
 
+// takeLen is how many rows takeLocked(all) would hand out, retry rows
+// included; the caller holds s.mu.
+func (s *shard) takeLen(all bool) int {
+	n := len(s.retry) + len(s.evicted)
+	if all {
+		n += s.lru.Len()
+	}
+	return n
+}
+
 // takeLocked hands the shard's rows to a flush: the retry rows (older than
 // anything in the set) and, when all is set, every dirty row, otherwise only
-// the evicted ones. The taken set stays listed as inflight until released.
-func (s *shard) takeLocked(all bool) (*takenSet, []*Row) {
+// the evicted ones, appended to rows (the retry rows are in ts.retry). The
+// taken set stays listed as inflight until released.
+func (s *shard) takeLocked(all bool, rows []*Row) (*takenSet, []*Row) {
 	ts := &takenSet{retry: s.retry}
 	s.retry = nil
 	for _, r := range ts.retry {
 		ts.since = minNonZero(ts.since, r.Since)
 	}
-	var rows []*Row
+	n := len(rows)
 	if len(s.evicted) > 0 {
 		ts.evicted = s.evicted
 		s.evicted = map[ID]*Row{}
@@ -52,12 +63,17 @@ func (s *shard) takeLocked(all bool) (*takenSet, []*Row) {
 	if all && s.lru.Len() > 0 {
 		ts.lru = s.lru
 		s.lru = s.newLRU()
-		rows = append(rows, ts.lru.Values()...)
+		// In the map's order, not the list's: the flush sorts the rows by
+		// key anyway, and walking the list is a chain of dependent loads
+		// through rows scattered in memory (most of a take's time).
+		for _, r := range ts.lru.items {
+			rows = append(rows, r)
+		}
 		ts.since = minNonZero(ts.since, s.oldest)
 		s.oldest = time.Time{}
 	}
-	if len(ts.retry) == 0 && len(rows) == 0 {
-		return nil, nil
+	if len(ts.retry) == 0 && len(rows) == n {
+		return nil, rows
 	}
 	if s.lru.Len() == 0 {
 		// Nothing left untaken: oldest must not keep the age of retry or
@@ -99,18 +115,21 @@ func (t *Table) Take(all bool) *Batch {
 	b := &Batch{t: t, start: time.Now()}
 	var retry, rows []*Row
 	add := func(s *shard) {
-		ts, r := s.takeLocked(all)
+		ts, r := s.takeLocked(all, rows)
+		rows = r
 		if ts != nil {
 			b.shards = append(b.shards, s)
 			b.sets = append(b.sets, ts)
 			retry = append(retry, ts.retry...)
-			rows = append(rows, r...)
 		}
 	}
 	if all {
+		n := 0
 		for _, s := range t.shards {
 			s.mu.Lock()
+			n += s.takeLen(true)
 		}
+		rows = make([]*Row, 0, n)
 		for _, s := range t.shards {
 			add(s)
 		}
@@ -125,7 +144,13 @@ func (t *Table) Take(all bool) *Batch {
 			s.mu.Unlock()
 		}
 	}
-	b.Rows = append(retry, rows...)
+	if len(retry) > 0 {
+		// Earlier failures first.
+		rows = append(rows, retry...)
+		copy(rows[len(retry):], rows[:len(rows)-len(retry)])
+		copy(rows, retry)
+	}
+	b.Rows = rows
 	b.SyncTo = t.groupLSN.Load() // after the shards: covers every group whose rows were taken
 	if len(b.Rows) == 0 {
 		b.ended = true // nothing taken: nothing to release
