@@ -144,26 +144,43 @@ func TestCompositeKeyRows(t *testing.T) {
 }
 
 // TestSortRows: SortRows orders rows as Compare does (integer and text
-// keys, several rows of one key by Seq).
+// keys, several rows of one key by Seq). Integer keys alone take the radix
+// sort: negative and large keys, keys differing only in their high bytes,
+// input already sorted, reversed, and with duplicate keys.
 func TestSortRows(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
+	ints := []func(n, j int) int64{
+		func(n, _ int) int64 { return int64(r.IntN(n/3 + 1)) },
+		func(n, _ int) int64 { return int64(r.IntN(2*n+1) - n) },
+		func(int, int) int64 { return int64(r.Uint64()) },
+		func(int, int) int64 { return int64(r.IntN(4)) << 56 },
+		func(int, int) int64 { return []int64{math.MinInt64, -1, 0, 1, math.MaxInt64}[r.IntN(5)] },
+		func(_, j int) int64 { return int64(j) },
+		func(n, j int) int64 { return int64(n - j) },
+		func(_, j int) int64 { return int64(j / 3) },
+	}
 	for _, n := range []int{0, 1, 2, 50, 5000} {
-		var rows []*Row
-		for j := range n {
-			var id ID
-			if r.IntN(2) == 0 {
-				id = MakeID([]any{int64(r.IntN(n/3 + 1))})
-			} else {
-				id = MakeID([]any{fmt.Sprint("k", r.IntN(n/3+1))})
+		for kind := -1; kind < len(ints); kind++ {
+			var rows []*Row
+			for j := range n {
+				var id ID
+				switch {
+				case kind >= 0:
+					id = MakeID([]any{ints[kind](n, j)})
+				case r.IntN(2) == 0:
+					id = MakeID([]any{int64(r.IntN(n/3 + 1))})
+				default:
+					id = MakeID([]any{fmt.Sprint("k", r.IntN(n/3+1))})
+				}
+				rows = append(rows, &Row{id: id, Seq: uint64(r.IntN(4)*n + j)})
 			}
-			rows = append(rows, &Row{id: id, Seq: uint64(r.IntN(4)*n + j)})
-		}
-		want := slices.Clone(rows)
-		slices.SortFunc(want, Compare)
-		SortRows(rows)
-		for j := range rows {
-			if rows[j] != want[j] {
-				t.Fatalf("n=%d: row %d is %+v, want %+v", n, j, rows[j], want[j])
+			want := slices.Clone(rows)
+			slices.SortFunc(want, Compare)
+			SortRows(rows)
+			for j := range rows {
+				if rows[j] != want[j] {
+					t.Fatalf("n=%d kind %d: row %d is %+v, want %+v", n, kind, j, rows[j], want[j])
+				}
 			}
 		}
 	}

@@ -45,7 +45,7 @@ func (s *shard) takeLen(all bool) int {
 // anything in the set) and, when all is set, every dirty row, otherwise only
 // the evicted ones, appended to rows (the retry rows are in ts.retry). The
 // taken set stays listed as inflight until released.
-func (s *shard) takeLocked(all bool, rows []*Row) (*takenSet, []*Row) {
+func (s *shard) takeLocked(all bool, rows []*Row, ids []ID) (*takenSet, []*Row, []ID) {
 	ts := &takenSet{retry: s.retry}
 	s.retry = nil
 	for _, r := range ts.retry {
@@ -55,8 +55,8 @@ func (s *shard) takeLocked(all bool, rows []*Row) (*takenSet, []*Row) {
 	if len(s.evicted) > 0 {
 		ts.evicted = s.evicted
 		s.evicted = map[ID]*Row{}
-		for _, r := range ts.evicted {
-			rows = append(rows, r)
+		for k, r := range ts.evicted {
+			rows, ids = append(rows, r), append(ids, k)
 			ts.since = minNonZero(ts.since, r.Since)
 		}
 	}
@@ -65,15 +65,16 @@ func (s *shard) takeLocked(all bool, rows []*Row) (*takenSet, []*Row) {
 		s.lru = s.newLRU()
 		// In the map's order, not the list's: the flush sorts the rows by
 		// key anyway, and walking the list is a chain of dependent loads
-		// through rows scattered in memory (most of a take's time).
-		for _, r := range ts.lru.items {
-			rows = append(rows, r)
+		// through rows scattered in memory (most of a take's time). The
+		// keys come from the map too, for Sort, without reading the rows.
+		for k, r := range ts.lru.items {
+			rows, ids = append(rows, r), append(ids, k)
 		}
 		ts.since = minNonZero(ts.since, s.oldest)
 		s.oldest = time.Time{}
 	}
 	if len(ts.retry) == 0 && len(rows) == n {
-		return nil, rows
+		return nil, rows, ids
 	}
 	if s.lru.Len() == 0 {
 		// Nothing left untaken: oldest must not keep the age of retry or
@@ -81,7 +82,7 @@ func (s *shard) takeLocked(all bool, rows []*Row) (*takenSet, []*Row) {
 		s.oldest = time.Time{}
 	}
 	s.inflight = append(s.inflight, ts)
-	return ts, rows
+	return ts, rows, ids
 }
 
 // Batch is what one flush took from a table. Its rows are the flush's until
@@ -93,8 +94,10 @@ type Batch struct {
 	sets   []*takenSet
 	start  time.Time // when the flush took its rows
 	ended  bool      // counted in the table's releases (overlay.go)
-	// Rows are the rows taken: earlier failures first, then the others.
+	// Rows are the rows taken: earlier failures first, then the others,
+	// until Sort.
 	Rows []*Row
+	ids  []ID // Rows[i]'s key, until Sort
 	// UpTo (a full take only) is the table's highest journal LSN at the
 	// instant of the take: no record can be appended between two shards'
 	// takes, so every record of the table up to UpTo is in this batch or was
@@ -114,9 +117,10 @@ func (t *Table) Take(all bool) *Batch {
 	t.takes.Add(1) // before any row leaves the shards (overlay.go)
 	b := &Batch{t: t, start: time.Now()}
 	var retry, rows []*Row
+	var ids []ID
 	add := func(s *shard) {
-		ts, r := s.takeLocked(all, rows)
-		rows = r
+		var ts *takenSet
+		ts, rows, ids = s.takeLocked(all, rows, ids)
 		if ts != nil {
 			b.shards = append(b.shards, s)
 			b.sets = append(b.sets, ts)
@@ -129,7 +133,7 @@ func (t *Table) Take(all bool) *Batch {
 			s.mu.Lock()
 			n += s.takeLen(true)
 		}
-		rows = make([]*Row, 0, n)
+		rows, ids = make([]*Row, 0, n), make([]ID, 0, n)
 		for _, s := range t.shards {
 			add(s)
 		}
@@ -149,14 +153,31 @@ func (t *Table) Take(all bool) *Batch {
 		rows = append(rows, retry...)
 		copy(rows[len(retry):], rows[:len(rows)-len(retry)])
 		copy(rows, retry)
+		ids = append(ids, make([]ID, len(retry))...)
+		copy(ids[len(retry):], ids[:len(ids)-len(retry)])
+		for i, r := range retry {
+			ids[i] = r.id
+		}
 	}
-	b.Rows = rows
+	b.Rows, b.ids = rows, ids
 	b.SyncTo = t.groupLSN.Load() // after the shards: covers every group whose rows were taken
 	if len(b.Rows) == 0 {
 		b.ended = true // nothing taken: nothing to release
 		t.releases.Add(1)
 	}
 	return b
+}
+
+// Sort orders Rows as Compare does (SortRows), from the keys the take
+// read from the shards' maps: rows of integer keys are not read at all
+// unless two share a key.
+func (b *Batch) Sort() {
+	if len(b.ids) != len(b.Rows) {
+		SortRows(b.Rows)
+	} else {
+		sortByID(b.Rows, b.ids)
+	}
+	b.ids = nil
 }
 
 // Done accounts for committed (or dead-lettered) rows of the batch. The

@@ -1,6 +1,7 @@
 package dirtyset
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -708,4 +709,44 @@ func TestKeepSetsRowsAsideUntilUnhold(t *testing.T) {
 	}
 	b.Done(b.Rows)
 	b.Release()
+}
+
+// TestTakeSortOrdersAsCompare: Sort orders what a take found (LRU,
+// evicted and retry rows of many shards, several rows of a key) as Compare
+// does, for integer keys (sorted from the keys the take read) and text keys.
+func TestTakeSortOrdersAsCompare(t *testing.T) {
+	for _, text := range []bool{false, true} {
+		tb := newTable(200) // 16 shards of 12 rows: a third of the keys are set aside
+		key := func(i int) any {
+			k := int64(i*7919%2001) - 1000
+			if text {
+				return fmt.Sprint("k", k)
+			}
+			return k
+		}
+		for i := 0; i < 250; i++ {
+			mustBuffer(t, upd(tb, key(i), add("n", int64(1))))
+		}
+		b := tb.Take(false) // the rows set aside go back as retry rows
+		if len(b.Rows) == 0 {
+			t.Fatal("nothing was set aside")
+		}
+		for i := 0; i < 250; i += 3 { // newer rows of the keys in flight
+			mustBuffer(t, upd(tb, key(i), add("n", int64(1))))
+		}
+		b.Fail(b.Rows)
+		b.Release()
+		b = tb.Take(true)
+		want := slices.Clone(b.Rows)
+		slices.SortFunc(want, Compare)
+		b.Sort()
+		if !slices.Equal(b.Rows, want) {
+			t.Fatalf("text %v: Sort gave %v, want %v", text, keysOf(b.Rows), keysOf(want))
+		}
+		if len(b.Rows) <= 250 {
+			t.Fatalf("text %v: took %d rows, want more than 250 (keys with a retry row and a newer one)", text, len(b.Rows))
+		}
+		b.Done(b.Rows)
+		b.Release()
+	}
 }

@@ -38,8 +38,8 @@ func BenchmarkBookkeeping(b *testing.B) {
 				}
 				b.StartTimer()
 				bt := s.Take(true)
+				bt.Sort()
 				rows := bt.Rows
-				dirtyset.SortRows(rows)
 				groups, _ := groupRows(rows, names, "")
 				if len(groups) != 1 || len(groups[0].Rows) != n {
 					b.Fatalf("%d groups", len(groups))

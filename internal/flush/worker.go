@@ -252,14 +252,14 @@ func (t *Table) flush(all bool) error {
 		return nil // nothing was taken: nothing to release
 	}
 	defer b.Release()
+	// Key order makes flushes deterministic and takes row locks in one order.
+	// Rows of one key (an earlier failure and a newer row) stay in the
+	// order they were made. leaveLocked keeps the order.
+	b.Sort()
 	rows := t.leaveLocked(b)
 	if len(rows) == 0 {
 		return nil
 	}
-	// Key order makes flushes deterministic and takes row locks in one order.
-	// Rows of one key (an earlier failure and a newer row) stay in the
-	// order they were made.
-	dirtyset.SortRows(rows)
 	if j := t.f.cfg.Journal; j != nil && b.SyncTo > 0 {
 		// Rows of a committed transaction's group: the database must not
 		// hold part of a group whose records a power loss could take.
