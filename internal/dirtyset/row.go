@@ -130,6 +130,30 @@ func (r *Row) Values() []any {
 	return append(append(vals, r.Vals...), r.Key...)
 }
 
+// AppendValues appends Values to dst; it allocates only when dst has no
+// room (a flush reuses one array for many rows).
+func (r *Row) AppendValues(dst []any) []any {
+	if r.Op == dialect.Insert {
+		return append(dst, r.Vals...)
+	}
+	dst = append(dst, r.Vals...)
+	if r.Op == dialect.Upsert {
+		dst = append(dst, r.UVals()...)
+	}
+	return append(dst, r.Key...)
+}
+
+// ValuesLen is len(r.Values()).
+func (r *Row) ValuesLen() int {
+	switch r.Op {
+	case dialect.Insert:
+		return len(r.Vals)
+	case dialect.Upsert:
+		return len(r.Vals) + len(r.UVals()) + len(r.Key)
+	}
+	return len(r.Vals) + len(r.Key)
+}
+
 // Compare orders rows by key, and rows of one key by age: flushes are
 // deterministic and, with several processes flushing the same hot rows,
 // take row locks in one order, so they do not deadlock.

@@ -128,6 +128,11 @@ func TestGroupRows(t *testing.T) {
 			if !slices.Equal(g.Rows[i], r.Values()) {
 				t.Errorf("group %d row %d: args %v, want %v", gi, i, g.Rows[i], r.Values())
 			}
+			if g.Op != dialect.Insert && cap(g.Rows[i]) != len(g.Rows[i]) {
+				// The arguments share an array: appending to one row must
+				// not write into the next row's.
+				t.Errorf("group %d row %d: args of len %d have room for %d", gi, i, len(g.Rows[i]), cap(g.Rows[i]))
+			}
 			if gen[r] != gen[ms[0]] {
 				t.Errorf("group %d mixes generations", gi)
 			}

@@ -311,16 +311,37 @@ type grouper struct {
 	index   map[string]int
 	last    int
 	sb      strings.Builder
+	// slab holds the statement arguments of UPDATE and UPSERT rows, many
+	// rows to an allocation (an INSERT row's are its Vals, not copied).
+	slab []any
+	left int // rows not yet added, to size the next slab
+}
+
+// values returns r's statement arguments, from the slab.
+func (g *grouper) values(r *dirtyset.Row) []any {
+	g.left--
+	if r.Op == dialect.Insert {
+		return r.Vals
+	}
+	n := r.ValuesLen()
+	if cap(g.slab)-len(g.slab) < n {
+		// Room for the rows left if they are like this one, in slabs of
+		// at most 64k values.
+		g.slab = make([]any, 0, max(n, min(n*(g.left+1), 1<<16)))
+	}
+	start := len(g.slab)
+	g.slab = r.AppendValues(g.slab)
+	return g.slab[start:len(g.slab):len(g.slab)] // a dialect appending to a row must not write into the next
 }
 
 func (g *grouper) add(r *dirtyset.Row, gen int, names *dirtyset.Names, total int) {
 	if g.index == nil {
-		g.index, g.last = map[string]int{}, -1
+		g.index, g.last, g.left = map[string]int{}, -1, total
 	}
 	// Rows mostly share one shape: compare with the last row's group
 	// before building the shape's key.
 	if g.last >= 0 && g.gens[g.last] == gen && dirtyset.SameShape(r, g.members[g.last][0]) {
-		g.groups[g.last].Rows = append(g.groups[g.last].Rows, r.Values())
+		g.groups[g.last].Rows = append(g.groups[g.last].Rows, g.values(r))
 		g.members[g.last] = append(g.members[g.last], r)
 		return
 	}
@@ -344,7 +365,7 @@ func (g *grouper) add(r *dirtyset.Row, gen int, names *dirtyset.Names, total int
 		g.groups = append(g.groups, grp)
 		g.members = append(g.members, nil)
 	}
-	g.groups[gi].Rows = append(g.groups[gi].Rows, r.Values())
+	g.groups[gi].Rows = append(g.groups[gi].Rows, g.values(r))
 	g.members[gi] = append(g.members[gi], r)
 	g.last = gi
 }
