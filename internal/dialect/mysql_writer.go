@@ -32,6 +32,11 @@ type mysqlWriter struct {
 	// textCols caches, per table as the flush names it, the character set
 	// and collation of each text column (by lower-cased name).
 	textCols map[string]map[string]string
+	// args and named are argument buffers reused from statement to
+	// statement (a flush of 100k rows sends 100 statements of 1000 rows);
+	// cleared after each, so that they keep no row alive.
+	args  []any
+	named []driver.NamedValue
 }
 
 // mysqlStmtCache is how many prepared statements a writer keeps.
@@ -134,7 +139,10 @@ func (w *mysqlWriter) execCount(ctx context.Context, conn driver.Conn, query str
 	if err != nil {
 		return 0, err
 	}
-	res, err := drivercall.StmtExec(ctx, st, drivercall.ValuesToNamed(args))
+	named := drivercall.AppendNamed(w.named[:0], args)
+	res, err := drivercall.StmtExec(ctx, st, named)
+	clear(named)
+	w.named = named[:0]
 	if err != nil {
 		return 0, err
 	}
@@ -308,6 +316,7 @@ func (w *mysqlWriter) insert(ctx context.Context, conn driver.Conn, g *Group, ba
 // insertRows writes rows of an INSERT group as one multi-row INSERT.
 func (w *mysqlWriter) insertRows(ctx context.Context, conn driver.Conn, g *Group, rows [][]any) error {
 	var sb strings.Builder
+	sb.Grow(64 + 16*len(g.Cols) + len(rows)*(4+3*len(g.Cols)))
 	sb.WriteString("INSERT INTO " + mysqlTable(g) + " (")
 	for i, c := range g.Cols {
 		if i > 0 {
@@ -316,7 +325,7 @@ func (w *mysqlWriter) insertRows(ctx context.Context, conn driver.Conn, g *Group
 		sb.WriteString(c.Raw)
 	}
 	sb.WriteString(") VALUES ")
-	args := make([]any, 0, len(rows)*len(g.Cols))
+	args := w.args[:0]
 	for r, row := range rows {
 		if r > 0 {
 			sb.WriteString(", ")
@@ -331,7 +340,10 @@ func (w *mysqlWriter) insertRows(ctx context.Context, conn driver.Conn, g *Group
 		sb.WriteByte(')')
 		args = append(args, row[:len(g.Cols)]...)
 	}
-	return w.exec(ctx, conn, sb.String(), args)
+	err := w.exec(ctx, conn, sb.String(), args)
+	clear(args)
+	w.args = args[:0]
+	return err
 }
 
 // update writes an UPDATE group, chunk rows a statement, and returns

@@ -97,6 +97,16 @@ func ValuesToNamed[V any](vals []V) []driver.NamedValue {
 	return named
 }
 
+// AppendNamed appends vals to dst as named values of ordinals len(dst)+1...:
+// ValuesToNamed into a buffer the caller reuses.
+func AppendNamed(dst []driver.NamedValue, vals []any) []driver.NamedValue {
+	n := len(dst)
+	for i, v := range vals {
+		dst = append(dst, driver.NamedValue{Ordinal: n + i + 1, Value: v})
+	}
+	return dst
+}
+
 // NoClose hides a connector's Close from sql.OpenDB, whose Close would close
 // it: for a short-lived *sql.DB that borrows a connector owned elsewhere.
 func NoClose(c driver.Connector) driver.Connector { return noClose{c} }
