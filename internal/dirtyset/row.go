@@ -183,17 +183,6 @@ func SortRows(rows []*Row) {
 	sortRowsGeneric(rows)
 }
 
-// sortByID sorts rows by Compare, ids[i] being rows[i]'s key.
-func sortByID(rows []*Row, ids []ID) {
-	for _, id := range ids {
-		if id.s != "" {
-			sortRowsGeneric(rows)
-			return
-		}
-	}
-	sortIntRows(rows, ids)
-}
-
 // sortRowsGeneric is SortRows for keys of any kind.
 func sortRowsGeneric(rows []*Row) {
 	type keyed struct {
@@ -239,10 +228,10 @@ var intSortPool = sync.Pool{New: func() any { return new(intSortScratch) }}
 
 // sortIntRows sorts rows of integer keys by key, then Seq: a stable LSD
 // radix sort on the key bytes that differ, then the rows of one key (at
-// most a few: a retry row and a newer one) by Seq. ids, when not nil, are
-// the rows' keys (rows[i].id): then a row is read only when its key is
+// most a few: a retry row and a newer one) by Seq. keys, when not nil, are
+// the rows' keys (rows[i].id.i): then a row is read only when its key is
 // another row's too.
-func sortIntRows(rows []*Row, ids []ID) {
+func sortIntRows(rows []*Row, keys []int64) {
 	n := len(rows)
 	if n < 2 || uint64(n) > math.MaxUint32 {
 		if n >= 2 {
@@ -260,8 +249,8 @@ func sortIntRows(rows []*Row, ids []ID) {
 	sorted := true
 	for j := range rows {
 		var k uint64
-		if ids != nil {
-			k = uint64(ids[j].i) ^ 1<<63
+		if keys != nil {
+			k = uint64(keys[j]) ^ 1<<63
 		} else {
 			k = uint64(rows[j].id.i) ^ 1<<63
 		}

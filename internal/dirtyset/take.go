@@ -31,6 +31,19 @@ func (ts *takenSet) contains(k ID) bool {
 	return false
 }
 
+// takenKeys are the integer keys of a take's rows, in the rows' order, read
+// from the shards' maps; text is set when a key is not an integer (then
+// Sort reads the rows).
+type takenKeys struct {
+	ints []int64
+	text bool
+}
+
+func (k *takenKeys) add(id ID) {
+	k.ints = append(k.ints, id.i)
+	k.text = k.text || id.s != ""
+}
+
 // takeLen is how many rows takeLocked(all) would hand out, retry rows
 // included; the caller holds s.mu.
 func (s *shard) takeLen(all bool) int {
@@ -45,7 +58,7 @@ func (s *shard) takeLen(all bool) int {
 // anything in the set) and, when all is set, every dirty row, otherwise only
 // the evicted ones, appended to rows (the retry rows are in ts.retry). The
 // taken set stays listed as inflight until released.
-func (s *shard) takeLocked(all bool, rows []*Row, ids []ID) (*takenSet, []*Row, []ID) {
+func (s *shard) takeLocked(all bool, rows []*Row, keys *takenKeys) (*takenSet, []*Row) {
 	ts := &takenSet{retry: s.retry}
 	s.retry = nil
 	for _, r := range ts.retry {
@@ -56,7 +69,8 @@ func (s *shard) takeLocked(all bool, rows []*Row, ids []ID) (*takenSet, []*Row, 
 		ts.evicted = s.evicted
 		s.evicted = map[ID]*Row{}
 		for k, r := range ts.evicted {
-			rows, ids = append(rows, r), append(ids, k)
+			rows = append(rows, r)
+			keys.add(k)
 			ts.since = minNonZero(ts.since, r.Since)
 		}
 	}
@@ -68,13 +82,14 @@ func (s *shard) takeLocked(all bool, rows []*Row, ids []ID) (*takenSet, []*Row, 
 		// through rows scattered in memory (most of a take's time). The
 		// keys come from the map too, for Sort, without reading the rows.
 		for k, r := range ts.lru.items {
-			rows, ids = append(rows, r), append(ids, k)
+			rows = append(rows, r)
+			keys.add(k)
 		}
 		ts.since = minNonZero(ts.since, s.oldest)
 		s.oldest = time.Time{}
 	}
 	if len(ts.retry) == 0 && len(rows) == n {
-		return nil, rows, ids
+		return nil, rows
 	}
 	if s.lru.Len() == 0 {
 		// Nothing left untaken: oldest must not keep the age of retry or
@@ -82,7 +97,7 @@ func (s *shard) takeLocked(all bool, rows []*Row, ids []ID) (*takenSet, []*Row, 
 		s.oldest = time.Time{}
 	}
 	s.inflight = append(s.inflight, ts)
-	return ts, rows, ids
+	return ts, rows
 }
 
 // Batch is what one flush took from a table. Its rows are the flush's until
@@ -97,7 +112,7 @@ type Batch struct {
 	// Rows are the rows taken: earlier failures first, then the others,
 	// until Sort.
 	Rows []*Row
-	ids  []ID // Rows[i]'s key, until Sort
+	keys takenKeys // of Rows, until Sort
 	// UpTo (a full take only) is the table's highest journal LSN at the
 	// instant of the take: no record can be appended between two shards'
 	// takes, so every record of the table up to UpTo is in this batch or was
@@ -117,10 +132,10 @@ func (t *Table) Take(all bool) *Batch {
 	t.takes.Add(1) // before any row leaves the shards (overlay.go)
 	b := &Batch{t: t, start: time.Now()}
 	var retry, rows []*Row
-	var ids []ID
+	var keys takenKeys
 	add := func(s *shard) {
 		var ts *takenSet
-		ts, rows, ids = s.takeLocked(all, rows, ids)
+		ts, rows = s.takeLocked(all, rows, &keys)
 		if ts != nil {
 			b.shards = append(b.shards, s)
 			b.sets = append(b.sets, ts)
@@ -133,7 +148,7 @@ func (t *Table) Take(all bool) *Batch {
 			s.mu.Lock()
 			n += s.takeLen(true)
 		}
-		rows, ids = make([]*Row, 0, n), make([]ID, 0, n)
+		rows, keys.ints = make([]*Row, 0, n), make([]int64, 0, n)
 		for _, s := range t.shards {
 			add(s)
 		}
@@ -153,13 +168,15 @@ func (t *Table) Take(all bool) *Batch {
 		rows = append(rows, retry...)
 		copy(rows[len(retry):], rows[:len(rows)-len(retry)])
 		copy(rows, retry)
-		ids = append(ids, make([]ID, len(retry))...)
-		copy(ids[len(retry):], ids[:len(ids)-len(retry)])
+		ints := append(keys.ints, make([]int64, len(retry))...)
+		copy(ints[len(retry):], ints[:len(ints)-len(retry)])
 		for i, r := range retry {
-			ids[i] = r.id
+			ints[i] = r.id.i
+			keys.text = keys.text || r.id.s != ""
 		}
+		keys.ints = ints
 	}
-	b.Rows, b.ids = rows, ids
+	b.Rows, b.keys = rows, keys
 	b.SyncTo = t.groupLSN.Load() // after the shards: covers every group whose rows were taken
 	if len(b.Rows) == 0 {
 		b.ended = true // nothing taken: nothing to release
@@ -172,12 +189,12 @@ func (t *Table) Take(all bool) *Batch {
 // read from the shards' maps: rows of integer keys are not read at all
 // unless two share a key.
 func (b *Batch) Sort() {
-	if len(b.ids) != len(b.Rows) {
+	if b.keys.text || len(b.keys.ints) != len(b.Rows) {
 		SortRows(b.Rows)
 	} else {
-		sortByID(b.Rows, b.ids)
+		sortIntRows(b.Rows, b.keys.ints)
 	}
-	b.ids = nil
+	b.keys = takenKeys{}
 }
 
 // Done accounts for committed (or dead-lettered) rows of the batch. The
