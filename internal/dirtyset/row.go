@@ -121,13 +121,7 @@ func (r *Row) Values() []any {
 	if r.Op == dialect.Insert {
 		return r.Vals
 	}
-	if r.Op == dialect.Upsert {
-		uVals := r.UVals()
-		vals := make([]any, 0, len(r.Vals)+len(uVals)+len(r.Key))
-		return append(append(append(vals, r.Vals...), uVals...), r.Key...)
-	}
-	vals := make([]any, 0, len(r.Vals)+len(r.Key))
-	return append(append(vals, r.Vals...), r.Key...)
+	return r.AppendValues(make([]any, 0, r.ValuesLen()))
 }
 
 // AppendValues appends Values to dst; it allocates only when dst has no

@@ -353,8 +353,10 @@ func (g *grouper) add(r *dirtyset.Row, gen int, names *dirtyset.Names, total int
 		g.shapes = append(g.shapes, key)
 		g.gens = append(g.gens, gen)
 		grp := &dialect.Group{Schema: names.Schema, Table: names.Table, Op: r.Op, Cols: r.Cols, KeyCols: names.KeyCols, Style: names.Style}
+		var members []*dirtyset.Row
 		if len(g.groups) == 0 {
-			grp.Rows = make([][]any, 0, total) // rows mostly share one shape
+			// Rows mostly share one shape.
+			grp.Rows, members = make([][]any, 0, total), make([]*dirtyset.Row, 0, total)
 		}
 		if r.Op == dialect.Update {
 			grp.Delta, grp.Fn = r.Delta, r.Fn()
@@ -363,7 +365,7 @@ func (g *grouper) add(r *dirtyset.Row, gen int, names *dirtyset.Names, total int
 			grp.UpdCols, grp.UpdDelta = r.UCols(), r.UDelta()
 		}
 		g.groups = append(g.groups, grp)
-		g.members = append(g.members, nil)
+		g.members = append(g.members, members)
 	}
 	g.groups[gi].Rows = append(g.groups[gi].Rows, g.values(r))
 	g.members[gi] = append(g.members[gi], r)
