@@ -22,6 +22,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/writeback-go/writeback"
+	"github.com/writeback-go/writeback/internal/benchchart"
 	"github.com/writeback-go/writeback/internal/catalog"
 	"github.com/writeback-go/writeback/internal/dialect"
 	"github.com/writeback-go/writeback/internal/dsn"
@@ -384,24 +385,6 @@ func printTable(w io.Writer, rows [][]string) {
 		}
 		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
 	}
-}
-
-// thousands formats n with commas.
-func thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
 }
 
 // keyTally is what one key was sent: writes acknowledged, and writes that
@@ -798,3 +781,6 @@ func drillLines(r io.Reader) *bufio.Scanner {
 	sc.Buffer(make([]byte, 4096), 4096)
 	return sc
 }
+
+// thousands formats n with commas.
+var thousands = benchchart.Thousands

@@ -41,7 +41,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -479,24 +478,6 @@ func writeOrders(ctx context.Context, db *sql.DB, o options, s *runState, orders
 	}
 }
 
-// num formats n with thousands separators.
-func num(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
-
 // writeChart writes the chart of the two runs to o.svg: both throughputs,
 // and the write-back run's dirty rows and oldest age against max_loss.
 func writeChart(o options, d directRun, b writeBackRun) error {
@@ -526,3 +507,6 @@ func absPath(path string) string {
 	}
 	return path
 }
+
+// num formats n with thousands separators.
+var num = benchchart.Thousands
