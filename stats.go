@@ -141,10 +141,7 @@ func (c *Connector) Stats() Stats {
 		s.JournalBytes = js.Bytes
 		s.FsyncLatencyLast, s.FsyncLatencyAvg = js.SyncLatencyLast, js.SyncLatencyAvg
 		s.JournalLag = js.Lag
-		s.JournalPending = int64(js.LastLSN - js.DurableLSN)
-		if !j.Local() {
-			s.JournalPending = int64(js.Records) // a backend's LSNs are not dense
-		}
+		s.JournalPending = int64(js.LastLSN - js.DurableLSN) // LSNs are dense in both kinds of journal
 	}
 	st := c.buf.flusher.Status()
 	s.LastError, s.LastErrorAt = st.LastErr, st.LastErrAt
