@@ -82,6 +82,13 @@ const (
 // another process holds the instance's lease.
 var ErrLeaseHeld = errors.New("natsjournal: the instance's lease is held by another process")
 
+// What a unit's size counts beyond its records' bytes, at most: a message's
+// head (magic, version, count) and each record's (LSN and length varints).
+const (
+	msgHead = 16
+	recHead = 20
+)
+
 // unit is one Append or AppendBatch: its records go in one message.
 type unit struct {
 	first uint64    // the first record's LSN; the others follow it
@@ -306,16 +313,16 @@ func (l *natsLog) ensureBucket(ctx context.Context) (jetstream.KeyValue, error) 
 
 // Append keeps one record: it is published in the background.
 func (l *natsLog) Append(rec []byte) (uint64, error) {
-	return l.add(unit{rec: append([]byte(nil), rec...), size: len(rec) + 36}) // the caller reuses its buffer
+	return l.add(unit{rec: append([]byte(nil), rec...), size: msgHead + recHead + len(rec)}) // the caller reuses its buffer
 }
 
 // AppendBatch keeps records with consecutive LSNs, published as one
 // message (all or none), and returns the last LSN.
 func (l *natsLog) AppendBatch(recs [][]byte) (uint64, error) {
-	u := unit{recs: make([][]byte, len(recs)), size: 16}
+	u := unit{recs: make([][]byte, len(recs)), size: msgHead}
 	for i, r := range recs {
 		u.recs[i] = append([]byte(nil), r...)
-		u.size += len(r) + 20
+		u.size += recHead + len(r)
 	}
 	return l.add(u)
 }
