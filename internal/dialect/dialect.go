@@ -16,6 +16,7 @@ package dialect
 import (
 	"context"
 	"database/sql/driver"
+	"strings"
 
 	"github.com/writeback-go/writeback/internal/sqlparse"
 )
@@ -86,3 +87,19 @@ type Writer interface {
 // checkpoint commits with the rows it covers. Its placeholders are $1, $2...
 // on PostgreSQL and ? elsewhere; on PostgreSQL args may be slices (arrays).
 type Exec func(query string, args ...any) error
+
+// writeInsertInto writes "INSERT INTO table (c1, c2, ...)" with the
+// columns as the statement spelled them: the head every dialect's INSERT
+// and upsert flush statements share.
+func writeInsertInto(sb *strings.Builder, table string, cols []sqlparse.Ident) {
+	sb.WriteString("INSERT INTO ")
+	sb.WriteString(table)
+	sb.WriteString(" (")
+	for i, c := range cols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(c.Raw)
+	}
+	sb.WriteByte(')')
+}

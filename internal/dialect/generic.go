@@ -167,14 +167,8 @@ func genericSQLArgs(g *Group, style sqlparse.ParamStyle, sqlite bool) (string, [
 		table = g.Schema.Raw + "." + table
 	}
 	if g.Op == Insert {
-		fmt.Fprintf(&sb, "INSERT INTO %s (", table)
-		for i, c := range g.Cols {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString(c.Raw)
-		}
-		sb.WriteString(") VALUES (")
+		writeInsertInto(&sb, table, g.Cols)
+		sb.WriteString(" VALUES (")
 		for i := range g.Cols {
 			if i > 0 {
 				sb.WriteString(", ")

@@ -317,14 +317,8 @@ func (w *mysqlWriter) insert(ctx context.Context, conn driver.Conn, g *Group, ba
 func (w *mysqlWriter) insertRows(ctx context.Context, conn driver.Conn, g *Group, rows [][]any) error {
 	var sb strings.Builder
 	sb.Grow(64 + 16*len(g.Cols) + len(rows)*(4+3*len(g.Cols)))
-	sb.WriteString("INSERT INTO " + mysqlTable(g) + " (")
-	for i, c := range g.Cols {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString(c.Raw)
-	}
-	sb.WriteString(") VALUES ")
+	writeInsertInto(&sb, mysqlTable(g), g.Cols)
+	sb.WriteString(" VALUES ")
 	args := w.args[:0]
 	for r, row := range rows {
 		if r > 0 {
@@ -706,14 +700,8 @@ const mysqlDupKey = 1062
 // the existing row's.
 func mysqlUpsertSQL(g *Group) string {
 	var sb strings.Builder
-	sb.WriteString("INSERT INTO " + mysqlTable(g) + " (")
-	for i, c := range g.Cols {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString(c.Raw)
-	}
-	sb.WriteString(") VALUES (")
+	writeInsertInto(&sb, mysqlTable(g), g.Cols)
+	sb.WriteString(" VALUES (")
 	for i := range g.Cols {
 		if i > 0 {
 			sb.WriteString(", ")

@@ -132,16 +132,8 @@ func pgMissingSQL(g *Group, key []pgColSQL) string {
 // pgInsertSQL is the INSERT a group's batches run when COPY is not used.
 func pgInsertSQL(g *Group, cols []pgColSQL) string {
 	var sb strings.Builder
-	sb.WriteString("INSERT INTO ")
-	sb.WriteString(pgTableName(g))
-	sb.WriteString(" (")
-	for i, c := range g.Cols {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString(c.Raw)
-	}
-	sb.WriteString(") SELECT ")
+	writeInsertInto(&sb, pgTableName(g), g.Cols)
+	sb.WriteString(" SELECT ")
 	for i := range cols {
 		if i > 0 {
 			sb.WriteString(", ")

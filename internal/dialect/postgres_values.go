@@ -476,16 +476,8 @@ func pgvMissingSQL(g *Group, keyTypes []string, n int, arrays bool) string {
 // pgvInsertSQL is the INSERT of n rows of g, types the casts of g.Cols.
 func pgvInsertSQL(g *Group, types []string, n int) string {
 	var sb strings.Builder
-	sb.WriteString("INSERT INTO ")
-	sb.WriteString(pgTableName(g))
-	sb.WriteString(" (")
-	for i, c := range g.Cols {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString(c.Raw)
-	}
-	sb.WriteString(") VALUES ")
+	writeInsertInto(&sb, pgTableName(g), g.Cols)
+	sb.WriteString(" VALUES ")
 	pgvValues(&sb, types, n, nil)
 	return sb.String()
 }

@@ -61,20 +61,12 @@ func upsertSQL(g *Group, style sqlparse.ParamStyle, castDelta func(col sqlparse.
 			sb.WriteByte('?')
 		}
 	}
-	sb.WriteString("INSERT INTO ")
+	table := g.Table.Raw
 	if g.Schema != nil {
-		sb.WriteString(g.Schema.Raw)
-		sb.WriteByte('.')
+		table = g.Schema.Raw + "." + table
 	}
-	sb.WriteString(g.Table.Raw)
-	sb.WriteString(" (")
-	for i, c := range g.Cols {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString(c.Raw)
-	}
-	sb.WriteString(") VALUES (")
+	writeInsertInto(&sb, table, g.Cols)
+	sb.WriteString(" VALUES (")
 	for i := range g.Cols {
 		if i > 0 {
 			sb.WriteString(", ")
