@@ -93,24 +93,33 @@ func (p *parser) onConflict(res *Statement) bool {
 	if !p.keyword("update") || !p.keyword("set") {
 		return p.noTok(p.i, "expected DO UPDATE SET or DO NOTHING")
 	}
+	if !p.upsertSets(res, u, "DO UPDATE SET", "v, EXCLUDED.c, t.c + v or t.c + EXCLUDED.c") {
+		return false
+	}
+	res.Upsert = u
+	return true
+}
+
+// upsertSets reads the comma-separated assignments of an upsert's update
+// clause (clause names it in messages; forms lists the shapes it takes)
+// into u, each column once.
+func (p *parser) upsertSets(res *Statement, u *UpsertClause, clause, forms string) bool {
 	for {
 		at := p.i
 		s, ok := p.upsertSet(res)
 		if !ok {
-			return p.nof("DO UPDATE SET ", p.text(&p.toks[at]), " = ...: not v, EXCLUDED.c, t.c + v or t.c + EXCLUDED.c")
+			return p.nof(clause+" ", p.text(&p.toks[at]), " = ...: not "+forms)
 		}
 		for _, o := range u.Sets {
 			if sameCol(o.Col, s.Col) {
-				return p.nof("DO UPDATE SET names column ", s.Col.Raw, " twice")
+				return p.nof(clause+" names column ", s.Col.Raw, " twice")
 			}
 		}
 		u.Sets = append(u.Sets, s)
 		if !p.op(",") {
-			break
+			return true
 		}
 	}
-	res.Upsert = u
-	return true
 }
 
 // upsertSet consumes one assignment of the DO UPDATE SET list.
@@ -217,21 +226,8 @@ func (p *parser) onDuplicateKey(res *Statement, rowAlias *Ident) bool {
 	p.odku, p.rowAlias = true, rowAlias
 	defer func() { p.odku, p.rowAlias = false, nil }()
 	u := &UpsertClause{}
-	for {
-		at := p.i
-		s, ok := p.upsertSet(res)
-		if !ok {
-			return p.nof("ON DUPLICATE KEY UPDATE ", p.text(&p.toks[at]), " = ...: not v, VALUES(c), c + v or c + VALUES(c)")
-		}
-		for _, o := range u.Sets {
-			if sameCol(o.Col, s.Col) {
-				return p.nof("ON DUPLICATE KEY UPDATE names column ", s.Col.Raw, " twice")
-			}
-		}
-		u.Sets = append(u.Sets, s)
-		if !p.op(",") {
-			break
-		}
+	if !p.upsertSets(res, u, "ON DUPLICATE KEY UPDATE", "v, VALUES(c), c + v or c + VALUES(c)") {
+		return false
 	}
 	res.Upsert, res.OnDuplicateKey = u, true
 	return true
