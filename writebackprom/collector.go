@@ -110,15 +110,15 @@ func NewCollector(db *sql.DB) (prometheus.Collector, error) {
 		func(s writeback.Stats) float64 { return count(s.Retries) })
 	conn("last_flush_error_timestamp_seconds", "When the last flush error happened, in Unix seconds (0 if none).", gauge,
 		func(s writeback.Stats) float64 { return unixSeconds(s.LastErrorAt) })
-	conn("journal_bytes", "Size of the journal's files (0 without a journal).", gauge,
+	conn("journal_bytes", "Size of the journal's files, or of the records waiting for JetStream for a replicated journal (0 without a journal).", gauge,
 		func(s writeback.Stats) float64 { return count(s.JournalBytes) })
 	conn("journal_lag_seconds", "Age of the oldest journal record not yet fsynced, or not yet stored by JetStream for a replicated journal (0 without a journal).", gauge,
 		func(s writeback.Stats) float64 { return s.JournalLag.Seconds() })
 	conn("journal_pending_records", "Journal records not yet durable: not fsynced, or not yet stored by JetStream (0 without a journal).", gauge,
 		func(s writeback.Stats) float64 { return count(s.JournalPending) })
-	conn("journal_fsync_last_seconds", "Duration of the journal's last fsync.", gauge,
+	conn("journal_fsync_last_seconds", "Duration of the journal's last fsync, or of its last publish round trip for a replicated journal.", gauge,
 		func(s writeback.Stats) float64 { return s.FsyncLatencyLast.Seconds() })
-	conn("journal_fsync_avg_seconds", "Mean duration of the journal's fsyncs since the database was opened.", gauge,
+	conn("journal_fsync_avg_seconds", "Mean duration of the journal's fsyncs (or publish round trips) since the database was opened.", gauge,
 		func(s writeback.Stats) float64 { return s.FsyncLatencyAvg.Seconds() })
 	conn("last_crash_lost_writes", "At most how many acknowledged writes the unclean stop of the run before lost (0: a clean stop, or a journal that replayed them); see writeback.CrashReport.", gauge,
 		func(s writeback.Stats) float64 {
