@@ -52,7 +52,17 @@ func (d *Journal) Recover(ctx context.Context, db *sql.DB, r Replayer) (int, err
 	// the lowest watermark of the rules' tables: a table the rules no longer
 	// buffer may have records below it that are not applied. Compaction
 	// keeps what is held close to what is unapplied.
-	replayed, err := d.replay(ctx, cp, r, d.eachRecord)
+	each := d.eachRecord
+	if !d.fileJournal {
+		// A backend reads its records over the network, into memory: read
+		// them once for both passes of replay, not once per pass.
+		h, err := d.Hold()
+		if err != nil {
+			return 0, err
+		}
+		each = h.each
+	}
+	replayed, err := d.replay(ctx, cp, r, each)
 	if err != nil {
 		return replayed, err
 	}
@@ -81,6 +91,16 @@ type Held struct {
 type heldRecord struct {
 	lsn uint64
 	rec *Record
+}
+
+// each hands fn every held record, in LSN order.
+func (h *Held) each(fn func(uint64, *Record) error) error {
+	for _, hr := range h.recs {
+		if err := fn(hr.lsn, hr.rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Records is how many records are held.
@@ -131,14 +151,7 @@ func (d *Journal) RecoverHeld(ctx context.Context, db *sql.DB, h *Held, r Replay
 	if err != nil {
 		return 0, d.Unreachable(err)
 	}
-	replayed, err := d.replay(ctx, cp, r, func(fn func(uint64, *Record) error) error {
-		for _, hr := range h.recs {
-			if err := fn(hr.lsn, hr.rec); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	replayed, err := d.replay(ctx, cp, r, h.each)
 	if err != nil {
 		return replayed, err
 	}
