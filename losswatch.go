@@ -112,16 +112,22 @@ type sample struct {
 	buffered int64
 }
 
+// tableRates is what the watch keeps of one table between two states.
+type tableRates struct {
+	buffered int64   // buffered writes at the last state
+	measured bool    // buffered is this run's: a state was written
+	rate     float64 // the rate over the last interval (while starting)
+	since    sample  // the buffered writes about a Refresh ago
+	prior    float64 // the crashed run's rate, for the state at open
+}
+
 // lossWatch keeps the state file of a connector.
 type lossWatch struct {
 	file    *lossstate.File
 	journal bool
 	stop    chan struct{}
 	done    chan struct{}
-	last    map[string]int64   // buffered writes per table at the last state
-	prior   map[string]float64 // the crashed run's rates, for the state at open
-	rate    map[string]float64 // each table's rate over the last interval
-	since   map[string]sample  // each table's figure about a Refresh ago
+	tables  map[string]*tableRates // by rule name
 	started time.Time
 	lastAt  time.Time
 	wrote   bool // the last state written had something pending
@@ -170,13 +176,17 @@ func (c *Connector) startLossWatch(cfg *config) {
 	if prev != nil && !prev.Clean {
 		c.reportCrash(cfg, prev)
 	}
-	w := &lossWatch{file: f, journal: c.buf.journal != nil, stop: make(chan struct{}), done: make(chan struct{}), last: map[string]int64{}, rate: map[string]float64{}, since: map[string]sample{}, started: time.Now()}
+	w := &lossWatch{file: f, journal: c.buf.journal != nil, stop: make(chan struct{}), done: make(chan struct{}), tables: map[string]*tableRates{}, started: time.Now()}
+	for _, t := range c.buf.ordered {
+		w.tables[t.rule.Name] = &tableRates{}
+	}
 	if prev != nil && !prev.Clean {
 		// A crash loop: until this run has measured its own rate, the
 		// stopped run's is the best bound of what a crash could take.
-		w.prior = map[string]float64{}
 		for name, t := range prev.Tables {
-			w.prior[name] = t.Rate
+			if tr := w.tables[name]; tr != nil {
+				tr.prior = t.Rate
+			}
 		}
 	}
 	c.loss = w
@@ -239,24 +249,25 @@ func (w *lossWatch) write(c *Connector, now time.Time, clean bool) {
 	for _, t := range c.buf.ordered {
 		sn := t.set.Snapshot()
 		lt := lossstate.Table{Rows: sn.Pending, Writes: sn.PendingWrites, Oldest: sn.Oldest, MaxRows: 2 * int64(t.rule.MaxDirty)}
-		if prev, ok := w.last[t.rule.Name]; ok && elapsed > 0 {
-			lt.Rate = float64(sn.Buffered-prev) / elapsed
+		tr := w.tables[t.rule.Name]
+		if tr.measured && elapsed > 0 {
+			lt.Rate = float64(sn.Buffered-tr.buffered) / elapsed
 			if starting {
 				// Short intervals while the run warms up: the higher of
 				// this one's rate and the one before (one may have paused).
-				lt.Rate, w.rate[t.rule.Name] = max(lt.Rate, w.rate[t.rule.Name]), lt.Rate
-			} else if h := w.since[t.rule.Name]; !h.at.IsZero() && now.After(h.at) {
+				lt.Rate, tr.rate = max(lt.Rate, tr.rate), lt.Rate
+			} else if h := tr.since; !h.at.IsZero() && now.After(h.at) {
 				// Over the last Refresh or so, not over the last short
 				// interval of the start.
 				lt.Rate = float64(sn.Buffered-h.buffered) / now.Sub(h.at).Seconds()
 			}
-			if h := w.since[t.rule.Name]; h.at.IsZero() || now.Sub(h.at) >= lossstate.Refresh {
-				w.since[t.rule.Name] = sample{now, sn.Buffered}
+			if tr.since.at.IsZero() || now.Sub(tr.since.at) >= lossstate.Refresh {
+				tr.since = sample{now, sn.Buffered}
 			}
 		} else {
-			lt.Rate = w.prior[t.rule.Name] // the state at open: no rate of this run yet
+			lt.Rate = tr.prior // the state at open: no rate of this run yet
 		}
-		w.last[t.rule.Name] = sn.Buffered
+		tr.buffered, tr.measured = sn.Buffered, true
 		pending = pending || lt.Writes > 0 || lt.Rate > 0
 		s.Tables[t.rule.Name] = lt
 	}
