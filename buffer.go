@@ -243,6 +243,13 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 			t.known.dropGuards()
 		}
 	}
+	if lsn != 0 {
+		// The record was numbered under the row's lock; it is written
+		// now, outside every lock, in one write(2) with its neighbours'.
+		if err := cn.buf.journal.WaitWritten(ctx, lsn); err != nil {
+			return nil, true, fmt.Errorf("%w: write buffered but its record is not in the journal (it may still be applied): %w", ErrJournal, err)
+		}
+	}
 	if waitsForJournal(level) && lsn != 0 {
 		// Outside every shard lock: writers of other rows go on while this
 		// one waits, and share its fsync or publish (group commit).

@@ -439,7 +439,7 @@ func TestCrashAtFlushSteps(t *testing.T) {
 		t.Skip("crash tests run child processes")
 	}
 	points := []string{"before-tx", "after-rows", "before-commit", "after-commit",
-		"journal:compact-before-remove", "journal:compact-after-remove", "journal:before-sync", "journal:after-write"}
+		"journal:compact-before-remove", "journal:compact-after-remove", "journal:before-sync", "journal:write", "journal:after-write"}
 	for _, driver := range []string{"sqlite3", "pgx", "mysql"} {
 		for _, p := range points {
 			t.Run(driver+"/"+p, func(t *testing.T) {

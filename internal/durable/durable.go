@@ -1,7 +1,8 @@
 // Package durable joins the journal (internal/journal, the file layer) to the
-// dirty set: every buffered statement is encoded (codec.go) and appended as
-// one record while its row's shard is locked; ack: disk waits for the
-// record's fsync; each flush transaction records in the target database
+// dirty set: every buffered statement is encoded (codec.go) and numbered as
+// one record while its row's shard is locked, and written once the lock is
+// released, in one write(2) with its neighbours' (WaitWritten); ack: disk
+// waits for the record's fsync; each flush transaction records in the target database
 // which records it applied (checkpoint.go); recovery replays the rest when a
 // connector opens (recover.go); compaction drops what is applied.
 //
@@ -91,6 +92,18 @@ type Journal struct {
 	compactFailed atomic.Bool // the first compaction failure was logged
 
 	recBuf sync.Pool // *[]byte, to encode records in
+
+	// reserve is the Log's reservation, when it has one (the file
+	// journal): a write's record is numbered under its row's lock and
+	// written after it is released, together with its neighbours'.
+	reserve reserver
+}
+
+// reserver is a Log that numbers a record before it writes it: Reserve
+// under the row's lock, WaitWritten after (journal.Journal).
+type reserver interface {
+	Reserve(rec []byte) (uint64, error)
+	WaitWritten(ctx context.Context, lsn uint64) error
 }
 
 // Open opens the journal directory at path and reads (or makes) its id.
@@ -133,7 +146,18 @@ func Open(path string, kind dialect.Kind, tables []*dirtyset.Table, opts Options
 		d.every = DefaultCompactEvery
 	}
 	d.idp.Store(&id)
+	d.reserve = jr
 	return d, nil
+}
+
+// WaitWritten returns once the record lsn of a live write is written to
+// the journal (Write.Log only reserves it), or why it could not be. It is
+// called with no lock held. A backend's Log writes in Log itself.
+func (d *Journal) WaitWritten(ctx context.Context, lsn uint64) error {
+	if d.reserve == nil {
+		return nil
+	}
+	return d.reserve.WaitWritten(ctx, lsn)
 }
 
 // ID is the journal's id, which names it in the checkpoint tables.
@@ -264,10 +288,13 @@ type groupAppend struct {
 // Replayed returns the Write of a record replayed from the journal.
 func (d *Journal) Replayed(lsn uint64) *Write { return &Write{d: d, lsn: lsn} }
 
-// Log appends the record, or takes the replayed record's LSN. An error
-// means the write must not be buffered, and its Exec fails: the journal
-// cannot take it (a full disk: a later append may succeed; a failed fsync:
-// the journal is unusable until the connector is reopened). The first
+// Log numbers the record (the file journal: Reserve; the caller writes it
+// with WaitWritten once it has let go of the row's lock) or appends it (a
+// backend's journal, and a group's records), or takes the replayed
+// record's LSN. An error means the write must not be buffered, and its
+// Exec fails: the journal cannot take it (a full disk: a later append may
+// succeed; a failed write or fsync: the journal is unusable until the
+// connector is reopened). The first
 // failure of a run is logged, and so is the first success after it.
 func (w *Write) Log(int) (uint64, error) {
 	if w.lsn != 0 {
@@ -276,6 +303,10 @@ func (w *Write) Log(int) (uint64, error) {
 	var lsn uint64
 	var err error
 	switch g := w.group; {
+	case g == nil && w.d.reserve != nil:
+		// Numbered now, under the row's lock; written once the caller
+		// has let go of it (WaitWritten), with other writers' records.
+		lsn, err = w.d.reserve.Reserve(w.rec)
 	case g == nil:
 		lsn, err = w.d.j.Append(w.rec)
 	case !g.done:
