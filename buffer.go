@@ -231,6 +231,13 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 	if cn.dropWrite != 0 && cn.dropCount.Add(1) == cn.dropWrite {
 		return bufferedResult(1), true, nil // withDroppedWrite: a promise broken on purpose
 	}
+	if j := cn.buf.journal; j != nil {
+		// A journal whose fsync lags holds writers back here, within
+		// their context, not under their row's lock.
+		if err := j.WaitLag(ctx); err != nil {
+			return nil, true, err
+		}
+	}
 	res, lsn, err := cn.admitStmt(ctx, &writeAttempt{c: c}, t, info, args)
 	if res == nil || err != nil {
 		return nil, err != nil, err
@@ -241,13 +248,6 @@ func (cn *Connector) tryBuffer(ctx context.Context, c *conn, info *stmtInfo, arg
 			t.known.dropGuardsOf(ids, setCols(info), info.c.Kind != sqlparse.Update)
 		} else {
 			t.known.dropGuards()
-		}
-	}
-	if lsn != 0 {
-		// The record was numbered under the row's lock; it is written
-		// now, outside every lock, in one write(2) with its neighbours'.
-		if err := cn.buf.journal.WaitWritten(ctx, lsn); err != nil {
-			return nil, true, fmt.Errorf("%w: write buffered but its record is not in the journal (it may still be applied): %w", ErrJournal, err)
 		}
 	}
 	if waitsForJournal(level) && lsn != 0 {
@@ -398,6 +398,7 @@ func (cn *Connector) bufferUpdate(a *writeAttempt, t *tableState, info *stmtInfo
 		}
 		*bp = rec
 		w = j.NewWrite(rec)
+		defer j.PutWrite(w)
 		jw = w
 	}
 	var out dirtyset.Outcome
@@ -516,6 +517,7 @@ func (cn *Connector) bufferInsert(a *writeAttempt, t *tableState, info *stmtInfo
 		}
 		*bp = rec
 		w = j.NewWrite(rec)
+		defer j.PutWrite(w)
 		jw = w
 	}
 	out, lsn := t.set.InsertNew(keys, rows, info.c.Cols, info.names, jw, adm, a.exists(t))

@@ -258,6 +258,7 @@ func (cn *Connector) upsertRows(t *tableState, info *stmtInfo, keys, rows [][]an
 		}
 		*bp = rec
 		w = j.NewWrite(rec)
+		defer j.PutWrite(w)
 		jw = w
 	}
 	out, lsn := t.set.UpsertCounted(keys, rows, info.c.Cols, upd, info.names, jw, adm, cnt)

@@ -27,7 +27,8 @@ func TestCrashRecoveryUpsert(t *testing.T) {
 				if driver == "pgx" {
 					requirePostgres(t)
 				}
-				for i := 0; i < 4; i++ {
+				ackedTrials := 0
+				for i := 0; i < 4 || ackedTrials == 0 && i < 12; i++ {
 					c := crashConfig{driver: driver, maxLoss: v.maxLoss, fsync: "always", ack: "disk", keys: 20, workers: 8, mode: "upsert"}
 					killAfter := 20 + rand.IntN(300)
 					if v.hook != "" {
@@ -36,13 +37,23 @@ func TestCrashRecoveryUpsert(t *testing.T) {
 					dsn, direct := crashBase(t, driver, c.keys/2)
 					rules := writeRulesFile(t, journalRules(filepath.Join(t.TempDir(), "journal"), c.fsync, c.ack, c.maxLoss))
 					acked, inflight, _, _, exit := runChild(t, c, dsn, rules, killAfter)
-					if len(acked) == 0 {
+					if len(acked) == 0 && c.hook == "" {
 						t.Fatalf("child acknowledged nothing (%v)", exit)
 					}
+					if len(acked) > 0 {
+						ackedTrials++
+					}
+					// A child stopped at a flush step before its first
+					// acknowledgment (a loaded machine) still recovers only
+					// writes it had begun; more trials then show recovery
+					// of acknowledged ones.
 					recoverAndCheck(t, c, dsn, rules, direct, acked, inflight)
 					if t.Failed() {
 						return
 					}
+				}
+				if ackedTrials == 0 {
+					t.Fatal("no child acknowledged anything before it was stopped")
 				}
 			})
 		}
@@ -61,7 +72,8 @@ func TestCrashRecoveryReplace(t *testing.T) {
 	}
 	for _, v := range []struct{ maxLoss, hook string }{{"5s", ""}, {"5ms", ""}, {"5ms", "after-rows"}, {"5ms", "after-commit"}} {
 		t.Run("max_loss="+v.maxLoss+"/"+v.hook, func(t *testing.T) {
-			for i := 0; i < 4; i++ {
+			ackedTrials := 0
+			for i := 0; i < 4 || ackedTrials == 0 && i < 12; i++ {
 				c := crashConfig{driver: "sqlite3", maxLoss: v.maxLoss, fsync: "always", ack: "disk", keys: 8, workers: 8, mode: "replace"}
 				killAfter := 20 + rand.IntN(300)
 				if v.hook != "" {
@@ -84,8 +96,11 @@ func TestCrashRecoveryReplace(t *testing.T) {
 					}
 				}
 				acked, inflight, _, _, exit := runChild(t, c, dsn, rules, killAfter)
-				if len(acked) == 0 {
+				if len(acked) == 0 && c.hook == "" {
 					t.Fatalf("child acknowledged nothing (%v)", exit)
+				}
+				if len(acked) > 0 {
+					ackedTrials++
 				}
 				recoverJournal(t, c, dsn, rules)
 				last, flight := map[int64]int64{}, map[int64]int64{}
@@ -104,6 +119,9 @@ func TestCrashRecoveryReplace(t *testing.T) {
 				if t.Failed() {
 					return
 				}
+			}
+			if ackedTrials == 0 {
+				t.Fatal("no child acknowledged anything before it was stopped")
 			}
 		})
 	}

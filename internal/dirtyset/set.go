@@ -8,9 +8,8 @@
 //
 // Lock order: a Table's shard locks are taken in index order (Insert of
 // several rows, a full Take); nothing else is locked while they are held
-// except the journal's numbering of the record (the Journal the caller
-// passes), so per row, journal order is coalescing order. The file
-// journal's write(2) comes after the locks are released.
+// except the journal's append (the Journal the caller passes), so per row,
+// journal order is coalescing order.
 package dirtyset
 
 import (
@@ -58,10 +57,9 @@ const (
 // It is called with the shard lock of the key held, so it must not block.
 type Exists func(ID) Existence
 
-// Journal numbers one buffered write's record. Log is called with the shard
+// Journal appends one buffered write's record. Log is called with the shard
 // lock of every row the record touches (rows of them) held; it returns the
-// record's LSN, or an error, after which the write is not buffered. The
-// record may be written after the locks are released (durable.Write).
+// record's LSN, or an error, after which the write is not buffered.
 type Journal interface {
 	Log(rows int) (lsn uint64, err error)
 }

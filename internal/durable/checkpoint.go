@@ -393,17 +393,7 @@ func (d *Journal) CheckpointTx(m Mark, rows []*dirtyset.Row) func(exec dialect.E
 	if cp == nil {
 		return nil
 	}
-	upTo := m.UpTo
-	for _, r := range rows {
-		upTo = max(upTo, r.MaxLSN)
-	}
 	return func(exec dialect.Exec) error {
-		// A record is numbered before it is written (Write.Log): the
-		// checkpoint may not mark records the journal does not hold yet,
-		// or a crash would leave the marks ahead of it. It is a wait of
-		// microseconds at most; a journal that failed will never hold
-		// them, and the marks then go ahead (recovery renews its id).
-		_ = d.WaitWritten(context.Background(), upTo)
 		if err := d.Fenced(); err != nil {
 			// Another process may be applying these records: checked
 			// inside the transaction, as close to its commit as can be.

@@ -1,8 +1,7 @@
 // Package durable joins the journal (internal/journal, the file layer) to the
-// dirty set: every buffered statement is encoded (codec.go) and numbered as
-// one record while its row's shard is locked, and written once the lock is
-// released, in one write(2) with its neighbours' (WaitWritten); ack: disk
-// waits for the record's fsync; each flush transaction records in the target database
+// dirty set: every buffered statement is encoded (codec.go) and appended as
+// one record while its row's shard is locked; ack: disk waits for the
+// record's fsync; each flush transaction records in the target database
 // which records it applied (checkpoint.go); recovery replays the rest when a
 // connector opens (recover.go); compaction drops what is applied.
 //
@@ -92,18 +91,7 @@ type Journal struct {
 	compactFailed atomic.Bool // the first compaction failure was logged
 
 	recBuf sync.Pool // *[]byte, to encode records in
-
-	// reserve is the Log's reservation, when it has one (the file
-	// journal): a write's record is numbered under its row's lock and
-	// written after it is released, together with its neighbours'.
-	reserve reserver
-}
-
-// reserver is a Log that numbers a record before it writes it: Reserve
-// under the row's lock, WaitWritten after (journal.Journal).
-type reserver interface {
-	Reserve(rec []byte) (uint64, error)
-	WaitWritten(ctx context.Context, lsn uint64) error
+	writes sync.Pool // *Write, for NewWrite
 }
 
 // Open opens the journal directory at path and reads (or makes) its id.
@@ -146,18 +134,7 @@ func Open(path string, kind dialect.Kind, tables []*dirtyset.Table, opts Options
 		d.every = DefaultCompactEvery
 	}
 	d.idp.Store(&id)
-	d.reserve = jr
 	return d, nil
-}
-
-// WaitWritten returns once the record lsn of a live write is written to
-// the journal (Write.Log only reserves it), or why it could not be. It is
-// called with no lock held. A backend's Log writes in Log itself.
-func (d *Journal) WaitWritten(ctx context.Context, lsn uint64) error {
-	if d.reserve == nil {
-		return nil
-	}
-	return d.reserve.WaitWritten(ctx, lsn)
 }
 
 // ID is the journal's id, which names it in the checkpoint tables.
@@ -176,6 +153,16 @@ func (d *Journal) Local() bool { return d.fileJournal }
 
 // Stats are the journal file layer's figures.
 func (d *Journal) Stats() journal.Stats { return d.j.Stats() }
+
+// WaitLag holds a writer back, before it takes any lock, while the
+// journal's fsync lags more than it may (journal.Journal.WaitLag); ctx
+// bounds the wait.
+func (d *Journal) WaitLag(ctx context.Context) error {
+	if w, ok := d.j.(interface{ WaitLag(context.Context) error }); ok {
+		return w.WaitLag(ctx)
+	}
+	return nil
+}
 
 // Sync returns once record lsn is on disk, or ctx ends (ack: disk).
 func (d *Journal) Sync(ctx context.Context, lsn uint64) error { return d.j.Sync(ctx, lsn) }
@@ -260,8 +247,23 @@ type Write struct {
 // Err is why Log failed (nil when it did not).
 func (w *Write) Err() error { return w.err }
 
-// NewWrite returns the Write of an encoded record.
-func (d *Journal) NewWrite(rec []byte) *Write { return &Write{d: d, rec: rec} }
+// NewWrite returns the Write of an encoded record; give it back with
+// PutWrite once its outcome is read (it is on every buffered write's path:
+// a pool keeps it off the heap).
+func (d *Journal) NewWrite(rec []byte) *Write {
+	w, ok := d.writes.Get().(*Write)
+	if !ok {
+		w = new(Write)
+	}
+	*w = Write{d: d, rec: rec}
+	return w
+}
+
+// PutWrite recycles a Write from NewWrite.
+func (d *Journal) PutWrite(w *Write) {
+	*w = Write{}
+	d.writes.Put(w)
+}
 
 // NewGroupWrites returns the Writes of a transaction group's records, in
 // order. The first Log appends them all at once (AppendBatch), with
@@ -288,13 +290,10 @@ type groupAppend struct {
 // Replayed returns the Write of a record replayed from the journal.
 func (d *Journal) Replayed(lsn uint64) *Write { return &Write{d: d, lsn: lsn} }
 
-// Log numbers the record (the file journal: Reserve; the caller writes it
-// with WaitWritten once it has let go of the row's lock) or appends it (a
-// backend's journal, and a group's records), or takes the replayed
-// record's LSN. An error means the write must not be buffered, and its
-// Exec fails: the journal cannot take it (a full disk: a later append may
-// succeed; a failed write or fsync: the journal is unusable until the
-// connector is reopened). The first
+// Log appends the record, or takes the replayed record's LSN. An error
+// means the write must not be buffered, and its Exec fails: the journal
+// cannot take it (a full disk: a later append may succeed; a failed fsync:
+// the journal is unusable until the connector is reopened). The first
 // failure of a run is logged, and so is the first success after it.
 func (w *Write) Log(int) (uint64, error) {
 	if w.lsn != 0 {
@@ -303,10 +302,6 @@ func (w *Write) Log(int) (uint64, error) {
 	var lsn uint64
 	var err error
 	switch g := w.group; {
-	case g == nil && w.d.reserve != nil:
-		// Numbered now, under the row's lock; written once the caller
-		// has let go of it (WaitWritten), with other writers' records.
-		lsn, err = w.d.reserve.Reserve(w.rec)
 	case g == nil:
 		lsn, err = w.d.j.Append(w.rec)
 	case !g.done:

@@ -2,28 +2,46 @@ package journal
 
 import (
 	"os"
+	"sync/atomic"
 	"syscall"
 )
 
-// fallocKeepSize is FALLOC_FL_KEEP_SIZE: the blocks are allocated beyond
-// the end of the file, which keeps its size (appends still go to its end).
-const fallocKeepSize = 1
-
-// preallocate reserves n bytes of disk at offset off of f without changing
-// its size, so that writes there cannot fail for lack of space. It reports
-// false when the file system cannot preallocate.
-func preallocate(f *os.File, off, n int64) (ok bool, err error) {
+// allocate makes f at least size bytes long with its blocks allocated, so
+// that the mapped bytes up to size can be written without asking the file
+// system for space: a full disk is met here, as an error, and never as a
+// fault when a mapped page is first written.
+func allocate(f *os.File, size int64) error {
 	for {
-		err = syscall.Fallocate(int(f.Fd()), fallocKeepSize, off, n)
-		if err != syscall.EINTR {
-			break
+		err := syscall.Fallocate(int(f.Fd()), 0, 0, size)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EOPNOTSUPP, syscall.ENOSYS:
+			// This file system cannot allocate ahead: the file is
+			// extended sparse, and its blocks are found as pages are
+			// written back.
+			return extend(f, size)
 		}
+		return err
 	}
-	switch err {
-	case nil:
-		return true, nil
-	case syscall.EOPNOTSUPP, syscall.ENOSYS:
-		return false, nil
+}
+
+// madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14): fault pages in,
+// writable, without writing to them.
+const madvPopulateWrite = 23
+
+// noPopulate is set once the kernel refuses madvPopulateWrite (older than
+// 5.14): pages are then faulted in by the copies themselves.
+var noPopulate atomic.Bool
+
+// populate faults the pages of b in for writing, so that the appends that
+// copy records there later do not take the page faults (each a trip into
+// the file system) while they hold the journal's lock. It writes nothing.
+func populate(b []byte) {
+	if len(b) == 0 || noPopulate.Load() {
+		return
 	}
-	return true, err
+	if err := syscall.Madvise(b, madvPopulateWrite); err == syscall.EINVAL {
+		noPopulate.Store(true)
+	}
 }

@@ -4,6 +4,10 @@ package journal
 
 import "os"
 
-// preallocate reports that this system cannot reserve disk space ahead of
-// writes: a full disk then fails the write of a batch (see Reserve).
-func preallocate(*os.File, int64, int64) (bool, error) { return false, nil }
+// allocate makes f at least size bytes long. This system has no portable
+// way to allocate the blocks ahead: the file is extended sparse.
+func allocate(f *os.File, size int64) error { return extend(f, size) }
+
+// populate would fault the pages of b in ahead of the appends; this system
+// leaves it to the appends themselves.
+func populate([]byte) {}

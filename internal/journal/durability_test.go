@@ -180,8 +180,20 @@ func TestEverysecLag(t *testing.T) {
 	if st := j.Stats(); st.Lag != 100*time.Millisecond || st.LastLSN != 1 {
 		t.Fatalf("while stalled: %+v", st)
 	}
+	// A writer that has not taken its row's lock yet waits in WaitLag,
+	// within its context, instead of behind the held-back append.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := j.WaitLag(cctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("WaitLag while the lag exceeded MaxLag: %v, want the context's error", err)
+	}
+	lagWaited := make(chan error, 1)
+	go func() { lagWaited <- j.WaitLag(ctx) }()
 	stall.Store(false)
 	close(release)
+	if err := <-lagWaited; err != nil {
+		t.Fatal(err)
+	}
 	if err := <-waited; err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -278,6 +279,26 @@ func validRecordAfter(f *os.File, from, size int64, minLSN uint64) (bool, error)
 	return false, nil
 }
 
+// zeroFrom reports whether bytes [from, size) of f are all zero.
+func zeroFrom(f *os.File, from, size int64) (bool, error) {
+	buf := make([]byte, 1<<20)
+	zeros := make([]byte, len(buf))
+	for off := from; off < size; {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		if !bytes.Equal(buf[:n], zeros[:n]) {
+			return false, nil
+		}
+		off += int64(n)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return true, nil
+			}
+			return false, err
+		}
+	}
+	return true, nil
+}
+
 // problem is the first defect found by scanDir.
 type problem struct {
 	seg      int   // index into scan.segs
@@ -355,6 +376,22 @@ func scanDir(dir string, segs []segment, visit RecordVisitor) (*scan, error) {
 					return nil, err
 				}
 				p := &problem{seg: i, offset: ce.Offset, reason: ce.Reason, fileSize: r.size}
+				if last {
+					// The active segment is allocated ahead of its
+					// records: nothing but zeros after the last one is
+					// its unused end (a process stopped without Close),
+					// not damage.
+					zero, zerr := zeroFrom(r.f, ce.Offset, r.size)
+					if zerr != nil {
+						r.Close()
+						return nil, zerr
+					}
+					if zero {
+						r.Close()
+						seg.size = ce.Offset
+						return s, nil
+					}
+				}
 				torn := false
 				if last {
 					follows, ferr := validRecordAfter(r.f, ce.Offset, r.size, r.next)

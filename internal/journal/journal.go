@@ -10,13 +10,13 @@
 // there, replays the rest with Replay after a restart, and frees disk space
 // with Compact.
 //
-// The core is deliberately simple: records are numbered in the order they
-// are reserved, concurrent appends are written together by one leader in one
-// write(2) on the active segment file (group write), and fsyncs run outside
-// the write's mutex so that appends continue while the disk is busy. Disk
-// space is allocated ahead of the writes (where the file system can), so a
-// full disk refuses a record when it is reserved, before anyone uses its
-// number, not when it is written. After any I/O
+// The core is deliberately simple: one mutex serialises appends, and an
+// append copies its records into the active segment file, which is mapped
+// into memory (shared: the copy is in the page cache at once, so it survives
+// a killed process as a write(2) would, for the cost of a memory copy).
+// Each segment's disk blocks are allocated when it is created, so a full
+// disk refuses an append, and is never met when a page is written. fsyncs
+// run outside that mutex so that appends continue while the disk is busy. After any I/O
 // failure (or injected fault) the Journal is unusable and must be closed and
 // reopened: after a failed write or fsync the state of the file and the page
 // cache is unknown, and reopening re-validates what is really on disk.
@@ -27,10 +27,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,10 +83,11 @@ func ParsePolicy(s string) (Policy, error) {
 const (
 	DefaultSegmentBytes = 64 << 20
 	DefaultMaxLag       = time.Second
-	// DefaultAllocChunk is how much disk space the journal allocates ahead
-	// of its writes at a time (where the file system can): a full disk is
-	// then met when records are reserved, never when they are written.
-	DefaultAllocChunk = 4 << 20
+	// allocChunk is how much disk the active segment is given ahead of
+	// its records at a time: a full disk is met when a chunk is needed,
+	// before any record is copied. Small, so that what a crash leaves
+	// after the last record (zeros) is quick to check on open.
+	allocChunk = 1 << 20
 
 	// everysecInterval is how often the Everysec background syncer runs.
 	everysecInterval = time.Second
@@ -105,12 +104,11 @@ type Options struct {
 	Logger       *slog.Logger  // default slog.Default()
 
 	// Fault, if set, is called at named points of the write path so that
-	// tests can inject failures or stall the journal: "reserve" (before a
-	// record is reserved: an error refuses it, as a full disk does),
-	// "allocate" (before disk space is allocated ahead of the writes: an
-	// error is a full disk), "write" (before the write(2) of a batch: an
-	// error is a write that failed with nothing written, as with ENOSPC),
-	// "after-write", "before-sync", "roll-after-create",
+	// tests can inject failures or stall the journal: "write" (before the
+	// records of an append are copied into the segment: an error is a
+	// write that failed with nothing written, as with ENOSPC), "allocate"
+	// (before a segment's disk space is allocated: an error is a full
+	// disk), "after-write", "before-sync", "roll-after-create",
 	// "compact-before-remove", "compact-after-remove".
 	// An error returned at the other points is treated like an I/O error
 	// there (the Journal becomes unusable: a simulated crash).
@@ -120,9 +118,6 @@ type Options struct {
 
 	now       func() time.Time // tests replace the clock used for lag
 	syncEvery time.Duration    // tests replace the Everysec interval
-	// allocChunk is how much disk is allocated ahead of the writes at a
-	// time (DefaultAllocChunk; tests make it small).
-	allocChunk int64
 }
 
 // AppendError is an append that failed with nothing written (a full disk,
@@ -169,32 +164,26 @@ type Journal struct {
 	// flight. Lock order: compactMu, syncMu, mu.
 	syncMu sync.Mutex
 
-	// queue numbers records and gathers them into one write(2) per batch.
-	queue appendQueue
-	// writtenLSN is lastLSN, readable without mu; broken is set once
-	// appends are refused for good (failed or closed).
-	writtenLSN atomic.Uint64
-	broken     atomic.Bool
-	// ahead is the disk space allocated beyond the active segment's end
-	// (allocEnd - its size), readable without mu; MaxInt64 where the file
-	// system cannot preallocate.
-	ahead    atomic.Int64
-	allocEnd int64 // under mu: the active segment's allocated bytes
-
-	mu       sync.Mutex
-	segs     []segment // in LSN order; the last one is active
-	active   *os.File  // open for append on segs[len(segs)-1]
-	lastLSN  uint64
-	durable  uint64
-	err      error // sticky: set by the first I/O failure or fault
-	closed   bool
-	syncing  bool       // syncNow is fsyncing outside mu
-	retired  []*os.File // rolled-away files syncNow may still be using
-	syncedCh chan struct{}
-	lag      lagQueue
-	syncs    uint64
-	syncLast time.Duration
-	syncSum  time.Duration
+	mu        sync.Mutex
+	segs      []segment // in LSN order; the last one is active
+	active    *os.File  // open on segs[len(segs)-1]
+	mapped    []byte    // active mapped: records are copied in at segs[len(segs)-1].size
+	lastLSN   uint64
+	durable   uint64
+	err       error // sticky: set by the first I/O failure or fault
+	closed    bool
+	syncing   bool       // syncNow is fsyncing outside mu
+	retired   []*os.File // rolled-away files syncNow may still be using
+	syncedCh  chan struct{}
+	lag       lagQueue
+	wbuf      []byte
+	syncs     uint64
+	syncLast  time.Duration
+	syncSum   time.Duration
+	appendAt  time.Time   // when the append being written began (zero: not read)
+	populated int64       // the active mapping is faulted in (or asked to be) up to here
+	lagging   atomic.Bool // Everysec: the last append found the lag over MaxLag (WaitLag)
+	fileEnd   int64       // the active segment file's size: disk allocated for the mapping up to here
 
 	kick chan struct{} // wakes the syncer (buffered: kicks coalesce)
 	stop chan struct{}
@@ -219,9 +208,6 @@ func Open(dir string, opts Options) (*Journal, error) {
 	}
 	if opts.now == nil {
 		opts.now = time.Now
-	}
-	if opts.allocChunk <= 0 {
-		opts.allocChunk = DefaultAllocChunk
 	}
 	if opts.syncEvery <= 0 {
 		// Sync at least twice per MaxLag: in steady state the lag then
@@ -279,7 +265,7 @@ func open(dir string, opts Options, lk *dirLock) (*Journal, error) {
 			"file", path, "offset", t.offset, "bytes", t.fileSize-t.offset, "reason", t.reason)
 	}
 	act := s.segs[len(s.segs)-1]
-	f, err := os.OpenFile(act.path, os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(act.path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
@@ -301,9 +287,18 @@ func open(dir string, opts Options, lk *dirLock) (*Journal, error) {
 		durable:  s.lastLSN,
 		syncedCh: make(chan struct{}),
 	}
-	j.writtenLSN.Store(s.lastLSN)
-	j.queue.reserved = s.lastLSN
-	j.allocEnd = act.size // nothing is allocated ahead yet: the first Reserve does
+	// Map the active segment (the mapping may reach beyond the file: the
+	// file is given disk, a chunk at a time, before records go there).
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	j.fileEnd = fi.Size()
+	if j.mapped, err = mapSegment(f, max(opts.SegmentBytes, act.size)); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("journal: map %s: %w", act.path, err)
+	}
 	if opts.Fsync != No {
 		j.kick = make(chan struct{}, 1)
 		j.stop = make(chan struct{})
@@ -314,36 +309,67 @@ func open(dir string, opts Options, lk *dirLock) (*Journal, error) {
 }
 
 // createSegment creates the segment file starting at first and returns it
-// open for appending. The header goes to a temporary file that is fsynced
-// and renamed into place, and the directory is fsynced, so a segment file
-// either exists with a complete header or not at all.
+// open. The header goes to a temporary file that is fsynced and renamed
+// into place, and the directory is fsynced, so a segment file either exists
+// with a complete header or not at all.
 func createSegment(dir string, first uint64) (*os.File, string, error) {
-	path := filepath.Join(dir, segName(first))
-	tmp := path + ".tmp"
-	// Owner-only: segments hold the application's buffered writes.
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	f, tmp, path, err := prepareSegment(dir, first, 0, nil)
 	if err != nil {
-		return nil, "", fmt.Errorf("journal: create segment: %w", err)
+		return nil, "", err
 	}
-	fail := func(err error) (*os.File, string, error) {
+	if err := publishSegment(dir, tmp, path); err != nil {
+		f.Close()
+		return nil, "", err
+	}
+	return f, path, nil
+}
+
+// prepareSegment writes the header of the segment starting at first to a
+// temporary file, allocates size bytes of disk for it (none when 0) and
+// fsyncs it. alloc, if set, is called before the allocation (a fault
+// point). On an error nothing is left behind.
+func prepareSegment(dir string, first uint64, size int64, alloc func() error) (f *os.File, tmp, path string, err error) {
+	path = filepath.Join(dir, segName(first))
+	tmp = path + ".tmp"
+	// Owner-only: segments hold the application's buffered writes.
+	f, err = os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("journal: create segment: %w", err)
+	}
+	fail := func(err error) (*os.File, string, string, error) {
 		f.Close()
 		os.Remove(tmp)
-		return nil, "", fmt.Errorf("journal: create segment %s: %w", path, err)
+		return nil, "", "", fmt.Errorf("journal: create segment %s: %w", path, err)
 	}
 	if _, err := f.Write(segHeader(first)); err != nil {
 		return fail(err)
 	}
+	if size > 0 {
+		if alloc != nil {
+			if err := alloc(); err != nil {
+				return fail(err)
+			}
+		}
+		if err := allocate(f, size); err != nil {
+			return fail(err)
+		}
+	}
 	if err := f.Sync(); err != nil {
 		return fail(err)
 	}
+	return f, tmp, path, nil
+}
+
+// publishSegment renames a prepared segment into place, durably.
+func publishSegment(dir, tmp, path string) error {
 	if err := os.Rename(tmp, path); err != nil {
-		return fail(err)
+		os.Remove(tmp)
+		return fmt.Errorf("journal: create segment %s: %w", path, err)
 	}
 	if err := syncDir(dir); err != nil {
-		f.Close()
-		return nil, "", fmt.Errorf("journal: create segment %s: %w", path, err)
+		return fmt.Errorf("journal: create segment %s: %w", path, err)
 	}
-	return f, path, nil
+	return nil
 }
 
 // fault calls the test hook.
@@ -373,7 +399,6 @@ func (j *Journal) usableLocked() error {
 func (j *Journal) failLocked(err error) error {
 	if j.err == nil {
 		j.err = fmt.Errorf("journal: %w (the journal is unusable; close and reopen it)", err)
-		j.broken.Store(true)
 		j.log.Error("journal: failed", "dir", j.dir, "err", err)
 		j.broadcastLocked()
 	}
@@ -397,8 +422,7 @@ func (j *Journal) kickSyncer() {
 // fsync: under Always it starts one (or queues for the next), and
 // WaitDurable waits for it. Under Everysec, Append blocks while the oldest
 // unsynced record is older than MaxLag (backpressure, without a context:
-// it waits for the disk). rec is not retained. Concurrent appends share
-// one write(2) (group write).
+// it waits for the disk). rec is not retained.
 func (j *Journal) Append(rec []byte) (uint64, error) {
 	return j.append([][]byte{rec})
 }
@@ -416,357 +440,50 @@ func (j *Journal) append(recs [][]byte) (uint64, error) {
 			return 0, fmt.Errorf("journal: record of %d bytes exceeds the maximum %d", len(r), MaxRecordBytes)
 		}
 	}
-	if len(recs) == 0 {
-		return j.LastLSN(), nil
+	// The clock is read before the lock: the lag needs it (only when the
+	// backlog is empty under No), and the lock is held for a memory copy.
+	var now time.Time
+	if j.opts.Fsync != No {
+		now = j.opts.now()
 	}
-	q := &j.queue
-	q.mu.Lock()
-	if err := j.refusing(); err != nil {
-		q.mu.Unlock()
-		return 0, err
-	}
-	last, err := j.reserveLocked(recs...)
-	if err != nil {
-		q.mu.Unlock()
-		return 0, err
-	}
-	b := q.forming
-	// The caller waits before it uses the LSNs, so a batch of only such
-	// appends can fail and leave the journal usable (appendFailedLocked).
-	if err := j.waitWrittenLocked(context.Background(), b, last); err != nil {
-		return 0, err
-	}
-	return last, nil
-}
-
-// Reserve numbers rec and queues it to be written, without writing it: the
-// caller may use the LSN at once (buffer the write it journals, under its
-// row's lock) and then wait, without that lock, with WaitWritten. Records
-// reserved by concurrent writers are written together, in LSN order, by one
-// write(2). rec is copied. A reserved record that cannot be written makes
-// the Journal unusable (its LSN is in use elsewhere): the "reserve" fault
-// point, before anything is reserved, is where a full disk refuses a record.
-func (j *Journal) Reserve(rec []byte) (uint64, error) {
-	if len(rec) > MaxRecordBytes {
-		return 0, fmt.Errorf("journal: record of %d bytes exceeds the maximum %d", len(rec), MaxRecordBytes)
-	}
-	if err := j.fault("reserve"); err != nil {
-		return 0, &AppendError{Err: err}
-	}
-	q := &j.queue
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if err := j.refusing(); err != nil {
-		return 0, err
-	}
-	lsn, err := j.reserveLocked(rec)
-	if err != nil {
-		return 0, err
-	}
-	q.forming.reserved = true
-	return lsn, nil
-}
-
-// WaitWritten returns once record lsn (from Reserve) is written to the
-// segment file (not necessarily fsynced), writing it and the records
-// reserved with it when no other writer is. It returns the Journal's error
-// if the record could not be written, or ctx's if ctx ends first (the
-// record is then written or not, later, as if the wait had gone on).
-func (j *Journal) WaitWritten(ctx context.Context, lsn uint64) error {
-	if j.writtenLSN.Load() >= lsn {
-		return nil
-	}
-	q := &j.queue
-	q.mu.Lock()
-	b := q.inflight
-	if f := q.forming; f != nil && lsn >= f.first {
-		b = f
-	}
-	if b == nil || lsn < b.first {
-		// Written meanwhile, or never to be (the journal failed).
-		q.mu.Unlock()
-		if j.writtenLSN.Load() >= lsn {
-			return nil
-		}
-		return j.usable()
-	}
-	return j.waitWrittenLocked(ctx, b, lsn)
-}
-
-// waitWrittenLocked waits for batch b, which holds record lsn, to be
-// written, leading it when no one writes. The caller holds queue.mu, which
-// is released.
-func (j *Journal) waitWrittenLocked(ctx context.Context, b *appendBatch, lsn uint64) error {
-	q := &j.queue
-	if !q.writing {
-		q.writing = true
-		// Let writers that are about to reserve join this batch: one
-		// yield gathers them, where writing at once would make each
-		// record a write(2) of its own.
-		q.mu.Unlock()
-		runtime.Gosched()
-		q.mu.Lock()
-		j.leadLocked(b)
-	} else {
-		q.mu.Unlock()
-		lead, err := waitBatch(ctx, b)
-		if err != nil {
-			return err
-		}
-		if lead {
-			q.mu.Lock()
-			j.leadLocked(b)
-		}
-	}
-	if lsn < b.first+uint64(b.written) {
-		return nil
-	}
-	return b.err
-}
-
-// waitBatch waits until batch b is written, or until its writers are handed
-// the lead: then it reports true, and the caller leads. It yields a few
-// times before it parks: a write takes a few microseconds, and a parked
-// writer's wake-up may need an idle thread woken, which costs more.
-func waitBatch(ctx context.Context, b *appendBatch) (lead bool, err error) {
-	for range spinYields {
-		select {
-		case <-b.done:
-			return false, nil
-		case <-b.lead:
-			return true, nil
-		default:
-			runtime.Gosched()
-		}
-	}
-	select {
-	case <-b.done:
-		return false, nil
-	case <-b.lead:
-		return true, nil
-	case <-ctx.Done():
-		// A lead not received stays for the batch's next waiter.
-		return false, ctx.Err()
-	}
-}
-
-// spinYields is how many times a writer yields while its batch is being
-// written before it parks.
-const spinYields = 8
-
-// appendQueue numbers records as they are reserved and gathers them into
-// batches, each written by one leader in one write(2) (group write). Its
-// mutex is held to reserve, join or hand on a batch, never across I/O.
-// Lock order: queue.mu, then Journal.mu.
-type appendQueue struct {
-	mu        sync.Mutex
-	reserved  uint64       // the last LSN handed out
-	unwritten int64        // bytes of the records reserved and not written
-	forming   *appendBatch // the batch new records join (nil: none yet)
-	inflight  *appendBatch // the batch a leader is writing
-	writing   bool         // a leader is writing; the forming batch waits for the lead
-	spare     *appendBatch // a written batch whose buffers are reused
-}
-
-// appendBatch is records reserved together, encoded, in LSN order.
-type appendBatch struct {
-	first    uint64        // LSN of the first record
-	buf      []byte        // the encoded records
-	ends     []int         // the end of each record in buf
-	reserved bool          // some record's writer used its LSN before the write (Reserve)
-	written  int           // how many records were written (a prefix), once done
-	err      error         // why the rest were not
-	done     chan struct{} // closed once written (or failed)
-	lead     chan struct{} // one receive: the writer that leads this batch
-}
-
-// formingLocked returns the batch new records join.
-func (q *appendQueue) formingLocked() *appendBatch {
-	if b := q.forming; b != nil {
-		return b
-	}
-	b := &appendBatch{first: q.reserved + 1, done: make(chan struct{}), lead: make(chan struct{}, 1)}
-	if sp := q.spare; sp != nil {
-		b.buf, b.ends, q.spare = sp.buf[:0], sp.ends[:0], nil
-	}
-	q.forming = b
-	return b
-}
-
-// reserveLocked numbers recs and encodes them into the forming batch; it
-// returns the last one's LSN. The disk space they need is allocated first:
-// a full disk refuses them here, with an *AppendError, before any caller
-// can use their LSNs. The caller holds queue.mu.
-func (j *Journal) reserveLocked(recs ...[]byte) (uint64, error) {
-	q := &j.queue
-	need := q.unwritten
-	for _, r := range recs {
-		need += recHeaderSize + int64(len(r))
-	}
-	if need > j.ahead.Load() {
-		if err := j.allocate(need); err != nil {
-			return 0, &AppendError{Err: err}
-		}
-	}
-	b := q.formingLocked()
-	for _, r := range recs {
-		q.reserved++
-		b.buf = appendRecord(b.buf, q.reserved, r)
-		b.ends = append(b.ends, len(b.buf))
-	}
-	q.unwritten = need
-	return q.reserved, nil
-}
-
-// allocate makes the disk space allocated ahead of the active segment's end
-// at least need bytes (and a chunk more), so that the records reserved are
-// written without asking the file system for space. The caller holds
-// queue.mu (lock order: queue.mu, then mu).
-func (j *Journal) allocate(need int64) error {
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	if err := j.usableLocked(); err != nil {
-		return err
-	}
-	act := j.segs[len(j.segs)-1]
-	if err := j.fault("allocate"); err != nil {
-		return err
-	}
-	n := need - (j.allocEnd - act.size) + j.opts.allocChunk
-	ok, err := preallocate(j.active, j.allocEnd, n)
-	if err != nil {
-		return fmt.Errorf("allocate %d bytes in %s: %w", n, act.path, err)
-	}
-	if !ok {
-		// This file system cannot: writes ask for space as they go, and a
-		// full disk fails a batch's write (the journal then fails).
-		j.ahead.Store(math.MaxInt64)
-		return nil
-	}
-	j.allocEnd += n
-	j.ahead.Store(j.allocEnd - act.size)
-	return nil
-}
-
-// refusing is why no record may be reserved: the Journal failed or is
-// closed.
-func (j *Journal) refusing() error {
-	if !j.broken.Load() {
-		return nil
-	}
-	if err := j.usable(); err != nil {
-		return err
-	}
-	return ErrClosed // closing
-}
-
-// usable is usableLocked for a caller without j.mu.
-func (j *Journal) usable() error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.usableLocked()
-}
-
-// leadLocked writes batch b and hands the lead to the batch formed
-// meanwhile, if any. The caller holds queue.mu, which is released.
-func (j *Journal) leadLocked(b *appendBatch) {
-	q := &j.queue
-	if q.forming == b {
-		q.forming = nil
-	}
-	q.inflight = b
-	q.mu.Unlock()
-
-	j.mu.Lock()
-	written, err := j.writeBatchLocked(b)
+	lsn, ahead, err := j.appendLocked(recs, now)
 	j.mu.Unlock()
-
-	q.mu.Lock()
-	if err != nil {
-		if written < len(b.ends) {
-			err = j.appendFailedLocked(b, written, err)
-		}
-		if j.broken.Load() {
-			// The journal failed: no record of the batch is acknowledged,
-			// even one in the file (a simulated crash after its write).
-			written = 0
-		}
-	}
-	b.written, b.err = written, err
-	q.unwritten -= int64(len(b.buf))
-	q.inflight = nil
-	close(b.done)
-	if sp := q.spare; sp == nil || cap(sp.buf) < cap(b.buf) {
-		if cap(b.buf) <= 1<<20 { // don't pin one huge batch's buffer forever
-			q.spare = &appendBatch{buf: b.buf, ends: b.ends}
-		}
-	}
-	if next := q.forming; next != nil {
-		// Its writers wait; the first to receive leads. A leader never
-		// keeps the lead across batches: its own caller must return.
-		next.lead <- struct{}{}
-	} else {
-		q.writing = false
-	}
-	q.mu.Unlock()
+	// Outside the lock: the next appends find their pages faulted in.
+	populate(ahead)
+	return lsn, err
 }
 
-// appendFailedLocked settles a batch of which only written records were
-// written. When no record's LSN is in use yet (every caller of the batch,
-// and of the batch formed behind it, waits for the write), the rest are
-// unreserved and fail alone: the Journal takes the next append. Otherwise
-// the LSNs cannot be handed out again, and the Journal becomes unusable.
-// The caller holds queue.mu.
-func (j *Journal) appendFailedLocked(b *appendBatch, written int, err error) error {
-	next := j.queue.forming
-	if b.reserved || next != nil && next.reserved {
-		j.broken.Store(true)
-		j.mu.Lock()
-		defer j.mu.Unlock()
-		return j.failLocked(err)
-	}
-	if next != nil {
-		// Numbered after records that are not written: it fails with b.
-		j.queue.forming = nil
-		j.queue.unwritten -= int64(len(next.buf))
-		next.err = err
-		close(next.done)
-	}
-	j.queue.reserved = b.first + uint64(written) - 1
-	return err
-}
-
-// writeBatchLocked writes batch b, rolling segments as needed, and returns
-// how many of its records were written (a prefix) and why not all.
-func (j *Journal) writeBatchLocked(b *appendBatch) (int, error) {
+// appendLocked is append under j.mu; ahead is a part of the mapping for
+// the caller to fault in once it has let go of the lock.
+func (j *Journal) appendLocked(recs [][]byte, now time.Time) (lsn uint64, ahead []byte, err error) {
 	if err := j.usableLocked(); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	if err := j.backpressureLocked(); err != nil {
-		return 0, err
+	if err := j.backpressureLocked(now); err != nil {
+		return 0, nil, err
 	}
-	if b.first != j.lastLSN+1 {
-		return 0, j.failLocked(fmt.Errorf("batch numbered from %d, but the last record written is %d", b.first, j.lastLSN))
-	}
-	start, prev, n := 0, 0, 0 // buf[start:prev] holds n records not yet written
-	for _, end := range b.ends {
-		size := j.segs[len(j.segs)-1].size + int64(prev-start)
+	j.appendAt = now
+	buf := j.wbuf[:0]
+	inBuf := 0 // records encoded in buf, not yet written
+	for _, r := range recs {
+		size := j.segs[len(j.segs)-1].size + int64(len(buf))
 		// Never roll an empty segment: a record larger than SegmentBytes
 		// gets a segment of its own.
-		if size > segHeaderSize && size+int64(end-prev) > j.opts.SegmentBytes {
-			if err := j.writeLocked(b.buf[start:prev], n); err != nil {
-				return int(j.lastLSN + 1 - b.first), err
+		if size > segHeaderSize && size+recHeaderSize+int64(len(r)) > j.opts.SegmentBytes {
+			if err := j.writeLocked(buf, inBuf); err != nil {
+				return 0, nil, err
 			}
+			buf, inBuf = buf[:0], 0
 			if err := j.rollLocked(); err != nil {
-				return int(j.lastLSN + 1 - b.first), err
+				return 0, nil, err
 			}
-			start, n = prev, 0
 		}
-		prev = end
-		n++
+		buf = appendRecord(buf, j.lastLSN+uint64(inBuf)+1, r)
+		inBuf++
 	}
-	if err := j.writeLocked(b.buf[start:prev], n); err != nil {
-		return int(j.lastLSN + 1 - b.first), err
+	if err := j.writeLocked(buf, inBuf); err != nil {
+		return 0, nil, err
 	}
 	if j.opts.Fsync == Always {
 		// Sync every record promptly even if nobody waits for it (the
@@ -774,11 +491,38 @@ func (j *Journal) writeBatchLocked(b *appendBatch) (int, error) {
 		// While an fsync runs, kicks coalesce into the next one.
 		j.kickSyncer()
 	}
-	return len(b.ends), nil
+	if cap(buf) <= 1<<20 { // don't pin one huge batch's buffer forever
+		j.wbuf = buf[:0]
+	}
+	return j.lastLSN, j.aheadLocked(), nil
 }
 
-// writeLocked writes n encoded records, numbered from lastLSN+1, to the
-// active segment in one write(2).
+// populateWindow is how far ahead of the appends the active segment's pages
+// are faulted in (populate), a window at a time.
+const populateWindow = 256 << 10
+
+// aheadLocked returns the next window of the mapping to fault in, once the
+// appends have come within half a window of the part already asked for;
+// nil otherwise.
+func (j *Journal) aheadLocked() []byte {
+	if j.opts.Fsync == Always {
+		// Every fsync cleans the pages and makes the next write fault
+		// again: faulting ahead would only add zero pages to each fsync.
+		return nil
+	}
+	size := j.segs[len(j.segs)-1].size
+	limit := min(j.fileEnd, int64(len(j.mapped)))
+	if j.populated > size+populateWindow/2 || j.populated >= limit {
+		return nil
+	}
+	from := max(j.populated, size)
+	to := min(from+populateWindow, limit)
+	j.populated = to
+	return j.mapped[from:to]
+}
+
+// writeLocked copies n encoded records, numbered from lastLSN+1, into the
+// active segment's mapping.
 func (j *Journal) writeLocked(buf []byte, n int) error {
 	if n == 0 {
 		return nil
@@ -787,49 +531,71 @@ func (j *Journal) writeLocked(buf []byte, n int) error {
 	if err := j.fault("write"); err != nil {
 		return &AppendError{Err: err}
 	}
-	w, err := j.active.Write(buf)
-	if err != nil {
-		// A partial record may be in the file now. Cut it: then nothing
-		// was appended, and the journal can take the next append (a full
-		// disk frees up). If it cannot be cut, nothing more may be appended
-		// behind it, or it would become mid-file corruption; reopening
-		// cuts it as a torn tail.
-		werr := fmt.Errorf("write %s: %w (%d of %d bytes written)", act.path, err, w, len(buf))
-		if w == 0 {
-			return &AppendError{Err: werr}
+	if end := act.size + int64(len(buf)); end > j.fileEnd || end > int64(len(j.mapped)) {
+		if err := j.growLocked(end); err != nil {
+			return &AppendError{Err: err}
 		}
-		if terr := j.active.Truncate(act.size); terr != nil {
-			return j.failLocked(errors.Join(werr, terr))
-		}
-		return &AppendError{Err: werr}
 	}
+	copy(j.mapped[act.size:], buf)
 	act.size += int64(len(buf))
-	j.noteWrittenLocked(act.size)
-	j.lag.push(j.lastLSN+1, j.opts.now(), j.opts.Fsync == No)
+	if j.opts.Fsync == No {
+		if j.lag.empty() {
+			j.lag.push(j.lastLSN+1, j.opts.now(), true)
+		}
+	} else {
+		if j.appendAt.IsZero() {
+			j.appendAt = j.opts.now()
+		}
+		j.lag.push(j.lastLSN+1, j.appendAt, false)
+	}
 	j.lastLSN += uint64(n)
-	j.writtenLSN.Store(j.lastLSN)
 	if err := j.fault("after-write"); err != nil {
 		return j.failLocked(err)
 	}
 	return nil
 }
 
-// noteWrittenLocked updates what is allocated ahead after the active
-// segment grew to size.
-func (j *Journal) noteWrittenLocked(size int64) {
-	if j.ahead.Load() == math.MaxInt64 {
-		return // the file system cannot preallocate
+// chunk is how much disk the active segment is given at a time.
+func (j *Journal) chunk() int64 { return min(allocChunk, j.opts.SegmentBytes) }
+
+// growLocked gives the active segment disk up to at least end (a chunk
+// more), and maps that far if the mapping is shorter (a record larger than
+// SegmentBytes). An error leaves everything as it was: nothing was
+// written.
+func (j *Journal) growLocked(end int64) error {
+	act := j.segs[len(j.segs)-1]
+	if end > j.fileEnd {
+		size := max(end, j.fileEnd) + j.chunk()
+		if err := j.fault("allocate"); err != nil {
+			return err
+		}
+		if err := allocate(j.active, size); err != nil {
+			return fmt.Errorf("allocate %d bytes for %s: %w", size-j.fileEnd, act.path, err)
+		}
+		j.fileEnd = size
 	}
-	j.allocEnd = max(j.allocEnd, size)
-	j.ahead.Store(j.allocEnd - size)
+	if end > int64(len(j.mapped)) {
+		m, err := mapSegment(j.active, max(end, j.opts.SegmentBytes))
+		if err != nil {
+			return fmt.Errorf("map %s: %w", act.path, err)
+		}
+		unmapSegment(j.mapped)
+		j.mapped, j.populated = m, 0
+	}
+	return nil
 }
 
 // backpressureLocked holds an Everysec writer back while the oldest
 // unsynced record is older than MaxLag, like Redis delaying writes when the
 // background fsync is slow: the loss window stays bounded instead of
 // growing with the disk's backlog.
-func (j *Journal) backpressureLocked() error {
-	for j.opts.Fsync == Everysec && j.lagLocked() > j.opts.MaxLag {
+func (j *Journal) backpressureLocked(now time.Time) error {
+	if j.opts.Fsync != Everysec {
+		return nil
+	}
+	over := j.lagAtLocked(now) > j.opts.MaxLag
+	j.lagging.Store(over)
+	for over {
 		ch := j.syncedCh
 		j.kickSyncer()
 		j.mu.Unlock()
@@ -838,8 +604,50 @@ func (j *Journal) backpressureLocked() error {
 		if err := j.usableLocked(); err != nil {
 			return err
 		}
+		over = j.lagAtLocked(j.opts.now()) > j.opts.MaxLag
+		j.lagging.Store(over)
 	}
 	return nil
+}
+
+// WaitLag returns at once unless the journal is Everysec and its last
+// append found the oldest unsynced record older than MaxLag; then it waits,
+// until that is no longer so or ctx ends. A writer calls it before it
+// takes any lock, so that the wait an append would make under the lock of
+// its row (backpressureLocked) is made here instead, within the writer's
+// context.
+func (j *Journal) WaitLag(ctx context.Context) error {
+	if !j.lagging.Load() {
+		return nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for j.lagAtLocked(j.opts.now()) > j.opts.MaxLag {
+		if err := j.usableLocked(); err != nil {
+			return err
+		}
+		ch := j.syncedCh
+		j.kickSyncer()
+		j.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			j.mu.Lock()
+			return ctx.Err()
+		}
+		j.mu.Lock()
+	}
+	j.lagging.Store(false)
+	return nil
+}
+
+// lagAtLocked is the age at now of the oldest unsynced record.
+func (j *Journal) lagAtLocked(now time.Time) time.Duration {
+	at, ok := j.lag.oldest()
+	if !ok {
+		return 0
+	}
+	return now.Sub(at)
 }
 
 // lagLocked is the age of the oldest unsynced record.
@@ -852,47 +660,55 @@ func (j *Journal) lagLocked() time.Duration {
 }
 
 // rollLocked closes the active segment and starts a new one at lastLSN+1.
+// A new segment that finds no room on the disk is an *AppendError: the
+// active segment stays as it was, and a later append tries again.
 func (j *Journal) rollLocked() error {
-	// fsync the old segment before the new one exists: otherwise a power
-	// loss could keep the new (empty, fsynced) file but lose the old one's
-	// tail, leaving a gap that Open must treat as corruption.
-	old := j.active
+	first := j.lastLSN + 1
+	f, tmp, path, err := prepareSegment(j.dir, first, segHeaderSize+j.chunk(), func() error { return j.fault("allocate") })
+	if err != nil {
+		return &AppendError{Err: err}
+	}
+	// fsync the old segment, and cut it to its records, before the new one
+	// exists: otherwise a power loss could keep the new (empty, fsynced)
+	// file but lose the old one's tail, leaving a gap that Open must treat
+	// as corruption.
+	old, oldSize := j.active, j.segs[len(j.segs)-1].size
 	start := time.Now()
 	if err := old.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
 		return j.failLocked(fmt.Errorf("fsync: %w", err))
 	}
 	j.noteSyncLocked(j.lastLSN, time.Since(start))
-
-	first := j.lastLSN + 1
-	f, path, err := createSegment(j.dir, first)
-	if err != nil {
+	unmapSegment(j.mapped)
+	j.mapped = nil
+	if err := old.Truncate(oldSize); err == nil {
+		err = old.Sync()
+	} else {
+		f.Close()
+		os.Remove(tmp)
+		return j.failLocked(fmt.Errorf("cut %s to its records: %w", j.segs[len(j.segs)-1].path, err))
+	}
+	if err := publishSegment(j.dir, tmp, path); err != nil {
+		f.Close()
 		return j.failLocked(err)
 	}
 	if err := j.fault("roll-after-create"); err != nil {
 		f.Close()
 		return j.failLocked(err)
 	}
-	// The old segment's space allocated beyond its end is not needed.
-	_ = old.Truncate(j.segs[len(j.segs)-1].size)
+	m, err := mapSegment(f, j.opts.SegmentBytes)
+	if err != nil {
+		f.Close()
+		return j.failLocked(fmt.Errorf("map %s: %w", path, err))
+	}
 	if j.syncing {
 		j.retired = append(j.retired, old) // syncNow closes it when done
 	} else {
 		old.Close()
 	}
-	j.active = f
+	j.active, j.mapped, j.populated, j.fileEnd = f, m, 0, segHeaderSize+j.chunk()
 	j.segs = append(j.segs, segment{first: first, path: path, size: segHeaderSize})
-	j.allocEnd = segHeaderSize
-	if j.ahead.Load() != math.MaxInt64 {
-		// The records reserved beyond this segment's start were counted
-		// against the old one's space: allocate for them here. If the
-		// disk is full now, the writes that follow may fail (and fail the
-		// journal); the next Reserve is refused first.
-		j.ahead.Store(0)
-		if ok, err := preallocate(f, j.allocEnd, j.opts.allocChunk); ok && err == nil {
-			j.allocEnd += j.opts.allocChunk
-			j.ahead.Store(j.opts.allocChunk)
-		}
-	}
 	return nil
 }
 
@@ -937,13 +753,6 @@ func (j *Journal) Stats() Stats {
 func (j *Journal) Close() error {
 	j.compactMu.Lock() // let a running Compact finish its deletions
 	defer j.compactMu.Unlock()
-	// Refuse new records, then write those reserved: their writers may
-	// have stopped waiting.
-	j.broken.Store(true)
-	j.queue.mu.Lock()
-	last := j.queue.reserved
-	j.queue.mu.Unlock()
-	_ = j.WaitWritten(context.Background(), last)
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
@@ -958,8 +767,19 @@ func (j *Journal) Close() error {
 	err := j.syncNow()
 
 	j.mu.Lock()
+	unmapSegment(j.mapped)
+	j.mapped = nil
 	if j.err == nil {
-		_ = j.active.Truncate(j.segs[len(j.segs)-1].size) // free what was allocated ahead
+		// Cut the allocated end off: a closed journal's files hold their
+		// records only.
+		if terr := j.active.Truncate(j.segs[len(j.segs)-1].size); terr == nil {
+			terr = j.active.Sync()
+			if err == nil {
+				err = terr
+			}
+		} else if err == nil {
+			err = terr
+		}
 	}
 	if cerr := j.active.Close(); err == nil && j.err == nil {
 		err = cerr

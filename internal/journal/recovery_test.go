@@ -54,9 +54,8 @@ func TestTornTailEveryOffset(t *testing.T) {
 			t.Fatalf("cut at %d: LastLSN = %d, want %d", cut, got, n-1)
 		}
 		checkRecords(t, replayAll(t, j, 0), 1, n-1)
-		fi, _ := os.Stat(path)
-		if fi.Size() != start {
-			t.Fatalf("cut at %d: file is %d bytes, want %d", cut, fi.Size(), start)
+		if got := activeSize(j); got != start {
+			t.Fatalf("cut at %d: segment holds %d bytes, want %d", cut, got, start)
 		}
 		if cut > start {
 			want := fmt.Sprintf("offset=%d bytes=%d", start, cut-start)
@@ -102,8 +101,12 @@ func TestTornTailGarbage(t *testing.T) {
 			j := mustOpen(t, dir, Options{})
 			defer j.Close()
 			checkRecords(t, replayAll(t, j, 0), 1, 5)
+			if got := activeSize(j); got != segs[0].size {
+				t.Fatalf("segment holds %d bytes, want %d", got, segs[0].size)
+			}
+			j.Close()
 			if fi, _ := os.Stat(path); fi.Size() != segs[0].size {
-				t.Fatalf("file is %d bytes, want %d", fi.Size(), segs[0].size)
+				t.Fatalf("file is %d bytes after Close, want %d", fi.Size(), segs[0].size)
 			}
 		})
 	}

@@ -207,6 +207,9 @@ func (q *lagQueue) push(lsn uint64, at time.Time, firstOnly bool) {
 	q.marks = append(q.marks, lagMark{lsn: lsn, at: at})
 }
 
+// empty reports whether no record is waiting for an fsync.
+func (q *lagQueue) empty() bool { return q.head >= len(q.marks) }
+
 // trim forgets marks of records that are durable now.
 func (q *lagQueue) trim(durable, last uint64) {
 	if durable >= last {
