@@ -515,7 +515,7 @@ func (j *Journal) aheadLocked() []byte {
 	if j.populated > size+populateWindow/2 || j.populated >= limit {
 		return nil
 	}
-	from := max(j.populated, size)
+	from := max(j.populated, size) &^ int64(os.Getpagesize()-1) // madvise takes whole pages
 	to := min(from+populateWindow, limit)
 	j.populated = to
 	return j.mapped[from:to]
