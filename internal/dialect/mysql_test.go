@@ -423,3 +423,157 @@ func TestMySQLFoundRows(t *testing.T) {
 		t.Error("a wrapped connector is known")
 	}
 }
+
+// TestMySQLWriterSavepointRun: an UPDATE group's chunks share one
+// savepoint while each UPDATE affects every row it carries. A chunk that
+// falls short undoes the run since the savepoint with it; the run is
+// written again, each row once, the short chunk after a SELECT ... FOR
+// UPDATE, and the next chunk sets a new savepoint. A chunk that affects
+// nothing needs no undo. Upsert groups take the same path for the rows
+// whose keys exist.
+func TestMySQLWriterSavepointRun(t *testing.T) {
+	db, err := sql.Open("mysql", testdb.MySQLDatabase(t, "wsavept", "clientFoundRows=true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	for _, q := range []string{
+		"CREATE TABLE u (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)",
+		"INSERT INTO u VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (7, 0), (8, 0), (9, 0)",
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := func(s string) sqlparse.Ident { return sqlparse.Ident{Norm: s, Raw: s} }
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	status := func(name string) int64 {
+		t.Helper()
+		var v string
+		var n int64
+		if err := c.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE '"+name+"'").Scan(&v, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	write := func(g *Group) [][]int {
+		t.Helper()
+		var noMatch [][]int
+		if err := c.Raw(func(dc any) error {
+			var err error
+			noMatch, err = newMySQLWriter().WriteTx(ctx, dc.(driver.Conn), []*Group{g}, 2, nil)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return noMatch
+	}
+	read := func() string {
+		t.Helper()
+		rows, err := db.QueryContext(ctx, "SELECT id, n FROM u ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var got []string
+		for rows.Next() {
+			var k, n int64
+			if err := rows.Scan(&k, &n); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%d=%d", k, n))
+		}
+		return strings.Join(got, " ")
+	}
+	sp0, rb0 := status("Com_savepoint"), status("Com_rollback_to_savepoint")
+	// rows: delta, then key; batch 2
+	noMatch := write(&Group{Table: id("u"), Op: Update, Cols: []sqlparse.Ident{id("n")}, Delta: []bool{true},
+		KeyCols: []sqlparse.Ident{id("id")},
+		Rows: [][]any{
+			{int64(1), int64(1)}, {int64(2), int64(2)}, // the run: savepoint 1
+			{int64(3), int64(3)}, {int64(4), int64(4)},
+			{int64(5), int64(5)}, {int64(99), int64(99)}, // short: the run is undone and written again
+			{int64(6), int64(6)}, {int64(7), int64(7)}, // savepoint 2
+			{int64(97), int64(97)}, {int64(98), int64(98)}, // affects nothing: no undo
+			{int64(8), int64(8)}, {int64(9), int64(9)}, // savepoint 3
+		}})
+	if fmt.Sprint(noMatch) != "[[5 8 9]]" {
+		t.Errorf("noMatch %v, want [[5 8 9]]", noMatch)
+	}
+	if got, want := read(), "1=1 2=2 3=3 4=4 5=5 6=6 7=7 8=8 9=9"; got != want {
+		t.Fatalf("after the UPDATE group:\n got %s\nwant %s", got, want)
+	}
+	if sp, rb := status("Com_savepoint")-sp0, status("Com_rollback_to_savepoint")-rb0; sp != 3 || rb != 1 {
+		t.Errorf("%d savepoints, %d rollbacks to one; want 3 and 1", sp, rb)
+	}
+	// An upsert group: keys 1..4 exist, 50 does not. rows: id, n
+	// (inserted), n delta (update), id (key).
+	sp0, rb0 = status("Com_savepoint"), status("Com_rollback_to_savepoint")
+	write(&Group{Table: id("u"), Op: Upsert, Cols: []sqlparse.Ident{id("id"), id("n")},
+		UpdCols: []sqlparse.Ident{id("n")}, UpdDelta: []bool{true}, KeyCols: []sqlparse.Ident{id("id")},
+		Rows: [][]any{
+			{int64(1), int64(7), int64(10), int64(1)}, {int64(2), int64(7), int64(10), int64(2)},
+			{int64(3), int64(7), int64(10), int64(3)}, {int64(50), int64(7), int64(10), int64(50)}, // short: 50 inserted
+			{int64(4), int64(7), int64(10), int64(4)},
+		}})
+	if got, want := read(), "1=11 2=12 3=13 4=14 5=5 6=6 7=7 8=8 9=9 50=7"; got != want {
+		t.Fatalf("after the upsert group:\n got %s\nwant %s", got, want)
+	}
+	if sp, rb := status("Com_savepoint")-sp0, status("Com_rollback_to_savepoint")-rb0; sp != 2 || rb != 1 {
+		t.Errorf("upserts: %d savepoints, %d rollbacks to one; want 2 and 1", sp, rb)
+	}
+}
+
+// TestMySQLWriterSession: a writer reads its connection's session (the id
+// and the server's start, which resolve a COMMIT whose answer is lost) in
+// the connection's first transaction only, and it is that connection's.
+func TestMySQLWriterSession(t *testing.T) {
+	db, err := sql.Open("mysql", testdb.MySQLDatabase(t, "wsession", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var connID string
+	if err := c.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&connID); err != nil {
+		t.Fatal(err)
+	}
+	selects := func() int64 {
+		t.Helper()
+		var v string
+		var n int64
+		if err := c.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE 'Com_select'").Scan(&v, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	w := newMySQLWriter()
+	defer w.Close()
+	var counts []int64
+	for range 3 {
+		before := selects()
+		if err := c.Raw(func(dc any) error {
+			_, err := w.WriteTx(ctx, dc.(driver.Conn), nil, 1, nil)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		counts = append(counts, selects()-before)
+	}
+	if fmt.Sprint(counts) != "[1 0 0]" {
+		t.Errorf("SELECTs per transaction %v, want [1 0 0]", counts)
+	}
+	if w.connID != connID || w.serverStart == "" {
+		t.Errorf("session %q started %q, want the connection's id %s", w.connID, w.serverStart, connID)
+	}
+}
