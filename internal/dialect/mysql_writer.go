@@ -38,8 +38,10 @@ type mysqlWriter struct {
 	args  []any
 	named []driver.NamedValue
 	// connID and serverStart are the connection's session (mysqlSessionSQL),
-	// read in its first transaction.
+	// read in its first transaction; values says the server takes the
+	// UPDATE's rows as a table value constructor (mysqlValuesRows).
 	connID, serverStart string
+	values              bool
 }
 
 // mysqlStmtCache is how many prepared statements a writer keeps.
@@ -179,6 +181,19 @@ func (w *mysqlWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*G
 			_ = tx.Rollback()
 		}
 	}()
+	// The connection's id and the server's start time let a COMMIT whose
+	// answer is lost be resolved (mysqlResolve). Both are the session's:
+	// the server gives a connection its id for its life, and a restart
+	// ends it (the driver never reconnects a connection), so they are read
+	// in the connection's first transaction and are the same at every
+	// COMMIT it sends. So is the server's version.
+	if w.connID == "" {
+		row, err := pgvQueryRow(ctx, conn, mysqlWriterSessionSQL, 3)
+		if err != nil {
+			return nil, fmt.Errorf("writeback: mysql connection id: %w", err)
+		}
+		w.connID, w.serverStart, w.values = mysqlText(row[0]), mysqlText(row[1]), mysqlValuesRows(mysqlText(row[2]))
+	}
 	noMatch = make([][]int, len(groups))
 	for gi, g := range groups {
 		switch g.Op {
@@ -200,19 +215,6 @@ func (w *mysqlWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*G
 			return nil, err
 		}
 	}
-	// The connection's id and the server's start time let a COMMIT whose
-	// answer is lost be resolved (mysqlResolve). Both are the session's:
-	// the server gives a connection its id for its life, and a restart
-	// ends it (the driver never reconnects a connection), so they are read
-	// in the connection's first transaction and are the same at every
-	// COMMIT it sends.
-	if w.connID == "" {
-		row, err := pgvQueryRow(ctx, conn, mysqlSessionSQL, 2)
-		if err != nil {
-			return nil, fmt.Errorf("writeback: mysql connection id: %w", err)
-		}
-		w.connID, w.serverStart = mysqlText(row[0]), mysqlText(row[1])
-	}
 	id, started := w.connID, w.serverStart
 	if err = tx.Commit(); err != nil {
 		err = fmt.Errorf("writeback: mysql commit: %w", err)
@@ -227,8 +229,33 @@ func (w *mysqlWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*G
 // mysqlSessionSQL reads the connection's id and the server's start time (in
 // seconds since the epoch, from its uptime: the same start may read one
 // second apart, see mysqlResolve).
-const mysqlSessionSQL = "SELECT CONNECTION_ID(), UNIX_TIMESTAMP() - CAST(VARIABLE_VALUE AS SIGNED) " +
-	"FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'"
+const mysqlSessionSQL = "SELECT " + mysqlSessionCols + mysqlSessionFrom
+
+// mysqlWriterSessionSQL is mysqlSessionSQL and the server's version.
+const mysqlWriterSessionSQL = "SELECT " + mysqlSessionCols + ", VERSION()" + mysqlSessionFrom
+
+const (
+	mysqlSessionCols = "CONNECTION_ID(), UNIX_TIMESTAMP() - CAST(VARIABLE_VALUE AS SIGNED)"
+	mysqlSessionFrom = " FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'"
+)
+
+// mysqlValuesRows reports whether the server of version (VERSION()) takes
+// a table value constructor after UNION ALL: MariaDB from 10.3.3. MySQL 8
+// has another syntax (VALUES ROW(...)).
+func mysqlValuesRows(version string) bool {
+	if !strings.Contains(version, "MariaDB") {
+		return false
+	}
+	var v [3]int
+	for i, part := range strings.SplitN(strings.SplitN(version, "-", 2)[0], ".", 3) {
+		n, err := strconv.Atoi(part)
+		if err != nil {
+			return false
+		}
+		v[i] = n
+	}
+	return v[0] > 10 || v[0] == 10 && (v[1] > 3 || v[1] == 3 && v[2] >= 3)
+}
 
 // mysqlResolve returns the resolver of a COMMIT sent on connection id that
 // got no answer. MySQL keeps no status of past transactions, so it cannot
@@ -409,7 +436,7 @@ func (w *mysqlWriter) tryUpdate(ctx context.Context, conn driver.Conn, g *Group,
 		}
 		sp.set, sp.since = true, sp.since[:0]
 	}
-	query, args := mysqlUpdateSQL(g, table, rows, colls)
+	query, args := mysqlUpdateSQL(g, table, rows, colls, w.values)
 	affected, err := w.execCount(ctx, conn, query, args)
 	if err != nil {
 		return false, err
@@ -435,7 +462,7 @@ func (w *mysqlWriter) tryUpdate(ctx context.Context, conn driver.Conn, g *Group,
 	}
 	for _, s := range sp.since {
 		redo := g.Rows[s:min(s+n, len(g.Rows))]
-		query, args := mysqlUpdateSQL(g, table, redo, colls)
+		query, args := mysqlUpdateSQL(g, table, redo, colls, w.values)
 		affected, err := w.execCount(ctx, conn, query, args)
 		if err != nil {
 			return false, err
@@ -478,7 +505,7 @@ func (w *mysqlWriter) lockedUpdate(ctx context.Context, conn driver.Conn, g *Gro
 	if len(matched) == 0 {
 		return missed, nil
 	}
-	query, args := mysqlUpdateSQL(g, table, matched, colls)
+	query, args := mysqlUpdateSQL(g, table, matched, colls, w.values)
 	return missed, w.exec(ctx, conn, query, args)
 }
 
@@ -535,10 +562,12 @@ func (w *mysqlWriter) lockKeys(ctx context.Context, conn driver.Conn, g *Group, 
 // mysqlUpdateSQL is UPDATE t JOIN (SELECT ? AS k0, ? AS c0 UNION ALL
 // SELECT ?, ? ...) AS wb_v ON t.k = wb_v.k0 SET t.c = t.c + wb_v.c0 for rows,
 // a text key's values compared under its column's collation (colls, see
-// keyCollations).
+// keyCollations). With values, the rows after the first are one table
+// value constructor, UNION ALL VALUES (?, ?), (?, ?) ..., which MariaDB
+// plans once where it plans each SELECT of a UNION (mysqlValuesRows).
 // The derived table's columns are named k0.., c0.. so no column name of
 // the application can clash with them.
-func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string) (string, []any) {
+func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string, values bool) (string, []any) {
 	nc, nk := len(g.Cols), len(g.KeyCols)
 	// A derived table's column takes its type from its parameters, and
 	// go-sql-driver/mysql sends a string as CHAR, whose trailing spaces
@@ -551,14 +580,21 @@ func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string) (strin
 	for j := range colCast {
 		colCast[j] = mysqlParamCast(rows, j)
 	}
+	values = values && mysqlValuesTyped(rows, keyCast, colCast, nc)
 	var sb strings.Builder
 	sb.WriteString("UPDATE " + table + " AS wb_t JOIN (")
 	args := make([]any, 0, len(rows)*(nc+nk))
 	for r, row := range rows {
-		if r > 0 {
-			sb.WriteString(" UNION ALL ")
+		switch {
+		case r == 0:
+			sb.WriteString("SELECT ")
+		case !values:
+			sb.WriteString(" UNION ALL SELECT ")
+		case r == 1:
+			sb.WriteString(" UNION ALL VALUES (")
+		default:
+			sb.WriteString(", (")
 		}
-		sb.WriteString("SELECT ")
 		for j := 0; j < nk; j++ {
 			if j > 0 {
 				sb.WriteString(", ")
@@ -573,6 +609,9 @@ func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string) (strin
 			if r == 0 {
 				sb.WriteString(" AS c" + strconv.Itoa(j))
 			}
+		}
+		if r > 0 && values {
+			sb.WriteByte(')')
 		}
 		args = append(args, row[nc:nc+nk]...)
 		args = append(args, row[:nc]...)
@@ -618,6 +657,44 @@ func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string) (strin
 		writeSet(&sb, cur, g.Delta[j], g.fnAt(j), false, func(b *strings.Builder) { b.WriteString(param) })
 	}
 	return sb.String(), args
+}
+
+// mysqlValuesTyped reports whether a table value constructor carries
+// rows (an UPDATE row's layout: nc values, then the key) as the SELECTs of
+// a UNION would. MariaDB types a prepared UNION ALL VALUES by its first
+// SELECT alone: a longer text than the first row's is cut, and after a
+// NULL the numbers read as ''. So only columns whose type the first row
+// gives whole: every value an int64 (sent as BIGINT), or cast to DOUBLE,
+// and none of the first row's NULL.
+func mysqlValuesTyped(rows [][]any, keyCast, colCast []string, nc int) bool {
+	typed := func(i int, cast string) bool {
+		if rows[0][i] == nil {
+			return false
+		}
+		switch cast {
+		case "CAST(? AS DOUBLE)":
+			return true
+		case "?":
+			for _, row := range rows {
+				if _, ok := row[i].(int64); !ok && row[i] != nil {
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	}
+	for j, c := range colCast {
+		if !typed(j, c) {
+			return false
+		}
+	}
+	for j, c := range keyCast {
+		if !typed(nc+j, c) {
+			return false
+		}
+	}
+	return true
 }
 
 // mysqlParamCast is the placeholder of column i of rows in a derived
@@ -713,7 +790,7 @@ func (w *mysqlWriter) upsert(ctx context.Context, conn driver.Conn, g *Group, ba
 		}
 		insertFirst = 2*len(missing) > len(rows)
 		if len(found) > 0 {
-			query, args := mysqlUpdateSQL(u, table, found, colls)
+			query, args := mysqlUpdateSQL(u, table, found, colls, w.values)
 			if err := w.exec(ctx, conn, query, args); err != nil {
 				return err
 			}
