@@ -663,7 +663,7 @@ func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string, values
 // rows (an UPDATE row's layout: nc values, then the key) as the SELECTs of
 // a UNION would. MariaDB types a prepared UNION ALL VALUES by its first
 // SELECT alone: a longer text than the first row's is cut, and after a
-// NULL the numbers read as ''. So only columns whose type the first row
+// NULL the numbers read as empty text. So only columns whose type the first row
 // gives whole: every value an int64 (sent as BIGINT), or cast to DOUBLE,
 // and none of the first row's NULL.
 func mysqlValuesTyped(rows [][]any, keyCast, colCast []string, nc int) bool {
