@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,161 @@ func BenchmarkMySQLCounterUpdate(b *testing.B) {
 	}
 }
 
+// mysqlFlushBench is what BenchmarkMySQLFlush and BenchmarkMySQLFlushPaired
+// share: a database with the tables fu (UPDATE rounds: 100k rows to update)
+// and fi (INSERT and upsert rounds: empty at a round's start), and the
+// hand-written statements they are measured against.
+type mysqlFlushBench struct {
+	ctx    context.Context
+	dsn    string
+	direct *sql.DB
+}
+
+// mysqlFlushBatch is the rows a statement, for the flush and the anchors.
+const mysqlFlushBatch = 1000
+
+func newMySQLFlushBench(b *testing.B) *mysqlFlushBench {
+	m := &mysqlFlushBench{ctx: context.Background(), dsn: mysqlDSN(b, "bfl")}
+	m.direct = benchOpen(b, "mysql", m.dsn)
+	execAll(b, m.direct, "CREATE TABLE fu (id BIGINT PRIMARY KEY, views BIGINT NOT NULL); CREATE TABLE fi (id BIGINT PRIMARY KEY, views BIGINT NOT NULL)")
+	return m
+}
+
+// fill empties table and inserts rows 0..benchFlushRows-1 with views 0.
+func (m *mysqlFlushBench) fill(b *testing.B, table string) {
+	execAll(b, m.direct, "TRUNCATE "+table)
+	const chunk = 5000
+	for off := 0; off < benchFlushRows; off += chunk {
+		var sb strings.Builder
+		sb.WriteString("INSERT INTO " + table + " (id, views) VALUES ")
+		for i := off; i < off+chunk; i++ {
+			if i > off {
+				sb.WriteString(", ")
+			}
+			fmt.Fprintf(&sb, "(%d, 0)", i)
+		}
+		execAll(b, m.direct, sb.String())
+	}
+}
+
+func (m *mysqlFlushBench) resetUpdate(b *testing.B) { m.fill(b, "fu") }
+func (m *mysqlFlushBench) resetInsert(b *testing.B) { execAll(b, m.direct, "TRUNCATE fi") }
+
+// anchorRound resets the table untimed, then writes every row, batch a
+// statement (stmt gives the statement and arguments of rows [off, end)),
+// in one transaction, each statement text prepared once as the dialect
+// does, and returns how long that took.
+func (m *mysqlFlushBench) anchorRound(b *testing.B, reset func(*testing.B), stmt func(off, end int) (string, []any)) time.Duration {
+	reset(b)
+	t0 := time.Now()
+	tx, err := m.direct.BeginTx(m.ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	prepared := map[string]*sql.Stmt{}
+	for off := 0; off < benchFlushRows; off += mysqlFlushBatch {
+		q, args := stmt(off, min(off+mysqlFlushBatch, benchFlushRows))
+		st := prepared[q]
+		if st == nil {
+			if st, err = tx.PrepareContext(m.ctx, q); err != nil {
+				b.Fatal(err)
+			}
+			prepared[q] = st
+		}
+		if _, err := st.ExecContext(m.ctx, args...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(t0)
+}
+
+// mysqlRowsSQL is row repeated for rows [off, end), sep between them, and
+// the arguments args gives for each.
+func mysqlRowsSQL(off, end int, row string, sep string, args func(i int) []any) (string, []any) {
+	var sb strings.Builder
+	var out []any
+	for i := off; i < end; i++ {
+		if i > off {
+			sb.WriteString(sep)
+		}
+		sb.WriteString(row)
+		out = append(out, args(i)...)
+	}
+	return sb.String(), out
+}
+
+// mysqlJoinUnion is the hand-written UPDATE fu JOIN (SELECT ? AS id, ? AS d
+// UNION ALL ...) adding 1 to views of rows [off, end).
+func mysqlJoinUnion(off, end int) (string, []any) {
+	rows, args := mysqlRowsSQL(off+1, end, "SELECT ?, ?", " UNION ALL ", func(i int) []any { return []any{int64(i), int64(1)} })
+	q := "UPDATE fu AS t JOIN (SELECT ? AS id, ? AS d"
+	if rows != "" {
+		q += " UNION ALL " + rows
+	}
+	return q + ") AS v ON t.id = v.id SET t.views = t.views + v.d", append([]any{int64(off), int64(1)}, args...)
+}
+
+// mysqlJoinValues is mysqlJoinUnion with the rows after the first as a
+// table value constructor, UNION ALL VALUES (?, ?), ... (MariaDB 10.3 and
+// later; MySQL 8 writes VALUES ROW(?, ?)).
+func mysqlJoinValues(off, end int) (string, []any) {
+	rows, args := mysqlRowsSQL(off+1, end, "(?, ?)", ", ", func(i int) []any { return []any{int64(i), int64(1)} })
+	q := "UPDATE fu AS t JOIN (SELECT ? AS id, ? AS d"
+	if rows != "" {
+		q += " UNION ALL VALUES " + rows
+	}
+	return q + ") AS v ON t.id = v.id SET t.views = t.views + v.d", append([]any{int64(off), int64(1)}, args...)
+}
+
+// mariaDB reports whether db's server is MariaDB.
+func mariaDB(b *testing.B, db *sql.DB) bool {
+	var v string
+	if err := db.QueryRow("SELECT VERSION()").Scan(&v); err != nil {
+		b.Fatal(err)
+	}
+	return strings.Contains(v, "MariaDB")
+}
+
+// mysqlODKU is the hand-written multi-row INSERT INTO table ... ON
+// DUPLICATE KEY UPDATE views = views + VALUES(views) of rows [off, end),
+// views 1 each.
+func mysqlODKU(table string) func(off, end int) (string, []any) {
+	return func(off, end int) (string, []any) {
+		rows, args := mysqlRowsSQL(off, end, "(?, ?)", ", ", func(i int) []any { return []any{int64(i), int64(1)} })
+		return "INSERT INTO " + table + " (id, views) VALUES " + rows + " ON DUPLICATE KEY UPDATE views = views + VALUES(views)", args
+	}
+}
+
+// mysqlMultirow is the hand-written multi-row INSERT INTO fi of rows
+// [off, end).
+func mysqlMultirow(off, end int) (string, []any) {
+	rows, args := mysqlRowsSQL(off, end, "(?, ?)", ", ", func(i int) []any { return []any{int64(i), int64(i % 1000)} })
+	return "INSERT INTO fi (id, views) VALUES " + rows, args
+}
+
+// The writes the flush rounds buffer: row i of each kind.
+func mysqlUpdateWrite(i int) (string, []any) {
+	return "UPDATE fu SET views = views + ? WHERE id = ?", []any{int64(1), int64(i)}
+}
+
+func mysqlInsertWrite(i int) (string, []any) {
+	return "INSERT INTO fi (id, views) VALUES (?, ?)", []any{int64(i), int64(i % 1000)}
+}
+
+func mysqlUpsertWrite(i int) (string, []any) {
+	return "INSERT INTO fi (id, views) VALUES (?, ?) ON DUPLICATE KEY UPDATE views = views + VALUES(views)", []any{int64(i), int64(1)}
+}
+
+// mysqlFlushUpsertRules are the rules of the upsert rounds: rows_affected:
+// exact, which ON DUPLICATE KEY UPDATE needs (each key probed once,
+// untimed).
+func mysqlFlushUpsertRules() string {
+	return strings.Replace(benchFlushRules("fi", mysqlFlushBatch), "rows_affected: assume", "rows_affected: exact", 1)
+}
+
 // BenchmarkMySQLFlush is the flush throughput into MariaDB (MySQL) through
 // the whole driver, 100k distinct-key rows a round (buffered untimed, Flush
 // timed), against hand-written statements writing the same rows in one
@@ -73,90 +229,27 @@ func BenchmarkMySQLCounterUpdate(b *testing.B) {
 // would insert a missing row, so the dialect cannot use it for UPDATEs: an
 // upper bound); for INSERTs a multi-row INSERT.
 func BenchmarkMySQLFlush(b *testing.B) {
-	ctx := context.Background()
-	dsn := mysqlDSN(b, "bfl")
-	direct := benchOpen(b, "mysql", dsn)
-	execAll(b, direct, "CREATE TABLE fu (id BIGINT PRIMARY KEY, views BIGINT NOT NULL); CREATE TABLE fi (id BIGINT PRIMARY KEY, views BIGINT NOT NULL)")
-	fill := func(b *testing.B, table string) {
-		execAll(b, direct, "TRUNCATE "+table)
-		const chunk = 5000
-		for off := 0; off < benchFlushRows; off += chunk {
-			var sb strings.Builder
-			sb.WriteString("INSERT INTO " + table + " (id, views) VALUES ")
-			for i := off; i < off+chunk; i++ {
-				if i > off {
-					sb.WriteString(", ")
-				}
-				fmt.Fprintf(&sb, "(%d, 0)", i)
-			}
-			execAll(b, direct, sb.String())
-		}
-	}
-	resetUpdate := func(b *testing.B) { fill(b, "fu") }
-	resetInsert := func(b *testing.B) { execAll(b, direct, "TRUNCATE fi") }
-	const batch = 1000
-	// anchor writes every row, batch a statement (stmt gives the statement
-	// and arguments of rows [off, end)), in one transaction.
+	m := newMySQLFlushBench(b)
+	ctx, direct := m.ctx, m.direct
 	anchor := func(reset func(*testing.B), stmt func(off, end int) (string, []any)) func(b *testing.B) {
 		return func(b *testing.B) {
 			b.StopTimer()
 			var elapsed time.Duration
 			for i := 0; i < b.N; i++ {
-				reset(b)
-				b.StartTimer()
-				t0 := time.Now()
-				tx, err := direct.BeginTx(ctx, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				prepared := map[string]*sql.Stmt{} // each statement text prepared once, as the dialect does
-				for off := 0; off < benchFlushRows; off += batch {
-					q, args := stmt(off, min(off+batch, benchFlushRows))
-					st := prepared[q]
-					if st == nil {
-						if st, err = tx.PrepareContext(ctx, q); err != nil {
-							b.Fatal(err)
-						}
-						prepared[q] = st
-					}
-					if _, err := st.ExecContext(ctx, args...); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if err := tx.Commit(); err != nil {
-					b.Fatal(err)
-				}
-				elapsed += time.Since(t0)
-				b.StopTimer()
+				elapsed += m.anchorRound(b, reset, stmt)
 			}
 			benchRowsPerSec(b, elapsed)
 		}
 	}
-	rowsSQL := func(off, end int, row string, sep string, args func(i int) []any) (string, []any) {
-		var sb strings.Builder
-		var out []any
-		for i := off; i < end; i++ {
-			if i > off {
-				sb.WriteString(sep)
-			}
-			sb.WriteString(row)
-			out = append(out, args(i)...)
-		}
-		return sb.String(), out
+	b.Run("update/anchor-join-union", anchor(m.resetUpdate, mysqlJoinUnion))
+	if mariaDB(b, direct) {
+		b.Run("update/anchor-join-union-values", anchor(m.resetUpdate, mysqlJoinValues))
 	}
-	b.Run("update/anchor-join-union", anchor(resetUpdate, func(off, end int) (string, []any) {
-		rows, args := rowsSQL(off+1, end, "SELECT ?, ?", " UNION ALL ", func(i int) []any { return []any{int64(i), int64(1)} })
-		q := "UPDATE fu AS t JOIN (SELECT ? AS id, ? AS d"
-		if rows != "" {
-			q += " UNION ALL " + rows
-		}
-		return q + ") AS v ON t.id = v.id SET t.views = t.views + v.d", append([]any{int64(off), int64(1)}, args...)
-	}))
-	b.Run("update/anchor-select-then-join-union", anchor(resetUpdate, func(off, end int) (string, []any) {
+	b.Run("update/anchor-select-then-join-union", anchor(m.resetUpdate, func(off, end int) (string, []any) {
 		// Roughly what the dialect runs: the existing keys, then the UPDATE
 		// (the SELECT here runs outside the transaction, unprepared and
 		// without FOR UPDATE: an estimate of what the no-match check costs).
-		in, inArgs := rowsSQL(off, end, "?", ", ", func(i int) []any { return []any{int64(i)} })
+		in, inArgs := mysqlRowsSQL(off, end, "?", ", ", func(i int) []any { return []any{int64(i)} })
 		rows, err := direct.QueryContext(ctx, "SELECT id FROM fu WHERE id IN ("+in+")", inArgs...)
 		if err != nil {
 			b.Fatal(err)
@@ -164,27 +257,19 @@ func BenchmarkMySQLFlush(b *testing.B) {
 		for rows.Next() {
 		}
 		rows.Close()
-		u, args := rowsSQL(off+1, end, "SELECT ?, ?", " UNION ALL ", func(i int) []any { return []any{int64(i), int64(1)} })
-		q := "UPDATE fu AS t JOIN (SELECT ? AS id, ? AS d"
-		if u != "" {
-			q += " UNION ALL " + u
-		}
-		return q + ") AS v ON t.id = v.id SET t.views = t.views + v.d", append([]any{int64(off), int64(1)}, args...)
+		return mysqlJoinUnion(off, end)
 	}))
-	b.Run("update/anchor-case", anchor(resetUpdate, func(off, end int) (string, []any) {
-		whens, args := rowsSQL(off, end, "WHEN ? THEN ?", " ", func(i int) []any { return []any{int64(i), int64(1)} })
-		in, inArgs := rowsSQL(off, end, "?", ", ", func(i int) []any { return []any{int64(i)} })
+	b.Run("update/anchor-case", anchor(m.resetUpdate, func(off, end int) (string, []any) {
+		whens, args := mysqlRowsSQL(off, end, "WHEN ? THEN ?", " ", func(i int) []any { return []any{int64(i), int64(1)} })
+		in, inArgs := mysqlRowsSQL(off, end, "?", ", ", func(i int) []any { return []any{int64(i)} })
 		return "UPDATE fu SET views = views + CASE id " + whens + " END WHERE id IN (" + in + ")", append(args, inArgs...)
 	}))
-	b.Run("update/anchor-odku", anchor(resetUpdate, func(off, end int) (string, []any) {
-		rows, args := rowsSQL(off, end, "(?, ?)", ", ", func(i int) []any { return []any{int64(i), int64(1)} })
-		return "INSERT INTO fu (id, views) VALUES " + rows + " ON DUPLICATE KEY UPDATE views = views + VALUES(views)", args
-	}))
+	b.Run("update/anchor-odku", anchor(m.resetUpdate, mysqlODKU("fu")))
 	b.Run("update/anchor-row-at-a-time", func(b *testing.B) {
 		b.StopTimer()
 		var elapsed time.Duration
 		for i := 0; i < b.N; i++ {
-			resetUpdate(b)
+			m.resetUpdate(b)
 			b.StartTimer()
 			t0 := time.Now()
 			tx, err := direct.BeginTx(ctx, nil)
@@ -209,61 +294,122 @@ func BenchmarkMySQLFlush(b *testing.B) {
 		benchRowsPerSec(b, elapsed)
 	})
 	b.Run("update/writeback", func(b *testing.B) {
-		wb := benchWriteback(b, "mysql", dsn, benchFlushRules("fu", batch))
+		wb := benchWriteback(b, "mysql", m.dsn, benchFlushRules("fu", mysqlFlushBatch))
 		b.StopTimer()
 		var elapsed time.Duration
 		for i := 0; i < b.N; i++ {
-			resetUpdate(b)
-			elapsed += benchFlushRound(b, wb, func(i int) (string, []any) {
-				return "UPDATE fu SET views = views + ? WHERE id = ?", []any{int64(1), int64(i)}
-			})
+			m.resetUpdate(b)
+			elapsed += benchFlushRound(b, wb, mysqlUpdateWrite)
 		}
 		benchRowsPerSec(b, elapsed)
 	})
-	// Upserts of 100k keys (rows_affected: exact, which ON DUPLICATE KEY
-	// UPDATE needs; each key probed once, untimed), flushed: all absent (the
-	// UPDATE matches none, the rows are inserted), or all present (the
-	// UPDATE alone); against a multi-row INSERT ... ON DUPLICATE KEY UPDATE.
-	upsert := func(i int) (string, []any) {
-		return "INSERT INTO fi (id, views) VALUES (?, ?) ON DUPLICATE KEY UPDATE views = views + VALUES(views)", []any{int64(i), int64(1)}
-	}
-	upsertRules := strings.Replace(benchFlushRules("fi", batch), "rows_affected: assume", "rows_affected: exact", 1)
+	// Upserts of 100k keys, flushed: all absent (the UPDATE matches none,
+	// the rows are inserted), or all present (the UPDATE alone); against a
+	// multi-row INSERT ... ON DUPLICATE KEY UPDATE.
 	for _, present := range []bool{false, true} {
-		reset, name := resetInsert, "upsert-absent"
+		reset, name := m.resetInsert, "upsert-absent"
 		if present {
-			reset, name = func(b *testing.B) { fill(b, "fi") }, "upsert-present"
+			reset, name = func(b *testing.B) { m.fill(b, "fi") }, "upsert-present"
 		}
-		b.Run(name+"/anchor-odku", anchor(reset, func(off, end int) (string, []any) {
-			rows, args := rowsSQL(off, end, "(?, ?)", ", ", func(i int) []any { return []any{int64(i), int64(1)} })
-			return "INSERT INTO fi (id, views) VALUES " + rows + " ON DUPLICATE KEY UPDATE views = views + VALUES(views)", args
-		}))
+		b.Run(name+"/anchor-odku", anchor(reset, mysqlODKU("fi")))
 		b.Run(name+"/writeback", func(b *testing.B) {
-			wb := benchWriteback(b, "mysql", dsn, upsertRules)
+			wb := benchWriteback(b, "mysql", m.dsn, mysqlFlushUpsertRules())
 			b.StopTimer()
 			var elapsed time.Duration
 			for i := 0; i < b.N; i++ {
 				reset(b)
-				elapsed += benchFlushRound(b, wb, upsert)
+				elapsed += benchFlushRound(b, wb, mysqlUpsertWrite)
 			}
 			benchRowsPerSec(b, elapsed)
 		})
 	}
-	b.Run("insert/anchor-multirow", anchor(resetInsert, func(off, end int) (string, []any) {
-		rows, args := rowsSQL(off, end, "(?, ?)", ", ", func(i int) []any { return []any{int64(i), int64(i % 1000)} })
-		return "INSERT INTO fi (id, views) VALUES " + rows, args
-	}))
+	b.Run("insert/anchor-multirow", anchor(m.resetInsert, mysqlMultirow))
 	b.Run("insert/writeback", func(b *testing.B) {
-		wb := benchWriteback(b, "mysql", dsn, benchFlushRules("fi", batch))
+		wb := benchWriteback(b, "mysql", m.dsn, benchFlushRules("fi", mysqlFlushBatch))
 		b.StopTimer()
 		var elapsed time.Duration
 		for i := 0; i < b.N; i++ {
-			resetInsert(b)
-			elapsed += benchFlushRound(b, wb, func(i int) (string, []any) {
-				return "INSERT INTO fi (id, views) VALUES (?, ?)", []any{int64(i), int64(i % 1000)}
-			})
+			m.resetInsert(b)
+			elapsed += benchFlushRound(b, wb, mysqlInsertWrite)
 		}
 		benchRowsPerSec(b, elapsed)
 	})
+}
+
+// BenchmarkMySQLFlushPaired is BenchmarkMySQLFlush's flush against its
+// hand-written statements round by round: each of b.N rounds runs the
+// writeback flush and every anchor of the case once, in an order that
+// rotates from round to round, so that both meet the same load on a
+// shared machine. It reports, for each anchor, the writeback flush's
+// rows/s over the anchor's in the same round: the median ("x-<anchor>")
+// and the lowest and highest; and the median rows/s of each.
+//
+//	go test -run '^$' -bench MySQLFlushPaired -benchtime 8x .
+func BenchmarkMySQLFlushPaired(b *testing.B) {
+	m := newMySQLFlushBench(b)
+	type anchor struct {
+		name string
+		stmt func(off, end int) (string, []any)
+	}
+	updateAnchors := []anchor{{"join-union", mysqlJoinUnion}, {"odku", mysqlODKU("fu")}}
+	if mariaDB(b, m.direct) {
+		updateAnchors = append(updateAnchors, anchor{"join-union-values", mysqlJoinValues})
+	}
+	for _, c := range []struct {
+		name    string
+		reset   func(*testing.B)
+		rules   string
+		write   func(i int) (string, []any)
+		anchors []anchor
+	}{
+		// ON DUPLICATE KEY UPDATE would insert a missing row: the dialect
+		// cannot use it for UPDATEs, an upper bound.
+		{"update", m.resetUpdate, benchFlushRules("fu", mysqlFlushBatch), mysqlUpdateWrite, updateAnchors},
+		{"insert", m.resetInsert, benchFlushRules("fi", mysqlFlushBatch), mysqlInsertWrite,
+			[]anchor{{"multirow", mysqlMultirow}}},
+		{"upsert-absent", m.resetInsert, mysqlFlushUpsertRules(), mysqlUpsertWrite,
+			[]anchor{{"odku", mysqlODKU("fi")}}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			wb := benchWriteback(b, "mysql", m.dsn, c.rules)
+			b.StopTimer()
+			var wbTimes []time.Duration
+			ratios := make([][]float64, len(c.anchors))
+			anchorTimes := make([][]time.Duration, len(c.anchors))
+			for i := 0; i < b.N; i++ {
+				var wbTime time.Duration
+				times := make([]time.Duration, len(c.anchors))
+				for k := range len(c.anchors) + 1 {
+					j := (i + k) % (len(c.anchors) + 1)
+					if j == len(c.anchors) {
+						c.reset(b)
+						wbTime = benchFlushRound(b, wb, c.write)
+						continue
+					}
+					times[j] = m.anchorRound(b, c.reset, c.anchors[j].stmt)
+				}
+				wbTimes = append(wbTimes, wbTime)
+				for j, t := range times {
+					ratios[j] = append(ratios[j], t.Seconds()/wbTime.Seconds())
+					anchorTimes[j] = append(anchorTimes[j], t)
+				}
+			}
+			rowsPerSec := func(ts []time.Duration) float64 {
+				ts = slices.Clone(ts)
+				slices.Sort(ts)
+				return float64(benchFlushRows) / ts[len(ts)/2].Seconds()
+			}
+			b.ReportMetric(rowsPerSec(wbTimes), "rows/s")
+			for j, a := range c.anchors {
+				r := slices.Clone(ratios[j])
+				slices.Sort(r)
+				b.ReportMetric(r[len(r)/2], "x-"+a.name)
+				b.ReportMetric(r[0], "x-"+a.name+"-min")
+				b.ReportMetric(r[len(r)-1], "x-"+a.name+"-max")
+				b.ReportMetric(rowsPerSec(anchorTimes[j]), a.name+"-rows/s")
+			}
+		})
+	}
 }
 
 // BenchmarkMySQLUpsertCounter is the hot-row upsert on MariaDB (MySQL):

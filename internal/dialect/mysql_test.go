@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -421,5 +422,267 @@ func TestMySQLFoundRows(t *testing.T) {
 	}
 	if _, known := MySQLFoundRows(struct{ driver.Connector }{c}); known {
 		t.Error("a wrapped connector is known")
+	}
+}
+
+// TestMySQLWriterSavepointRun: an UPDATE group's chunks share one
+// savepoint while each UPDATE affects every row it carries. A chunk that
+// falls short undoes the run since the savepoint with it; the run is
+// written again, each row once, the short chunk after a SELECT ... FOR
+// UPDATE, and the next chunk sets a new savepoint. A chunk that affects
+// nothing needs no undo. Upsert groups take the same path for the rows
+// whose keys exist.
+func TestMySQLWriterSavepointRun(t *testing.T) {
+	db, err := sql.Open("mysql", testdb.MySQLDatabase(t, "wsavept", "clientFoundRows=true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	for _, q := range []string{
+		"CREATE TABLE u (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)",
+		"INSERT INTO u VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (7, 0), (8, 0), (9, 0)",
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := func(s string) sqlparse.Ident { return sqlparse.Ident{Norm: s, Raw: s} }
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	status := func(name string) int64 {
+		t.Helper()
+		var v string
+		var n int64
+		if err := c.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE '"+name+"'").Scan(&v, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	write := func(g *Group) [][]int {
+		t.Helper()
+		var noMatch [][]int
+		if err := c.Raw(func(dc any) error {
+			var err error
+			noMatch, err = newMySQLWriter().WriteTx(ctx, dc.(driver.Conn), []*Group{g}, 2, nil)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return noMatch
+	}
+	read := func() string {
+		t.Helper()
+		rows, err := db.QueryContext(ctx, "SELECT id, n FROM u ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var got []string
+		for rows.Next() {
+			var k, n int64
+			if err := rows.Scan(&k, &n); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%d=%d", k, n))
+		}
+		return strings.Join(got, " ")
+	}
+	sp0, rb0 := status("Com_savepoint"), status("Com_rollback_to_savepoint")
+	// rows: delta, then key; batch 2
+	noMatch := write(&Group{Table: id("u"), Op: Update, Cols: []sqlparse.Ident{id("n")}, Delta: []bool{true},
+		KeyCols: []sqlparse.Ident{id("id")},
+		Rows: [][]any{
+			{int64(1), int64(1)}, {int64(2), int64(2)}, // the run: savepoint 1
+			{int64(3), int64(3)}, {int64(4), int64(4)},
+			{int64(5), int64(5)}, {int64(99), int64(99)}, // short: the run is undone and written again
+			{int64(6), int64(6)}, {int64(7), int64(7)}, // savepoint 2
+			{int64(97), int64(97)}, {int64(98), int64(98)}, // affects nothing: no undo
+			{int64(8), int64(8)}, {int64(9), int64(9)}, // savepoint 3
+		}})
+	if fmt.Sprint(noMatch) != "[[5 8 9]]" {
+		t.Errorf("noMatch %v, want [[5 8 9]]", noMatch)
+	}
+	if got, want := read(), "1=1 2=2 3=3 4=4 5=5 6=6 7=7 8=8 9=9"; got != want {
+		t.Fatalf("after the UPDATE group:\n got %s\nwant %s", got, want)
+	}
+	if sp, rb := status("Com_savepoint")-sp0, status("Com_rollback_to_savepoint")-rb0; sp != 3 || rb != 1 {
+		t.Errorf("%d savepoints, %d rollbacks to one; want 3 and 1", sp, rb)
+	}
+	// An upsert group: keys 1..4 exist, 50 does not. rows: id, n
+	// (inserted), n delta (update), id (key).
+	sp0, rb0 = status("Com_savepoint"), status("Com_rollback_to_savepoint")
+	write(&Group{Table: id("u"), Op: Upsert, Cols: []sqlparse.Ident{id("id"), id("n")},
+		UpdCols: []sqlparse.Ident{id("n")}, UpdDelta: []bool{true}, KeyCols: []sqlparse.Ident{id("id")},
+		Rows: [][]any{
+			{int64(1), int64(7), int64(10), int64(1)}, {int64(2), int64(7), int64(10), int64(2)},
+			{int64(3), int64(7), int64(10), int64(3)}, {int64(50), int64(7), int64(10), int64(50)}, // short: 50 inserted
+			{int64(4), int64(7), int64(10), int64(4)},
+		}})
+	if got, want := read(), "1=11 2=12 3=13 4=14 5=5 6=6 7=7 8=8 9=9 50=7"; got != want {
+		t.Fatalf("after the upsert group:\n got %s\nwant %s", got, want)
+	}
+	if sp, rb := status("Com_savepoint")-sp0, status("Com_rollback_to_savepoint")-rb0; sp != 2 || rb != 1 {
+		t.Errorf("upserts: %d savepoints, %d rollbacks to one; want 2 and 1", sp, rb)
+	}
+}
+
+// TestMySQLWriterSession: a writer reads its connection's session (the id
+// and the server's start, which resolve a COMMIT whose answer is lost) in
+// the connection's first transaction only, and it is that connection's.
+func TestMySQLWriterSession(t *testing.T) {
+	db, err := sql.Open("mysql", testdb.MySQLDatabase(t, "wsession", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var connID string
+	if err := c.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&connID); err != nil {
+		t.Fatal(err)
+	}
+	selects := func() int64 {
+		t.Helper()
+		var v string
+		var n int64
+		if err := c.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE 'Com_select'").Scan(&v, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	w := newMySQLWriter()
+	defer w.Close()
+	var counts []int64
+	for range 3 {
+		before := selects()
+		if err := c.Raw(func(dc any) error {
+			_, err := w.WriteTx(ctx, dc.(driver.Conn), nil, 1, nil)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		counts = append(counts, selects()-before)
+	}
+	if fmt.Sprint(counts) != "[1 0 0]" {
+		t.Errorf("SELECTs per transaction %v, want [1 0 0]", counts)
+	}
+	if w.connID != connID || w.serverStart == "" {
+		t.Errorf("session %q started %q, want the connection's id %s", w.connID, w.serverStart, connID)
+	}
+}
+
+// TestMySQLValuesRows: the UPDATE's rows are a table value constructor on
+// MariaDB from 10.3.3 only; the statement carries the same placeholders
+// either way.
+func TestMySQLValuesRows(t *testing.T) {
+	for version, want := range map[string]bool{
+		"10.11.6-MariaDB-0+deb12u1": true, "10.3.3-MariaDB": true, "10.3.2-MariaDB": false,
+		"10.2.44-MariaDB-log": false, "11.4.2-MariaDB": true, "8.0.36": false, "5.7.44-log": false, "MariaDB": false,
+	} {
+		if got := mysqlValuesRows(version); got != want {
+			t.Errorf("%q: %v, want %v", version, got, want)
+		}
+	}
+	id := func(s string) sqlparse.Ident { return sqlparse.Ident{Norm: s, Raw: s} }
+	g := &Group{Table: id("c"), Op: Update, Cols: []sqlparse.Ident{id("n")}, Delta: []bool{true}, KeyCols: []sqlparse.Ident{id("id")}}
+	rows := [][]any{{int64(1), int64(10)}, {nil, int64(20)}, {2.5, int64(30)}}
+	union, uargs := mysqlUpdateSQL(g, "c", rows, []string{""}, false)
+	values, vargs := mysqlUpdateSQL(g, "c", rows, []string{""}, true)
+	const wantUnion = "UPDATE c AS wb_t JOIN (SELECT ? AS k0, CAST(? AS DOUBLE) AS c0 UNION ALL SELECT ?, CAST(? AS DOUBLE) UNION ALL SELECT ?, CAST(? AS DOUBLE)) AS wb_v ON wb_t.id = wb_v.k0 SET wb_t.n = wb_t.n + wb_v.c0"
+	const wantValues = "UPDATE c AS wb_t JOIN (SELECT ? AS k0, CAST(? AS DOUBLE) AS c0 UNION ALL VALUES (?, CAST(? AS DOUBLE)), (?, CAST(? AS DOUBLE))) AS wb_v ON wb_t.id = wb_v.k0 SET wb_t.n = wb_t.n + wb_v.c0"
+	if union != wantUnion || values != wantValues {
+		t.Errorf("statements:\n%s\n%s\nwant\n%s\n%s", union, values, wantUnion, wantValues)
+	}
+	if fmt.Sprint(uargs) != fmt.Sprint(vargs) || fmt.Sprint(vargs) != "[10 1 20 <nil> 30 2.5]" {
+		t.Errorf("arguments %v and %v, want [10 1 20 <nil> 30 2.5] both", uargs, vargs)
+	}
+	// A column the first row does not type whole is written as SELECTs:
+	// text (cut to the first row's length), a NULL first, a bool.
+	for _, rows := range [][][]any{
+		{{int64(1), "a"}, {int64(2), "abc"}},
+		{{nil, int64(1)}, {int64(5), int64(2)}},
+		{{true, int64(1)}, {int64(500), int64(2)}},
+		{{int64(1), int64(1)}, {true, int64(2)}},
+	} {
+		if q, _ := mysqlUpdateSQL(g, "c", rows, []string{""}, true); strings.Contains(q, "VALUES") {
+			t.Errorf("rows %v: %s", rows, q)
+		}
+	}
+}
+
+// TestMySQLWriterValuesRows: on MariaDB an UPDATE of integer and DOUBLE
+// columns carries its rows as a table value constructor; every value
+// lands whole, a NULL after the first row and the ends of BIGINT too.
+func TestMySQLWriterValuesRows(t *testing.T) {
+	db, err := sql.Open("mysql", testdb.MySQLDatabase(t, "wvalues", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	for _, q := range []string{
+		"CREATE TABLE w (id BIGINT PRIMARY KEY, a BIGINT, f DOUBLE)",
+		"INSERT INTO w VALUES (1, 0, 0), (2, 0, 0), (3, 0, 0), (4, 0, 0)",
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := func(s string) sqlparse.Ident { return sqlparse.Ident{Norm: s, Raw: s} }
+	g := &Group{Table: id("w"), Op: Update, Cols: []sqlparse.Ident{id("a"), id("f")}, Delta: []bool{false, false},
+		KeyCols: []sqlparse.Ident{id("id")},
+		Rows: [][]any{
+			{int64(5), 1.5, int64(1)},
+			{nil, nil, int64(2)},
+			{int64(math.MinInt64), 2.5e300, int64(3)},
+			{int64(math.MaxInt64), int64(7), int64(4)},
+		}}
+	if q, _ := mysqlUpdateSQL(g, "w", g.Rows, []string{""}, true); !strings.Contains(q, "VALUES") {
+		t.Fatalf("not written as VALUES: %s", q)
+	}
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w := newMySQLWriter()
+	defer w.Close()
+	if err := c.Raw(func(dc any) error {
+		_, err := w.WriteTx(ctx, dc.(driver.Conn), []*Group{g}, 10, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var version string
+	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	if w.values != mysqlValuesRows(version) {
+		t.Errorf("server %s: values %v", version, w.values)
+	}
+	rows, err := db.QueryContext(ctx, "SELECT id, COALESCE(a, -1), COALESCE(f, -1) FROM w ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var k, a int64
+		var f float64
+		if err := rows.Scan(&k, &a, &f); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d=%d/%g", k, a, f))
+	}
+	if want := "1=5/1.5 2=-1/-1 3=-9223372036854775808/2.5e+300 4=9223372036854775807/7"; strings.Join(got, " ") != want {
+		t.Fatalf("table %s, want %s", strings.Join(got, " "), want)
 	}
 }

@@ -37,6 +37,11 @@ type mysqlWriter struct {
 	// cleared after each, so that they keep no row alive.
 	args  []any
 	named []driver.NamedValue
+	// connID and serverStart are the connection's session (mysqlSessionSQL),
+	// read in its first transaction; values says the server takes the
+	// UPDATE's rows as a table value constructor (mysqlValuesRows).
+	connID, serverStart string
+	values              bool
 }
 
 // mysqlStmtCache is how many prepared statements a writer keeps.
@@ -176,6 +181,19 @@ func (w *mysqlWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*G
 			_ = tx.Rollback()
 		}
 	}()
+	// The connection's id and the server's start time let a COMMIT whose
+	// answer is lost be resolved (mysqlResolve). Both are the session's:
+	// the server gives a connection its id for its life, and a restart
+	// ends it (the driver never reconnects a connection), so they are read
+	// in the connection's first transaction and are the same at every
+	// COMMIT it sends. So is the server's version.
+	if w.connID == "" {
+		row, err := pgvQueryRow(ctx, conn, mysqlWriterSessionSQL, 3)
+		if err != nil {
+			return nil, fmt.Errorf("writeback: mysql connection id: %w", err)
+		}
+		w.connID, w.serverStart, w.values = mysqlText(row[0]), mysqlText(row[1]), mysqlValuesRows(mysqlText(row[2]))
+	}
 	noMatch = make([][]int, len(groups))
 	for gi, g := range groups {
 		switch g.Op {
@@ -197,13 +215,7 @@ func (w *mysqlWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*G
 			return nil, err
 		}
 	}
-	// The connection's id and the server's start time let a COMMIT whose
-	// answer is lost be resolved (mysqlResolve).
-	row, err := pgvQueryRow(ctx, conn, mysqlSessionSQL, 2)
-	if err != nil {
-		return nil, fmt.Errorf("writeback: mysql connection id: %w", err)
-	}
-	id, started := mysqlText(row[0]), mysqlText(row[1])
+	id, started := w.connID, w.serverStart
 	if err = tx.Commit(); err != nil {
 		err = fmt.Errorf("writeback: mysql commit: %w", err)
 		if _, answered := MySQLErrorNumber(err); !answered {
@@ -217,8 +229,33 @@ func (w *mysqlWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*G
 // mysqlSessionSQL reads the connection's id and the server's start time (in
 // seconds since the epoch, from its uptime: the same start may read one
 // second apart, see mysqlResolve).
-const mysqlSessionSQL = "SELECT CONNECTION_ID(), UNIX_TIMESTAMP() - CAST(VARIABLE_VALUE AS SIGNED) " +
-	"FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'"
+const mysqlSessionSQL = "SELECT " + mysqlSessionCols + mysqlSessionFrom
+
+// mysqlWriterSessionSQL is mysqlSessionSQL and the server's version.
+const mysqlWriterSessionSQL = "SELECT " + mysqlSessionCols + ", VERSION()" + mysqlSessionFrom
+
+const (
+	mysqlSessionCols = "CONNECTION_ID(), UNIX_TIMESTAMP() - CAST(VARIABLE_VALUE AS SIGNED)"
+	mysqlSessionFrom = " FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'"
+)
+
+// mysqlValuesRows reports whether the server of version (VERSION()) takes
+// a table value constructor after UNION ALL: MariaDB from 10.3.3. MySQL 8
+// has another syntax (VALUES ROW(...)).
+func mysqlValuesRows(version string) bool {
+	if !strings.Contains(version, "MariaDB") {
+		return false
+	}
+	var v [3]int
+	for i, part := range strings.SplitN(strings.SplitN(version, "-", 2)[0], ".", 3) {
+		n, err := strconv.Atoi(part)
+		if err != nil {
+			return false
+		}
+		v[i] = n
+	}
+	return v[0] > 10 || v[0] == 10 && (v[1] > 3 || v[1] == 3 && v[2] >= 3)
+}
 
 // mysqlResolve returns the resolver of a COMMIT sent on connection id that
 // got no answer. MySQL keeps no status of past transactions, so it cannot
@@ -343,63 +380,133 @@ func (w *mysqlWriter) insertRows(ctx context.Context, conn driver.Conn, g *Group
 // update writes an UPDATE group, chunk rows a statement, and returns
 // the indices of the rows whose key matched no row.
 func (w *mysqlWriter) update(ctx context.Context, conn driver.Conn, g *Group, batch int) ([]int, error) {
-	nc, nk := len(g.Cols), len(g.KeyCols)
-	n := chunk(batch, nc+nk)
+	n := chunk(batch, len(g.Cols)+len(g.KeyCols))
 	table := mysqlTable(g)
 	colls, err := w.keyCollations(ctx, conn, g, table)
 	if err != nil {
 		return nil, err
 	}
 	var missed []int
+	locked := func(start int) error {
+		m, err := w.lockedUpdate(ctx, conn, g, table, colls, start, g.Rows[start:min(start+n, len(g.Rows))])
+		missed = append(missed, m...)
+		return err
+	}
+	var sp mysqlSavepoint
 	for start := 0; start < len(g.Rows); start += n {
-		rows := g.Rows[start:min(start+n, len(g.Rows))]
 		if err := ctxErr(ctx); err != nil {
 			return nil, err
 		}
-		// First the UPDATE of every row, after a savepoint: when it
-		// affected as many rows as it carried, each matched one (MySQL
-		// counts the rows it changed, or with clientFoundRows the rows it
-		// matched; either is at most the rows matched), and that is all.
-		if err := w.exec(ctx, conn, "SAVEPOINT wb_update", nil); err != nil {
-			return nil, err
+		done, err := w.tryUpdate(ctx, conn, g, table, colls, &sp, start, n, locked)
+		if err == nil && !done {
+			err = locked(start)
 		}
-		query, args := mysqlUpdateSQL(g, table, rows, colls)
-		affected, err := w.execCount(ctx, conn, query, args)
 		if err != nil {
-			return nil, err
-		}
-		if affected == int64(len(rows)) {
-			continue
-		}
-		// Otherwise undo it, and find which keys exist, locked until the
-		// transaction ends so that the UPDATE below finds the same rows.
-		// (An UPDATE that affected nothing changed nothing: no undo.)
-		if affected != 0 {
-			if err := w.exec(ctx, conn, "ROLLBACK TO SAVEPOINT wb_update", nil); err != nil {
-				return nil, err
-			}
-		}
-		exists, err := w.lockKeys(ctx, conn, g, table, rows)
-		if err != nil {
-			return nil, err
-		}
-		var matched [][]any
-		for r, row := range rows {
-			if exists[mysqlKeyText(row[nc:nc+nk])] {
-				matched = append(matched, row)
-			} else {
-				missed = append(missed, start+r)
-			}
-		}
-		if len(matched) == 0 {
-			continue
-		}
-		query, args = mysqlUpdateSQL(g, table, matched, colls)
-		if err := w.exec(ctx, conn, query, args); err != nil {
 			return nil, err
 		}
 	}
 	return missed, nil
+}
+
+// mysqlSavepoint is what a group's writing knows of its savepoint: whether
+// one is set, and the chunks written since, each by one UPDATE that
+// affected as many rows as it carried. One savepoint serves a run of such
+// chunks (a round trip per group, not one per statement); when a chunk
+// falls short, the rollback to it undoes the run too, which is written
+// again.
+type mysqlSavepoint struct {
+	set   bool
+	since []int // the starts of the chunks written since, in order
+}
+
+// tryUpdate writes the rows of g from start (at most n of them) as one
+// batched UPDATE, after the savepoint sp (set now if need be), and reports
+// whether that was all: when it affected as many rows as it carried, each
+// matched one (MySQL counts the rows it changed, or with clientFoundRows
+// the rows it matched; either is at most the rows matched). Otherwise it
+// undoes the UPDATE, and the caller writes the chunk by its locked path
+// (after a SELECT ... FOR UPDATE of its keys, which tells the rows that
+// match nothing). locked is that path, for the chunks of the savepoint's
+// run, should they need it.
+func (w *mysqlWriter) tryUpdate(ctx context.Context, conn driver.Conn, g *Group, table string, colls []string, sp *mysqlSavepoint, start, n int, locked func(start int) error) (bool, error) {
+	rows := g.Rows[start:min(start+n, len(g.Rows))]
+	if !sp.set {
+		if err := w.exec(ctx, conn, "SAVEPOINT wb_update", nil); err != nil {
+			return false, err
+		}
+		sp.set, sp.since = true, sp.since[:0]
+	}
+	query, args := mysqlUpdateSQL(g, table, rows, colls, w.values)
+	affected, err := w.execCount(ctx, conn, query, args)
+	if err != nil {
+		return false, err
+	}
+	if affected == int64(len(rows)) {
+		sp.since = append(sp.since, start)
+		return true, nil
+	}
+	// The locked path writes statements the savepoint's run could not
+	// redo: the next chunk sets a new savepoint.
+	sp.set = false
+	if affected == 0 {
+		return false, nil // it changed nothing: nothing to undo
+	}
+	// Undo it, and with it the chunks since the savepoint. Those matched
+	// every row they carried, and a rollback to a savepoint keeps the row
+	// locks taken after it (InnoDB releases none before the transaction
+	// ends), so each is written again by its UPDATE alone. Should one all
+	// the same affect fewer rows, the run is undone again and each of its
+	// chunks written by the locked path.
+	if err := w.exec(ctx, conn, "ROLLBACK TO SAVEPOINT wb_update", nil); err != nil {
+		return false, err
+	}
+	for _, s := range sp.since {
+		redo := g.Rows[s:min(s+n, len(g.Rows))]
+		query, args := mysqlUpdateSQL(g, table, redo, colls, w.values)
+		affected, err := w.execCount(ctx, conn, query, args)
+		if err != nil {
+			return false, err
+		}
+		if affected == int64(len(redo)) {
+			continue
+		}
+		if err := w.exec(ctx, conn, "ROLLBACK TO SAVEPOINT wb_update", nil); err != nil {
+			return false, err
+		}
+		for _, s := range sp.since {
+			if err := locked(s); err != nil {
+				return false, err
+			}
+		}
+		break
+	}
+	return false, nil
+}
+
+// lockedUpdate writes rows (those of g from start) after finding which
+// keys exist, locked until the transaction ends so that the UPDATE finds
+// the same rows, and returns the indices of those whose key matched no
+// row.
+func (w *mysqlWriter) lockedUpdate(ctx context.Context, conn driver.Conn, g *Group, table string, colls []string, start int, rows [][]any) ([]int, error) {
+	nc, nk := len(g.Cols), len(g.KeyCols)
+	exists, err := w.lockKeys(ctx, conn, g, table, rows)
+	if err != nil {
+		return nil, err
+	}
+	var matched [][]any
+	var missed []int
+	for r, row := range rows {
+		if exists[mysqlKeyText(row[nc:nc+nk])] {
+			matched = append(matched, row)
+		} else {
+			missed = append(missed, start+r)
+		}
+	}
+	if len(matched) == 0 {
+		return missed, nil
+	}
+	query, args := mysqlUpdateSQL(g, table, matched, colls, w.values)
+	return missed, w.exec(ctx, conn, query, args)
 }
 
 // lockKeys runs SELECT key FROM t WHERE (key) IN (...) FOR UPDATE for the
@@ -455,10 +562,12 @@ func (w *mysqlWriter) lockKeys(ctx context.Context, conn driver.Conn, g *Group, 
 // mysqlUpdateSQL is UPDATE t JOIN (SELECT ? AS k0, ? AS c0 UNION ALL
 // SELECT ?, ? ...) AS wb_v ON t.k = wb_v.k0 SET t.c = t.c + wb_v.c0 for rows,
 // a text key's values compared under its column's collation (colls, see
-// keyCollations).
+// keyCollations). With values, the rows after the first are one table
+// value constructor, UNION ALL VALUES (?, ?), (?, ?) ..., which MariaDB
+// plans once where it plans each SELECT of a UNION (mysqlValuesRows).
 // The derived table's columns are named k0.., c0.. so no column name of
 // the application can clash with them.
-func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string) (string, []any) {
+func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string, values bool) (string, []any) {
 	nc, nk := len(g.Cols), len(g.KeyCols)
 	// A derived table's column takes its type from its parameters, and
 	// go-sql-driver/mysql sends a string as CHAR, whose trailing spaces
@@ -471,14 +580,21 @@ func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string) (strin
 	for j := range colCast {
 		colCast[j] = mysqlParamCast(rows, j)
 	}
+	values = values && mysqlValuesTyped(rows, keyCast, colCast, nc)
 	var sb strings.Builder
 	sb.WriteString("UPDATE " + table + " AS wb_t JOIN (")
 	args := make([]any, 0, len(rows)*(nc+nk))
 	for r, row := range rows {
-		if r > 0 {
-			sb.WriteString(" UNION ALL ")
+		switch {
+		case r == 0:
+			sb.WriteString("SELECT ")
+		case !values:
+			sb.WriteString(" UNION ALL SELECT ")
+		case r == 1:
+			sb.WriteString(" UNION ALL VALUES (")
+		default:
+			sb.WriteString(", (")
 		}
-		sb.WriteString("SELECT ")
 		for j := 0; j < nk; j++ {
 			if j > 0 {
 				sb.WriteString(", ")
@@ -493,6 +609,9 @@ func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string) (strin
 			if r == 0 {
 				sb.WriteString(" AS c" + strconv.Itoa(j))
 			}
+		}
+		if r > 0 && values {
+			sb.WriteByte(')')
 		}
 		args = append(args, row[nc:nc+nk]...)
 		args = append(args, row[:nc]...)
@@ -538,6 +657,44 @@ func mysqlUpdateSQL(g *Group, table string, rows [][]any, colls []string) (strin
 		writeSet(&sb, cur, g.Delta[j], g.fnAt(j), false, func(b *strings.Builder) { b.WriteString(param) })
 	}
 	return sb.String(), args
+}
+
+// mysqlValuesTyped reports whether a table value constructor carries
+// rows (an UPDATE row's layout: nc values, then the key) as the SELECTs of
+// a UNION would. MariaDB types a prepared UNION ALL VALUES by its first
+// SELECT alone: a longer text than the first row's is cut, and after a
+// NULL the numbers read as empty text. So only columns whose type the first row
+// gives whole: every value an int64 (sent as BIGINT), or cast to DOUBLE,
+// and none of the first row's NULL.
+func mysqlValuesTyped(rows [][]any, keyCast, colCast []string, nc int) bool {
+	typed := func(i int, cast string) bool {
+		if rows[0][i] == nil {
+			return false
+		}
+		switch cast {
+		case "CAST(? AS DOUBLE)":
+			return true
+		case "?":
+			for _, row := range rows {
+				if _, ok := row[i].(int64); !ok && row[i] != nil {
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	}
+	for j, c := range colCast {
+		if !typed(j, c) {
+			return false
+		}
+	}
+	for j, c := range keyCast {
+		if !typed(nc+j, c) {
+			return false
+		}
+	}
+	return true
 }
 
 // mysqlParamCast is the placeholder of column i of rows in a derived
@@ -615,42 +772,9 @@ func (w *mysqlWriter) upsert(ctx context.Context, conn driver.Conn, g *Group, ba
 	insertFirst := false
 	var found, missing [][]any
 	var missed []int
-	for start := 0; start < len(g.Rows); start += n {
-		if err := ctxErr(ctx); err != nil {
-			return err
-		}
+	// locked writes the chunk from start after locking its keys.
+	locked := func(start int) error {
 		rows := u.Rows[start:min(start+n, len(g.Rows))]
-		if insertFirst {
-			missing = missing[:0]
-			for r := range rows {
-				ins, _ := upsertParts(g, g.Rows[start+r])
-				missing = append(missing, ins)
-			}
-			err := w.insertRows(ctx, conn, g, missing)
-			if err == nil {
-				continue // no key existed
-			}
-			if code, ok := MySQLErrorNumber(err); !ok || code != mysqlDupKey {
-				return err
-			}
-		} else {
-			if err := w.exec(ctx, conn, "SAVEPOINT wb_update", nil); err != nil {
-				return err
-			}
-			query, args := mysqlUpdateSQL(u, table, rows, colls)
-			affected, err := w.execCount(ctx, conn, query, args)
-			if err != nil {
-				return err
-			}
-			if affected == int64(len(rows)) {
-				continue // every row matched one (see update)
-			}
-			if affected != 0 {
-				if err := w.exec(ctx, conn, "ROLLBACK TO SAVEPOINT wb_update", nil); err != nil {
-					return err
-				}
-			}
-		}
 		exists, err := w.lockKeys(ctx, conn, u, table, rows)
 		if err != nil {
 			return err
@@ -666,26 +790,57 @@ func (w *mysqlWriter) upsert(ctx context.Context, conn driver.Conn, g *Group, ba
 		}
 		insertFirst = 2*len(missing) > len(rows)
 		if len(found) > 0 {
-			query, args := mysqlUpdateSQL(u, table, found, colls)
+			query, args := mysqlUpdateSQL(u, table, found, colls, w.values)
 			if err := w.exec(ctx, conn, query, args); err != nil {
 				return err
 			}
 		}
 		if len(missing) == 0 {
-			continue
+			return nil
 		}
 		err = w.insertRows(ctx, conn, g, missing)
 		if code, ok := MySQLErrorNumber(err); err == nil || !ok || code != mysqlDupKey {
-			if err != nil {
-				return err
-			}
-			continue
+			return err
 		}
 		query := mysqlUpsertSQL(g)
 		for _, i := range missed {
 			if err := w.exec(ctx, conn, query, g.Rows[i][:len(g.Cols)+len(g.UpdCols)]); err != nil {
 				return err
 			}
+		}
+		return nil
+	}
+	var sp mysqlSavepoint
+	for start := 0; start < len(g.Rows); start += n {
+		if err := ctxErr(ctx); err != nil {
+			return err
+		}
+		if insertFirst {
+			// Whatever it writes is outside the savepoint's run.
+			sp.set = false
+			missing = missing[:0]
+			for r := range min(n, len(g.Rows)-start) {
+				ins, _ := upsertParts(g, g.Rows[start+r])
+				missing = append(missing, ins)
+			}
+			err := w.insertRows(ctx, conn, g, missing)
+			if err == nil {
+				continue // no key existed
+			}
+			if code, ok := MySQLErrorNumber(err); !ok || code != mysqlDupKey {
+				return err
+			}
+		} else {
+			done, err := w.tryUpdate(ctx, conn, u, table, colls, &sp, start, n, locked)
+			if err != nil {
+				return err
+			}
+			if done {
+				continue // every row matched one
+			}
+		}
+		if err := locked(start); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -73,7 +73,7 @@ func TestOrderSQLText(t *testing.T) {
 
 	// MySQL: the order column assigned last, whatever its place.
 	m := orderGroup("carts", []string{"a", "updated_at", "n+", "z"})
-	mq, _ := mysqlUpdateSQL(m, "carts", [][]any{{"x", "T", int64(1), "y", int64(7)}}, []string{""})
+	mq, _ := mysqlUpdateSQL(m, "carts", [][]any{{"x", "T", int64(1), "y", int64(7)}}, []string{""}, false)
 	set := mq[strings.Index(mq, " SET ")+5:]
 	if want := "wb_t.a = CASE WHEN wb_t.updated_at IS NULL OR wb_t.updated_at <= wb_v.c1 THEN wb_v.c0 ELSE wb_t.a END, " +
 		"wb_t.n = wb_t.n + wb_v.c2, " +
