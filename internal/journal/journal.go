@@ -682,9 +682,11 @@ func (j *Journal) rollLocked() error {
 	j.noteSyncLocked(j.lastLSN, time.Since(start))
 	unmapSegment(j.mapped)
 	j.mapped = nil
-	if err := old.Truncate(oldSize); err == nil {
-		err = old.Sync()
-	} else {
+	err = old.Truncate(oldSize)
+	if err == nil {
+		err = old.Sync() // the cut, before the next segment exists
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(tmp)
 		return j.failLocked(fmt.Errorf("cut %s to its records: %w", j.segs[len(j.segs)-1].path, err))
