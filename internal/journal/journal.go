@@ -14,9 +14,10 @@
 // append copies its records into the active segment file, which is mapped
 // into memory (shared: the copy is in the page cache at once, so it survives
 // a killed process as a write(2) would, for the cost of a memory copy).
-// Each segment's disk blocks are allocated when it is created, so a full
-// disk refuses an append, and is never met when a page is written. fsyncs
-// run outside that mutex so that appends continue while the disk is busy. After any I/O
+// The active segment's disk blocks are allocated a megabyte ahead of its
+// records, so a full disk refuses an append before anything is copied, and
+// is never met when a page is written back. fsyncs run outside that mutex
+// so that appends continue while the disk is busy. After any I/O
 // failure (or injected fault) the Journal is unusable and must be closed and
 // reopened: after a failed write or fsync the state of the file and the page
 // cache is unknown, and reopening re-validates what is really on disk.
