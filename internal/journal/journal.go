@@ -624,19 +624,9 @@ func (j *Journal) WaitLag(ctx context.Context) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for j.lagAtLocked(j.opts.now()) > j.opts.MaxLag {
-		if err := j.usableLocked(); err != nil {
+		if err := j.awaitSyncLocked(ctx); err != nil {
 			return err
 		}
-		ch := j.syncedCh
-		j.kickSyncer()
-		j.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			j.mu.Lock()
-			return ctx.Err()
-		}
-		j.mu.Lock()
 	}
 	j.lagging.Store(false)
 	return nil

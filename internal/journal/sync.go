@@ -66,21 +66,30 @@ func (j *Journal) waitDurable(ctx context.Context, lsn uint64, force bool) error
 		}
 	}
 	for j.durable < lsn {
-		if err := j.usableLocked(); err != nil {
+		if err := j.awaitSyncLocked(ctx); err != nil {
 			return err
 		}
-		ch := j.syncedCh
-		j.kickSyncer()
-		j.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			j.mu.Lock()
-			return ctx.Err()
-		}
-		j.mu.Lock()
 	}
 	return nil
+}
+
+// awaitSyncLocked kicks the syncer and waits, without mu, for the next
+// fsync to end (or fail), or for ctx to end. mu is held on entry and on
+// return.
+func (j *Journal) awaitSyncLocked(ctx context.Context) error {
+	if err := j.usableLocked(); err != nil {
+		return err
+	}
+	ch := j.syncedCh
+	j.kickSyncer()
+	j.mu.Unlock()
+	defer j.mu.Lock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // syncLoop is the background syncer: on a kick (Always, or a lagging
