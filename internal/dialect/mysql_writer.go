@@ -361,14 +361,7 @@ func (w *mysqlWriter) insertRows(ctx context.Context, conn driver.Conn, g *Group
 		if r > 0 {
 			sb.WriteString(", ")
 		}
-		sb.WriteByte('(')
-		for j := range g.Cols {
-			if j > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteByte('?')
-		}
-		sb.WriteByte(')')
+		writeQTuple(&sb, len(g.Cols))
 		args = append(args, row[:len(g.Cols)]...)
 	}
 	err := w.exec(ctx, conn, sb.String(), args)
@@ -537,14 +530,7 @@ func (w *mysqlWriter) lockKeys(ctx context.Context, conn driver.Conn, g *Group, 
 		if r > 0 {
 			sb.WriteString(", ")
 		}
-		sb.WriteByte('(')
-		for j := 0; j < nk; j++ {
-			if j > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteByte('?')
-		}
-		sb.WriteByte(')')
+		writeQTuple(&sb, nk)
 		keyArgs = append(keyArgs, row[nc:nc+nk]...)
 	}
 	sb.WriteString(") FOR UPDATE")
@@ -849,6 +835,18 @@ func (w *mysqlWriter) upsert(ctx context.Context, conn driver.Conn, g *Group, ba
 // mysqlDupKey is MySQL's ER_DUP_ENTRY.
 const mysqlDupKey = 1062
 
+// writeQTuple writes a tuple of n placeholders: (?, ?, ?).
+func writeQTuple(sb *strings.Builder, n int) {
+	sb.WriteByte('(')
+	for i := range n {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteByte('?')
+	}
+	sb.WriteByte(')')
+}
+
 // mysqlUpsertSQL is the one-row INSERT INTO t (k, a, b) VALUES (?, ?, ?)
 // ON DUPLICATE KEY UPDATE a = a + ?, b = ? of g, whose arguments are a
 // row's inserted values then its update values. A bare column there is
@@ -856,14 +854,9 @@ const mysqlDupKey = 1062
 func mysqlUpsertSQL(g *Group) string {
 	var sb strings.Builder
 	writeInsertInto(&sb, mysqlTable(g), g.Cols)
-	sb.WriteString(" VALUES (")
-	for i := range g.Cols {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteByte('?')
-	}
-	sb.WriteString(") ON DUPLICATE KEY UPDATE ")
+	sb.WriteString(" VALUES ")
+	writeQTuple(&sb, len(g.Cols))
+	sb.WriteString(" ON DUPLICATE KEY UPDATE ")
 	for i, c := range g.UpdCols {
 		if i > 0 {
 			sb.WriteString(", ")
