@@ -181,7 +181,6 @@ type Journal struct {
 	syncs     uint64
 	syncLast  time.Duration
 	syncSum   time.Duration
-	appendAt  time.Time   // when the append being written began (zero: not read)
 	populated int64       // the active mapping is faulted in (or asked to be) up to here
 	lagging   atomic.Bool // Everysec: the last append found the lag over MaxLag (WaitLag)
 	fileEnd   int64       // the active segment file's size: disk allocated for the mapping up to here
@@ -464,7 +463,6 @@ func (j *Journal) appendLocked(recs [][]byte, now time.Time) (lsn uint64, ahead 
 	if err := j.backpressureLocked(now); err != nil {
 		return 0, nil, err
 	}
-	j.appendAt = now
 	buf := j.wbuf[:0]
 	inBuf := 0 // records encoded in buf, not yet written
 	for _, r := range recs {
@@ -472,7 +470,7 @@ func (j *Journal) appendLocked(recs [][]byte, now time.Time) (lsn uint64, ahead 
 		// Never roll an empty segment: a record larger than SegmentBytes
 		// gets a segment of its own.
 		if size > segHeaderSize && size+recHeaderSize+int64(len(r)) > j.opts.SegmentBytes {
-			if err := j.writeLocked(buf, inBuf); err != nil {
+			if err := j.writeLocked(buf, inBuf, now); err != nil {
 				return 0, nil, err
 			}
 			buf, inBuf = buf[:0], 0
@@ -483,7 +481,7 @@ func (j *Journal) appendLocked(recs [][]byte, now time.Time) (lsn uint64, ahead 
 		buf = appendRecord(buf, j.lastLSN+uint64(inBuf)+1, r)
 		inBuf++
 	}
-	if err := j.writeLocked(buf, inBuf); err != nil {
+	if err := j.writeLocked(buf, inBuf, now); err != nil {
 		return 0, nil, err
 	}
 	if j.opts.Fsync == Always {
@@ -523,8 +521,8 @@ func (j *Journal) aheadLocked() []byte {
 }
 
 // writeLocked copies n encoded records, numbered from lastLSN+1, into the
-// active segment's mapping.
-func (j *Journal) writeLocked(buf []byte, n int) error {
+// active segment's mapping; now is when their append began (zero under No).
+func (j *Journal) writeLocked(buf []byte, n int, now time.Time) error {
 	if n == 0 {
 		return nil
 	}
@@ -544,10 +542,7 @@ func (j *Journal) writeLocked(buf []byte, n int) error {
 			j.lag.push(j.lastLSN+1, j.opts.now(), true)
 		}
 	} else {
-		if j.appendAt.IsZero() {
-			j.appendAt = j.opts.now()
-		}
-		j.lag.push(j.lastLSN+1, j.appendAt, false)
+		j.lag.push(j.lastLSN+1, now, false)
 	}
 	j.lastLSN += uint64(n)
 	if err := j.fault("after-write"); err != nil {
