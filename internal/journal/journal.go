@@ -539,10 +539,10 @@ func (j *Journal) writeLocked(buf []byte, n int, now time.Time) error {
 	act.size += int64(len(buf))
 	if j.opts.Fsync == No {
 		if j.lag.empty() {
-			j.lag.push(j.lastLSN+1, j.opts.now(), true)
+			j.lag.push(j.lastLSN+1, j.opts.now())
 		}
 	} else {
-		j.lag.push(j.lastLSN+1, now, false)
+		j.lag.push(j.lastLSN+1, now)
 	}
 	j.lastLSN += uint64(n)
 	if err := j.fault("after-write"); err != nil {

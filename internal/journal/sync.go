@@ -205,13 +205,12 @@ type lagMark struct {
 	at  time.Time
 }
 
-// push notes that record lsn was appended at at. With firstOnly, only the
-// oldest mark is kept (policy No: nothing syncs part of the backlog).
-func (q *lagQueue) push(lsn uint64, at time.Time, firstOnly bool) {
-	if q.head < len(q.marks) {
-		if firstOnly || at.Sub(q.marks[len(q.marks)-1].at) < lagGranularity {
-			return
-		}
+// push notes that record lsn was appended at at. (Under policy No only the
+// oldest mark is kept, as nothing syncs part of the backlog: the append
+// pushes only into an empty queue.)
+func (q *lagQueue) push(lsn uint64, at time.Time) {
+	if q.head < len(q.marks) && at.Sub(q.marks[len(q.marks)-1].at) < lagGranularity {
+		return
 	}
 	q.marks = append(q.marks, lagMark{lsn: lsn, at: at})
 }
