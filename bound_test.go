@@ -388,9 +388,10 @@ tables:
 	wb, direct, fc, cn := boundSetup(t, driverName, dsn, rules, 0)
 	ins := placeholders("INSERT INTO counters (id, v) VALUES (?, ?)", driverName == "pgx")
 	slow(fc, true)
-	// Warm up: one flush teaches the buffer what a row costs to flush.
+	// Warm up: one flush teaches the buffer what a row costs to flush
+	// (a flush of fewer than 64 rows teaches nothing).
 	var next atomic.Int64
-	for i := 0; i < 20; i++ {
+	for i := 0; i < 100; i++ {
 		if _, err := wb.Exec(ins, next.Add(1), 1); err != nil {
 			t.Fatal(err)
 		}

@@ -156,8 +156,8 @@ type Table struct {
 	// of the rows counted in pending; oldest is the Since (UnixNano) of the
 	// oldest of them, 0 when none: set by the first new row, recomputed
 	// after each flush. failing is set when a flush fails transiently and
-	// cleared when rows are committed. rowCost is the last flush's duration
-	// per row (ns). overdueSince is when the table went past its max_loss
+	// cleared when rows are committed. rowCost is the duration per row (ns)
+	// of the last flush of at least costMinRows rows. overdueSince is when the table went past its max_loss
 	// (UnixNano), 0 while within it.
 	bytes        atomic.Int64
 	oldest       atomic.Int64

@@ -469,6 +469,49 @@ func TestClosedPassesThrough(t *testing.T) {
 	wantCol(t, takeOne(t, tb), "a", int64(1), false)
 }
 
+// TestSmallFlushTeachesNoCost: a flush of a few rows is mostly its fixed
+// part, so it must not set the cost per row that backpressure extrapolates
+// from (after a one-row flush of 5 s, two pending rows would look past a
+// max_loss of 1 s); a flush of costMinRows rows does.
+func TestSmallFlushTeachesNoCost(t *testing.T) {
+	sh := NewShared(1 << 30)
+	tb := sh.NewTable(Config{Name: "t", MaxDirty: 1 << 20, MaxLoss: time.Second, Log: quietLog()})
+	flushSlowly := func(rows int) {
+		t.Helper()
+		for i := 0; i < rows; i++ {
+			mustBuffer(t, upd(tb, int64(i), set("a", int64(1))))
+		}
+		b := tb.Take(true)
+		if len(b.Rows) != rows {
+			t.Fatalf("took %d rows, want %d", len(b.Rows), rows)
+		}
+		b.start = b.start.Add(-5 * time.Second) // as if the flush had taken 5 s
+		b.Done(b.Rows)
+		b.Release()
+	}
+	newRows := func() Outcome {
+		t.Helper()
+		var out Outcome
+		for i := 1000; i < 1000+costMinRows; i++ {
+			if out, _ = tb.Update([]any{int64(i)}, []Change{set("a", int64(1))}, testNames(), nil, true); out != Buffered {
+				return out
+			}
+		}
+		return out
+	}
+	flushSlowly(1)
+	if out := newRows(); out != Buffered {
+		t.Fatalf("after a slow one-row flush, new rows: outcome %d, want Buffered", out)
+	}
+	b := tb.Take(true)
+	b.Done(b.Rows)
+	b.Release()
+	flushSlowly(costMinRows) // 5 s for 64 rows: 78 ms a row, so 13 pending rows are past max_loss
+	if out := newRows(); out != Throttled {
+		t.Fatalf("after a slow flush of %d rows, new rows: outcome %d, want Throttled", costMinRows, out)
+	}
+}
+
 func TestThrottledWhenBehindMaxLoss(t *testing.T) {
 	sh := NewShared(1 << 30)
 	tb := sh.NewTable(Config{Name: "t", MaxDirty: 8, MaxLoss: -time.Hour, Log: quietLog()}) // always behind once a row is pending

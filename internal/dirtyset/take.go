@@ -325,6 +325,14 @@ func (t *Table) AwaitIdle(ctx context.Context, ids []ID) error {
 	}
 }
 
+// costMinRows is the fewest rows a flush must carry to teach the table its
+// cost per row. A flush's fixed part (a transaction, its round trips, a
+// commit) dominates a small one: a first flush of one row taking 5 ms would
+// be read as 5 ms a row, and a table with a thousand new rows pending would
+// then seem five seconds behind and throttle its writers, where the real
+// flush takes milliseconds.
+const costMinRows = 64
+
 // Release ends the flush: its keys are no longer busy. Rows that failed
 // were put back (Fail) before this. It learns the flush's cost per row (for
 // backpressure), recomputes the table's oldest row not yet committed, and
@@ -338,7 +346,7 @@ func (b *Batch) Release() {
 		s.mu.Unlock()
 	}
 	now := time.Now()
-	if len(b.Rows) > 0 && !t.failing.Load() {
+	if len(b.Rows) >= costMinRows && !t.failing.Load() {
 		t.rowCost.Store(int64(now.Sub(b.start)) / int64(len(b.Rows)))
 	}
 	t.checkMaxLoss(now)
