@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +109,7 @@ func (m *mysqlFlushBench) resetInsert(b *testing.B) { execAll(b, m.direct, "TRUN
 // does, and returns how long that took.
 func (m *mysqlFlushBench) anchorRound(b *testing.B, reset func(*testing.B), stmt func(off, end int) (string, []any)) time.Duration {
 	reset(b)
+	b.StartTimer()
 	t0 := time.Now()
 	tx, err := m.direct.BeginTx(m.ctx, nil)
 	if err != nil {
@@ -132,7 +132,9 @@ func (m *mysqlFlushBench) anchorRound(b *testing.B, reset func(*testing.B), stmt
 	if err := tx.Commit(); err != nil {
 		b.Fatal(err)
 	}
-	return time.Since(t0)
+	el := time.Since(t0)
+	b.StopTimer()
+	return el
 }
 
 // mysqlRowsSQL is row repeated for rows [off, end), sep between them, and
@@ -232,14 +234,7 @@ func BenchmarkMySQLFlush(b *testing.B) {
 	m := newMySQLFlushBench(b)
 	ctx, direct := m.ctx, m.direct
 	anchor := func(reset func(*testing.B), stmt func(off, end int) (string, []any)) func(b *testing.B) {
-		return func(b *testing.B) {
-			b.StopTimer()
-			var elapsed time.Duration
-			for i := 0; i < b.N; i++ {
-				elapsed += m.anchorRound(b, reset, stmt)
-			}
-			benchRowsPerSec(b, elapsed)
-		}
+		return benchRounds(func(b *testing.B) time.Duration { return m.anchorRound(b, reset, stmt) })
 	}
 	b.Run("update/anchor-join-union", anchor(m.resetUpdate, mysqlJoinUnion))
 	if mariaDB(b, direct) {
@@ -295,13 +290,10 @@ func BenchmarkMySQLFlush(b *testing.B) {
 	})
 	b.Run("update/writeback", func(b *testing.B) {
 		wb := benchWriteback(b, "mysql", m.dsn, benchFlushRules("fu", mysqlFlushBatch))
-		b.StopTimer()
-		var elapsed time.Duration
-		for i := 0; i < b.N; i++ {
+		benchRounds(func(b *testing.B) time.Duration {
 			m.resetUpdate(b)
-			elapsed += benchFlushRound(b, wb, mysqlUpdateWrite)
-		}
-		benchRowsPerSec(b, elapsed)
+			return benchFlushRound(b, wb, mysqlUpdateWrite)
+		})(b)
 	})
 	// Upserts of 100k keys, flushed: all absent (the UPDATE matches none,
 	// the rows are inserted), or all present (the UPDATE alone); against a
@@ -314,25 +306,19 @@ func BenchmarkMySQLFlush(b *testing.B) {
 		b.Run(name+"/anchor-odku", anchor(reset, mysqlODKU("fi")))
 		b.Run(name+"/writeback", func(b *testing.B) {
 			wb := benchWriteback(b, "mysql", m.dsn, mysqlFlushUpsertRules())
-			b.StopTimer()
-			var elapsed time.Duration
-			for i := 0; i < b.N; i++ {
+			benchRounds(func(b *testing.B) time.Duration {
 				reset(b)
-				elapsed += benchFlushRound(b, wb, mysqlUpsertWrite)
-			}
-			benchRowsPerSec(b, elapsed)
+				return benchFlushRound(b, wb, mysqlUpsertWrite)
+			})(b)
 		})
 	}
 	b.Run("insert/anchor-multirow", anchor(m.resetInsert, mysqlMultirow))
 	b.Run("insert/writeback", func(b *testing.B) {
 		wb := benchWriteback(b, "mysql", m.dsn, benchFlushRules("fi", mysqlFlushBatch))
-		b.StopTimer()
-		var elapsed time.Duration
-		for i := 0; i < b.N; i++ {
+		benchRounds(func(b *testing.B) time.Duration {
 			m.resetInsert(b)
-			elapsed += benchFlushRound(b, wb, mysqlInsertWrite)
-		}
-		benchRowsPerSec(b, elapsed)
+			return benchFlushRound(b, wb, mysqlInsertWrite)
+		})(b)
 	})
 }
 
@@ -372,42 +358,14 @@ func BenchmarkMySQLFlushPaired(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			wb := benchWriteback(b, "mysql", m.dsn, c.rules)
-			b.StopTimer()
-			var wbTimes []time.Duration
-			ratios := make([][]float64, len(c.anchors))
-			anchorTimes := make([][]time.Duration, len(c.anchors))
-			for i := 0; i < b.N; i++ {
-				var wbTime time.Duration
-				times := make([]time.Duration, len(c.anchors))
-				for k := range len(c.anchors) + 1 {
-					j := (i + k) % (len(c.anchors) + 1)
-					if j == len(c.anchors) {
-						c.reset(b)
-						wbTime = benchFlushRound(b, wb, c.write)
-						continue
-					}
-					times[j] = m.anchorRound(b, c.reset, c.anchors[j].stmt)
-				}
-				wbTimes = append(wbTimes, wbTime)
-				for j, t := range times {
-					ratios[j] = append(ratios[j], t.Seconds()/wbTime.Seconds())
-					anchorTimes[j] = append(anchorTimes[j], t)
-				}
-			}
-			rowsPerSec := func(ts []time.Duration) float64 {
-				ts = slices.Clone(ts)
-				slices.Sort(ts)
-				return float64(benchFlushRows) / ts[len(ts)/2].Seconds()
-			}
-			b.ReportMetric(rowsPerSec(wbTimes), "rows/s")
+			anchors := make([]benchAnchor, len(c.anchors))
 			for j, a := range c.anchors {
-				r := slices.Clone(ratios[j])
-				slices.Sort(r)
-				b.ReportMetric(r[len(r)/2], "x-"+a.name)
-				b.ReportMetric(r[0], "x-"+a.name+"-min")
-				b.ReportMetric(r[len(r)-1], "x-"+a.name+"-max")
-				b.ReportMetric(rowsPerSec(anchorTimes[j]), a.name+"-rows/s")
+				anchors[j] = benchAnchor{a.name, func(b *testing.B) time.Duration { return m.anchorRound(b, c.reset, a.stmt) }}
 			}
+			benchPaired(b, func(b *testing.B) time.Duration {
+				c.reset(b)
+				return benchFlushRound(b, wb, c.write)
+			}, anchors)
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -453,12 +454,60 @@ func benchRowsPerSec(b *testing.B, elapsed time.Duration) {
 // rounds start from a freshly filled and vacuumed table, INSERT rounds from
 // an empty one, untimed, so no variant pays for another's dead rows.
 func BenchmarkFlush(b *testing.B) {
-	b.Run("pg", benchFlushPostgres)
-	b.Run("sqlite", benchFlushSQLite)
+	for _, c := range flushBenchCases(b) {
+		b.Run(c.name, benchRounds(func(b *testing.B) time.Duration {
+			c.reset(b)
+			return benchFlushRound(b, c.wb, c.write)
+		}))
+		b.Run(c.anchorName, benchRounds(c.anchor))
+	}
 }
 
-func benchFlushPostgres(b *testing.B) {
-	requirePostgres(b)
+// BenchmarkFlushPaired is BenchmarkFlush with the flush and its anchor timed
+// in the same round, one after the other, the order alternating from round
+// to round so that both meet the same load on a shared machine. It reports
+// the median of the per-round ratios (the flush's rows/s over the anchor's,
+// "x-anchor"), their lowest and highest, and the median rows/s of each:
+//
+//	go test -run '^$' -bench FlushPaired -benchtime 12x .
+func BenchmarkFlushPaired(b *testing.B) {
+	for _, c := range flushBenchCases(b) {
+		b.Run(c.name, func(b *testing.B) {
+			benchPaired(b, func(b *testing.B) time.Duration {
+				c.reset(b)
+				return benchFlushRound(b, c.wb, c.write)
+			}, []benchAnchor{{"anchor", c.anchor}})
+		})
+	}
+}
+
+// flushBenchCase is one flush measured against its hand-written anchor:
+// reset prepares the table for a flush round, write gives the statement
+// buffered for row i, anchor resets and times one round of the
+// hand-written statements.
+type flushBenchCase struct {
+	name, anchorName string
+	wb               *sql.DB
+	reset            func(*testing.B)
+	write            func(i int) (string, []any)
+	anchor           func(*testing.B) time.Duration
+}
+
+// flushBenchCases are the flushes BenchmarkFlush and BenchmarkFlushPaired
+// measure: PostgreSQL UPDATE and INSERT at batch 1000 and 10000, when the
+// server answers, and SQLite UPDATE and INSERT. Names are "pg/..." and
+// "sqlite/...", so -bench can pick either.
+func flushBenchCases(b *testing.B) []flushBenchCase {
+	cases := flushBenchSQLite(b)
+	if benchPGReachable() {
+		cases = append(flushBenchPostgres(b), cases...)
+	} else {
+		b.Run("pg", func(b *testing.B) { requirePostgres(b) }) // skipped with the reason, or failed under CI=true
+	}
+	return cases
+}
+
+func flushBenchPostgres(b *testing.B) []flushBenchCase {
 	ctx := context.Background()
 	dsn := pgSchema(b, "bfl")
 	pc, err := pgx.Connect(ctx, dsn)
@@ -490,32 +539,29 @@ func benchFlushPostgres(b *testing.B) {
 		ones[i] = 1
 		mods[i] = int64(i % 1000)
 	}
-	// anchor runs q over every row, batch rows a statement, in one transaction.
-	anchor := func(q string, batch int, vals []int64, reset func(*testing.B)) func(b *testing.B) {
-		return func(b *testing.B) {
-			b.StopTimer()
-			var elapsed time.Duration
-			for i := 0; i < b.N; i++ {
-				reset(b)
-				b.StartTimer()
-				t0 := time.Now()
-				tx, err := pc.Begin(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for off := 0; off < benchFlushRows; off += batch {
-					end := min(off+batch, benchFlushRows)
-					if _, err := tx.Exec(ctx, q, ids[off:end], vals[off:end]); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if err := tx.Commit(ctx); err != nil {
-					b.Fatal(err)
-				}
-				elapsed += time.Since(t0)
-				b.StopTimer()
+	// anchor runs q over every row, batch rows a statement, in one
+	// transaction, after reset.
+	anchor := func(q string, batch int, vals []int64, reset func(*testing.B)) func(b *testing.B) time.Duration {
+		return func(b *testing.B) time.Duration {
+			reset(b)
+			b.StartTimer()
+			t0 := time.Now()
+			tx, err := pc.Begin(ctx)
+			if err != nil {
+				b.Fatal(err)
 			}
-			benchRowsPerSec(b, elapsed)
+			for off := 0; off < benchFlushRows; off += batch {
+				end := min(off+batch, benchFlushRows)
+				if _, err := tx.Exec(ctx, q, ids[off:end], vals[off:end]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := tx.Commit(ctx); err != nil {
+				b.Fatal(err)
+			}
+			el := time.Since(t0)
+			b.StopTimer()
+			return el
 		}
 	}
 	// warm opens the flusher's connection and lets the dialect learn the
@@ -529,16 +575,21 @@ func benchFlushPostgres(b *testing.B) {
 		}
 	}
 
+	var cases []flushBenchCase
 	const upd = "UPDATE fu SET views = views + $1 WHERE id = $2"
 	const anchorUpd = "UPDATE fu SET views = fu.views + v.d FROM unnest($1::bigint[], $2::bigint[]) AS v(id, d) WHERE fu.id = v.id"
 	resetUpdate(b)
 	for _, batch := range []int{1000, 10000} {
 		db := benchWriteback(b, "pgx", dsn, benchFlushRules("fu", batch))
 		warm(b, db, upd, int64(1), int64(0))
-		b.Run(fmt.Sprintf("update/batch=%d", batch), benchFlush(db, resetUpdate, func(i int) (string, []any) {
-			return upd, []any{int64(1), int64(i)}
-		}))
-		b.Run(fmt.Sprintf("update-anchor-unnest/batch=%d", batch), anchor(anchorUpd, batch, ones, resetUpdate))
+		cases = append(cases, flushBenchCase{
+			name:       fmt.Sprintf("pg/update/batch=%d", batch),
+			anchorName: fmt.Sprintf("pg/update-anchor-unnest/batch=%d", batch),
+			wb:         db,
+			reset:      resetUpdate,
+			write:      func(i int) (string, []any) { return upd, []any{int64(1), int64(i)} },
+			anchor:     anchor(anchorUpd, batch, ones, resetUpdate),
+		})
 	}
 
 	const ins = "INSERT INTO fi (id, views) VALUES ($1, $2)"
@@ -547,14 +598,19 @@ func benchFlushPostgres(b *testing.B) {
 		db := benchWriteback(b, "pgx", dsn, benchFlushRules("fi", batch))
 		warm(b, db, ins, int64(-1), int64(0))
 		resetInsert(b)
-		b.Run(fmt.Sprintf("insert/batch=%d", batch), benchFlush(db, resetInsert, func(i int) (string, []any) {
-			return ins, []any{int64(i), int64(i % 1000)}
-		}))
-		b.Run(fmt.Sprintf("insert-anchor-unnest/batch=%d", batch), anchor(anchorIns, batch, mods, resetInsert))
+		cases = append(cases, flushBenchCase{
+			name:       fmt.Sprintf("pg/insert/batch=%d", batch),
+			anchorName: fmt.Sprintf("pg/insert-anchor-unnest/batch=%d", batch),
+			wb:         db,
+			reset:      resetInsert,
+			write:      func(i int) (string, []any) { return ins, []any{int64(i), int64(i % 1000)} },
+			anchor:     anchor(anchorIns, batch, mods, resetInsert),
+		})
 	}
+	return cases
 }
 
-func benchFlushSQLite(b *testing.B) {
+func flushBenchSQLite(b *testing.B) []flushBenchCase {
 	dsn := sqliteDSN(b, "bfl")
 	raw := benchOpen(b, "sqlite3", dsn)
 	benchFill(b, raw, false, "fu", benchFlushRows)
@@ -562,47 +618,117 @@ func benchFlushSQLite(b *testing.B) {
 	resetInsert := func(b *testing.B) { execAll(b, raw, "DELETE FROM fi") }
 	noReset := func(*testing.B) {}
 
-	// anchor runs the prepared q for every row in one transaction.
-	anchor := func(q string, reset func(*testing.B), args func(i int) []any) func(b *testing.B) {
-		return func(b *testing.B) {
-			b.StopTimer()
-			var elapsed time.Duration
-			for n := 0; n < b.N; n++ {
-				reset(b)
-				b.StartTimer()
-				t0 := time.Now()
-				tx, err := raw.Begin()
-				if err != nil {
-					b.Fatal(err)
-				}
-				st, err := tx.Prepare(q)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for i := 0; i < benchFlushRows; i++ {
-					if _, err := st.Exec(args(i)...); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if err := tx.Commit(); err != nil {
-					b.Fatal(err)
-				}
-				elapsed += time.Since(t0)
-				b.StopTimer()
+	// anchor runs the prepared q for every row in one transaction, after
+	// reset.
+	anchor := func(q string, reset func(*testing.B), args func(i int) []any) func(b *testing.B) time.Duration {
+		return func(b *testing.B) time.Duration {
+			reset(b)
+			b.StartTimer()
+			t0 := time.Now()
+			tx, err := raw.Begin()
+			if err != nil {
+				b.Fatal(err)
 			}
-			benchRowsPerSec(b, elapsed)
+			st, err := tx.Prepare(q)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := 0; i < benchFlushRows; i++ {
+				if _, err := st.Exec(args(i)...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			el := time.Since(t0)
+			b.StopTimer()
+			return el
 		}
 	}
 
 	const upd = "UPDATE fu SET views = views + ? WHERE id = ?"
-	wbU := benchWriteback(b, "sqlite3", dsn, benchFlushRules("fu", 1000))
-	b.Run("update", benchFlush(wbU, noReset, func(i int) (string, []any) { return upd, []any{int64(1), int64(i)} }))
-	b.Run("update-anchor-prepared", anchor(upd, noReset, func(i int) []any { return []any{int64(1), int64(i)} }))
-
+	updArgs := func(i int) []any { return []any{int64(1), int64(i)} }
 	const ins = "INSERT INTO fi (id, views) VALUES (?, ?)"
-	wbI := benchWriteback(b, "sqlite3", dsn, benchFlushRules("fi", 1000))
-	b.Run("insert", benchFlush(wbI, resetInsert, func(i int) (string, []any) { return ins, []any{int64(i), int64(i % 1000)} }))
-	b.Run("insert-anchor-prepared", anchor(ins, resetInsert, func(i int) []any { return []any{int64(i), int64(i % 1000)} }))
+	insArgs := func(i int) []any { return []any{int64(i), int64(i % 1000)} }
+	return []flushBenchCase{{
+		name:       "sqlite/update",
+		anchorName: "sqlite/update-anchor-prepared",
+		wb:         benchWriteback(b, "sqlite3", dsn, benchFlushRules("fu", 1000)),
+		reset:      noReset,
+		write:      func(i int) (string, []any) { return upd, updArgs(i) },
+		anchor:     anchor(upd, noReset, updArgs),
+	}, {
+		name:       "sqlite/insert",
+		anchorName: "sqlite/insert-anchor-prepared",
+		wb:         benchWriteback(b, "sqlite3", dsn, benchFlushRules("fi", 1000)),
+		reset:      resetInsert,
+		write:      func(i int) (string, []any) { return ins, insArgs(i) },
+		anchor:     anchor(ins, resetInsert, insArgs),
+	}}
+}
+
+// benchRounds runs b.N rounds of round, each returning the time it took
+// (its set-up untimed), and reports rows/s of benchFlushRows rows a round.
+func benchRounds(round func(*testing.B) time.Duration) func(b *testing.B) {
+	return func(b *testing.B) {
+		b.StopTimer()
+		var elapsed time.Duration
+		for i := 0; i < b.N; i++ {
+			elapsed += round(b)
+		}
+		benchRowsPerSec(b, elapsed)
+	}
+}
+
+// benchAnchor is a hand-written way to write a flush's rows: round resets
+// the table and returns how long one round of it took.
+type benchAnchor struct {
+	name  string
+	round func(*testing.B) time.Duration
+}
+
+// benchPaired runs b.N rounds, each timing the writeback round wb and every
+// anchor, in an order rotating from round to round so that each meets the
+// same load. It reports the median of the per-round ratios of the flush's
+// rows/s to each anchor's ("x-<name>"), their lowest and highest, and the
+// median rows/s of each.
+func benchPaired(b *testing.B, wb func(*testing.B) time.Duration, anchors []benchAnchor) {
+	b.StopTimer()
+	var wbTimes []time.Duration
+	ratios := make([][]float64, len(anchors))
+	anchorTimes := make([][]time.Duration, len(anchors))
+	for i := 0; i < b.N; i++ {
+		var wbTime time.Duration
+		times := make([]time.Duration, len(anchors))
+		for k := range len(anchors) + 1 {
+			j := (i + k) % (len(anchors) + 1)
+			if j == len(anchors) {
+				wbTime = wb(b)
+				continue
+			}
+			times[j] = anchors[j].round(b)
+		}
+		wbTimes = append(wbTimes, wbTime)
+		for j, t := range times {
+			ratios[j] = append(ratios[j], t.Seconds()/wbTime.Seconds())
+			anchorTimes[j] = append(anchorTimes[j], t)
+		}
+	}
+	rowsPerSec := func(ts []time.Duration) float64 {
+		ts = slices.Clone(ts)
+		slices.Sort(ts)
+		return float64(benchFlushRows) / ts[len(ts)/2].Seconds()
+	}
+	b.ReportMetric(rowsPerSec(wbTimes), "rows/s")
+	for j, a := range anchors {
+		r := slices.Clone(ratios[j])
+		slices.Sort(r)
+		b.ReportMetric(r[len(r)/2], "x-"+a.name)
+		b.ReportMetric(r[0], "x-"+a.name+"-min")
+		b.ReportMetric(r[len(r)-1], "x-"+a.name+"-max")
+		b.ReportMetric(rowsPerSec(anchorTimes[j]), a.name+"-rows/s")
+	}
 }
 
 // BenchmarkHotKeyRowWrites measures the row-write target (at most 0.01
@@ -644,18 +770,4 @@ tables:
 	dsn := pgSchema(b, "bhot")
 	benchFill(b, benchOpen(b, "pgx", dsn), true, "hot", benchHotKeys)
 	b.Run("pg", run(benchWriteback(b, "pgx", dsn, rules), placeholders(q, true)))
-}
-
-// benchFlush times Flush rounds: each buffers benchFlushRows writes untimed
-// (after reset), then times only the Flush that commits them.
-func benchFlush(db *sql.DB, reset func(*testing.B), write func(i int) (string, []any)) func(b *testing.B) {
-	return func(b *testing.B) {
-		b.StopTimer()
-		var elapsed time.Duration
-		for i := 0; i < b.N; i++ {
-			reset(b)
-			elapsed += benchFlushRound(b, db, write)
-		}
-		benchRowsPerSec(b, elapsed)
-	}
 }
