@@ -2,6 +2,7 @@ package writeback
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -22,6 +23,18 @@ import (
 //	    with one under fsync no and everysec: the journal's own cost.
 //
 // Throughput includes the final Flush, as in bench_test.go.
+// poolFor sizes db's pool for g goroutines: benchPool's 16 connections, or
+// one per goroutine beyond that, so that at 64 goroutines 64 statements are
+// in flight on either side (PostgreSQL's group commit and the journal's
+// both cover what is in flight when they sync).
+func poolFor(db *sql.DB, g int) {
+	benchPool(db)
+	if g > 16 {
+		db.SetMaxOpenConns(g)
+		db.SetMaxIdleConns(g)
+	}
+}
+
 func BenchmarkDurability(b *testing.B) {
 	const q = "UPDATE counters SET views = views + 1 WHERE id = $1"
 	const g = 8
@@ -38,10 +51,12 @@ func BenchmarkDurability(b *testing.B) {
 	}
 	for _, g := range []int{g, 64} {
 		b.Run(fmt.Sprintf("pg-synccommit-on/g%d", g), func(b *testing.B) {
+			poolFor(direct, g)
 			el := benchWorkers(b, g, update, nil)
 			b.ReportMetric(float64(b.N)/el.Seconds(), "updates/s")
 		})
 	}
+	benchPool(direct) // its idle connections back to 16: writeback's pool needs the server's slots
 	journalDir := b.TempDir()
 	variant := func(name, journal, ack string, g int) {
 		b.Run(fmt.Sprintf("%s/g%d", name, g), func(b *testing.B) {
@@ -50,7 +65,7 @@ func BenchmarkDurability(b *testing.B) {
 				rules = fmt.Sprintf("journal:\n  path: %s\n  fsync: %s\n", filepath.Join(journalDir, fmt.Sprintf("%s-g%d", name, g)), journal) + rules
 			}
 			wb := openWriteback(b, "pgx", pgDSN, rules)
-			benchPool(wb)
+			poolFor(wb, g)
 			defer func() {
 				if err := wb.Close(); err != nil {
 					b.Error(err)
