@@ -82,6 +82,9 @@ func BenchmarkDurability(b *testing.B) {
 			benchRowWrites(b, before, after)
 			if journal != "" {
 				b.ReportMetric(float64(after.FsyncLatencyAvg.Microseconds()), "fsync-µs")
+				if n := after.JournalSyncs - before.JournalSyncs; n > 0 {
+					b.ReportMetric(float64(b.N)/float64(n), "writes/fsync")
+				}
 			}
 		})
 	}

@@ -50,6 +50,7 @@ type statsJSON struct {
 	JournalBytes     int64                     `json:"journal_bytes"`
 	FsyncLatencyLast float64                   `json:"fsync_latency_last_seconds"`
 	FsyncLatencyAvg  float64                   `json:"fsync_latency_avg_seconds"`
+	JournalSyncs     int64                     `json:"journal_syncs"`
 	JournalLag       float64                   `json:"journal_lag_seconds"`
 	JournalPending   int64                     `json:"journal_pending_records"`
 	Tables           map[string]tableStatsJSON `json:"tables"`
@@ -90,6 +91,7 @@ func statsJSONOf(s Stats) statsJSON {
 		JournalBytes:     s.JournalBytes,
 		FsyncLatencyLast: s.FsyncLatencyLast.Seconds(),
 		FsyncLatencyAvg:  s.FsyncLatencyAvg.Seconds(),
+		JournalSyncs:     s.JournalSyncs,
 		JournalLag:       s.JournalLag.Seconds(),
 		JournalPending:   s.JournalPending,
 		Tables:           make(map[string]tableStatsJSON, len(s.Tables)),

@@ -29,6 +29,11 @@ type Stats struct {
 	// fsync durations since the connector opened; for a replicated
 	// journal, its publishes' round trips.
 	FsyncLatencyLast, FsyncLatencyAvg time.Duration
+	// JournalSyncs counts the journal's completed fsyncs since the
+	// connector opened; for a replicated journal, its messages
+	// acknowledged by JetStream. Journaled writes over JournalSyncs is how
+	// many records each fsync or message carried.
+	JournalSyncs int64
 	// JournalLag is the age of the oldest journal record not yet fsynced
 	// (what a power loss could take under fsync: everysec or no), or not
 	// yet acknowledged by JetStream (what a host loss could take).
@@ -140,6 +145,7 @@ func (c *Connector) Stats() Stats {
 		js := j.Stats()
 		s.JournalBytes = js.Bytes
 		s.FsyncLatencyLast, s.FsyncLatencyAvg = js.SyncLatencyLast, js.SyncLatencyAvg
+		s.JournalSyncs = int64(js.Syncs)
 		s.JournalLag = js.Lag
 		s.JournalPending = int64(js.LastLSN - js.DurableLSN) // LSNs are dense in both kinds of journal
 	}

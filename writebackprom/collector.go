@@ -120,6 +120,8 @@ func NewCollector(db *sql.DB) (prometheus.Collector, error) {
 		func(s writeback.Stats) float64 { return s.FsyncLatencyLast.Seconds() })
 	conn("journal_fsync_avg_seconds", "Mean duration of the journal's fsyncs (or publish round trips) since the database was opened.", gauge,
 		func(s writeback.Stats) float64 { return s.FsyncLatencyAvg.Seconds() })
+	conn("journal_syncs_total", "The journal's completed fsyncs, or messages acknowledged by JetStream for a replicated journal.", counter,
+		func(s writeback.Stats) float64 { return count(s.JournalSyncs) })
 	conn("last_crash_lost_writes", "At most how many acknowledged writes the unclean stop of the run before lost (0: a clean stop, or a journal that replayed them); see writeback.CrashReport.", gauge,
 		func(s writeback.Stats) float64 {
 			var n int64

@@ -128,6 +128,7 @@ var (
 		"writeback_journal_pending_records":    func(s writeback.Stats) float64 { return float64(s.JournalPending) },
 		"writeback_journal_fsync_last_seconds": func(s writeback.Stats) float64 { return s.FsyncLatencyLast.Seconds() },
 		"writeback_journal_fsync_avg_seconds":  func(s writeback.Stats) float64 { return s.FsyncLatencyAvg.Seconds() },
+		"writeback_journal_syncs_total":        func(s writeback.Stats) float64 { return float64(s.JournalSyncs) },
 		"writeback_last_crash_lost_writes":     func(s writeback.Stats) float64 { return 0 }, // TestCrashReportWithoutJournal: a report with a loss
 	}
 )

@@ -98,6 +98,9 @@ func BenchmarkReplicated(b *testing.B) {
 				st, err := writeback.StatsOf(wb)
 				if err == nil {
 					b.ReportMetric(float64(st.FsyncLatencyAvg.Microseconds()), "ack-µs")
+					if st.JournalSyncs > 0 {
+						b.ReportMetric(float64(b.N)/float64(st.JournalSyncs), "records/sync")
+					}
 				}
 			}
 		})
