@@ -66,6 +66,7 @@ func init() { durable.RegisterBackend("nats", Open) }
 // writes fail instead of growing the process without bound).
 const (
 	window        = 32
+	idleWindow    = 4 // while no writer waits for a record (see windowLocked)
 	maxMsgBytes   = 512 << 10
 	maxWaitBytes  = 64 << 20
 	publishWait   = 5 * time.Second  // an async publish's ack timeout
@@ -155,6 +156,7 @@ type natsLog struct {
 	unacked     []*message // formed, not acknowledged, in LSN order
 	ackedMsgs   []*message // acknowledged, not purged, in LSN order
 	inflight    int        // messages sent and not answered
+	syncWaiters int        // Syncs waiting for their records (windowLocked)
 	retryAt     time.Time  // after a failure: when to send again
 	pause       time.Duration
 	waitBytes   int // bytes in pending, forming and unacked
@@ -395,13 +397,22 @@ func (l *natsLog) Sync(ctx context.Context, lsn uint64) error {
 			return err
 		}
 		ch := l.synced
+		l.syncWaiters++
 		l.mu.Unlock()
+		l.wake() // the publisher may now use the whole window
+		var err error
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("natsjournal: the record was not acknowledged by JetStream before the context ended (%w): %s", ctx.Err(), l.why())
+			err = fmt.Errorf("natsjournal: the record was not acknowledged by JetStream before the context ended (%w): %s", ctx.Err(), l.why())
 		case <-timer.C:
-			return fmt.Errorf("natsjournal: the record was not acknowledged by JetStream within %s: %s", ackWait, l.why())
+			err = fmt.Errorf("natsjournal: the record was not acknowledged by JetStream within %s: %s", ackWait, l.why())
+		}
+		l.mu.Lock()
+		l.syncWaiters--
+		l.mu.Unlock()
+		if err != nil {
+			return err
 		}
 	}
 }

@@ -29,7 +29,14 @@ func (l *natsLog) publishLoop() {
 				l.mu.Unlock()
 				return
 			}
-			if len(l.pending) > 0 || (l.inflight < window && l.sendableLocked()) {
+			// Records are formed into messages only when one can be
+			// sent: while the window is full they wait in pending, so
+			// that the next message carries all of them. Forming them
+			// at once would queue many small messages behind the window,
+			// each costing JetStream a message (on two cores, with the
+			// servers in the process, that was most of ack: memory's
+			// cost).
+			if l.inflight < l.windowLocked() && (len(l.pending) > 0 || l.sendableLocked()) {
 				break
 			}
 			wait := time.Duration(-1)
@@ -64,7 +71,7 @@ func (l *natsLog) publishLoop() {
 		if l.retryAt.IsZero() || !time.Now().Before(l.retryAt) {
 			l.retryAt = time.Time{}
 			for _, m := range l.unacked {
-				if l.inflight+len(send) >= window {
+				if l.inflight+len(send) >= l.windowLocked() {
 					break
 				}
 				if !m.sending {
@@ -83,6 +90,18 @@ func (l *natsLog) publishLoop() {
 			l.ackQ <- sent{m: m, f: f, at: time.Now(), err: err}
 		}
 	}
+}
+
+// windowLocked is how many messages may be in flight now: window while a
+// writer waits for its record to be stored (ack: replicated, or Close),
+// idleWindow while none does. Without a waiter, latency buys nothing: fewer
+// messages in flight leave more records to each message, and JetStream's
+// cost is per message.
+func (l *natsLog) windowLocked() int {
+	if l.syncWaiters > 0 {
+		return window
+	}
+	return idleWindow
 }
 
 // idle waits for a kick, the end, or wait (none when negative).
