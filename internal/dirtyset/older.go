@@ -63,7 +63,7 @@ func (t *Table) Adopt(o *Table) {
 	}
 	for _, r := range rows {
 		s := t.shardFor(r.id)
-		r.Since = now // when the database could first be told of it
+		r.since = monoOf(now) // when the database could first be told of it
 		s.retry = append(s.retry, r)
 		s.oldest = minNonZero(s.oldest, now)
 		size += r.size

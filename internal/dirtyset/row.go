@@ -31,8 +31,9 @@ type Row struct {
 	// rare holds what few rows have (Fn, an upsert's update part): nil for
 	// the others, which keeps a row in a smaller allocation size.
 	rare *rareParts
-	// Since is when the oldest write coalesced into this row was acknowledged.
-	Since  time.Time
+	// since is when the oldest write coalesced into this row was
+	// acknowledged (see Since), in 8 bytes rather than a time.Time's 24.
+	since  monoTime
 	Writes int
 	// Seq orders the rows of one key (a retry row and a newer one) so a
 	// flush writes them in the order they were made.
@@ -107,6 +108,22 @@ func (r *Row) setUpdatePart(cols []sqlparse.Ident, vals []any, delta []bool) {
 	p := r.rareParts()
 	p.uCols, p.uVals, p.uDelta = cols, vals, delta
 }
+
+// Since is when the oldest write coalesced into this row was acknowledged.
+func (r *Row) Since() time.Time { return r.since.Time() }
+
+// monoTime is an instant as nanoseconds since monoBase, a time taken with
+// its monotonic clock reading: a row's age is then measured on the
+// monotonic clock, as with the time.Time it replaces.
+type monoTime int64
+
+var monoBase = time.Now()
+
+// monoOf is t as a monoTime (t read from time.Now: exact to the nanosecond).
+func monoOf(t time.Time) monoTime { return monoTime(t.Sub(monoBase)) }
+
+// Time is m as a time.Time with a monotonic clock reading.
+func (m monoTime) Time() time.Time { return monoBase.Add(time.Duration(m)) }
 
 // ID is the row's identity in its table.
 func (r *Row) ID() ID { return r.id }

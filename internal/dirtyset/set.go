@@ -468,7 +468,7 @@ func (t *Table) updateLocked(s *shard, k ID, keyVals []any, changes []Change, na
 		}
 	}
 	now := time.Now()
-	r = &Row{id: k, Key: slices.Clone(keyVals), Op: dialect.Update, Since: now, Writes: 1}
+	r = &Row{id: k, Key: slices.Clone(keyVals), Op: dialect.Update, since: monoOf(now), Writes: 1}
 	for _, ch := range changes {
 		r.insertCol(ch.Col, ch.Val, ch.Delta, ch.Fn)
 	}
@@ -588,7 +588,7 @@ func (t *Table) insertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 	made := make([]*Row, len(rows))
 	var size int64
 	for i := range rows {
-		r := &Row{id: rk[i], Key: keys[i], Op: dialect.Insert, Since: now, Writes: 1}
+		r := &Row{id: rk[i], Key: keys[i], Op: dialect.Insert, since: monoOf(now), Writes: 1}
 		for j, c := range cols {
 			r.insertCol(c, rows[i][j], false, dialect.FnNone)
 		}

@@ -62,7 +62,7 @@ func (s *shard) takeLocked(all bool, rows []*Row, keys *takenKeys) (*takenSet, [
 	ts := &takenSet{retry: s.retry}
 	s.retry = nil
 	for _, r := range ts.retry {
-		ts.since = minNonZero(ts.since, r.Since)
+		ts.since = minNonZero(ts.since, r.Since())
 	}
 	n := len(rows)
 	if len(s.evicted) > 0 {
@@ -71,7 +71,7 @@ func (s *shard) takeLocked(all bool, rows []*Row, keys *takenKeys) (*takenSet, [
 		for k, r := range ts.evicted {
 			rows = append(rows, r)
 			keys.add(k)
-			ts.since = minNonZero(ts.since, r.Since)
+			ts.since = minNonZero(ts.since, r.Since())
 		}
 	}
 	if all && s.lru.Len() > 0 {
@@ -242,7 +242,7 @@ func (t *Table) Unhold() bool {
 			t.unholds.Add(1)
 			t.kept.Add(-int64(len(s.held)))
 			for _, r := range s.held {
-				s.oldest = minNonZero(s.oldest, r.Since)
+				s.oldest = minNonZero(s.oldest, r.Since())
 			}
 			s.retry = append(s.retry, s.held...)
 			s.held = nil
@@ -290,7 +290,7 @@ func (b *Batch) putBack(rows []*Row, hold bool) {
 			t.kept.Add(int64(len(mine)))
 		} else {
 			for _, r := range mine {
-				s.oldest = minNonZero(s.oldest, r.Since)
+				s.oldest = minNonZero(s.oldest, r.Since())
 			}
 			s.retry = append(s.retry, mine...)
 		}
@@ -398,7 +398,7 @@ func (s *shard) oldestLocked() time.Time {
 		oldest = minNonZero(oldest, ts.since)
 	}
 	for _, r := range s.retry {
-		oldest = minNonZero(oldest, r.Since)
+		oldest = minNonZero(oldest, r.Since())
 	}
 	return oldest
 }

@@ -282,7 +282,7 @@ func (t *Table) upsertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 			now = time.Now()
 		}
 		inflight = inflight || s.inflightHasLocked(k)
-		n := &Row{id: k, Key: slices.Clone(keys[i]), Op: dialect.Upsert, Since: now, Writes: 1}
+		n := &Row{id: k, Key: slices.Clone(keys[i]), Op: dialect.Upsert, since: monoOf(now), Writes: 1}
 		for j, c := range cols {
 			n.insertCol(c, rows[i][j], false, dialect.FnNone)
 		}
