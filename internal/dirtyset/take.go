@@ -10,7 +10,7 @@ import (
 // (swapped for a fresh one, not walked and purged), the evicted rows and the
 // retry rows. Until the batch is released, its keys count as busy.
 type takenSet struct {
-	lru     *rowLRU // nil when the LRU was not taken; only its map is read after the take
+	lru     *rowLRU // nil when the LRU was not taken; only its maps are read after the take
 	evicted map[ID]*Row
 	retry   []*Row
 	since   time.Time // the oldest row's Since
@@ -80,11 +80,11 @@ func (s *shard) takeLocked(all bool, rows []*Row, keys *takenKeys) (*takenSet, [
 		// In the map's order, not the list's: the flush sorts the rows by
 		// key anyway, and walking the list is a chain of dependent loads
 		// through rows scattered in memory (most of a take's time). The
-		// keys come from the map too, for Sort, without reading the rows.
-		for k, r := range ts.lru.items {
+		// keys come from the maps too, for Sort, without reading the rows.
+		ts.lru.each(func(k ID, r *Row) {
 			rows = append(rows, r)
 			keys.add(k)
-		}
+		})
 		ts.since = minNonZero(ts.since, s.oldest)
 		s.oldest = time.Time{}
 	}
