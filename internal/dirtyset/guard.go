@@ -69,7 +69,7 @@ func guardsOnRow(r *Row, guards []Guard, hold GuardsHold) Outcome {
 	if hold == nil {
 		return Probe
 	}
-	switch hold(r.id) {
+	switch hold(r.ID()) {
 	case ExistYes:
 		return Buffered
 	case ExistNo:

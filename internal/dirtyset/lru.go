@@ -55,8 +55,8 @@ func (l *rowLRU) Add(k ID, r *Row) {
 	} else if l.Len() >= l.capacity {
 		if oldest := l.tail; oldest != nil {
 			l.unlink(oldest)
-			l.delete(oldest.id)
-			defer l.onEvict(oldest.id, oldest) // after r is in: as simplelru.LRU did
+			l.delete(oldest.ID())
+			defer l.onEvict(oldest.ID(), oldest) // after r is in: as simplelru.LRU did
 		}
 	}
 	if k.s == "" {

@@ -44,8 +44,8 @@ func (t *Table) PendingRow(keyVals []any) (cols []sqlparse.Ident, vals []any, de
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.lookupLocked(k)
-	if s.inflightHasLocked(k) || slices.ContainsFunc(s.retry, func(o *Row) bool { return o.id == k }) ||
-		slices.ContainsFunc(s.held, func(o *Row) bool { return o.id == k }) {
+	if s.inflightHasLocked(k) || slices.ContainsFunc(s.retry, func(o *Row) bool { return o.ID() == k }) ||
+		slices.ContainsFunc(s.held, func(o *Row) bool { return o.ID() == k }) {
 		return nil, nil, nil, false, false
 	}
 	if r == nil {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,10 +22,13 @@ import (
 // wrote its columns in. A row handed out by Take belongs to the flush that
 // took it until the batch is released; its exported fields are then read-only.
 type Row struct {
-	id ID // its shard is t.shardFor(id) in the table that holds it
+	// key is the row's key, stored once (ID and Key derive from it): a
+	// single key column's value itself (an int64 or a string, in the box
+	// the caller's value came in), a *compositeKey for several columns.
+	// Its shard is t.shardFor(r.ID()) in the table that holds it.
+	key any
 	// lruPrev and lruNext link the row into its shard's LRU (lru.go).
 	lruPrev, lruNext *Row
-	Key              []any // key values in the rule's key order
 	Cols             []sqlparse.Ident
 	Vals             []any
 	Delta            []bool // UPDATE only: Cols[i] = Cols[i] + Vals[i]
@@ -125,11 +129,88 @@ func monoOf(t time.Time) monoTime { return monoTime(t.Sub(monoBase)) }
 // Time is m as a time.Time with a monotonic clock reading.
 func (m monoTime) Time() time.Time { return monoBase.Add(time.Duration(m)) }
 
-// ID is the row's identity in its table.
-func (r *Row) ID() ID { return r.id }
+// compositeKey is the key of a row keyed by several columns: its identity
+// (MakeID) and its values.
+type compositeKey struct {
+	id   string
+	vals []any
+}
 
-// KeyText is the row's key as the journal's checkpoints store it.
-func (r *Row) KeyText() string { return KeyText(r.Key) }
+// rowKey is Row.key for a key of values vals (checked: KeysValid) whose
+// identity is id. It keeps no reference to vals, which may be on the
+// caller's stack: a composite key copies them; a single value is kept
+// itself (int64 and string values are immutable).
+func rowKey(id ID, vals []any) any {
+	if len(vals) == 1 {
+		return vals[0]
+	}
+	return ownedRowKey(id, slices.Clone(vals))
+}
+
+// ownedRowKey is rowKey for vals the caller hands over (an INSERT's keys):
+// a composite key keeps them.
+func ownedRowKey(id ID, vals []any) any {
+	if len(vals) == 1 {
+		return vals[0]
+	}
+	return &compositeKey{id: id.s, vals: vals}
+}
+
+// ID is the row's identity in its table.
+func (r *Row) ID() ID {
+	switch k := r.key.(type) {
+	case int64:
+		return ID{i: k}
+	case string:
+		return ID{s: k}
+	case *compositeKey:
+		return ID{s: k.id}
+	}
+	return ID{}
+}
+
+// Key is the row's key values in the rule's key order. For a single key
+// column it makes a slice: the flush appends the key with AppendValues.
+func (r *Row) Key() []any {
+	switch k := r.key.(type) {
+	case nil:
+		return nil
+	case *compositeKey:
+		return k.vals
+	}
+	return []any{r.key}
+}
+
+// appendKey appends the row's key values to dst.
+func (r *Row) appendKey(dst []any) []any {
+	switch k := r.key.(type) {
+	case nil:
+		return dst
+	case *compositeKey:
+		return append(dst, k.vals...)
+	}
+	return append(dst, r.key)
+}
+
+// keyLen is len(r.Key()).
+func (r *Row) keyLen() int {
+	switch k := r.key.(type) {
+	case nil:
+		return 0
+	case *compositeKey:
+		return len(k.vals)
+	}
+	return 1
+}
+
+// KeyText is the row's key as the journal's checkpoints store it:
+// KeyText(r.Key()).
+func (r *Row) KeyText() string {
+	if i, ok := r.key.(int64); ok {
+		return strconv.FormatInt(i, 10)
+	}
+	return strconv.Quote(r.ID().s)
+}
 
 // Values is the row's statement arguments: for an UPDATE its values then its
 // key, for an INSERT its values, for an UPSERT its inserted values, its
@@ -151,7 +232,7 @@ func (r *Row) AppendValues(dst []any) []any {
 	if r.Op == dialect.Upsert {
 		dst = append(dst, r.UVals()...)
 	}
-	return append(dst, r.Key...)
+	return r.appendKey(dst)
 }
 
 // ValuesLen is len(r.Values()).
@@ -160,16 +241,16 @@ func (r *Row) ValuesLen() int {
 	case dialect.Insert:
 		return len(r.Vals)
 	case dialect.Upsert:
-		return len(r.Vals) + len(r.UVals()) + len(r.Key)
+		return len(r.Vals) + len(r.UVals()) + r.keyLen()
 	}
-	return len(r.Vals) + len(r.Key)
+	return len(r.Vals) + r.keyLen()
 }
 
 // Compare orders rows by key, and rows of one key by age: flushes are
 // deterministic and, with several processes flushing the same hot rows,
 // take row locks in one order, so they do not deadlock.
 func Compare(a, b *Row) int {
-	if c := compareID(a.id, b.id); c != 0 {
+	if c := compareID(a.ID(), b.ID()); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.Seq, b.Seq)
@@ -182,7 +263,7 @@ func Compare(a, b *Row) int {
 func SortRows(rows []*Row) {
 	ints := true
 	for _, r := range rows {
-		if r.id.s != "" {
+		if _, isInt := r.key.(int64); !isInt {
 			ints = false
 			break
 		}
@@ -204,7 +285,8 @@ func sortRowsGeneric(rows []*Row) {
 	}
 	ks := make([]keyed, len(rows))
 	for j, r := range rows {
-		ks[j] = keyed{r.id.i, r.id.s, r.Seq, r}
+		id := r.ID()
+		ks[j] = keyed{id.i, id.s, r.Seq, r}
 	}
 	slices.SortFunc(ks, func(a, b keyed) int {
 		if c := cmp.Compare(a.i, b.i); c != 0 {
@@ -240,7 +322,7 @@ var intSortPool = sync.Pool{New: func() any { return new(intSortScratch) }}
 // sortIntRows sorts rows of integer keys by key, then Seq: a stable LSD
 // radix sort on the key bytes that differ, then the rows of one key (at
 // most a few: a retry row and a newer one) by Seq. keys, when not nil, are
-// the rows' keys (rows[i].id.i): then a row is read only when its key is
+// the rows' keys (rows[i].ID().i): then a row is read only when its key is
 // another row's too.
 func sortIntRows(rows []*Row, keys []int64) {
 	n := len(rows)
@@ -263,7 +345,7 @@ func sortIntRows(rows []*Row, keys []int64) {
 		if keys != nil {
 			k = uint64(keys[j]) ^ 1<<63
 		} else {
-			k = uint64(rows[j].id.i) ^ 1<<63
+			k = uint64(rows[j].ID().i) ^ 1<<63
 		}
 		a[j] = intKeyed{k, uint32(j)}
 		for d := 0; d < 8; d++ {
@@ -500,19 +582,22 @@ func (r *Row) commitUpdate(changes []Change, next []any) (grew int64) {
 
 // Approximate sizes of a dirty row, fitted to the heap rows hold
 // (BenchmarkRowMemory, TestRowSizeEstimate: within 25% for a counter row
-// and a five-column row). rowOverhead is the Row (224 bytes), its slot in
+// and a five-column row). rowOverhead is the Row (176 bytes), its slot in
 // the shard's LRU map and the rounding of its slices' arrays; colOverhead
 // is a column's share beyond value.Size: a value's boxed payload and its
 // delta flag (the column's name is shared, colsets.go).
 const (
-	rowOverhead = 280
+	rowOverhead = 176
 	colOverhead = 24
 )
 
 // rowSize estimates a new row's memory from its key, columns and values.
 func rowSize(r *Row) int64 {
-	n := int64(rowOverhead) + int64(len(r.id.s))
-	for _, v := range r.Key {
+	n := int64(rowOverhead) + int64(len(r.ID().s))
+	if k, ok := r.key.(*compositeKey); ok {
+		n += int64(unsafe.Sizeof(*k))
+	}
+	for _, v := range r.Key() {
 		n += value.Size(v)
 	}
 	for i := range r.Cols {

@@ -267,7 +267,7 @@ func (s *shard) lookupLocked(k ID) *Row {
 func (s *shard) retryRowLocked(k ID) *Row {
 	var found *Row
 	for _, r := range s.retry {
-		if r.id == k && (found == nil || r.Seq > found.Seq) {
+		if r.ID() == k && (found == nil || r.Seq > found.Seq) {
 			found = r
 		}
 	}
@@ -300,12 +300,12 @@ func (s *shard) keyBusyLocked(k ID) bool {
 		return true
 	}
 	for _, r := range s.retry {
-		if r.id == k {
+		if r.ID() == k {
 			return true
 		}
 	}
 	for _, r := range s.held {
-		if r.id == k {
+		if r.ID() == k {
 			return true
 		}
 	}
@@ -468,7 +468,7 @@ func (t *Table) updateLocked(s *shard, k ID, keyVals []any, changes []Change, na
 		}
 	}
 	now := time.Now()
-	r = &Row{id: k, Key: slices.Clone(keyVals), Op: dialect.Update, since: monoOf(now), Writes: 1}
+	r = &Row{key: rowKey(k, keyVals), Op: dialect.Update, since: monoOf(now), Writes: 1}
 	for _, ch := range changes {
 		r.insertCol(ch.Col, ch.Val, ch.Delta, ch.Fn)
 	}
@@ -588,7 +588,7 @@ func (t *Table) insertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 	made := make([]*Row, len(rows))
 	var size int64
 	for i := range rows {
-		r := &Row{id: rk[i], Key: keys[i], Op: dialect.Insert, since: monoOf(now), Writes: 1}
+		r := &Row{key: ownedRowKey(rk[i], keys[i]), Op: dialect.Insert, since: monoOf(now), Writes: 1}
 		for j, c := range cols {
 			r.insertCol(c, rows[i][j], false, dialect.FnNone)
 		}
@@ -636,12 +636,12 @@ func (t *Table) lockShardsOf(keys []ID) (unlock func()) {
 func (t *Table) addNewLocked(r *Row, lsn uint64, now time.Time) {
 	r.Seq = t.rowSeq.Add(1)
 	r.noteLSN(lsn)
-	t.shardFor(r.id).addLocked(r, now)
+	t.shardFor(r.ID()).addLocked(r, now)
 }
 
 // addLocked puts an admitted row (counted in pending and bytes) in the LRU.
 func (s *shard) addLocked(r *Row, now time.Time) {
-	s.lru.Add(r.id, r)
+	s.lru.Add(r.ID(), r)
 	s.buffered++
 	s.markDirtyLocked(now)
 }

@@ -51,10 +51,10 @@ func byKey(t *testing.T, rows []*Row) map[any]*Row {
 	t.Helper()
 	m := map[any]*Row{}
 	for _, r := range rows {
-		if _, dup := m[r.Key[0]]; dup {
-			t.Fatalf("key %v taken twice in %v", r.Key[0], rows)
+		if _, dup := m[r.Key()[0]]; dup {
+			t.Fatalf("key %v taken twice in %v", r.Key()[0], rows)
 		}
-		m[r.Key[0]] = r
+		m[r.Key()[0]] = r
 	}
 	return m
 }
@@ -77,7 +77,7 @@ func col(t *testing.T, r *Row, name string) (any, bool) {
 	t.Helper()
 	i := r.colIndex(name)
 	if i < 0 {
-		t.Fatalf("row %v has no column %q (cols %v)", r.Key, name, r.Cols)
+		t.Fatalf("row %v has no column %q (cols %v)", r.Key(), name, r.Cols)
 	}
 	delta := false
 	if r.Op == dialect.Update {
@@ -90,7 +90,7 @@ func wantCol(t *testing.T, r *Row, name string, val any, delta bool) {
 	t.Helper()
 	v, d := col(t, r, name)
 	if v != val || d != delta {
-		t.Errorf("row %v column %s = %#v (delta %v), want %#v (delta %v)", r.Key, name, v, d, val, delta)
+		t.Errorf("row %v column %s = %#v (delta %v), want %#v (delta %v)", r.Key(), name, v, d, val, delta)
 	}
 }
 

@@ -24,7 +24,7 @@ func (ts *takenSet) contains(k ID) bool {
 		return true
 	}
 	for _, r := range ts.retry {
-		if r.id == k {
+		if r.ID() == k {
 			return true
 		}
 	}
@@ -171,8 +171,8 @@ func (t *Table) Take(all bool) *Batch {
 		ints := append(keys.ints, make([]int64, len(retry))...)
 		copy(ints[len(retry):], ints[:len(ints)-len(retry)])
 		for i, r := range retry {
-			ints[i] = r.id.i
-			keys.text = keys.text || r.id.s != ""
+			ints[i] = r.ID().i
+			keys.text = keys.text || r.ID().s != ""
 		}
 		keys.ints = ints
 	}
@@ -265,7 +265,7 @@ func (t *Table) KeptKeys() []ID {
 	for _, s := range t.shards {
 		s.mu.Lock()
 		for _, r := range s.held {
-			ids = append(ids, r.id)
+			ids = append(ids, r.ID())
 		}
 		s.mu.Unlock()
 	}
@@ -276,7 +276,7 @@ func (b *Batch) putBack(rows []*Row, hold bool) {
 	t := b.t
 	var byShard [maxShards][]*Row
 	for _, r := range rows {
-		i := t.shardIndex(r.id)
+		i := t.shardIndex(r.ID())
 		byShard[i] = append(byShard[i], r)
 	}
 	for i, mine := range byShard {

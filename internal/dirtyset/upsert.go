@@ -282,7 +282,7 @@ func (t *Table) upsertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 			now = time.Now()
 		}
 		inflight = inflight || s.inflightHasLocked(k)
-		n := &Row{id: k, Key: slices.Clone(keys[i]), Op: dialect.Upsert, since: monoOf(now), Writes: 1}
+		n := &Row{key: rowKey(k, keys[i]), Op: dialect.Upsert, since: monoOf(now), Writes: 1}
 		for j, c := range cols {
 			n.insertCol(c, rows[i][j], false, dialect.FnNone)
 		}
@@ -333,7 +333,7 @@ func (t *Table) noteCoalesced(r *Row, grew int64, lsn uint64) {
 		t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
 	}
 	r.noteLSN(lsn)
-	s := t.shardFor(r.id)
+	s := t.shardFor(r.ID())
 	s.buffered++
 	s.coalesced++
 }

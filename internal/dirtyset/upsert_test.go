@@ -200,8 +200,8 @@ func TestUpsertJournalsOncePerStatement(t *testing.T) {
 	b := tb.Take(true)
 	defer b.Release()
 	for _, r := range b.Rows {
-		if r.Recs != 3 || r.Writes != 3 || !reflect.DeepEqual(r.Values(), []any{r.Key[0], int64(3), int64(3), r.Key[0]}) {
-			t.Errorf("row %v: Recs %d Writes %d Values %v", r.Key, r.Recs, r.Writes, r.Values())
+		if r.Recs != 3 || r.Writes != 3 || !reflect.DeepEqual(r.Values(), []any{r.Key()[0], int64(3), int64(3), r.Key()[0]}) {
+			t.Errorf("row %v: Recs %d Writes %d Values %v", r.Key(), r.Recs, r.Writes, r.Values())
 		}
 	}
 	b.Done(b.Rows)

@@ -49,7 +49,7 @@ func mustInsert(t *testing.T, s *dirtyset.Table, key int64, cols []string, vals 
 	}
 }
 
-func keyOf(r *dirtyset.Row) int64 { return r.Key[0].(int64) }
+func keyOf(r *dirtyset.Row) int64 { return r.Key()[0].(int64) }
 
 func keysOf(rows []*dirtyset.Row) []int64 {
 	ks := make([]int64, len(rows))

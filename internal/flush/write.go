@@ -152,10 +152,10 @@ func (t *Table) consumed(r *dirtyset.Row, mark durable.Mark) {
 		return
 	}
 	if l := t.f.cfg.RowLogs; l != nil {
-		l.Add(unconsumedLog, t.cfg.Name, r.Key, err)
+		l.Add(unconsumedLog, t.cfg.Name, r.Key(), err)
 		return
 	}
-	t.f.log.Error(unconsumedLog.Msg, "table", t.cfg.Name, "key", r.Key, "err", err)
+	t.f.log.Error(unconsumedLog.Msg, "table", t.cfg.Name, "key", r.Key(), "err", err)
 }
 
 // unconsumedLog is the log line of rows whose consumption consumed could
