@@ -94,11 +94,11 @@ func (c *Connector) deadLetter(t *flush.Table, r *dirtyset.Row, err error, noMat
 		dl.Op = "upsert"
 		dl.UpdateColumns, dl.UpdateValues, dl.UpdateDelta = identNorms(r.UCols()), r.UVals(), r.UDelta()
 	}
-	for _, col := range r.Cols {
+	for _, col := range r.Cols() {
 		dl.Columns = append(dl.Columns, col.Norm)
 	}
 	dl.Values = r.Vals
-	dl.Delta = r.Delta
+	dl.Delta = slices.Clone(r.Delta()) // the row shares its flags with others: the hook may keep or change them
 	if ts := c.buf.tables[t.Name()]; ts != nil && ts.known != nil {
 		ts.known.forget() // an INSERT refused, or a row gone: what was learned may be wrong
 	}

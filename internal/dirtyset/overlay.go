@@ -54,7 +54,7 @@ func (t *Table) PendingRow(keyVals []any) (cols []sqlparse.Ident, vals []any, de
 	if r.Op != dialect.Update || slices.ContainsFunc(r.Fn(), func(fn dialect.ColFn) bool { return fn != dialect.FnNone }) {
 		return nil, nil, nil, false, false // COALESCE, GREATEST, LEAST: not a plain sum
 	}
-	return slices.Clone(r.Cols), slices.Clone(r.Vals), slices.Clone(r.Delta), true, true
+	return slices.Clone(r.Cols()), slices.Clone(r.Vals), slices.Clone(r.Delta()), true, true
 }
 
 // Busy reports whether the key has a row in any state: pending, in a flush,

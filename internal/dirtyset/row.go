@@ -29,9 +29,11 @@ type Row struct {
 	key any
 	// lruPrev and lruNext link the row into its shard's LRU (lru.go).
 	lruPrev, lruNext *Row
-	Cols             []sqlparse.Ident
-	Vals             []any
-	Delta            []bool // UPDATE only: Cols[i] = Cols[i] + Vals[i]
+	// cols is the row's columns and which are deltas, shared with the
+	// other rows of the same (colsets.go): read through Cols and Delta,
+	// replaced whole, never written to.
+	cols *colSet
+	Vals []any // the values of Cols(), in their order
 	// rare holds what few rows have (Fn, an upsert's update part): nil for
 	// the others, which keeps a row in a smaller allocation size.
 	rare *rareParts
@@ -50,6 +52,31 @@ type Row struct {
 	// while the row is not committed.
 	size int64
 	Op   dialect.Op
+}
+
+// colSet is a row's columns, sorted by normalized name, and for an UPDATE
+// which of them are deltas.
+type colSet struct {
+	cols  []sqlparse.Ident
+	delta []bool // UPDATE only
+}
+
+// Cols are the row's columns, sorted by their normalized names. Rows share
+// them: the slice is read-only.
+func (r *Row) Cols() []sqlparse.Ident {
+	if r.cols == nil {
+		return nil
+	}
+	return r.cols.cols
+}
+
+// Delta (UPDATE only) says which columns are deltas: Cols()[i] =
+// Cols()[i] + Vals[i]. Rows share it: the slice is read-only.
+func (r *Row) Delta() []bool {
+	if r.cols == nil {
+		return nil
+	}
+	return r.cols.delta
 }
 
 // rareParts are the parts of a row that most rows do not have.
@@ -390,19 +417,21 @@ func sortIntRows(rows []*Row, keys []int64) {
 
 // SameShape reports whether two rows are written by the same statement form.
 func SameShape(a, b *Row) bool {
-	if a.Op != b.Op || len(a.Cols) != len(b.Cols) {
+	aCols, bCols := a.Cols(), b.Cols()
+	if a.Op != b.Op || len(aCols) != len(bCols) {
 		return false
 	}
-	for i := range a.Cols {
-		if a.Cols[i].Norm != b.Cols[i].Norm || a.Op == dialect.Update && (a.Delta[i] != b.Delta[i] || a.FnAt(i) != b.FnAt(i)) {
+	aDelta, bDelta := a.Delta(), b.Delta()
+	for i := range aCols {
+		if aCols[i].Norm != bCols[i].Norm || a.Op == dialect.Update && (aDelta[i] != bDelta[i] || a.FnAt(i) != b.FnAt(i)) {
 			return false
 		}
 	}
-	aCols, bCols := a.UCols(), b.UCols()
+	aCols, bCols = a.UCols(), b.UCols()
 	if len(aCols) != len(bCols) {
 		return false
 	}
-	aDelta, bDelta := a.UDelta(), b.UDelta()
+	aDelta, bDelta = a.UDelta(), b.UDelta()
 	for i := range aCols {
 		if aCols[i].Norm != bCols[i].Norm || aDelta[i] != bDelta[i] {
 			return false
@@ -433,37 +462,64 @@ func (r *Row) noteLSN(lsn uint64) {
 
 // colIndex returns the position of the column named norm, or -1.
 func (r *Row) colIndex(norm string) int {
-	for i := range r.Cols {
-		if r.Cols[i].Norm == norm {
+	cols := r.Cols()
+	for i := range cols {
+		if cols[i].Norm == norm {
 			return i
 		}
 	}
 	return -1
 }
 
-// insertCol adds a column keeping Cols sorted.
-func (r *Row) insertCol(c sqlparse.Ident, v any, delta bool, fn dialect.ColFn) {
-	i := sort.Search(len(r.Cols), func(i int) bool { return r.Cols[i].Norm >= c.Norm })
-	r.Cols = append(r.Cols, sqlparse.Ident{})
-	copy(r.Cols[i+1:], r.Cols[i:])
-	r.Cols[i] = c
-	r.Vals = append(r.Vals, nil)
-	copy(r.Vals[i+1:], r.Vals[i:])
-	r.Vals[i] = v
+// initCols sets a new row's columns: n of them, column i being col(i)
+// (its name, its value and, for an UPDATE, whether it is a delta and its
+// function), inserted one by one in sorted order (insertCol). The names
+// and flags are collected in arrays on the stack (for up to 8 columns):
+// the row keeps a shared copy of them (sharedCols).
+func (t *Table) initCols(r *Row, n int, col func(i int) (sqlparse.Ident, any, bool, dialect.ColFn)) {
+	var colBuf [8]sqlparse.Ident
+	var deltaBuf [8]bool
+	own := colSet{cols: colBuf[:0]}
 	if r.Op == dialect.Update {
-		r.Delta = append(r.Delta, false)
-		copy(r.Delta[i+1:], r.Delta[i:])
-		r.Delta[i] = delta
+		own.delta = deltaBuf[:0]
+	}
+	r.Vals = make([]any, 0, n)
+	for i := 0; i < n; i++ {
+		c, v, delta, fn := col(i)
+		own = r.insertCol(own, c, v, delta, fn)
+	}
+	r.cols = t.sharedCols(own.cols, own.delta)
+}
+
+// insertCol adds a column keeping the columns sorted: its value to
+// r.Vals, its name and flag to own, a column set the caller owns (not
+// shared), which it returns. (By value: stored through a pointer, the
+// arrays initCols keeps on its stack would escape to the heap.)
+func (r *Row) insertCol(own colSet, c sqlparse.Ident, v any, delta bool, fn dialect.ColFn) colSet {
+	i := sort.Search(len(own.cols), func(i int) bool { return own.cols[i].Norm >= c.Norm })
+	own.cols = slices.Insert(own.cols, i, c)
+	r.Vals = slices.Insert(r.Vals, i, v)
+	if r.Op == dialect.Update {
+		own.delta = slices.Insert(own.delta, i, delta)
 		if r.Fn() != nil || fn != dialect.FnNone {
 			p := r.rareParts()
 			if p.fn == nil {
-				p.fn = make([]dialect.ColFn, len(r.Cols)-1, len(r.Cols))
+				p.fn = make([]dialect.ColFn, len(own.cols)-1, len(own.cols))
 			}
-			p.fn = append(p.fn, dialect.FnNone)
-			copy(p.fn[i+1:], p.fn[i:])
-			p.fn[i] = fn
+			p.fn = slices.Insert(p.fn, i, fn)
 		}
 	}
+	return own
+}
+
+// ownCols returns the row's column set as its own, to change: a copy the
+// first time (own nil), which the caller shares again (sharedCols) when done.
+func (r *Row) ownCols(own *colSet) *colSet {
+	if own == nil {
+		own = &colSet{cols: slices.Clone(r.Cols()), delta: slices.Clone(r.Delta())}
+		r.cols = own
+	}
+	return own
 }
 
 // Names is how the application writes a back table's names, so flush SQL
@@ -523,7 +579,7 @@ func (r *Row) planUpdate(changes []Change, next []any) bool {
 // merge is the value of column j after change ch (a delta or a function),
 // or false when the two do not merge (see planUpdate).
 func (r *Row) merge(j int, ch Change) (any, bool) {
-	assigned := r.Op == dialect.Insert || !r.Delta[j] && r.FnAt(j) == dialect.FnNone
+	assigned := r.Op == dialect.Insert || !r.Delta()[j] && r.FnAt(j) == dialect.FnNone
 	cur := r.Vals[j]
 	switch {
 	case ch.Fn == dialect.FnNone: // a delta
@@ -553,13 +609,15 @@ func (r *Row) merge(j int, ch Change) (any, bool) {
 	return cur, true
 }
 
-// commitUpdate coalesces changes into the row with the values planUpdate
-// computed. It returns by how much the row's size grew.
-func (r *Row) commitUpdate(changes []Change, next []any) (grew int64) {
+// commitUpdate coalesces changes into the row r of t with the values
+// planUpdate computed. It returns by how much the row's size grew.
+func (t *Table) commitUpdate(r *Row, changes []Change, next []any) (grew int64) {
+	var own *colSet // r.cols copied, once a change adds a column or clears a delta
 	for i, ch := range changes {
 		j := r.colIndex(ch.Col.Norm)
 		if j < 0 {
-			r.insertCol(ch.Col, next[i], ch.Delta && r.Op == dialect.Update, ch.Fn)
+			own = r.ownCols(own)
+			*own = r.insertCol(*own, ch.Col, next[i], ch.Delta && r.Op == dialect.Update, ch.Fn)
 			grew += colOverhead + value.Size(next[i])
 			continue
 		}
@@ -569,11 +627,17 @@ func (r *Row) commitUpdate(changes []Change, next []any) (grew int64) {
 			// An assignment after anything is an assignment; anything
 			// else merged (planUpdate) leaves the column's kind as it was:
 			// an assignment, a delta, a COALESCE delta, GREATEST or LEAST.
-			r.Delta[j] = false
+			if r.Delta()[j] {
+				own = r.ownCols(own)
+				own.delta[j] = false
+			}
 			if fn := r.Fn(); j < len(fn) {
-				fn[j] = dialect.FnNone
+				fn[j] = dialect.FnNone // the row's own (rareParts)
 			}
 		}
+	}
+	if own != nil {
+		r.cols = t.sharedCols(own.cols, own.delta)
 	}
 	r.Writes++
 	r.size += grew
@@ -582,13 +646,16 @@ func (r *Row) commitUpdate(changes []Change, next []any) (grew int64) {
 
 // Approximate sizes of a dirty row, fitted to the heap rows hold
 // (BenchmarkRowMemory, TestRowSizeEstimate: within 25% for a counter row
-// and a five-column row). rowOverhead is the Row (176 bytes), its slot in
-// the shard's LRU map and the rounding of its slices' arrays; colOverhead
-// is a column's share beyond value.Size: a value's boxed payload and its
-// delta flag (the column's name is shared, colsets.go).
+// and a five-column row). rowOverhead is the Row as allocated (136 bytes,
+// in the 144-byte size class) and its share of the shard's LRU map (a
+// 16-byte slot, about 24 with the map's free slots), less the interface
+// slot value.Size counts for the key, which a row does not have (it keeps
+// the key's value itself). colOverhead is a column's share beyond
+// value.Size: the box of its value (8 bytes for a number, 16 for a
+// string's header); its name and delta flag are shared (colsets.go).
 const (
-	rowOverhead = 176
-	colOverhead = 24
+	rowOverhead = 144 + 24 - 16
+	colOverhead = 16
 )
 
 // rowSize estimates a new row's memory from its key, columns and values.
@@ -600,8 +667,8 @@ func rowSize(r *Row) int64 {
 	for _, v := range r.Key() {
 		n += value.Size(v)
 	}
-	for i := range r.Cols {
-		n += colOverhead + value.Size(r.Vals[i])
+	for _, v := range r.Vals {
+		n += colOverhead + value.Size(v)
 	}
 	for _, v := range r.UVals() {
 		n += colOverhead + value.Size(v)

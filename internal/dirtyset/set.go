@@ -131,9 +131,9 @@ type Table struct {
 	shardBits uint
 	seed      maphash.Seed
 
-	keyKinds atomic.Pointer[[]KeyKind]          // Go kinds of the key values, fixed by the first buffered write
-	names    atomic.Pointer[Names]              // how the application writes the table's names
-	colSets  atomic.Pointer[[][]sqlparse.Ident] // column lists rows share (colsets.go)
+	keyKinds atomic.Pointer[[]KeyKind] // Go kinds of the key values, fixed by the first buffered write
+	names    atomic.Pointer[Names]     // how the application writes the table's names
+	colSets  atomic.Pointer[[]*colSet] // column sets rows share (colsets.go)
 
 	rowSeq   atomic.Uint64 // numbers rows as they are made (Row.Seq), from olderSeqs
 	olderSeq atomic.Uint64 // the next number for a row of an older table (older.go)
@@ -469,10 +469,10 @@ func (t *Table) updateLocked(s *shard, k ID, keyVals []any, changes []Change, na
 	}
 	now := time.Now()
 	r = &Row{key: rowKey(k, keyVals), Op: dialect.Update, since: monoOf(now), Writes: 1}
-	for _, ch := range changes {
-		r.insertCol(ch.Col, ch.Val, ch.Delta, ch.Fn)
-	}
-	r.Cols = t.sharedCols(r.Cols)
+	t.initCols(r, len(changes), func(i int) (sqlparse.Ident, any, bool, dialect.ColFn) {
+		ch := &changes[i]
+		return ch.Col, ch.Val, ch.Delta, ch.Fn
+	})
 	r.size = rowSize(r)
 	// Admitted before the journal record: a record is appended only for a
 	// write that is buffered.
@@ -512,7 +512,7 @@ func (t *Table) coalesceLocked(s *shard, r *Row, changes []Change, j Journal) (O
 	if err != nil {
 		return JournalFailed, 0
 	}
-	if grew := r.commitUpdate(changes, next); grew != 0 {
+	if grew := t.commitUpdate(r, changes, next); grew != 0 {
 		t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
 	}
 	r.noteLSN(lsn)
@@ -589,10 +589,9 @@ func (t *Table) insertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 	var size int64
 	for i := range rows {
 		r := &Row{key: ownedRowKey(rk[i], keys[i]), Op: dialect.Insert, since: monoOf(now), Writes: 1}
-		for j, c := range cols {
-			r.insertCol(c, rows[i][j], false, dialect.FnNone)
-		}
-		r.Cols = t.sharedCols(r.Cols)
+		t.initCols(r, len(cols), func(j int) (sqlparse.Ident, any, bool, dialect.ColFn) {
+			return cols[j], rows[i][j], false, dialect.FnNone
+		})
 		r.size = rowSize(r)
 		size += r.size
 		made[i] = r

@@ -374,8 +374,8 @@ func TestJournalFailureBuffersNothing(t *testing.T) {
 		t.Errorf("Dirty().N = %d, want 1", d.N)
 	}
 	r := takeOne(t, tb)
-	if len(r.Cols) != 1 || r.Recs != 1 || r.Writes != 1 {
-		t.Errorf("row changed by refused writes: cols %v recs %d writes %d", r.Cols, r.Recs, r.Writes)
+	if len(r.Cols()) != 1 || r.Recs != 1 || r.Writes != 1 {
+		t.Errorf("row changed by refused writes: cols %v recs %d writes %d", r.Cols(), r.Recs, r.Writes)
 	}
 	wantCol(t, r, "n", int64(1), true)
 }

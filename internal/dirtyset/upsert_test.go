@@ -25,7 +25,7 @@ func ups(tb *Table, key int64, cols []string, vals []any, changes ...Change) Out
 // parts renders an upsert row's two parts for comparison.
 func parts(r *Row) string {
 	s := fmt.Sprint(r.Op, " ins")
-	for i, c := range r.Cols {
+	for i, c := range r.Cols() {
 		s += fmt.Sprintf(" %s=%v", c.Norm, r.Vals[i])
 	}
 	s += " upd"
