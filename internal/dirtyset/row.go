@@ -44,10 +44,11 @@ type Row struct {
 	// Seq orders the rows of one key (a retry row and a newer one) so a
 	// flush writes them in the order they were made.
 	Seq uint64
-	// MinLSN and MaxLSN are the journal records coalesced into the row (0
-	// without a journal); Recs counts them.
-	MinLSN, MaxLSN uint64
-	Recs           int64
+	// MaxLSN is the last journal record coalesced into the row (0 without
+	// a journal); Recs counts them. (No field keeps the first: nothing
+	// read it, and 8 bytes less puts the row in the 128-byte size class.)
+	MaxLSN uint64
+	Recs   int64
 	// size is the row's approximate memory, counted in its table's bytes
 	// while the row is not committed.
 	size int64
@@ -453,9 +454,6 @@ func (r *Row) noteLSN(lsn uint64) {
 	if lsn == 0 {
 		return
 	}
-	if r.MinLSN == 0 {
-		r.MinLSN = lsn
-	}
 	r.MaxLSN = max(r.MaxLSN, lsn)
 	r.Recs++
 }
@@ -646,15 +644,15 @@ func (t *Table) commitUpdate(r *Row, changes []Change, next []any) (grew int64) 
 
 // Approximate sizes of a dirty row, fitted to the heap rows hold
 // (BenchmarkRowMemory, TestRowSizeEstimate: within 25% for a counter row
-// and a five-column row). rowOverhead is the Row as allocated (136 bytes,
-// in the 144-byte size class) and its share of the shard's LRU map (a
+// and a five-column row). rowOverhead is the Row (128 bytes, a size
+// class) and its share of the shard's LRU map (a
 // 16-byte slot, about 24 with the map's free slots), less the interface
 // slot value.Size counts for the key, which a row does not have (it keeps
 // the key's value itself). colOverhead is a column's share beyond
 // value.Size: the box of its value (8 bytes for a number, 16 for a
 // string's header); its name and delta flag are shared (colsets.go).
 const (
-	rowOverhead = 144 + 24 - 16
+	rowOverhead = 128 + 24 - 16
 	colOverhead = 16
 )
 
