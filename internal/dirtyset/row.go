@@ -658,12 +658,15 @@ const (
 
 // rowSize estimates a new row's memory from its key, columns and values.
 func rowSize(r *Row) int64 {
-	n := int64(rowOverhead) + int64(len(r.ID().s))
-	if k, ok := r.key.(*compositeKey); ok {
-		n += int64(unsafe.Sizeof(*k))
-	}
-	for _, v := range r.Key() {
-		n += value.Size(v)
+	n := int64(rowOverhead)
+	switch k := r.key.(type) {
+	case *compositeKey:
+		n += int64(unsafe.Sizeof(*k)) + int64(len(k.id))
+		for _, v := range k.vals {
+			n += value.Size(v)
+		}
+	default:
+		n += value.Size(k) // a string key's text is counted once: the row keeps it once
 	}
 	for _, v := range r.Vals {
 		n += colOverhead + value.Size(v)
