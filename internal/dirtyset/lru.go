@@ -14,7 +14,8 @@ package dirtyset
 // A slot of ints is 16 bytes, of strs 24, where one keyed by the whole ID
 // is 32: the map is most of a buffered counter row's overhead after the
 // row itself. An ID has either its integer or its text (MakeID), so the
-// maps never hold one key twice.
+// maps never hold one key twice. Each is made on first use: a table's keys
+// are of one kind, and a full take replaces the shard's LRU with a new one.
 type rowLRU struct {
 	ints       map[int64]*Row
 	strs       map[string]*Row
@@ -24,7 +25,7 @@ type rowLRU struct {
 }
 
 func newRowLRU(capacity int, onEvict func(ID, *Row)) *rowLRU {
-	return &rowLRU{ints: map[int64]*Row{}, strs: map[string]*Row{}, capacity: capacity, onEvict: onEvict}
+	return &rowLRU{capacity: capacity, onEvict: onEvict}
 }
 
 // lookup returns the row of k, if any.
@@ -59,10 +60,16 @@ func (l *rowLRU) Add(k ID, r *Row) {
 			defer l.onEvict(oldest.ID(), oldest) // after r is in: as simplelru.LRU did
 		}
 	}
-	if k.s == "" {
-		l.ints[k.i] = r
-	} else {
+	switch {
+	case k.s != "":
+		if l.strs == nil {
+			l.strs = map[string]*Row{}
+		}
 		l.strs[k.s] = r
+	case l.ints == nil:
+		l.ints = map[int64]*Row{k.i: r}
+	default:
+		l.ints[k.i] = r
 	}
 	l.pushFront(r)
 }
