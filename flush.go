@@ -85,7 +85,7 @@ var (
 // deadLetter reports a row that did not take effect: log, file and hook. It
 // runs on the table's flush worker, outside every dirty-set lock.
 func (c *Connector) deadLetter(t *flush.Table, r *dirtyset.Row, err error, noMatch bool) {
-	dl := DeadLetter{Time: time.Now(), Table: t.Name(), Key: r.Key, Writes: r.Writes, NoMatch: noMatch, Err: err}
+	dl := DeadLetter{Time: time.Now(), Table: t.Name(), Key: r.Key(), Writes: r.Writes, NoMatch: noMatch, Err: err}
 	dl.Op = "update"
 	switch r.Op {
 	case dialect.Insert:
@@ -94,11 +94,11 @@ func (c *Connector) deadLetter(t *flush.Table, r *dirtyset.Row, err error, noMat
 		dl.Op = "upsert"
 		dl.UpdateColumns, dl.UpdateValues, dl.UpdateDelta = identNorms(r.UCols()), r.UVals(), r.UDelta()
 	}
-	for _, col := range r.Cols {
+	for _, col := range r.Cols() {
 		dl.Columns = append(dl.Columns, col.Norm)
 	}
 	dl.Values = r.Vals
-	dl.Delta = r.Delta
+	dl.Delta = slices.Clone(r.Delta()) // the row shares its flags with others: the hook may keep or change them
 	if ts := c.buf.tables[t.Name()]; ts != nil && ts.known != nil {
 		ts.known.forget() // an INSERT refused, or a row gone: what was learned may be wrong
 	}
@@ -109,9 +109,9 @@ func (c *Connector) deadLetter(t *flush.Table, r *dirtyset.Row, err error, noMat
 		}
 	}
 	if noMatch {
-		c.rowLogs.Add(noMatchLog, dl.Table, r.Key, nil)
+		c.rowLogs.Add(noMatchLog, dl.Table, dl.Key, nil)
 	} else {
-		c.rowLogs.Add(refusedLog, dl.Table, r.Key, err)
+		c.rowLogs.Add(refusedLog, dl.Table, dl.Key, err)
 	}
 	if c.deadFile != nil {
 		if werr := c.deadFile.write(dl); werr != nil {

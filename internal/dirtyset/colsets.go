@@ -9,26 +9,29 @@ import (
 // maxColSets bounds the column lists a table keeps to share between rows.
 const maxColSets = 8
 
-// sharedCols returns a column list equal to cols that rows of the same
-// columns share, so a buffered row does not keep a copy of its column
-// names of its own (40 bytes a column). The list has no spare capacity: a
-// row that later gains a column (insertCol) appends to a copy, never to
-// the shared array, which nothing writes to once shared.
+// sharedCols returns a column set equal to cols and delta that rows of the
+// same columns share, so a buffered row keeps neither its column names (40
+// bytes a column) nor its delta flags of its own, only a pointer. It
+// copies what it keeps: the caller may reuse cols and delta. Nothing
+// writes to a shared set: a row whose columns or flags change gets a new
+// set (Row.ownCols), and the flush reads the set of a row it took while
+// writers make other rows with it.
 //
-// The table keeps its last few lists in an immutable slice replaced whole,
-// so the lookup takes no lock; a list missed in a race is only not shared.
-func (t *Table) sharedCols(cols []sqlparse.Ident) []sqlparse.Ident {
-	var known [][]sqlparse.Ident
+// The table keeps its last few sets in an immutable slice replaced whole,
+// so the lookup takes no lock; a set missed in a race is only not shared.
+func (t *Table) sharedCols(cols []sqlparse.Ident, delta []bool) *colSet {
+	var known []*colSet
 	if p := t.colSets.Load(); p != nil {
 		known = *p
 	}
 	for _, c := range known {
-		if slices.Equal(c, cols) {
+		if slices.Equal(c.cols, cols) && slices.Equal(c.delta, delta) {
 			return c
 		}
 	}
-	own := slices.Clip(slices.Clone(cols))
-	next := make([][]sqlparse.Ident, 0, maxColSets)
+	// Clipped: an insert into a shared slice (colVals.commit) copies it.
+	own := &colSet{cols: slices.Clip(slices.Clone(cols)), delta: slices.Clip(slices.Clone(delta))}
+	next := make([]*colSet, 0, maxColSets)
 	next = append(append(next, own), known[:min(len(known), maxColSets-1)]...)
 	t.colSets.Store(&next)
 	return own

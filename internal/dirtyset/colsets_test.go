@@ -30,7 +30,7 @@ func TestSharedColsCopyOnGrow(t *testing.T) {
 	rows := byKey(t, tb.Take(true).Rows)
 	cols := func(k int64) string {
 		s := ""
-		for i, c := range rows[k].Cols {
+		for i, c := range rows[k].Cols() {
 			s += c.Norm + "=" + fmt.Sprint(rows[k].Vals[i]) + " "
 		}
 		return s
@@ -47,10 +47,40 @@ func TestSharedColsCopyOnGrow(t *testing.T) {
 			t.Errorf("key %d: columns %q, want %q", k, got, w)
 		}
 	}
-	if &rows[int64(1)].Cols[0] != &rows[int64(3)].Cols[0] {
+	if &rows[int64(1)].Cols()[0] != &rows[int64(3)].Cols()[0] {
 		t.Error("rows 1 and 3 do not share their column list")
 	}
-	if &rows[int64(11)].Cols[0] == &rows[int64(10)].Cols[0] {
+	if &rows[int64(11)].Cols()[0] == &rows[int64(10)].Cols()[0] {
 		t.Error("row 10 gained a column in the list it shared")
+	}
+}
+
+// TestSharedDeltaCopyOnChange checks that rows of the same columns and
+// flags share one set, that a row whose delta becomes an assignment gets
+// another (the set of rows written that way), leaving the rows it shared
+// with as they were, including one a flush has taken.
+func TestSharedDeltaCopyOnChange(t *testing.T) {
+	tb := newTable(100)
+	for k := int64(1); k <= 3; k++ {
+		mustBuffer(t, upd(tb, k, add("views", int64(1))))
+	}
+	taken := tb.Take(true) // rows 1 to 3, read by "the flush" below
+	for k := int64(4); k <= 5; k++ {
+		mustBuffer(t, upd(tb, k, add("views", int64(1))))
+	}
+	mustBuffer(t, upd(tb, int64(6), set("views", int64(9))))
+	mustBuffer(t, upd(tb, int64(4), set("views", int64(7)))) // the delta becomes an assignment
+	rows := byKey(t, tb.Take(true).Rows)
+	old := byKey(t, taken.Rows)
+	wantCol(t, rows[int64(4)], "views", int64(7), false)
+	wantCol(t, rows[int64(5)], "views", int64(1), true)
+	for k, r := range old {
+		wantCol(t, r, "views", int64(1), true)
+		if r.cols != rows[int64(5)].cols {
+			t.Errorf("row %v does not share its columns and flags with row 5", k)
+		}
+	}
+	if rows[int64(4)].cols != rows[int64(6)].cols {
+		t.Error("row 4, now an assignment, does not share the set of row 6, written as one")
 	}
 }

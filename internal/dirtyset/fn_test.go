@@ -21,7 +21,7 @@ func wantFn(t *testing.T, r *Row, name string, val any, delta bool, fn dialect.C
 	t.Helper()
 	wantCol(t, r, name, val, delta)
 	if got := r.FnAt(r.colIndex(name)); got != fn {
-		t.Errorf("row %v column %s: function %v, want %v", r.Key, name, got, fn)
+		t.Errorf("row %v column %s: function %v, want %v", r.Key(), name, got, fn)
 	}
 }
 

@@ -165,7 +165,7 @@ func TestAdmitGroupTakesAllOrNone(t *testing.T) {
 		b := a.Take(true)
 		keys := map[int64]bool{}
 		for _, r := range b.Rows {
-			keys[r.Key[0].(int64)] = true
+			keys[r.Key()[0].(int64)] = true
 		}
 		for k := range keys {
 			if !keys[k^1] {

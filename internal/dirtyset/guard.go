@@ -45,8 +45,8 @@ func guardsOnRow(r *Row, guards []Guard, hold GuardsHold) Outcome {
 	if r.Op != dialect.Update && r.Op != dialect.Insert {
 		return FlushFirst
 	}
-	names := make([]string, len(r.Cols))
-	for i, c := range r.Cols {
+	names := make([]string, len(r.Cols()))
+	for i, c := range r.Cols() {
 		names[i] = c.Norm
 	}
 	fromDB := false
@@ -57,7 +57,7 @@ func guardsOnRow(r *Row, guards []Guard, hold GuardsHold) Outcome {
 			return FlushFirst // the column's default: the database's to say
 		case i < 0:
 			fromDB = true
-		case r.Op == dialect.Update && (r.Delta[i] || r.FnAt(i) != dialect.FnNone):
+		case r.Op == dialect.Update && (r.Delta()[i] || r.FnAt(i) != dialect.FnNone):
 			return FlushFirst // the column's value depends on the database's
 		case (r.Vals[i] == nil) != g.Null:
 			return Unmatched
@@ -69,7 +69,7 @@ func guardsOnRow(r *Row, guards []Guard, hold GuardsHold) Outcome {
 	if hold == nil {
 		return Probe
 	}
-	switch hold(r.id) {
+	switch hold(r.ID()) {
 	case ExistYes:
 		return Buffered
 	case ExistNo:

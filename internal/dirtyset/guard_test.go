@@ -45,7 +45,7 @@ func TestUpdateGuarded(t *testing.T) {
 	b := tb.Take(true)
 	writes := map[any]int{}
 	for _, r := range b.Rows {
-		writes[r.Key[0]] = r.Writes
+		writes[r.Key()[0]] = r.Writes
 	}
 	if len(b.Rows) != 2 || writes[int64(1)] != 3 || writes[int64(2)] != 1 {
 		t.Fatalf("writes by key %v: want key 1 from 3 writes, key 2 from 1", writes)

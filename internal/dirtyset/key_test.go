@@ -80,9 +80,15 @@ func TestMakeIDAndKeyText(t *testing.T) {
 	if KeyText([]any{"12"}) == KeyText([]any{int64(12)}) {
 		t.Error(`string key "12" and int key 12 have the same key text`)
 	}
-	r := &Row{Key: []any{int64(5)}}
-	if r.KeyText() != "5" {
-		t.Errorf("Row.KeyText() = %q, want 5", r.KeyText())
+	for _, k := range [][]any{{int64(5)}, {int64(-7)}, {"12"}, {""}, {int64(1), "a"}, {"a", "b"}} {
+		id := MakeID(k)
+		r := &Row{key: rowKey(id, k)}
+		if got, want := r.KeyText(), KeyText(k); got != want {
+			t.Errorf("Row.KeyText() of key %v = %q, want %q", k, got, want)
+		}
+		if r.ID() != id || !slices.Equal(r.Key(), k) || r.keyLen() != len(k) || !slices.Equal(r.appendKey(nil), k) {
+			t.Errorf("row of key %v: ID %v Key %v keyLen %d appendKey %v", k, r.ID(), r.Key(), r.keyLen(), r.appendKey(nil))
+		}
 	}
 }
 
@@ -128,14 +134,14 @@ func TestCompositeKeyRows(t *testing.T) {
 	}
 	for _, r := range b.Rows {
 		want := int64(3)
-		if r.Key[0] == "ab" {
+		if r.Key()[0] == "ab" {
 			want = 10
 		}
 		wantCol(t, r, "n", want, true)
-		if r.ID() != MakeID(r.Key) {
-			t.Errorf("row %v: ID() differs from MakeID of its key", r.Key)
+		if r.ID() != MakeID(r.Key()) {
+			t.Errorf("row %v: ID() differs from MakeID of its key", r.Key())
 		}
-		if got := r.Values(); len(got) != 3 || got[1] != r.Key[0] || got[2] != r.Key[1] {
+		if got := r.Values(); len(got) != 3 || got[1] != r.Key()[0] || got[2] != r.Key()[1] {
 			t.Errorf("Values() = %v, want the value then both key parts", got)
 		}
 	}
@@ -163,16 +169,16 @@ func TestSortRows(t *testing.T) {
 		for kind := -1; kind < len(ints); kind++ {
 			var rows []*Row
 			for j := range n {
-				var id ID
+				var k any
 				switch {
 				case kind >= 0:
-					id = MakeID([]any{ints[kind](n, j)})
+					k = ints[kind](n, j)
 				case r.IntN(2) == 0:
-					id = MakeID([]any{int64(r.IntN(n/3 + 1))})
+					k = int64(r.IntN(n/3 + 1))
 				default:
-					id = MakeID([]any{fmt.Sprint("k", r.IntN(n/3+1))})
+					k = fmt.Sprint("k", r.IntN(n/3+1))
 				}
-				rows = append(rows, &Row{id: id, Seq: uint64(r.IntN(4)*n + j)})
+				rows = append(rows, &Row{key: k, Seq: uint64(r.IntN(4)*n + j)})
 			}
 			want := slices.Clone(rows)
 			slices.SortFunc(want, Compare)

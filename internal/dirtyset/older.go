@@ -62,8 +62,8 @@ func (t *Table) Adopt(o *Table) {
 		s.mu.Lock()
 	}
 	for _, r := range rows {
-		s := t.shardFor(r.id)
-		r.Since = now // when the database could first be told of it
+		s := t.shardFor(r.ID())
+		r.since = monoOf(now) // when the database could first be told of it
 		s.retry = append(s.retry, r)
 		s.oldest = minNonZero(s.oldest, now)
 		size += r.size

@@ -51,10 +51,10 @@ func TestAdoptedRowsFlushBeforeLiveRows(t *testing.T) {
 	slices.SortFunc(b.Rows, Compare)
 	var got []string
 	for _, r := range b.Rows {
-		got = append(got, r.Cols[0].Norm)
+		got = append(got, r.Cols()[0].Norm)
 	}
 	// key 1: SET n = 3 (lsn 7), then m + 2 (lsn 9), then the live n + 5; key 2.
-	if want := []string{"n", "m", "n", "n"}; !slices.Equal(got, want) || b.Rows[0].MaxLSN != 7 || b.Rows[1].MaxLSN != 9 || b.Rows[2].MaxLSN != 101 || b.Rows[3].Key[0] != int64(2) {
+	if want := []string{"n", "m", "n", "n"}; !slices.Equal(got, want) || b.Rows[0].MaxLSN != 7 || b.Rows[1].MaxLSN != 9 || b.Rows[2].MaxLSN != 101 || b.Rows[3].Key()[0] != int64(2) {
 		t.Fatalf("flush order: cols %v, rows %+v", got, b.Rows)
 	}
 	b.Done(b.Rows)

@@ -44,8 +44,8 @@ func (t *Table) PendingRow(keyVals []any) (cols []sqlparse.Ident, vals []any, de
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.lookupLocked(k)
-	if s.inflightHasLocked(k) || slices.ContainsFunc(s.retry, func(o *Row) bool { return o.id == k }) ||
-		slices.ContainsFunc(s.held, func(o *Row) bool { return o.id == k }) {
+	if s.inflightHasLocked(k) || slices.ContainsFunc(s.retry, func(o *Row) bool { return o.ID() == k }) ||
+		slices.ContainsFunc(s.held, func(o *Row) bool { return o.ID() == k }) {
 		return nil, nil, nil, false, false
 	}
 	if r == nil {
@@ -54,7 +54,7 @@ func (t *Table) PendingRow(keyVals []any) (cols []sqlparse.Ident, vals []any, de
 	if r.Op != dialect.Update || slices.ContainsFunc(r.Fn(), func(fn dialect.ColFn) bool { return fn != dialect.FnNone }) {
 		return nil, nil, nil, false, false // COALESCE, GREATEST, LEAST: not a plain sum
 	}
-	return slices.Clone(r.Cols), slices.Clone(r.Vals), slices.Clone(r.Delta), true, true
+	return slices.Clone(r.Cols()), slices.Clone(r.Vals), slices.Clone(r.Delta()), true, true
 }
 
 // Busy reports whether the key has a row in any state: pending, in a flush,

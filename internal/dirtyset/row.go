@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,30 +22,62 @@ import (
 // wrote its columns in. A row handed out by Take belongs to the flush that
 // took it until the batch is released; its exported fields are then read-only.
 type Row struct {
-	id ID // its shard is t.shardFor(id) in the table that holds it
+	// key is the row's key, stored once (ID and Key derive from it): a
+	// single key column's value itself (an int64 or a string, in the box
+	// the caller's value came in), a *compositeKey for several columns.
+	// Its shard is t.shardFor(r.ID()) in the table that holds it.
+	key any
 	// lruPrev and lruNext link the row into its shard's LRU (lru.go).
 	lruPrev, lruNext *Row
-	Key              []any // key values in the rule's key order
-	Cols             []sqlparse.Ident
-	Vals             []any
-	Delta            []bool // UPDATE only: Cols[i] = Cols[i] + Vals[i]
+	// cols is the row's columns and which are deltas, shared with the
+	// other rows of the same (colsets.go): read through Cols and Delta,
+	// replaced whole, never written to.
+	cols *colSet
+	Vals []any // the values of Cols(), in their order
 	// rare holds what few rows have (Fn, an upsert's update part): nil for
 	// the others, which keeps a row in a smaller allocation size.
 	rare *rareParts
-	// Since is when the oldest write coalesced into this row was acknowledged.
-	Since  time.Time
+	// since is when the oldest write coalesced into this row was
+	// acknowledged (see Since), in 8 bytes rather than a time.Time's 24.
+	since  monoTime
 	Writes int
 	// Seq orders the rows of one key (a retry row and a newer one) so a
 	// flush writes them in the order they were made.
 	Seq uint64
-	// MinLSN and MaxLSN are the journal records coalesced into the row (0
-	// without a journal); Recs counts them.
-	MinLSN, MaxLSN uint64
-	Recs           int64
+	// MaxLSN is the last journal record coalesced into the row (0 without
+	// a journal); Recs counts them. (No field keeps the first: nothing
+	// read it, and 8 bytes less puts the row in the 128-byte size class.)
+	MaxLSN uint64
+	Recs   int64
 	// size is the row's approximate memory, counted in its table's bytes
 	// while the row is not committed.
 	size int64
 	Op   dialect.Op
+}
+
+// colSet is a row's columns, sorted by normalized name, and for an UPDATE
+// which of them are deltas.
+type colSet struct {
+	cols  []sqlparse.Ident
+	delta []bool // UPDATE only
+}
+
+// Cols are the row's columns, sorted by their normalized names. Rows share
+// them: the slice is read-only.
+func (r *Row) Cols() []sqlparse.Ident {
+	if r.cols == nil {
+		return nil
+	}
+	return r.cols.cols
+}
+
+// Delta (UPDATE only) says which columns are deltas: Cols()[i] =
+// Cols()[i] + Vals[i]. Rows share it: the slice is read-only.
+func (r *Row) Delta() []bool {
+	if r.cols == nil {
+		return nil
+	}
+	return r.cols.delta
 }
 
 // rareParts are the parts of a row that most rows do not have.
@@ -108,11 +141,104 @@ func (r *Row) setUpdatePart(cols []sqlparse.Ident, vals []any, delta []bool) {
 	p.uCols, p.uVals, p.uDelta = cols, vals, delta
 }
 
-// ID is the row's identity in its table.
-func (r *Row) ID() ID { return r.id }
+// Since is when the oldest write coalesced into this row was acknowledged.
+func (r *Row) Since() time.Time { return r.since.Time() }
 
-// KeyText is the row's key as the journal's checkpoints store it.
-func (r *Row) KeyText() string { return KeyText(r.Key) }
+// monoTime is an instant as nanoseconds since monoBase, a time taken with
+// its monotonic clock reading: a row's age is then measured on the
+// monotonic clock, as with the time.Time it replaces.
+type monoTime int64
+
+var monoBase = time.Now()
+
+// monoOf is t as a monoTime (t read from time.Now: exact to the nanosecond).
+func monoOf(t time.Time) monoTime { return monoTime(t.Sub(monoBase)) }
+
+// Time is m as a time.Time with a monotonic clock reading.
+func (m monoTime) Time() time.Time { return monoBase.Add(time.Duration(m)) }
+
+// compositeKey is the key of a row keyed by several columns: its identity
+// (MakeID) and its values.
+type compositeKey struct {
+	id   string
+	vals []any
+}
+
+// rowKey is Row.key for a key of values vals (checked: KeysValid) whose
+// identity is id. It keeps no reference to vals, which may be on the
+// caller's stack: a composite key copies them; a single value is kept
+// itself (int64 and string values are immutable).
+func rowKey(id ID, vals []any) any {
+	if len(vals) == 1 {
+		return vals[0]
+	}
+	return ownedRowKey(id, slices.Clone(vals))
+}
+
+// ownedRowKey is rowKey for vals the caller hands over (an INSERT's keys):
+// a composite key keeps them.
+func ownedRowKey(id ID, vals []any) any {
+	if len(vals) == 1 {
+		return vals[0]
+	}
+	return &compositeKey{id: id.s, vals: vals}
+}
+
+// ID is the row's identity in its table.
+func (r *Row) ID() ID {
+	switch k := r.key.(type) {
+	case int64:
+		return ID{i: k}
+	case string:
+		return ID{s: k}
+	case *compositeKey:
+		return ID{s: k.id}
+	}
+	return ID{}
+}
+
+// Key is the row's key values in the rule's key order. For a single key
+// column it makes a slice: the flush appends the key with AppendValues.
+func (r *Row) Key() []any {
+	switch k := r.key.(type) {
+	case nil:
+		return nil
+	case *compositeKey:
+		return k.vals
+	}
+	return []any{r.key}
+}
+
+// appendKey appends the row's key values to dst.
+func (r *Row) appendKey(dst []any) []any {
+	switch k := r.key.(type) {
+	case nil:
+		return dst
+	case *compositeKey:
+		return append(dst, k.vals...)
+	}
+	return append(dst, r.key)
+}
+
+// keyLen is len(r.Key()).
+func (r *Row) keyLen() int {
+	switch k := r.key.(type) {
+	case nil:
+		return 0
+	case *compositeKey:
+		return len(k.vals)
+	}
+	return 1
+}
+
+// KeyText is the row's key as the journal's checkpoints store it:
+// KeyText(r.Key()).
+func (r *Row) KeyText() string {
+	if i, ok := r.key.(int64); ok {
+		return strconv.FormatInt(i, 10)
+	}
+	return strconv.Quote(r.ID().s)
+}
 
 // Values is the row's statement arguments: for an UPDATE its values then its
 // key, for an INSERT its values, for an UPSERT its inserted values, its
@@ -134,7 +260,7 @@ func (r *Row) AppendValues(dst []any) []any {
 	if r.Op == dialect.Upsert {
 		dst = append(dst, r.UVals()...)
 	}
-	return append(dst, r.Key...)
+	return r.appendKey(dst)
 }
 
 // ValuesLen is len(r.Values()).
@@ -143,16 +269,16 @@ func (r *Row) ValuesLen() int {
 	case dialect.Insert:
 		return len(r.Vals)
 	case dialect.Upsert:
-		return len(r.Vals) + len(r.UVals()) + len(r.Key)
+		return len(r.Vals) + len(r.UVals()) + r.keyLen()
 	}
-	return len(r.Vals) + len(r.Key)
+	return len(r.Vals) + r.keyLen()
 }
 
 // Compare orders rows by key, and rows of one key by age: flushes are
 // deterministic and, with several processes flushing the same hot rows,
 // take row locks in one order, so they do not deadlock.
 func Compare(a, b *Row) int {
-	if c := compareID(a.id, b.id); c != 0 {
+	if c := compareID(a.ID(), b.ID()); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.Seq, b.Seq)
@@ -165,7 +291,7 @@ func Compare(a, b *Row) int {
 func SortRows(rows []*Row) {
 	ints := true
 	for _, r := range rows {
-		if r.id.s != "" {
+		if _, isInt := r.key.(int64); !isInt {
 			ints = false
 			break
 		}
@@ -187,7 +313,8 @@ func sortRowsGeneric(rows []*Row) {
 	}
 	ks := make([]keyed, len(rows))
 	for j, r := range rows {
-		ks[j] = keyed{r.id.i, r.id.s, r.Seq, r}
+		id := r.ID()
+		ks[j] = keyed{id.i, id.s, r.Seq, r}
 	}
 	slices.SortFunc(ks, func(a, b keyed) int {
 		if c := cmp.Compare(a.i, b.i); c != 0 {
@@ -223,7 +350,7 @@ var intSortPool = sync.Pool{New: func() any { return new(intSortScratch) }}
 // sortIntRows sorts rows of integer keys by key, then Seq: a stable LSD
 // radix sort on the key bytes that differ, then the rows of one key (at
 // most a few: a retry row and a newer one) by Seq. keys, when not nil, are
-// the rows' keys (rows[i].id.i): then a row is read only when its key is
+// the rows' keys (rows[i].ID().i): then a row is read only when its key is
 // another row's too.
 func sortIntRows(rows []*Row, keys []int64) {
 	n := len(rows)
@@ -246,7 +373,7 @@ func sortIntRows(rows []*Row, keys []int64) {
 		if keys != nil {
 			k = uint64(keys[j]) ^ 1<<63
 		} else {
-			k = uint64(rows[j].id.i) ^ 1<<63
+			k = uint64(rows[j].ID().i) ^ 1<<63
 		}
 		a[j] = intKeyed{k, uint32(j)}
 		for d := 0; d < 8; d++ {
@@ -291,19 +418,21 @@ func sortIntRows(rows []*Row, keys []int64) {
 
 // SameShape reports whether two rows are written by the same statement form.
 func SameShape(a, b *Row) bool {
-	if a.Op != b.Op || len(a.Cols) != len(b.Cols) {
+	aCols, bCols := a.Cols(), b.Cols()
+	if a.Op != b.Op || len(aCols) != len(bCols) {
 		return false
 	}
-	for i := range a.Cols {
-		if a.Cols[i].Norm != b.Cols[i].Norm || a.Op == dialect.Update && (a.Delta[i] != b.Delta[i] || a.FnAt(i) != b.FnAt(i)) {
+	aDelta, bDelta := a.Delta(), b.Delta()
+	for i := range aCols {
+		if aCols[i].Norm != bCols[i].Norm || a.Op == dialect.Update && (aDelta[i] != bDelta[i] || a.FnAt(i) != b.FnAt(i)) {
 			return false
 		}
 	}
-	aCols, bCols := a.UCols(), b.UCols()
+	aCols, bCols = a.UCols(), b.UCols()
 	if len(aCols) != len(bCols) {
 		return false
 	}
-	aDelta, bDelta := a.UDelta(), b.UDelta()
+	aDelta, bDelta = a.UDelta(), b.UDelta()
 	for i := range aCols {
 		if aCols[i].Norm != bCols[i].Norm || aDelta[i] != bDelta[i] {
 			return false
@@ -325,46 +454,70 @@ func (r *Row) noteLSN(lsn uint64) {
 	if lsn == 0 {
 		return
 	}
-	if r.MinLSN == 0 {
-		r.MinLSN = lsn
-	}
 	r.MaxLSN = max(r.MaxLSN, lsn)
 	r.Recs++
 }
 
 // colIndex returns the position of the column named norm, or -1.
 func (r *Row) colIndex(norm string) int {
-	for i := range r.Cols {
-		if r.Cols[i].Norm == norm {
+	cols := r.Cols()
+	for i := range cols {
+		if cols[i].Norm == norm {
 			return i
 		}
 	}
 	return -1
 }
 
-// insertCol adds a column keeping Cols sorted.
-func (r *Row) insertCol(c sqlparse.Ident, v any, delta bool, fn dialect.ColFn) {
-	i := sort.Search(len(r.Cols), func(i int) bool { return r.Cols[i].Norm >= c.Norm })
-	r.Cols = append(r.Cols, sqlparse.Ident{})
-	copy(r.Cols[i+1:], r.Cols[i:])
-	r.Cols[i] = c
-	r.Vals = append(r.Vals, nil)
-	copy(r.Vals[i+1:], r.Vals[i:])
-	r.Vals[i] = v
+// initCols sets a new row's columns: n of them, column i being col(i)
+// (its name, its value and, for an UPDATE, whether it is a delta and its
+// function), inserted one by one in sorted order (insertCol). The names
+// and flags are collected in arrays on the stack (for up to 8 columns):
+// the row keeps a shared copy of them (sharedCols).
+func (t *Table) initCols(r *Row, n int, col func(i int) (sqlparse.Ident, any, bool, dialect.ColFn)) {
+	var colBuf [8]sqlparse.Ident
+	var deltaBuf [8]bool
+	own := colSet{cols: colBuf[:0]}
 	if r.Op == dialect.Update {
-		r.Delta = append(r.Delta, false)
-		copy(r.Delta[i+1:], r.Delta[i:])
-		r.Delta[i] = delta
+		own.delta = deltaBuf[:0]
+	}
+	r.Vals = make([]any, 0, n)
+	for i := 0; i < n; i++ {
+		c, v, delta, fn := col(i)
+		own = r.insertCol(own, c, v, delta, fn)
+	}
+	r.cols = t.sharedCols(own.cols, own.delta)
+}
+
+// insertCol adds a column keeping the columns sorted: its value to
+// r.Vals, its name and flag to own, a column set the caller owns (not
+// shared), which it returns. (By value: stored through a pointer, the
+// arrays initCols keeps on its stack would escape to the heap.)
+func (r *Row) insertCol(own colSet, c sqlparse.Ident, v any, delta bool, fn dialect.ColFn) colSet {
+	i := sort.Search(len(own.cols), func(i int) bool { return own.cols[i].Norm >= c.Norm })
+	own.cols = slices.Insert(own.cols, i, c)
+	r.Vals = slices.Insert(r.Vals, i, v)
+	if r.Op == dialect.Update {
+		own.delta = slices.Insert(own.delta, i, delta)
 		if r.Fn() != nil || fn != dialect.FnNone {
 			p := r.rareParts()
 			if p.fn == nil {
-				p.fn = make([]dialect.ColFn, len(r.Cols)-1, len(r.Cols))
+				p.fn = make([]dialect.ColFn, len(own.cols)-1, len(own.cols))
 			}
-			p.fn = append(p.fn, dialect.FnNone)
-			copy(p.fn[i+1:], p.fn[i:])
-			p.fn[i] = fn
+			p.fn = slices.Insert(p.fn, i, fn)
 		}
 	}
+	return own
+}
+
+// ownCols returns the row's column set as its own, to change: a copy the
+// first time (own nil), which the caller shares again (sharedCols) when done.
+func (r *Row) ownCols(own *colSet) *colSet {
+	if own == nil {
+		own = &colSet{cols: slices.Clone(r.Cols()), delta: slices.Clone(r.Delta())}
+		r.cols = own
+	}
+	return own
 }
 
 // Names is how the application writes a back table's names, so flush SQL
@@ -424,7 +577,7 @@ func (r *Row) planUpdate(changes []Change, next []any) bool {
 // merge is the value of column j after change ch (a delta or a function),
 // or false when the two do not merge (see planUpdate).
 func (r *Row) merge(j int, ch Change) (any, bool) {
-	assigned := r.Op == dialect.Insert || !r.Delta[j] && r.FnAt(j) == dialect.FnNone
+	assigned := r.Op == dialect.Insert || !r.Delta()[j] && r.FnAt(j) == dialect.FnNone
 	cur := r.Vals[j]
 	switch {
 	case ch.Fn == dialect.FnNone: // a delta
@@ -454,13 +607,15 @@ func (r *Row) merge(j int, ch Change) (any, bool) {
 	return cur, true
 }
 
-// commitUpdate coalesces changes into the row with the values planUpdate
-// computed. It returns by how much the row's size grew.
-func (r *Row) commitUpdate(changes []Change, next []any) (grew int64) {
+// commitUpdate coalesces changes into the row r of t with the values
+// planUpdate computed. It returns by how much the row's size grew.
+func (t *Table) commitUpdate(r *Row, changes []Change, next []any) (grew int64) {
+	var own *colSet // r.cols copied, once a change adds a column or clears a delta
 	for i, ch := range changes {
 		j := r.colIndex(ch.Col.Norm)
 		if j < 0 {
-			r.insertCol(ch.Col, next[i], ch.Delta && r.Op == dialect.Update, ch.Fn)
+			own = r.ownCols(own)
+			*own = r.insertCol(*own, ch.Col, next[i], ch.Delta && r.Op == dialect.Update, ch.Fn)
 			grew += colOverhead + value.Size(next[i])
 			continue
 		}
@@ -470,11 +625,17 @@ func (r *Row) commitUpdate(changes []Change, next []any) (grew int64) {
 			// An assignment after anything is an assignment; anything
 			// else merged (planUpdate) leaves the column's kind as it was:
 			// an assignment, a delta, a COALESCE delta, GREATEST or LEAST.
-			r.Delta[j] = false
+			if r.Delta()[j] {
+				own = r.ownCols(own)
+				own.delta[j] = false
+			}
 			if fn := r.Fn(); j < len(fn) {
-				fn[j] = dialect.FnNone
+				fn[j] = dialect.FnNone // the row's own (rareParts)
 			}
 		}
+	}
+	if own != nil {
+		r.cols = t.sharedCols(own.cols, own.delta)
 	}
 	r.Writes++
 	r.size += grew
@@ -483,23 +644,32 @@ func (r *Row) commitUpdate(changes []Change, next []any) (grew int64) {
 
 // Approximate sizes of a dirty row, fitted to the heap rows hold
 // (BenchmarkRowMemory, TestRowSizeEstimate: within 25% for a counter row
-// and a five-column row). rowOverhead is the Row (224 bytes), its slot in
-// the shard's LRU map and the rounding of its slices' arrays; colOverhead
-// is a column's share beyond value.Size: a value's boxed payload and its
-// delta flag (the column's name is shared, colsets.go).
+// and a five-column row). rowOverhead is the Row (128 bytes, a size
+// class) and its share of the shard's LRU map (a
+// 16-byte slot, about 24 with the map's free slots), less the interface
+// slot value.Size counts for the key, which a row does not have (it keeps
+// the key's value itself). colOverhead is a column's share beyond
+// value.Size: the box of its value (8 bytes for a number, 16 for a
+// string's header); its name and delta flag are shared (colsets.go).
 const (
-	rowOverhead = 280
-	colOverhead = 24
+	rowOverhead = 128 + 24 - 16
+	colOverhead = 16
 )
 
 // rowSize estimates a new row's memory from its key, columns and values.
 func rowSize(r *Row) int64 {
-	n := int64(rowOverhead) + int64(len(r.id.s))
-	for _, v := range r.Key {
-		n += value.Size(v)
+	n := int64(rowOverhead)
+	switch k := r.key.(type) {
+	case *compositeKey:
+		n += int64(unsafe.Sizeof(*k)) + int64(len(k.id))
+		for _, v := range k.vals {
+			n += value.Size(v)
+		}
+	default:
+		n += value.Size(k) // a string key's text is counted once: the row keeps it once
 	}
-	for i := range r.Cols {
-		n += colOverhead + value.Size(r.Vals[i])
+	for _, v := range r.Vals {
+		n += colOverhead + value.Size(v)
 	}
 	for _, v := range r.UVals() {
 		n += colOverhead + value.Size(v)

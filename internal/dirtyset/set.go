@@ -131,9 +131,9 @@ type Table struct {
 	shardBits uint
 	seed      maphash.Seed
 
-	keyKinds atomic.Pointer[[]KeyKind]          // Go kinds of the key values, fixed by the first buffered write
-	names    atomic.Pointer[Names]              // how the application writes the table's names
-	colSets  atomic.Pointer[[][]sqlparse.Ident] // column lists rows share (colsets.go)
+	keyKinds atomic.Pointer[[]KeyKind] // Go kinds of the key values, fixed by the first buffered write
+	names    atomic.Pointer[Names]     // how the application writes the table's names
+	colSets  atomic.Pointer[[]*colSet] // column sets rows share (colsets.go)
 
 	rowSeq   atomic.Uint64 // numbers rows as they are made (Row.Seq), from olderSeqs
 	olderSeq atomic.Uint64 // the next number for a row of an older table (older.go)
@@ -267,7 +267,7 @@ func (s *shard) lookupLocked(k ID) *Row {
 func (s *shard) retryRowLocked(k ID) *Row {
 	var found *Row
 	for _, r := range s.retry {
-		if r.id == k && (found == nil || r.Seq > found.Seq) {
+		if r.ID() == k && (found == nil || r.Seq > found.Seq) {
 			found = r
 		}
 	}
@@ -300,12 +300,12 @@ func (s *shard) keyBusyLocked(k ID) bool {
 		return true
 	}
 	for _, r := range s.retry {
-		if r.id == k {
+		if r.ID() == k {
 			return true
 		}
 	}
 	for _, r := range s.held {
-		if r.id == k {
+		if r.ID() == k {
 			return true
 		}
 	}
@@ -468,11 +468,11 @@ func (t *Table) updateLocked(s *shard, k ID, keyVals []any, changes []Change, na
 		}
 	}
 	now := time.Now()
-	r = &Row{id: k, Key: slices.Clone(keyVals), Op: dialect.Update, Since: now, Writes: 1}
-	for _, ch := range changes {
-		r.insertCol(ch.Col, ch.Val, ch.Delta, ch.Fn)
-	}
-	r.Cols = t.sharedCols(r.Cols)
+	r = &Row{key: rowKey(k, keyVals), Op: dialect.Update, since: monoOf(now), Writes: 1}
+	t.initCols(r, len(changes), func(i int) (sqlparse.Ident, any, bool, dialect.ColFn) {
+		ch := &changes[i]
+		return ch.Col, ch.Val, ch.Delta, ch.Fn
+	})
 	r.size = rowSize(r)
 	// Admitted before the journal record: a record is appended only for a
 	// write that is buffered.
@@ -512,7 +512,7 @@ func (t *Table) coalesceLocked(s *shard, r *Row, changes []Change, j Journal) (O
 	if err != nil {
 		return JournalFailed, 0
 	}
-	if grew := r.commitUpdate(changes, next); grew != 0 {
+	if grew := t.commitUpdate(r, changes, next); grew != 0 {
 		t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
 	}
 	r.noteLSN(lsn)
@@ -588,11 +588,10 @@ func (t *Table) insertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 	made := make([]*Row, len(rows))
 	var size int64
 	for i := range rows {
-		r := &Row{id: rk[i], Key: keys[i], Op: dialect.Insert, Since: now, Writes: 1}
-		for j, c := range cols {
-			r.insertCol(c, rows[i][j], false, dialect.FnNone)
-		}
-		r.Cols = t.sharedCols(r.Cols)
+		r := &Row{key: ownedRowKey(rk[i], keys[i]), Op: dialect.Insert, since: monoOf(now), Writes: 1}
+		t.initCols(r, len(cols), func(j int) (sqlparse.Ident, any, bool, dialect.ColFn) {
+			return cols[j], rows[i][j], false, dialect.FnNone
+		})
 		r.size = rowSize(r)
 		size += r.size
 		made[i] = r
@@ -636,12 +635,12 @@ func (t *Table) lockShardsOf(keys []ID) (unlock func()) {
 func (t *Table) addNewLocked(r *Row, lsn uint64, now time.Time) {
 	r.Seq = t.rowSeq.Add(1)
 	r.noteLSN(lsn)
-	t.shardFor(r.id).addLocked(r, now)
+	t.shardFor(r.ID()).addLocked(r, now)
 }
 
 // addLocked puts an admitted row (counted in pending and bytes) in the LRU.
 func (s *shard) addLocked(r *Row, now time.Time) {
-	s.lru.Add(r.id, r)
+	s.lru.Add(r.ID(), r)
 	s.buffered++
 	s.markDirtyLocked(now)
 }

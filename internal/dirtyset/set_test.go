@@ -51,10 +51,10 @@ func byKey(t *testing.T, rows []*Row) map[any]*Row {
 	t.Helper()
 	m := map[any]*Row{}
 	for _, r := range rows {
-		if _, dup := m[r.Key[0]]; dup {
-			t.Fatalf("key %v taken twice in %v", r.Key[0], rows)
+		if _, dup := m[r.Key()[0]]; dup {
+			t.Fatalf("key %v taken twice in %v", r.Key()[0], rows)
 		}
-		m[r.Key[0]] = r
+		m[r.Key()[0]] = r
 	}
 	return m
 }
@@ -77,11 +77,11 @@ func col(t *testing.T, r *Row, name string) (any, bool) {
 	t.Helper()
 	i := r.colIndex(name)
 	if i < 0 {
-		t.Fatalf("row %v has no column %q (cols %v)", r.Key, name, r.Cols)
+		t.Fatalf("row %v has no column %q (cols %v)", r.Key(), name, r.Cols())
 	}
 	delta := false
 	if r.Op == dialect.Update {
-		delta = r.Delta[i]
+		delta = r.Delta()[i]
 	}
 	return r.Vals[i], delta
 }
@@ -90,7 +90,7 @@ func wantCol(t *testing.T, r *Row, name string, val any, delta bool) {
 	t.Helper()
 	v, d := col(t, r, name)
 	if v != val || d != delta {
-		t.Errorf("row %v column %s = %#v (delta %v), want %#v (delta %v)", r.Key, name, v, d, val, delta)
+		t.Errorf("row %v column %s = %#v (delta %v), want %#v (delta %v)", r.Key(), name, v, d, val, delta)
 	}
 }
 
@@ -198,14 +198,14 @@ func TestColumnsKeptSortedWhateverTheWriteOrder(t *testing.T) {
 	m := byKey(t, b.Rows)
 	for _, k := range []int64{1, 2, 3} {
 		r := m[k]
-		for i := 1; i < len(r.Cols); i++ {
-			if r.Cols[i-1].Norm >= r.Cols[i].Norm {
-				t.Errorf("row %d: columns not sorted: %v", k, r.Cols)
+		for i := 1; i < len(r.Cols()); i++ {
+			if r.Cols()[i-1].Norm >= r.Cols()[i].Norm {
+				t.Errorf("row %d: columns not sorted: %v", k, r.Cols())
 			}
 		}
 	}
 	if !SameShape(m[int64(1)], m[int64(2)]) {
-		t.Errorf("rows writing the same columns in a different order have different shapes: %v / %v", m[int64(1)].Cols, m[int64(2)].Cols)
+		t.Errorf("rows writing the same columns in a different order have different shapes: %v / %v", m[int64(1)].Cols(), m[int64(2)].Cols())
 	}
 	if SameShape(m[int64(1)], m[int64(3)]) {
 		t.Errorf("rows of different columns share a shape")
@@ -224,8 +224,8 @@ func TestUpdateAfterInsertAmendsInsert(t *testing.T) {
 	if r.Op != dialect.Insert {
 		t.Fatalf("Op = %v, want Insert", r.Op)
 	}
-	if r.Delta != nil {
-		t.Errorf("an INSERT row has deltas: %v", r.Delta)
+	if r.Delta() != nil {
+		t.Errorf("an INSERT row has deltas: %v", r.Delta())
 	}
 	wantCol(t, r, "a", "y", false)
 	wantCol(t, r, "b", int64(13), false)
@@ -254,8 +254,8 @@ func TestDeltaOnColumnNotInsertedFlushesFirst(t *testing.T) {
 		t.Errorf("a refused write changed the figures: %+v -> %+v", before, after)
 	}
 	r := takeOne(t, tb)
-	if len(r.Cols) != 1 {
-		t.Fatalf("cols %v, want only a", r.Cols)
+	if len(r.Cols()) != 1 {
+		t.Fatalf("cols %v, want only a", r.Cols())
 	}
 	wantCol(t, r, "a", int64(1), false)
 }
@@ -402,8 +402,8 @@ func TestMultiRowInsert(t *testing.T) {
 			t.Fatalf("row %d not taken", k)
 		}
 		wantCol(t, r, "a", want, false)
-		if r.MinLSN != 1 || r.MaxLSN != 1 || r.Recs != 1 {
-			t.Errorf("row %d LSNs %d..%d (%d records), want 1..1 (1)", k, r.MinLSN, r.MaxLSN, r.Recs)
+		if r.MaxLSN != 1 || r.Recs != 1 {
+			t.Errorf("row %d last LSN %d (%d records), want 1 (1)", k, r.MaxLSN, r.Recs)
 		}
 	}
 	if sn := tb.Snapshot(); sn.JournalUnapplied != 3 {

@@ -10,7 +10,7 @@ import (
 // (swapped for a fresh one, not walked and purged), the evicted rows and the
 // retry rows. Until the batch is released, its keys count as busy.
 type takenSet struct {
-	lru     *rowLRU // nil when the LRU was not taken; only its map is read after the take
+	lru     *rowLRU // nil when the LRU was not taken; only its maps are read after the take
 	evicted map[ID]*Row
 	retry   []*Row
 	since   time.Time // the oldest row's Since
@@ -24,7 +24,7 @@ func (ts *takenSet) contains(k ID) bool {
 		return true
 	}
 	for _, r := range ts.retry {
-		if r.id == k {
+		if r.ID() == k {
 			return true
 		}
 	}
@@ -62,7 +62,7 @@ func (s *shard) takeLocked(all bool, rows []*Row, keys *takenKeys) (*takenSet, [
 	ts := &takenSet{retry: s.retry}
 	s.retry = nil
 	for _, r := range ts.retry {
-		ts.since = minNonZero(ts.since, r.Since)
+		ts.since = minNonZero(ts.since, r.Since())
 	}
 	n := len(rows)
 	if len(s.evicted) > 0 {
@@ -71,7 +71,7 @@ func (s *shard) takeLocked(all bool, rows []*Row, keys *takenKeys) (*takenSet, [
 		for k, r := range ts.evicted {
 			rows = append(rows, r)
 			keys.add(k)
-			ts.since = minNonZero(ts.since, r.Since)
+			ts.since = minNonZero(ts.since, r.Since())
 		}
 	}
 	if all && s.lru.Len() > 0 {
@@ -80,11 +80,11 @@ func (s *shard) takeLocked(all bool, rows []*Row, keys *takenKeys) (*takenSet, [
 		// In the map's order, not the list's: the flush sorts the rows by
 		// key anyway, and walking the list is a chain of dependent loads
 		// through rows scattered in memory (most of a take's time). The
-		// keys come from the map too, for Sort, without reading the rows.
-		for k, r := range ts.lru.items {
+		// keys come from the maps too, for Sort, without reading the rows.
+		ts.lru.each(func(k ID, r *Row) {
 			rows = append(rows, r)
 			keys.add(k)
-		}
+		})
 		ts.since = minNonZero(ts.since, s.oldest)
 		s.oldest = time.Time{}
 	}
@@ -171,8 +171,8 @@ func (t *Table) Take(all bool) *Batch {
 		ints := append(keys.ints, make([]int64, len(retry))...)
 		copy(ints[len(retry):], ints[:len(ints)-len(retry)])
 		for i, r := range retry {
-			ints[i] = r.id.i
-			keys.text = keys.text || r.id.s != ""
+			ints[i] = r.ID().i
+			keys.text = keys.text || r.ID().s != ""
 		}
 		keys.ints = ints
 	}
@@ -242,7 +242,7 @@ func (t *Table) Unhold() bool {
 			t.unholds.Add(1)
 			t.kept.Add(-int64(len(s.held)))
 			for _, r := range s.held {
-				s.oldest = minNonZero(s.oldest, r.Since)
+				s.oldest = minNonZero(s.oldest, r.Since())
 			}
 			s.retry = append(s.retry, s.held...)
 			s.held = nil
@@ -265,7 +265,7 @@ func (t *Table) KeptKeys() []ID {
 	for _, s := range t.shards {
 		s.mu.Lock()
 		for _, r := range s.held {
-			ids = append(ids, r.id)
+			ids = append(ids, r.ID())
 		}
 		s.mu.Unlock()
 	}
@@ -276,7 +276,7 @@ func (b *Batch) putBack(rows []*Row, hold bool) {
 	t := b.t
 	var byShard [maxShards][]*Row
 	for _, r := range rows {
-		i := t.shardIndex(r.id)
+		i := t.shardIndex(r.ID())
 		byShard[i] = append(byShard[i], r)
 	}
 	for i, mine := range byShard {
@@ -290,7 +290,7 @@ func (b *Batch) putBack(rows []*Row, hold bool) {
 			t.kept.Add(int64(len(mine)))
 		} else {
 			for _, r := range mine {
-				s.oldest = minNonZero(s.oldest, r.Since)
+				s.oldest = minNonZero(s.oldest, r.Since())
 			}
 			s.retry = append(s.retry, mine...)
 		}
@@ -406,7 +406,7 @@ func (s *shard) oldestLocked() time.Time {
 		oldest = minNonZero(oldest, ts.since)
 	}
 	for _, r := range s.retry {
-		oldest = minNonZero(oldest, r.Since)
+		oldest = minNonZero(oldest, r.Since())
 	}
 	return oldest
 }

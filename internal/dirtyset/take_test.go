@@ -17,7 +17,7 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 func keysOf(rows []*Row) []any {
 	ks := make([]any, len(rows))
 	for i, r := range rows {
-		ks[i] = r.Key[0]
+		ks[i] = r.Key()[0]
 	}
 	return ks
 }
@@ -70,7 +70,7 @@ func TestTakeAllTakesEverything(t *testing.T) {
 	}
 	var failed, done []*Row
 	for _, r := range b.Rows {
-		if r.Key[0] == int64(5) {
+		if r.Key()[0] == int64(5) {
 			failed = append(failed, r)
 		} else {
 			done = append(done, r)
@@ -164,7 +164,7 @@ func TestFailPutsRowsBackAheadOfNewerRows(t *testing.T) {
 	}
 	for i := 0; i < 2; i++ {
 		if !slices.Contains(b1.Rows, b2.Rows[i]) {
-			t.Errorf("Rows[%d] (key %v) is not a retry row: failures must come first", i, b2.Rows[i].Key)
+			t.Errorf("Rows[%d] (key %v) is not a retry row: failures must come first", i, b2.Rows[i].Key())
 		}
 	}
 	// Sorted by Compare: per key, the retry row (older Seq) first.
@@ -173,16 +173,16 @@ func TestFailPutsRowsBackAheadOfNewerRows(t *testing.T) {
 	slices.SortFunc(rows, Compare)
 	wantN := []int64{1, 110, 1, 10}
 	for i, r := range rows {
-		if r.Key[0] != int64(i/2+1) {
-			t.Fatalf("sorted rows %v: row %d has key %v", keysOf(rows), i, r.Key[0])
+		if r.Key()[0] != int64(i/2+1) {
+			t.Fatalf("sorted rows %v: row %d has key %v", keysOf(rows), i, r.Key()[0])
 		}
 		if v, _ := col(t, r, "n"); v != wantN[i] {
-			t.Errorf("sorted row %d (key %v) n = %v, want %d", i, r.Key[0], v, wantN[i])
+			t.Errorf("sorted row %d (key %v) n = %v, want %d", i, r.Key()[0], v, wantN[i])
 		}
 	}
 	for i := 0; i < len(rows); i += 2 {
 		if !(rows[i].Seq < rows[i+1].Seq) || Compare(rows[i], rows[i+1]) >= 0 || Compare(rows[i+1], rows[i]) <= 0 {
-			t.Errorf("key %v: retry row Seq %d not ordered before newer row Seq %d", rows[i].Key[0], rows[i].Seq, rows[i+1].Seq)
+			t.Errorf("key %v: retry row Seq %d not ordered before newer row Seq %d", rows[i].Key()[0], rows[i].Seq, rows[i+1].Seq)
 		}
 	}
 	if Compare(rows[0], rows[0]) != 0 {
@@ -310,11 +310,11 @@ func TestUpToIsHighestLoggedLSN(t *testing.T) {
 	var recs int64
 	for _, r := range b.Rows {
 		recs += r.Recs
-		if r.MinLSN == 0 || r.MinLSN > r.MaxLSN || r.MaxLSN > b.UpTo {
-			t.Errorf("row %v LSNs %d..%d outside 1..%d", r.Key, r.MinLSN, r.MaxLSN, b.UpTo)
+		if r.MaxLSN == 0 || r.MaxLSN > b.UpTo {
+			t.Errorf("row %v last LSN %d outside 1..%d", r.Key(), r.MaxLSN, b.UpTo)
 		}
-		if r.Key[0] == int64(0) && (r.MinLSN != 1 || r.MaxLSN != 15 || r.Recs != 3) {
-			t.Errorf("row 0: LSNs %d..%d (%d records), want 1..15 (3)", r.MinLSN, r.MaxLSN, r.Recs)
+		if r.Key()[0] == int64(0) && (r.MaxLSN != 15 || r.Recs != 3) {
+			t.Errorf("row 0: last LSN %d (%d records), want 15 (3)", r.MaxLSN, r.Recs)
 		}
 	}
 	if recs != 20 {
@@ -374,8 +374,8 @@ func TestJournalFailureBuffersNothing(t *testing.T) {
 		t.Errorf("Dirty().N = %d, want 1", d.N)
 	}
 	r := takeOne(t, tb)
-	if len(r.Cols) != 1 || r.Recs != 1 || r.Writes != 1 {
-		t.Errorf("row changed by refused writes: cols %v recs %d writes %d", r.Cols, r.Recs, r.Writes)
+	if len(r.Cols()) != 1 || r.Recs != 1 || r.Writes != 1 {
+		t.Errorf("row changed by refused writes: cols %v recs %d writes %d", r.Cols(), r.Recs, r.Writes)
 	}
 	wantCol(t, r, "n", int64(1), true)
 }
@@ -658,7 +658,7 @@ func TestOldestCountsRetryAndInflightRows(t *testing.T) {
 	evictedSince := tb.Snapshot().Oldest
 	mustBuffer(t, upd(tb, int64(4), set("a", int64(1)))) // sets 3 aside
 	b = tb.Take(false)
-	if len(b.Rows) != 1 || b.Rows[0].Key[0] != int64(3) {
+	if len(b.Rows) != 1 || b.Rows[0].Key()[0] != int64(3) {
 		t.Fatalf("Take(false) took %v, want the evicted row 3", keysOf(b.Rows))
 	}
 	if sn := tb.Snapshot(); !sn.Oldest.Equal(evictedSince) {

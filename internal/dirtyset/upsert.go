@@ -94,15 +94,17 @@ func (p *colVals) index(norm string) int {
 }
 
 // insertPart and updatePart are views of an upsert row's two parts.
-func (r *Row) insertPart() colVals { return colVals{cols: r.Cols, vals: r.Vals} }
+func (r *Row) insertPart() colVals { return colVals{cols: r.Cols(), vals: r.Vals} }
 func (r *Row) updatePart() colVals {
 	return colVals{cols: r.UCols(), vals: r.UVals(), delta: r.UDelta(), upd: true}
 }
 
-// setParts stores the parts back and returns by how much the row grew.
-func (r *Row) setParts(ins, upd colVals) (grew int64) {
+// setParts stores the parts back into r, a row of t, and returns by how
+// much the row grew. The insert part's columns are shared again (a column
+// added to them was inserted into a copy: the shared slice has no room).
+func (t *Table) setParts(r *Row, ins, upd colVals) (grew int64) {
 	before := r.size
-	r.Cols, r.Vals = ins.cols, ins.vals
+	r.cols, r.Vals = t.sharedCols(ins.cols, nil), ins.vals
 	r.setUpdatePart(upd.cols, upd.vals, upd.delta)
 	r.size = rowSize(r)
 	return r.size - before
@@ -129,16 +131,16 @@ func (t *Table) planInto(r *Row, changes []Change, nextIns, nextUpd []any) bool 
 }
 
 // commitInto applies what planInto planned and returns by how much the row grew.
-func commitInto(r *Row, changes []Change, nextIns, nextUpd []any) (grew int64) {
+func (t *Table) commitInto(r *Row, changes []Change, nextIns, nextUpd []any) (grew int64) {
 	if r.Op == dialect.Insert || r.Op == dialect.Update {
-		return r.commitUpdate(changes, nextIns)
+		return t.commitUpdate(r, changes, nextIns)
 	}
 	// In place: no flush reads a row that can be coalesced into.
 	ins, upd := r.insertPart(), r.updatePart()
 	ins.commit(changes, nextIns)
 	upd.commit(changes, nextUpd)
 	r.Writes++
-	return r.setParts(ins, upd)
+	return t.setParts(r, ins, upd)
 }
 
 // upsertPlan is one row's planned coalescing, for a statement of several rows.
@@ -282,10 +284,10 @@ func (t *Table) upsertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 			now = time.Now()
 		}
 		inflight = inflight || s.inflightHasLocked(k)
-		n := &Row{id: k, Key: slices.Clone(keys[i]), Op: dialect.Upsert, Since: now, Writes: 1}
-		for j, c := range cols {
-			n.insertCol(c, rows[i][j], false, dialect.FnNone)
-		}
+		n := &Row{key: rowKey(k, keys[i]), Op: dialect.Upsert, since: monoOf(now), Writes: 1}
+		t.initCols(n, len(cols), func(j int) (sqlparse.Ident, any, bool, dialect.ColFn) {
+			return cols[j], rows[i][j], false, dialect.FnNone
+		})
 		u := colVals{upd: true}
 		next := make([]any, len(upd[i]))
 		u.plan(upd[i], next) // into an empty update part: always true
@@ -312,10 +314,10 @@ func (t *Table) upsertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 	}
 	if one != nil {
 		n := len(upd[0])
-		t.noteCoalesced(one, commitInto(one, upd[0], insBuf[:n], updBuf[:n]), lsn)
+		t.noteCoalesced(one, t.commitInto(one, upd[0], insBuf[:n], updBuf[:n]), lsn)
 	}
 	for _, p := range plans {
-		t.noteCoalesced(p.r, commitInto(p.r, upd[p.row], p.nextIns, p.nextUpd), lsn)
+		t.noteCoalesced(p.r, t.commitInto(p.r, upd[p.row], p.nextIns, p.nextUpd), lsn)
 	}
 	for _, r := range made {
 		t.addNewLocked(r, lsn, now)
@@ -333,7 +335,7 @@ func (t *Table) noteCoalesced(r *Row, grew int64, lsn uint64) {
 		t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
 	}
 	r.noteLSN(lsn)
-	s := t.shardFor(r.id)
+	s := t.shardFor(r.ID())
 	s.buffered++
 	s.coalesced++
 }
@@ -362,6 +364,6 @@ func (t *Table) coalesceUpsertLocked(r *Row, changes []Change, j Journal) (Outco
 	if err != nil {
 		return JournalFailed, 0
 	}
-	t.noteCoalesced(r, commitInto(r, changes, nextIns, nextUpd), lsn)
+	t.noteCoalesced(r, t.commitInto(r, changes, nextIns, nextUpd), lsn)
 	return Buffered, lsn
 }

@@ -25,7 +25,7 @@ func ups(tb *Table, key int64, cols []string, vals []any, changes ...Change) Out
 // parts renders an upsert row's two parts for comparison.
 func parts(r *Row) string {
 	s := fmt.Sprint(r.Op, " ins")
-	for i, c := range r.Cols {
+	for i, c := range r.Cols() {
 		s += fmt.Sprintf(" %s=%v", c.Norm, r.Vals[i])
 	}
 	s += " upd"
@@ -200,8 +200,8 @@ func TestUpsertJournalsOncePerStatement(t *testing.T) {
 	b := tb.Take(true)
 	defer b.Release()
 	for _, r := range b.Rows {
-		if r.Recs != 3 || r.Writes != 3 || !reflect.DeepEqual(r.Values(), []any{r.Key[0], int64(3), int64(3), r.Key[0]}) {
-			t.Errorf("row %v: Recs %d Writes %d Values %v", r.Key, r.Recs, r.Writes, r.Values())
+		if r.Recs != 3 || r.Writes != 3 || !reflect.DeepEqual(r.Values(), []any{r.Key()[0], int64(3), int64(3), r.Key()[0]}) {
+			t.Errorf("row %v: Recs %d Writes %d Values %v", r.Key(), r.Recs, r.Writes, r.Values())
 		}
 	}
 	b.Done(b.Rows)

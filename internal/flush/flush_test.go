@@ -49,7 +49,7 @@ func mustInsert(t *testing.T, s *dirtyset.Table, key int64, cols []string, vals 
 	}
 }
 
-func keyOf(r *dirtyset.Row) int64 { return r.Key[0].(int64) }
+func keyOf(r *dirtyset.Row) int64 { return r.Key()[0].(int64) }
 
 func keysOf(rows []*dirtyset.Row) []int64 {
 	ks := make([]int64, len(rows))
@@ -119,11 +119,11 @@ func TestGroupRows(t *testing.T) {
 				t.Errorf("group %d holds key %d twice", gi, keyOf(r))
 			}
 			seen[r.ID()] = true
-			if !dirtyset.SameShape(r, ms[0]) || r.Op != g.Op || !slices.Equal(r.Cols, g.Cols) {
+			if !dirtyset.SameShape(r, ms[0]) || r.Op != g.Op || !slices.Equal(r.Cols(), g.Cols) {
 				t.Errorf("group %d: row %d of another shape", gi, keyOf(r))
 			}
-			if g.Op == dialect.Update && !slices.Equal(r.Delta, g.Delta) {
-				t.Errorf("group %d: row %d deltas %v, group %v", gi, keyOf(r), r.Delta, g.Delta)
+			if g.Op == dialect.Update && !slices.Equal(r.Delta(), g.Delta) {
+				t.Errorf("group %d: row %d deltas %v, group %v", gi, keyOf(r), r.Delta(), g.Delta)
 			}
 			if !slices.Equal(g.Rows[i], r.Values()) {
 				t.Errorf("group %d row %d: args %v, want %v", gi, i, g.Rows[i], r.Values())

@@ -152,10 +152,10 @@ func (t *Table) consumed(r *dirtyset.Row, mark durable.Mark) {
 		return
 	}
 	if l := t.f.cfg.RowLogs; l != nil {
-		l.Add(unconsumedLog, t.cfg.Name, r.Key, err)
+		l.Add(unconsumedLog, t.cfg.Name, r.Key(), err)
 		return
 	}
-	t.f.log.Error(unconsumedLog.Msg, "table", t.cfg.Name, "key", r.Key, "err", err)
+	t.f.log.Error(unconsumedLog.Msg, "table", t.cfg.Name, "key", r.Key(), "err", err)
 }
 
 // unconsumedLog is the log line of rows whose consumption consumed could
@@ -352,14 +352,14 @@ func (g *grouper) add(r *dirtyset.Row, gen int, names *dirtyset.Names, total int
 		g.index[key] = gi
 		g.shapes = append(g.shapes, key)
 		g.gens = append(g.gens, gen)
-		grp := &dialect.Group{Schema: names.Schema, Table: names.Table, Op: r.Op, Cols: r.Cols, KeyCols: names.KeyCols, Style: names.Style}
+		grp := &dialect.Group{Schema: names.Schema, Table: names.Table, Op: r.Op, Cols: r.Cols(), KeyCols: names.KeyCols, Style: names.Style}
 		var members []*dirtyset.Row
 		if len(g.groups) == 0 {
 			// Rows mostly share one shape.
 			grp.Rows, members = make([][]any, 0, total), make([]*dirtyset.Row, 0, total)
 		}
 		if r.Op == dialect.Update {
-			grp.Delta, grp.Fn = r.Delta, r.Fn()
+			grp.Delta, grp.Fn = r.Delta(), r.Fn()
 		}
 		if r.Op == dialect.Upsert {
 			grp.UpdCols, grp.UpdDelta = r.UCols(), r.UDelta()
@@ -382,10 +382,11 @@ func (g *grouper) shapeKey(r *dirtyset.Row, gen int) string {
 	sb.WriteByte(byte(gen >> 8))
 	sb.WriteByte(byte(gen))
 	sb.WriteByte(byte('0' + r.Op))
-	for i, c := range r.Cols {
+	delta := r.Delta()
+	for i, c := range r.Cols() {
 		sb.WriteByte(0)
 		sb.WriteString(c.Norm)
-		if r.Op == dialect.Update && r.Delta[i] {
+		if r.Op == dialect.Update && delta[i] {
 			sb.WriteByte('+')
 		}
 		if fn := r.FnAt(i); fn != dialect.FnNone {
