@@ -584,12 +584,12 @@ func (w *pgTx) missing(ctx context.Context, query string, keyArgs []any, off int
 	return noMatch, rows.Err()
 }
 
-// insert runs the group's INSERTs: by COPY when statements of batch rows
-// are big enough for COPY to be the faster (pgCopyMinRows), every column
-// travels in binary and the table takes COPY as it would INSERT; otherwise
-// by INSERT ... SELECT FROM unnest.
+// insert runs the group's INSERTs: by COPY when the group has rows enough
+// for COPY to be the faster (pgCopyMinRows), every column travels in
+// binary and the table takes COPY as it would INSERT; otherwise by
+// INSERT ... SELECT FROM unnest, batch rows a statement.
 func (w *pgTx) insert(ctx context.Context, g *Group, t *pgTable, cols []pgCol, sqls []pgColSQL) error {
-	if t.copyOK && min(w.batch, len(g.Rows)) >= w.d.copyMinRows {
+	if t.copyOK && len(g.Rows) >= w.d.copyMinRows {
 		useCopy := true
 		for i, c := range g.Cols {
 			// A text column needs PostgreSQL to parse the value, which
@@ -623,7 +623,10 @@ func (w *pgTx) insert(ctx context.Context, g *Group, t *pgTable, cols []pgCol, s
 // 1.5-2.5 times faster.
 const pgCopyMinRows = 5000
 
-// copy writes an INSERT group with COPY, batch rows a COPY statement. pgx
+// copy writes an INSERT group with COPY, batch rows a COPY statement, or
+// copyMinRows if batch is smaller: batch bounds the arrays an INSERT
+// statement is built from, and COPY streams its rows instead (the rows are
+// locked until the flush commits either way). pgx
 // quotes the identifiers it is given, so COPY names the relation by the
 // schema and name regclass resolved and the columns by their attnames (the
 // case-resolved names the group was matched by), not by the application's text.
@@ -632,8 +635,9 @@ func (w *pgTx) copy(ctx context.Context, g *Group, t *pgTable) error {
 	for i, c := range g.Cols {
 		names[i] = c.Norm
 	}
-	for off := 0; off < len(g.Rows); off += w.batch {
-		end := min(off+w.batch, len(g.Rows))
+	chunk := max(w.batch, w.d.copyMinRows)
+	for off := 0; off < len(g.Rows); off += chunk {
+		end := min(off+chunk, len(g.Rows))
 		if _, err := w.tx.CopyFrom(ctx, t.ident, names, pgx.CopyFromRows(g.Rows[off:end])); err != nil {
 			return pgCopyError(ctx, err)
 		}

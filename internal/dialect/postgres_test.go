@@ -731,3 +731,71 @@ func TestPgInTx(t *testing.T) {
 		t.Fatalf("views, marks = %q, want 1, 7,8", got)
 	}
 }
+
+// TestPgInsertPathBySize: the dialect as it ships (batch 1000, the
+// default) writes an INSERT group of pgCopyMinRows rows or more by COPY,
+// in COPYs of pgCopyMinRows rows, and a smaller group by INSERT ... SELECT
+// FROM unnest, batch rows a statement. Triggers number the statements and
+// record, for each row, the statement that inserted it and its text as the
+// server saw it.
+func TestPgInsertPathBySize(t *testing.T) {
+	db := pgdOpen(t)
+	table := pgdCreate(t, db, "path", "id bigint PRIMARY KEY, n bigint NOT NULL")
+	seen := pgdCreate(t, db, "path_seen", "id bigint, stmt_no bigint, stmt text")
+	ctr := pgdCreate(t, db, "path_ctr", "n bigint")
+	pgdExec(t, db, "INSERT INTO "+ctr+" VALUES (0)")
+	for _, q := range []string{
+		"CREATE FUNCTION " + seen + "_s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE " + ctr + " SET n = n + 1; RETURN NULL; END $$",
+		"CREATE FUNCTION " + seen + "_r() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO " + seen + " SELECT NEW.id, n, current_query() FROM " + ctr + "; RETURN NEW; END $$",
+		"CREATE TRIGGER s BEFORE INSERT ON " + table + " FOR EACH STATEMENT EXECUTE FUNCTION " + seen + "_s()",
+		"CREATE TRIGGER r BEFORE INSERT ON " + table + " FOR EACH ROW EXECUTE FUNCTION " + seen + "_r()",
+	} {
+		pgdExec(t, db, q)
+	}
+	t.Cleanup(func() {
+		_, _ = db.Exec("DROP FUNCTION IF EXISTS " + seen + "_s() CASCADE")
+		_, _ = db.Exec("DROP FUNCTION IF EXISTS " + seen + "_r() CASCADE")
+	})
+	rows := func(from, n int) [][]any {
+		out := make([][]any, n)
+		for i := range out {
+			out[i] = []any{int64(from + i), int64(i)}
+		}
+		return out
+	}
+	const batch = 1000
+	const small, large = pgCopyMinRows - 1, 2*pgCopyMinRows + 1
+	d := newPgWriter()
+	for _, g := range []*Group{pgdInsert(table, []string{"id", "n"}, rows(0, small)...), pgdInsert(table, []string{"id", "n"}, rows(small, large)...)} {
+		if _, err := pgdFlush(t, db, d, batch, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := db.Query("SELECT min(id), count(*), bool_and(stmt ILIKE 'copy %') FROM " + seen + " GROUP BY stmt_no ORDER BY 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	var got []string
+	for res.Next() {
+		var first, n int64
+		var isCopy bool
+		if err := res.Scan(&first, &n, &isCopy); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d+%d copy=%v", first, n, isCopy))
+	}
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for off := 0; off < small; off += batch {
+		want = append(want, fmt.Sprintf("%d+%d copy=false", off, min(batch, small-off)))
+	}
+	for off := 0; off < large; off += pgCopyMinRows {
+		want = append(want, fmt.Sprintf("%d+%d copy=true", small+off, min(pgCopyMinRows, large-off)))
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("statements (first id+rows):\n got %v\nwant %v", got, want)
+	}
+}
