@@ -467,7 +467,9 @@ func BenchmarkFlush(b *testing.B) {
 			c.reset(b)
 			return benchFlushRound(b, c.wb, c.write)
 		}))
-		b.Run(c.anchorName, benchRounds(c.anchor))
+		for _, a := range c.anchors {
+			b.Run(c.name+"/anchor-"+a.name, benchRounds(a.round))
+		}
 	}
 }
 
@@ -484,21 +486,21 @@ func BenchmarkFlushPaired(b *testing.B) {
 			benchPaired(b, func(b *testing.B) time.Duration {
 				c.reset(b)
 				return benchFlushRound(b, c.wb, c.write)
-			}, []benchAnchor{{"anchor", c.anchor}})
+			}, c.anchors)
 		})
 	}
 }
 
-// flushBenchCase is one flush measured against its hand-written anchor:
-// reset prepares the table for a flush round, write gives the statement
-// buffered for row i, anchor resets and times one round of the
-// hand-written statements.
+// flushBenchCase is one flush measured against hand-written ways to write
+// the same rows: reset prepares the table for a flush round, write gives
+// the statement buffered for row i, and each anchor resets the table and
+// times one round of its hand-written statements.
 type flushBenchCase struct {
-	name, anchorName string
-	wb               *sql.DB
-	reset            func(*testing.B)
-	write            func(i int) (string, []any)
-	anchor           func(*testing.B) time.Duration
+	name    string
+	wb      *sql.DB
+	reset   func(*testing.B)
+	write   func(i int) (string, []any)
+	anchors []benchAnchor
 }
 
 // flushBenchCases are the flushes BenchmarkFlush and BenchmarkFlushPaired
@@ -591,15 +593,37 @@ func flushBenchPostgres(b *testing.B) []flushBenchCase {
 		db := benchWriteback(b, "pgx", dsn, benchFlushRules("fu", batch))
 		warm(b, db, upd, int64(1), int64(0))
 		cases = append(cases, flushBenchCase{
-			name:       fmt.Sprintf("pg/update/batch=%d", batch),
-			anchorName: fmt.Sprintf("pg/update-anchor-unnest/batch=%d", batch),
-			wb:         db,
-			reset:      resetUpdate,
-			write:      func(i int) (string, []any) { return upd, []any{int64(1), int64(i)} },
-			anchor:     anchor(anchorUpd, batch, ones, resetUpdate),
+			name:    fmt.Sprintf("pg/update/batch=%d", batch),
+			wb:      db,
+			reset:   resetUpdate,
+			write:   func(i int) (string, []any) { return upd, []any{int64(1), int64(i)} },
+			anchors: []benchAnchor{{"unnest", anchor(anchorUpd, batch, ones, resetUpdate)}},
 		})
 	}
 
+	// copyAnchor inserts every row with one COPY, the fastest way to insert
+	// many rows into PostgreSQL by hand.
+	copyAnchor := func(b *testing.B) time.Duration {
+		resetInsert(b)
+		b.StartTimer()
+		t0 := time.Now()
+		tx, err := pc.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := tx.CopyFrom(ctx, pgx.Identifier{"fi"}, []string{"id", "views"}, pgx.CopyFromSlice(benchFlushRows, func(i int) ([]any, error) {
+			return []any{ids[i], mods[i]}, nil
+		}))
+		if err != nil || n != benchFlushRows {
+			b.Fatal(n, err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+		el := time.Since(t0)
+		b.StopTimer()
+		return el
+	}
 	const ins = "INSERT INTO fi (id, views) VALUES ($1, $2)"
 	const anchorIns = "INSERT INTO fi SELECT * FROM unnest($1::bigint[], $2::bigint[])"
 	for _, batch := range []int{1000, 10000} {
@@ -607,12 +631,11 @@ func flushBenchPostgres(b *testing.B) []flushBenchCase {
 		warm(b, db, ins, int64(-1), int64(0))
 		resetInsert(b)
 		cases = append(cases, flushBenchCase{
-			name:       fmt.Sprintf("pg/insert/batch=%d", batch),
-			anchorName: fmt.Sprintf("pg/insert-anchor-unnest/batch=%d", batch),
-			wb:         db,
-			reset:      resetInsert,
-			write:      func(i int) (string, []any) { return ins, []any{int64(i), int64(i % 1000)} },
-			anchor:     anchor(anchorIns, batch, mods, resetInsert),
+			name:    fmt.Sprintf("pg/insert/batch=%d", batch),
+			wb:      db,
+			reset:   resetInsert,
+			write:   func(i int) (string, []any) { return ins, []any{int64(i), int64(i % 1000)} },
+			anchors: []benchAnchor{{"unnest", anchor(anchorIns, batch, mods, resetInsert)}, {"copy", copyAnchor}},
 		})
 	}
 	return cases
@@ -660,19 +683,17 @@ func flushBenchSQLite(b *testing.B) []flushBenchCase {
 	const ins = "INSERT INTO fi (id, views) VALUES (?, ?)"
 	insArgs := func(i int) []any { return []any{int64(i), int64(i % 1000)} }
 	return []flushBenchCase{{
-		name:       "sqlite/update",
-		anchorName: "sqlite/update-anchor-prepared",
-		wb:         benchWriteback(b, "sqlite3", dsn, benchFlushRules("fu", 1000)),
-		reset:      noReset,
-		write:      func(i int) (string, []any) { return upd, updArgs(i) },
-		anchor:     anchor(upd, noReset, updArgs),
+		name:    "sqlite/update",
+		wb:      benchWriteback(b, "sqlite3", dsn, benchFlushRules("fu", 1000)),
+		reset:   noReset,
+		write:   func(i int) (string, []any) { return upd, updArgs(i) },
+		anchors: []benchAnchor{{"prepared", anchor(upd, noReset, updArgs)}},
 	}, {
-		name:       "sqlite/insert",
-		anchorName: "sqlite/insert-anchor-prepared",
-		wb:         benchWriteback(b, "sqlite3", dsn, benchFlushRules("fi", 1000)),
-		reset:      resetInsert,
-		write:      func(i int) (string, []any) { return ins, insArgs(i) },
-		anchor:     anchor(ins, resetInsert, insArgs),
+		name:    "sqlite/insert",
+		wb:      benchWriteback(b, "sqlite3", dsn, benchFlushRules("fi", 1000)),
+		reset:   resetInsert,
+		write:   func(i int) (string, []any) { return ins, insArgs(i) },
+		anchors: []benchAnchor{{"prepared", anchor(ins, resetInsert, insArgs)}},
 	}}
 }
 
