@@ -18,23 +18,12 @@ import (
 //	    synchronous_commit=on (what an application gets without writeback);
 //	  - ack-disk-fsync-always: writeback acknowledging each write once its
 //	    journal record is fsynced (group commit), the target being at least 3x
-//	    the anchor at 8 goroutines and 5x at 64 (both run at 8 and 64);
+//	    the anchor at 8 goroutines and 5x at 64 (both run at 8 and 64, each
+//	    side with a connection per goroutine at 64: poolFor);
 //	  - ack-memory-*: writes acknowledged from memory, without a journal and
 //	    with one under fsync no and everysec: the journal's own cost.
 //
 // Throughput includes the final Flush, as in bench_test.go.
-// poolFor sizes db's pool for g goroutines: benchPool's 16 connections, or
-// one per goroutine beyond that, so that at 64 goroutines 64 statements are
-// in flight on either side (PostgreSQL's group commit and the journal's
-// both cover what is in flight when they sync).
-func poolFor(db *sql.DB, g int) {
-	benchPool(db)
-	if g > 16 {
-		db.SetMaxOpenConns(g)
-		db.SetMaxIdleConns(g)
-	}
-}
-
 func BenchmarkDurability(b *testing.B) {
 	const q = "UPDATE counters SET views = views + 1 WHERE id = $1"
 	const g = 8
@@ -93,4 +82,16 @@ func BenchmarkDurability(b *testing.B) {
 	variant("ack-memory-no-journal", "", "memory", g)
 	variant("ack-memory-fsync-no", "no", "memory", g)
 	variant("ack-memory-fsync-everysec", "everysec", "memory", g)
+}
+
+// poolFor sizes db's pool for g goroutines: benchPool's 16 connections, or
+// one per goroutine beyond that, so that at 64 goroutines 64 statements are
+// in flight on either side (PostgreSQL's group commit and the journal's
+// both cover what is in flight when they sync).
+func poolFor(db *sql.DB, g int) {
+	benchPool(db)
+	if g > 16 {
+		db.SetMaxOpenConns(g)
+		db.SetMaxIdleConns(g)
+	}
 }
