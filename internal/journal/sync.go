@@ -160,7 +160,7 @@ func (j *Journal) syncNow() error {
 	err := j.fault("before-sync")
 	start := time.Now()
 	if err == nil {
-		err = f.Sync()
+		err = dataSync(f)
 	}
 	took := time.Since(start)
 
