@@ -41,7 +41,10 @@ func (l *natsLog) acquireLease() error {
 			l.leaseRev = rev
 			return nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		// A wrong sequence is a create that raced another process's
+		// write of the key (a deleted or expired lease taken meanwhile):
+		// the lease is held, as when the key exists.
+		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) {
 			return fmt.Errorf("taking the lease of instance %s: %w", l.cfg.Instance, err)
 		}
 		holder := l.holder()
@@ -109,8 +112,14 @@ func (l *natsLog) renewLoop() {
 
 func isWrongSequence(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == errCodeWrongLastSequenceConstant)
 }
+
+// errCodeWrongLastSequenceConstant is the server's JSStreamWrongLastSequenceConstantErr
+// (nats.go names no constant for it): an update that expected a fixed last
+// sequence found another, as a create does when another process wrote the
+// key between the create's read of a deleted key and its write.
+const errCodeWrongLastSequenceConstant jetstream.ErrorCode = 10164
 
 // releaseLease deletes the lease key if this process still holds it.
 func (l *natsLog) releaseLease() {
