@@ -109,32 +109,23 @@ func (m *mysqlFlushBench) resetInsert(b *testing.B) { execAll(b, m.direct, "TRUN
 // does, and returns how long that took.
 func (m *mysqlFlushBench) anchorRound(b *testing.B, reset func(*testing.B), stmt func(off, end int) (string, []any)) time.Duration {
 	reset(b)
-	b.StartTimer()
-	t0 := time.Now()
-	tx, err := m.direct.BeginTx(m.ctx, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	prepared := map[string]*sql.Stmt{}
-	for off := 0; off < benchFlushRows; off += mysqlFlushBatch {
-		q, args := stmt(off, min(off+mysqlFlushBatch, benchFlushRows))
-		st := prepared[q]
-		if st == nil {
-			if st, err = tx.PrepareContext(m.ctx, q); err != nil {
+	return benchSQLTx(b, m.direct, func(tx *sql.Tx) {
+		prepared := map[string]*sql.Stmt{}
+		for off := 0; off < benchFlushRows; off += mysqlFlushBatch {
+			q, args := stmt(off, min(off+mysqlFlushBatch, benchFlushRows))
+			st := prepared[q]
+			if st == nil {
+				var err error
+				if st, err = tx.PrepareContext(m.ctx, q); err != nil {
+					b.Fatal(err)
+				}
+				prepared[q] = st
+			}
+			if _, err := st.ExecContext(m.ctx, args...); err != nil {
 				b.Fatal(err)
 			}
-			prepared[q] = st
 		}
-		if _, err := st.ExecContext(m.ctx, args...); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		b.Fatal(err)
-	}
-	el := time.Since(t0)
-	b.StopTimer()
-	return el
+	})
 }
 
 // mysqlRowsSQL is row repeated for rows [off, end), sep between them, and
@@ -260,17 +251,9 @@ func BenchmarkMySQLFlush(b *testing.B) {
 		return "UPDATE fu SET views = views + CASE id " + whens + " END WHERE id IN (" + in + ")", append(args, inArgs...)
 	}))
 	b.Run("update/anchor-odku", anchor(m.resetUpdate, mysqlODKU("fu")))
-	b.Run("update/anchor-row-at-a-time", func(b *testing.B) {
-		b.StopTimer()
-		var elapsed time.Duration
-		for i := 0; i < b.N; i++ {
-			m.resetUpdate(b)
-			b.StartTimer()
-			t0 := time.Now()
-			tx, err := direct.BeginTx(ctx, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
+	b.Run("update/anchor-row-at-a-time", benchRounds(func(b *testing.B) time.Duration {
+		m.resetUpdate(b)
+		return benchSQLTx(b, direct, func(tx *sql.Tx) {
 			st, err := tx.PrepareContext(ctx, "UPDATE fu SET views = views + ? WHERE id = ?")
 			if err != nil {
 				b.Fatal(err)
@@ -280,14 +263,8 @@ func BenchmarkMySQLFlush(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			if err := tx.Commit(); err != nil {
-				b.Fatal(err)
-			}
-			elapsed += time.Since(t0)
-			b.StopTimer()
-		}
-		benchRowsPerSec(b, elapsed)
-	})
+		})
+	}))
 	b.Run("update/writeback", func(b *testing.B) {
 		wb := benchWriteback(b, "mysql", m.dsn, benchFlushRules("fu", mysqlFlushBatch))
 		benchRounds(func(b *testing.B) time.Duration {

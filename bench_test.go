@@ -432,11 +432,8 @@ func benchFlushRound(b *testing.B, db *sql.DB, write func(i int) (string, []any)
 	if st := benchStats(b, db); st.Dirty != benchFlushRows || st.Buffered-before.Buffered != benchFlushRows {
 		b.Fatalf("want %d rows dirty before the flush, have %d dirty and %d buffered", benchFlushRows, st.Dirty, st.Buffered-before.Buffered)
 	}
-	b.StartTimer()
-	t0 := time.Now()
-	err := Flush(ctx, db)
-	elapsed := time.Since(t0)
-	b.StopTimer()
+	var err error
+	elapsed := benchTimed(b, func() { err = Flush(ctx, db) })
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -554,24 +551,14 @@ func flushBenchPostgres(b *testing.B) []flushBenchCase {
 	anchor := func(q string, batch int, vals []int64, reset func(*testing.B)) func(b *testing.B) time.Duration {
 		return func(b *testing.B) time.Duration {
 			reset(b)
-			b.StartTimer()
-			t0 := time.Now()
-			tx, err := pc.Begin(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			for off := 0; off < benchFlushRows; off += batch {
-				end := min(off+batch, benchFlushRows)
-				if _, err := tx.Exec(ctx, q, ids[off:end], vals[off:end]); err != nil {
-					b.Fatal(err)
+			return benchPgxTx(b, pc, func(tx pgx.Tx) {
+				for off := 0; off < benchFlushRows; off += batch {
+					end := min(off+batch, benchFlushRows)
+					if _, err := tx.Exec(ctx, q, ids[off:end], vals[off:end]); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			if err := tx.Commit(ctx); err != nil {
-				b.Fatal(err)
-			}
-			el := time.Since(t0)
-			b.StopTimer()
-			return el
+			})
 		}
 	}
 	// warm opens the flusher's connection and lets the dialect learn the
@@ -605,24 +592,14 @@ func flushBenchPostgres(b *testing.B) []flushBenchCase {
 	// many rows into PostgreSQL by hand.
 	copyAnchor := func(b *testing.B) time.Duration {
 		resetInsert(b)
-		b.StartTimer()
-		t0 := time.Now()
-		tx, err := pc.Begin(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, err := tx.CopyFrom(ctx, pgx.Identifier{"fi"}, []string{"id", "views"}, pgx.CopyFromSlice(benchFlushRows, func(i int) ([]any, error) {
-			return []any{ids[i], mods[i]}, nil
-		}))
-		if err != nil || n != benchFlushRows {
-			b.Fatal(n, err)
-		}
-		if err := tx.Commit(ctx); err != nil {
-			b.Fatal(err)
-		}
-		el := time.Since(t0)
-		b.StopTimer()
-		return el
+		return benchPgxTx(b, pc, func(tx pgx.Tx) {
+			n, err := tx.CopyFrom(ctx, pgx.Identifier{"fi"}, []string{"id", "views"}, pgx.CopyFromSlice(benchFlushRows, func(i int) ([]any, error) {
+				return []any{ids[i], mods[i]}, nil
+			}))
+			if err != nil || n != benchFlushRows {
+				b.Fatal(n, err)
+			}
+		})
 	}
 	const ins = "INSERT INTO fi (id, views) VALUES ($1, $2)"
 	const anchorIns = "INSERT INTO fi SELECT * FROM unnest($1::bigint[], $2::bigint[])"
@@ -654,27 +631,17 @@ func flushBenchSQLite(b *testing.B) []flushBenchCase {
 	anchor := func(q string, reset func(*testing.B), args func(i int) []any) func(b *testing.B) time.Duration {
 		return func(b *testing.B) time.Duration {
 			reset(b)
-			b.StartTimer()
-			t0 := time.Now()
-			tx, err := raw.Begin()
-			if err != nil {
-				b.Fatal(err)
-			}
-			st, err := tx.Prepare(q)
-			if err != nil {
-				b.Fatal(err)
-			}
-			for i := 0; i < benchFlushRows; i++ {
-				if _, err := st.Exec(args(i)...); err != nil {
+			return benchSQLTx(b, raw, func(tx *sql.Tx) {
+				st, err := tx.Prepare(q)
+				if err != nil {
 					b.Fatal(err)
 				}
-			}
-			if err := tx.Commit(); err != nil {
-				b.Fatal(err)
-			}
-			el := time.Since(t0)
-			b.StopTimer()
-			return el
+				for i := 0; i < benchFlushRows; i++ {
+					if _, err := st.Exec(args(i)...); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 
@@ -708,6 +675,47 @@ func benchRounds(round func(*testing.B) time.Duration) func(b *testing.B) {
 		}
 		benchRowsPerSec(b, elapsed)
 	}
+}
+
+// benchTimed runs f with the benchmark's timer running (its set-up stays
+// untimed around it) and returns how long f took.
+func benchTimed(b *testing.B, f func()) time.Duration {
+	b.StartTimer()
+	t0 := time.Now()
+	f()
+	el := time.Since(t0)
+	b.StopTimer()
+	return el
+}
+
+// benchSQLTx times f in one transaction of db, its begin and commit
+// included.
+func benchSQLTx(b *testing.B, db *sql.DB, f func(tx *sql.Tx)) time.Duration {
+	return benchTimed(b, func() {
+		tx, err := db.Begin()
+		if err != nil {
+			b.Fatal(err)
+		}
+		f(tx)
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+// benchPgxTx is benchSQLTx on a native pgx connection.
+func benchPgxTx(b *testing.B, pc *pgx.Conn, f func(tx pgx.Tx)) time.Duration {
+	ctx := context.Background()
+	return benchTimed(b, func() {
+		tx, err := pc.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f(tx)
+		if err := tx.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+	})
 }
 
 // benchAnchor is a hand-written way to write a flush's rows: round resets
