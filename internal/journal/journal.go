@@ -592,15 +592,13 @@ func (j *Journal) backpressureLocked(now time.Time) error {
 	over := j.lagAtLocked(now) > j.opts.MaxLag
 	j.lagging.Store(over)
 	for over {
-		ch := j.syncedCh
-		j.kickSyncer()
-		j.mu.Unlock()
-		<-ch
-		j.mu.Lock()
-		if err := j.usableLocked(); err != nil {
+		if err := j.awaitSyncLocked(context.Background()); err != nil {
 			return err
 		}
-		over = j.lagAtLocked(j.opts.now()) > j.opts.MaxLag
+		if err := j.usableLocked(); err != nil { // the fsync waited for failed
+			return err
+		}
+		over = j.lagLocked() > j.opts.MaxLag
 		j.lagging.Store(over)
 	}
 	return nil
@@ -618,7 +616,7 @@ func (j *Journal) WaitLag(ctx context.Context) error {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for j.lagAtLocked(j.opts.now()) > j.opts.MaxLag {
+	for j.lagLocked() > j.opts.MaxLag {
 		if err := j.awaitSyncLocked(ctx); err != nil {
 			return err
 		}
@@ -637,13 +635,7 @@ func (j *Journal) lagAtLocked(now time.Time) time.Duration {
 }
 
 // lagLocked is the age of the oldest unsynced record.
-func (j *Journal) lagLocked() time.Duration {
-	at, ok := j.lag.oldest()
-	if !ok {
-		return 0
-	}
-	return j.opts.now().Sub(at)
-}
+func (j *Journal) lagLocked() time.Duration { return j.lagAtLocked(j.opts.now()) }
 
 // rollLocked closes the active segment and starts a new one at lastLSN+1.
 // A new segment that finds no room on the disk is an *AppendError: the
