@@ -55,9 +55,10 @@ func (l *rowLRU) Add(k ID, r *Row) {
 		l.unlink(old)
 	} else if l.Len() >= l.capacity {
 		if oldest := l.tail; oldest != nil {
+			id := oldest.ID()
 			l.unlink(oldest)
-			l.delete(oldest.ID())
-			defer l.onEvict(oldest.ID(), oldest) // after r is in: as simplelru.LRU did
+			l.delete(id)
+			defer l.onEvict(id, oldest) // after r is in: as simplelru.LRU did
 		}
 	}
 	switch {

@@ -157,8 +157,8 @@ type Table struct {
 	// oldest of them, 0 when none: set by the first new row, recomputed
 	// after each flush. failing is set when a flush fails transiently and
 	// cleared when rows are committed. rowCost is the duration per row (ns)
-	// of the last flush of at least costMinRows rows. overdueSince is when the table went past its max_loss
-	// (UnixNano), 0 while within it.
+	// of the last flush of at least costMinRows rows. overdueSince is when
+	// the table went past its max_loss (UnixNano), 0 while within it.
 	bytes        atomic.Int64
 	oldest       atomic.Int64
 	failing      atomic.Bool

@@ -171,8 +171,9 @@ func (t *Table) Take(all bool) *Batch {
 		ints := append(keys.ints, make([]int64, len(retry))...)
 		copy(ints[len(retry):], ints[:len(ints)-len(retry)])
 		for i, r := range retry {
-			ints[i] = r.ID().i
-			keys.text = keys.text || r.ID().s != ""
+			id := r.ID()
+			ints[i] = id.i
+			keys.text = keys.text || id.s != ""
 		}
 		keys.ints = ints
 	}
