@@ -44,12 +44,17 @@ type Snapshot struct {
 // Snapshot reads the table's figures, one shard at a time.
 func (t *Table) Snapshot() Snapshot {
 	var sn Snapshot
-	done := t.doneWrites.Load() // before the buffered counts: a later write can only add to them
+	// done and applied before the shards' counts: a later write can only
+	// add to those, so the differences are never negative.
+	done := t.doneWrites.Load()
+	applied := t.appliedRecs.Load()
+	var journaled int64
 	for _, s := range t.shards {
 		s.mu.Lock()
 		sn.Oldest = minNonZero(sn.Oldest, s.oldestLocked())
 		sn.Buffered += s.buffered
 		sn.Coalesced += s.coalesced
+		journaled += s.journaled
 		s.mu.Unlock()
 	}
 	sn.PendingWrites = max(sn.Buffered-done, 0)
@@ -60,7 +65,7 @@ func (t *Table) Snapshot() Snapshot {
 	if o := t.overdueSince.Load(); o != 0 {
 		sn.OverdueSince = time.Unix(0, o)
 	}
-	sn.JournalUnapplied = t.unapplied.Load()
+	sn.JournalUnapplied = max(journaled-applied, 0)
 	sn.Failing = t.failing.Load()
 	return sn
 }

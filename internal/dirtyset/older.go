@@ -56,8 +56,7 @@ func (t *Table) Adopt(o *Table) {
 		return
 	}
 	now := time.Now()
-	var size, recs int64
-	var maxLSN uint64
+	var size int64
 	for _, s := range t.shards {
 		s.mu.Lock()
 	}
@@ -67,20 +66,13 @@ func (t *Table) Adopt(o *Table) {
 		s.retry = append(s.retry, r)
 		s.oldest = minNonZero(s.oldest, now)
 		size += r.size
-		recs += r.Recs
-		maxLSN = max(maxLSN, r.MaxLSN)
-	}
-	// Under every shard lock, as logLocked raises it: a full take after
-	// this sees the adopted rows and a lastLSN that covers them.
-	for {
-		cur := t.lastLSN.Load()
-		if maxLSN <= cur || t.lastLSN.CompareAndSwap(cur, maxLSN) {
-			break
-		}
+		// Under every shard lock, as noteLSNLocked: a full take after
+		// this sees the adopted rows and an UpTo that covers them.
+		s.lastLSN = max(s.lastLSN, r.MaxLSN)
+		s.journaled += r.Recs
 	}
 	t.pending.Add(int64(len(rows)))
 	t.bytes.Add(size)
-	t.unapplied.Add(recs)
 	t.oldest.CompareAndSwap(0, now.UnixNano())
 	for _, s := range t.shards {
 		s.mu.Unlock()

@@ -59,8 +59,8 @@ func TestAdoptedRowsFlushBeforeLiveRows(t *testing.T) {
 	}
 	b.Done(b.Rows)
 	b.Release()
-	if live.Pending() != 0 || live.unapplied.Load() != 0 {
-		t.Fatalf("after commit: pending %d, unapplied %d", live.Pending(), live.unapplied.Load())
+	if un := live.Snapshot().JournalUnapplied; live.Pending() != 0 || un != 0 {
+		t.Fatalf("after commit: pending %d, unapplied %d", live.Pending(), un)
 	}
 }
 

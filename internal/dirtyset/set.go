@@ -138,15 +138,15 @@ type Table struct {
 	rowSeq   atomic.Uint64 // numbers rows as they are made (Row.Seq), from olderSeqs
 	olderSeq atomic.Uint64 // the next number for a row of an older table (older.go)
 
-	// Journal bookkeeping (zero without a journal). lastLSN is the highest
-	// record appended for the table; it is raised under the shard lock of the
-	// row the record went to, so whoever holds every shard lock sees every
-	// record up to it in the shards. applied is the checkpoint watermark the
-	// flush last committed: every record of the table up to it is applied.
-	lastLSN   atomic.Uint64
-	applied   atomic.Uint64
-	unapplied atomic.Int64  // journaled writes (rows) not yet applied
-	groupLSN  atomic.Uint64 // the last record of the last group with rows here (group.go)
+	// Journal bookkeeping (zero without a journal). applied is the
+	// checkpoint watermark the flush last committed: every record of the
+	// table up to it is applied. appliedRecs counts the journaled writes
+	// (rows) of committed rows; the shards count the journaled writes
+	// (shard.journaled), so the writes not yet applied are their sum less
+	// appliedRecs, and a write touches no table-wide counter.
+	applied     atomic.Uint64
+	appliedRecs atomic.Int64
+	groupLSN    atomic.Uint64 // the last record of the last group with rows here (group.go)
 
 	// doneWrites counts the writes of rows committed or dead-lettered
 	// (Batch.Done): the writes buffered and not done are at risk.
@@ -190,6 +190,12 @@ type shard struct {
 	oldest    time.Time   // Since of the oldest row in lru/evicted/retry; zero when none
 	buffered  int64       // writes acknowledged from memory (under mu: no shared atomic on the hot path)
 	coalesced int64       // of those, writes merged into an existing dirty row
+	// lastLSN is the highest journal record coalesced into a row of this
+	// shard, raised under mu as the record is appended: whoever holds every
+	// shard lock sees every record up to the highest of them in the shards.
+	// journaled counts the writes (rows) journaled here (Table.appliedRecs).
+	lastLSN   uint64
+	journaled int64
 
 	_ [64]byte // keep neighbouring shards' locks off this cache line
 }
@@ -379,25 +385,25 @@ func (s *shard) markDirtyLocked(now time.Time) {
 	}
 }
 
-// logLocked appends a write's journal record (j nil: no journal) and notes
-// its LSN in the table. The caller holds the shard lock of every row the
-// record touches.
+// logLocked appends a write's journal record (j nil: no journal: LSN 0).
+// The caller holds the shard lock of every row the record touches, and
+// notes the LSN in each of them (noteLSNLocked) before it lets go.
 func (t *Table) logLocked(j Journal, rows int) (uint64, error) {
 	if j == nil {
 		return 0, nil
 	}
-	lsn, err := j.Log(rows)
-	if err != nil {
-		return 0, err
+	return j.Log(rows)
+}
+
+// noteLSNLocked notes that journal record lsn (0: none) was coalesced into
+// r, a row of s.
+func (s *shard) noteLSNLocked(r *Row, lsn uint64) {
+	if lsn == 0 {
+		return
 	}
-	for {
-		cur := t.lastLSN.Load()
-		if lsn <= cur || t.lastLSN.CompareAndSwap(cur, lsn) {
-			break
-		}
-	}
-	t.unapplied.Add(int64(rows))
-	return lsn, nil
+	r.noteLSN(lsn)
+	s.lastLSN = max(s.lastLSN, lsn)
+	s.journaled++
 }
 
 // Update coalesces one UPDATE of the row with key values keyVals. With a
@@ -515,7 +521,7 @@ func (t *Table) coalesceLocked(s *shard, r *Row, changes []Change, j Journal) (O
 	if grew := t.commitUpdate(r, changes, next); grew != 0 {
 		t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
 	}
-	r.noteLSN(lsn)
+	s.noteLSNLocked(r, lsn)
 	s.buffered++
 	s.coalesced++
 	return Buffered, lsn
@@ -634,8 +640,9 @@ func (t *Table) lockShardsOf(keys []ID) (unlock func()) {
 // it in its shard (whose lock the caller holds).
 func (t *Table) addNewLocked(r *Row, lsn uint64, now time.Time) {
 	r.Seq = t.rowSeq.Add(1)
-	r.noteLSN(lsn)
-	t.shardFor(r.ID()).addLocked(r, now)
+	s := t.shardFor(r.ID())
+	s.noteLSNLocked(r, lsn)
+	s.addLocked(r, now)
 }
 
 // addLocked puts an admitted row (counted in pending and bytes) in the LRU.

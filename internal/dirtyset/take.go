@@ -152,8 +152,8 @@ func (t *Table) Take(all bool) *Batch {
 		for _, s := range t.shards {
 			add(s)
 		}
-		b.UpTo = t.lastLSN.Load()
 		for _, s := range t.shards {
+			b.UpTo = max(b.UpTo, s.lastLSN)
 			s.mu.Unlock()
 		}
 	} else {
@@ -213,7 +213,7 @@ func (b *Batch) Done(rows []*Row) {
 	t.bytes.Add(-size)
 	t.pending.Add(-int64(len(rows)))
 	if recs != 0 {
-		t.unapplied.Add(-recs)
+		t.appliedRecs.Add(recs)
 	}
 	t.failing.Store(false)
 	t.shared.room.broadcast()

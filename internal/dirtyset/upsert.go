@@ -334,8 +334,8 @@ func (t *Table) noteCoalesced(r *Row, grew int64, lsn uint64) {
 	if grew != 0 {
 		t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
 	}
-	r.noteLSN(lsn)
 	s := t.shardFor(r.ID())
+	s.noteLSNLocked(r, lsn)
 	s.buffered++
 	s.coalesced++
 }
