@@ -58,18 +58,28 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // recordCRC is the checksum stored in a record header.
 func recordCRC(lsn uint64, payload []byte) uint32 {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], lsn)
-	return crc32.Update(crc32.Update(0, castagnoli, b[:]), castagnoli, payload)
+	return crc32.Update(lsnCRC(lsn), castagnoli, payload)
 }
 
-// appendRecord encodes one record onto dst.
-func appendRecord(dst []byte, lsn uint64, payload []byte) []byte {
-	var h [recHeaderSize]byte
-	binary.LittleEndian.PutUint32(h[0:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(h[4:], recordCRC(lsn, payload))
-	binary.LittleEndian.PutUint64(h[8:], lsn)
-	return append(append(dst, h[:]...), payload...)
+// lsnCRC is crc32.Update(0, castagnoli, lsn in little-endian), a byte at a
+// time from the table: handing crc32 an 8-byte array would move the array
+// to the heap, one allocation per record under the journal's lock.
+func lsnCRC(lsn uint64) uint32 {
+	crc := ^uint32(0)
+	for range 8 {
+		crc = castagnoli[byte(crc)^byte(lsn)] ^ crc>>8
+		lsn >>= 8
+	}
+	return ^crc
+}
+
+// putRecord encodes one record at the start of dst, which has room for it,
+// and returns its size.
+func putRecord(dst []byte, lsn uint64, payload []byte) int {
+	binary.LittleEndian.PutUint32(dst[0:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(dst[4:], recordCRC(lsn, payload))
+	binary.LittleEndian.PutUint64(dst[8:], lsn)
+	return recHeaderSize + copy(dst[recHeaderSize:], payload)
 }
 
 // segHeader encodes a segment header.
