@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // BenchmarkDurability measures what the journal costs: counter updates at 8
@@ -95,3 +96,71 @@ func poolFor(db *sql.DB, g int) {
 		db.SetMaxIdleConns(g)
 	}
 }
+
+// BenchmarkJournalCost measures the journal's own cost at ack: memory as
+// the ack-memory variants of BenchmarkDurability do (counter updates, 8
+// goroutines, 1000 keys, on PostgreSQL), but paired: two writeback pools
+// are open side by side, one without a journal and one with it, and each
+// round times a block of journalCostBlock updates on each, in alternating
+// order. Background load on the machine then meets both sides of a ratio
+// alike, where two sub-benchmarks run seconds apart may each meet a
+// different load.
+//
+//	go test -run '^$' -bench JournalCost -benchtime 60x .
+//
+// x-no-journal is the median over the rounds of the journal side's
+// throughput over the other's (the targets: at least 0.7 with fsync no,
+// 0.67 with everysec); -min and -max are the extremes.
+func BenchmarkJournalCost(b *testing.B) {
+	const g = 8
+	ctx := context.Background()
+	if !benchPGReachable() {
+		requirePostgres(b)
+	}
+	pgDSN := pgSchema(b, "bjcost")
+	direct := benchOpen(b, "pgx", pgDSN)
+	journalDir := b.TempDir()
+	for _, fsync := range []string{"no", "everysec"} {
+		// A table each, so that the two pools' flushes never wait for each
+		// other's row locks.
+		open := func(table, journal string) (*sql.DB, func(*testing.B) time.Duration) {
+			benchFill(b, direct, true, table, benchCounterKeys)
+			rules := "tables:\n  " + table + ":\n    mode: back\n    key: [id]\n    max_loss: 1s\n    ack: memory\n"
+			if journal != "" {
+				rules = fmt.Sprintf("journal:\n  path: %s\n  fsync: %s\n", journal, fsync) + rules
+			}
+			wb := openWriteback(b, "pgx", pgDSN, rules)
+			poolFor(wb, g)
+			q := "UPDATE " + table + " SET views = views + 1 WHERE id = $1"
+			op := func(r *rand.Rand) error {
+				_, err := wb.ExecContext(ctx, q, int64(r.IntN(benchCounterKeys)))
+				return err
+			}
+			return wb, func(b *testing.B) time.Duration {
+				el, err := runWorkers(g, journalCostBlock, op, nil, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return el
+			}
+		}
+		plain, plainRound := open("jc_plain_"+fsync, "")
+		logged, loggedRound := open("jc_logged_"+fsync, filepath.Join(journalDir, fsync))
+		b.Run("fsync-"+fsync, func(b *testing.B) {
+			benchPairedOf(b, journalCostBlock, "updates/s", loggedRound, []benchAnchor{{"no-journal", plainRound}})
+		})
+		for _, wb := range []*sql.DB{plain, logged} {
+			if err := Flush(ctx, wb); err != nil {
+				b.Fatal(err)
+			}
+			if err := wb.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// journalCostBlock is the number of updates in one round of each side of
+// BenchmarkJournalCost: about 20 ms of work, short enough that a change of
+// load rarely falls inside one round.
+const journalCostBlock = 16000

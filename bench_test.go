@@ -134,31 +134,46 @@ func benchStats(b *testing.B, db *sql.DB) Stats {
 func benchWorkers(b *testing.B, g int, op func(r *rand.Rand) error, finish func() error) time.Duration {
 	b.Helper()
 	b.StopTimer()
+	elapsed, err := runWorkers(g, b.N, op, func() { b.ResetTimer(); b.StartTimer() }, finish)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return elapsed
+}
+
+// runWorkers runs n calls of op split among g goroutines (each with its own
+// fixed-seed generator), then finish (nil for none), and returns the time
+// from the start of the first call to the end of finish and the first
+// error. start is called once every goroutine is ready, just before that
+// span begins.
+func runWorkers(g, n int, op func(r *rand.Rand) error, start func(), finish func() error) (time.Duration, error) {
 	var wg sync.WaitGroup
-	start := make(chan struct{})
+	ready := make(chan struct{})
 	errs := make(chan error, g)
 	for w := 0; w < g; w++ {
-		n := b.N / g
-		if w < b.N%g {
-			n++
+		k := n / g
+		if w < n%g {
+			k++
 		}
 		wg.Add(1)
-		go func(w, n int) {
+		go func(w, k int) {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(20240601, uint64(w)))
-			<-start
-			for i := 0; i < n; i++ {
+			<-ready
+			for i := 0; i < k; i++ {
 				if err := op(r); err != nil {
 					errs <- err
 					return
 				}
 			}
-		}(w, n)
+		}(w, k)
 	}
-	b.ResetTimer()
-	b.StartTimer()
+	if start != nil {
+		start()
+	}
 	t0 := time.Now()
-	close(start)
+	close(ready)
 	wg.Wait()
 	var err error
 	select {
@@ -168,12 +183,7 @@ func benchWorkers(b *testing.B, g int, op func(r *rand.Rand) error, finish func(
 			err = finish()
 		}
 	}
-	elapsed := time.Since(t0)
-	b.StopTimer()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return elapsed
+	return time.Since(t0), err
 }
 
 // benchRowWrites reports writeback's row writes per application write and
@@ -731,6 +741,12 @@ type benchAnchor struct {
 // rows/s to each anchor's ("x-<name>"), their lowest and highest, and the
 // median rows/s of each.
 func benchPaired(b *testing.B, wb func(*testing.B) time.Duration, anchors []benchAnchor) {
+	benchPairedOf(b, benchFlushRows, "rows/s", wb, anchors)
+}
+
+// benchPairedOf is benchPaired for rounds of n items each, whose rate it
+// reports in unit.
+func benchPairedOf(b *testing.B, n int, unit string, wb func(*testing.B) time.Duration, anchors []benchAnchor) {
 	b.StopTimer()
 	var wbTimes []time.Duration
 	ratios := make([][]float64, len(anchors))
@@ -752,19 +768,19 @@ func benchPaired(b *testing.B, wb func(*testing.B) time.Duration, anchors []benc
 			anchorTimes[j] = append(anchorTimes[j], t)
 		}
 	}
-	rowsPerSec := func(ts []time.Duration) float64 {
+	perSec := func(ts []time.Duration) float64 {
 		ts = slices.Clone(ts)
 		slices.Sort(ts)
-		return float64(benchFlushRows) / ts[len(ts)/2].Seconds()
+		return float64(n) / ts[len(ts)/2].Seconds()
 	}
-	b.ReportMetric(rowsPerSec(wbTimes), "rows/s")
+	b.ReportMetric(perSec(wbTimes), unit)
 	for j, a := range anchors {
 		r := slices.Clone(ratios[j])
 		slices.Sort(r)
 		b.ReportMetric(r[len(r)/2], "x-"+a.name)
 		b.ReportMetric(r[0], "x-"+a.name+"-min")
 		b.ReportMetric(r[len(r)-1], "x-"+a.name+"-max")
-		b.ReportMetric(rowsPerSec(anchorTimes[j]), a.name+"-rows/s")
+		b.ReportMetric(perSec(anchorTimes[j]), a.name+"-"+unit)
 	}
 }
 
