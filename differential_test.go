@@ -303,42 +303,39 @@ func diffOps() int {
 }
 
 func TestDifferentialSQLite(t *testing.T) {
-	for _, s := range diffSeeds {
-		t.Run(fmt.Sprintf("seed%d_maxloss%s", s.seed, s.maxLoss), func(t *testing.T) {
-			direct, err := sql.Open("sqlite3", sqliteDSN(t, "direct"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer direct.Close()
-			wb := openWritebackDeferred(t, "sqlite3", sqliteDSN(t, "wb"), diffRules(s.maxLoss))
-			defer func() {
-				if err := wb.Close(); err != nil {
-					t.Error(err)
-				}
-			}()
-			runDifferential(t, direct, wb, false, s.seed, diffOps())
-		})
-	}
+	diffSubtests(t, "sqlite3", sqliteDSN, "direct", "wb", diffRules, func(t *testing.T, direct, wb *sql.DB, seed uint64) {
+		runDifferential(t, direct, wb, false, seed, diffOps())
+	})
 }
 
-func TestDifferentialPostgres(t *testing.T) {
-	requirePostgres(t)
+// diffSubtests runs run as a subtest for each of diffSeeds, on a database of
+// driver opened directly and one opened through writeback with rules at the
+// seed's max_loss, their base DSNs made by dsn from directTag and wbTag.
+func diffSubtests(t *testing.T, driver string, dsn func(t testing.TB, tag string) string, directTag, wbTag string,
+	rules func(maxLoss string) string, run func(t *testing.T, direct, wb *sql.DB, seed uint64)) {
 	for _, s := range diffSeeds {
 		t.Run(fmt.Sprintf("seed%d_maxloss%s", s.seed, s.maxLoss), func(t *testing.T) {
-			direct, err := sql.Open("pgx", pgSchema(t, "diffd"))
+			direct, err := sql.Open(driver, dsn(t, directTag))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer direct.Close()
-			wb := openWritebackDeferred(t, "pgx", pgSchema(t, "diffw"), diffRules(s.maxLoss))
+			wb := openWritebackDeferred(t, driver, dsn(t, wbTag), rules(s.maxLoss))
 			defer func() {
 				if err := wb.Close(); err != nil {
 					t.Error(err)
 				}
 			}()
 			start := time.Now()
-			runDifferential(t, direct, wb, true, s.seed, diffOps())
+			run(t, direct, wb, s.seed)
 			t.Logf("took %s", time.Since(start))
 		})
 	}
+}
+
+func TestDifferentialPostgres(t *testing.T) {
+	requirePostgres(t)
+	diffSubtests(t, "pgx", pgSchema, "diffd", "diffw", diffRules, func(t *testing.T, direct, wb *sql.DB, seed uint64) {
+		runDifferential(t, direct, wb, true, seed, diffOps())
+	})
 }

@@ -40,24 +40,9 @@ CREATE TABLE pairs (a BIGINT NOT NULL, b VARCHAR(20) COLLATE utf8mb4_nopad_bin N
 CREATE TABLE events (id BIGINT PRIMARY KEY, kind TEXT NOT NULL, amount BIGINT NOT NULL)`
 
 func TestDifferentialMySQL(t *testing.T) {
-	for _, s := range diffSeeds {
-		t.Run(fmt.Sprintf("seed%d_maxloss%s", s.seed, s.maxLoss), func(t *testing.T) {
-			direct, err := sql.Open("mysql", mysqlDSN(t, "diffd"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer direct.Close()
-			wb := openWritebackDeferred(t, "mysql", mysqlDSN(t, "diffw"), diffRules(s.maxLoss))
-			defer func() {
-				if err := wb.Close(); err != nil {
-					t.Error(err)
-				}
-			}()
-			start := time.Now()
-			runDifferentialSchema(t, direct, wb, false, s.seed, diffOps(), diffSchemaMySQL)
-			t.Logf("took %s", time.Since(start))
-		})
-	}
+	diffSubtests(t, "mysql", mysqlDSN, "diffd", "diffw", diffRules, func(t *testing.T, direct, wb *sql.DB, seed uint64) {
+		runDifferentialSchema(t, direct, wb, false, seed, diffOps(), diffSchemaMySQL)
+	})
 }
 
 func TestPoisonRowMySQL(t *testing.T) {

@@ -205,42 +205,16 @@ func runOnCount(t *testing.T, db *sql.DB, op diffOp, dollar bool) string {
 }
 
 func TestUpsertDifferentialSQLite(t *testing.T) {
-	for _, s := range diffSeeds {
-		t.Run(fmt.Sprintf("seed%d_maxloss%s", s.seed, s.maxLoss), func(t *testing.T) {
-			direct, err := sql.Open("sqlite3", sqliteDSN(t, "direct"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer direct.Close()
-			wb := openWritebackDeferred(t, "sqlite3", sqliteDSN(t, "wb"), upsertRules(s.maxLoss))
-			defer func() {
-				if err := wb.Close(); err != nil {
-					t.Error(err)
-				}
-			}()
-			runUpsertDifferential(t, direct, wb, false, s.seed, diffOps())
-		})
-	}
+	diffSubtests(t, "sqlite3", sqliteDSN, "direct", "wb", upsertRules, func(t *testing.T, direct, wb *sql.DB, seed uint64) {
+		runUpsertDifferential(t, direct, wb, false, seed, diffOps())
+	})
 }
 
 func TestUpsertDifferentialPostgres(t *testing.T) {
 	requirePostgres(t)
-	for _, s := range diffSeeds {
-		t.Run(fmt.Sprintf("seed%d_maxloss%s", s.seed, s.maxLoss), func(t *testing.T) {
-			direct, err := sql.Open("pgx", pgSchema(t, "upd"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer direct.Close()
-			wb := openWritebackDeferred(t, "pgx", pgSchema(t, "upw"), upsertRules(s.maxLoss))
-			defer func() {
-				if err := wb.Close(); err != nil {
-					t.Error(err)
-				}
-			}()
-			runUpsertDifferential(t, direct, wb, true, s.seed, diffOps())
-		})
-	}
+	diffSubtests(t, "pgx", pgSchema, "upd", "upw", upsertRules, func(t *testing.T, direct, wb *sql.DB, seed uint64) {
+		runUpsertDifferential(t, direct, wb, true, seed, diffOps())
+	})
 }
 
 // upsertCounters runs, from goroutines goroutines, perG counter writes each
