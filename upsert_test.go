@@ -172,23 +172,7 @@ func runUpsertDifferential(t *testing.T, direct, wb *sql.DB, dollar bool, seed u
 // outcome (a buffered UPDATE's count is another matter).
 func runOnCount(t *testing.T, db *sql.DB, op diffOp, dollar bool) string {
 	if op.tx != nil {
-		tx, err := db.Begin()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, inner := range op.tx {
-			out = append(out, runOn(t, tx, inner, dollar))
-		}
-		if op.abort {
-			err = tx.Rollback()
-		} else {
-			err = tx.Commit()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.Join(out, " ; ")
+		return runTx(t, db, op, dollar)
 	}
 	if op.read || strings.HasPrefix(op.query, "UPDATE") {
 		return runOn(t, db, op, dollar)
