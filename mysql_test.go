@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -331,35 +330,10 @@ func TestCommitAnswerLostMySQL(t *testing.T) {
 				rules = journalRules(filepath.Join(t.TempDir(), "journal"), "always", "memory", "1h")
 			}
 			wb, _ := openWritebackWith(t, "mysql", viaProxy, rules, WithDeadLetterFile(filepath.Join(t.TempDir(), "dead.jsonl")))
-			for i := range 100 {
-				if _, err := wb.Exec("UPDATE counters SET n = n + ? WHERE id = ?", 1, i%10); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var commits atomic.Int64
-			p.cutAfterChunk(func(b []byte) bool {
+			sum := flushCommitCut(t, p, wb, ddb, "UPDATE counters SET n = n + ? WHERE id = ?", 20*time.Second, func(b []byte) bool {
 				// go-sql-driver/mysql commits with COM_QUERY (0x03) "COMMIT".
-				if strings.Contains(string(b), "\x03COMMIT") {
-					commits.Add(1)
-					return true
-				}
-				return false
+				return strings.Contains(string(b), "\x03COMMIT")
 			})
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			if err := Flush(ctx, wb); err != nil {
-				t.Logf("flush: %v", err)
-				if err := Flush(ctx, wb); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if commits.Load() != 1 {
-				t.Fatalf("the proxy cut %d COMMITs; want 1", commits.Load())
-			}
-			var sum int64
-			if err := ddb.QueryRow("SELECT sum(n) FROM counters").Scan(&sum); err != nil {
-				t.Fatal(err)
-			}
 			st, _ := StatsOf(wb)
 			switch {
 			case journal && (sum != 100 || st.Dirty != 0 || st.DeadLetters != 0):
