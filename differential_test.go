@@ -21,22 +21,10 @@ CREATE TABLE counters (id BIGINT PRIMARY KEY, views BIGINT NOT NULL DEFAULT 0, l
 CREATE TABLE pairs (a BIGINT NOT NULL, b TEXT NOT NULL, n BIGINT, PRIMARY KEY (a, b));
 CREATE TABLE events (id BIGINT PRIMARY KEY, kind TEXT NOT NULL, amount BIGINT NOT NULL)`
 
+// diffRules are upsertRules (counters and pairs written back) with events
+// written through.
 func diffRules(maxLoss string) string {
-	return `
-tables:
-  counters:
-    mode: back
-    key: [id]
-    max_loss: ` + maxLoss + `
-    max_dirty: 40
-  pairs:
-    mode: back
-    key: [a, b]
-    max_loss: ` + maxLoss + `
-    batch: 7
-  events:
-    mode: through
-`
+	return upsertRules(maxLoss) + "  events:\n    mode: through\n"
 }
 
 // diffSide is one of the two databases with its pinned connections.
@@ -172,29 +160,37 @@ func (s *diffSide) run(t *testing.T, op diffOp, dollar bool) string {
 	ctx := context.Background()
 	c := s.conns[op.conn]
 	if op.tx != nil {
-		tx, err := c.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, inner := range op.tx {
-			out = append(out, runOn(t, tx, inner, dollar))
-		}
-		if op.abort {
-			err = tx.Rollback()
-		} else {
-			err = tx.Commit()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.Join(out, " ; ")
+		return runTx(t, c, op, dollar)
 	}
 	if op.query == "" {
 		_, err := s.stmts[op.conn].ExecContext(ctx, op.args...)
 		return errText(err)
 	}
 	return runOn(t, c, op, dollar)
+}
+
+// runTx runs op's statements in a transaction of b, rolled back if op
+// aborts and committed otherwise, and returns their outcomes.
+func runTx(t *testing.T, b interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}, op diffOp, dollar bool) string {
+	tx, err := b.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, inner := range op.tx {
+		out = append(out, runOn(t, tx, inner, dollar))
+	}
+	if op.abort {
+		err = tx.Rollback()
+	} else {
+		err = tx.Commit()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(out, " ; ")
 }
 
 type queryer interface {
@@ -303,42 +299,39 @@ func diffOps() int {
 }
 
 func TestDifferentialSQLite(t *testing.T) {
-	for _, s := range diffSeeds {
-		t.Run(fmt.Sprintf("seed%d_maxloss%s", s.seed, s.maxLoss), func(t *testing.T) {
-			direct, err := sql.Open("sqlite3", sqliteDSN(t, "direct"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer direct.Close()
-			wb := openWritebackDeferred(t, "sqlite3", sqliteDSN(t, "wb"), diffRules(s.maxLoss))
-			defer func() {
-				if err := wb.Close(); err != nil {
-					t.Error(err)
-				}
-			}()
-			runDifferential(t, direct, wb, false, s.seed, diffOps())
-		})
-	}
+	diffSubtests(t, "sqlite3", sqliteDSN, "direct", "wb", diffRules, func(t *testing.T, direct, wb *sql.DB, seed uint64) {
+		runDifferential(t, direct, wb, false, seed, diffOps())
+	})
 }
 
-func TestDifferentialPostgres(t *testing.T) {
-	requirePostgres(t)
+// diffSubtests runs run as a subtest for each of diffSeeds, on a database of
+// driver opened directly and one opened through writeback with rules at the
+// seed's max_loss, their base DSNs made by dsn from directTag and wbTag.
+func diffSubtests(t *testing.T, driver string, dsn func(t testing.TB, tag string) string, directTag, wbTag string,
+	rules func(maxLoss string) string, run func(t *testing.T, direct, wb *sql.DB, seed uint64)) {
 	for _, s := range diffSeeds {
 		t.Run(fmt.Sprintf("seed%d_maxloss%s", s.seed, s.maxLoss), func(t *testing.T) {
-			direct, err := sql.Open("pgx", pgSchema(t, "diffd"))
+			direct, err := sql.Open(driver, dsn(t, directTag))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer direct.Close()
-			wb := openWritebackDeferred(t, "pgx", pgSchema(t, "diffw"), diffRules(s.maxLoss))
+			wb := openWritebackDeferred(t, driver, dsn(t, wbTag), rules(s.maxLoss))
 			defer func() {
 				if err := wb.Close(); err != nil {
 					t.Error(err)
 				}
 			}()
 			start := time.Now()
-			runDifferential(t, direct, wb, true, s.seed, diffOps())
+			run(t, direct, wb, s.seed)
 			t.Logf("took %s", time.Since(start))
 		})
 	}
+}
+
+func TestDifferentialPostgres(t *testing.T) {
+	requirePostgres(t)
+	diffSubtests(t, "pgx", pgSchema, "diffd", "diffw", diffRules, func(t *testing.T, direct, wb *sql.DB, seed uint64) {
+		runDifferential(t, direct, wb, true, seed, diffOps())
+	})
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,24 +39,9 @@ CREATE TABLE pairs (a BIGINT NOT NULL, b VARCHAR(20) COLLATE utf8mb4_nopad_bin N
 CREATE TABLE events (id BIGINT PRIMARY KEY, kind TEXT NOT NULL, amount BIGINT NOT NULL)`
 
 func TestDifferentialMySQL(t *testing.T) {
-	for _, s := range diffSeeds {
-		t.Run(fmt.Sprintf("seed%d_maxloss%s", s.seed, s.maxLoss), func(t *testing.T) {
-			direct, err := sql.Open("mysql", mysqlDSN(t, "diffd"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer direct.Close()
-			wb := openWritebackDeferred(t, "mysql", mysqlDSN(t, "diffw"), diffRules(s.maxLoss))
-			defer func() {
-				if err := wb.Close(); err != nil {
-					t.Error(err)
-				}
-			}()
-			start := time.Now()
-			runDifferentialSchema(t, direct, wb, false, s.seed, diffOps(), diffSchemaMySQL)
-			t.Logf("took %s", time.Since(start))
-		})
-	}
+	diffSubtests(t, "mysql", mysqlDSN, "diffd", "diffw", diffRules, func(t *testing.T, direct, wb *sql.DB, seed uint64) {
+		runDifferentialSchema(t, direct, wb, false, seed, diffOps(), diffSchemaMySQL)
+	})
 }
 
 func TestPoisonRowMySQL(t *testing.T) {
@@ -346,35 +330,10 @@ func TestCommitAnswerLostMySQL(t *testing.T) {
 				rules = journalRules(filepath.Join(t.TempDir(), "journal"), "always", "memory", "1h")
 			}
 			wb, _ := openWritebackWith(t, "mysql", viaProxy, rules, WithDeadLetterFile(filepath.Join(t.TempDir(), "dead.jsonl")))
-			for i := range 100 {
-				if _, err := wb.Exec("UPDATE counters SET n = n + ? WHERE id = ?", 1, i%10); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var commits atomic.Int64
-			p.cutAfterChunk(func(b []byte) bool {
+			sum := flushCommitCut(t, p, wb, ddb, "UPDATE counters SET n = n + ? WHERE id = ?", 20*time.Second, func(b []byte) bool {
 				// go-sql-driver/mysql commits with COM_QUERY (0x03) "COMMIT".
-				if strings.Contains(string(b), "\x03COMMIT") {
-					commits.Add(1)
-					return true
-				}
-				return false
+				return strings.Contains(string(b), "\x03COMMIT")
 			})
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			if err := Flush(ctx, wb); err != nil {
-				t.Logf("flush: %v", err)
-				if err := Flush(ctx, wb); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if commits.Load() != 1 {
-				t.Fatalf("the proxy cut %d COMMITs; want 1", commits.Load())
-			}
-			var sum int64
-			if err := ddb.QueryRow("SELECT sum(n) FROM counters").Scan(&sum); err != nil {
-				t.Fatal(err)
-			}
 			st, _ := StatsOf(wb)
 			switch {
 			case journal && (sum != 100 || st.Dirty != 0 || st.DeadLetters != 0):

@@ -529,25 +529,43 @@ func commitAnswerLost(t *testing.T, driverName string, opts ...Option) {
 	defer ddb.Close()
 	execAll(t, ddb, "CREATE TABLE counters (id bigint PRIMARY KEY, n bigint NOT NULL); INSERT INTO counters SELECT g, 0 FROM generate_series(0, 9) g")
 	wb, _ := openWritebackWith(t, driverName, viaProxy, "tables:\n  counters:\n    mode: back\n    key: [id]\n    max_loss: 1h\n", opts...)
+	sum := flushCommitCut(t, p, wb, ddb, "UPDATE counters SET n = n + $1 WHERE id = $2", 10*time.Second, func(b []byte) bool {
+		// pgx commits with a simple query: 'Q', length, "commit\x00".
+		return strings.Contains(strings.ToLower(string(b)), "commit\x00")
+	})
+	if sum != 100 {
+		t.Fatalf("sum = %d after a COMMIT whose answer was lost; want 100 (each delta once)", sum)
+	}
+	if st, _ := StatsOf(wb); st.Dirty != 0 || st.DeadLetters != 0 {
+		t.Fatalf("Dirty %d DeadLetters %d; want 0, 0", st.Dirty, st.DeadLetters)
+	}
+}
+
+// flushCommitCut adds 1 a hundred times to counters 0 to 9 through wb
+// (update is the statement in the base driver's placeholders), has proxy p
+// cut the connection right after the first chunk isCommit takes for a
+// COMMIT, flushes within timeout, and requires exactly one COMMIT cut. The
+// flush may report the broken connection; it is flushed again then (the
+// rows must not be written again either way). It returns the counters' sum
+// read through direct.
+func flushCommitCut(t *testing.T, p *faultProxy, wb, direct *sql.DB, update string, timeout time.Duration, isCommit func(chunk []byte) bool) int64 {
+	t.Helper()
 	for i := range 100 {
-		if _, err := wb.Exec("UPDATE counters SET n = n + $1 WHERE id = $2", 1, i%10); err != nil {
+		if _, err := wb.Exec(update, 1, i%10); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var commits atomic.Int64
 	p.cutAfterChunk(func(b []byte) bool {
-		// pgx commits with a simple query: 'Q', length, "commit\x00".
-		if strings.Contains(strings.ToLower(string(b)), "commit\x00") {
+		if isCommit(b) {
 			commits.Add(1)
 			return true
 		}
 		return false
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := Flush(ctx, wb); err != nil {
-		// The flush may report the broken connection; the rows must not be
-		// written again either way.
 		t.Logf("flush: %v", err)
 		if err := Flush(ctx, wb); err != nil {
 			t.Fatal(err)
@@ -557,13 +575,8 @@ func commitAnswerLost(t *testing.T, driverName string, opts ...Option) {
 		t.Fatalf("the proxy cut %d COMMITs; want 1", commits.Load())
 	}
 	var sum int64
-	if err := ddb.QueryRow("SELECT sum(n) FROM counters").Scan(&sum); err != nil {
+	if err := direct.QueryRow("SELECT sum(n) FROM counters").Scan(&sum); err != nil {
 		t.Fatal(err)
 	}
-	if sum != 100 {
-		t.Fatalf("sum = %d after a COMMIT whose answer was lost; want 100 (each delta once)", sum)
-	}
-	if st, _ := StatsOf(wb); st.Dirty != 0 || st.DeadLetters != 0 {
-		t.Fatalf("Dirty %d DeadLetters %d; want 0, 0", st.Dirty, st.DeadLetters)
-	}
+	return sum
 }

@@ -172,23 +172,7 @@ func runUpsertDifferential(t *testing.T, direct, wb *sql.DB, dollar bool, seed u
 // outcome (a buffered UPDATE's count is another matter).
 func runOnCount(t *testing.T, db *sql.DB, op diffOp, dollar bool) string {
 	if op.tx != nil {
-		tx, err := db.Begin()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, inner := range op.tx {
-			out = append(out, runOn(t, tx, inner, dollar))
-		}
-		if op.abort {
-			err = tx.Rollback()
-		} else {
-			err = tx.Commit()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.Join(out, " ; ")
+		return runTx(t, db, op, dollar)
 	}
 	if op.read || strings.HasPrefix(op.query, "UPDATE") {
 		return runOn(t, db, op, dollar)
@@ -205,42 +189,16 @@ func runOnCount(t *testing.T, db *sql.DB, op diffOp, dollar bool) string {
 }
 
 func TestUpsertDifferentialSQLite(t *testing.T) {
-	for _, s := range diffSeeds {
-		t.Run(fmt.Sprintf("seed%d_maxloss%s", s.seed, s.maxLoss), func(t *testing.T) {
-			direct, err := sql.Open("sqlite3", sqliteDSN(t, "direct"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer direct.Close()
-			wb := openWritebackDeferred(t, "sqlite3", sqliteDSN(t, "wb"), upsertRules(s.maxLoss))
-			defer func() {
-				if err := wb.Close(); err != nil {
-					t.Error(err)
-				}
-			}()
-			runUpsertDifferential(t, direct, wb, false, s.seed, diffOps())
-		})
-	}
+	diffSubtests(t, "sqlite3", sqliteDSN, "direct", "wb", upsertRules, func(t *testing.T, direct, wb *sql.DB, seed uint64) {
+		runUpsertDifferential(t, direct, wb, false, seed, diffOps())
+	})
 }
 
 func TestUpsertDifferentialPostgres(t *testing.T) {
 	requirePostgres(t)
-	for _, s := range diffSeeds {
-		t.Run(fmt.Sprintf("seed%d_maxloss%s", s.seed, s.maxLoss), func(t *testing.T) {
-			direct, err := sql.Open("pgx", pgSchema(t, "upd"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer direct.Close()
-			wb := openWritebackDeferred(t, "pgx", pgSchema(t, "upw"), upsertRules(s.maxLoss))
-			defer func() {
-				if err := wb.Close(); err != nil {
-					t.Error(err)
-				}
-			}()
-			runUpsertDifferential(t, direct, wb, true, s.seed, diffOps())
-		})
-	}
+	diffSubtests(t, "pgx", pgSchema, "upd", "upw", upsertRules, func(t *testing.T, direct, wb *sql.DB, seed uint64) {
+		runUpsertDifferential(t, direct, wb, true, seed, diffOps())
+	})
 }
 
 // upsertCounters runs, from goroutines goroutines, perG counter writes each

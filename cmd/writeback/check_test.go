@@ -128,6 +128,16 @@ func buffered(rep inspect.Report, table string) (yes []string, no map[string]str
 	return yes, no
 }
 
+// buffersAll requires the report to say table buffers the kinds of
+// statement wantYes, in that order, and no others.
+func buffersAll(t *testing.T, rep inspect.Report, table string, wantYes ...string) {
+	t.Helper()
+	yes, no := buffered(rep, table)
+	if strings.Join(yes, "|") != strings.Join(wantYes, "|") || len(no) != 0 {
+		t.Errorf("%s buffers %q, not %v; want %q", table, yes, no, wantYes)
+	}
+}
+
 const sqliteSchema = `CREATE TABLE page_views (page_id INTEGER PRIMARY KEY, views INTEGER NOT NULL DEFAULT 0, title TEXT);
 CREATE VIEW pv AS SELECT * FROM page_views;
 CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER);
@@ -203,12 +213,8 @@ func TestCheckSQLite(t *testing.T) {
 		"orders2":     {{inspect.Error, "table", "table orders2 does not exist in the database"}},
 		"floaty":      {{inspect.Warning, "key_type", "key column x is of type REAL"}},
 	})
-	yes, no := buffered(rep, "page_views")
-	wantYes := []string{"UPDATE by key", "UPDATE by key, deltas on views", "UPDATE by key guarded by title IS NULL (soft delete)",
-		"INSERT", "upsert (ON CONFLICT key DO UPDATE)", "INSERT OR IGNORE", "INSERT OR REPLACE, every column (REPLACE INTO too)", "SELECT by key, without waiting for a flush"}
-	if strings.Join(yes, "|") != strings.Join(wantYes, "|") || len(no) != 0 {
-		t.Errorf("page_views buffers %q, not %v; want %q", yes, no, wantYes)
-	}
+	buffersAll(t, rep, "page_views", "UPDATE by key", "UPDATE by key, deltas on views", "UPDATE by key guarded by title IS NULL (soft delete)",
+		"INSERT", "upsert (ON CONFLICT key DO UPDATE)", "INSERT OR IGNORE", "INSERT OR REPLACE, every column (REPLACE INTO too)", "SELECT by key, without waiting for a flush")
 	if yes, no := buffered(rep, "audited"); len(yes)+len(no) != 0 {
 		t.Errorf("a table the driver refuses lists buffered statements: %q %v", yes, no)
 	}
@@ -317,12 +323,8 @@ func TestCheckPostgres(t *testing.T) {
 			{inspect.Error, "foreign_keys", "children: children_parent_fkey"},
 		},
 	})
-	yes, no := buffered(rep, "page_views")
-	wantYes := []string{"UPDATE by key", "UPDATE by key, deltas on views", "UPDATE by key guarded by title IS NULL (soft delete)",
-		"INSERT", "upsert (ON CONFLICT key DO UPDATE)", "INSERT ... ON CONFLICT DO NOTHING", "SELECT by key, without waiting for a flush"}
-	if strings.Join(yes, "|") != strings.Join(wantYes, "|") || len(no) != 0 {
-		t.Errorf("page_views buffers %q, not %v; want %q", yes, no, wantYes)
-	}
+	buffersAll(t, rep, "page_views", "UPDATE by key", "UPDATE by key, deltas on views", "UPDATE by key guarded by title IS NULL (soft delete)",
+		"INSERT", "upsert (ON CONFLICT key DO UPDATE)", "INSERT ... ON CONFLICT DO NOTHING", "SELECT by key, without waiting for a flush")
 }
 
 func TestCheckRulesFileError(t *testing.T) {

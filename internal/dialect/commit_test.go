@@ -2,7 +2,6 @@ package dialect
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"testing"
 	"time"
@@ -19,19 +18,10 @@ func TestPgTxidStatusCrashCases(t *testing.T) {
 	if err := db.QueryRowContext(ctx, "SELECT txid_current(), pg_postmaster_start_time()").Scan(&xid, &started); err != nil {
 		t.Fatal(err)
 	}
-	c, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testConn(t, db)
 	resolve := func(xid int64, started time.Time) (committed, known bool, err error) {
-		if rerr := c.Raw(func(dc any) error {
-			committed, known, err = pgTxidStatus(xid, started)(ctx, dc.(driver.Conn))
-			return nil
-		}); rerr != nil {
-			t.Fatal(rerr)
-		}
-		return
+		t.Helper()
+		return resolveConn(t, c, pgTxidStatus(xid, started))
 	}
 	if committed, known, err := resolve(xid, started); !committed || !known || err != nil {
 		t.Errorf("a committed transaction on the same server: %v %v %v", committed, known, err)

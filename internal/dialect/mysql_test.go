@@ -14,7 +14,6 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/writeback-go/writeback/internal/sqlparse"
-	"github.com/writeback-go/writeback/internal/testdb"
 )
 
 func TestMySQLDetectAndByName(t *testing.T) {
@@ -103,34 +102,17 @@ func TestMySQLClassify(t *testing.T) {
 // connection that sent it runs (and ends it), says ErrCommitAmbiguous once
 // it is gone, and also when the server has restarted.
 func TestMySQLResolve(t *testing.T) {
-	db, err := sql.Open("mysql", testdb.MySQLDatabase(t, "resolve", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := myOpen(t, "resolve", "")
 	ctx := context.Background()
-	victim, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer victim.Close()
+	victim := testConn(t, db)
 	var id, started string
 	if err := victim.QueryRowContext(ctx, mysqlSessionSQL).Scan(&id, &started); err != nil {
 		t.Fatal(err)
 	}
-	c, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testConn(t, db)
 	resolve := func(id, started string) (committed, known bool, err error) {
-		if rerr := c.Raw(func(dc any) error {
-			committed, known, err = mysqlResolve(id, started)(ctx, dc.(driver.Conn))
-			return nil
-		}); rerr != nil {
-			t.Fatal(rerr)
-		}
-		return
+		t.Helper()
+		return resolveConn(t, c, mysqlResolve(id, started))
 	}
 	if committed, known, err := resolve(id, started); committed || known || err != nil {
 		t.Fatalf("connection still there: %v %v %v, want ask again", committed, known, err)
@@ -160,25 +142,13 @@ func TestMySQLResolve(t *testing.T) {
 // connection whose affected counts leave out unchanged rows: the rows that
 // matched nothing are exactly those reported, the others are written.
 func TestMySQLWriter(t *testing.T) {
-	db, err := sql.Open("mysql", testdb.MySQLDatabase(t, "writer", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx := context.Background()
-	for _, q := range []string{
+	db := myOpen(t, "writer", "",
 		"CREATE TABLE p (a BIGINT NOT NULL, b VARCHAR(10) COLLATE utf8mb4_nopad_bin NOT NULL, n BIGINT, s VARCHAR(10), PRIMARY KEY (a, b))",
-		"INSERT INTO p VALUES (1, 'x', 10, 'old'), (2, 'x', 20, 'old'), (3, 'X', 30, 'old')",
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	id := func(s string) sqlparse.Ident { return sqlparse.Ident{Norm: s, Raw: s} }
-	ins := &Group{Table: id("p"), Op: Insert, Cols: []sqlparse.Ident{id("a"), id("b"), id("n"), id("s")},
+		"INSERT INTO p VALUES (1, 'x', 10, 'old'), (2, 'x', 20, 'old'), (3, 'X', 30, 'old')")
+	ins := &Group{Table: myIdent("p"), Op: Insert, Cols: myIdents("a", "b", "n", "s"),
 		Rows: [][]any{{int64(4), "x", int64(40), nil}, {int64(5), "x", nil, "new"}}}
-	upd := &Group{Table: id("p"), Op: Update, Cols: []sqlparse.Ident{id("n"), id("s")}, Delta: []bool{true, false},
-		KeyCols: []sqlparse.Ident{id("a"), id("b")},
+	upd := &Group{Table: myIdent("p"), Op: Update, Cols: myIdents("n", "s"), Delta: []bool{true, false},
+		KeyCols: myIdents("a", "b"),
 		Rows: [][]any{
 			{int64(1), "new", int64(1), "x"},  // changes
 			{int64(0), "old", int64(2), "x"},  // matches, changes nothing
@@ -186,41 +156,23 @@ func TestMySQLWriter(t *testing.T) {
 			{int64(7), "new", int64(9), "z"},  // no such row
 			{int64(-1), "new", int64(4), "x"}, // the row inserted by the same transaction
 		}}
-	c, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var noMatch [][]int
 	var checkpoint []string
-	err = c.Raw(func(dc any) error {
-		var err error
-		noMatch, err = newMySQLWriter().WriteTx(ctx, dc.(driver.Conn), []*Group{ins, upd}, 2, func(exec Exec) error {
-			checkpoint = append(checkpoint, "ran")
-			return exec("INSERT INTO p (a, b, n) VALUES (?, ?, ?)", int64(100), "cp", int64(1))
-		})
-		return err
-	})
+	noMatch, err := flushDBTx(context.Background(), t, db, newMySQLWriter(), 2, func(exec Exec) error {
+		checkpoint = append(checkpoint, "ran")
+		return exec("INSERT INTO p (a, b, n) VALUES (?, ?, ?)", int64(100), "cp", int64(1))
+	}, ins, upd)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(noMatch) != "[[] [2 3]]" || len(checkpoint) != 1 {
 		t.Fatalf("noMatch %v (inTx ran %d times), want [[] [2 3]], once", noMatch, len(checkpoint))
 	}
-	rows, err := db.QueryContext(ctx, "SELECT a, b, COALESCE(n, -99), COALESCE(s, '-') FROM p ORDER BY a, b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var got []string
-	for rows.Next() {
+	got := queryLines(t, db, "SELECT a, b, COALESCE(n, -99), COALESCE(s, '-') FROM p ORDER BY a, b", func(rows *sql.Rows) (string, error) {
 		var a, n int64
 		var b, s string
-		if err := rows.Scan(&a, &b, &n, &s); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, fmt.Sprintf("%d%s=%d/%s", a, b, n, s))
-	}
+		err := rows.Scan(&a, &b, &n, &s)
+		return fmt.Sprintf("%d%s=%d/%s", a, b, n, s), err
+	})
 	want := "[1x=11/new 2x=20/old 3X=30/old 4x=39/new 5x=-99/new 100cp=1/-]"
 	if fmt.Sprint(got) != want {
 		t.Fatalf("table %v, want %s", got, want)
@@ -231,60 +183,32 @@ func TestMySQLWriter(t *testing.T) {
 // its parameters (go-sql-driver/mysql sends strings as CHAR, whose trailing
 // spaces a derived table drops); every value of a batch arrives whole.
 func TestMySQLWriterValueTypes(t *testing.T) {
-	db, err := sql.Open("mysql", testdb.MySQLDatabase(t, "wtypes", "parseTime=true"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx := context.Background()
-	for _, q := range []string{
+	db := myOpen(t, "wtypes", "parseTime=true",
 		"CREATE TABLE v (id BIGINT PRIMARY KEY, s VARCHAR(20), at DATETIME(6), f DOUBLE, d DECIMAL(10,3), b VARBINARY(10), n BIGINT)",
-		"INSERT INTO v (id) VALUES (1), (2), (3)",
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	id := func(s string) sqlparse.Ident { return sqlparse.Ident{Norm: s, Raw: s} }
+		"INSERT INTO v (id) VALUES (1), (2), (3)")
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	t1 := time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
-	upd := &Group{Table: id("v"), Op: Update, Cols: []sqlparse.Ident{id("s"), id("at"), id("f"), id("d"), id("b"), id("n")},
-		Delta: make([]bool, 6), KeyCols: []sqlparse.Ident{id("id")},
+	upd := &Group{Table: myIdent("v"), Op: Update, Cols: myIdents("s", "at", "f", "d", "b", "n"),
+		Delta: make([]bool, 6), KeyCols: myIdents("id"),
 		Rows: [][]any{
 			{"a", t0, int64(1), "1.5", []byte{1}, nil, int64(1)},
 			{"abcdefghij  ", t1, 2.5, "1234.125", []byte{1, 2, 3}, int64(123456789012), int64(2)},
 			{nil, nil, nil, nil, nil, int64(-7), int64(3)},
 		}}
-	c, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testConn(t, db) // held until after w.Close, which closes statements prepared on it
 	w := newMySQLWriter()
 	defer w.Close()
-	err = c.Raw(func(dc any) error {
-		_, err := w.WriteTx(ctx, dc.(driver.Conn), []*Group{upd}, 10, nil)
-		return err
-	})
-	if err != nil {
+	if _, err := writeConn(context.Background(), t, c, w, 10, nil, upd); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := db.QueryContext(ctx, "SELECT id, COALESCE(s, '-'), at, COALESCE(f, 0), COALESCE(d, 0), COALESCE(HEX(b), ''), COALESCE(n, 0) FROM v ORDER BY id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var got []string
-	for rows.Next() {
+	got := queryLines(t, db, "SELECT id, COALESCE(s, '-'), at, COALESCE(f, 0), COALESCE(d, 0), COALESCE(HEX(b), ''), COALESCE(n, 0) FROM v ORDER BY id", func(rows *sql.Rows) (string, error) {
 		var i, n int64
 		var s, d, b string
 		var at sql.NullTime
 		var f float64
-		if err := rows.Scan(&i, &s, &at, &f, &d, &b, &n); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, fmt.Sprintf("%d [%s] %s %g %s %s %d", i, s, at.Time.Format(time.RFC3339Nano), f, d, b, n))
-	}
+		err := rows.Scan(&i, &s, &at, &f, &d, &b, &n)
+		return fmt.Sprintf("%d [%s] %s %g %s %s %d", i, s, at.Time.Format(time.RFC3339Nano), f, d, b, n), err
+	})
 	want := []string{
 		"1 [a] 2026-01-02T03:04:05Z 1 1.500 01 0",
 		"2 [abcdefghij  ] 2026-01-02T03:04:05.123456Z 2.5 1234.125 010203 123456789012",
@@ -302,57 +226,28 @@ func TestMySQLWriterValueTypes(t *testing.T) {
 // sessions would make it), it is rolled back and the rows are written one at
 // a time as INSERT ... ON DUPLICATE KEY UPDATE.
 func TestMySQLWriterUpsert(t *testing.T) {
-	db, err := sql.Open("mysql", testdb.MySQLDatabase(t, "wupsert", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx := context.Background()
-	for _, q := range []string{
+	db := myOpen(t, "wupsert", "",
 		"CREATE TABLE c (id BIGINT PRIMARY KEY, n BIGINT NOT NULL, s VARCHAR(10))",
-		"INSERT INTO c VALUES (1, 10, 'old'), (2, 20, 'old')",
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	id := func(s string) sqlparse.Ident { return sqlparse.Ident{Norm: s, Raw: s} }
+		"INSERT INTO c VALUES (1, 10, 'old'), (2, 20, 'old')")
 	group := func(rows ...[]any) *Group {
 		// rows: id, n, s (inserted), then n delta, s (update), then id (key)
-		return &Group{Table: id("c"), Op: Upsert, Cols: []sqlparse.Ident{id("id"), id("n"), id("s")},
-			UpdCols: []sqlparse.Ident{id("n"), id("s")}, UpdDelta: []bool{true, false}, KeyCols: []sqlparse.Ident{id("id")}, Rows: rows}
+		return &Group{Table: myIdent("c"), Op: Upsert, Cols: myIdents("id", "n", "s"),
+			UpdCols: myIdents("n", "s"), UpdDelta: []bool{true, false}, KeyCols: myIdents("id"), Rows: rows}
 	}
 	write := func(g *Group) {
 		t.Helper()
-		c, err := db.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if err := c.Raw(func(dc any) error {
-			_, err := newMySQLWriter().WriteTx(ctx, dc.(driver.Conn), []*Group{g}, 2, nil)
-			return err
-		}); err != nil {
+		if _, err := flushDB(t, db, newMySQLWriter(), 2, g); err != nil {
 			t.Fatal(err)
 		}
 	}
 	read := func() string {
 		t.Helper()
-		rows, err := db.QueryContext(ctx, "SELECT id, n, COALESCE(s, '-') FROM c ORDER BY id")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var got []string
-		for rows.Next() {
+		return strings.Join(queryLines(t, db, "SELECT id, n, COALESCE(s, '-') FROM c ORDER BY id", func(rows *sql.Rows) (string, error) {
 			var k, n int64
 			var s string
-			if err := rows.Scan(&k, &n, &s); err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, fmt.Sprintf("%d=%d/%s", k, n, s))
-		}
-		return strings.Join(got, " ")
+			err := rows.Scan(&k, &n, &s)
+			return fmt.Sprintf("%d=%d/%s", k, n, s), err
+		}), " ")
 	}
 	write(group(
 		[]any{int64(1), int64(5), "a", int64(5), "a", int64(1)},     // exists: +5
@@ -433,68 +328,35 @@ func TestMySQLFoundRows(t *testing.T) {
 // nothing needs no undo. Upsert groups take the same path for the rows
 // whose keys exist.
 func TestMySQLWriterSavepointRun(t *testing.T) {
-	db, err := sql.Open("mysql", testdb.MySQLDatabase(t, "wsavept", "clientFoundRows=true"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx := context.Background()
-	for _, q := range []string{
+	db := myOpen(t, "wsavept", "clientFoundRows=true",
 		"CREATE TABLE u (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)",
-		"INSERT INTO u VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (7, 0), (8, 0), (9, 0)",
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	id := func(s string) sqlparse.Ident { return sqlparse.Ident{Norm: s, Raw: s} }
-	c, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+		"INSERT INTO u VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (7, 0), (8, 0), (9, 0)")
+	ctx := context.Background()
+	c := testConn(t, db)
 	status := func(name string) int64 {
 		t.Helper()
-		var v string
-		var n int64
-		if err := c.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE '"+name+"'").Scan(&v, &n); err != nil {
-			t.Fatal(err)
-		}
-		return n
+		return mySessionStatus(t, c, name)
 	}
 	write := func(g *Group) [][]int {
 		t.Helper()
-		var noMatch [][]int
-		if err := c.Raw(func(dc any) error {
-			var err error
-			noMatch, err = newMySQLWriter().WriteTx(ctx, dc.(driver.Conn), []*Group{g}, 2, nil)
-			return err
-		}); err != nil {
+		noMatch, err := writeConn(ctx, t, c, newMySQLWriter(), 2, nil, g)
+		if err != nil {
 			t.Fatal(err)
 		}
 		return noMatch
 	}
 	read := func() string {
 		t.Helper()
-		rows, err := db.QueryContext(ctx, "SELECT id, n FROM u ORDER BY id")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var got []string
-		for rows.Next() {
+		return strings.Join(queryLines(t, db, "SELECT id, n FROM u ORDER BY id", func(rows *sql.Rows) (string, error) {
 			var k, n int64
-			if err := rows.Scan(&k, &n); err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, fmt.Sprintf("%d=%d", k, n))
-		}
-		return strings.Join(got, " ")
+			err := rows.Scan(&k, &n)
+			return fmt.Sprintf("%d=%d", k, n), err
+		}), " ")
 	}
 	sp0, rb0 := status("Com_savepoint"), status("Com_rollback_to_savepoint")
 	// rows: delta, then key; batch 2
-	noMatch := write(&Group{Table: id("u"), Op: Update, Cols: []sqlparse.Ident{id("n")}, Delta: []bool{true},
-		KeyCols: []sqlparse.Ident{id("id")},
+	noMatch := write(&Group{Table: myIdent("u"), Op: Update, Cols: myIdents("n"), Delta: []bool{true},
+		KeyCols: myIdents("id"),
 		Rows: [][]any{
 			{int64(1), int64(1)}, {int64(2), int64(2)}, // the run: savepoint 1
 			{int64(3), int64(3)}, {int64(4), int64(4)},
@@ -515,8 +377,8 @@ func TestMySQLWriterSavepointRun(t *testing.T) {
 	// An upsert group: keys 1..4 exist, 50 does not. rows: id, n
 	// (inserted), n delta (update), id (key).
 	sp0, rb0 = status("Com_savepoint"), status("Com_rollback_to_savepoint")
-	write(&Group{Table: id("u"), Op: Upsert, Cols: []sqlparse.Ident{id("id"), id("n")},
-		UpdCols: []sqlparse.Ident{id("n")}, UpdDelta: []bool{true}, KeyCols: []sqlparse.Ident{id("id")},
+	write(&Group{Table: myIdent("u"), Op: Upsert, Cols: myIdents("id", "n"),
+		UpdCols: myIdents("n"), UpdDelta: []bool{true}, KeyCols: myIdents("id"),
 		Rows: [][]any{
 			{int64(1), int64(7), int64(10), int64(1)}, {int64(2), int64(7), int64(10), int64(2)},
 			{int64(3), int64(7), int64(10), int64(3)}, {int64(50), int64(7), int64(10), int64(50)}, // short: 50 inserted
@@ -534,42 +396,22 @@ func TestMySQLWriterSavepointRun(t *testing.T) {
 // and the server's start, which resolve a COMMIT whose answer is lost) in
 // the connection's first transaction only, and it is that connection's.
 func TestMySQLWriterSession(t *testing.T) {
-	db, err := sql.Open("mysql", testdb.MySQLDatabase(t, "wsession", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := myOpen(t, "wsession", "")
 	ctx := context.Background()
-	c, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testConn(t, db)
 	var connID string
 	if err := c.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&connID); err != nil {
 		t.Fatal(err)
-	}
-	selects := func() int64 {
-		t.Helper()
-		var v string
-		var n int64
-		if err := c.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE 'Com_select'").Scan(&v, &n); err != nil {
-			t.Fatal(err)
-		}
-		return n
 	}
 	w := newMySQLWriter()
 	defer w.Close()
 	var counts []int64
 	for range 3 {
-		before := selects()
-		if err := c.Raw(func(dc any) error {
-			_, err := w.WriteTx(ctx, dc.(driver.Conn), nil, 1, nil)
-			return err
-		}); err != nil {
+		before := mySessionStatus(t, c, "Com_select")
+		if _, err := writeConn(ctx, t, c, w, 1, nil); err != nil {
 			t.Fatal(err)
 		}
-		counts = append(counts, selects()-before)
+		counts = append(counts, mySessionStatus(t, c, "Com_select")-before)
 	}
 	if fmt.Sprint(counts) != "[1 0 0]" {
 		t.Errorf("SELECTs per transaction %v, want [1 0 0]", counts)
@@ -591,8 +433,7 @@ func TestMySQLValuesRows(t *testing.T) {
 			t.Errorf("%q: %v, want %v", version, got, want)
 		}
 	}
-	id := func(s string) sqlparse.Ident { return sqlparse.Ident{Norm: s, Raw: s} }
-	g := &Group{Table: id("c"), Op: Update, Cols: []sqlparse.Ident{id("n")}, Delta: []bool{true}, KeyCols: []sqlparse.Ident{id("id")}}
+	g := &Group{Table: myIdent("c"), Op: Update, Cols: myIdents("n"), Delta: []bool{true}, KeyCols: myIdents("id")}
 	rows := [][]any{{int64(1), int64(10)}, {nil, int64(20)}, {2.5, int64(30)}}
 	union, uargs := mysqlUpdateSQL(g, "c", rows, []string{""}, false)
 	values, vargs := mysqlUpdateSQL(g, "c", rows, []string{""}, true)
@@ -622,23 +463,11 @@ func TestMySQLValuesRows(t *testing.T) {
 // columns carries its rows as a table value constructor; every value
 // lands whole, a NULL after the first row and the ends of BIGINT too.
 func TestMySQLWriterValuesRows(t *testing.T) {
-	db, err := sql.Open("mysql", testdb.MySQLDatabase(t, "wvalues", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx := context.Background()
-	for _, q := range []string{
+	db := myOpen(t, "wvalues", "",
 		"CREATE TABLE w (id BIGINT PRIMARY KEY, a BIGINT, f DOUBLE)",
-		"INSERT INTO w VALUES (1, 0, 0), (2, 0, 0), (3, 0, 0), (4, 0, 0)",
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	id := func(s string) sqlparse.Ident { return sqlparse.Ident{Norm: s, Raw: s} }
-	g := &Group{Table: id("w"), Op: Update, Cols: []sqlparse.Ident{id("a"), id("f")}, Delta: []bool{false, false},
-		KeyCols: []sqlparse.Ident{id("id")},
+		"INSERT INTO w VALUES (1, 0, 0), (2, 0, 0), (3, 0, 0), (4, 0, 0)")
+	g := &Group{Table: myIdent("w"), Op: Update, Cols: myIdents("a", "f"), Delta: []bool{false, false},
+		KeyCols: myIdents("id"),
 		Rows: [][]any{
 			{int64(5), 1.5, int64(1)},
 			{nil, nil, int64(2)},
@@ -648,40 +477,25 @@ func TestMySQLWriterValuesRows(t *testing.T) {
 	if q, _ := mysqlUpdateSQL(g, "w", g.Rows, []string{""}, true); !strings.Contains(q, "VALUES") {
 		t.Fatalf("not written as VALUES: %s", q)
 	}
-	c, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testConn(t, db) // held until after w.Close, which closes statements prepared on it
 	w := newMySQLWriter()
 	defer w.Close()
-	if err := c.Raw(func(dc any) error {
-		_, err := w.WriteTx(ctx, dc.(driver.Conn), []*Group{g}, 10, nil)
-		return err
-	}); err != nil {
+	if _, err := writeConn(context.Background(), t, c, w, 10, nil, g); err != nil {
 		t.Fatal(err)
 	}
 	var version string
-	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+	if err := db.QueryRow("SELECT VERSION()").Scan(&version); err != nil {
 		t.Fatal(err)
 	}
 	if w.values != mysqlValuesRows(version) {
 		t.Errorf("server %s: values %v", version, w.values)
 	}
-	rows, err := db.QueryContext(ctx, "SELECT id, COALESCE(a, -1), COALESCE(f, -1) FROM w ORDER BY id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var got []string
-	for rows.Next() {
+	got := queryLines(t, db, "SELECT id, COALESCE(a, -1), COALESCE(f, -1) FROM w ORDER BY id", func(rows *sql.Rows) (string, error) {
 		var k, a int64
 		var f float64
-		if err := rows.Scan(&k, &a, &f); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, fmt.Sprintf("%d=%d/%g", k, a, f))
-	}
+		err := rows.Scan(&k, &a, &f)
+		return fmt.Sprintf("%d=%d/%g", k, a, f), err
+	})
 	if want := "1=5/1.5 2=-1/-1 3=-9223372036854775808/2.5e+300 4=9223372036854775807/7"; strings.Join(got, " ") != want {
 		t.Fatalf("table %s, want %s", strings.Join(got, " "), want)
 	}

@@ -120,7 +120,7 @@ func TestPgOrderGuard(t *testing.T) {
 				[]any{int64(2), "w6", nil, int64(6)}, // ... and applied over a NULL
 				[]any{int64(2), "w9", ts(3), int64(9)},
 			)
-			noMatch, err := pgdFlush(t, db, wr.w(), 2, g)
+			noMatch, err := flushDB(t, db, wr.w(), 2, g)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -135,7 +135,7 @@ func TestPgOrderGuard(t *testing.T) {
 					{int64(2), int64(1), "u2", ts(4), int64(1), "u2", ts(4), int64(2)},     // stored ts(3) now: applied
 					{int64(20), int64(7), "u20", ts(4), int64(7), "u20", ts(4), int64(20)}, // absent: inserted
 				}}
-			if _, err := pgdFlush(t, db, wr.w(), 2, up); err != nil {
+			if _, err := flushDB(t, db, wr.w(), 2, up); err != nil {
 				t.Fatal(err)
 			}
 			got := pgdRows(t, db, "SELECT id, note, n, to_char(updated_at AT TIME ZONE 'UTC', 'SS') FROM "+table+" ORDER BY id")

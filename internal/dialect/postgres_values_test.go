@@ -37,26 +37,16 @@ func TestPgvTypesRoundTrip(t *testing.T) {
 	db := pgdOpen(t)
 	for i, c := range pgdTypeCases(t, db) {
 		t.Run(fmt.Sprintf("%02d_%s_%T", i, c.typ, c.val), func(t *testing.T) {
-			table := pgdCreate(t, db, "vrt", "id bigint PRIMARY KEY, c "+c.typ)
-			pgdExec(t, db, "INSERT INTO "+table+" (id) VALUES (1), (2), (5)")
+			table := pgdCaseTable(t, db, "vrt", c, "(1), (2), (5)")
 			_, directErr := db.Exec("UPDATE "+table+" SET c = $1 WHERE id = 1", c.val)
-			_, flushErr := pgdFlush(t, db, newPgValuesWriter(), 10, pgdUpdate(table, []string{"c"}, []string{"id"}, []any{c.val, int64(2)}))
+			_, flushErr := flushDB(t, db, newPgValuesWriter(), 10, pgdUpdate(table, []string{"c"}, []string{"id"}, []any{c.val, int64(2)}))
 			pgdSameOutcome(t, "update", directErr, flushErr)
-			_, flushErr = pgdFlush(t, db, pgvModes[0].w(pgMaxParams), 10, pgdUpdate(table, []string{"c"}, []string{"id"}, []any{c.val, int64(5)}))
+			_, flushErr = flushDB(t, db, pgvModes[0].w(pgMaxParams), 10, pgdUpdate(table, []string{"c"}, []string{"id"}, []any{c.val, int64(5)}))
 			pgdSameOutcome(t, "update (values)", directErr, flushErr)
 			_, directErr = db.Exec("INSERT INTO "+table+" (id, c) VALUES (3, $1)", c.val)
-			_, flushErr = pgdFlush(t, db, newPgValuesWriter(), 10, pgdInsert(table, []string{"id", "c"}, []any{int64(4), c.val}))
+			_, flushErr = flushDB(t, db, newPgValuesWriter(), 10, pgdInsert(table, []string{"id", "c"}, []any{int64(4), c.val}))
 			pgdSameOutcome(t, "insert", directErr, flushErr)
-
-			byID := map[string][]string{}
-			for _, r := range pgdRows(t, db, "SELECT id, c::text, c IS NULL FROM "+table+" ORDER BY id") {
-				byID[r[0]] = r[1:]
-			}
-			for _, pair := range [][2]string{{"1", "2"}, {"1", "5"}, {"3", "4"}} {
-				if !reflect.DeepEqual(byID[pair[0]], byID[pair[1]]) {
-					t.Errorf("%s %#v: direct row %s = %q, flushed row %s = %q", c.typ, c.val, pair[0], byID[pair[0]], pair[1], byID[pair[1]])
-				}
-			}
+			pgdSameStored(t, db, table, c, [2]string{"1", "2"}, [2]string{"1", "5"}, [2]string{"3", "4"})
 		})
 	}
 }
@@ -70,30 +60,8 @@ func TestPgvDeltasAndAssigns(t *testing.T) {
 		maxParams int
 		mode      int
 	}{{7, 0}, {14, 0}, {pgMaxParams, 0}, {7, 1}, {14, 1}, {pgMaxParams, 1}} { // 1, 2, 3 rows a statement
-		maxParams := mp.maxParams
-		table := pgdCreate(t, db, "vdelta", "id bigint PRIMARY KEY, title text, views bigint, small integer, amount numeric(12,3), ratio double precision, r real")
-		pgdExec(t, db, "INSERT INTO "+table+" VALUES (1, 'a', 10, 2000000000, 1.5, 0.5, 1), (2, 'b', NULL, 0, NULL, 1, 1), (3, 'c', 0, 0, 0, 0, 0)")
-		g := pgdUpdate(table, []string{"title", "views+", "small+", "amount+", "ratio+", "r+"}, []string{"id"},
-			[]any{"A", int64(-15), int64(-3000000000), "1.2345", float64(0.1), float64(0.25), int64(1)},
-			[]any{nil, int64(5), int64(7), "2", float64(-2), float64(-1), int64(2)},
-			[]any{"C", int64(1), int64(1), int64(3), int64(2), float64(0.5), int64(3)},
-		)
-		nm, err := pgdFlush(t, db, pgvModes[mp.mode].w(maxParams), 1000, g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(nm) != 1 || len(nm[0]) != 0 {
-			t.Fatalf("noMatch = %v", nm)
-		}
-		got := pgdRows(t, db, "SELECT id, title, views, small, amount, ratio, r FROM "+table+" ORDER BY id")
-		want := [][]string{
-			{"1", "A", "-5", "-1000000000", "2.735", "0.6", "1.25"},
-			{"2", "<NULL>", "<NULL>", "7", "<NULL>", "-1", "0"},
-			{"3", "C", "1", "1", "3.000", "2", "0.5"},
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("%s, maxParams %d: rows:\n got %q\nwant %q", pgvModes[mp.mode].name, maxParams, got, want)
-		}
+		mode := pgvModes[mp.mode]
+		pgdCheckDeltas(t, db, "vdelta", mode.w(mp.maxParams), 1000, fmt.Sprintf("%s, maxParams %d", mode.name, mp.maxParams))
 	}
 }
 
@@ -119,7 +87,7 @@ func TestPgvNoMatch(t *testing.T) {
 				}
 				rows = append(rows, []any{int64(1), nil})
 				want = append(want, 10)
-				nm, err := pgdFlush(t, db, mode.w(maxParams), batch, pgdUpdate(table, []string{"views+"}, []string{"id"}, rows...))
+				nm, err := flushDB(t, db, mode.w(maxParams), batch, pgdUpdate(table, []string{"views+"}, []string{"id"}, rows...))
 				if err != nil {
 					t.Fatalf("%s batch %d maxParams %d: %v", mode.name, batch, maxParams, err)
 				}
@@ -137,22 +105,10 @@ func TestPgvNoMatch(t *testing.T) {
 		t.Fatalf("views = %s, want %s", got[0][0], want)
 	}
 
-	comp := pgdCreate(t, db, "vcomp", "tenant integer, page text, views bigint NOT NULL DEFAULT 0, PRIMARY KEY (tenant, page)")
+	comp := pgdCreate(t, db, "vcomp", pgdCompositeCols)
 	pgdExec(t, db, "INSERT INTO "+comp+" (tenant, page) VALUES (1, 'a'), (1, 'b'), (2, 'a')")
 	for _, mode := range pgvModes {
-		nm, err := pgdFlush(t, db, mode.w(6), 1000, pgdUpdate(comp, []string{"views+"}, []string{"tenant", "page"},
-			[]any{int64(1), int64(1), "a"},
-			[]any{int64(2), int64(2), "b"}, // missing
-			[]any{int64(3), int64(2), "a"},
-			[]any{int64(4), int64(1), "c"}, // missing
-			[]any{int64(5), int64(1), "b"},
-		))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(nm, [][]int{{1, 3}}) {
-			t.Fatalf("%s: noMatch = %v, want [[1 3]]", mode.name, nm)
-		}
+		pgdFlushComposite(t, db, comp, mode.w(6), 1000, mode.name)
 	}
 	if got, want := pgdRows(t, db, "SELECT tenant, page, views FROM "+comp+" ORDER BY 1, 2"), [][]string{{"1", "a", "2"}, {"1", "b", "10"}, {"2", "a", "6"}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("rows = %q, want %q", got, want)
@@ -164,19 +120,7 @@ func TestPgvNoMatch(t *testing.T) {
 func TestPgvUpdateMovesKey(t *testing.T) {
 	db := pgdOpen(t)
 	for _, mode := range pgvModes {
-		table := pgdCreate(t, db, "vmovekey", "id bigint PRIMARY KEY, views bigint")
-		pgdExec(t, db, "INSERT INTO "+table+" VALUES (1, 0), (2, 0)")
-		nm, err := pgdFlush(t, db, mode.w(4), 10, pgdUpdate(table, []string{"id"}, []string{"id"},
-			[]any{int64(100), int64(1)}, []any{int64(300), int64(3)}, []any{int64(200), int64(2)}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(nm, [][]int{{1}}) {
-			t.Fatalf("%s: noMatch = %v, want [[1]]", mode.name, nm)
-		}
-		if got := pgdRows(t, db, "SELECT string_agg(id::text, ',' ORDER BY id) FROM "+table); got[0][0] != "100,200" {
-			t.Fatalf("%s: ids = %s", mode.name, got[0][0])
-		}
+		pgdCheckMovesKey(t, db, "vmovekey", mode.w(4), mode.name)
 	}
 }
 
@@ -187,29 +131,8 @@ func TestPgvInsert(t *testing.T) {
 	db := pgdOpen(t)
 	for _, maxParams := range []int{3, 7, pgMaxParams} {
 		for _, batch := range []int{1, 4, 100} {
-			table := pgdCreate(t, db, "vins", "id bigint PRIMARY KEY, name text, amount numeric, at timestamptz DEFAULT '2000-01-01Z'")
-			var rows [][]any
-			for i := 0; i < 10; i++ {
-				var amount any = fmt.Sprintf("%d.5", i)
-				if i%2 == 0 {
-					amount = int64(i)
-				}
-				rows = append(rows, []any{int64(i), fmt.Sprintf("n%d", i), amount})
-			}
-			nm, err := pgdFlush(t, db, pgvWriter(maxParams), batch, pgdInsert(table, []string{"id", "name", "amount"}, rows...))
-			if err != nil {
-				t.Fatalf("maxParams %d batch %d: %v", maxParams, batch, err)
-			}
-			if len(nm) != 1 || nm[0] != nil {
-				t.Fatalf("noMatch = %v", nm)
-			}
-			got := pgdRows(t, db, "SELECT count(*), string_agg(name || ':' || amount::text, ',' ORDER BY id), count(DISTINCT at) FROM "+table)
-			want := []string{"10", "n0:0,n1:1.5,n2:2,n3:3.5,n4:4,n5:5.5,n6:6,n7:7.5,n8:8,n9:9.5", "1"}
-			if !reflect.DeepEqual(got[0], want) {
-				t.Fatalf("maxParams %d batch %d: %q, want %q", maxParams, batch, got[0], want)
-			}
-
-			_, err = pgdFlush(t, db, pgvWriter(maxParams), batch,
+			table := pgdCheckInsert(t, db, "vins", pgvWriter(maxParams), batch, fmt.Sprintf("maxParams %d batch %d", maxParams, batch))
+			_, err := flushDB(t, db, pgvWriter(maxParams), batch,
 				pgdUpdate(table, []string{"name"}, []string{"id"}, []any{"changed", int64(0)}),
 				pgdInsert(table, []string{"id", "name"}, []any{int64(10), "new"}, []any{int64(3), "dup"}, []any{int64(11), "new"}))
 			if code, _ := SQLState(err); code != "23505" {
@@ -218,7 +141,7 @@ func TestPgvInsert(t *testing.T) {
 			if ClassOf(err) != Permanent {
 				t.Fatalf("duplicate key: class %v, want permanent", ClassOf(err))
 			}
-			got = pgdRows(t, db, "SELECT count(*), (SELECT name FROM "+table+" WHERE id = 0) FROM "+table)
+			got := pgdRows(t, db, "SELECT count(*), (SELECT name FROM "+table+" WHERE id = 0) FROM "+table)
 			if !reflect.DeepEqual(got[0], []string{"10", "n0"}) {
 				t.Fatalf("after the failed flush: %q, want nothing of it committed", got[0])
 			}
@@ -234,18 +157,8 @@ func TestPgvInTx(t *testing.T) {
 	mark := pgdCreate(t, db, "vintx_mark", "k text, n bigint")
 	pgdExec(t, db, "INSERT INTO "+table+" VALUES (1, 0)")
 	flush := func(inTx func(exec Exec) error) error {
-		c, err := db.Conn(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		var werr error
-		_ = c.Raw(func(dc any) error {
-			_, werr = newPgValuesWriter().WriteTx(context.Background(), hidePgx(dc.(driver.Conn)),
-				[]*Group{pgdUpdate(table, []string{"views+"}, []string{"id"}, []any{int64(1), int64(1)})}, 10, inTx)
-			return nil
-		})
-		return werr
+		_, err := flushDBTx(context.Background(), t, db, hidingWriter{newPgValuesWriter()}, 10, inTx, pgdUpdate(table, []string{"views+"}, []string{"id"}, []any{int64(1), int64(1)}))
+		return err
 	}
 	keys := []string{`a"b`, `c\d`, "NULL", "", "e,f{}"}
 	if err := flush(func(exec Exec) error {
@@ -273,19 +186,12 @@ func TestPgvTxidStatus(t *testing.T) {
 	if err := db.QueryRowContext(ctx, "SELECT txid_current(), extract(epoch FROM pg_postmaster_start_time())::text").Scan(&xid, &started); err != nil {
 		t.Fatal(err)
 	}
-	c, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testConn(t, db)
 	resolve := func(xid int64, started string) (committed, known bool, err error) {
-		if rerr := c.Raw(func(dc any) error {
-			committed, known, err = pgTxidStatusSQL(fmt.Sprint(xid), started)(ctx, hidePgx(dc.(driver.Conn)))
-			return nil
-		}); rerr != nil {
-			t.Fatal(rerr)
-		}
-		return
+		t.Helper()
+		return resolveConn(t, c, func(ctx context.Context, dc driver.Conn) (bool, bool, error) {
+			return pgTxidStatusSQL(fmt.Sprint(xid), started)(ctx, hidePgx(dc))
+		})
 	}
 	if committed, known, err := resolve(xid, started); !committed || !known || err != nil {
 		t.Errorf("a committed transaction on the same server: %v %v %v", committed, known, err)
@@ -384,6 +290,13 @@ func TestPgWrappedConn(t *testing.T) {
 type hiddenConn struct{ c driver.Conn }
 
 func hidePgx(c driver.Conn) driver.Conn { return hiddenConn{c} }
+
+// hidingWriter hands its Writer each connection with pgx's hidden.
+type hidingWriter struct{ Writer }
+
+func (w hidingWriter) WriteTx(ctx context.Context, conn driver.Conn, groups []*Group, batch int, inTx func(exec Exec) error) ([][]int, error) {
+	return w.Writer.WriteTx(ctx, hidePgx(conn), groups, batch, inTx)
+}
 
 func (h hiddenConn) Prepare(q string) (driver.Stmt, error) { return h.c.Prepare(q) }
 func (h hiddenConn) Close() error                          { return h.c.Close() }

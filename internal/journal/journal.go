@@ -666,11 +666,20 @@ func (j *Journal) rollLocked() error {
 	// file but lose the old one's tail, leaving a gap that Open must treat
 	// as corruption.
 	old, oldSize := j.active, j.segs[len(j.segs)-1].size
+	// fail is the cleanup of every failure below: it closes the new
+	// segment and, while that is still the temporary file, removes it,
+	// then fails the journal (so the file is gone when that is logged).
+	removeTmp := true
+	fail := func(err error) error {
+		f.Close()
+		if removeTmp {
+			os.Remove(tmp)
+		}
+		return j.failLocked(err)
+	}
 	start := time.Now()
 	if err := old.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return j.failLocked(fmt.Errorf("fsync: %w", err))
+		return fail(fmt.Errorf("fsync: %w", err))
 	}
 	j.noteSyncLocked(j.lastLSN, time.Since(start))
 	unmapSegment(j.mapped)
@@ -680,22 +689,19 @@ func (j *Journal) rollLocked() error {
 		err = old.Sync() // the cut, before the next segment exists
 	}
 	if err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return j.failLocked(fmt.Errorf("cut %s to its records: %w", j.segs[len(j.segs)-1].path, err))
+		return fail(fmt.Errorf("cut %s to its records: %w", j.segs[len(j.segs)-1].path, err))
 	}
+	// From here tmp is renamed, or publishSegment has removed it.
+	removeTmp = false
 	if err := publishSegment(j.dir, tmp, path); err != nil {
-		f.Close()
-		return j.failLocked(err)
+		return fail(err)
 	}
 	if err := j.fault("roll-after-create"); err != nil {
-		f.Close()
-		return j.failLocked(err)
+		return fail(err)
 	}
 	m, err := mapSegment(f, j.opts.SegmentBytes)
 	if err != nil {
-		f.Close()
-		return j.failLocked(fmt.Errorf("map %s: %w", path, err))
+		return fail(fmt.Errorf("map %s: %w", path, err))
 	}
 	if j.syncing {
 		j.retired = append(j.retired, old) // syncNow closes it when done
