@@ -44,6 +44,12 @@ type conn struct {
 	// lazy is the open transaction while it is not yet opened on the
 	// database (txlazy.go); inTx is false meanwhile.
 	lazy *lazyTx
+	// resetDue: database/sql asked for a session reset (ResetSession) that
+	// the base connection has not had yet. It gets it right before it is
+	// next used (resetBase): a buffered write never uses it, and the base's
+	// reset (pgx: a clock read, a ping after a second idle, the
+	// application's reset hook) was about a twentieth of a buffered Exec.
+	resetDue bool
 }
 
 var (
@@ -64,6 +70,7 @@ func newConn(base driver.Conn, cn *Connector) *conn {
 
 // attach returns the base connection, connecting a detached one first.
 func (c *conn) attach(ctx context.Context) (driver.Conn, error) {
+	c.resetBase(ctx)
 	if c.base != nil {
 		return c.base, nil
 	}
@@ -188,19 +195,29 @@ func (c *conn) Ping(ctx context.Context) error {
 	return nil
 }
 
-// ResetSession detaches a base connection that reports itself bad rather
-// than letting database/sql discard the writeback connection: replacing it
+// ResetSession notes that the base connection is due a session reset,
+// which it gets before its next use (resetBase). It never reports the
+// writeback connection bad: a base connection that does is detached then,
+// and replaced when needed, as replacing the writeback connection here
 // would need the database, which write-back writes must not.
-func (c *conn) ResetSession(ctx context.Context) error {
+func (c *conn) ResetSession(context.Context) error {
+	c.resetDue = c.base != nil
+	return nil
+}
+
+// resetBase gives the base connection the session reset it is due, and
+// detaches it if it reports itself bad. Another error is dropped, as
+// database/sql drops it from ResetSession.
+func (c *conn) resetBase(ctx context.Context) {
+	if !c.resetDue {
+		return
+	}
+	c.resetDue = false
 	if r, ok := c.base.(driver.SessionResetter); ok {
-		if err := r.ResetSession(ctx); err != nil {
-			if !errors.Is(err, driver.ErrBadConn) {
-				return err
-			}
+		if err := r.ResetSession(ctx); errors.Is(err, driver.ErrBadConn) {
 			c.detach()
 		}
 	}
-	return nil
 }
 
 // IsValid detaches an invalid base connection (see ResetSession).
@@ -420,6 +437,7 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 	if err := s.conn.before(ctx, s.info, args); err != nil {
 		return nil, err
 	}
+	s.conn.resetBase(ctx)
 	res, err := drivercall.StmtExec(ctx, s.base, args)
 	s.conn.after(s.info, err)
 	s.conn.cn.learnThrough(s.conn, s.info, args, res, err)
@@ -445,6 +463,7 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 	if err := s.conn.before(ctx, s.info, args); err != nil {
 		return nil, err
 	}
+	s.conn.resetBase(ctx)
 	rows, err := drivercall.StmtQuery(ctx, s.base, args)
 	s.conn.after(s.info, err)
 	return rows, err

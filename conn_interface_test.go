@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 )
 
@@ -209,5 +210,90 @@ func TestWrapperForwardsOptionalInterfaces(t *testing.T) {
 		if !has[w] {
 			t.Errorf("call %q did not reach the base; calls: %q", w, log)
 		}
+	}
+}
+
+// resetConn is fullConn whose ResetSession reports the connection bad while
+// *bad is set.
+type resetConn struct {
+	fullConn
+	bad *bool
+}
+
+func (c resetConn) ResetSession(context.Context) error {
+	*c.log = append(*c.log, "reset")
+	if *c.bad {
+		return driver.ErrBadConn
+	}
+	return nil
+}
+
+// database/sql resets a connection's session each time it hands it out
+// again. Buffered writes never use the base connection, so its reset waits
+// until a statement needs it; a base that reports itself bad then is
+// replaced before that statement runs.
+func TestBaseSessionResetWaitsForItsUse(t *testing.T) {
+	var log []string
+	bad := false
+	connects := 0
+	fc := &fakeConnector{conn: func() driver.Conn {
+		connects++
+		return resetConn{fullConn{bareConn{&log}}, &bad}
+	}}
+	c, err := NewConnector(fc, mustRules(t, counterRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	ctx := context.Background()
+	// calls are the base calls since log[from:] that talk to the database
+	// (not CheckNamedValue's and IsValid's checks).
+	calls := func(from int) []string {
+		var out []string
+		for _, l := range log[from:] {
+			if l != "check" && l != "valid" {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	const update = "UPDATE counters SET views = views + ? WHERE id = ?"
+	// The first write of the key asks the database whether its row exists
+	// (exact RowsAffected); the others coalesce into the buffered row.
+	if _, err := db.ExecContext(ctx, update, 1, 7); err != nil {
+		t.Fatal(err)
+	}
+	from := len(log)
+	for i := 0; i < 5; i++ {
+		if _, err := db.ExecContext(ctx, update, 1, 7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, _ := StatsOf(db); st.Buffered != 6 {
+		t.Fatalf("buffered %d writes; want 6", st.Buffered)
+	}
+	if got := calls(from); len(got) != 0 {
+		t.Fatalf("buffered writes reached the base connection: %q", got)
+	}
+	var v int
+	if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := calls(from), []string{"reset", "queryctx SELECT 1"}; !slices.Equal(got, want) {
+		t.Fatalf("base calls for the query = %q; want %q (one reset, before the statement)", got, want)
+	}
+
+	bad = true
+	from, before := len(log), connects
+	if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&v); err != nil {
+		t.Fatalf("query after the base reported itself bad: %v", err)
+	}
+	if connects != before+1 {
+		t.Fatalf("%d new base connections; want the bad one replaced by 1", connects-before)
+	}
+	if got, want := calls(from), []string{"reset", "queryctx SELECT 1"}; !slices.Equal(got, want) {
+		t.Fatalf("base calls = %q; want %q (the reset that found it bad, then the query on its replacement)", got, want)
 	}
 }
