@@ -22,7 +22,9 @@ import (
 //	    the anchor at 8 goroutines and 5x at 64 (both run at 8 and 64, each
 //	    side with a connection per goroutine at 64: poolFor);
 //	  - ack-memory-*: writes acknowledged from memory, without a journal and
-//	    with one under fsync no and everysec: the journal's own cost.
+//	    with one under fsync no and everysec: the journal's own cost, one
+//	    sub-benchmark after the other (BenchmarkJournalCost pairs them
+//	    round by round, which background load moves far less).
 //
 // Throughput includes the final Flush, as in bench_test.go.
 func BenchmarkDurability(b *testing.B) {
