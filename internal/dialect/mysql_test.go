@@ -392,6 +392,64 @@ func TestMySQLWriterSavepointRun(t *testing.T) {
 	}
 }
 
+// TestMySQLWriterUpsertInsertFirst: a writer remembers, per table, that
+// the last upsert chunk found its keys missing, and the next group's first
+// chunk tries the INSERT alone (no UPDATE, no SELECT ... FOR UPDATE). When
+// its keys exist after all, the INSERT meets a duplicate key and the chunk
+// is written the other way, and the writer forgets.
+func TestMySQLWriterUpsertInsertFirst(t *testing.T) {
+	db := myOpen(t, "winsfirst", "clientFoundRows=true",
+		"CREATE TABLE u (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)")
+	ctx := context.Background()
+	c := testConn(t, db)
+	w := newMySQLWriter()
+	defer w.Close()
+	// upserts of keys: rows id, n (inserted), n delta (update), id (key).
+	upserts := func(keys ...int64) *Group {
+		g := &Group{Table: myIdent("u"), Op: Upsert, Cols: myIdents("id", "n"),
+			UpdCols: myIdents("n"), UpdDelta: []bool{true}, KeyCols: myIdents("id")}
+		for _, k := range keys {
+			g.Rows = append(g.Rows, []any{k, int64(1), int64(10), k})
+		}
+		return g
+	}
+	// write runs one group, batch 2, and returns how many SELECTs, UPDATEs
+	// (the batched UPDATE is a join: Com_update_multi) and INSERTs the
+	// session ran for it.
+	write := func(g *Group) [3]int64 {
+		t.Helper()
+		count := func() [3]int64 {
+			return [3]int64{mySessionStatus(t, c, "Com_select"),
+				mySessionStatus(t, c, "Com_update") + mySessionStatus(t, c, "Com_update_multi"),
+				mySessionStatus(t, c, "Com_insert")}
+		}
+		before := count()
+		if _, err := writeConn(ctx, t, c, w, 2, nil, g); err != nil {
+			t.Fatal(err)
+		}
+		after := count()
+		return [3]int64{after[0] - before[0], after[1] - before[1], after[2] - before[2]}
+	}
+	write(upserts(1, 2, 3, 4)) // the first group learns that keys are missing
+	if d := write(upserts(5, 6, 7, 8)); d != [3]int64{0, 0, 2} {
+		t.Errorf("new keys after new keys: SELECTs, UPDATEs, INSERTs %v; want [0 0 2], an INSERT a chunk", d)
+	}
+	if d := write(upserts(1, 2)); d[2] != 1 || d[1] != 1 {
+		t.Errorf("existing keys after new keys: SELECTs, UPDATEs, INSERTs %v; want the INSERT tried, then the UPDATE", d)
+	}
+	if d := write(upserts(3, 4)); d[2] != 0 {
+		t.Errorf("existing keys after existing keys: SELECTs, UPDATEs, INSERTs %v; want no INSERT", d)
+	}
+	got := strings.Join(queryLines(t, db, "SELECT id, n FROM u ORDER BY id", func(rows *sql.Rows) (string, error) {
+		var k, n int64
+		err := rows.Scan(&k, &n)
+		return fmt.Sprintf("%d=%d", k, n), err
+	}), " ")
+	if want := "1=11 2=11 3=11 4=11 5=1 6=1 7=1 8=1"; got != want {
+		t.Fatalf("rows:\n got %s\nwant %s", got, want)
+	}
+}
+
 // TestMySQLWriterSession: a writer reads its connection's session (the id
 // and the server's start, which resolve a COMMIT whose answer is lost) in
 // the connection's first transaction only, and it is that connection's.

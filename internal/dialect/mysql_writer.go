@@ -42,13 +42,18 @@ type mysqlWriter struct {
 	// UPDATE's rows as a table value constructor (mysqlValuesRows).
 	connID, serverStart string
 	values              bool
+	// insertFirst remembers, per table, that the last chunk of its last
+	// upsert group found its keys mostly missing: the next group's first
+	// chunk tries the INSERT alone too (upsert). At worst one chunk's
+	// INSERT meets a duplicate key and is written the other way.
+	insertFirst map[string]bool
 }
 
 // mysqlStmtCache is how many prepared statements a writer keeps.
 const mysqlStmtCache = 32
 
 func newMySQLWriter() *mysqlWriter {
-	return &mysqlWriter{stmts: map[string]driver.Stmt{}, textCols: map[string]map[string]string{}}
+	return &mysqlWriter{stmts: map[string]driver.Stmt{}, textCols: map[string]map[string]string{}, insertFirst: map[string]bool{}}
 }
 
 // mysqlTextColsSQL lists the text columns of a table with their character
@@ -736,7 +741,8 @@ func mysqlKeyText[V any](vals []V) string {
 // which is all when it affected as many rows as it carried (see update);
 // after one whose keys were mostly missing, the INSERT of every row, which
 // is all when no key exists (InnoDB rolls back a statement that meets a
-// duplicate key, and only it). Otherwise a SELECT ... FOR UPDATE of the keys
+// duplicate key, and only it). The first chunk follows the last one of the
+// table's previous group (w.insertFirst). Otherwise a SELECT ... FOR UPDATE of the keys
 // (lockKeys) tells which exist: they are updated, the others inserted. The
 // rows found stay locked, and under REPEATABLE READ no other session can
 // insert the keys not found either; where one did all the same (READ
@@ -755,7 +761,8 @@ func (w *mysqlWriter) upsert(ctx context.Context, conn driver.Conn, g *Group, ba
 	if err != nil {
 		return err
 	}
-	insertFirst := false
+	insertFirst := w.insertFirst[table]
+	defer func() { w.insertFirst[table] = insertFirst }()
 	var found, missing [][]any
 	var missed []int
 	// locked writes the chunk from start after locking its keys.
