@@ -749,10 +749,11 @@ func TestPgInTx(t *testing.T) {
 
 // TestPgInsertPathBySize: the dialect as it ships (batch 1000, the
 // default) writes an INSERT group of pgCopyMinRows rows or more by COPY,
-// in COPYs of pgCopyMinRows rows, and a smaller group by INSERT ... SELECT
-// FROM unnest, batch rows a statement. Triggers number the statements and
-// record, for each row, the statement that inserted it and its text as the
-// server saw it.
+// all in one COPY up to pgCopyMaxRows rows (here with that lowered to
+// pgCopyMinRows: in COPYs of that many), and a smaller group by INSERT ...
+// SELECT FROM unnest, batch rows a statement. Triggers number the
+// statements and record, for each row, the statement that inserted it and
+// its text as the server saw it.
 func TestPgInsertPathBySize(t *testing.T) {
 	db := pgdOpen(t)
 	table := pgdCreate(t, db, "path", "id bigint PRIMARY KEY, n bigint NOT NULL")
@@ -780,9 +781,14 @@ func TestPgInsertPathBySize(t *testing.T) {
 	}
 	const batch = 1000
 	const small, large = pgCopyMinRows - 1, 2*pgCopyMinRows + 1
-	d := newPgWriter()
-	for _, g := range []*Group{pgdInsert(table, []string{"id", "n"}, rows(0, small)...), pgdInsert(table, []string{"id", "n"}, rows(small, large)...)} {
-		if _, err := flushDB(t, db, d, batch, g); err != nil {
+	d, split := newPgWriter(), newPgWriter()
+	split.copyMaxRows = pgCopyMinRows
+	for _, f := range []struct {
+		d    *pgWriter
+		from int
+		n    int
+	}{{d, 0, small}, {d, small, large}, {split, small + large, large}} {
+		if _, err := flushDB(t, db, f.d, batch, pgdInsert(table, []string{"id", "n"}, rows(f.from, f.n)...)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -796,8 +802,9 @@ func TestPgInsertPathBySize(t *testing.T) {
 	for off := 0; off < small; off += batch {
 		want = append(want, fmt.Sprintf("%d+%d copy=false", off, min(batch, small-off)))
 	}
+	want = append(want, fmt.Sprintf("%d+%d copy=true", small, large))
 	for off := 0; off < large; off += pgCopyMinRows {
-		want = append(want, fmt.Sprintf("%d+%d copy=true", small+off, min(pgCopyMinRows, large-off)))
+		want = append(want, fmt.Sprintf("%d+%d copy=true", small+large+off, min(pgCopyMinRows, large-off)))
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("statements (first id+rows):\n got %v\nwant %v", got, want)
