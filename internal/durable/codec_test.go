@@ -240,3 +240,71 @@ func TestJournalCodecUpsertRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestJournalCodecReadsVersion1: a journal written before identifiers
+// stopped repeating their raw spelling (record version 1) is replayed as
+// it was written, and a counter's record is now a fifth shorter.
+func TestJournalCodecReadsVersion1(t *testing.T) {
+	// version1 is an UPDATE of one key value and one delta as version 1
+	// spelled it: an ident is norm(str) raw(str) quoted(1).
+	version1 := func(table string, names dirtyset.Names, key any, ch dirtyset.Change) []byte {
+		t.Helper()
+		str := func(b []byte, s string) []byte { return append(append(b, byte(len(s))), s...) }
+		ident := func(b []byte, id sqlparse.Ident) []byte {
+			b = str(str(b, id.Norm), id.Raw)
+			if id.Quoted {
+				return append(b, 1)
+			}
+			return append(b, 0)
+		}
+		b := str([]byte{1, byte(dialect.Update)}, table)
+		b = append(b, 0) // no schema
+		b = ident(b, names.Table)
+		b = ident(append(b, 1), names.KeyCols[0])
+		b = append(b, byte(names.Style))
+		b, err := encodeValues(b, []any{key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = ident(append(b, 1), ch.Col)
+		if b, err = encodeValue(append(b, 1), ch.Val); err != nil { // kind 1: a delta
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, c := range []struct {
+		name  string
+		names dirtyset.Names
+		col   sqlparse.Ident
+	}{
+		{"spelled otherwise", dirtyset.Names{Table: sqlparse.Ident{Norm: "counters", Raw: "Counters"}, KeyCols: []sqlparse.Ident{{Norm: "id", Raw: "id"}}, Style: sqlparse.ParamDollar},
+			sqlparse.Ident{Norm: "views", Raw: `"views"`, Quoted: true}},
+		{"as an application writes it", dirtyset.Names{Table: sqlparse.Ident{Norm: "counters", Raw: "counters"}, KeyCols: []sqlparse.Ident{{Norm: "id", Raw: "id"}}, Style: sqlparse.ParamDollar},
+			sqlparse.Ident{Norm: "views", Raw: "views"}},
+	} {
+		ch := dirtyset.Change{Col: c.col, Delta: true, Val: int64(1)}
+		v2, err := EncodeUpdate(nil, "counters", &c.names, []any{int64(7)}, []dirtyset.Change{ch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v1 := version1("counters", c.names, int64(7), ch)
+		want := &Record{Table: "counters", Op: dialect.Update, Names: c.names, Key: []any{int64(7)}, Changes: []dirtyset.Change{ch}}
+		for _, b := range [][]byte{v1, v2} {
+			got, err := DecodeRecord(b)
+			if err != nil {
+				t.Fatalf("%s, version %d: %v", c.name, b[0], err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s, version %d decodes to\n%#v\nwant %#v", c.name, b[0], got, want)
+			}
+		}
+		if c.names.Table.Raw == c.names.Table.Norm && len(v2)*5 > len(v1)*4 {
+			t.Errorf("%s: %d bytes, version 1 %d; want a fifth less", c.name, len(v2), len(v1))
+		}
+	}
+	for _, bad := range [][]byte{{9, byte(dialect.Update)}, {0, byte(dialect.Update)}} {
+		if _, err := DecodeRecord(bad); err == nil {
+			t.Errorf("record of version %d decoded", bad[0])
+		}
+	}
+}
