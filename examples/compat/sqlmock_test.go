@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/DATA-DOG/go-sqlmock"
@@ -51,12 +52,17 @@ func countView(ctx context.Context, db *sql.DB, page int64) error {
 	return nil
 }
 
+// mockSeq numbers the sqlmock DSNs: sqlmock keeps a DSN registered for the
+// life of the process, so a test run again (-count) needs a new one.
+var mockSeq atomic.Int64
+
 func TestSqlmockThroughWriteback(t *testing.T) {
-	_, mock, err := sqlmock.NewWithDSN("compat_sqlmock", sqlmock.QueryMatcherOption(sqlmock.QueryMatcherEqual))
+	dsn := fmt.Sprintf("compat_sqlmock_%d", mockSeq.Add(1))
+	_, mock, err := sqlmock.NewWithDSN(dsn, sqlmock.QueryMatcherOption(sqlmock.QueryMatcherEqual))
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("writeback", "driver=sqlmock rules="+rulesFile(t, counterRules)+" dsn=compat_sqlmock")
+	db, err := sql.Open("writeback", "driver=sqlmock rules="+rulesFile(t, counterRules)+" dsn="+dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
