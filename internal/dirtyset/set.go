@@ -518,12 +518,7 @@ func (t *Table) coalesceLocked(s *shard, r *Row, changes []Change, j Journal) (O
 	if err != nil {
 		return JournalFailed, 0
 	}
-	if grew := t.commitUpdate(r, changes, next); grew != 0 {
-		t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
-	}
-	s.noteLSNLocked(r, lsn)
-	s.buffered++
-	s.coalesced++
+	s.noteCoalescedLocked(r, t.commitUpdate(r, changes, next), lsn)
 	return Buffered, lsn
 }
 

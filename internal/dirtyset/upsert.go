@@ -329,12 +329,17 @@ func (t *Table) upsertLocked(rk []ID, keys [][]any, rows [][]any, cols []sqlpars
 	return Buffered, lsn
 }
 
-// noteCoalesced accounts for a write coalesced into r that grew it by grew.
+// noteCoalesced is noteCoalescedLocked in r's shard, which the caller holds.
 func (t *Table) noteCoalesced(r *Row, grew int64, lsn uint64) {
+	t.shardFor(r.ID()).noteCoalescedLocked(r, grew, lsn)
+}
+
+// noteCoalescedLocked accounts for a write coalesced into r, a row of s,
+// that grew it by grew, with journal record lsn (0: none).
+func (s *shard) noteCoalescedLocked(r *Row, grew int64, lsn uint64) {
 	if grew != 0 {
-		t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
+		s.t.bytes.Add(grew) // coalescing is always admitted: it makes no new row
 	}
-	s := t.shardFor(r.ID())
 	s.noteLSNLocked(r, lsn)
 	s.buffered++
 	s.coalesced++
