@@ -90,6 +90,46 @@ func (cn *Connector) info(query string) *stmtInfo {
 	return info
 }
 
+// recentStmts is one connection's last few classifications, looked up
+// before the connector's shared cache. An application sends a handful of
+// statements again and again, most often the same constant string: a
+// comparison here is a length and a pointer check, where the shared cache
+// hashes the whole text (about a tenth of a buffered Exec). The entries
+// belong to the cache they were read from and are ignored once the catalog
+// is read again. Only the connection's own goroutine touches them (see
+// conn).
+type recentStmts struct {
+	from  *stmtCache
+	query [recentStmtSlots]string
+	info  [recentStmtSlots]*stmtInfo
+	next  int
+}
+
+const recentStmtSlots = 4
+
+// info is cn.info(query) through the connection's recent statements.
+func (c *conn) info(query string) *stmtInfo {
+	r := &c.recent
+	cache := c.cn.cache.Load()
+	if r.from == cache {
+		for i := range r.query {
+			if r.info[i] != nil && r.query[i] == query {
+				return r.info[i]
+			}
+		}
+	} else {
+		*r = recentStmts{from: cache}
+	}
+	info := c.cn.info(query)
+	if !info.provisional && c.cn.cache.Load() == cache {
+		// Kept only when built against the cache the entries belong to:
+		// a catalog read meanwhile made a new one.
+		r.query[r.next], r.info[r.next] = query, info
+		r.next = (r.next + 1) % recentStmtSlots
+	}
+	return info
+}
+
 func (cn *Connector) buildInfo(query string) *stmtInfo { return cn.planStatement(query, nil) }
 
 // whyNot collects why a statement is not buffered, for the writeback

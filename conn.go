@@ -50,6 +50,8 @@ type conn struct {
 	// reset (pgx: a clock read, a ping after a second idle, the
 	// application's reset hook) was about a twentieth of a buffered Exec.
 	resetDue bool
+	// recent is the connection's last few classifications (recentStmts).
+	recent recentStmts
 }
 
 var (
@@ -132,7 +134,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	if err != nil {
 		return nil, err
 	}
-	return &stmt{base: st, conn: c, query: query, info: c.cn.info(query)}, nil
+	return &stmt{base: st, conn: c, query: query, info: c.info(query)}, nil
 }
 
 func (c *conn) Close() error {
@@ -238,7 +240,7 @@ func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
 }
 
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	info := c.cn.info(query)
+	info := c.info(query)
 	if c.lazy != nil {
 		if res, ok := c.holdLazy(ctx, query, info, args); ok {
 			return res, nil
@@ -254,7 +256,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 }
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	info := c.cn.info(query)
+	info := c.info(query)
 	if info.returning != nil {
 		if rows, ok, err := c.queryReturning(ctx, query, info, args); ok {
 			return rows, err

@@ -1,6 +1,9 @@
 package writeback
 
 import (
+	"context"
+	"database/sql"
+	"strings"
 	"testing"
 )
 
@@ -18,5 +21,62 @@ func TestIsPlainSelect(t *testing.T) {
 		if got := isPlainSelect(q); got != want {
 			t.Errorf("isPlainSelect(%q) = %v, want %v", q, got, want)
 		}
+	}
+}
+
+// TestConnRecentStatements: a connection's own classification cache gives
+// what the connector's shared cache gives, for the same text in another
+// string too, past its few slots, and not once the catalog was read again.
+func TestConnRecentStatements(t *testing.T) {
+	ctx := context.Background()
+	dsn := sqliteDSN(t, "recent")
+	direct, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	execAll(t, direct, "CREATE TABLE counters (id INTEGER PRIMARY KEY, views INTEGER NOT NULL)")
+	base, err := baseConnector("sqlite3", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cn, err := NewConnector(base, mustRules(t, "tables:\n  counters:\n    mode: back\n    key: [id]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.Close()
+	dc, err := cn.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	c := dc.(*conn)
+	const q = "UPDATE counters SET views = views + 1 WHERE id = ?"
+	first := c.info(q)
+	if first.target == nil {
+		t.Fatalf("%q is not classified as a buffered write", q)
+	}
+	if got := c.info(q); got != first {
+		t.Fatal("the second lookup built a new classification")
+	}
+	if got := c.info(strings.Clone(q)); got != first {
+		t.Fatal("the same text in another string got another classification")
+	}
+	others := []string{"SELECT 1", "SELECT 2", "SELECT 3", "SELECT 4", "SELECT 5"}
+	for _, o := range others {
+		if got, want := c.info(o), cn.info(o); got != want {
+			t.Fatalf("%q: the connection's classification differs from the connector's", o)
+		}
+	}
+	if got := c.info(q); got != cn.info(q) {
+		t.Fatal("after the slots were reused: the connection's classification differs from the connector's")
+	}
+	cn.resetStatementCache()
+	again := c.info(q)
+	if again == first {
+		t.Fatal("after the catalog was read again the connection kept the old classification")
+	}
+	if again != cn.info(q) {
+		t.Fatal("after the catalog was read again: the connection's classification differs from the connector's")
 	}
 }
