@@ -188,6 +188,8 @@ type Journal struct {
 	// flight. Lock order: compactMu, syncMu, mu.
 	syncMu sync.Mutex
 
+	clock *coarseClock // Everysec: the lag's clock (opts.now), nil for others
+
 	kick chan struct{} // wakes the syncer (buffered: kicks coalesce)
 	stop chan struct{}
 	done chan struct{}
@@ -209,10 +211,15 @@ func Open(dir string, opts Options) (*Journal, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.now == nil {
+	switch {
+	case opts.now != nil: // a test's
+	case opts.Fsync == Everysec:
+		// Every append reads the clock: a coarse one, started with the
+		// syncer (open).
+	default:
 		// The lag is a difference of monotonic readings: time.Since reads
 		// only that clock, at about half the cost of time.Now (which also
-		// reads the wall clock), and an everysec append reads it each time.
+		// reads the wall clock).
 		epoch := time.Now()
 		opts.now = func() time.Time { return epoch.Add(time.Since(epoch)) }
 	}
@@ -305,6 +312,10 @@ func open(dir string, opts Options, lk *dirLock) (*Journal, error) {
 	if j.mapped, err = mapSegment(f, max(opts.SegmentBytes, act.size)); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("journal: map %s: %w", act.path, err)
+	}
+	if j.opts.now == nil {
+		j.clock = startCoarseClock()
+		j.opts.now = j.clock.now
 	}
 	if opts.Fsync != No {
 		j.kick = make(chan struct{}, 1)
@@ -764,6 +775,9 @@ func (j *Journal) Close() error {
 	if j.stop != nil {
 		close(j.stop)
 		<-j.done
+	}
+	if j.clock != nil {
+		j.clock.close()
 	}
 	err := j.syncNow()
 

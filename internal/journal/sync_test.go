@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -25,5 +26,36 @@ func TestSyncForcesDurabilityUnderEveryPolicy(t *testing.T) {
 				t.Fatalf("after Sync(%d), DurableLSN = %d", lsn, st.DurableLSN)
 			}
 		})
+	}
+}
+
+// TestEverysecCoarseClock: under Everysec the lag is read from the coarse
+// clock, which must move (a lag that stayed 0 would never hold writers
+// back), and Close stops its goroutine.
+func TestEverysecCoarseClock(t *testing.T) {
+	before := runtime.NumGoroutine()
+	// A long sync interval: nothing syncs the record while the lag grows.
+	j := mustOpen(t, t.TempDir(), Options{Fsync: Everysec, MaxLag: time.Hour, syncEvery: time.Hour})
+	if j.clock == nil {
+		t.Fatal("Everysec without a test clock has no coarse clock")
+	}
+	if _, err := j.Append([]byte("record")); err != nil {
+		t.Fatal(err)
+	}
+	// The clock moves every coarseTick; a lag of 20 ticks shows it does,
+	// however late the scheduler runs its goroutine.
+	deadline := time.Now().Add(10 * time.Second)
+	for j.Stats().Lag < 20*coarseTick {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s the lag is %v: the coarse clock does not move", j.Stats().Lag)
+		}
+		time.Sleep(coarseTick)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Close waited for both goroutines (syncer and clock) to return.
+	if after := runtime.NumGoroutine(); after > before {
+		t.Fatalf("%d goroutines after Close, %d before Open", after, before)
 	}
 }
