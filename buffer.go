@@ -424,7 +424,7 @@ func (cn *Connector) bufferUpdate(a *writeAttempt, t *tableState, info *stmtInfo
 // canonical form; ok is false when the statement must go to the database.
 func (cn *Connector) updateValues(info *stmtInfo, args []driver.NamedValue, keyVals []any, changes []dirtyset.Change) ([]dirtyset.Change, bool) {
 	for i, p := range info.keyPos {
-		v, ok := argValue(info.c.Where[p].Val, args)
+		v, ok := argValue(&info.c.Where[p].Val, args)
 		if !ok || v == nil {
 			return nil, false // WHERE k = NULL matches nothing: the database says so
 		}
@@ -447,8 +447,8 @@ func (cn *Connector) insertValues(info *stmtInfo, args []driver.NamedValue) (key
 	rows = make([][]any, len(info.c.Rows))
 	for i, src := range info.c.Rows {
 		row := make([]any, len(src))
-		for j, s := range src {
-			v, ok := argValue(s, args)
+		for j := range src {
+			v, ok := argValue(&src[j], args)
 			if !ok {
 				return nil, nil, false
 			}

@@ -462,8 +462,9 @@ func firstWord(q string) (word, rest string) {
 // changes (appended to dst): values copied, subtractions negated. ok is false
 // when a value cannot be buffered.
 func resolveSets(dst []dirtyset.Change, sets []sqlparse.SetClause, args []driver.NamedValue) ([]dirtyset.Change, bool) {
-	for _, s := range sets {
-		v, ok := argValue(s.Val, args)
+	for i := range sets {
+		s := &sets[i] // not copied: this runs for every buffered UPDATE
+		v, ok := argValue(&s.Val, args)
 		if !ok {
 			return nil, false
 		}
@@ -499,7 +500,7 @@ func resolveSets(dst []dirtyset.Change, sets []sqlparse.SetClause, args []driver
 
 // argValue resolves an operand against the bound arguments and returns a
 // private, normalized copy of its value.
-func argValue(src sqlparse.Operand, args []driver.NamedValue) (any, bool) {
+func argValue(src *sqlparse.Operand, args []driver.NamedValue) (any, bool) {
 	if src.IsLit {
 		return src.Lit, true
 	}

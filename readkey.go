@@ -112,7 +112,7 @@ func (c *conn) readByKey(ctx context.Context, query string, p *readPlan, args []
 	}
 	keys := make([]any, len(p.keyPos))
 	for i, pos := range p.keyPos {
-		v, ok := argValue(p.kr.Where[pos].Val, args)
+		v, ok := argValue(&p.kr.Where[pos].Val, args)
 		if !ok || v == nil {
 			return nil, false, nil
 		}

@@ -256,7 +256,7 @@ func (cn *Connector) eachStmtKey(info *stmtInfo, args []driver.NamedValue, fn fu
 	case sqlparse.Update:
 		vals := make([]any, len(info.keyPos))
 		for i, p := range info.keyPos {
-			v, ok := argValue(info.c.Where[p].Val, args)
+			v, ok := argValue(&info.c.Where[p].Val, args)
 			if !ok {
 				return false
 			}
@@ -274,7 +274,7 @@ func (cn *Connector) eachStmtKey(info *stmtInfo, args []driver.NamedValue, fn fu
 		for _, src := range info.c.Rows {
 			vals := make([]any, len(info.keyPos))
 			for i, p := range info.keyPos {
-				v, ok := argValue(src[p], args)
+				v, ok := argValue(&src[p], args)
 				if !ok {
 					return false
 				}

@@ -225,8 +225,8 @@ func (cn *Connector) upsertValues(info *stmtInfo, args []driver.NamedValue) (key
 // (its key values) and changes (its update part, appended), with the
 // statement's clock reading; ok is false when it cannot be buffered exactly.
 func (cn *Connector) upsertRow(info *stmtInfo, src []sqlparse.Operand, args []driver.NamedValue, row, kv []any, changes []dirtyset.Change, clk *clockReading) ([]dirtyset.Change, bool) {
-	for j, s := range src {
-		v, ok := argValue(s, args)
+	for j := range src {
+		v, ok := argValue(&src[j], args)
 		if !ok {
 			return nil, false
 		}
@@ -275,13 +275,14 @@ func (cn *Connector) upsertRows(t *tableState, info *stmtInfo, keys, rows [][]an
 func (cn *Connector) upsertChanges(changes []dirtyset.Change, info *stmtInfo, row []any, args []driver.NamedValue, clk *clockReading) ([]dirtyset.Change, bool) {
 	sets := info.c.Upsert.Sets
 	kind := cn.dia.Kind()
-	for i, s := range sets {
+	for i := range sets {
+		s := &sets[i]
 		var v any
 		if s.Excluded {
 			v = row[upsertInsertIndex(info.c, s.Col)]
 		} else {
 			var ok bool
-			if v, ok = argValue(s.Val, args); !ok {
+			if v, ok = argValue(&s.Val, args); !ok {
 				return nil, false
 			}
 		}
