@@ -391,19 +391,63 @@ func (w *mysqlWriter) update(ctx context.Context, conn driver.Conn, g *Group, ba
 		return err
 	}
 	var sp mysqlSavepoint
+	build := func(start int) (string, []any) {
+		return mysqlUpdateSQL(g, table, g.Rows[start:min(start+n, len(g.Rows))], colls, w.values)
+	}
+	next := buildAhead(0, build)
 	for start := 0; start < len(g.Rows); start += n {
+		cur := next
+		if start+n < len(g.Rows) {
+			next = buildAhead(start+n, build)
+		}
 		if err := ctxErr(ctx); err != nil {
+			next.wait() // the builder reads g.Rows: done with them before returning
 			return nil, err
 		}
-		done, err := w.tryUpdate(ctx, conn, g, table, colls, &sp, start, n, locked)
+		done, err := w.tryUpdate(ctx, conn, g, table, colls, &sp, start, n, cur, locked)
 		if err == nil && !done {
 			err = locked(start)
 		}
 		if err != nil {
+			next.wait()
 			return nil, err
 		}
 	}
 	return missed, nil
+}
+
+// chunkSQL is one chunk's statement and arguments, built by a goroutine of
+// its own (buildAhead) while the chunk before it is written: building a
+// 1000-row chunk's text and arguments is Go work the database would
+// otherwise wait for, between two round trips, and a second core does it
+// meanwhile.
+type chunkSQL struct {
+	done  chan struct{}
+	query string
+	args  []any
+}
+
+// buildAhead starts building the chunk from start.
+func buildAhead(start int, build func(start int) (string, []any)) *chunkSQL {
+	c := &chunkSQL{done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		c.query, c.args = build(start)
+	}()
+	return c
+}
+
+// builtNow is a chunk's statement built by the caller.
+func builtNow(query string, args []any) *chunkSQL {
+	c := &chunkSQL{done: make(chan struct{}), query: query, args: args}
+	close(c.done)
+	return c
+}
+
+// wait returns the chunk's statement once built.
+func (c *chunkSQL) wait() (string, []any) {
+	<-c.done
+	return c.query, c.args
 }
 
 // mysqlSavepoint is what a group's writing knows of its savepoint: whether
@@ -424,17 +468,18 @@ type mysqlSavepoint struct {
 // the rows it matched; either is at most the rows matched). Otherwise it
 // undoes the UPDATE, and the caller writes the chunk by its locked path
 // (after a SELECT ... FOR UPDATE of its keys, which tells the rows that
-// match nothing). locked is that path, for the chunks of the savepoint's
-// run, should they need it.
-func (w *mysqlWriter) tryUpdate(ctx context.Context, conn driver.Conn, g *Group, table string, colls []string, sp *mysqlSavepoint, start, n int, locked func(start int) error) (bool, error) {
+// match nothing). built is the chunk's statement (buildAhead); locked is
+// that path, for the chunks of the savepoint's run, should they need it.
+func (w *mysqlWriter) tryUpdate(ctx context.Context, conn driver.Conn, g *Group, table string, colls []string, sp *mysqlSavepoint, start, n int, built *chunkSQL, locked func(start int) error) (bool, error) {
 	rows := g.Rows[start:min(start+n, len(g.Rows))]
 	if !sp.set {
 		if err := w.exec(ctx, conn, "SAVEPOINT wb_update", nil); err != nil {
+			built.wait()
 			return false, err
 		}
 		sp.set, sp.since = true, sp.since[:0]
 	}
-	query, args := mysqlUpdateSQL(g, table, rows, colls, w.values)
+	query, args := built.wait()
 	affected, err := w.execCount(ctx, conn, query, args)
 	if err != nil {
 		return false, err
@@ -824,7 +869,8 @@ func (w *mysqlWriter) upsert(ctx context.Context, conn driver.Conn, g *Group, ba
 				return err
 			}
 		} else {
-			done, err := w.tryUpdate(ctx, conn, u, table, colls, &sp, start, n, locked)
+			built := builtNow(mysqlUpdateSQL(u, table, u.Rows[start:min(start+n, len(u.Rows))], colls, w.values))
+			done, err := w.tryUpdate(ctx, conn, u, table, colls, &sp, start, n, built, locked)
 			if err != nil {
 				return err
 			}
