@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -12,34 +14,13 @@ import (
 // it and with no flush during the run (max_loss 1h): what the driver adds.
 func BenchmarkBufferedExecDriver(b *testing.B) {
 	ctx := context.Background()
-	dsn := sqliteDSN(b, "bx")
-	direct, err := sql.Open("sqlite3", dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer direct.Close()
-	execAll(b, direct, "CREATE TABLE counters (id INTEGER PRIMARY KEY, views INTEGER NOT NULL)")
+	var fill strings.Builder
+	fill.WriteString("CREATE TABLE counters (id INTEGER PRIMARY KEY, views INTEGER NOT NULL)")
 	for i := 0; i < 1000; i++ {
-		if _, err := direct.Exec("INSERT INTO counters (id, views) VALUES (?, 0)", i); err != nil {
-			b.Fatal(err)
-		}
+		fmt.Fprintf(&fill, "; INSERT INTO counters (id, views) VALUES (%d, 0)", i)
 	}
-	rules := mustRules(b, "tables:\n  counters:\n    mode: back\n    key: [id]\n    max_loss: 1h\n    max_dirty: 100000\n")
-	base, err := baseConnector("sqlite3", dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := NewConnector(base, rules)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	conn, err := c.Connect(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	ec := conn.(driver.ExecerContext)
+	_, conn := sqliteDriverConn(b, "bx", "tables:\n  counters:\n    mode: back\n    key: [id]\n    max_loss: 1h\n    max_dirty: 100000\n", fill.String())
+	var ec driver.ExecerContext = conn
 	const q = "UPDATE counters SET views = views + 1 WHERE id = ?"
 	args := []driver.NamedValue{{Ordinal: 1, Value: int64(0)}}
 	b.ReportAllocs()

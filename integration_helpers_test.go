@@ -156,3 +156,33 @@ func scanAll(t testing.TB, rows *sql.Rows) []string {
 	}
 	return out
 }
+
+// sqliteDriverConn opens a Connector with rules over a fresh SQLite file
+// that script (run directly first) prepares, and one writeback driver
+// connection of it: for tests of the connection itself, without
+// database/sql's pool around it. Both are closed when the test ends.
+func sqliteDriverConn(t testing.TB, name, rules, script string) (*Connector, *conn) {
+	t.Helper()
+	dsn := sqliteDSN(t, name)
+	direct, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	execAll(t, direct, script)
+	base, err := baseConnector("sqlite3", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cn, err := NewConnector(base, mustRules(t, rules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cn.Close() })
+	dc, err := cn.Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dc.Close() }) // before the connector's (cleanups run last first)
+	return cn, dc.(*conn)
+}

@@ -1,8 +1,6 @@
 package writeback
 
 import (
-	"context"
-	"database/sql"
 	"strings"
 	"testing"
 )
@@ -28,29 +26,8 @@ func TestIsPlainSelect(t *testing.T) {
 // what the connector's shared cache gives, for the same text in another
 // string too, past its few slots, and not once the catalog was read again.
 func TestConnRecentStatements(t *testing.T) {
-	ctx := context.Background()
-	dsn := sqliteDSN(t, "recent")
-	direct, err := sql.Open("sqlite3", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close()
-	execAll(t, direct, "CREATE TABLE counters (id INTEGER PRIMARY KEY, views INTEGER NOT NULL)")
-	base, err := baseConnector("sqlite3", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cn, err := NewConnector(base, mustRules(t, "tables:\n  counters:\n    mode: back\n    key: [id]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cn.Close()
-	dc, err := cn.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dc.Close()
-	c := dc.(*conn)
+	cn, c := sqliteDriverConn(t, "recent", "tables:\n  counters:\n    mode: back\n    key: [id]\n",
+		"CREATE TABLE counters (id INTEGER PRIMARY KEY, views INTEGER NOT NULL)")
 	const q = "UPDATE counters SET views = views + 1 WHERE id = ?"
 	first := c.info(q)
 	if first.target == nil {
