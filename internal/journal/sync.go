@@ -257,7 +257,7 @@ type coarseClock struct {
 }
 
 // coarseTick is how often a coarseClock moves.
-const coarseTick = 2 * time.Millisecond
+const coarseTick = 5 * time.Millisecond
 
 func startCoarseClock() *coarseClock {
 	c := &coarseClock{epoch: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
