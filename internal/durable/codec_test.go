@@ -3,6 +3,7 @@ package durable
 import (
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -192,16 +193,33 @@ func hasNaN(r *Record) bool {
 		}
 		return false
 	}
-	for _, c := range r.Changes {
-		if check(c.Val) {
-			return true
-		}
-	}
-	for _, row := range r.Rows {
-		for _, v := range row {
+	anyOf := func(vals []any) bool {
+		for _, v := range vals {
 			if check(v) {
 				return true
 			}
+		}
+		return false
+	}
+	anyChange := func(changes []dirtyset.Change) bool {
+		for _, c := range changes {
+			if check(c.Val) {
+				return true
+			}
+		}
+		return false
+	}
+	if anyOf(r.Key) || anyChange(r.Changes) {
+		return true
+	}
+	for _, vals := range append(slices.Clone(r.Keys), r.Rows...) {
+		if anyOf(vals) {
+			return true
+		}
+	}
+	for _, changes := range r.Upd {
+		if anyChange(changes) {
+			return true
 		}
 	}
 	return false
