@@ -167,14 +167,19 @@ func scanAll(t testing.TB, rows *sql.Rows) []string {
 // database/sql's pool around it. Both are closed when the test ends.
 func sqliteDriverConn(t testing.TB, name, rules, script string) (*Connector, *conn) {
 	t.Helper()
-	dsn := sqliteDSN(t, name)
-	direct, err := sql.Open("sqlite3", dsn)
+	return driverConn(t, "sqlite3", sqliteDSN(t, name), rules, script)
+}
+
+// driverConn is sqliteDriverConn over the base driver driverName at dsn.
+func driverConn(t testing.TB, driverName, dsn, rules, script string) (*Connector, *conn) {
+	t.Helper()
+	direct, err := sql.Open(driverName, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer direct.Close()
 	execAll(t, direct, script)
-	base, err := baseConnector("sqlite3", dsn)
+	base, err := baseConnector(driverName, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
