@@ -212,7 +212,7 @@ func hasNaN(r *Record) bool {
 	if anyOf(r.Key) || anyChange(r.Changes) {
 		return true
 	}
-	for _, vals := range append(slices.Clone(r.Keys), r.Rows...) {
+	for _, vals := range slices.Concat(r.Keys, r.Rows) {
 		if anyOf(vals) {
 			return true
 		}

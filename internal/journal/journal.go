@@ -211,18 +211,6 @@ func Open(dir string, opts Options) (*Journal, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	switch {
-	case opts.now != nil: // a test's
-	case opts.Fsync == Everysec:
-		// Every append reads the clock: a coarse one, started with the
-		// syncer (open).
-	default:
-		// The lag is a difference of monotonic readings: time.Since reads
-		// only that clock, at about half the cost of time.Now (which also
-		// reads the wall clock).
-		epoch := time.Now()
-		opts.now = func() time.Time { return epoch.Add(time.Since(epoch)) }
-	}
 	if opts.syncEvery <= 0 {
 		// Sync at least twice per MaxLag: in steady state the lag then
 		// stays under MaxLag and writers are held back only when the
@@ -313,9 +301,19 @@ func open(dir string, opts Options, lk *dirLock) (*Journal, error) {
 		f.Close()
 		return nil, fmt.Errorf("journal: map %s: %w", act.path, err)
 	}
-	if j.opts.now == nil {
+	switch {
+	case j.opts.now != nil: // a test's
+	case opts.Fsync == Everysec:
+		// Every append reads the clock: a coarse one (sync.go), started
+		// here with the syncer, once nothing can fail.
 		j.clock = startCoarseClock()
 		j.opts.now = j.clock.now
+	default:
+		// The lag is a difference of monotonic readings: time.Since reads
+		// only that clock, at about half the cost of time.Now (which also
+		// reads the wall clock).
+		epoch := time.Now()
+		j.opts.now = func() time.Time { return epoch.Add(time.Since(epoch)) }
 	}
 	if opts.Fsync != No {
 		j.kick = make(chan struct{}, 1)
