@@ -18,6 +18,7 @@ import (
 	"github.com/writeback-go/writeback/internal/dirtyset"
 	"github.com/writeback-go/writeback/internal/durable"
 	"github.com/writeback-go/writeback/internal/flush"
+	"github.com/writeback-go/writeback/internal/joinq"
 	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
@@ -68,10 +69,10 @@ type tableState struct {
 	locks rowLocks   // rows open transactions hold locked (txlocks.go)
 	known *knownRows // keys known to exist; nil with rows_affected: assume (exists.go)
 
-	readsByKey    atomic.Int64 // reads by key answered without a barrier (readkey.go)
-	prober        probeBatcher // probes of cold keys, joined (probebatch.go)
-	probes        atomic.Int64 // point queries asking whether a key's row exists
-	probeFailures atomic.Int64 // probes the database did not answer (the write was assumed)
+	readsByKey    atomic.Int64           // reads by key answered without a barrier (readkey.go)
+	prober        joinq.Queue[*probeReq] // probes of cold keys, joined (probebatch.go)
+	probes        atomic.Int64           // point queries asking whether a key's row exists
+	probeFailures atomic.Int64           // probes the database did not answer (the write was assumed)
 
 	passed    atomic.Int64 // bufferable writes on this table that went to the database
 	barriers  atomic.Int64 // statements that waited for this table's flush

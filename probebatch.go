@@ -5,13 +5,12 @@ import (
 	"database/sql/driver"
 	"errors"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/writeback-go/writeback/internal/dirtyset"
 	"github.com/writeback-go/writeback/internal/drivercall"
+	"github.com/writeback-go/writeback/internal/joinq"
 	"github.com/writeback-go/writeback/internal/sqlparse"
 )
 
@@ -25,22 +24,14 @@ import (
 // maxProbeBatch bounds the keys one probe query asks about.
 const maxProbeBatch = 256
 
-// probeBatcher is one table's queue of probes.
-type probeBatcher struct {
-	mu      sync.Mutex
-	running int         // probe queries in flight
-	queue   []*probeReq // probes waiting for the next query; queue[0] leads it
-}
-
 // maxProbesInFlight is how many probe queries of one table run at once
 // before the next probes wait and are joined into one.
 const maxProbesInFlight = 4
 
-// probeReq is one writer's probe of one key.
+// probeReq is one writer's probe of one key; found and err are set by the
+// batch's leader.
 type probeReq struct {
 	key   []any
-	done  chan struct{} // closed with found and err set
-	lead  chan struct{} // closed when this writer is to send the next query
 	found bool
 	err   error
 }
@@ -48,81 +39,26 @@ type probeReq struct {
 // probeKey reports whether the row of key (one key, no guards) exists,
 // asking the database together with the table's other writers.
 func (cn *Connector) probeKey(ctx context.Context, c *conn, t *tableState, info *stmtInfo, key []any) (bool, error) {
-	b := &t.prober
-	r := &probeReq{key: key, done: make(chan struct{}), lead: make(chan struct{})}
-	b.mu.Lock()
-	b.queue = append(b.queue, r)
-	if b.running < maxProbesInFlight {
-		b.running++
-		close(r.lead) // a free slot: this writer leads at once
+	w := joinq.NewWaiter(&probeReq{key: key})
+	lead, err := t.prober.Join(ctx, w, maxProbesInFlight)
+	if err != nil {
+		return false, err
 	}
-	b.mu.Unlock()
-	select {
-	case <-r.done:
-		return r.found, r.err
-	case <-r.lead:
-		return cn.leadProbes(ctx, c, t, info, r)
-	case <-ctx.Done():
+	if lead {
+		cn.leadProbes(ctx, c, t, info, w)
 	}
-	b.mu.Lock()
-	if i := slices.Index(b.queue, r); i >= 0 && !closed(r.lead) {
-		b.queue = slices.Delete(b.queue, i, i+1)
-		b.mu.Unlock()
-		return false, ctx.Err()
-	}
-	b.mu.Unlock()
-	// Taken into a query, or handed a lead: see it through, so the writers
-	// behind it are answered.
-	select {
-	case <-r.done:
-		return r.found, r.err
-	case <-r.lead:
-		return cn.leadProbes(ctx, c, t, info, r)
-	}
+	return w.Req.found, w.Req.err
 }
 
-// closed reports whether ch is closed.
-func closed(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
+// leadProbes sends the queued probes, w first, as one query on c, answers
+// them, and passes the lead on. If another leader already took w into its
+// query, it waits for that answer.
+func (cn *Connector) leadProbes(ctx context.Context, c *conn, t *tableState, info *stmtInfo, w *joinq.Waiter[*probeReq]) {
+	batch := t.prober.Take(w, maxProbeBatch)
+	if batch == nil {
+		w.Wait()
+		return
 	}
-}
-
-// passLeadLocked hands the lead a query just ended held to the first
-// queued writer without one, or frees the slot.
-func (b *probeBatcher) passLeadLocked() {
-	for _, q := range b.queue {
-		if !closed(q.lead) {
-			close(q.lead)
-			return
-		}
-	}
-	b.running--
-}
-
-// leadProbes sends the queued probes, r first, as one query on c, answers
-// them, and passes the lead on. If another leader already took r into its
-// query, it passes the lead on and waits for that answer.
-func (cn *Connector) leadProbes(ctx context.Context, c *conn, t *tableState, info *stmtInfo, r *probeReq) (bool, error) {
-	b := &t.prober
-	b.mu.Lock()
-	i := slices.Index(b.queue, r)
-	if i < 0 {
-		b.passLeadLocked()
-		b.mu.Unlock()
-		<-r.done
-		return r.found, r.err
-	}
-	// r first, then the others queued, up to maxProbeBatch; those with a
-	// lead of their own find themselves taken and pass it on.
-	b.queue = slices.Delete(b.queue, i, i+1)
-	n := min(len(b.queue), maxProbeBatch-1)
-	batch := append([]*probeReq{r}, b.queue[:n]...)
-	b.queue = slices.Delete(b.queue, 0, n)
-	b.mu.Unlock()
 	// The others wait for this query: it runs even if the caller gives up.
 	t.probes.Add(1)
 	found, err := cn.probeMany(context.WithoutCancel(ctx), c, info, batch)
@@ -130,21 +66,17 @@ func (cn *Connector) leadProbes(ctx context.Context, c *conn, t *tableState, inf
 		found = make([]bool, len(batch))
 	}
 	for i, q := range batch {
-		q.found, q.err = found[i], err
-		close(q.done)
+		q.Req.found, q.Req.err = found[i], err
 	}
-	b.mu.Lock()
-	b.passLeadLocked()
-	b.mu.Unlock()
-	return r.found, r.err
+	t.prober.Finish(batch)
 }
 
 // probeMany asks the database which of the requests' keys have a row: one
 // EXISTS per key, joined by UNION ALL, answering the positions that do.
-func (cn *Connector) probeMany(ctx context.Context, c *conn, info *stmtInfo, batch []*probeReq) ([]bool, error) {
+func (cn *Connector) probeMany(ctx context.Context, c *conn, info *stmtInfo, batch []*joinq.Waiter[*probeReq]) ([]bool, error) {
 	keys := make([][]any, len(batch))
 	for i, q := range batch {
-		keys[i] = q.key
+		keys[i] = q.Req.key
 	}
 	found := make([]bool, len(batch))
 	if len(batch) == 1 {

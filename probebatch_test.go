@@ -15,9 +15,7 @@ func TestProbeBatch(t *testing.T) {
 			p := newOraclePair(t, driverName, exactSchema, exactRules)
 			tab := p.conn.buf.tables["counters"]
 			b := &tab.prober
-			b.mu.Lock()
-			b.running = maxProbesInFlight // as if other writers' probes were in flight
-			b.mu.Unlock()
+			b.Occupy(maxProbesInFlight) // as if other writers' probes were in flight
 			before := tab.probes.Load()
 			ids := []int64{1, 50, 2, 51, 3}
 			res := make([]int64, len(ids))
@@ -34,22 +32,12 @@ func TestProbeBatch(t *testing.T) {
 					res[i], _ = r.RowsAffected()
 				}(i, id)
 			}
-			for { // every writer queued behind the probe "in flight"
-				b.mu.Lock()
-				n := len(b.queue)
-				b.mu.Unlock()
-				if n == len(ids) {
-					break
-				}
+			for b.Len() < len(ids) { // every writer queued behind the probes "in flight"
 				runtime.Gosched()
 			}
-			b.mu.Lock()
-			b.passLeadLocked() // one probe in flight ends: the first queued leads them all
-			b.mu.Unlock()
+			b.Release(1) // one probe in flight ends: the first queued leads them all
 			wg.Wait()
-			b.mu.Lock()
-			b.running -= maxProbesInFlight - 1 // the others "in flight" end
-			b.mu.Unlock()
+			b.Release(maxProbesInFlight - 1) // the others "in flight" end
 			if got := tab.probes.Load() - before; got != 1 {
 				t.Fatalf("%d probe queries for %d keys, want 1", got, len(ids))
 			}
